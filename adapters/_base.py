@@ -1,0 +1,109 @@
+"""What every provider adapter offers the transport layer, and the shared helpers.
+
+An HTTP adapter is pure: it builds the bytes of an upstream request, and turns the
+upstream's status, headers and body (or streamed bytes, through its decoder) back into
+unified types or a :class:`GatewayError`. The transport layer does all the I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from ._errors import (
+    AuthenticationFailed,
+    ContentFiltered,
+    ContextLengthExceeded,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    Overloaded,
+    ProviderInternalError,
+    RateLimitExceeded,
+)
+
+if TYPE_CHECKING:
+    from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
+
+__all__ = ["Headers", "HTTPAdapter", "StreamDecoder", "error_for_status", "retry_after"]
+
+Headers = Sequence[tuple[str, str]]
+
+
+class StreamDecoder(Protocol):
+    """Turns a streamed body into chunks, in any chunking of the bytes."""
+
+    def feed(self, data: bytes) -> list[ChatChunk]:
+        """Raises StreamError (or another GatewayError the upstream sent in-band)."""
+        ...
+
+    def close(self) -> list[ChatChunk]:
+        """End of body. Raises StreamError if the stream ended before it was complete."""
+        ...
+
+
+class HTTPAdapter(Protocol):
+    """One provider's wire format."""
+
+    def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest: ...
+
+    def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
+        """A 2xx body -> GatewayResponse. Raises SerializationError."""
+        ...
+
+    def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError: ...
+
+    def stream_decoder(self) -> StreamDecoder: ...
+
+
+def header(headers: Headers, name: str) -> str | None:
+    """The first value of header ``name`` (lower-case) or None."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def retry_after(headers: Headers) -> float | None:
+    """Seconds to wait, from ``retry-after-ms`` or ``retry-after`` (delta-seconds form)."""
+    ms = header(headers, "retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    seconds = header(headers, "retry-after")
+    if seconds is not None:
+        try:
+            return max(0.0, float(seconds))
+        except ValueError:
+            return None  # an HTTP-date: left to the caller's default backoff
+    return None
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    code: str | None = None,
+    headers: Headers = (),
+    upstream: str | None = None,
+) -> GatewayError:
+    """Map an upstream HTTP error to the taxonomy, by status and the provider's code."""
+    lowered = f"{code or ''} {message}".lower()
+    cls: type[GatewayError] = InvalidRequest
+    if status == 429:
+        cls = RateLimitExceeded
+    elif "context_length" in lowered or "maximum context length" in lowered:
+        cls = ContextLengthExceeded
+    elif "content_filter" in lowered or "content_policy" in lowered:
+        cls = ContentFiltered
+    elif status in (401, 403):
+        cls = AuthenticationFailed
+    elif status == 404:
+        cls = NotFound
+    elif status in (503, 529):
+        cls = Overloaded
+    elif status >= 500 or status in (408, 409):
+        cls = ProviderInternalError
+    return cls(message, upstream=upstream, upstream_status=status, retry_after=retry_after(headers))

@@ -1,0 +1,141 @@
+"""The ``openai`` adapter: OpenAI and every host that speaks its Chat Completions API."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ._base import Headers, error_for_status, header
+from ._errors import GatewayError, SerializationError, StreamError
+from ._openai_wire import chunk_from_wire, request_to_wire, response_from_wire
+from ._sse import SSEDecoder
+from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["OpenAIAdapter", "OpenAIStreamDecoder"]
+
+
+class OpenAIAdapter:
+    """Builds ``POST {base_url}/chat/completions`` and reads its answers.
+
+    Args:
+        base_url: What the OpenAI SDK calls its base URL, ``/v1`` included.
+        api_key: Sent as ``Authorization: Bearer``; None for keyless local hosts.
+        headers: Extra headers for every request (``OpenAI-Organization``, ...).
+        name: The provider's name in the config, for error messages.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        name: str = "openai",
+    ) -> None:
+        self.name = name
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        fixed = [("content-type", "application/json"), ("accept", "application/json")]
+        fixed += [(k.lower(), v) for k, v in (headers or {}).items()]
+        if api_key:
+            fixed.append(("authorization", f"Bearer {api_key}"))
+        self._headers = tuple(fixed)
+        self._stream_headers = tuple(
+            (k, "text/event-stream") if k == "accept" else (k, v) for k, v in fixed
+        )
+
+    def __repr__(self) -> str:  # never the key
+        return f"OpenAIAdapter(name={self.name!r}, url={self.url!r})"
+
+    def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
+        body = orjson.dumps(request_to_wire(req, model))
+        headers = self._stream_headers if req.stream else self._headers
+        return UpstreamRequest("POST", self.url, headers, body)
+
+    def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
+        try:
+            raw = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise SerializationError(f"upstream sent invalid JSON: {exc}") from exc
+        return response_from_wire(raw)
+
+    def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
+        message, code = _error_fields(body)
+        if message is None:
+            message = f"upstream answered HTTP {status}"
+        return error_for_status(status, message, code=code, headers=headers)
+
+    def stream_decoder(self) -> OpenAIStreamDecoder:
+        return OpenAIStreamDecoder()
+
+
+def _error_fields(body: bytes) -> tuple[str | None, str | None]:
+    """``(message, code)`` of an OpenAI error body, tolerating anything else."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None
+    error = raw.get("error") if isinstance(raw, dict) else None
+    if isinstance(error, str):
+        return error, None
+    if not isinstance(error, dict):
+        return None, None
+    message = error.get("message")
+    code = error.get("code") or error.get("type")
+    return (
+        str(message) if message is not None else None,
+        str(code) if code is not None else None,
+    )
+
+
+def is_event_stream(headers: Headers) -> bool:
+    value = header(headers, "content-type") or ""
+    return value.startswith("text/event-stream")
+
+
+class OpenAIStreamDecoder:
+    """SSE ``data:`` events of ``chat.completion.chunk`` JSON, ended by ``[DONE]``.
+
+    A stream is complete when ``[DONE]`` arrived, or, for hosts that omit it, when the
+    body ended cleanly after a chunk with a ``finish_reason``. Anything else is a
+    truncated answer and :meth:`close` raises :class:`StreamError`.
+    """
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder()
+        self._done = False
+        self._finished = False
+
+    def feed(self, data: bytes) -> list[ChatChunk]:
+        return self._chunks(self._sse.feed(data))
+
+    def close(self) -> list[ChatChunk]:
+        chunks = self._chunks(self._sse.close())
+        if not (self._done or self._finished):
+            raise StreamError("upstream stream ended before the answer was complete")
+        return chunks
+
+    def _chunks(self, events: list[Any]) -> list[ChatChunk]:
+        out: list[ChatChunk] = []
+        for event in events:
+            data = event.data
+            if self._done:
+                continue  # nothing after [DONE] is part of the answer
+            if data == "[DONE]":
+                self._done = True
+                continue
+            try:
+                raw = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise StreamError(f"upstream sent a malformed stream event: {exc}") from exc
+            if isinstance(raw, dict) and raw.get("error") is not None:
+                message, code = _error_fields(data.encode())
+                err = error_for_status(500, message or "upstream stream error", code=code)
+                raise StreamError(err.message) from err
+            chunk = chunk_from_wire(raw)
+            if any(c.finish_reason for c in chunk.choices):
+                self._finished = True
+            out.append(chunk)
+        return out

@@ -1,0 +1,63 @@
+"""Adapters by provider ``kind``, with third-party ones from the ``llm_router.adapters``
+entry-point group.
+
+A factory takes the provider's name and its settings as plain values (secret references
+already resolved by the daemon) and returns an :class:`HTTPAdapter`. Keeping config
+objects out of the signature keeps adapters independent of the config language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+from ._base import HTTPAdapter
+from ._openai import OpenAIAdapter
+
+__all__ = ["AdapterFactory", "adapter_factory", "known_kinds", "register_adapter"]
+
+AdapterFactory = Callable[[str, Mapping[str, Any]], HTTPAdapter]
+
+ENTRY_POINT_GROUP = "llm_router.adapters"
+
+
+def _openai(name: str, settings: Mapping[str, Any]) -> HTTPAdapter:
+    headers = dict(settings.get("headers") or {})
+    if settings.get("organization"):
+        headers["OpenAI-Organization"] = settings["organization"]
+    return OpenAIAdapter(
+        base_url=settings["base_url"],
+        api_key=settings.get("api_key"),
+        headers=headers,
+        name=name,
+    )
+
+
+_FACTORIES: dict[str, AdapterFactory] = {"openai": _openai, "openai_compatible": _openai}
+_loaded_entry_points = False
+
+
+def register_adapter(kind: str, factory: AdapterFactory) -> None:
+    """Make ``kind`` available to ``[providers.*]`` tables."""
+    _FACTORIES[kind] = factory
+
+
+def adapter_factory(kind: str) -> AdapterFactory:
+    """The factory for ``kind``. Raises KeyError if no adapter knows it."""
+    _load_entry_points()
+    return _FACTORIES[kind]
+
+
+def known_kinds() -> tuple[str, ...]:
+    _load_entry_points()
+    return tuple(sorted(_FACTORIES))
+
+
+def _load_entry_points() -> None:
+    global _loaded_entry_points
+    if _loaded_entry_points:
+        return
+    _loaded_entry_points = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        _FACTORIES.setdefault(ep.name, ep.load())

@@ -1,0 +1,145 @@
+"""The built-in ``simulated`` provider: answers with no network and no key.
+
+It plays a scripted upstream so that the shipped config, demos and tests exercise the
+whole router: a latency drawn from a log-normal distribution fixed by its median and
+p99, failures at a given rate, streams at a given token rate. It is pure: it returns a
+:class:`SimulatedPlan` (what to answer and when), and the I/O layer sleeps and sends.
+Seeded, the same requests get the same plans.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+import re
+
+import attrs
+
+from ._errors import GatewayError, ProviderInternalError
+from ._types import (
+    ChatChunk,
+    Choice,
+    ChunkChoice,
+    Delta,
+    GatewayRequest,
+    GatewayResponse,
+    Message,
+    Usage,
+)
+
+__all__ = ["SimulatedModel", "SimulatedPlan"]
+
+# z-score of the 99th percentile of a standard normal distribution.
+_Z99 = 2.3263478740408408
+_WORD = re.compile(r"\S+\s*")
+_CANNED = (
+    "This is a simulated answer from llm-router's built-in provider. It needs no key "
+    "and no network, so you can try routes, fallbacks and streaming before you point "
+    "the router at a real model."
+)
+
+
+@attrs.frozen
+class SimulatedPlan:
+    """What one simulated attempt does: wait, then fail or answer token by token."""
+
+    id: str
+    model: str
+    created: int
+    latency: float  # seconds before the first token (or the error)
+    token_interval: float  # seconds between streamed tokens
+    tokens: tuple[str, ...]
+    finish_reason: str
+    usage: Usage
+    error: GatewayError | None = None
+
+    def response(self) -> GatewayResponse:
+        message = Message(role="assistant", content="".join(self.tokens))
+        return GatewayResponse(
+            id=self.id,
+            model=self.model,
+            created=self.created,
+            choices=(Choice(index=0, message=message, finish_reason=self.finish_reason),),
+            usage=self.usage,
+        )
+
+    def chunks(self, include_usage: bool) -> list[ChatChunk]:
+        """The stream: a role chunk, one chunk per token, the finish, maybe usage."""
+        chunk = functools.partial(ChatChunk, self.id, self.model, self.created)
+        out = [chunk((ChunkChoice(0, Delta(role="assistant", content="")),))]
+        out += [chunk((ChunkChoice(0, Delta(content=t)),)) for t in self.tokens]
+        out.append(chunk((ChunkChoice(0, Delta(), self.finish_reason),)))
+        if include_usage:
+            out.append(chunk((), self.usage))
+        return out
+
+
+class SimulatedModel:
+    """A simulated upstream with its own random stream.
+
+    Args:
+        median: Median latency to the first token, in seconds.
+        p99: 99th-percentile latency, in seconds (>= median).
+        error_rate: Share of attempts that fail with a 500-like error.
+        tokens_per_second: Streaming rate after the first token.
+        seed: Makes the sequence of plans reproducible.
+    """
+
+    def __init__(
+        self,
+        median: float,
+        p99: float,
+        error_rate: float = 0.0,
+        tokens_per_second: float = 200.0,
+        seed: int | None = None,
+        name: str = "simulated",
+    ) -> None:
+        if not 0 < median <= p99:
+            raise ValueError("need 0 < median <= p99")
+        self.name = name
+        self._mu = math.log(median)
+        self._sigma = math.log(p99 / median) / _Z99
+        self._error_rate = error_rate
+        self._interval = 1.0 / tokens_per_second
+        self._rng = random.Random(seed)
+
+    def latency(self) -> float:
+        """One draw of the latency distribution."""
+        return math.exp(self._rng.gauss(self._mu, self._sigma))
+
+    def plan(self, req: GatewayRequest, model: str, created: int) -> SimulatedPlan:
+        latency = self.latency()
+        failed = self._rng.random() < self._error_rate
+        text = _answer_text(req, model)
+        tokens = tuple(_WORD.findall(text)) or ("",)
+        finish = "stop"
+        if req.max_tokens is not None and len(tokens) > req.max_tokens:
+            tokens, finish = tokens[: req.max_tokens], "length"
+        prompt = sum(len(_WORD.findall(m.text())) for m in req.messages)
+        error = None
+        if failed:
+            error = ProviderInternalError(
+                "simulated upstream failure", upstream=f"{self.name}:{model}", upstream_status=500
+            )
+        return SimulatedPlan(
+            id=f"chatcmpl-sim{self._rng.getrandbits(48):012x}",
+            model=model,
+            created=created,
+            latency=latency,
+            token_interval=self._interval,
+            tokens=tokens,
+            finish_reason=finish,
+            usage=Usage(prompt_tokens=prompt, completion_tokens=len(tokens)),
+            error=error,
+        )
+
+
+def _answer_text(req: GatewayRequest, model: str) -> str:
+    """``echo`` repeats the last user message; any other model gives a canned answer."""
+    if model == "echo":
+        for message in reversed(req.messages):
+            if message.role == "user":
+                return message.text()
+        return ""
+    return _CANNED

@@ -1,0 +1,200 @@
+"""The unified request, response and stream types every adapter translates to and from.
+
+They follow the OpenAI Chat Completions shape, the lingua franca of our clients, but
+hold only typed, provider-neutral data: ingress codecs build them from the client's
+bytes, adapters turn them into one provider's wire format and back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+__all__ = [
+    "ChatChunk",
+    "Choice",
+    "ChunkChoice",
+    "ContentPart",
+    "Delta",
+    "GatewayRequest",
+    "GatewayResponse",
+    "ImagePart",
+    "Message",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "UpstreamRequest",
+    "Usage",
+]
+
+Role = Literal["system", "developer", "user", "assistant", "tool"]
+FinishReason = str  # "stop" | "length" | "tool_calls" | "content_filter" | ...
+
+
+@attrs.frozen
+class TextPart:
+    text: str
+
+
+@attrs.frozen
+class ImagePart:
+    """An image given by URL: ``https://...`` or a ``data:`` URL with base64 bytes."""
+
+    url: str
+    detail: str | None = None
+
+
+ContentPart = TextPart | ImagePart
+
+
+@attrs.frozen
+class ToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON text, exactly as the model produced it
+
+
+@attrs.frozen
+class Tool:
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] | None = None
+    strict: bool | None = None
+
+
+@attrs.frozen
+class Message:
+    role: Role
+    content: str | tuple[ContentPart, ...] | None = None
+    name: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+    def text(self) -> str:
+        """The message's text parts joined, images left out."""
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+    @property
+    def has_images(self) -> bool:
+        return isinstance(self.content, tuple) and any(
+            isinstance(p, ImagePart) for p in self.content
+        )
+
+
+@attrs.frozen
+class GatewayRequest:
+    """One chat request as the client meant it, before routing.
+
+    ``model`` is what the client asked for: a route name or ``provider:model``.
+    ``extra`` holds the other OpenAI parameters (``seed``, ``response_format``, ...) that
+    OpenAI-compatible targets receive unchanged and other adapters map or drop.
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    stream: bool = False
+    include_usage: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def needs_vision(self) -> bool:
+        return any(m.has_images for m in self.messages)
+
+    @property
+    def needs_tools(self) -> bool:
+        return bool(self.tools)
+
+
+@attrs.frozen
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@attrs.frozen
+class Choice:
+    index: int
+    message: Message
+    finish_reason: FinishReason | None
+
+
+@attrs.frozen
+class GatewayResponse:
+    """A complete (non-streamed) answer. ``model`` is the model that really answered."""
+
+    id: str
+    model: str
+    created: int
+    choices: tuple[Choice, ...]
+    usage: Usage | None = None
+    system_fingerprint: str | None = None
+
+
+@attrs.frozen
+class ToolCallDelta:
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+
+
+@attrs.frozen
+class Delta:
+    role: Role | None = None
+    content: str | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    refusal: str | None = None
+
+
+@attrs.frozen
+class ChunkChoice:
+    index: int
+    delta: Delta
+    finish_reason: FinishReason | None = None
+
+
+@attrs.frozen
+class ChatChunk:
+    """One event of a streamed answer; the last may carry only ``usage``."""
+
+    id: str
+    model: str
+    created: int
+    choices: tuple[ChunkChoice, ...] = ()
+    usage: Usage | None = None
+
+    @property
+    def has_content(self) -> bool:
+        """Whether this chunk carries part of the answer (a role alone does not count)."""
+        for c in self.choices:
+            d = c.delta
+            if d.content or d.tool_calls or d.refusal or c.finish_reason:
+                return True
+        return False
+
+
+@attrs.frozen
+class UpstreamRequest:
+    """An HTTP request an adapter wants sent; the transport layer sends it."""
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes

@@ -1,0 +1,47 @@
+"""Developer and CI sessions: tests, lint, typecheck, serve, bench."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+PACKAGES = ["router", "adapters", "rules"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite, with coverage."""
+    session.install("-e", ".[test]")
+    session.run("coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "report", "--fail-under=80")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy strict on the three packages."""
+    session.install("-e", ".[typecheck]")
+    session.run("mypy", *PACKAGES)
+
+
+@nox.session
+def serve(session: nox.Session) -> None:
+    """Run the daemon on the shipped router.toml (extra args go to `serve`)."""
+    session.install("-e", ".")
+    session.run("llm-router", "serve", "--config", "router.toml", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Throughput and latency, direct vs through the router; writes docs/benchmarks.md."""
+    session.install("-e", ".")
+    session.run("python", "tests/bench/run.py", *session.posargs)

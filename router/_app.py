@@ -1,0 +1,325 @@
+"""The raw ASGI application: HTTP in, engine, HTTP out. No framework on the hot path.
+
+Per request: read the body (bounded by ``server.max_body``), decode it, find the route
+in the current rules snapshot, run the engine under the request deadline, and answer
+in the client's format. A sibling task watches ``receive()`` for ``http.disconnect``
+(hypercorn never cancels the app itself) and cancels the request's scope, which
+cancels every upstream attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import uuid
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import trio
+
+from adapters import (
+    AllTargetsFailed,
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    RateLimitExceeded,
+    Timeout,
+)
+
+from ._engine import RequestTrace
+from ._openai_ingress import (
+    DONE,
+    decode_request,
+    encode_chunk,
+    encode_error,
+    encode_response,
+    encode_stream_error,
+)
+
+if TYPE_CHECKING:
+    from adapters import GatewayRequest
+
+    from ._runtime import Runtime
+
+__all__ = ["App"]
+
+log = logging.getLogger("llm_router.access")
+error_log = logging.getLogger("llm_router")
+
+Scope = dict[str, Any]
+
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was read."""
+
+
+class PayloadTooLarge(InvalidRequest):
+    status_hint = 413
+    code = "request_too_large"
+
+
+class App:
+    """The daemon's ASGI callable. ``runtime`` holds the rules snapshot in force."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
+        path = scope["path"]
+        method = scope["method"]
+        if path == "/v1/chat/completions":
+            if method != "POST":
+                await _send_json(send, 405, {"error": {"message": "use POST"}})
+                return
+            await self._chat(scope, receive, send)
+        elif method != "GET":
+            await _send_json(send, 405 if path in _GET_PATHS else 404, _not_found(path))
+        elif path == "/healthz":
+            await _send_json(send, 200, {"status": "ok"})
+        elif path == "/readyz":
+            table = self.runtime.table
+            await _send_json(send, 200, {"status": "ready", "rules": table.digest[:12]})
+        elif path in ("/v1/models", "/models"):
+            await _send_json(send, 200, self._models())
+        else:
+            await _send_json(send, 404, _not_found(path))
+
+    def _models(self) -> dict[str, Any]:
+        table = self.runtime.table
+        ids = [*table.route_names(), *(str(t) for t in table.targets())]
+        data = [{"id": i, "object": "model", "created": 0, "owned_by": "llm-router"} for i in ids]
+        return {"object": "list", "data": data}
+
+    async def _chat(self, scope: Scope, receive: Any, send: Any) -> None:
+        request_id = _request_id(scope)
+        runtime = self.runtime  # one snapshot for the whole request
+        trace = RequestTrace(route="")
+        started = trio.current_time()
+        try:
+            body = await _read_body(scope, receive, runtime.max_body)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope)
+                try:
+                    await self._answer(send, body, runtime, trace, request_id, started)
+                except GatewayError as exc:
+                    err = _client_error(exc)
+                    trace.status = err.status_hint
+                    await _send_error(send, err, trace, request_id)
+                nursery.cancel_scope.cancel()
+        except ClientGone:
+            pass
+        except GatewayError as exc:  # from reading the body
+            trace.status = exc.status_hint
+            await _send_error(send, exc, trace, request_id)
+        finally:
+            # 499: nginx's code for "the client closed the request" before an answer.
+            log.info(
+                "%s %s %d route=%s target=%s attempts=%d ms=%.1f id=%s",
+                scope["method"],
+                scope["path"],
+                trace.status or 499,
+                trace.route or "-",
+                trace.target or "-",
+                trace.attempts,
+                (trio.current_time() - started) * 1000,
+                request_id,
+            )
+
+    async def _answer(
+        self,
+        send: Any,
+        body: bytes,
+        runtime: Runtime,
+        trace: RequestTrace,
+        request_id: str,
+        started: float,
+    ) -> None:
+        req = decode_request(body)
+        node = runtime.table.lookup(req.model)
+        if node is None:
+            raise NotFound(
+                f"model {req.model!r} is not a route or a provider:model target; "
+                "GET /v1/models lists them",
+                param="model",
+            )
+        trace.route = req.model
+        deadline = started + runtime.timeout_for(req.model)
+        if req.stream:
+            await self._stream(send, req, node, trace, request_id, deadline)
+        else:
+            await self._complete(send, req, node, trace, request_id, deadline)
+
+    async def _complete(
+        self,
+        send: Any,
+        req: GatewayRequest,
+        node: Any,
+        trace: RequestTrace,
+        request_id: str,
+        deadline: float,
+    ) -> None:
+        with trio.move_on_at(deadline) as scope:
+            resp = await self.runtime.engine.complete(node, req, trace)
+        if scope.cancelled_caught:
+            raise Timeout(f"the request took longer than its deadline ({trace.route})")
+        body = encode_response(resp)
+        trace.status = 200
+        headers = [
+            _JSON,
+            (b"content-length", b"%d" % len(body)),
+            *_trace_headers(trace, request_id),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _stream(
+        self,
+        send: Any,
+        req: GatewayRequest,
+        node: Any,
+        trace: RequestTrace,
+        request_id: str,
+        deadline: float,
+    ) -> None:
+        engine = self.runtime.engine
+        async with AsyncExitStack() as stack:
+            with trio.move_on_at(deadline) as scope:
+                start = await engine.open_stream(node, req, trace, stack)
+            if scope.cancelled_caught:
+                raise Timeout(f"the request took longer than its deadline ({trace.route})")
+            trace.status = 200
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*_SSE_HEADERS, *_trace_headers(trace, request_id)],
+                }
+            )
+            body = b"".join(encode_chunk(c) for c in start.head)
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            rest = start.rest
+            end = DONE
+            with trio.move_on_at(deadline) as scope:
+                try:
+                    while rest is not None and (chunk := await engine.next_chunk(rest)):
+                        await send(
+                            {
+                                "type": "http.response.body",
+                                "body": encode_chunk(chunk),
+                                "more_body": True,
+                            }
+                        )
+                except GatewayError as exc:
+                    exc.upstream = exc.upstream or trace.target
+                    end = encode_stream_error(exc)
+                    error_log.warning("stream from %s broke: %s", trace.target, exc.message)
+            if scope.cancelled_caught:
+                end = encode_stream_error(Timeout("the stream took longer than its deadline"))
+            await send({"type": "http.response.body", "body": end})
+
+
+async def _read_body(scope: Scope, receive: Any, limit: int) -> bytes:
+    """The whole request body. Raises PayloadTooLarge past ``limit`` bytes."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        data = message.get("body", b"")
+        size += len(data)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        chunks.append(data)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _watch_disconnect(receive: Any, scope: trio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+async def _lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def _client_error(exc: GatewayError) -> GatewayError:
+    """The error the client gets: all-rate-limited is a 429 with the shortest wait."""
+    if isinstance(exc, AllTargetsFailed) and all(
+        isinstance(a, RateLimitExceeded) for a in exc.attempts
+    ):
+        waits = [a.retry_after for a in exc.attempts if a.retry_after is not None]
+        return RateLimitExceeded(exc.message, retry_after=min(waits) if waits else None)
+    return exc
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate: str = value.decode("latin-1")
+            if _REQUEST_ID.fullmatch(candidate):
+                return candidate
+    return uuid.uuid4().hex
+
+
+def _trace_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"x-request-id", request_id.encode()),
+        (b"x-router-route", trace.route.encode()),
+        (b"x-router-target", (trace.target or "").encode()),
+        (b"x-router-attempts", str(trace.attempts).encode()),
+    ]
+
+
+async def _send_error(send: Any, err: GatewayError, trace: RequestTrace, request_id: str) -> None:
+    headers = [_JSON, *_trace_headers(trace, request_id)]
+    if err.retry_after is not None:
+        headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
+    body = encode_error(err)
+    headers.append((b"content-length", b"%d" % len(body)))
+    await send({"type": "http.response.start", "status": err.status_hint, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_json(send: Any, status: int, payload: Any) -> None:
+    body = orjson.dumps(payload)
+    headers = [_JSON, (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_GET_PATHS = frozenset({"/healthz", "/readyz", "/v1/models", "/models"})
+
+
+def _not_found(path: str) -> dict[str, Any]:
+    return {"error": {"message": f"no such endpoint: {path}", "type": "invalid_request_error"}}

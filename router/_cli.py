@@ -1,0 +1,60 @@
+"""``llm-router``: serve, check, status."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from functools import partial
+from typing import TYPE_CHECKING
+
+import trio
+
+from rules import ConfigError, compile_routes, load_config, render_tree
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llm-router", description="A local LLM gateway.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the daemon")
+    serve.add_argument("--config", default="router.toml", help="default: ./router.toml")
+    serve.add_argument("--listen", help="HOST:PORT, overrides server.listen")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    check = commands.add_parser("check", help="validate a config file and print its routes")
+    check.add_argument("path")
+    args = parser.parse_args(argv)
+    if args.command == "check":
+        return _check(args.path)
+    return _serve(args.config, args.listen, args.log_level)
+
+
+def _check(path: str) -> int:
+    try:
+        table = compile_routes(load_config(path))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    print(f"{path}: OK")
+    print(render_tree(table))
+    return 0
+
+
+def _serve(config: str, listen: str | None, level: str) -> int:
+    from ._daemon import run_daemon  # keeps `check` free of server imports
+
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        trio.run(partial(run_daemon, config, listen))
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0

@@ -1,0 +1,85 @@
+"""The daemon's lifecycle: load the rules, open upstreams, serve, drain, close.
+
+Everything runs in one top nursery: hypercorn's server, the signal watcher (and, later,
+health probes and the config watcher). SIGTERM or SIGINT stops accepting, lets requests
+in flight finish for up to ``server.drain_timeout``, then closes every upstream pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from functools import partial
+from typing import Any
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+
+from rules import Config, compile_routes, load_config
+
+from ._app import App
+from ._engine import Engine
+from ._providers import build_upstreams
+from ._runtime import Runtime
+
+__all__ = ["hypercorn_config", "run_daemon"]
+
+log = logging.getLogger("llm_router")
+
+
+def hypercorn_config(config: Config, listen: str | None = None) -> HypercornConfig:
+    """hypercorn's settings, from ours; users never set hypercorn's keys directly."""
+    hc = HypercornConfig()
+    addresses = (listen,) if listen else config.server.listen
+    hc.bind = [f"fd://{a[3:]}" if a.startswith("fd:") else a for a in addresses]
+    hc.graceful_timeout = config.server.drain_timeout
+    hc.keep_alive_timeout = 75.0
+    hc.accesslog = None  # our own access log carries route, target and request id
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    return hc
+
+
+async def run_daemon(
+    config_path: str,
+    listen: str | None = None,
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or cancellation). Reports the bound URLs on start.
+
+    Raises:
+        ConfigError: the config is invalid or a secret cannot be resolved.
+    """
+    config = load_config(config_path)
+    table = compile_routes(config)
+    upstreams = build_upstreams(config)
+    engine = Engine(
+        upstreams,
+        first_token_timeout=config.defaults.first_token_timeout,
+        stall_timeout=config.defaults.stall_timeout,
+    )
+    app = App(Runtime(table, engine))
+    stop = trio.Event()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_stop_on_signals, stop)
+            asgi: Any = app  # hypercorn's typed scopes vs our plain dicts
+            binds = await nursery.start(
+                partial(serve, asgi, hypercorn_config(config, listen), shutdown_trigger=stop.wait)
+            )
+            log.info("llm-router serving on %s (rules %s)", " ".join(binds), table.digest[:12])
+            task_status.started(binds)
+            await stop.wait()
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            for upstream in upstreams.values():
+                await upstream.aclose()
+
+
+async def _stop_on_signals(stop: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("received %s: draining", signal.Signals(signum).name)
+            stop.set()
+            return

@@ -1,0 +1,93 @@
+"""From ``[providers.*]`` config to live upstreams: adapters, transports, secrets.
+
+The one place that knows both the config classes (:mod:`rules`) and the adapters,
+so that neither pure package needs the other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from adapters import SimulatedModel, adapter_factory
+from rules import Config, ConfigError, ProviderConfig, SecretRef, SimulatedProvider
+
+from ._pool import H11Pool
+from ._transport import HttpxTransport, Transport
+from ._upstream import HTTPUpstream, SimulatedUpstream, Upstream
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["build_upstream", "build_upstreams"]
+
+
+def build_upstreams(config: Config) -> dict[str, Upstream]:
+    """One upstream per provider. Raises ConfigError for unresolvable secrets."""
+    upstreams: dict[str, Upstream] = {}
+    errors: list[str] = []
+    for name, provider in config.providers.items():
+        try:
+            upstreams[name] = build_upstream(name, provider, config)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise ConfigError(tuple(errors))
+    return upstreams
+
+
+def build_upstream(name: str, provider: ProviderConfig, config: Config) -> Upstream:
+    if isinstance(provider, SimulatedProvider):
+        model = SimulatedModel(
+            median=provider.latency.median,
+            p99=provider.latency.p99,
+            error_rate=provider.error_rate,
+            tokens_per_second=provider.tokens_per_second,
+            seed=provider.seed,
+            name=name,
+        )
+        return SimulatedUpstream(name, model)
+    try:
+        factory = adapter_factory(provider.kind)
+    except KeyError:
+        raise ConfigError((f"providers.{name}.kind: no adapter for {provider.kind!r}",)) from None
+    settings = _plain_settings(name, provider)
+    return HTTPUpstream(name, provider.kind, factory(name, settings), _transport(provider, config))
+
+
+def _transport(provider: ProviderConfig, config: Config) -> Transport:
+    pool = getattr(provider, "pool", None)
+    connect_timeout = config.defaults.connect_timeout
+    if pool is None:
+        return H11Pool(connect_timeout=connect_timeout)
+    if pool.transport == "httpx" or pool.http2:
+        return HttpxTransport(
+            max_connections=pool.max_connections,
+            keepalive=pool.keepalive,
+            connect_timeout=connect_timeout,
+            http2=pool.http2,
+        )
+    return H11Pool(
+        max_connections=pool.max_connections,
+        keepalive=pool.keepalive,
+        connect_timeout=connect_timeout,
+    )
+
+
+def _plain_settings(name: str, provider: ProviderConfig) -> Mapping[str, Any]:
+    """The provider's fields as plain values, secret references resolved."""
+    settings: dict[str, Any] = {}
+    for field in attrs.fields(type(provider)):
+        value = getattr(provider, field.name)
+        if isinstance(value, SecretRef):
+            try:
+                value = value.resolve()
+            except ConfigError as exc:
+                raise ConfigError(
+                    tuple(f"providers.{name}.{field.name}: {e}" for e in exc.errors)
+                ) from None
+        elif attrs.has(type(value)):
+            value = attrs.asdict(value)
+        settings[field.name] = value
+    return settings

@@ -1,0 +1,108 @@
+"""The one small interface between adapters' requests and the network.
+
+Two implementations: :class:`~router._pool.H11Pool`, the lean pool on the data path,
+and :class:`HttpxTransport` on httpx2, for what the lean pool does not do (HTTP/2,
+proxies) and for work off the hot path. Both raise only our taxonomy's errors.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import TYPE_CHECKING, Protocol
+
+import httpx2
+
+from adapters import NetworkError, StreamError, Timeout, UpstreamRequest
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+__all__ = ["HttpxTransport", "Transport", "UpstreamResponse"]
+
+
+class UpstreamResponse:
+    """An upstream's status and headers, with the body still to be read, once."""
+
+    __slots__ = ("_body", "complete", "headers", "status")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: AsyncIterator[bytes]):
+        self.status = status
+        self.headers = headers
+        self._body = body
+        self.complete = False
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive. Raises StreamError if it breaks."""
+        async for data in self._body:
+            yield data
+        self.complete = True
+
+    async def aread(self) -> bytes:
+        return b"".join([data async for data in self.aiter_bytes()])
+
+
+class Transport(Protocol):
+    def request(self, req: UpstreamRequest) -> AbstractAsyncContextManager[UpstreamResponse]:
+        """Send ``req``; the context yields the response while its body is readable."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxTransport:
+    """The same interface over an ``httpx2.AsyncClient``.
+
+    Args:
+        max_connections: Pool size.
+        keepalive: Seconds an idle connection is kept.
+        connect_timeout: Seconds to connect. Reads are bounded by the caller's scopes.
+        http2: Negotiate HTTP/2 where the upstream offers it.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        keepalive: float = 90.0,
+        connect_timeout: float = 5.0,
+        http2: bool = False,
+    ) -> None:
+        self._client = httpx2.AsyncClient(
+            limits=httpx2.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=keepalive,
+            ),
+            timeout=httpx2.Timeout(None, connect=connect_timeout),
+            http2=http2,
+            trust_env=False,
+            follow_redirects=False,
+        )
+
+    @asynccontextmanager
+    async def request(self, req: UpstreamRequest) -> AsyncIterator[UpstreamResponse]:
+        request = self._client.build_request(
+            req.method, req.url, headers=list(req.headers), content=req.body
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx2.TimeoutException as exc:
+            raise Timeout(f"upstream request timed out: {type(exc).__name__}") from exc
+        except httpx2.TransportError as exc:
+            raise NetworkError(f"upstream connection failed: {exc!r}") from exc
+        try:
+            headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
+            yield UpstreamResponse(response.status_code, headers, _body(response))
+        finally:
+            await response.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+async def _body(response: httpx2.Response) -> AsyncIterator[bytes]:
+    try:
+        async for data in response.aiter_raw():
+            yield data
+    except httpx2.TransportError as exc:
+        raise StreamError(f"upstream body broke: {exc!r}") from exc

@@ -1,0 +1,162 @@
+"""Resolve route entries into a graph: names to routes, ``provider:model`` to leaves.
+
+`check_references` finds every cross-table problem (unknown provider or route, cycles)
+so the loader can report them with the schema's errors; `compile_routes` then builds
+the node graph, which cannot fail on a config that passed the check.
+"""
+
+from collections.abc import Iterator
+
+from ._errors import ConfigError, Path, format_path
+from ._graph import (
+    Balance,
+    Fallback,
+    Leaf,
+    Node,
+    RouteSettings,
+    RouteTable,
+    Split,
+    Target,
+    config_digest,
+)
+from ._schema import FALLBACK_ON, Config, RouteConfig
+
+__all__ = ["check_references", "compile_routes"]
+
+
+def _children(route: RouteConfig) -> Iterator[tuple[Path, str, float]]:
+    """Yield ``(path under the route, entry, weight)`` for each child of a route."""
+    if route.fallback is not None:
+        for index, entry in enumerate(route.fallback):
+            yield ("fallback", index), entry, 1.0
+        return
+    members = route.targets if route.targets is not None else route.split
+    if isinstance(members, tuple):
+        for index, entry in enumerate(members):
+            yield ("targets", index), entry, 1.0
+    elif members is not None:
+        key = "targets" if route.targets is not None else "split"
+        for entry, weight in members.items():
+            yield (key, entry), entry, weight
+
+
+def _check_entry(config: Config, entry: str) -> str | None:
+    """Return what is wrong with one route entry, or None."""
+    if entry in config.routes:
+        return None
+    provider, colon, model = entry.partition(":")
+    if not colon:
+        return f"unknown route {_q(entry)}"
+    if provider not in config.providers:
+        return f"unknown provider {_q(provider)} in target {_q(entry)}"
+    if not model:
+        return f"target {_q(entry)} names no model"
+    return None
+
+
+def _q(text: str) -> str:
+    return f'"{text}"'
+
+
+def _find_cycles(config: Config) -> list[tuple[Path, str]]:
+    """Report each route cycle once, at the route where the search met it first."""
+    done: set[str] = set()
+    found: list[tuple[Path, str]] = []
+
+    def visit(name: str, stack: list[str]) -> None:
+        if name in stack:
+            cycle = [*stack[stack.index(name) :], name]
+            found.append((("routes", cycle[0]), "route cycle " + " -> ".join(cycle)))
+            return
+        if name in done:
+            return
+        stack.append(name)
+        for _, entry, _weight in _children(config.routes[name]):
+            if entry in config.routes:
+                visit(entry, stack)
+        stack.pop()
+        done.add(name)
+
+    for name in config.routes:
+        visit(name, [])
+    return found
+
+
+def check_references(config: Config) -> list[tuple[Path, str]]:
+    """Find every problem that spans tables; empty when the config compiles.
+
+    Returns:
+        ``(path, message)`` pairs, in file order within each kind of problem.
+    """
+    errors: list[tuple[Path, str]] = []
+    # The first colon separates provider from model, so neither name may contain one.
+    for table in ("providers", "routes"):
+        for name in getattr(config, table):
+            if ":" in name:
+                errors.append(
+                    ((table, name), 'names cannot contain ":" (it separates provider from model)')
+                )
+    for name, route in config.routes.items():
+        for where, entry, _ in _children(route):
+            problem = _check_entry(config, entry)
+            if problem is not None:
+                errors.append((("routes", name, *where), problem))
+    for name, key in config.keys.items():
+        for index, route_name in enumerate(key.routes or ()):
+            if route_name not in config.routes:
+                errors.append((("keys", name, "routes", index), f"unknown route {_q(route_name)}"))
+    return errors + _find_cycles(config)
+
+
+def compile_routes(config: Config) -> RouteTable:
+    """Compile a config's routes into a `RouteTable`.
+
+    Raises:
+        ConfigError: The config fails `check_references` (possible only for a
+            `Config` built in code: `parse_config` already checked it).
+    """
+    errors = check_references(config)
+    if errors:
+        raise ConfigError(f"{format_path(path)}: {message}" for path, message in errors)
+    defaults = config.defaults
+    nodes: dict[str, Node] = {}
+
+    def build(name: str) -> Node:
+        if name in nodes:  # a route named by several routes is built once and shared
+            return nodes[name]
+        route = config.routes[name]
+        children, weights = [], []
+        for _, entry, weight in _children(route):
+            if entry in config.routes:
+                children.append(build(entry))
+            else:
+                provider, _, model = entry.partition(":")
+                children.append(Leaf(Target(provider, model)))
+            weights.append(float(weight))
+        settings = RouteSettings(
+            timeout=route.timeout if route.timeout is not None else defaults.timeout,
+            first_token_timeout=(
+                route.first_token_timeout
+                if route.first_token_timeout is not None
+                else defaults.first_token_timeout
+            ),
+            retries=route.retries if route.retries is not None else defaults.retries,
+            cache=route.cache,
+        )
+        node: Node
+        if route.fallback is not None:
+            on = frozenset(route.on if route.on is not None else FALLBACK_ON)
+            node = Fallback(name, tuple(children), on, route.hedge, settings)
+        elif route.balance is not None:
+            node = Balance(
+                name, route.balance, tuple(children), tuple(weights), route.hedge, settings
+            )
+        else:
+            node = Split(name, tuple(children), tuple(weights), route.sticky, settings)
+        nodes[name] = node
+        return node
+
+    for name in config.routes:
+        build(name)
+    ordered = {name: nodes[name] for name in config.routes}
+    return RouteTable(config=config, routes=ordered, digest=config_digest(config))

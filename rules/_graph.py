@@ -1,0 +1,185 @@
+"""The compiled route graph: what the engine walks for each request.
+
+A `RouteTable` is an immutable snapshot: a reload builds a new one and swaps it in with
+one assignment, so a request keeps the table it started with. Routes that name other
+routes share the named route's node, so the graph is a DAG, not a tree.
+"""
+
+import hashlib
+import json
+from collections.abc import Mapping
+
+import attrs
+
+from ._schema import Config, HedgeConfig, RouteCacheConfig
+
+__all__ = [
+    "Balance",
+    "Fallback",
+    "Leaf",
+    "Node",
+    "RouteSettings",
+    "RouteTable",
+    "Split",
+    "Target",
+    "config_digest",
+    "parse_target",
+]
+
+
+@attrs.frozen(order=True)
+class Target:
+    """One model at one provider, written ``provider:model``."""
+
+    provider: str
+    model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+
+def parse_target(text: str) -> Target:
+    """Split ``provider:model`` at the first colon.
+
+    Model ids may contain colons themselves
+    (``bedrock:anthropic.claude-3-5-haiku-20241022-v1:0``), provider names may not.
+
+    Raises:
+        ValueError: There is no colon, or the provider or model is empty.
+    """
+    provider, colon, model = text.partition(":")
+    if not colon or not provider or not model:
+        raise ValueError(f'"{text}" is not a target (provider:model)')
+    return Target(provider, model)
+
+
+@attrs.frozen
+class RouteSettings:
+    """A route's effective policy: its own values, else ``[defaults]``.
+
+    Attributes:
+        timeout: Seconds for the whole request (retries, hedges and fallbacks included).
+        first_token_timeout: Seconds until a stream's first content chunk.
+        retries: Extra attempts per target for fast, retryable failures.
+        cache: The route's response cache, or None when it does not cache.
+    """
+
+    timeout: float
+    first_token_timeout: float
+    retries: int
+    cache: RouteCacheConfig | None = None
+
+
+@attrs.frozen(cache_hash=True)
+class Leaf:
+    """Send the request to one target."""
+
+    target: Target
+
+
+@attrs.frozen(cache_hash=True)
+class Fallback:
+    """Try children in order; move on after a failure whose class is in ``on``."""
+
+    name: str
+    children: tuple["Node", ...]
+    on: frozenset[str]
+    hedge: HedgeConfig | None
+    settings: RouteSettings
+
+
+@attrs.frozen(cache_hash=True)
+class Balance:
+    """Pick one child by ``strategy`` (weights are used by ``weighted`` only)."""
+
+    name: str
+    strategy: str
+    children: tuple["Node", ...]
+    weights: tuple[float, ...]
+    hedge: HedgeConfig | None
+    settings: RouteSettings
+
+
+@attrs.frozen(cache_hash=True)
+class Split:
+    """Pick one child at random by relative weight, or by hash of the sticky key."""
+
+    name: str
+    children: tuple["Node", ...]
+    weights: tuple[float, ...]
+    sticky: str | None
+    settings: RouteSettings
+
+
+Node = Leaf | Fallback | Balance | Split
+
+
+def config_digest(config: Config) -> str:
+    """SHA-256 of the configuration in a canonical form.
+
+    The canonical form is the parsed values, not the file's bytes: an edit that only
+    touches comments or spacing keeps the digest, so a reload can tell nothing changed.
+    Secret references are hashed as references; values are never read here.
+    """
+    canonical = json.dumps(
+        attrs.asdict(config),
+        separators=(",", ":"),
+        ensure_ascii=False,
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@attrs.frozen(eq=False)
+class RouteTable:
+    """The compiled rules: route name -> policy tree, plus the config they came from.
+
+    Attributes:
+        config: The configuration compiled.
+        routes: Route name -> node, in file order.
+        digest: `config_digest` of ``config`` (hex SHA-256).
+    """
+
+    config: Config
+    routes: Mapping[str, Node]
+    digest: str
+
+    @property
+    def short_digest(self) -> str:
+        """The first 12 hex digits of `digest`, for logs and ``/admin/reload``."""
+        return self.digest[:12]
+
+    def lookup(self, model: str) -> Node | None:
+        """Find what a client's ``model`` means.
+
+        Returns:
+            The route's node; else a `Leaf` when ``model`` is ``provider:model`` with a
+            defined provider; else None (the client gets 404).
+        """
+        node = self.routes.get(model)
+        if node is not None:
+            return node
+        provider, colon, name = model.partition(":")
+        if colon and name and provider in self.config.providers:
+            return Leaf(Target(provider, name))
+        return None
+
+    def route_names(self) -> tuple[str, ...]:
+        """The route names, in file order."""
+        return tuple(self.routes)
+
+    def targets(self) -> tuple[Target, ...]:
+        """Every target some route can reach, once each, sorted."""
+        found: set[Target] = set()
+        seen: set[int] = set()
+        stack: list[Node] = list(self.routes.values())
+        while stack:
+            node = stack.pop()
+            if id(node) in seen:  # shared subroutes are walked once
+                continue
+            seen.add(id(node))
+            if isinstance(node, Leaf):
+                found.add(node.target)
+            else:
+                stack.extend(node.children)
+        return tuple(sorted(found))

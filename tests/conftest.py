@@ -1,0 +1,54 @@
+"""Shared fixtures: fake upstreams and the daemon itself, over real loopback HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
+from pathlib import Path
+
+import openai
+import pytest
+import trio
+
+from router import run_daemon
+from tests.fakes.openai_upstream import FakeOpenAI, running
+
+RouterFactory = Callable[[str], AbstractAsyncContextManager[str]]
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    """A fake OpenAI upstream on 127.0.0.1:0; ``.url`` is its base URL with ``/v1``."""
+    app = FakeOpenAI()
+    async with running(app) as url:
+        app.url = f"{url}/v1"
+        yield app
+
+
+@pytest.fixture
+def start_router(tmp_path: Path) -> RouterFactory:
+    """``async with start_router(toml) as url``: the daemon serving that config."""
+
+    @asynccontextmanager
+    async def start(toml: str) -> AsyncIterator[str]:
+        path = tmp_path / "router.toml"
+        path.write_text(toml)
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(run_daemon, str(path), "127.0.0.1:0"))
+            try:
+                yield binds[0]
+            finally:
+                nursery.cancel_scope.cancel()
+
+    return start
+
+
+@asynccontextmanager
+async def openai_client(url: str) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official SDK pointed at the daemon, without its own retries."""
+    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    try:
+        yield client
+    finally:
+        await client.close()
