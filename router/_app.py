@@ -95,7 +95,7 @@ class App:
             await _send_json(send, 200, {"status": "ok"})
         elif path == "/readyz":
             table = self.runtime.table
-            await _send_json(send, 200, {"status": "ready", "rules": table.digest[:12]})
+            await _send_json(send, 200, {"status": "ready", "rules": table.short_digest})
         elif path in ("/v1/models", "/models"):
             await _send_json(send, 200, self._models())
         else:
@@ -160,9 +160,12 @@ class App:
                 param="model",
             )
         trace.route = req.model
-        deadline = started + runtime.timeout_for(req.model)
+        settings = runtime.settings_for(node)
+        deadline = started + settings.timeout
         if req.stream:
-            await self._stream(send, req, node, trace, request_id, deadline)
+            await self._stream(
+                send, req, node, trace, request_id, deadline, settings.first_token_timeout
+            )
         else:
             await self._complete(send, req, node, trace, request_id, deadline)
 
@@ -197,11 +200,12 @@ class App:
         trace: RequestTrace,
         request_id: str,
         deadline: float,
+        first_token_timeout: float,
     ) -> None:
         engine = self.runtime.engine
         async with AsyncExitStack() as stack:
             with trio.move_on_at(deadline) as scope:
-                start = await engine.open_stream(node, req, trace, stack)
+                start = await engine.open_stream(node, req, trace, stack, first_token_timeout)
             if scope.cancelled_caught:
                 raise Timeout(f"the request took longer than its deadline ({trace.route})")
             trace.status = 200

@@ -54,11 +54,7 @@ async def run_daemon(
     config = load_config(config_path)
     table = compile_routes(config)
     upstreams = build_upstreams(config)
-    engine = Engine(
-        upstreams,
-        first_token_timeout=config.defaults.first_token_timeout,
-        stall_timeout=config.defaults.stall_timeout,
-    )
+    engine = Engine(upstreams, stall_timeout=config.defaults.stall_timeout)
     app = App(Runtime(table, engine))
     stop = trio.Event()
     try:
@@ -68,7 +64,7 @@ async def run_daemon(
             binds = await nursery.start(
                 partial(serve, asgi, hypercorn_config(config, listen), shutdown_trigger=stop.wait)
             )
-            log.info("llm-router serving on %s (rules %s)", " ".join(binds), table.digest[:12])
+            log.info("llm-router serving on %s (rules %s)", " ".join(binds), table.short_digest)
             task_status.started(binds)
             await stop.wait()
     finally:

@@ -73,7 +73,6 @@ class Engine:
 
     Args:
         upstreams: Provider name -> its upstream.
-        first_token_timeout: Seconds a stream may take to its first content chunk.
         stall_timeout: Seconds a committed stream may go silent between chunks.
     """
 
@@ -81,12 +80,10 @@ class Engine:
         self,
         upstreams: Mapping[str, Upstream],
         *,
-        first_token_timeout: float = 15.0,
         stall_timeout: float = 30.0,
         rng: random.Random | None = None,
     ) -> None:
         self.upstreams = upstreams
-        self.first_token_timeout = first_token_timeout
         self.stall_timeout = stall_timeout
         self._rng = rng or random.Random()
         self._round_robin: dict[str, itertools.count[int]] = {}
@@ -106,16 +103,24 @@ class Engine:
         return await self._walk(node, attempt, trace)
 
     async def open_stream(
-        self, node: Node, req: GatewayRequest, trace: RequestTrace, stack: AsyncExitStack
+        self,
+        node: Node,
+        req: GatewayRequest,
+        trace: RequestTrace,
+        stack: AsyncExitStack,
+        first_token_timeout: float,
     ) -> StreamStart:
         """Open a stream on the first candidate to send content; ``stack`` owns it after.
+
+        A candidate that sends no content within ``first_token_timeout`` seconds is
+        abandoned for the next one.
 
         Raises:
             GatewayError: as :meth:`complete`, when no candidate sent a first chunk.
         """
 
         async def attempt(upstream: Upstream, model: str) -> StreamStart:
-            return await self._stream_attempt(upstream, model, req, stack)
+            return await self._stream_attempt(upstream, model, req, stack, first_token_timeout)
 
         return await self._walk(node, attempt, trace)
 
@@ -180,12 +185,17 @@ class Engine:
         return children[start:] + children[:start]
 
     async def _stream_attempt(
-        self, upstream: Upstream, model: str, req: GatewayRequest, stack: AsyncExitStack
+        self,
+        upstream: Upstream,
+        model: str,
+        req: GatewayRequest,
+        stack: AsyncExitStack,
+        first_token_timeout: float,
     ) -> StreamStart:
         head: list[ChatChunk] = []
         rest: AsyncIterator[ChatChunk] | None = None
         async with AsyncExitStack() as attempt_stack:
-            with trio.move_on_after(self.first_token_timeout) as scope:
+            with trio.move_on_after(first_token_timeout) as scope:
                 chunks = await attempt_stack.enter_async_context(upstream.stream(req, model))
                 rest = chunks
                 async for chunk in chunks:
@@ -195,7 +205,7 @@ class Engine:
                 else:
                     rest = None  # the whole (content-free) stream is in head
             if scope.cancelled_caught:
-                raise Timeout(f"no first token within {self.first_token_timeout:g}s")
+                raise Timeout(f"no first token within {first_token_timeout:g}s")
             committed = attempt_stack.pop_all()
         await stack.enter_async_context(committed)
         return StreamStart(head, rest)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import attrs
 
-from rules import RouteTable
+from rules import Leaf, Node, RouteSettings, RouteTable
 
 from ._engine import Engine
 
@@ -24,9 +24,9 @@ class Runtime:
     def max_body(self) -> int:
         return self.table.config.server.max_body
 
-    def timeout_for(self, model: str) -> float:
-        """The whole-request deadline, in seconds, for a route or direct target."""
-        route = self.table.config.routes.get(model)
-        if route is not None and route.timeout is not None:
-            return route.timeout
-        return self.table.config.defaults.timeout
+    def settings_for(self, node: Node) -> RouteSettings:
+        """The entry route's settings; a direct ``provider:model`` gets ``[defaults]``."""
+        if isinstance(node, Leaf):
+            d = self.table.config.defaults
+            return RouteSettings(d.timeout, d.first_token_timeout, d.retries)
+        return node.settings

@@ -7,6 +7,7 @@ list of edits to make from top to bottom.
 
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,7 +69,7 @@ def parse_config(text: str, source: str = "router.toml") -> Config:
         message = _POSITION.sub("", str(exc))
         raise ConfigError(f"{source}: line {exc.line}, column {exc.col}: {message}") from None
     except TOMLKitError as exc:  # e.g. a key defined twice: tomlkit gives no position
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{source}: {_locate(text)}{exc}") from None
 
     errors: list[tuple[Path, str]] = []
     config: Config | None = None
@@ -89,6 +90,22 @@ def parse_config(text: str, source: str = "router.toml") -> Config:
 
 
 _NO_ROUTES = "at least one route is required"
+_TOMLLIB_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def _locate(text: str) -> str:
+    """Find where a document tomlkit rejected without a position goes wrong.
+
+    The standard library's parser reports a position for every error (in its message,
+    on Python 3.11), so ask it; return "" when it finds none.
+    """
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = _TOMLLIB_POSITION.search(str(exc))
+        if match:
+            return f"line {match[1]}, column {match[2]}: "
+    return ""
 
 
 def _in_file_order(data: Mapping[str, Any], errors: list[tuple[Path, str]]) -> list[str]:

@@ -58,7 +58,9 @@ class SecretRef:
                 does not repeat the text.
         """
         if not isinstance(text, str):
-            raise FieldError(NOT_A_REFERENCE.replace("a literal key", "a " + type(text).__name__))
+            kinds = {bool: "true/false", int: "an integer", float: "a number", list: "a list"}
+            kind = kinds.get(type(text), "a table")
+            raise FieldError(NOT_A_REFERENCE.replace("a literal key", kind))
         scheme, colon, name = text.partition(":")
         if not colon or scheme not in _SCHEMES:
             raise FieldError(NOT_A_REFERENCE)

@@ -10,7 +10,8 @@ It answers per the model asked for, so one server plays many scripted upstreams:
 - ``break-mid-stream``: two content chunks, then the connection drops;
 - ``no-done``: a stream that ends after its finish chunk without ``[DONE]``;
 - ``truncated``: a stream that ends cleanly with neither finish nor ``[DONE]``;
-- ``silent``: accepts the request and never answers.
+- ``silent``: accepts the request and never answers; sets :attr:`disconnected` when
+  its client goes away.
 
 Every request is recorded (path, headers, JSON body) in :attr:`FakeOpenAI.received`.
 """
@@ -44,6 +45,10 @@ class UpstreamBroke(Exception):
 class FakeOpenAI:
     received: list[Received] = attrs.field(factory=list)
     url: str = ""
+    #: Set when a ``silent`` request's client (the router) went away.
+    disconnected: trio.Event = attrs.field(factory=trio.Event)
+    #: Set when any request arrived.
+    request_seen: trio.Event = attrs.field(factory=trio.Event)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -63,11 +68,14 @@ class FakeOpenAI:
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         payload = orjson.loads(body)
         self.received.append(Received(scope["path"], headers, payload))
+        self.request_seen.set()
         model = payload["model"]
         if model.startswith("fail-"):
             await _error(send, int(model[5:]))
         elif model == "silent":
-            await trio.sleep_forever()
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.disconnected.set()
         elif payload.get("stream"):
             await _stream(send, payload)
         else:

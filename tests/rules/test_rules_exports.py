@@ -1,0 +1,69 @@
+"""The public surface of `rules`: the daemon is written against exactly these names."""
+
+import subprocess
+import sys
+
+import rules
+
+
+def test_all_is_pinned() -> None:
+    assert rules.__all__ == [
+        "ConfigError",
+        "load_config",
+        "parse_config",
+        "parse_duration",
+        "parse_size",
+        "parse_percentile",
+        "Percentile",
+        "SecretRef",
+        "Config",
+        "ServerConfig",
+        "Defaults",
+        "Backoff",
+        "Circuit",
+        "CacheConfig",
+        "KeyConfig",
+        "Budget",
+        "Limits",
+        "RouteConfig",
+        "HedgeConfig",
+        "RouteCacheConfig",
+        "FALLBACK_ON",
+        "STRATEGIES",
+        "PROVIDER_KINDS",
+        "ProviderConfig",
+        "SimulatedProvider",
+        "LatencySpec",
+        "OpenAIProvider",
+        "OpenAICompatibleProvider",
+        "PoolConfig",
+        "Target",
+        "parse_target",
+        "compile_routes",
+        "RouteTable",
+        "RouteSettings",
+        "Node",
+        "Leaf",
+        "Fallback",
+        "Balance",
+        "Split",
+        "render_tree",
+    ]
+
+
+def test_every_name_exists() -> None:
+    for name in rules.__all__:
+        assert hasattr(rules, name), name
+
+
+def test_rules_is_pure() -> None:
+    # rules is tested without an event loop: importing it must not pull in the I/O layers.
+    code = (
+        "import sys, rules; "
+        "print(sorted(m for m in ('trio', 'httpx', 'httpx2', 'router', 'adapters')"
+        " if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
