@@ -37,10 +37,11 @@ class OpenAIAdapter:
     ) -> None:
         self.name = name
         self.url = base_url.rstrip("/") + "/chat/completions"
-        fixed = [("content-type", "application/json"), ("accept", "application/json")]
-        fixed += [(k.lower(), v) for k, v in (headers or {}).items()]
+        merged = {"content-type": "application/json", "accept": "application/json"}
         if api_key:
-            fixed.append(("authorization", f"Bearer {api_key}"))
+            merged["authorization"] = f"Bearer {api_key}"
+        merged.update((k.lower(), v) for k, v in (headers or {}).items())  # the operator's win
+        fixed = list(merged.items())
         self._headers = tuple(fixed)
         self._stream_headers = tuple(
             (k, "text/event-stream") if k == "accept" else (k, v) for k, v in fixed
@@ -77,7 +78,11 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None, None
-    error = raw.get("error") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict):
+        return None, None
+    error = raw.get("error")
+    if error is None and raw.get("object") == "error":  # vLLM and other compatible hosts
+        error = raw
     if isinstance(error, str):
         return error, None
     if not isinstance(error, dict):
@@ -134,7 +139,10 @@ class OpenAIStreamDecoder:
                 message, code = _error_fields(data.encode())
                 err = error_for_status(500, message or "upstream stream error", code=code)
                 raise StreamError(err.message) from err
-            chunk = chunk_from_wire(raw)
+            try:
+                chunk = chunk_from_wire(raw)
+            except SerializationError as exc:
+                raise StreamError(exc.message) from exc
             if any(c.finish_reason for c in chunk.choices):
                 self._finished = True
             out.append(chunk)

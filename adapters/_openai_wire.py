@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, cast
 
+import orjson
+
 from ._errors import GatewayError, InvalidRequest, SerializationError
 from ._types import (
     ChatChunk,
@@ -78,15 +80,25 @@ def request_from_wire(body: Any) -> GatewayRequest:
     if not isinstance(raw_messages, list) or not raw_messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
     messages = tuple(_message_from_wire(m, i) for i, m in enumerate(raw_messages))
-    stream = body.get("stream") or False
+    stream = body.get("stream")
+    if stream is None:
+        stream = False
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean", param="stream")
-    options = body.get("stream_options") or {}
+    options = body.get("stream_options")
+    if options is None:
+        options = {}
     if not isinstance(options, dict):
         raise InvalidRequest("'stream_options' must be an object", param="stream_options")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    limit_name = "max_tokens"
+    if body.get("max_completion_tokens") is not None:
+        limit_name = "max_completion_tokens"
+    max_tokens = body.get(limit_name)
     if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
-        raise InvalidRequest("'max_tokens' must be a positive integer", param="max_tokens")
+        raise InvalidRequest(f"'{limit_name}' must be a positive integer", param=limit_name)
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise InvalidRequest("'tools' must be an array", param="tools")
     return GatewayRequest(
         model=model,
         messages=messages,
@@ -96,9 +108,10 @@ def request_from_wire(body: Any) -> GatewayRequest:
         top_p=_number(body, "top_p"),
         max_tokens=max_tokens,
         stop=_stop(body.get("stop")),
-        tools=tuple(_tool_from_wire(t, i) for i, t in enumerate(body.get("tools") or ())),
+        tools=tuple(_tool_from_wire(t, i) for i, t in enumerate(tools or ())),
         tool_choice=body.get("tool_choice"),
         extra={k: v for k, v in body.items() if k not in _MODELLED},
+        limit_name=limit_name,
     )
 
 
@@ -116,7 +129,8 @@ def request_to_wire(req: GatewayRequest, model: str) -> dict[str, Any]:
     if req.top_p is not None:
         body["top_p"] = req.top_p
     if req.max_tokens is not None:
-        body["max_tokens"] = req.max_tokens
+        # OpenAI's reasoning models refuse the older name; keep the one the client used.
+        body[req.limit_name] = req.max_tokens
     if req.stop:
         body["stop"] = list(req.stop)
     if req.tools:
@@ -162,9 +176,12 @@ def _message_from_wire(raw: Any, index: int) -> Message:
         parsed = tuple(_part_from_wire(p, f"{where}.content[{i}]") for i, p in enumerate(content))
     else:
         raise InvalidRequest(f"'{where}.content' must be a string or an array", param=where)
+    raw_calls = raw.get("tool_calls")
+    if raw_calls is not None and not isinstance(raw_calls, list):
+        raise InvalidRequest(f"'{where}.tool_calls' must be an array", param=f"{where}.tool_calls")
     tool_calls = tuple(
         _tool_call_from_wire(c, f"{where}.tool_calls[{i}]", InvalidRequest)
-        for i, c in enumerate(raw.get("tool_calls") or ())
+        for i, c in enumerate(raw_calls or ())
     )
     return Message(
         role=cast("Role", role),
@@ -207,9 +224,11 @@ def _tool_from_wire(raw: Any, index: int) -> Tool:
 def _tool_call_from_wire(raw: Any, where: str, error: type[GatewayError]) -> ToolCall:
     fn = raw.get("function") if isinstance(raw, dict) else None
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-        raise error(f"'{where}' must be a function call with a name")
+        raise error(f"'{where}' must be a function call with a name", param=where)
     arguments = fn.get("arguments") or ""
-    return ToolCall(id=str(raw.get("id") or ""), name=fn["name"], arguments=str(arguments))
+    if not isinstance(arguments, str):  # some hosts send an object; the wire wants JSON text
+        arguments = orjson.dumps(arguments).decode()
+    return ToolCall(id=str(raw.get("id") or ""), name=fn["name"], arguments=arguments)
 
 
 def _message_to_wire(m: Message) -> dict[str, Any]:

@@ -32,7 +32,8 @@ __all__ = ["SimulatedModel", "SimulatedPlan"]
 
 # z-score of the 99th percentile of a standard normal distribution.
 _Z99 = 2.3263478740408408
-_WORD = re.compile(r"\S+\s*")
+# A token is a word with the whitespace around it, so that the tokens join back exactly.
+_WORD = re.compile(r"\s*\S+\s*|\s+")
 _CANNED = (
     "This is a simulated answer from llm-router's built-in provider. It needs no key "
     "and no network, so you can try routes, fallbacks and streaming before you point "

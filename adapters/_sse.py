@@ -30,6 +30,8 @@ class SSEDecoder:
         self._id: bytes | None = None
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if not chunk:
+            return []
         if self._pending_cr:
             # The previous chunk ended in "\r", already taken as a line end; a "\n"
             # right after it belongs to the same line end.

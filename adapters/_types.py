@@ -108,6 +108,9 @@ class GatewayRequest:
     tools: tuple[Tool, ...] = ()
     tool_choice: str | Mapping[str, Any] | None = None
     extra: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The OpenAI name the client gave its token limit under (``max_completion_tokens``
+    #: or ``max_tokens``), sent on unchanged to OpenAI-compatible targets.
+    limit_name: str = "max_tokens"
 
     @property
     def needs_vision(self) -> bool:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
-import uuid
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -41,11 +41,11 @@ from ._openai_ingress import (
 if TYPE_CHECKING:
     from adapters import GatewayRequest
 
+    from ._accesslog import AccessLog
     from ._runtime import Runtime
 
 __all__ = ["App"]
 
-log = logging.getLogger("llm_router.access")
 error_log = logging.getLogger("llm_router")
 
 Scope = dict[str, Any]
@@ -71,8 +71,9 @@ class PayloadTooLarge(InvalidRequest):
 class App:
     """The daemon's ASGI callable. ``runtime`` holds the rules snapshot in force."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, access_log: AccessLog | None = None) -> None:
         self.runtime = runtime
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -129,18 +130,18 @@ class App:
             trace.status = exc.status_hint
             await _send_error(send, exc, trace, request_id)
         finally:
-            # 499: nginx's code for "the client closed the request" before an answer.
-            log.info(
-                "%s %s %d route=%s target=%s attempts=%d ms=%.1f id=%s",
-                scope["method"],
-                scope["path"],
-                trace.status or 499,
-                trace.route or "-",
-                trace.target or "-",
-                trace.attempts,
-                (trio.current_time() - started) * 1000,
-                request_id,
-            )
+            if self.access_log is not None:
+                self.access_log.record(
+                    scope["method"],
+                    scope["path"],
+                    # 499: nginx's code for "the client closed the request" before an answer.
+                    trace.status or 499,
+                    trace.route or "-",
+                    trace.target or "-",
+                    trace.attempts,
+                    (trio.current_time() - started) * 1000,
+                    request_id,
+                )
 
     async def _answer(
         self,
@@ -216,20 +217,15 @@ class App:
                     "headers": [*_SSE_HEADERS, *_trace_headers(trace, request_id)],
                 }
             )
-            body = b"".join(encode_chunk(c) for c in start.head)
+            body = b"".join([encode_chunk(c) for c in start.head])
             await send({"type": "http.response.body", "body": body, "more_body": True})
             rest = start.rest
             end = DONE
             with trio.move_on_at(deadline) as scope:
                 try:
-                    while rest is not None and (chunk := await engine.next_chunk(rest)):
-                        await send(
-                            {
-                                "type": "http.response.body",
-                                "body": encode_chunk(chunk),
-                                "more_body": True,
-                            }
-                        )
+                    while rest is not None and (batch := await engine.next_batch(rest)):
+                        body = b"".join([encode_chunk(c) for c in batch])
+                        await send({"type": "http.response.body", "body": body, "more_body": True})
                 except GatewayError as exc:
                     exc.upstream = exc.upstream or trace.target
                     end = encode_stream_error(exc)
@@ -293,7 +289,7 @@ def _request_id(scope: Scope) -> str:
             candidate: str = value.decode("latin-1")
             if _REQUEST_ID.fullmatch(candidate):
                 return candidate
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def _trace_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, bytes]]:

@@ -18,6 +18,7 @@ from hypercorn.trio import serve
 
 from rules import Config, compile_routes, load_config
 
+from ._accesslog import AccessLog
 from ._app import App
 from ._engine import Engine
 from ._providers import build_upstreams
@@ -55,18 +56,25 @@ async def run_daemon(
     table = compile_routes(config)
     upstreams = build_upstreams(config)
     engine = Engine(upstreams, stall_timeout=config.defaults.stall_timeout)
-    app = App(Runtime(table, engine))
+    access_log = AccessLog() if config.server.access_log else None
+    app = App(Runtime(table, engine), access_log)
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals, stop)
+            if access_log is not None:
+                nursery.start_soon(access_log.run)
             asgi: Any = app  # hypercorn's typed scopes vs our plain dicts
-            binds = await nursery.start(
-                partial(serve, asgi, hypercorn_config(config, listen), shutdown_trigger=stop.wait)
-            )
-            log.info("llm-router serving on %s (rules %s)", " ".join(binds), table.short_digest)
-            task_status.started(binds)
-            await stop.wait()
+            async with trio.open_nursery() as server_nursery:
+                binds = await server_nursery.start(
+                    partial(
+                        serve, asgi, hypercorn_config(config, listen), shutdown_trigger=stop.wait
+                    )
+                )
+                log.info("llm-router serving on %s (rules %s)", " ".join(binds), table.short_digest)
+                task_status.started(binds)
+            # hypercorn returned: requests in flight have finished (or drain_timeout passed).
+            nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(5):
             for upstream in upstreams.values():

@@ -65,7 +65,7 @@ class StreamStart:
     """A committed stream: the chunks read so far (up to the first content) and the rest."""
 
     head: list[ChatChunk]
-    rest: AsyncIterator[ChatChunk] | None  # None when the stream already ended
+    rest: AsyncIterator[list[ChatChunk]] | None  # None when the stream already ended
 
 
 class Engine:
@@ -124,8 +124,8 @@ class Engine:
 
         return await self._walk(node, attempt, trace)
 
-    async def next_chunk(self, rest: AsyncIterator[ChatChunk]) -> ChatChunk | None:
-        """The next chunk of a committed stream, None at its end.
+    async def next_batch(self, rest: AsyncIterator[list[ChatChunk]]) -> list[ChatChunk] | None:
+        """The next chunks of a committed stream (those that arrived together), None at its end.
 
         Raises:
             StreamError: the upstream went silent for ``stall_timeout``, or broke.
@@ -193,14 +193,14 @@ class Engine:
         first_token_timeout: float,
     ) -> StreamStart:
         head: list[ChatChunk] = []
-        rest: AsyncIterator[ChatChunk] | None = None
+        rest: AsyncIterator[list[ChatChunk]] | None = None
         async with AsyncExitStack() as attempt_stack:
             with trio.move_on_after(first_token_timeout) as scope:
                 chunks = await attempt_stack.enter_async_context(upstream.stream(req, model))
                 rest = chunks
-                async for chunk in chunks:
-                    head.append(chunk)
-                    if chunk.has_content:
+                async for batch in chunks:
+                    head += batch
+                    if any(chunk.has_content for chunk in batch):
                         break
                 else:
                     rest = None  # the whole (content-free) stream is in head

@@ -40,10 +40,12 @@ class Upstream(Protocol):
 
     def stream(
         self, req: GatewayRequest, model: str
-    ) -> AbstractAsyncContextManager[AsyncIterator[ChatChunk]]:
-        """One streamed attempt; the chunks are readable while the context is open.
+    ) -> AbstractAsyncContextManager[AsyncIterator[list[ChatChunk]]]:
+        """One streamed attempt; its chunks are readable while the context is open.
 
-        Raises GatewayError on entry (the upstream refused) or while iterating.
+        Chunks come in batches, as they arrived together, so that the client gets them
+        in one write. Raises GatewayError on entry (the upstream refused) or while
+        iterating.
         """
         ...
 
@@ -70,7 +72,7 @@ class HTTPUpstream:
     @asynccontextmanager
     async def stream(
         self, req: GatewayRequest, model: str
-    ) -> AsyncIterator[AsyncIterator[ChatChunk]]:
+    ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
         upstream_request = self.adapter.build_request(req, model)
         async with self.transport.request(upstream_request) as response:
             if not 200 <= response.status < 300:
@@ -78,12 +80,12 @@ class HTTPUpstream:
                 raise self.adapter.parse_error(response.status, response.headers, body)
             decoder = self.adapter.stream_decoder()
 
-            async def chunks() -> AsyncGenerator[ChatChunk]:
+            async def chunks() -> AsyncGenerator[list[ChatChunk]]:
                 async for data in response.aiter_bytes():
-                    for chunk in decoder.feed(data):
-                        yield chunk
-                for chunk in decoder.close():
-                    yield chunk
+                    if batch := decoder.feed(data):
+                        yield batch
+                if batch := decoder.close():
+                    yield batch
 
             async with aclosing(chunks()) as iterator:
                 yield iterator
@@ -112,17 +114,18 @@ class SimulatedUpstream:
     @asynccontextmanager
     async def stream(
         self, req: GatewayRequest, model: str
-    ) -> AsyncIterator[AsyncIterator[ChatChunk]]:
+    ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
         plan = self.model.plan(req, model, created=int(time.time()))
         await trio.sleep(plan.latency)
         if plan.error is not None:
             raise plan.error
 
-        async def chunks() -> AsyncGenerator[ChatChunk]:
-            for i, chunk in enumerate(plan.chunks(req.include_usage)):
-                if i > 1:  # the role chunk and first token go out together
-                    await trio.sleep(plan.token_interval)
-                yield chunk
+        async def chunks() -> AsyncGenerator[list[ChatChunk]]:
+            role, *rest = plan.chunks(req.include_usage)
+            yield [role, rest[0]]  # the role and the first token go out together
+            for chunk in rest[1:]:
+                await trio.sleep(plan.token_interval)
+                yield [chunk]
 
         async with aclosing(chunks()) as iterator:
             yield iterator

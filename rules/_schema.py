@@ -70,6 +70,8 @@ class ServerConfig:
         max_body: Largest request body accepted, in bytes.
         drain_timeout: Seconds in-flight requests get to finish on SIGTERM.
         admin_key: Key for the admin endpoints from other hosts than loopback.
+        access_log: Write one line per request to stderr (buffered, like nginx's
+            ``access_log ... buffer= flush=``).
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -77,6 +79,7 @@ class ServerConfig:
     max_body: Size = attrs.field(default=4 * MiB, validator=positive)
     drain_timeout: Duration = attrs.field(default=30.0, validator=at_least(0))
     admin_key: SecretRef | None = None
+    access_log: bool = True
 
 
 @attrs.frozen

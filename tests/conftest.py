@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import openai
 import pytest
@@ -13,6 +13,9 @@ import trio
 
 from router import run_daemon
 from tests.fakes.openai_upstream import FakeOpenAI, running
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 RouterFactory = Callable[[str], AbstractAsyncContextManager[str]]
 

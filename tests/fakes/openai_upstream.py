@@ -18,16 +18,18 @@ Every request is recorded (path, headers, JSON body) in :attr:`FakeOpenAI.receiv
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 @attrs.define
@@ -142,9 +144,20 @@ async def _stream(send: Any, payload: dict[str, Any]) -> None:
 
     await emit(_chunk(payload, {"role": "assistant", "content": ""}))
     if model == "tool-caller":
-        await emit(_chunk(payload, {"tool_calls": [{"index": 0, **_CALL, "function": {"name": "get_weather", "arguments": ""}}]}))
+        await emit(
+            _chunk(
+                payload,
+                {
+                    "tool_calls": [
+                        {"index": 0, **_CALL, "function": {"name": "get_weather", "arguments": ""}}
+                    ]
+                },
+            )
+        )
         for piece in ('{"city"', ':"Par', 'is"}'):
-            await emit(_chunk(payload, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+            await emit(
+                _chunk(payload, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            )
         finish = "tool_calls"
     else:
         words = _answer(payload).split(" ")
@@ -158,7 +171,14 @@ async def _stream(send: Any, payload: dict[str, Any]) -> None:
         return
     await emit(_chunk(payload, {}, finish))
     if payload.get("stream_options", {}).get("include_usage"):
-        usage = {"id": "chatcmpl-fake1", "object": "chat.completion.chunk", "created": 1700000000, "model": model, "choices": [], "usage": _USAGE}
+        usage = {
+            "id": "chatcmpl-fake1",
+            "object": "chat.completion.chunk",
+            "created": 1700000000,
+            "model": model,
+            "choices": [],
+            "usage": _USAGE,
+        }
         await emit(b"data: " + orjson.dumps(usage) + b"\n\n")
     tail = b"" if model == "no-done" else b"data: [DONE]\n\n"
     await send({"type": "http.response.body", "body": tail})

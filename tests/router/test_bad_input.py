@@ -39,9 +39,24 @@ async def post(url: str, content: bytes, **headers: str) -> httpx2.Response:
         (b'{"model": "chat"}', 400, "messages", "'messages'"),
         (b'{"model": "chat", "messages": []}', 400, "messages", "non-empty"),
         (b'{"model": "chat", "messages": [{"role": "robot"}]}', 400, "messages[0].role", "role"),
-        (b'{"model": "chat", "stream": "yes", "messages": [{"role": "user"}]}', 400, "stream", "boolean"),
-        (b'{"model": "nope", "messages": [{"role": "user", "content": "x"}]}', 404, "model", "GET /v1/models"),
-        (b'{"model": "ghost:gpt", "messages": [{"role": "user", "content": "x"}]}', 404, "model", "not a route"),
+        (
+            b'{"model": "chat", "stream": "yes", "messages": [{"role": "user"}]}',
+            400,
+            "stream",
+            "boolean",
+        ),
+        (
+            b'{"model": "nope", "messages": [{"role": "user", "content": "x"}]}',
+            404,
+            "model",
+            "GET /v1/models",
+        ),
+        (
+            b'{"model": "ghost:gpt", "messages": [{"role": "user", "content": "x"}]}',
+            404,
+            "model",
+            "not a route",
+        ),
     ],
 )
 async def test_bad_request_bodies(
@@ -49,7 +64,9 @@ async def test_bad_request_bodies(
 ) -> None:
     async with start_router(SIMULATED) as url:
         response = await post(url, body)
-        after = await post(url, b'{"model": "chat", "messages": [{"role": "user", "content": "ok"}]}')
+        after = await post(
+            url, b'{"model": "chat", "messages": [{"role": "user", "content": "ok"}]}'
+        )
     assert response.status_code == status
     error = response.json()["error"]
     assert error["param"] == param
@@ -70,7 +87,9 @@ async def test_oversized_body_by_length_and_by_bytes_read(start_router: RouterFa
         by_length = await post(url, big)
         async with httpx2.AsyncClient(base_url=url, trust_env=False) as client:
             by_bytes = await client.post(URL, content=chunked())  # no content-length
-        after = await post(url, b'{"model": "chat", "messages": [{"role": "user", "content": "ok"}]}')
+        after = await post(
+            url, b'{"model": "chat", "messages": [{"role": "user", "content": "ok"}]}'
+        )
     assert by_length.status_code == 413
     assert by_bytes.status_code == 413
     assert "2048 bytes" in by_length.json()["error"]["message"]
@@ -102,7 +121,8 @@ async def test_unknown_path_and_method(start_router: RouterFactory) -> None:
     assert missing.status_code == 404
     assert wrong.status_code == 405
     assert health.json() == {"status": "ok"}
-    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
 
 
 async def test_shipped_config_serves_with_no_keys(
@@ -139,8 +159,8 @@ api_key = "env:NO_SUCH_KEY_VAR"
 [routes.chat]
 fallback = ["up:gpt-4o"]
 """
-    with pytest.RaisesGroup(pytest.RaisesExc(ConfigError, match="NO_SUCH_KEY_VAR"), flatten_subgroups=True):
+    with pytest.RaisesGroup(
+        pytest.RaisesExc(ConfigError, match="NO_SUCH_KEY_VAR"), flatten_subgroups=True
+    ):
         async with start_router(toml):
             pass
-
-

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import openai
 import pytest
 
 from tests.conftest import RouterFactory, openai_client
-from tests.fakes.openai_upstream import FakeOpenAI
+
+if TYPE_CHECKING:
+    from tests.fakes.openai_upstream import FakeOpenAI
 
 
 def config(upstream: str, *routes: str) -> str:
@@ -38,7 +42,8 @@ async def test_non_stream_answer(start_router: RouterFactory, fake_openai: FakeO
         answer = raw.parse()
     assert answer.choices[0].message.content == "echo: hi there"
     assert answer.model == "gpt-4o-2024-08-06"  # the model that really answered
-    assert answer.usage is not None and answer.usage.total_tokens == 12
+    assert answer.usage is not None
+    assert answer.usage.total_tokens == 12
     assert raw.headers["x-router-route"] == "chat"
     assert raw.headers["x-router-target"] == "up:gpt-4o"
     assert raw.headers["x-router-attempts"] == "1"
@@ -60,7 +65,8 @@ async def test_stream_with_usage(start_router: RouterFactory, fake_openai: FakeO
         chunks = [chunk async for chunk in stream]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: one two three"
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 5
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == 5
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert fake_openai.received[0].body["stream_options"] == {"include_usage": True}
 
@@ -92,7 +98,8 @@ async def test_tools_pass_through(start_router: RouterFactory, fake_openai: Fake
         pieces = [
             c.choices[0].delta.tool_calls[0].function.arguments or ""
             async for c in stream
-            if c.choices and c.choices[0].delta.tool_calls
+            if c.choices
+            and c.choices[0].delta.tool_calls
             and c.choices[0].delta.tool_calls[0].function
         ]
     call = answer.choices[0].message.tool_calls[0]  # type: ignore[index]
@@ -107,11 +114,15 @@ async def test_tools_pass_through(start_router: RouterFactory, fake_openai: Fake
 async def test_image_passes_through(start_router: RouterFactory, fake_openai: FakeOpenAI) -> None:
     content = [
         {"type": "text", "text": "what is this?"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
+        {
+            "type": "image_url",
+            "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"},
+        },
     ]
     async with start_router(config(fake_openai.url)) as url, openai_client(url) as client:
         answer = await client.chat.completions.create(
-            model="chat", messages=[{"role": "user", "content": content}]  # type: ignore[list-item]
+            model="chat",
+            messages=[{"role": "user", "content": content}],  # type: ignore[list-item]
         )
     assert answer.choices[0].message.content == "what is this? [1 image(s)]"
     assert fake_openai.received[0].body["messages"][0]["content"] == content
@@ -189,10 +200,14 @@ async def test_mid_stream_break_raises_in_sdk(
             stream=True,
         )
         received: list[str] = []
-        with pytest.raises(openai.APIError, match="upstream"):
+
+        async def read_all() -> None:
             async for chunk in stream:
                 if chunk.choices:
                     received.append(chunk.choices[0].delta.content or "")
+
+        with pytest.raises(openai.APIError, match="upstream"):
+            await read_all()
         # and the daemon keeps serving
         answer = await client.chat.completions.create(
             model="chat", messages=[{"role": "user", "content": "still there?"}]

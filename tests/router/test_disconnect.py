@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import httpx2
 import trio
 
-from tests.conftest import RouterFactory
-from tests.fakes.openai_upstream import FakeOpenAI
+if TYPE_CHECKING:
+    from tests.conftest import RouterFactory
+    from tests.fakes.openai_upstream import FakeOpenAI
 
 CONFIG = """
 [providers.up]
@@ -20,15 +23,17 @@ fallback = ["up:silent"]
 
 async def _disconnect_mid_request(url: str, fake: FakeOpenAI, stream: bool) -> None:
     body = {"model": "chat", "stream": stream, "messages": [{"role": "user", "content": "x"}]}
-    async with httpx2.AsyncClient(base_url=url, trust_env=False) as client:
-        async with trio.open_nursery() as nursery:
+    async with (
+        httpx2.AsyncClient(base_url=url, trust_env=False) as client,
+        trio.open_nursery() as nursery,
+    ):
 
-            async def request() -> None:
-                await client.post("/v1/chat/completions", json=body)
+        async def request() -> None:
+            await client.post("/v1/chat/completions", json=body)
 
-            nursery.start_soon(request)
-            await fake.request_seen.wait()
-            nursery.cancel_scope.cancel()  # the client hangs up
+        nursery.start_soon(request)
+        await fake.request_seen.wait()
+        nursery.cancel_scope.cancel()  # the client hangs up
 
 
 async def test_client_disconnect_closes_upstream(

@@ -1,0 +1,84 @@
+"""The public surface of `adapters`: the router is written against exactly these names."""
+
+import adapters
+
+PUBLIC = {
+    # errors
+    "GatewayError",
+    "InvalidRequest",
+    "UnsupportedCapability",
+    "NotFound",
+    "AuthenticationFailed",
+    "RateLimitExceeded",
+    "Timeout",
+    "NetworkError",
+    "ProviderInternalError",
+    "Overloaded",
+    "SerializationError",
+    "StreamError",
+    "ContentFiltered",
+    "ContextLengthExceeded",
+    "NoHealthyTarget",
+    "AllTargetsFailed",
+    # unified types
+    "GatewayRequest",
+    "GatewayResponse",
+    "Message",
+    "ContentPart",
+    "TextPart",
+    "ImagePart",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "Choice",
+    "ChatChunk",
+    "ChunkChoice",
+    "Delta",
+    "UpstreamRequest",
+    # adapter protocol and helpers
+    "HTTPAdapter",
+    "StreamDecoder",
+    "error_for_status",
+    "retry_after",
+    # OpenAI wire format and adapter
+    "OpenAIAdapter",
+    "OpenAIStreamDecoder",
+    "request_from_wire",
+    "request_to_wire",
+    "response_from_wire",
+    "response_to_wire",
+    "chunk_from_wire",
+    "chunk_to_wire",
+    # SSE
+    "SSEDecoder",
+    "SSEEvent",
+    # simulated provider
+    "SimulatedModel",
+    "SimulatedPlan",
+    # registry
+    "AdapterFactory",
+    "adapter_factory",
+    "known_kinds",
+    "register_adapter",
+}
+
+
+def test_public_names_are_pinned() -> None:
+    assert {name for name in vars(adapters) if not name.startswith("_")} == PUBLIC
+
+
+def test_public_names_resolve() -> None:
+    for name in PUBLIC:
+        assert getattr(adapters, name) is not None, name
+
+
+def test_every_public_exception_is_a_gateway_error() -> None:
+    exceptions = {
+        name
+        for name in PUBLIC
+        if isinstance(obj := getattr(adapters, name), type) and issubclass(obj, BaseException)
+    }
+    assert len(exceptions) == 16
+    for name in exceptions:
+        assert issubclass(getattr(adapters, name), adapters.GatewayError), name
