@@ -53,7 +53,13 @@ def build_upstream(name: str, provider: ProviderConfig, config: Config) -> Upstr
     except KeyError:
         raise ConfigError((f"providers.{name}.kind: no adapter for {provider.kind!r}",)) from None
     settings = _plain_settings(name, provider)
-    return HTTPUpstream(name, provider.kind, factory(name, settings), _transport(provider, config))
+    secrets = tuple(
+        settings[field.name]
+        for field in attrs.fields(type(provider))
+        if isinstance(getattr(provider, field.name), SecretRef)
+    )
+    adapter = factory(name, settings)
+    return HTTPUpstream(name, provider.kind, adapter, _transport(provider, config), secrets)
 
 
 def _transport(provider: ProviderConfig, config: Config) -> Transport:

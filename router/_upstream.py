@@ -7,12 +7,18 @@ on MockClock). The engine sees only the :class:`Upstream` interface.
 
 from __future__ import annotations
 
+import re
 import time
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
 import trio
+
+from adapters import (
+    AuthenticationFailed,
+    GatewayError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
@@ -28,6 +34,9 @@ if TYPE_CHECKING:
     from ._transport import Transport
 
 __all__ = ["HTTPUpstream", "SimulatedUpstream", "Upstream"]
+
+# Key-shaped tokens in upstream messages ("Incorrect API key provided: sk-proj-****abcd").
+_KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|key)-[A-Za-z0-9_*.-]{4,}")
 
 
 class Upstream(Protocol):
@@ -53,11 +62,22 @@ class Upstream(Protocol):
 
 
 class HTTPUpstream:
-    def __init__(self, name: str, kind: str, adapter: HTTPAdapter, transport: Transport) -> None:
+    """A provider over HTTP: its adapter, its transport, and the secrets to keep out of
+    every error message (upstreams echo keys back, OpenAI masked but in part)."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        adapter: HTTPAdapter,
+        transport: Transport,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
         self.name = name
         self.kind = kind
         self.adapter = adapter
         self.transport = transport
+        self._secrets = tuple(s for s in secrets if s)
 
     async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
         if req.stream:
@@ -67,7 +87,20 @@ class HTTPUpstream:
             body = await response.aread()
         if 200 <= response.status < 300:
             return self.adapter.parse_response(response.status, response.headers, body)
-        raise self.adapter.parse_error(response.status, response.headers, body)
+        raise self._scrubbed(self.adapter.parse_error(response.status, response.headers, body))
+
+    def _scrubbed(self, err: GatewayError) -> GatewayError:
+        """``err`` with no credential in its message."""
+        if isinstance(err, AuthenticationFailed):
+            err.message = (
+                f"the upstream refused the configured credentials (HTTP {err.upstream_status})"
+            )
+        message = err.message
+        for secret in self._secrets:
+            message = message.replace(secret, "[redacted]")
+        err.message = _KEY_LIKE.sub("[redacted]", message)
+        err.args = (err.message,)
+        return err
 
     @asynccontextmanager
     async def stream(
@@ -77,15 +110,19 @@ class HTTPUpstream:
         async with self.transport.request(upstream_request) as response:
             if not 200 <= response.status < 300:
                 body = await response.aread()
-                raise self.adapter.parse_error(response.status, response.headers, body)
+                error = self.adapter.parse_error(response.status, response.headers, body)
+                raise self._scrubbed(error)
             decoder = self.adapter.stream_decoder()
 
             async def chunks() -> AsyncGenerator[list[ChatChunk]]:
-                async for data in response.aiter_bytes():
-                    if batch := decoder.feed(data):
+                try:
+                    async for data in response.aiter_bytes():
+                        if batch := decoder.feed(data):
+                            yield batch
+                    if batch := decoder.close():
                         yield batch
-                if batch := decoder.close():
-                    yield batch
+                except GatewayError as exc:  # in-band errors carry upstream text too
+                    raise self._scrubbed(exc) from None
 
             async with aclosing(chunks()) as iterator:
                 yield iterator

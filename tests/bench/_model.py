@@ -93,6 +93,8 @@ class Run:
     quick: bool
     points: list[Point] = field(default_factory=list)
     starts: list[RouterStart] = field(default_factory=list)
+    #: req/s of the fixed-answer hypercorn app on the router's core, by concurrency.
+    ceiling: dict[int, float] = field(default_factory=dict)
 
     def find(self, upstream: str, stream: bool, concurrency: int) -> Point | None:
         """Return the point for this upstream, kind and concurrency, if measured."""

@@ -130,11 +130,30 @@ def _verdict(ok: bool | None) -> str:
 
 def render(run: Run, notes: str | None) -> str:
     """Return the whole Markdown report."""
-    parts = [_header(run), _machine(run), _method(run), _targets(run)]
+    parts = [_header(run), _machine(run), _method(run), _targets(run), _ceiling(run)]
     parts += [_scenario_table(run, points) for points in _by_scenario(run.points)]
     parts.append(_starts(run))
     parts.append(f"{NOTES_HEADING}\n\n{(notes or NOTES_PLACEHOLDER).strip()}\n")
     return "\n".join(parts)
+
+
+def _ceiling(run: Run) -> str:
+    """The fixed-answer app's rate on the router's core, and the router's share of it."""
+    if not run.ceiling:
+        return ""
+    rows = []
+    for c, ceiling in sorted(run.ceiling.items()):
+        point = run.find("fast", False, c)
+        routed = _rps(point.router) if point else None
+        share = f"{routed / ceiling:.2f}" if routed and ceiling else "-"
+        rows.append(f"| {c} | {fmt_rate(ceiling)} | {fmt_rate(routed)} | {share} |")
+    return (
+        "## Ceiling\n\nA fixed-answer raw ASGI app on one hypercorn-trio worker, on the "
+        "router's core, in this run: nothing built on hypercorn can beat it here. The "
+        "router's share of it is what carries over between machines.\n\n"
+        "| concurrency | ceiling req/s | router req/s (fast, non-stream) | share |\n"
+        "| --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"
+    )
 
 
 def _header(run: Run) -> str:

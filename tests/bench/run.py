@@ -175,6 +175,21 @@ def bench_upstream(up: Upstream, todo: list[Scenario], ctx: Context, run: Run) -
         stop(upstream)
 
 
+def bench_ceiling(ctx: Context, run: Run) -> None:
+    """Measure the fixed-answer hypercorn app on the router's core at c=16 and c=256."""
+    port = free_port()
+    cmd = [ctx.python, str(HERE / "ceiling.py"), "--port", str(port)]
+    proc = spawn(cmd, ctx.router_cpus, cwd=ROOT)
+    try:
+        wait_healthy(proc, port, time.perf_counter(), ROUTER_START_LIMIT_S)
+        for c in (16, 256):
+            result = measure(port, False, c, ctx, None)
+            run.ceiling[c] = result["rps"]
+            print(f"ceiling (fixed-answer hypercorn app) c={c}: {result['rps']:.0f} req/s")
+    finally:
+        stop(proc)
+
+
 def git_describe() -> str:
     """Short commit plus ``-dirty`` when the tree has changes."""
     try:
@@ -289,6 +304,8 @@ def execute(args: argparse.Namespace, tmp: Path) -> Run:
     )
     run = Run(machine_meta(ctx), ctx.duration, ctx.warmup, args.direct_only, args.quick)
     todo = scenarios(args.quick)
+    if not args.direct_only:
+        bench_ceiling(ctx, run)
     for up in (FAST, SLOW):
         bench_upstream(up, [sc for sc in todo if sc.upstream == up], ctx, run)
     return run

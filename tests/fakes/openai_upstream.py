@@ -73,7 +73,8 @@ class FakeOpenAI:
         self.request_seen.set()
         model = payload["model"]
         if model.startswith("fail-"):
-            await _error(send, int(model[5:]))
+            key = headers.get("authorization", "").removeprefix("Bearer ")
+            await _error(send, int(model[5:]), key)
         elif model == "silent":
             while (await receive())["type"] != "http.disconnect":
                 pass
@@ -184,10 +185,11 @@ async def _stream(send: Any, payload: dict[str, Any]) -> None:
     await send({"type": "http.response.body", "body": tail})
 
 
-async def _error(send: Any, status: int) -> None:
+async def _error(send: Any, status: int, key: str) -> None:
     kinds = {
         400: ("invalid_request_error", "invalid_value", "Invalid value for 'temperature'."),
-        401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+        # OpenAI masks most of the key it echoes; this fake echoes it whole, the worst case.
+        401: ("invalid_request_error", "invalid_api_key", f"Incorrect API key provided: {key}."),
         429: ("rate_limit_error", "rate_limit_exceeded", "Rate limit reached."),
         500: ("server_error", None, "The server had an error."),
         503: ("server_error", None, "The engine is currently overloaded."),

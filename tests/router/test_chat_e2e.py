@@ -187,7 +187,8 @@ async def test_upstream_errors_mapped(start_router: RouterFactory, fake_openai: 
     assert limited.value.response.headers["retry-after"] == "2"
     # The upstream refused the operator's key: the operator's problem, never a 401.
     assert auth.value.status_code == 502
-    assert "sk-upstream-secret" not in auth.value.response.text
+    assert "refused the configured credentials" in auth.value.message
+    assert "sk-upstream" not in auth.value.response.text
 
 
 async def test_mid_stream_break_raises_in_sdk(
@@ -230,3 +231,30 @@ async def test_stream_without_finish_is_an_error(
         )
         text = "".join([c.choices[0].delta.content or "" async for c in done_less if c.choices])
     assert text == "echo: a b c"
+
+
+async def test_keys_echoed_by_an_upstream_never_reach_the_client(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    route = '[routes.doomed]\nfallback = ["up:fail-401", "backup:fail-500"]'
+    async with start_router(config(fake_openai.url, route)) as url, openai_client(url) as client:
+        with pytest.raises(openai.APIStatusError) as caught:
+            await client.chat.completions.create(
+                model="doomed", messages=[{"role": "user", "content": "x"}]
+            )
+    assert fake_openai.received[0].headers["authorization"] == "Bearer sk-upstream-secret"
+    assert caught.value.status_code == 502
+    assert "sk-upstream" not in caught.value.response.text
+    assert "upstream-secret" not in caught.value.response.text
+
+
+def test_key_like_tokens_are_scrubbed_from_upstream_messages() -> None:
+    from adapters import InvalidRequest
+    from router._transport import HttpxTransport
+    from router._upstream import HTTPUpstream
+
+    upstream = HTTPUpstream("p", "openai", None, HttpxTransport(), ("hunter2-token",))  # type: ignore[arg-type]
+    err = upstream._scrubbed(
+        InvalidRequest("bad key sk-proj-****abcd and hunter2-token, see docs", upstream_status=400)
+    )
+    assert err.message == "bad key [redacted] and [redacted], see docs"
