@@ -176,17 +176,21 @@ class H11Pool:
     async def _connect(self, origin: _Origin) -> _Connection:
         try:
             with trio.fail_after(self._connect_timeout):
-                stream: trio.abc.Stream = await trio.open_tcp_stream(origin.host, origin.port)
-                if origin.tls:
-                    context = self._ssl_context or ssl.create_default_context()
-                    tls = trio.SSLStream(stream, context, server_hostname=origin.host)
+                tcp = await trio.open_tcp_stream(origin.host, origin.port)
+                if not origin.tls:
+                    return _Connection(tcp)
+                context = self._ssl_context or ssl.create_default_context()
+                tls = trio.SSLStream(tcp, context, server_hostname=origin.host)
+                try:
                     await tls.do_handshake()
-                    stream = tls
+                except BaseException:  # refused, timed out or cancelled: no socket left open
+                    tcp.socket.close()
+                    raise
+                return _Connection(tls)
         except trio.TooSlowError as exc:
             raise Timeout(f"connecting to {origin.host_header} timed out") from exc
         except (OSError, trio.BrokenResourceError) as exc:
             raise NetworkError(f"cannot connect to {origin.host_header}: {exc}") from exc
-        return _Connection(stream)
 
     def _encode(self, conn: _Connection, req: UpstreamRequest, host: str, path: str) -> bytes:
         headers = [("host", host), ("content-length", str(len(req.body)))]

@@ -258,3 +258,34 @@ def test_key_like_tokens_are_scrubbed_from_upstream_messages() -> None:
         InvalidRequest("bad key sk-proj-****abcd and hunter2-token, see docs", upstream_status=400)
     )
     assert err.message == "bad key [redacted] and [redacted], see docs"
+
+
+async def test_httpx2_transport_serves_the_same(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    toml = f"""
+[providers.up]
+kind = "openai"
+base_url = "{fake_openai.url}"
+pool = {{ transport = "httpx", max_connections = 4 }}
+
+[routes.chat]
+fallback = ["up:fail-500", "up:gpt-4o"]
+"""
+    async with start_router(toml) as url, openai_client(url) as client:
+        answer = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "via httpx2"}]
+        )
+        stream = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "a b"}], stream=True
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        broken = await client.chat.completions.create(
+            model="up:break-mid-stream",
+            messages=[{"role": "user", "content": "one two three"}],
+            stream=True,
+        )
+        with pytest.raises(openai.APIError, match="upstream"):
+            _ = [c async for c in broken]
+    assert answer.choices[0].message.content == "echo: via httpx2"
+    assert text == "echo: a b"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 import h11
 import pytest
 import trio
+import trustme
 
 from adapters import NetworkError, StreamError, Timeout, UpstreamRequest
 from router import H11Pool
@@ -278,3 +280,33 @@ async def test_connect_timeout(autojump_clock: trio.testing.MockClock) -> None:
             async with pool.request(post("http://example.invalid")):
                 pass
     assert trio.current_time() == pytest.approx(3.0)
+
+
+async def test_tls_to_an_https_upstream() -> None:
+    """TLS through trio's SSL streams, verified against a test CA."""
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    server = Server(ok(b"secret hello"))
+
+    async def handle(stream: trio.SSLStream[trio.SocketStream]) -> None:
+        await server.handle(stream)  # type: ignore[arg-type]
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(
+            partial(trio.serve_ssl_over_tcp, handle, 0, server_context, host="127.0.0.1")
+        )
+        port = listeners[0].transport_listener.socket.getsockname()[1]
+        pool = H11Pool(ssl_context=client_context)
+        for _ in range(2):
+            async with pool.request(post(f"https://127.0.0.1:{port}")) as response:
+                assert await response.aread() == b"secret hello"
+        await pool.aclose()
+        untrusting = H11Pool()  # the system's trust store does not know the test CA
+        with pytest.raises(NetworkError, match="cannot connect"):
+            async with untrusting.request(post(f"https://127.0.0.1:{port}")):
+                pass
+        nursery.cancel_scope.cancel()
+    assert server.connections == 2  # one kept alive for both requests, one refused

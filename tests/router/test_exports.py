@@ -1,0 +1,21 @@
+"""The router package's public surface, pinned."""
+
+from __future__ import annotations
+
+import router
+
+
+def test_public_names() -> None:
+    public = {name for name in dir(router) if not name.startswith("_")}
+    assert public == {
+        "App",
+        "Engine",
+        "H11Pool",
+        "HttpxTransport",
+        "RequestTrace",
+        "Runtime",
+        "Transport",
+        "UpstreamResponse",
+        "hypercorn_config",
+        "run_daemon",
+    }
