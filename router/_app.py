@@ -40,8 +40,10 @@ from ._openai_ingress import (
 
 if TYPE_CHECKING:
     from adapters import GatewayRequest
+    from rules import Node
 
     from ._accesslog import AccessLog
+    from ._engine import Engine
     from ._runtime import Runtime
 
 __all__ = ["App"]
@@ -57,6 +59,9 @@ _SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+_INTERNAL = GatewayError("internal error in the router; the log has the details")
 
 
 class ClientGone(Exception):
@@ -123,6 +128,12 @@ class App:
                     err = _client_error(exc)
                     trace.status = err.status_hint
                     await _send_error(send, err, trace, request_id)
+                except Exception:
+                    # A bug of ours: still a well-formed answer, and the traceback logged.
+                    error_log.exception("request %s failed", request_id)
+                    if not trace.status:
+                        trace.status = 500
+                        await _send_error(send, _INTERNAL, trace, request_id)
                 nursery.cancel_scope.cancel()
         except ClientGone:
             pass
@@ -165,22 +176,30 @@ class App:
         deadline = started + settings.timeout
         if req.stream:
             await self._stream(
-                send, req, node, trace, request_id, deadline, settings.first_token_timeout
+                send,
+                runtime.engine,
+                req,
+                node,
+                trace,
+                request_id,
+                deadline,
+                settings.first_token_timeout,
             )
         else:
-            await self._complete(send, req, node, trace, request_id, deadline)
+            await self._complete(send, runtime.engine, req, node, trace, request_id, deadline)
 
     async def _complete(
         self,
         send: Any,
+        engine: Engine,
         req: GatewayRequest,
-        node: Any,
+        node: Node,
         trace: RequestTrace,
         request_id: str,
         deadline: float,
     ) -> None:
         with trio.move_on_at(deadline) as scope:
-            resp = await self.runtime.engine.complete(node, req, trace)
+            resp = await engine.complete(node, req, trace)
         if scope.cancelled_caught:
             raise Timeout(f"the request took longer than its deadline ({trace.route})")
         body = encode_response(resp)
@@ -196,14 +215,14 @@ class App:
     async def _stream(
         self,
         send: Any,
+        engine: Engine,
         req: GatewayRequest,
-        node: Any,
+        node: Node,
         trace: RequestTrace,
         request_id: str,
         deadline: float,
         first_token_timeout: float,
     ) -> None:
-        engine = self.runtime.engine
         async with AsyncExitStack() as stack:
             with trio.move_on_at(deadline) as scope:
                 start = await engine.open_stream(node, req, trace, stack, first_token_timeout)
@@ -230,6 +249,9 @@ class App:
                     exc.upstream = exc.upstream or trace.target
                     end = encode_stream_error(exc)
                     error_log.warning("stream from %s broke: %s", trace.target, exc.message)
+                except Exception:
+                    error_log.exception("request %s: stream failed", request_id)
+                    end = encode_stream_error(_INTERNAL)
             if scope.cancelled_caught:
                 end = encode_stream_error(Timeout("the stream took longer than its deadline"))
             await send({"type": "http.response.body", "body": end})

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import aclosing, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
 import trio.testing
 
+from adapters import ChatChunk, ChunkChoice, Delta
 from router import App, Engine, Runtime
 from router._providers import build_upstreams
 from rules import compile_routes, parse_config
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator
+
+    import pytest
 
 CONFIG = """
 [defaults]
@@ -122,3 +129,52 @@ async def test_disconnect_cancels_the_attempt_at_once(
         client.hang_up.set()
     assert trio.current_time() == 2.0  # the 100 s attempt did not run on
     assert client.sent == []  # nothing answered to a client that left
+
+
+class Buggy:
+    """An upstream with a bug (not a GatewayError) before or during its stream."""
+
+    name = "buggy"
+    kind = "buggy"
+
+    async def complete(self, req: object, model: str) -> object:
+        raise KeyError("a bug")
+
+    @asynccontextmanager
+    async def stream(
+        self, req: object, model: str
+    ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
+        async def chunks() -> AsyncGenerator[list[ChatChunk]]:
+            yield [ChatChunk("x", model, 0, (ChunkChoice(0, Delta(content="partial")),))]
+            raise RuntimeError("a bug mid-stream")
+
+        async with aclosing(chunks()) as iterator:
+            yield iterator
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+def buggy_app() -> App:
+    config = parse_config(
+        '[providers.buggy]\nkind = "simulated"\n[routes.r]\nfallback = ["buggy:m"]\n'
+    )
+    return App(Runtime(compile_routes(config), Engine({"buggy": Buggy()})))  # type: ignore[dict-item]
+
+
+async def test_a_bug_is_a_well_formed_500(caplog: pytest.LogCaptureFixture) -> None:
+    client = Client({"model": "r", "messages": [{"role": "user", "content": "x"}]})
+    await buggy_app()(SCOPE, client.receive, client.send)
+    assert client.status == 500
+    assert "internal error" in orjson.loads(client.text)["error"]["message"]
+    assert "KeyError" in caplog.text  # the traceback is in the log, not in the answer
+    assert "a bug" not in client.text
+
+
+async def test_a_bug_mid_stream_ends_with_an_error_event() -> None:
+    client = Client({"model": "r", "stream": True, "messages": [{"role": "user", "content": "x"}]})
+    await buggy_app()(SCOPE, client.receive, client.send)
+    assert client.status == 200
+    assert '"partial"' in client.text
+    assert client.text.rstrip().splitlines()[-1].startswith('data: {"error"')
+    assert "[DONE]" not in client.text
