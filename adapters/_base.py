@@ -55,6 +55,10 @@ class HTTPAdapter(Protocol):
 
     def stream_decoder(self) -> StreamDecoder: ...
 
+    def probe_request(self) -> UpstreamRequest:
+        """A cheap request that tells whether the upstream is up (a model list)."""
+        ...
+
 
 def header(headers: Headers, name: str) -> str | None:
     """The first value of header ``name`` (lower-case) or None."""

@@ -37,6 +37,7 @@ class OpenAIAdapter:
     ) -> None:
         self.name = name
         self.url = base_url.rstrip("/") + "/chat/completions"
+        self._models_url = base_url.rstrip("/") + "/models"
         merged = {"content-type": "application/json", "accept": "application/json"}
         if api_key:
             merged["authorization"] = f"Bearer {api_key}"
@@ -70,6 +71,11 @@ class OpenAIAdapter:
 
     def stream_decoder(self) -> OpenAIStreamDecoder:
         return OpenAIStreamDecoder()
+
+    def probe_request(self) -> UpstreamRequest:
+        """``GET {base_url}/models``: cheap, authenticated, costs no tokens."""
+        headers = tuple((k, v) for k, v in self._headers if k != "content-type")
+        return UpstreamRequest("GET", self._models_url, headers, b"")
 
 
 def _error_fields(body: bytes) -> tuple[str | None, str | None]:

@@ -27,8 +27,10 @@ from adapters import (
     RateLimitExceeded,
     Timeout,
 )
+from rules import Leaf, Node
 
-from ._engine import RequestTrace
+from ._admin import is_admin, is_ready, status
+from ._engine import RequestOptions, RequestTrace
 from ._openai_ingress import (
     DONE,
     decode_request,
@@ -40,7 +42,6 @@ from ._openai_ingress import (
 
 if TYPE_CHECKING:
     from adapters import GatewayRequest
-    from rules import Node
 
     from ._accesslog import AccessLog
     from ._engine import Engine
@@ -76,9 +77,15 @@ class PayloadTooLarge(InvalidRequest):
 class App:
     """The daemon's ASGI callable. ``runtime`` holds the rules snapshot in force."""
 
-    def __init__(self, runtime: Runtime, access_log: AccessLog | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        access_log: AccessLog | None = None,
+        admin_key: str | None = None,
+    ) -> None:
         self.runtime = runtime
         self.access_log = access_log
+        self.admin_key = admin_key
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -100,8 +107,18 @@ class App:
         elif path == "/healthz":
             await _send_json(send, 200, {"status": "ok"})
         elif path == "/readyz":
-            table = self.runtime.table
-            await _send_json(send, 200, {"status": "ready", "rules": table.short_digest})
+            runtime = self.runtime
+            ready = is_ready(runtime)
+            state = {
+                "status": "ready" if ready else "unavailable",
+                "rules": runtime.table.short_digest,
+            }
+            await _send_json(send, 200 if ready else 503, state)
+        elif path == "/admin/status":
+            if is_admin(scope, self.admin_key):
+                await _send_json(send, 200, status(self.runtime))
+            else:
+                await _send_json(send, 403, _FORBIDDEN)
         elif path in ("/v1/models", "/models"):
             await _send_json(send, 200, self._models())
         else:
@@ -123,7 +140,7 @@ class App:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope)
                 try:
-                    await self._answer(send, body, runtime, trace, request_id, started)
+                    await self._answer(scope, send, body, runtime, trace, request_id, started)
                 except GatewayError as exc:
                     err = _client_error(exc)
                     trace.status = err.status_hint
@@ -156,6 +173,7 @@ class App:
 
     async def _answer(
         self,
+        scope: Scope,
         send: Any,
         body: bytes,
         runtime: Runtime,
@@ -173,20 +191,16 @@ class App:
             )
         trace.route = req.model
         settings = runtime.settings_for(node)
-        deadline = started + settings.timeout
+        options = RequestOptions(
+            deadline=started + settings.timeout,
+            retries=settings.retries,
+            first_token_timeout=settings.first_token_timeout,
+            headers=_sticky_headers(scope, node),
+        )
         if req.stream:
-            await self._stream(
-                send,
-                runtime.engine,
-                req,
-                node,
-                trace,
-                request_id,
-                deadline,
-                settings.first_token_timeout,
-            )
+            await self._stream(send, runtime.engine, req, node, trace, request_id, options)
         else:
-            await self._complete(send, runtime.engine, req, node, trace, request_id, deadline)
+            await self._complete(send, runtime.engine, req, node, trace, request_id, options)
 
     async def _complete(
         self,
@@ -196,10 +210,10 @@ class App:
         node: Node,
         trace: RequestTrace,
         request_id: str,
-        deadline: float,
+        options: RequestOptions,
     ) -> None:
-        with trio.move_on_at(deadline) as scope:
-            resp = await engine.complete(node, req, trace)
+        with trio.move_on_at(options.deadline) as scope:
+            resp = await engine.complete(node, req, trace, options)
         if scope.cancelled_caught:
             raise Timeout(f"the request took longer than its deadline ({trace.route})")
         body = encode_response(resp)
@@ -220,12 +234,13 @@ class App:
         node: Node,
         trace: RequestTrace,
         request_id: str,
-        deadline: float,
-        first_token_timeout: float,
+        options: RequestOptions,
     ) -> None:
+        deadline = options.deadline
         async with AsyncExitStack() as stack:
             with trio.move_on_at(deadline) as scope:
-                start = await engine.open_stream(node, req, trace, stack, first_token_timeout)
+                start = await engine.open_stream(node, req, trace, options)
+                await stack.enter_async_context(start.exit)
             if scope.cancelled_caught:
                 raise Timeout(f"the request took longer than its deadline ({trace.route})")
             trace.status = 200
@@ -249,6 +264,8 @@ class App:
                     exc.upstream = exc.upstream or trace.target
                     end = encode_stream_error(exc)
                     error_log.warning("stream from %s broke: %s", trace.target, exc.message)
+                    if trace.target:
+                        engine.stream_failed(trace.target, exc)
                 except Exception:
                     error_log.exception("request %s: stream failed", request_id)
                     end = encode_stream_error(_INTERNAL)
@@ -305,6 +322,13 @@ def _client_error(exc: GatewayError) -> GatewayError:
     return exc
 
 
+def _sticky_headers(scope: Scope, node: Node) -> dict[str, str]:
+    """The request's headers, lower-case, when a split may hash one; else nothing."""
+    if isinstance(node, Leaf):
+        return {}
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
@@ -315,12 +339,17 @@ def _request_id(scope: Scope) -> str:
 
 
 def _trace_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, bytes]]:
-    return [
+    headers = [
         (b"x-request-id", request_id.encode()),
         (b"x-router-route", trace.route.encode()),
         (b"x-router-target", (trace.target or "").encode()),
-        (b"x-router-attempts", str(trace.attempts).encode()),
+        (b"x-router-attempts", b"%d" % trace.attempts),
     ]
+    if trace.arm is not None:
+        headers.append((b"x-router-arm", trace.arm.encode()))
+    if trace.hedges:
+        headers.append((b"x-router-hedges", b"%d" % trace.hedges))
+    return headers
 
 
 async def _send_error(send: Any, err: GatewayError, trace: RequestTrace, request_id: str) -> None:
@@ -340,7 +369,13 @@ async def _send_json(send: Any, status: int, payload: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-_GET_PATHS = frozenset({"/healthz", "/readyz", "/v1/models", "/models"})
+_GET_PATHS = frozenset({"/healthz", "/readyz", "/v1/models", "/models", "/admin/status"})
+_FORBIDDEN = {
+    "error": {
+        "message": "admin endpoints answer on loopback or with the admin key",
+        "type": "permission_error",
+    }
+}
 
 
 def _not_found(path: str) -> dict[str, Any]:

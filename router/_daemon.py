@@ -17,11 +17,12 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
-from rules import Config, compile_routes, load_config
+from rules import Config, RouteTable, compile_routes, load_config
 
 from ._accesslog import AccessLog
 from ._app import App
 from ._engine import Engine
+from ._health import health_loop
 from ._providers import build_upstreams
 from ._runtime import Runtime
 
@@ -56,14 +57,24 @@ async def run_daemon(
     config = load_config(config_path)
     table = compile_routes(config)
     upstreams = build_upstreams(config)
-    engine = Engine(upstreams, stall_timeout=config.defaults.stall_timeout)
+    engine = Engine(upstreams, config.defaults)
     _tune_gc()
     access_log = AccessLog() if config.server.access_log else None
-    app = App(Runtime(table, engine), access_log)
+    admin_key = config.server.admin_key.resolve() if config.server.admin_key else None
+    app = App(Runtime(table, engine), access_log, admin_key)
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_stop_on_signals, stop)
+            for name, provider in config.providers.items():
+                if provider.health is not None:
+                    nursery.start_soon(
+                        health_loop,
+                        upstreams[name],
+                        provider.health,
+                        engine.registry,
+                        partial(_targets_of, table, name),
+                    )
             if access_log is not None:
                 nursery.start_soon(access_log.run)
             asgi: Any = app  # hypercorn's typed scopes vs our plain dicts
@@ -81,6 +92,10 @@ async def run_daemon(
         with trio.CancelScope(shield=True), trio.move_on_after(5):
             for upstream in upstreams.values():
                 await upstream.aclose()
+
+
+def _targets_of(table: RouteTable, provider: str) -> list[str]:
+    return [str(t) for t in table.targets() if t.provider == provider]
 
 
 def _tune_gc() -> None:

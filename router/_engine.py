@@ -1,25 +1,29 @@
 """The engine: runs a route's policy tree for one request.
 
-It walks the compiled nodes of :mod:`rules` (fallback, balance, split, leaf) and makes
-attempts on upstreams. A failure moves on to the next candidate when the node's ``on``
-set names its reason; anything else (a bad request, a content-policy refusal) goes
-straight back to the client. Streams are committed to an attempt when its first content
-chunk arrives: before that, a failure or a silent upstream (``first_token_timeout``)
-moves on transparently; after it, the stream is the client's and a break ends it with
-an error event.
+It walks the compiled nodes of :mod:`rules` and makes attempts on upstreams:
 
-What this module does not do yet (the routing-rules issue): retries with backoff,
-hedging, circuit breakers, and the latency / least-connections strategies, which run
-as round robin for now.
+- ``fallback`` tries its children in order and moves on when a failure's reason is in
+  the node's ``on`` set; a bad request or a content-policy refusal goes straight back.
+- ``balance`` orders its children by strategy (round robin, weighted, latency or least
+  connections, the last two by power of two choices on live state), then falls back
+  through them the same way.
+- ``split`` sends each request to one arm, sticky by weighted rendezvous hashing.
+- ``hedge`` on a fallback or balance node starts the next candidate when the current
+  ones are slow (a fixed delay or a latency quantile), within the hedge budget; the
+  first good answer wins and the others are cancelled (:mod:`router._hedge`).
+
+Each leaf attempt goes through the target's circuit breaker and retries fast failures
+with backoff (:mod:`router._attempt`). Streams are committed to an attempt when its
+first content chunk arrives; before that, failures and silence move on unseen.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 import trio
@@ -34,98 +38,145 @@ from adapters import (
     StreamError,
     Timeout,
 )
-from rules import Balance, Fallback, Leaf, Node, Split
+from rules import Balance, Defaults, Fallback, HedgeConfig, Leaf, Node, Percentile, Split
 
-from ._upstream import Upstream
+from ._attempt import Call, LeafRunner, Served
+from ._breaker import CircuitBreaker
+from ._budget import TokenBucket
+from ._choose import choose_latency, choose_least_connections, weighted_rendezvous
+from ._hedge import run_hedged
+from ._stats import TargetRegistry
 
-__all__ = ["Engine", "RequestTrace", "StreamStart"]
+if TYPE_CHECKING:
+    from ._stats import TargetState
+    from ._upstream import Upstream
+
+__all__ = ["Engine", "RequestOptions", "RequestTrace", "StreamStart"]
 
 T = TypeVar("T")
-Attempt = Callable[[Upstream, str], Awaitable[T]]
 
-# Failures a balance or split node moves on from (fallback nodes have their own set).
+# Failures a balance node moves on from (fallback nodes carry their own set).
 _DEFAULT_ON = frozenset(
     {"timeout", "network", "server_error", "rate_limited", "overloaded", "context_length"}
 )
+# The hedge delay for a ``pNN`` target without enough samples yet.
+UNKNOWN_QUANTILE_DELAY = 1.0
 
 
 @attrs.define
 class RequestTrace:
-    """What happened to one request, for its response headers and error body."""
+    """What happened to one request, for its response headers, log line and errors."""
 
     route: str
     attempts: int = 0
     status: int = 0  # the HTTP status sent to the client, 0 until one is
     target: str | None = None
+    arm: str | None = None  # the split arm taken, if a split was on the way
+    hedges: int = 0
+    retries: int = 0
     errors: list[GatewayError] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class RequestOptions:
+    """What bounds one request: its deadline (trio time), retries per target, time to
+    first token (streams), and its headers (lower-case names) for sticky splits."""
+
+    deadline: float
+    retries: int = 0
+    first_token_timeout: float = 15.0
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+    def sticky_key(self, sticky: str | None) -> str | None:
+        """The value a split with ``sticky`` hashes: a header, or the client's key."""
+        if sticky is None:
+            return None
+        if sticky.startswith("header:"):
+            return self.headers.get(sticky[7:].lower())
+        key = self.headers.get("x-api-key") or self.headers.get("authorization")
+        return key.removeprefix("Bearer ").strip() if key else None
 
 
 @attrs.define
 class StreamStart:
-    """A committed stream: the chunks read so far (up to the first content) and the rest."""
+    """A stream up to its first content chunk, with the rest still to read.
+
+    ``exit`` owns the open upstream stream; whoever takes the StreamStart closes it.
+    """
 
     head: list[ChatChunk]
     rest: AsyncIterator[list[ChatChunk]] | None  # None when the stream already ended
+    exit: AsyncExitStack
 
 
 class Engine:
-    """Executes policy trees against upstreams.
+    """Executes policy trees against upstreams, with live state per target.
 
     Args:
         upstreams: Provider name -> its upstream.
-        stall_timeout: Seconds a committed stream may go silent between chunks.
+        defaults: ``[defaults]`` of the config: retries, backoff, circuit, hedge budget,
+            stall timeout.
+        registry: Live state per target; pass the old one on reload so it carries over.
+        budget: The hedge budget; likewise carried over.
+        rng: Randomness for balancing, splits and jitter (seed it in tests).
     """
 
     def __init__(
         self,
         upstreams: Mapping[str, Upstream],
+        defaults: Defaults | None = None,
         *,
-        stall_timeout: float = 30.0,
+        registry: TargetRegistry | None = None,
+        budget: TokenBucket | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.upstreams = upstreams
-        self.stall_timeout = stall_timeout
+        self.defaults = defaults = defaults or Defaults()
+        circuit = defaults.circuit
+        self.registry = registry or TargetRegistry(
+            lambda: CircuitBreaker(circuit.failures, circuit.successes, circuit.open_for)
+        )
+        self.budget = budget or TokenBucket(defaults.hedge_budget)
+        self.stall_timeout = defaults.stall_timeout
         self._rng = rng or random.Random()
+        self._leaves = LeafRunner(upstreams, self.registry, defaults.backoff, self._rng)
         self._round_robin: dict[str, itertools.count[int]] = {}
 
     async def complete(
-        self, node: Node, req: GatewayRequest, trace: RequestTrace
+        self, node: Node, req: GatewayRequest, trace: RequestTrace, options: RequestOptions
     ) -> GatewayResponse:
         """A whole answer from the first candidate that gives one.
 
         Raises:
-            GatewayError: the last error, or AllTargetsFailed naming every attempt.
+            GatewayError: the failure to report (AllTargetsFailed naming every attempt,
+                NoHealthyTarget when every target's circuit is open).
         """
 
-        async def attempt(upstream: Upstream, model: str) -> GatewayResponse:
+        async def call(upstream: Upstream, model: str) -> GatewayResponse:
             return await upstream.complete(req, model)
 
-        return await self._walk(node, attempt, trace)
+        served = await self._start(node, Call(call, _nothing), trace, options)
+        return served.value
 
     async def open_stream(
-        self,
-        node: Node,
-        req: GatewayRequest,
-        trace: RequestTrace,
-        stack: AsyncExitStack,
-        first_token_timeout: float,
+        self, node: Node, req: GatewayRequest, trace: RequestTrace, options: RequestOptions
     ) -> StreamStart:
-        """Open a stream on the first candidate to send content; ``stack`` owns it after.
+        """A stream from the first candidate to send content within the first-token time.
 
-        A candidate that sends no content within ``first_token_timeout`` seconds is
-        abandoned for the next one.
+        The caller owns ``StreamStart.exit`` and must close it (enter it in its stack).
 
         Raises:
-            GatewayError: as :meth:`complete`, when no candidate sent a first chunk.
+            GatewayError: as :meth:`complete`.
         """
 
-        async def attempt(upstream: Upstream, model: str) -> StreamStart:
-            return await self._stream_attempt(upstream, model, req, stack, first_token_timeout)
+        async def call(upstream: Upstream, model: str) -> StreamStart:
+            return await _first_chunk(upstream, model, req, options.first_token_timeout)
 
-        return await self._walk(node, attempt, trace)
+        served = await self._start(node, Call(call, _close_stream), trace, options)
+        return served.value
 
     async def next_batch(self, rest: AsyncIterator[list[ChatChunk]]) -> list[ChatChunk] | None:
-        """The next chunks of a committed stream (those that arrived together), None at its end.
+        """The next chunks of a committed stream, None at its end.
 
         Raises:
             StreamError: the upstream went silent for ``stall_timeout``, or broke.
@@ -137,96 +188,184 @@ class Engine:
                 return None
         raise StreamError(f"upstream stream stalled for {self.stall_timeout:g}s")
 
+    def stream_failed(self, target: str, error: GatewayError) -> None:
+        """A committed stream broke: it counts against its target like any failure."""
+        self._leaves.record_failure(self.registry.get(target), error, trio.current_time())
+
     # -- policy walk --------------------------------------------------------------------
 
-    async def _walk(self, node: Node, attempt: Attempt[T], trace: RequestTrace) -> T:
+    async def _start(
+        self, node: Node, call: Call[T], trace: RequestTrace, options: RequestOptions
+    ) -> Served[T]:
+        self.budget.on_request()
+        served = await self._run(node, call, _Ctx(trace, options))
+        trace.target = served.target
+        return served
+
+    async def _run(self, node: Node, call: Call[T], ctx: _Ctx) -> Served[T]:
         if isinstance(node, Leaf):
-            return await self._attempt(node, attempt, trace)
+            options = ctx.options
+            return await self._leaves.run(
+                node.target, call, ctx.trace, options.deadline, options.retries
+            )
+        if isinstance(node, Split):
+            arm = self._arm(node, ctx.options.sticky_key(node.sticky))
+            ctx.trace.arm = _key(arm)
+            return await self._run(arm, call, ctx)
         on = node.on if isinstance(node, Fallback) else _DEFAULT_ON
+        candidates = self._order(node)
+        if node.hedge is not None:
+            return await run_hedged(
+                candidates,
+                lambda child: self._child(node, child, call, ctx),
+                on,
+                self._hedge_delay(node.hedge, candidates[0]),
+                node.hedge.max,
+                _HedgePermit(self.budget, ctx.trace),
+                call.discard,
+            )
         errors: list[GatewayError] = []
-        for child in self._candidates(node):
+        for child in candidates:
             try:
-                return await self._walk(child, attempt, trace)
+                return await self._child(node, child, call, ctx)
             except GatewayError as exc:
                 errors.append(exc)
-                if not _falls_back(exc, on):
+                if not falls_back(exc, on):
                     raise
-        if len(errors) == 1:
-            raise errors[0]
-        raise AllTargetsFailed(tuple(_flatten(errors)))
+        raise combine(errors)
 
-    async def _attempt(self, leaf: Leaf, attempt: Attempt[T], trace: RequestTrace) -> T:
-        target = str(leaf.target)
-        upstream = self.upstreams.get(leaf.target.provider)
-        if upstream is None:  # the rules were checked; only a bug gets here
-            raise NoHealthyTarget(f"no upstream for {target}", upstream=target)
-        trace.attempts += 1
+    async def _child(
+        self, parent: Fallback | Balance, child: Node, call: Call[T], ctx: _Ctx
+    ) -> Served[T]:
+        """A child of a fallback or balance node; routes among a balance's targets get
+        their own in-flight count and latency, as leaves do."""
+        if isinstance(child, Leaf) or not isinstance(parent, Balance):
+            return await self._run(child, call, ctx)
+        state = self.registry.get(child.name)
+        state.in_flight += 1
+        started = trio.current_time()
         try:
-            result = await attempt(upstream, leaf.target.model)
-        except GatewayError as exc:
-            exc.upstream = exc.upstream or target
-            trace.errors.append(exc)
+            served = await self._run(child, call, ctx)
+        except GatewayError:
+            state.stats.observe_failure(trio.current_time() - started)
             raise
-        trace.target = target
-        return result
+        finally:
+            state.in_flight -= 1
+        state.stats.observe(trio.current_time() - started)
+        return served
 
-    def _candidates(self, node: Fallback | Balance | Split) -> Sequence[Node]:
-        """The children in the order this node tries them."""
-        children = node.children
-        if isinstance(node, Fallback):
-            return children
-        if isinstance(node, Split):
-            # Sticky arms come with the routing-rules issue; a random arm by weight now.
-            return self._rng.choices(children, weights=node.weights, k=1)
-        if node.strategy == "weighted":
-            return _weighted_order(children, node.weights, self._rng)
-        counter = self._round_robin.setdefault(node.name, itertools.count())
-        start = next(counter) % len(children)
-        return children[start:] + children[:start]
+    def _hedge_delay(self, hedge: HedgeConfig, first: Node) -> float:
+        if not isinstance(hedge.after, Percentile):
+            return float(hedge.after)
+        stats = self.registry.get(_key(first)).stats
+        quantile = stats.quantile(hedge.after.q)
+        return UNKNOWN_QUANTILE_DELAY if quantile is None else quantile
 
-    async def _stream_attempt(
-        self,
-        upstream: Upstream,
-        model: str,
-        req: GatewayRequest,
-        stack: AsyncExitStack,
-        first_token_timeout: float,
-    ) -> StreamStart:
-        head: list[ChatChunk] = []
-        rest: AsyncIterator[list[ChatChunk]] | None = None
-        async with AsyncExitStack() as attempt_stack:
-            with trio.move_on_after(first_token_timeout) as scope:
-                chunks = await attempt_stack.enter_async_context(upstream.stream(req, model))
-                rest = chunks
-                async for batch in chunks:
-                    head += batch
-                    if any(chunk.has_content for chunk in batch):
-                        break
-                else:
-                    rest = None  # the whole (content-free) stream is in head
-            if scope.cancelled_caught:
-                raise Timeout(f"no first token within {first_token_timeout:g}s")
-            committed = attempt_stack.pop_all()
-        await stack.enter_async_context(committed)
-        return StreamStart(head, rest)
+    # -- choosing -----------------------------------------------------------------------
+
+    def _order(self, node: Fallback | Balance) -> list[Node]:
+        """The children in the order this node tries them; open circuits last."""
+        children = list(node.children)
+        if isinstance(node, Balance):
+            children = self._balance_order(node, children)
+        now = trio.current_time()
+        usable = [c for c in children if not self._is_open(c, now)]
+        return usable + [c for c in children if c not in usable]
+
+    def _balance_order(self, node: Balance, children: list[Node]) -> list[Node]:
+        strategy = node.strategy
+        if strategy == "weighted":
+            return _weighted_order(children, list(node.weights), self._rng)
+        if strategy == "round_robin":
+            start = next(self._round_robin.setdefault(node.name, itertools.count()))
+            start %= len(children)
+            return children[start:] + children[:start]
+        states = {_key(c): self.registry.get(_key(c)) for c in children}
+
+        def state_of(child: Node) -> TargetState:
+            return states[_key(child)]
+
+        if strategy == "latency":
+            first = choose_latency(children, state_of, self._rng)
+            rest = sorted(
+                (c for c in children if c is not first), key=lambda c: _estimate(state_of(c))
+            )
+        else:  # least_connections
+            first = choose_least_connections(children, state_of, self._rng)
+            rest = sorted(
+                (c for c in children if c is not first), key=lambda c: state_of(c).in_flight
+            )
+        return [first, *rest]
+
+    def _arm(self, node: Split, sticky_key: str | None) -> Node:
+        """Same key, same arm; without one, a random arm by weight."""
+        if sticky_key is None:
+            return self._rng.choices(node.children, weights=node.weights, k=1)[0]
+        arms = [_key(c) for c in node.children]
+        index = weighted_rendezvous(f"{node.name}\x00{sticky_key}", arms, node.weights)
+        return node.children[index]
+
+    def _is_open(self, node: Node, now: float) -> bool:
+        if not isinstance(node, Leaf):
+            return False
+        return self.registry.get(str(node.target)).breaker.state(now) == "open"
 
 
-def _falls_back(exc: GatewayError, on: frozenset[str]) -> bool:
+@attrs.define
+class _Ctx:
+    trace: RequestTrace
+    options: RequestOptions
+
+
+@attrs.define
+class _HedgePermit:
+    """Asks the budget for each hedge, and counts the hedges that went."""
+
+    budget: TokenBucket
+    trace: RequestTrace
+
+    def __call__(self) -> bool:
+        if self.budget.try_take():
+            self.trace.hedges += 1
+            return True
+        return False
+
+
+def _key(node: Node) -> str:
+    """The live-state key of a node: ``provider:model`` for a leaf, else its route name."""
+    return str(node.target) if isinstance(node, Leaf) else node.name
+
+
+def _estimate(state: TargetState) -> float:
+    """A target's latency estimate for ordering the rest; unknown sorts first."""
+    estimate = state.stats.estimate()
+    return 0.0 if estimate is None else estimate
+
+
+def falls_back(exc: GatewayError, on: frozenset[str]) -> bool:
+    """Whether ``exc`` lets a node move on to its next candidate."""
     if isinstance(exc, AllTargetsFailed | NoHealthyTarget):
         return True
     return exc.fallback_reason is not None and exc.fallback_reason in on
 
 
-def _flatten(errors: list[GatewayError]) -> list[GatewayError]:
-    out: list[GatewayError] = []
+def combine(errors: Sequence[GatewayError]) -> GatewayError:
+    """The error for a node whose every candidate failed."""
+    flat: list[GatewayError] = []
     for e in errors:
-        out.extend(e.attempts if isinstance(e, AllTargetsFailed) else (e,))
-    return out
+        flat.extend(e.attempts if isinstance(e, AllTargetsFailed) else (e,))
+    if flat and all(isinstance(e, NoHealthyTarget) for e in flat):
+        names = ", ".join(e.upstream or "?" for e in flat)
+        # ``upstream`` names them all, so a route naming this one can list them too.
+        return NoHealthyTarget(
+            f"no healthy target: every circuit is open ({names})", upstream=names
+        )
+    if len(flat) == 1:
+        return flat[0]
+    return AllTargetsFailed(tuple(flat))
 
 
-def _weighted_order(
-    children: tuple[Node, ...], weights: tuple[float, ...], rng: random.Random
-) -> list[Node]:
+def _weighted_order(children: list[Node], weights: list[float], rng: random.Random) -> list[Node]:
     """A weighted random order: each place drawn by weight from what is left."""
     pool = list(zip(children, weights, strict=True))
     order: list[Node] = []
@@ -234,3 +373,34 @@ def _weighted_order(
         i = rng.choices(range(len(pool)), weights=[w for _, w in pool], k=1)[0]
         order.append(pool.pop(i)[0])
     return order
+
+
+async def _first_chunk(
+    upstream: Upstream, model: str, req: GatewayRequest, first_token_timeout: float
+) -> StreamStart:
+    """Open a stream and read it up to its first content chunk."""
+    head: list[ChatChunk] = []
+    rest: AsyncIterator[list[ChatChunk]] | None = None
+    async with AsyncExitStack() as attempt:
+        with trio.move_on_after(first_token_timeout) as scope:
+            chunks = await attempt.enter_async_context(upstream.stream(req, model))
+            rest = chunks
+            async for batch in chunks:
+                head += batch
+                if any(chunk.has_content for chunk in batch):
+                    break
+            else:
+                rest = None  # the whole (content-free) stream is in head
+        if scope.cancelled_caught:
+            raise Timeout(f"no first token within {first_token_timeout:g}s")
+        return StreamStart(head, rest, attempt.pop_all())
+
+
+async def _nothing(value: object) -> None:
+    await trio.lowlevel.checkpoint()
+
+
+async def _close_stream(start: StreamStart) -> None:
+    """A stream that lost a race: close it, even while being cancelled."""
+    with trio.CancelScope(shield=True), trio.move_on_after(5):
+        await start.exit.aclose()

@@ -31,7 +31,7 @@ from adapters import NetworkError, StreamError, Timeout, UpstreamRequest
 from ._transport import UpstreamResponse
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator
 
 __all__ = ["H11Pool"]
 
@@ -118,7 +118,11 @@ class H11Pool:
             Timeout: connecting took longer than ``connect_timeout``.
         """
         origin, path = self._route(req.url)
-        async with self._limiter:
+        # Borrowed on behalf of a token, not the task: a hedged stream is opened in an
+        # attempt's task and, if it wins, closed by the request's task.
+        borrower = object()
+        await self._limiter.acquire_on_behalf_of(borrower)
+        try:
             conn = await self._checkout(origin)
             reusable = False
             try:
@@ -139,6 +143,8 @@ class H11Pool:
             finally:
                 if not reusable:
                     conn.close_now()
+        finally:
+            self._limiter.release_on_behalf_of(borrower)
 
     async def aclose(self) -> None:
         """Close idle connections; connections in use close when their request ends."""
@@ -221,7 +227,7 @@ class H11Pool:
             data = await conn.stream.receive_some(_READ_SIZE)
             c.receive_data(bytes(data))  # b"" marks EOF; h11 decides if that ends the body
 
-    async def _body(self, conn: _Connection) -> AsyncIterator[bytes]:
+    async def _body(self, conn: _Connection) -> AsyncGenerator[bytes]:
         """The body as it arrives: all that one read brought in, as one piece.
 
         h11 gives one ``Data`` event per HTTP chunk, and a streaming upstream sends one

@@ -6,6 +6,8 @@ keep the snapshot they started with.
 
 from __future__ import annotations
 
+import time
+
 import attrs
 
 from rules import Leaf, Node, RouteSettings, RouteTable
@@ -17,8 +19,11 @@ __all__ = ["Runtime"]
 
 @attrs.frozen
 class Runtime:
+    """A rules table, the engine that runs it, and when it was loaded (wall clock)."""
+
     table: RouteTable
     engine: Engine
+    loaded_at: float = attrs.field(factory=time.time)
 
     @property
     def max_body(self) -> int:

@@ -7,7 +7,7 @@ proxies) and for work off the hot path. Both raise only our taxonomy's errors.
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import TYPE_CHECKING, Protocol
 
 import httpx2
@@ -15,7 +15,7 @@ import httpx2
 from adapters import NetworkError, StreamError, Timeout, UpstreamRequest
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator
 
 __all__ = ["HttpxTransport", "Transport", "UpstreamResponse"]
 
@@ -25,16 +25,19 @@ class UpstreamResponse:
 
     __slots__ = ("_body", "complete", "headers", "status")
 
-    def __init__(self, status: int, headers: list[tuple[str, str]], body: AsyncIterator[bytes]):
+    def __init__(
+        self, status: int, headers: list[tuple[str, str]], body: AsyncGenerator[bytes]
+    ) -> None:
         self.status = status
         self.headers = headers
         self._body = body
         self.complete = False
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+    async def aiter_bytes(self) -> AsyncGenerator[bytes]:
         """The body's bytes as they arrive. Raises StreamError if it breaks."""
-        async for data in self._body:
-            yield data
+        async with aclosing(self._body) as body:
+            async for data in body:
+                yield data
         self.complete = True
 
     async def aread(self) -> bytes:
@@ -100,7 +103,7 @@ class HttpxTransport:
         await self._client.aclose()
 
 
-async def _body(response: httpx2.Response) -> AsyncIterator[bytes]:
+async def _body(response: httpx2.Response) -> AsyncGenerator[bytes]:
     try:
         async for data in response.aiter_raw():
             yield data

@@ -20,6 +20,8 @@ from adapters import (
     GatewayError,
 )
 
+from ._transport import HttpxTransport, Transport
+
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
         SimulatedModel,
     )
 
-    from ._transport import Transport
+    pass
 
 __all__ = ["HTTPUpstream", "SimulatedUpstream", "Upstream"]
 
@@ -58,6 +60,10 @@ class Upstream(Protocol):
         """
         ...
 
+    async def probe(self) -> None:
+        """A cheap health probe. Raises GatewayError when the upstream is unwell."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -78,6 +84,7 @@ class HTTPUpstream:
         self.adapter = adapter
         self.transport = transport
         self._secrets = tuple(s for s in secrets if s)
+        self._probe_transport: HttpxTransport | None = None
 
     async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
         if req.stream:
@@ -116,9 +123,10 @@ class HTTPUpstream:
 
             async def chunks() -> AsyncGenerator[list[ChatChunk]]:
                 try:
-                    async for data in response.aiter_bytes():
-                        if batch := decoder.feed(data):
-                            yield batch
+                    async with aclosing(response.aiter_bytes()) as body:
+                        async for data in body:
+                            if batch := decoder.feed(data):
+                                yield batch
                     if batch := decoder.close():
                         yield batch
                 except GatewayError as exc:  # in-band errors carry upstream text too
@@ -127,8 +135,20 @@ class HTTPUpstream:
             async with aclosing(chunks()) as iterator:
                 yield iterator
 
+    async def probe(self) -> None:
+        # Off the data path: httpx2, one connection, not the lean pool's.
+        if self._probe_transport is None:
+            self._probe_transport = HttpxTransport(max_connections=1)
+        request = self.adapter.probe_request()
+        async with self._probe_transport.request(request) as response:
+            body = await response.aread()
+        if not 200 <= response.status < 300:
+            raise self._scrubbed(self.adapter.parse_error(response.status, response.headers, body))
+
     async def aclose(self) -> None:
         await self.transport.aclose()
+        if self._probe_transport is not None:
+            await self._probe_transport.aclose()
 
 
 class SimulatedUpstream:
@@ -166,6 +186,10 @@ class SimulatedUpstream:
 
         async with aclosing(chunks()) as iterator:
             yield iterator
+
+    async def probe(self) -> None:
+        """The simulated provider is always reachable; its failures are per request."""
+        await trio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()

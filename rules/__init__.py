@@ -24,6 +24,7 @@ from ._graph import (
 from ._load import load_config, parse_config
 from ._providers import (
     PROVIDER_KINDS,
+    HealthCheck,
     LatencySpec,
     Limits,
     OpenAICompatibleProvider,
@@ -79,6 +80,7 @@ __all__ = [
     "STRATEGIES",
     # providers
     "PROVIDER_KINDS",
+    "HealthCheck",
     "ProviderConfig",
     "SimulatedProvider",
     "LatencySpec",

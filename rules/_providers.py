@@ -16,6 +16,7 @@ from ._secrets import SecretRef
 
 __all__ = [
     "PROVIDER_KINDS",
+    "HealthCheck",
     "LatencySpec",
     "Limits",
     "OpenAICompatibleProvider",
@@ -57,6 +58,19 @@ class PoolConfig:
     transport: Literal["h11", "httpx"] = "h11"
 
 
+@attrs.frozen
+class HealthCheck:
+    """An active health check: a cheap probe every ``interval``, feeding the breakers.
+
+    Attributes:
+        interval: Seconds between probes.
+        timeout: Seconds a probe may take before it counts as a failure.
+    """
+
+    interval: Duration = attrs.field(default=10.0, validator=positive)
+    timeout: Duration = attrs.field(default=2.0, validator=positive)
+
+
 @attrs.frozen(kw_only=True)
 class ProviderConfig:
     """Base of every provider block.
@@ -65,10 +79,12 @@ class ProviderConfig:
         kind: Which adapter talks to this provider (the key of `PROVIDER_KINDS`).
         models: Models the provider offers, listed by ``GET /v1/models``; empty means
             not listed (any model can still be asked for).
+        health: An optional active health check.
     """
 
     kind: str
     models: tuple[str, ...] = ()
+    health: HealthCheck | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -11,7 +11,13 @@ It answers per the model asked for, so one server plays many scripted upstreams:
 - ``no-done``: a stream that ends after its finish chunk without ``[DONE]``;
 - ``truncated``: a stream that ends cleanly with neither finish nor ``[DONE]``;
 - ``silent``: accepts the request and never answers; sets :attr:`disconnected` when
-  its client goes away.
+  its client goes away;
+- ``fail-ctx``: a 400 ``context_length_exceeded``; ``flaky-429``: a 429 with
+  ``retry-after-ms: 50`` on its first call, answers after; ``toggle-*``: 500 while
+  :attr:`FakeOpenAI.down`, answers otherwise (``GET /v1/models`` follows it too);
+- streams: ``break-before-content`` (the connection drops after the role chunk),
+  ``malformed`` (a chunk of garbage after the first content), ``stall-mid-stream``
+  (two content chunks, then silence).
 
 Every request is recorded (path, headers, JSON body) in :attr:`FakeOpenAI.received`.
 """
@@ -51,6 +57,10 @@ class FakeOpenAI:
     disconnected: trio.Event = attrs.field(factory=trio.Event)
     #: Set when any request arrived.
     request_seen: trio.Event = attrs.field(factory=trio.Event)
+    #: While True, ``toggle-*`` models and ``GET /v1/models`` answer 500.
+    down: bool = False
+    #: Requests per model so far.
+    calls: dict[str, int] = attrs.field(factory=dict)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -68,11 +78,37 @@ class FakeOpenAI:
             if not message.get("more_body"):
                 break
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        if scope["method"] == "GET":  # the model list: what health probes ask for
+            self.received.append(Received(scope["path"], headers, {}))
+            await _json(send, 500 if self.down else 200, {"object": "list", "data": []})
+            return
         payload = orjson.loads(body)
         self.received.append(Received(scope["path"], headers, payload))
         self.request_seen.set()
         model = payload["model"]
-        if model.startswith("fail-"):
+        self.calls[model] = self.calls.get(model, 0) + 1
+        if model == "fail-ctx":
+            message = "This model's maximum context length is 8192 tokens."
+            error = {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+            await _json(send, 400, {"error": error})
+        elif model == "flaky-429" and self.calls[model] == 1:
+            limited = {
+                "error": {
+                    "message": "Rate limit reached.",
+                    "type": "rate_limit_error",
+                    "param": None,
+                    "code": "rate_limit_exceeded",
+                }
+            }
+            await _json(send, 429, limited, [(b"retry-after-ms", b"50")])
+        elif model.startswith("toggle-") and self.down:
+            await _error(send, 500, "")
+        elif model.startswith("fail-"):
             key = headers.get("authorization", "").removeprefix("Bearer ")
             await _error(send, int(model[5:]), key)
         elif model == "silent":
@@ -144,6 +180,16 @@ async def _stream(send: Any, payload: dict[str, Any]) -> None:
         await send({"type": "http.response.body", "body": data, "more_body": True})
 
     await emit(_chunk(payload, {"role": "assistant", "content": ""}))
+    if model == "break-before-content":
+        raise UpstreamBroke("dropping the connection before any content")
+    if model in ("malformed", "stall-mid-stream"):
+        await emit(_chunk(payload, {"content": "first"}))
+        if model == "malformed":
+            await emit(b"data: {this is not json}\n\n")
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await emit(_chunk(payload, {"content": " second"}))
+        await trio.sleep_forever()  # silent until the router gives up
     if model == "tool-caller":
         await emit(
             _chunk(
@@ -203,12 +249,14 @@ async def _error(send: Any, status: int, key: str) -> None:
     await send({"type": "http.response.body", "body": orjson.dumps(body)})
 
 
-async def _json(send: Any, status: int, body: Any) -> None:
+async def _json(
+    send: Any, status: int, body: Any, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json")],
+            "headers": [(b"content-type", b"application/json"), *(extra or [])],
         }
     )
     await send({"type": "http.response.body", "body": orjson.dumps(body)})

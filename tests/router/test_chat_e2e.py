@@ -14,7 +14,12 @@ if TYPE_CHECKING:
 
 
 def config(upstream: str, *routes: str) -> str:
+    # No retries: these tests are about single attempts and fallbacks (retries have
+    # their own tests, on MockClock).
     return f"""
+[defaults]
+retries = 0
+
 [providers.up]
 kind = "openai"
 base_url = "{upstream}"

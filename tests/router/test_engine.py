@@ -1,216 +1,308 @@
-"""The engine's policy walk and timing rules, on trio's MockClock with scripted targets."""
+"""The engine's policy walk on trio's MockClock with scripted targets: fallback, ``on``,
+what never falls back, nested routes, balance strategies and sticky splits."""
 
 from __future__ import annotations
 
+import math
 import random
-from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from typing import TYPE_CHECKING
 
-import attrs
 import pytest
 import trio
 import trio.testing
 
 from adapters import (
     AllTargetsFailed,
-    ChatChunk,
-    ChunkChoice,
     ContentFiltered,
-    Delta,
+    ContextLengthExceeded,
     GatewayError,
-    GatewayRequest,
-    GatewayResponse,
-    Message,
+    InvalidRequest,
+    NetworkError,
     ProviderInternalError,
-    StreamError,
+    RateLimitExceeded,
     Timeout,
 )
 from router import Engine, RequestTrace
-from rules import compile_routes, parse_config
+from tests.fakes.scripted import REQ, Scripted, Step, boom, options, rules_of
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator
+    from collections.abc import Mapping
 
-REQ = GatewayRequest(model="r", messages=(Message(role="user", content="hi"),))
+    from rules import Node
 
-
-@attrs.define
-class Script:
-    """What one scripted target does: wait, then fail or answer (streams: chunk by chunk)."""
-
-    latency: float = 0.0
-    error: GatewayError | None = None
-    chunk_gaps: tuple[float, ...] = (0.0, 0.0)  # a stream: one content chunk per gap
+FALLBACK = '[routes.r]\nfallback = ["a:m", "b:m"]\n'
 
 
-@attrs.define
-class Scripted:
-    """An Upstream whose models are scripts; records when each attempt started."""
-
-    name: str
-    scripts: dict[str, Script]
-    kind: str = "scripted"
-    started: list[tuple[str, float]] = attrs.field(factory=list)
-
-    async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
-        script = self.scripts[model]
-        self.started.append((model, trio.current_time()))
-        await trio.sleep(script.latency)
-        if script.error:
-            raise script.error
-        return GatewayResponse(id="x", model=model, created=0, choices=())
-
-    @asynccontextmanager
-    async def stream(
-        self, req: GatewayRequest, model: str
-    ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
-        script = self.scripts[model]
-        self.started.append((model, trio.current_time()))
-        await trio.sleep(script.latency)
-        if script.error:
-            raise script.error
-
-        async def chunks() -> AsyncGenerator[list[ChatChunk]]:
-            yield [ChatChunk("x", model, 0, (ChunkChoice(0, Delta(role="assistant")),))]
-            for i, gap in enumerate(script.chunk_gaps):
-                await trio.sleep(gap)
-                yield [ChatChunk("x", model, 0, (ChunkChoice(0, Delta(content=f"t{i}")),))]
-
-        async with aclosing(chunks()) as iterator:
-            yield iterator
-
-    async def aclose(self) -> None:
-        await trio.lowlevel.checkpoint()
+def two(a: Step, b: Step | None = None) -> tuple[Scripted, Scripted, Engine]:
+    up_a, up_b = Scripted("a", {"m": a}), Scripted("b", {"m": b or Step()})
+    return up_a, up_b, Engine({"a": up_a, "b": up_b})
 
 
-def table(routes: str, providers: tuple[str, ...] = ("a", "b", "c")) -> dict[str, object]:
-    text = "".join(f'[providers.{p}]\nkind = "simulated"\n' for p in providers) + routes
-    return dict(compile_routes(parse_config(text)).routes)
+async def served_by(
+    engine: Engine, node: Node, n: int, headers: Mapping[str, str] | None = None
+) -> list[str | None]:
+    """The target of each of ``n`` sequential requests."""
+    targets = []
+    for _ in range(n):
+        trace = RequestTrace("r")
+        await engine.complete(node, REQ, trace, options(headers=headers))
+        targets.append(trace.target)
+    return targets
 
 
-def boom(status: int = 500) -> GatewayError:
-    return ProviderInternalError("boom", upstream_status=status)
+def binomial_ok(hits: int, n: int, p: float) -> bool:
+    """Within 4.5 standard deviations of ``n * p`` (a false alarm about once in 10^5)."""
+    return abs(hits - n * p) <= 4.5 * math.sqrt(n * p * (1 - p))
 
 
-async def test_fallback_moves_on_and_reports_the_target(
+# -- fallback -------------------------------------------------------------------------
+
+
+async def test_fallback_moves_on_at_once_and_reports_the_target(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    routes = table('[routes.r]\nfallback = ["a:m", "b:m"]\n')
-    a = Scripted("a", {"m": Script(latency=1.0, error=boom())})
-    b = Scripted("b", {"m": Script(latency=2.0)})
-    trace = RequestTrace(route="r")
-    answer = await Engine({"a": a, "b": b}).complete(routes["r"], REQ, trace)  # type: ignore[arg-type]
-    assert answer.model == "m"
-    assert (trace.attempts, trace.target) == (2, "b:m")
-    assert b.started == [("m", 1.0)]  # at once after a's failure
+    routes, _ = rules_of(FALLBACK)
+    _, b, engine = two(Step(latency=1.0, error=boom()), Step(latency=2.0))
+    trace = RequestTrace("r")
+    answer = await engine.complete(routes["r"], REQ, trace, options())
+    assert (answer.id, answer.model) == ("b", "m")
+    assert (trace.attempts, trace.target, trace.retries) == (2, "b:m", 0)
+    assert [e.upstream for e in trace.errors] == ["a:m"]
+    assert b.started == [("m", 1.0)]
     assert trio.current_time() == 3.0
 
 
-async def test_bad_request_is_not_retried_elsewhere(autojump_clock: trio.testing.MockClock) -> None:
-    routes = table('[routes.r]\nfallback = ["a:m", "b:m"]\n')
-    refusal = ContentFiltered("refused by the content policy", upstream_status=400)
-    a = Scripted("a", {"m": Script(error=refusal)})
-    b = Scripted("b", {"m": Script()})
-    with pytest.raises(ContentFiltered, match="content policy"):
-        await Engine({"a": a, "b": b}).complete(routes["r"], REQ, RequestTrace("r"))  # type: ignore[arg-type]
-    assert b.started == []
-
-
-async def test_on_limits_which_failures_fall_back(autojump_clock: trio.testing.MockClock) -> None:
-    routes = table('[routes.r]\nfallback = ["a:m", "b:m"]\non = ["timeout"]\n')
-    a = Scripted("a", {"m": Script(error=boom())})
-    b = Scripted("b", {"m": Script()})
-    with pytest.raises(ProviderInternalError):
-        await Engine({"a": a, "b": b}).complete(routes["r"], REQ, RequestTrace("r"))  # type: ignore[arg-type]
-    assert b.started == []
-
-
-async def test_nested_routes_flatten_every_attempt(autojump_clock: trio.testing.MockClock) -> None:
-    routes = table(
-        '[routes.inner]\nfallback = ["b:m", "c:m"]\n[routes.r]\nfallback = ["a:m", "inner"]\n'
-    )
-    ups = {p: Scripted(p, {"m": Script(error=boom(500 + i))}) for i, p in enumerate("abc")}
+@pytest.mark.parametrize(
+    ("on", "error", "falls_back"),
+    [
+        ('["timeout"]', Timeout("slow"), True),
+        ('["timeout"]', boom(), False),
+        ('["timeout"]', NetworkError("reset"), False),
+        ('["server_error"]', boom(), True),
+        ('["rate_limited"]', RateLimitExceeded("429"), True),
+        ('["rate_limited"]', ContextLengthExceeded("too long"), False),
+        ('["network", "context_length"]', ContextLengthExceeded("too long"), True),
+    ],
+)
+async def test_on_restricts_which_failures_fall_back(
+    autojump_clock: trio.testing.MockClock, on: str, error: GatewayError, falls_back: bool
+) -> None:
+    routes, _ = rules_of(FALLBACK + f"on = {on}\n")
+    _, b, engine = two(Step(latency=0.5, error=error))
     trace = RequestTrace("r")
-    with pytest.raises(AllTargetsFailed) as caught:
-        await Engine(ups).complete(routes["r"], REQ, trace)  # type: ignore[arg-type]
-    assert [e.upstream for e in caught.value.attempts] == ["a:m", "b:m", "c:m"]
-    assert [e.upstream_status for e in caught.value.attempts] == [500, 501, 502]
-    assert trace.attempts == 3
+    if falls_back:
+        await engine.complete(routes["r"], REQ, trace, options())
+        assert b.started == [("m", 0.5)]
+    else:
+        with pytest.raises(type(error)):
+            await engine.complete(routes["r"], REQ, trace, options())
+        assert b.started == []
+    assert trio.current_time() == 0.5
 
 
-async def test_silent_stream_fails_over_after_first_token_timeout(
+@pytest.mark.parametrize(
+    "error",
+    [
+        InvalidRequest("messages: bad role", upstream_status=400),
+        ContentFiltered("refused: the request violates policy 7", upstream_status=400),
+    ],
+    ids=["invalid", "content-filtered"],
+)
+async def test_no_fallback_and_no_retry_on_a_bad_request_or_refusal(
+    autojump_clock: trio.testing.MockClock, error: GatewayError
+) -> None:
+    routes, _ = rules_of(FALLBACK)
+    a, b, engine = two(Step(latency=0.25, error=error))
+    trace = RequestTrace("r")
+    with pytest.raises(type(error)) as caught:
+        await engine.complete(routes["r"], REQ, trace, options(retries=2))
+    assert caught.value.message == error.message  # the provider's reason, unchanged
+    assert (caught.value.upstream, caught.value.upstream_status) == ("a:m", 400)
+    assert a.started == [("m", 0.0)]
+    assert b.started == []
+    assert (trace.attempts, trace.retries) == (1, 0)
+    assert trio.current_time() == 0.25
+
+
+async def test_context_length_exceeded_falls_back_without_retry(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    routes = table('[routes.r]\nfallback = ["a:m", "b:m"]\n')
-    a = Scripted("a", {"m": Script(latency=1000.0)})  # never a first token in time
-    b = Scripted("b", {"m": Script(latency=0.5, chunk_gaps=(0.25, 0.25))})
-    engine = Engine({"a": a, "b": b})  # type: ignore[dict-item]
+    routes, _ = rules_of(FALLBACK)
+    a, b, engine = two(Step(latency=0.25, error=ContextLengthExceeded("8192 tokens max")))
     trace = RequestTrace("r")
-    async with AsyncExitStack() as stack:
-        start = await engine.open_stream(routes["r"], REQ, trace, stack, first_token_timeout=4.0)  # type: ignore[arg-type]
-        assert trio.current_time() == 4.75  # 4 s silent on a, 0.5 + 0.25 to b's first token
-        assert [c.choices[0].delta.content for c in start.head] == [None, "t0"]
-        assert start.rest is not None
-        batch = await engine.next_batch(start.rest)
-        assert batch is not None
-        assert batch[0].choices[0].delta.content == "t1"
-        assert await engine.next_batch(start.rest) is None
-    assert b.started == [("m", 4.0)]
+    await engine.complete(routes["r"], REQ, trace, options(retries=2))
+    assert a.started == [("m", 0.0)]
+    assert b.started == [("m", 0.25)]
     assert trace.target == "b:m"
 
 
-async def test_stall_after_commit_is_a_stream_error(autojump_clock: trio.testing.MockClock) -> None:
-    routes = table('[routes.r]\nfallback = ["a:m", "b:m"]\n')
-    a = Scripted("a", {"m": Script(chunk_gaps=(0.0, 100.0))})  # then silent for 100 s
-    b = Scripted("b", {"m": Script()})
-    engine = Engine({"a": a, "b": b}, stall_timeout=30.0)  # type: ignore[dict-item]
-    async with AsyncExitStack() as stack:
-        start = await engine.open_stream(routes["r"], REQ, RequestTrace("r"), stack, 15.0)  # type: ignore[arg-type]
-        assert start.rest is not None
-        with pytest.raises(StreamError, match="stalled for 30s"):
-            await engine.next_batch(start.rest)
-    assert trio.current_time() == 30.0
-    assert b.started == []  # committed: no failover after the first token
-
-
-async def test_stream_error_before_first_token_fails_over(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    routes = table('[routes.r]\nfallback = ["a:m", "b:m"]\n')
-    a = Scripted("a", {"m": Script(latency=2.0, error=Timeout("connect timed out"))})
-    b = Scripted("b", {"m": Script()})
-    trace = RequestTrace("r")
-    async with AsyncExitStack() as stack:
-        await Engine({"a": a, "b": b}).open_stream(routes["r"], REQ, trace, stack, 15.0)  # type: ignore[arg-type]
-    assert (trace.attempts, trace.target) == (2, "b:m")
-    assert b.started == [("m", 2.0)]
-
-
-async def test_round_robin_rotates(autojump_clock: trio.testing.MockClock) -> None:
-    routes = table('[routes.r]\nbalance = "round_robin"\ntargets = ["a:m", "b:m", "c:m"]\n')
-    ups = {p: Scripted(p, {"m": Script()}) for p in "abc"}
-    engine = Engine(ups)  # type: ignore[arg-type]
-    served = []
-    for _ in range(6):
-        trace = RequestTrace("r")
-        await engine.complete(routes["r"], REQ, trace)  # type: ignore[arg-type]
-        served.append(trace.target)
-    assert served == ["a:m", "b:m", "c:m"] * 2
-
-
-async def test_weighted_and_split_follow_their_weights(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    routes = table(
-        '[routes.w]\nbalance = "weighted"\ntargets = { "a:m" = 3, "b:m" = 1 }\n'
-        '[routes.s]\nsplit = { "a:m" = 1, "b:m" = 3 }\n'
+async def test_nested_routes_flatten_every_attempt(autojump_clock: trio.testing.MockClock) -> None:
+    routes, _ = rules_of(
+        '[routes.inner]\nfallback = ["b:m", "c:m"]\n[routes.r]\nfallback = ["a:m", "inner"]\n'
     )
-    ups = {p: Scripted(p, {"m": Script()}) for p in "ab"}
-    engine = Engine(ups, rng=random.Random(5))  # type: ignore[arg-type]
-    for route, expected_a in (("w", 0.75), ("s", 0.25)):
-        firsts = []
+    ups = {
+        p: Scripted(p, {"m": Step(latency=1.0, error=boom(500 + i))}) for i, p in enumerate("abc")
+    }
+    trace = RequestTrace("r")
+    with pytest.raises(AllTargetsFailed) as caught:
+        await Engine(ups).complete(routes["r"], REQ, trace, options())
+    failed = caught.value
+    assert [e.upstream for e in failed.attempts] == ["a:m", "b:m", "c:m"]
+    assert [e.upstream_status for e in failed.attempts] == [500, 501, 502]
+    for name in ("a:m", "b:m", "c:m"):
+        assert name in failed.message
+    assert [ups[p].started for p in "abc"] == [[("m", 0.0)], [("m", 1.0)], [("m", 2.0)]]
+    assert (trace.attempts, trace.target) == (3, None)
+    assert failed.status_hint == 502
+
+
+# -- balance --------------------------------------------------------------------------
+
+
+async def test_round_robin_rotates_and_falls_back_in_rotation(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    routes, _ = rules_of('[routes.r]\nbalance = "round_robin"\ntargets = ["a:m", "b:m", "c:m"]\n')
+    ups = {p: Scripted(p, {"m": Step(latency=1.0)}) for p in "abc"}
+    engine = Engine(ups)
+    assert await served_by(engine, routes["r"], 6) == ["a:m", "b:m", "c:m"] * 2
+    ups["b"].plans["m"] = Step(latency=1.0, error=boom())
+    # b fails: its turn moves on to the next in rotation, c
+    assert await served_by(engine, routes["r"], 3) == ["a:m", "c:m", "c:m"]
+    assert ups["c"].started[-2:] == [("m", 8.0), ("m", 9.0)]
+
+
+async def test_weighted_shares_follow_the_weights(autojump_clock: trio.testing.MockClock) -> None:
+    routes, _ = rules_of('[routes.r]\nbalance = "weighted"\ntargets = { "a:m" = 3, "b:m" = 1 }\n')
+    ups = {p: Scripted(p, {"m": Step()}) for p in "ab"}
+    engine = Engine(ups, rng=random.Random(5))
+    served = await served_by(engine, routes["r"], 4000)
+    assert binomial_ok(served.count("a:m"), 4000, 0.75)
+
+
+async def test_least_connections_prefers_the_idle_target(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    routes, _ = rules_of(
+        '[routes.only_a]\nfallback = ["a:m"]\n'
+        '[routes.r]\nbalance = "least_connections"\ntargets = ["a:m", "b:m"]\n'
+    )
+    a = Scripted("a", {"m": [Step(latency=10.0)] * 3 + [Step(latency=1.0)]})
+    b = Scripted("b", {"m": Step(latency=1.0)})
+    engine = Engine({"a": a, "b": b}, rng=random.Random(1))
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):  # three long requests in flight on a:m
+            nursery.start_soon(engine.complete, routes["only_a"], REQ, RequestTrace("x"), options())
+        await trio.testing.wait_all_tasks_blocked()
+        assert engine.registry.get("a:m").in_flight == 3
+        assert await served_by(engine, routes["r"], 5) == ["b:m"] * 5
+    assert trio.current_time() == 10.0
+    assert engine.registry.get("a:m").in_flight == 0
+    # idle again: ties are broken at random, so both get traffic
+    served = await served_by(engine, routes["r"], 40)
+    assert 5 < served.count("a:m") < 35
+
+
+async def test_latency_prefers_the_faster_and_explores_a_recovered_target(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    routes, _ = rules_of('[routes.r]\nbalance = "latency"\ntargets = ["a:m", "b:m"]\n')
+    a = Scripted("a", {"m": Step(latency=1.0)})
+    b = Scripted("b", {"m": Step(latency=0.125)})
+    engine = Engine({"a": a, "b": b}, rng=random.Random(3))
+    served = await served_by(engine, routes["r"], 400)
+    assert served[-300:].count("b:m") > 0.9 * 300
+    assert served[-300:].count("a:m") > 0  # epsilon: the slow one still gets a few
+    # a breaks (fast failures fall back to b), then recovers faster than b
+    a.plans["m"] = Step(error=boom())
+    await served_by(engine, routes["r"], 100)
+    assert (engine.registry.get("a:m").stats.estimate() or 0.0) > 1.0
+    a.plans["m"] = Step(latency=0.0625)
+    served = await served_by(engine, routes["r"], 1000)
+    assert served[-200:].count("a:m") > 0.9 * 200
+
+
+# -- split ----------------------------------------------------------------------------
+
+SPLIT = (
+    '[routes.r]\nsplit = { "a:m" = 90, "b:m" = 10 }\nsticky = "header:x-user-id"\n'
+    '[routes.loose]\nsplit = { "a:m" = 1, "b:m" = 3 }\n'
+)
+
+
+async def test_sticky_split_same_key_same_arm(autojump_clock: trio.testing.MockClock) -> None:
+    routes, _ = rules_of(SPLIT)
+    ups = {p: Scripted(p, {"m": Step()}) for p in "ab"}
+    engine = Engine(ups, rng=random.Random(0))
+    arms: dict[str, set[str | None]] = {}
+    for _ in range(5):
+        for user in range(200):
+            trace = RequestTrace("r")
+            headers = {"x-user-id": f"user-{user}"}
+            await engine.complete(routes["r"], REQ, trace, options(headers=headers))
+            assert trace.arm == trace.target
+            arms.setdefault(f"user-{user}", set()).add(trace.arm)
+    assert all(len(seen) == 1 for seen in arms.values())
+    # and across engines (restarts, replicas): the hash is stable, not salted
+    other = Engine(ups, rng=random.Random(99))
+    for user in range(200):
+        trace = RequestTrace("r")
+        headers = {"x-user-id": f"user-{user}"}
+        await other.complete(routes["r"], REQ, trace, options(headers=headers))
+        assert {trace.arm} == arms[f"user-{user}"]
+
+
+async def test_sticky_split_shares_over_many_keys(autojump_clock: trio.testing.MockClock) -> None:
+    routes, _ = rules_of(SPLIT)
+    ups = {p: Scripted(p, {"m": Step()}) for p in "ab"}
+    engine = Engine(ups)
+    n = 5000
+    arms = []
+    for user in range(n):
+        trace = RequestTrace("r")
+        headers = {"x-user-id": f"user-{user}"}
+        await engine.complete(routes["r"], REQ, trace, options(headers=headers))
+        arms.append(trace.arm)
+    assert binomial_ok(arms.count("a:m"), n, 0.9)
+
+
+async def test_split_without_the_key_is_random_by_weight(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    routes, _ = rules_of(SPLIT)
+    ups = {p: Scripted(p, {"m": Step()}) for p in "ab"}
+    engine = Engine(ups, rng=random.Random(8))
+    for route, p_a in (("r", 0.9), ("loose", 0.25)):
+        arms = []
         for _ in range(2000):
             trace = RequestTrace(route)
-            await engine.complete(routes[route], REQ, trace)  # type: ignore[arg-type]
-            firsts.append(trace.target)
-        assert firsts.count("a:m") / 2000 == pytest.approx(expected_a, abs=0.04)
+            await engine.complete(routes[route], REQ, trace, options())  # no x-user-id
+            arms.append(trace.arm)
+        assert binomial_ok(arms.count("a:m"), 2000, p_a)
+        assert trio.current_time() == 0.0
+
+
+async def test_a_split_arm_can_be_a_route(autojump_clock: trio.testing.MockClock) -> None:
+    routes, _ = rules_of(
+        '[routes.arm]\nfallback = ["a:m", "c:m"]\n'
+        '[routes.r]\nsplit = { "arm" = 1 }\nsticky = "header:x-user-id"\n'
+    )
+    a = Scripted("a", {"m": Step(latency=0.5, error=boom())})
+    c = Scripted("c", {"m": Step()})
+    trace = RequestTrace("r")
+    await Engine({"a": a, "c": c}).complete(
+        routes["r"], REQ, trace, options(headers={"x-user-id": "u1"})
+    )
+    assert (trace.arm, trace.target, trace.attempts) == ("arm", "c:m", 2)
+    assert c.started == [("m", 0.5)]
+
+
+async def test_errors_keep_their_type_through_a_single_target_route(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    routes, _ = rules_of('[routes.r]\nfallback = ["a:m"]\n')
+    a = Scripted("a", {"m": Step(latency=2.0, error=boom(503))})
+    with pytest.raises(ProviderInternalError) as caught:
+        await Engine({"a": a}).complete(routes["r"], REQ, RequestTrace("r"), options())
+    assert (caught.value.upstream, caught.value.upstream_status) == ("a:m", 503)
+    assert trio.current_time() == 2.0

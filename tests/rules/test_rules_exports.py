@@ -31,6 +31,7 @@ def test_all_is_pinned() -> None:
         "FALLBACK_ON",
         "STRATEGIES",
         "PROVIDER_KINDS",
+        "HealthCheck",
         "ProviderConfig",
         "SimulatedProvider",
         "LatencySpec",

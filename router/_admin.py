@@ -1,0 +1,71 @@
+"""The operator's view: readiness and ``/admin/status``.
+
+Admin endpoints answer a client on loopback, or one that presents the admin key
+(``server.admin_key``) as ``Authorization: Bearer`` or ``x-admin-key``; anyone else gets
+403, so a daemon listening beyond loopback does not expose its state.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+__all__ = ["is_admin", "is_ready", "status"]
+
+
+def is_admin(scope: dict[str, Any], admin_key: str | None) -> bool:
+    """Loopback, or the admin key compared in constant time."""
+    client = scope.get("client")
+    if client:
+        try:
+            if ipaddress.ip_address(client[0]).is_loopback:
+                return True
+        except ValueError:
+            pass  # a unix socket path, say: not loopback by address
+    if admin_key is None:
+        return False
+    for name, value in scope["headers"]:
+        if name in (b"authorization", b"x-admin-key"):
+            presented = value.decode("latin-1").removeprefix("Bearer ").strip()
+            if hmac.compare_digest(presented.encode(), admin_key.encode()):
+                return True
+    return False
+
+
+def is_ready(runtime: Runtime) -> bool:
+    """Rules loaded and at least one of their targets not behind an open circuit."""
+    now = trio.current_time()
+    registry = runtime.engine.registry
+    targets = [str(t) for t in runtime.table.targets()]
+    return not targets or any(registry.get(t).breaker.state(now) != "open" for t in targets)
+
+
+def status(runtime: Runtime) -> dict[str, Any]:
+    """Everything an operator asks first: which rules, since when, each target's state."""
+    now = trio.current_time()
+    engine = runtime.engine
+    targets = {str(t) for t in runtime.table.targets()}
+    registry = engine.registry.snapshot(now)
+    return {
+        "rules": {
+            "digest": runtime.table.digest,
+            "loaded_at": _iso(runtime.loaded_at),
+            "routes": list(runtime.table.route_names()),
+        },
+        "ready": is_ready(runtime),
+        "hedge_budget": engine.budget.snapshot(),
+        # Targets of the rules in force first, with routes balanced as a whole after.
+        "targets": {name: registry[name] for name in sorted(registry) if name in targets},
+        "routes": {name: registry[name] for name in sorted(registry) if name not in targets},
+    }
+
+
+def _iso(wall: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))

@@ -1,0 +1,159 @@
+"""Leaf attempts: one target, its circuit breaker, its retries, its live state.
+
+A leaf asks the target's breaker first (an open circuit fails at once, so the node
+moves on), then calls the upstream. A fast failure that another try can fix (5xx,
+overloaded, 429, a connection reset before any answer) is retried on the same target
+after a backoff with full jitter, or after the upstream's Retry-After when it gave one
+and it fits; a slow failure (a timeout, a stream that broke after it started) is not:
+retrying a silent target only multiplies the wait. Every outcome feeds the target's
+breaker and latency statistics, which outlive the request (and a reload).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import attrs
+import trio
+
+from adapters import (
+    GatewayError,
+    NetworkError,
+    NoHealthyTarget,
+    ProviderInternalError,
+    RateLimitExceeded,
+)
+
+from ._backoff import fits, retry_delay
+from ._upstream import Upstream
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Mapping
+
+    from rules import Backoff, Target
+
+    from ._engine import RequestTrace
+    from ._stats import TargetRegistry, TargetState
+
+__all__ = ["Call", "CircuitOpen", "LeafRunner", "Served"]
+
+T = TypeVar("T")
+
+# Failures that count against a target's circuit; a bad request or a refusal does not.
+_BREAKER_REASONS = frozenset({"timeout", "network", "server_error", "overloaded"})
+
+
+class CircuitOpen(NoHealthyTarget):
+    """The target's circuit is open: it gets probes, not traffic, until it recovers."""
+
+    code = "circuit_open"
+
+
+@attrs.frozen
+class Served(Generic[T]):
+    """An answer and the ``provider:model`` that gave it."""
+
+    value: T
+    target: str
+
+
+@attrs.frozen
+class Call(Generic[T]):
+    """One kind of attempt (a whole answer, or a stream to its first chunk).
+
+    ``discard`` releases an answer that arrived after another one had already won.
+    """
+
+    attempt: Callable[[Upstream, str], Awaitable[T]]
+    discard: Callable[[T], Awaitable[None]]
+
+
+class LeafRunner:
+    """Runs attempts on leaf targets."""
+
+    def __init__(
+        self,
+        upstreams: Mapping[str, Upstream],
+        registry: TargetRegistry,
+        backoff: Backoff,
+        rng: random.Random,
+    ) -> None:
+        self.upstreams = upstreams
+        self.registry = registry
+        self.backoff = backoff
+        self.rng = rng
+
+    async def run(
+        self, target: Target, call: Call[T], trace: RequestTrace, deadline: float, retries: int
+    ) -> Served[T]:
+        """Attempt ``target`` (with up to ``retries`` retries of fast failures).
+
+        Raises:
+            CircuitOpen: the target's circuit is open.
+            GatewayError: the last attempt's failure.
+        """
+        name = str(target)
+        upstream = self.upstreams[target.provider]
+        state = self.registry.get(name)
+        tries = 0
+        while True:
+            now = trio.current_time()
+            # In half-open, allow() hands out the one probe slot; only its holder frees it.
+            probe = state.breaker.state(now) == "half_open"
+            if not state.breaker.allow(now):
+                raise CircuitOpen(f"{name}: circuit open", upstream=name)
+            trace.attempts += 1
+            state.in_flight += 1
+            try:
+                value = await call.attempt(upstream, target.model)
+            except GatewayError as exc:
+                exc.upstream = exc.upstream or name
+                trace.errors.append(exc)
+                self.record_failure(state, exc, now)
+                delay = self._retry_in(exc, state, tries, retries, deadline)
+                if delay is None:
+                    raise
+            except BaseException:  # cancelled (a hedge lost, the client left): no verdict
+                if probe:
+                    state.breaker.release_probe()
+                raise
+            else:
+                elapsed = trio.current_time() - now
+                state.breaker.record_success(trio.current_time())
+                state.stats.observe(elapsed)
+                state.successes += 1
+                return Served(value, name)
+            finally:
+                state.in_flight -= 1
+            tries += 1
+            trace.retries += 1
+            await trio.sleep(delay)
+
+    def record_failure(self, state: TargetState, exc: GatewayError, started: float) -> None:
+        """Count ``exc`` against the target (if it is the target's fault)."""
+        now = trio.current_time()
+        if exc.fallback_reason in _BREAKER_REASONS:
+            state.breaker.record_failure(now)
+            state.stats.observe_failure(now - started)
+            state.failures += 1
+            state.last_error = f"{type(exc).__name__}: {exc.message}"
+        else:  # it answered (a 4xx): alive, whatever it thought of the request
+            state.breaker.record_success(now)
+
+    def _retry_in(
+        self, exc: GatewayError, state: TargetState, tries: int, retries: int, deadline: float
+    ) -> float | None:
+        """Seconds to wait before retrying the same target, or None not to."""
+        if tries >= retries or not isinstance(
+            exc, ProviderInternalError | RateLimitExceeded | NetworkError
+        ):
+            return None
+        if state.breaker.state(trio.current_time()) == "open":
+            return None  # this failure opened the circuit: move on, with the real error
+        b = self.backoff
+        delay = retry_delay(exc.retry_after, tries, b.initial, b.max, b.multiplier, self.rng)
+        if delay is None or not fits(deadline, trio.current_time(), delay):
+            return None
+        return delay

@@ -1,0 +1,205 @@
+"""A scripted in-process upstream for engine tests on trio's MockClock.
+
+:class:`Scripted` implements the engine's ``Upstream`` protocol. What each model does
+on each attempt is a :class:`Step` (wait, then answer, fail, or stream chunk by chunk),
+and every attempt is recorded with its start time, as is every attempt that was
+cancelled and every stream context that was closed, so a test asserts exact virtual
+times for hedge starts, backoff, Retry-After and breaker probes.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import aclosing, asynccontextmanager
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from adapters import (
+    ChatChunk,
+    ChunkChoice,
+    Delta,
+    GatewayError,
+    GatewayRequest,
+    GatewayResponse,
+    Message,
+    ProviderInternalError,
+)
+from router._engine import Engine, RequestOptions
+from rules import compile_routes, parse_config
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator
+
+    from rules import Defaults, Node
+
+__all__ = [
+    "REQ",
+    "SEED",
+    "Plan",
+    "Scripted",
+    "Step",
+    "boom",
+    "engine_for",
+    "options",
+    "rules_of",
+    "texts",
+]
+
+REQ = GatewayRequest(model="r", messages=(Message(role="user", content="hi"),))
+
+
+@attrs.frozen
+class Step:
+    """One attempt on a model.
+
+    Attributes:
+        latency: Seconds until the answer or ``error`` (streams: until the context
+            opens and the role chunk comes).
+        error: Raised after ``latency`` (streams: on entering the context).
+        gaps: Streams: the wait before each content chunk.
+        broken: Streams: raised after the content chunks (a break mid-stream).
+    """
+
+    latency: float = 0.0
+    error: GatewayError | None = None
+    gaps: tuple[float, ...] = (0.0,)
+    broken: GatewayError | None = None
+
+
+#: What a model does: always the same step, steps in order (the last repeats), or a
+#: function drawing each attempt's step.
+Plan = Step | Sequence[Step] | Callable[[], Step]
+
+
+def _raise(error: GatewayError) -> GatewayError:
+    return copy.copy(error)  # the engine writes `upstream` on what it catches
+
+
+@attrs.define(eq=False)
+class Scripted:
+    """An upstream whose models follow their plans; it records what happened when.
+
+    Attributes:
+        started: ``(model, time)`` at each attempt's start.
+        cancelled: ``(model, time)`` of each attempt cancelled before it ended.
+        closed: ``(model, time)`` of each stream context closed (for any reason).
+        probed: The time of each health probe.
+    """
+
+    name: str
+    plans: dict[str, Plan]
+    kind: str = "scripted"
+    started: list[tuple[str, float]] = attrs.field(factory=list)
+    cancelled: list[tuple[str, float]] = attrs.field(factory=list)
+    closed: list[tuple[str, float]] = attrs.field(factory=list)
+    probe_error: GatewayError | None = None  # what a health probe raises, if anything
+    probed: list[float] = attrs.field(factory=list)
+    _calls: dict[str, int] = attrs.field(factory=dict)
+
+    def _step(self, model: str) -> Step:
+        self.started.append((model, trio.current_time()))
+        plan = self.plans[model]
+        n = self._calls[model] = self._calls.get(model, 0) + 1
+        if isinstance(plan, Step):
+            return plan
+        if callable(plan):
+            return plan()
+        return plan[min(n, len(plan)) - 1]
+
+    async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
+        step = self._step(model)
+        ended = False
+        try:
+            await trio.sleep(step.latency)
+            ended = True
+        finally:
+            if not ended:
+                self.cancelled.append((model, trio.current_time()))
+        if step.error is not None:
+            raise _raise(step.error)
+        return GatewayResponse(id=self.name, model=model, created=0, choices=())
+
+    @asynccontextmanager
+    async def stream(
+        self, req: GatewayRequest, model: str
+    ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
+        step = self._step(model)
+        try:
+            await trio.sleep(step.latency)
+            if step.error is not None:
+                raise _raise(step.error)
+
+            async def chunks() -> AsyncGenerator[list[ChatChunk]]:
+                yield [_chunk(self.name, model, Delta(role="assistant"))]
+                for i, gap in enumerate(step.gaps):
+                    await trio.sleep(gap)
+                    yield [_chunk(self.name, model, Delta(content=f"{self.name}{i}"))]
+                if step.broken is not None:
+                    raise _raise(step.broken)
+
+            async with aclosing(chunks()) as iterator:
+                yield iterator
+        finally:
+            self.closed.append((model, trio.current_time()))
+
+    async def probe(self) -> None:
+        self.probed.append(trio.current_time())
+        await trio.lowlevel.checkpoint()
+        if self.probe_error is not None:
+            raise _raise(self.probe_error)
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+def _chunk(name: str, model: str, delta: Delta) -> ChatChunk:
+    return ChatChunk(name, model, 0, (ChunkChoice(0, delta),))
+
+
+def texts(batch: Sequence[ChatChunk] | None) -> list[str | None]:
+    """The content of each chunk in a batch."""
+    return [c.choices[0].delta.content for c in batch or ()]
+
+
+def rules_of(toml: str, providers: str = "abc") -> tuple[Mapping[str, Node], Defaults]:
+    """The compiled routes and the ``[defaults]`` of a config with providers a, b, c.
+
+    ``toml`` holds the routes, and may start with the ``[defaults]`` table.
+    """
+    header = "".join(f'[providers.{p}]\nkind = "simulated"\n' for p in providers)
+    head, sep, rest = toml.partition("[routes.")
+    config = parse_config(head + header + sep + rest)
+    return compile_routes(config).routes, config.defaults
+
+
+SEED = 7
+
+
+def engine_for(
+    defaults_toml: str, a: Plan, b: Plan | None = None
+) -> tuple[Scripted, Scripted, Engine, Mapping[str, Node]]:
+    """Upstreams a and b (b answers in 0.5 s unless told), and an engine seeded with
+    :data:`SEED`, over the routes ``r`` (fallback a:m, b:m) and ``solo`` (a:m alone)."""
+    routes, defaults = rules_of(
+        defaults_toml + '[routes.r]\nfallback = ["a:m", "b:m"]\n[routes.solo]\nfallback = ["a:m"]\n'
+    )
+    up_a, up_b = Scripted("a", {"m": a}), Scripted("b", {"m": b or Step(latency=0.5)})
+    engine = Engine({"a": up_a, "b": up_b}, defaults, rng=random.Random(SEED))
+    return up_a, up_b, engine, routes
+
+
+def options(
+    deadline: float = 1000.0,
+    retries: int = 0,
+    first_token_timeout: float = 15.0,
+    headers: Mapping[str, str] | None = None,
+) -> RequestOptions:
+    return RequestOptions(deadline, retries, first_token_timeout, dict(headers or {}))
+
+
+def boom(status: int = 500) -> GatewayError:
+    return ProviderInternalError(f"boom {status}", upstream_status=status)

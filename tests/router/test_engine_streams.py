@@ -1,0 +1,104 @@
+"""Streams through the engine on trio's MockClock: the first-token timeout, breaks
+before the first content chunk (fail over), and after it (a stall, a cut: no failover,
+counted against the target)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from adapters import NetworkError, Overloaded, StreamError, Timeout
+from router import RequestTrace
+from tests.fakes.scripted import REQ, Step, engine_for, options, texts
+
+
+@pytest.mark.parametrize(
+    "silent",
+    [Step(latency=1000.0), Step(gaps=(100.0,))],  # no headers; headers and a role, no content
+    ids=["no-headers", "role-only"],
+)
+async def test_no_first_token_in_time_fails_over_at_exactly_the_timeout(
+    autojump_clock: trio.testing.MockClock, silent: Step
+) -> None:
+    a, b, engine, routes = engine_for("", silent, Step(latency=0.5, gaps=(0.25, 0.25)))
+    trace = RequestTrace("r")
+    start = await engine.open_stream(
+        routes["r"], REQ, trace, options(retries=2, first_token_timeout=4.0)
+    )
+    async with start.exit:
+        assert trio.current_time() == 4.75  # 4 s silent on a, then 0.5 + 0.25 on b
+        assert texts(start.head) == [None, "b0"]
+        assert start.rest is not None
+        assert texts(await engine.next_batch(start.rest)) == ["b1"]
+        assert await engine.next_batch(start.rest) is None
+        assert trio.current_time() == 5.0
+    assert a.started == [("m", 0.0)]  # a slow failure: no retry
+    assert a.closed == [("m", 4.0)]
+    assert b.started == [("m", 4.0)]
+    assert b.closed == [("m", 5.0)]
+    assert [type(e) for e in trace.errors] == [Timeout]
+    assert (trace.target, trace.attempts) == ("b:m", 2)
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        Step(latency=2.0, error=Overloaded("busy", upstream_status=503)),
+        Step(latency=2.0, gaps=(), broken=NetworkError("reset before content")),
+    ],
+    ids=["refused", "reset-after-role"],
+)
+async def test_a_stream_that_breaks_before_content_fails_over(
+    autojump_clock: trio.testing.MockClock, broken: Step
+) -> None:
+    a, b, engine, routes = engine_for("", broken, Step(latency=0.5))
+    trace = RequestTrace("r")
+    start = await engine.open_stream(routes["r"], REQ, trace, options())
+    async with start.exit:
+        assert texts(start.head) == [None, "b0"]
+    assert a.closed == [("m", 2.0)]
+    assert b.started == [("m", 2.0)]
+    assert (trace.target, trace.attempts) == ("b:m", 2)
+    assert trio.current_time() == 2.5
+
+
+async def test_a_stall_after_commit_is_a_stream_error_at_the_stall_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    a, b, engine, routes = engine_for(
+        '[defaults]\nstall_timeout = "10s"\n', Step(gaps=(0.0, 100.0))
+    )
+    start = await engine.open_stream(routes["r"], REQ, RequestTrace("r"), options())
+    async with start.exit:
+        assert texts(start.head) == [None, "a0"]
+        assert start.rest is not None
+        with pytest.raises(StreamError, match="stalled for 10s"):
+            await engine.next_batch(start.rest)
+        assert trio.current_time() == 10.0
+    assert a.closed == [("m", 10.0)]
+    assert b.started == []  # committed: never a second answer spliced in
+
+
+async def test_a_committed_stream_failure_counts_against_the_circuit(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    circuit = '[defaults]\ncircuit = { failures = 1, successes = 1, open_for = "30s" }\n'
+    cut = StreamError("connection reset mid-stream")
+    a, _, engine, routes = engine_for(circuit, Step(gaps=(0.0, 1.0), broken=cut))
+    trace = RequestTrace("r")
+    start = await engine.open_stream(routes["r"], REQ, trace, options())
+    async with start.exit:
+        assert start.rest is not None
+        assert texts(await engine.next_batch(start.rest)) == ["a1"]
+        with pytest.raises(StreamError, match="mid-stream") as caught:
+            await engine.next_batch(start.rest)
+    assert trace.target == "a:m"
+    assert engine.registry.get("a:m").breaker.state(1.0) == "closed"
+    engine.stream_failed(trace.target, caught.value)
+    assert engine.registry.get("a:m").breaker.state(1.0) == "open"
+    trace = RequestTrace("r")
+    start = await engine.open_stream(routes["r"], REQ, trace, options())
+    async with start.exit:
+        assert (trace.target, trace.attempts) == ("b:m", 1)
+    assert len(a.started) == 1

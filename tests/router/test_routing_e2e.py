@@ -1,0 +1,233 @@
+"""Routing rules end to end: the daemon over loopback, the official SDK as client,
+a fake OpenAI upstream. Timing rules have exact tests on MockClock; these check the
+same behaviour through real sockets, with deadlines short enough to keep them quick."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx2
+import openai
+import pytest
+import trio
+
+from tests.conftest import RouterFactory, openai_client
+
+if TYPE_CHECKING:
+    from tests.fakes.openai_upstream import FakeOpenAI
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+def config(upstream: str, routes: str, defaults: str = "retries = 0") -> str:
+    return f"""
+[defaults]
+{defaults}
+
+[providers.up]
+kind = "openai"
+base_url = "{upstream}"
+
+[providers.backup]
+kind = "openai"
+base_url = "{upstream}"
+
+{routes}
+"""
+
+
+async def test_fallback_on_timeout(start_router: RouterFactory, fake_openai: FakeOpenAI) -> None:
+    routes = '[routes.r]\nfallback = ["up:silent", "backup:gpt-4o"]\nfirst_token_timeout = "200ms"'
+    async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
+        stream = await client.chat.completions.create(model="r", messages=HI, stream=True)  # type: ignore[arg-type]
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "echo: hi"
+    assert [r.body["model"] for r in fake_openai.received] == ["silent", "gpt-4o"]
+
+
+async def test_fallback_on_context_length(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    routes = '[routes.r]\nfallback = ["up:fail-ctx", "backup:gpt-4o-128k"]'
+    async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
+        raw = await client.chat.completions.with_raw_response.create(model="r", messages=HI)  # type: ignore[arg-type]
+    assert raw.headers["x-router-target"] == "backup:gpt-4o-128k"
+
+
+async def test_no_fallback_on_400(start_router: RouterFactory, fake_openai: FakeOpenAI) -> None:
+    routes = '[routes.r]\nfallback = ["up:fail-400", "backup:gpt-4o"]'
+    async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
+        with pytest.raises(openai.BadRequestError, match="temperature"):
+            await client.chat.completions.create(model="r", messages=HI)  # type: ignore[arg-type]
+    assert [r.body["model"] for r in fake_openai.received] == ["fail-400"]
+
+
+async def test_stream_cut_before_first_chunk_fails_over(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    routes = '[routes.r]\nfallback = ["up:break-before-content", "backup:gpt-4o"]'
+    async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="r",
+            messages=HI,
+            stream=True,  # type: ignore[arg-type]
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
+    assert text == "echo: hi"
+    assert raw.headers["x-router-target"] == "backup:gpt-4o"
+
+
+@pytest.mark.parametrize(
+    ("model", "match"), [("break-mid-stream", "upstream"), ("malformed", "malformed")]
+)
+async def test_stream_broken_after_first_chunk_is_an_error(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, model: str, match: str
+) -> None:
+    routes = f'[routes.r]\nfallback = ["up:{model}", "backup:gpt-4o"]'
+    async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
+        stream = await client.chat.completions.create(
+            model="r", messages=[{"role": "user", "content": "a b c d"}], stream=True
+        )
+        with pytest.raises(openai.APIError, match=match):
+            _ = [c async for c in stream]
+    assert [r.body["model"] for r in fake_openai.received] == [model]  # committed: no failover
+
+
+async def test_stall_ends_the_stream_with_an_error(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    toml = config(
+        fake_openai.url,
+        '[routes.r]\nfallback = ["up:stall-mid-stream"]',
+        'retries = 0\nstall_timeout = "200ms"',
+    )
+    async with start_router(toml) as url, openai_client(url) as client:
+        stream = await client.chat.completions.create(model="r", messages=HI, stream=True)  # type: ignore[arg-type]
+        received: list[str] = []
+
+        async def read() -> None:
+            async for chunk in stream:
+                if chunk.choices:
+                    received.append(chunk.choices[0].delta.content or "")
+
+        with pytest.raises(openai.APIError, match="stalled"):
+            await read()
+    assert "".join(received) == "first second"
+
+
+async def test_429_with_retry_after_is_retried(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    toml = config(fake_openai.url, '[routes.r]\nfallback = ["up:flaky-429"]', "retries = 2")
+    async with start_router(toml) as url, openai_client(url) as client:
+        raw = await client.chat.completions.with_raw_response.create(model="r", messages=HI)  # type: ignore[arg-type]
+    assert raw.headers["x-router-attempts"] == "2"
+    assert fake_openai.calls["flaky-429"] == 2
+
+
+async def test_429_everywhere_is_a_429_with_retry_after(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    routes = '[routes.r]\nfallback = ["up:fail-429", "backup:fail-429"]'
+    async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
+        with pytest.raises(openai.RateLimitError) as caught:
+            await client.chat.completions.create(model="r", messages=HI)  # type: ignore[arg-type]
+    assert caught.value.response.headers["retry-after"] == "2"
+
+
+async def test_breaker_opens_and_recovers(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    defaults = 'retries = 0\ncircuit = { failures = 2, successes = 1, open_for = "300ms" }'
+    routes = '[routes.r]\nfallback = ["up:toggle-a", "backup:gpt-4o"]'
+    fake_openai.down = True
+    async with (
+        start_router(config(fake_openai.url, routes, defaults)) as url,
+        openai_client(url) as client,
+    ):
+
+        async def ask() -> str:
+            raw = await client.chat.completions.with_raw_response.create(model="r", messages=HI)  # type: ignore[arg-type]
+            return raw.headers["x-router-target"]
+
+        assert [await ask() for _ in range(2)] == ["backup:gpt-4o"] * 2
+        tried = fake_openai.calls["toggle-a"]
+        assert tried == 2
+        assert await ask() == "backup:gpt-4o"
+        assert fake_openai.calls["toggle-a"] == tried  # open: the broken target sees nothing
+        async with httpx2.AsyncClient(base_url=url, trust_env=False) as admin:
+            state = (await admin.get("/admin/status")).json()
+        assert state["targets"]["up:toggle-a"]["state"] == "open"
+        fake_openai.down = False
+        await trio.sleep(0.35)  # past open_for: the next request is the probe
+        assert await ask() == "up:toggle-a"
+        assert await ask() == "up:toggle-a"  # closed again
+
+
+async def test_every_circuit_open_is_a_fast_503(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    defaults = 'retries = 0\ncircuit = { failures = 1, successes = 1, open_for = "60s" }'
+    routes = '[routes.r]\nfallback = ["up:fail-500", "backup:fail-503"]'
+    async with (
+        start_router(config(fake_openai.url, routes, defaults)) as url,
+        openai_client(url) as client,
+    ):
+        with pytest.raises(openai.APIStatusError) as first:
+            await client.chat.completions.create(model="r", messages=HI)  # type: ignore[arg-type]
+        with pytest.raises(openai.APIStatusError) as second:
+            await client.chat.completions.create(model="r", messages=HI)  # type: ignore[arg-type]
+    assert first.value.status_code == 502
+    assert second.value.status_code == 503
+    assert "circuit" in second.value.message
+    assert len(fake_openai.received) == 2  # the second request reached no upstream
+
+
+async def test_health_probe_opens_the_circuit_before_any_request(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    toml = f"""
+[defaults]
+retries = 0
+circuit = {{ failures = 1, successes = 1, open_for = "60s" }}
+
+[providers.up]
+kind = "openai"
+base_url = "{fake_openai.url}"
+health = {{ interval = "50ms", timeout = "1s" }}
+
+[routes.r]
+fallback = ["up:toggle-x"]
+"""
+    fake_openai.down = True
+    async with (
+        start_router(toml) as url,
+        httpx2.AsyncClient(base_url=url, trust_env=False) as client,
+    ):
+        with trio.fail_after(10):  # a hang guard
+            while (await client.get("/readyz")).status_code != 503:  # noqa: ASYNC110 - the daemon is polled over HTTP; there is no event to await
+                await trio.sleep(0.05)
+        state = (await client.get("/admin/status")).json()
+    assert state["targets"]["up:toggle-x"]["state"] == "open"
+    assert "health probe" in state["targets"]["up:toggle-x"]["last_error"]
+    assert all(r.path == "/v1/models" for r in fake_openai.received)
+
+
+async def test_split_arm_is_sticky_and_reported(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    routes = '[routes.ab]\nsplit = { "up:model-a" = 50, "backup:model-b" = 50 }\nsticky = "header:x-user-id"'
+    async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
+        arms = {}
+        for user in ("alice", "bob", "carol", "dave", "erin", "frank"):
+            seen = set()
+            for _ in range(3):
+                raw = await client.chat.completions.with_raw_response.create(
+                    model="ab",
+                    messages=HI,
+                    extra_headers={"x-user-id": user},  # type: ignore[arg-type]
+                )
+                seen.add(raw.headers["x-router-arm"])
+            assert len(seen) == 1  # same user, same arm
+            arms[user] = seen.pop()
+    assert set(arms.values()) <= {"up:model-a", "backup:model-b"}

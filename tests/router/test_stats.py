@@ -1,0 +1,153 @@
+"""Latency stats (EWMA, failure penalty, quantiles) and the per-target registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from router._breaker import CircuitBreaker
+from router._choose import latency_cost
+from router._stats import LatencyStats, TargetRegistry, TargetState
+
+
+def test_estimate_is_none_before_any_sample() -> None:
+    stats = LatencyStats()
+    assert stats.estimate() is None
+    assert stats.count == 0
+
+
+def test_ewma_math_exact() -> None:
+    stats = LatencyStats(alpha=0.5)
+    stats.observe(1.0)
+    assert stats.estimate() == 1.0  # the first sample is taken as is
+    stats.observe(2.0)
+    assert stats.estimate() == 1.5
+    stats.observe(0.5)
+    assert stats.estimate() == 1.0
+    assert stats.count == 3
+
+
+def test_ewma_default_alpha() -> None:
+    stats = LatencyStats()
+    stats.observe(1.0)
+    stats.observe(2.0)
+    assert stats.estimate() == pytest.approx(1.3)
+
+
+def test_failure_penalty_rule() -> None:
+    stats = LatencyStats(alpha=0.5, failure_penalty=2.0, failure_floor=1.0, failure_ceiling=60.0)
+    stats.observe_failure(0.01)  # no estimate yet: the floor
+    assert stats.estimate() == 1.0
+    stats.observe_failure(0.01)  # sample 2 * 1.0
+    assert stats.estimate() == 1.5
+    stats.observe_failure(10.0)  # a slow failure counts its own time when that is more
+    assert stats.estimate() == 5.75
+    assert stats.count == 0  # failures are not latency samples
+    assert stats.quantile(0.5) is None
+
+
+def test_failure_penalty_is_capped() -> None:
+    stats = LatencyStats(alpha=1.0, failure_ceiling=60.0)
+    stats.observe(50.0)
+    stats.observe_failure(0.0)
+    assert stats.estimate() == 60.0
+    stats.observe_failure(0.0)
+    assert stats.estimate() == 60.0
+
+
+def make_target(name: str) -> TargetState:
+    return TargetState(name, CircuitBreaker(5, 2, 30.0), LatencyStats())
+
+
+def test_fast_failing_target_costs_more_than_slow_healthy_one() -> None:
+    fast_failing, slow = make_target("a/fast"), make_target("b/slow")
+    for _ in range(20):
+        slow.record_success(0.0, 2.0)
+    fast_failing.record_success(0.0, 0.05)
+    assert latency_cost(fast_failing) < latency_cost(slow)
+    for now in range(12):
+        fast_failing.record_failure(float(now), 0.01, "502")
+    assert latency_cost(fast_failing) > latency_cost(slow)
+
+
+def test_quantile_none_before_min_samples_then_nearest_rank() -> None:
+    stats = LatencyStats(min_samples=20)
+    for i in range(1, 20):
+        stats.observe(i / 100)
+    assert stats.quantile(0.9) is None
+    stats.observe(0.20)
+    assert stats.quantile(0.9) == 0.18  # ceil(0.9 * 20) = 18th of 0.01..0.20
+    assert stats.quantile(0.5) == 0.10
+    assert stats.quantile(1.0) == 0.20
+    assert stats.quantile(0.0) == 0.01
+
+
+def test_quantile_uses_the_last_window_samples() -> None:
+    stats = LatencyStats(window=10, min_samples=5)
+    for _ in range(10):
+        stats.observe(100.0)
+    for _ in range(10):
+        stats.observe(1.0)
+    assert stats.quantile(1.0) == 1.0
+    assert stats.count == 20
+
+
+def test_quantile_rejects_bad_q() -> None:
+    with pytest.raises(ValueError, match="quantile"):
+        LatencyStats().quantile(1.5)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"alpha": 0.0}, {"alpha": 1.5}, {"window": 0}, {"min_samples": 0}]
+)
+def test_rejects_bad_settings(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        LatencyStats(**kwargs)  # type: ignore[arg-type]
+
+
+def test_target_state_records_and_snapshots() -> None:
+    target = make_target("p/m")
+    target.in_flight = 2
+    target.record_success(1.0, 0.5)
+    target.record_failure(2.0, 0.1, "server_error: 500")
+    snap = target.snapshot(2.0)
+    assert snap["state"] == "closed"
+    assert snap["consecutive_failures"] == 1
+    assert snap["in_flight"] == 2
+    assert snap["successes"] == 1
+    assert snap["failures"] == 1
+    assert snap["last_error"] == "server_error: 500"
+    assert snap["latency_estimate"] == pytest.approx(0.7 * 0.5 + 0.3 * 1.0)
+    assert snap["latency_p90"] is None
+    assert snap["latency_samples"] == 1
+
+
+def test_registry_creates_on_first_use_and_keeps_state() -> None:
+    made: list[CircuitBreaker] = []
+
+    def factory() -> CircuitBreaker:
+        made.append(CircuitBreaker(1, 1, 10.0))
+        return made[-1]
+
+    registry = TargetRegistry(factory)
+    a = registry.get("p/a")
+    assert a.name == "p/a"
+    assert registry.get("p/a") is a
+    assert len(made) == 1
+    a.record_failure(5.0, 0.1, "boom")
+    # A reload: new routes, same registry, same live state.
+    registry.retain(["p/a", "p/b"])
+    assert registry.get("p/a").breaker.state(5.0) == "open"
+    registry.get("p/b")
+    assert list(registry.snapshot(5.0)) == ["p/a", "p/b"]
+    assert registry.snapshot(5.0)["p/a"]["seconds_until_half_open"] == 10.0
+
+
+def test_registry_retain_drops_unconfigured_targets() -> None:
+    registry = TargetRegistry(lambda: CircuitBreaker(1, 1, 10.0))
+    old = registry.get("p/old")
+    registry.get("p/kept")
+    registry.retain(iter(["p/kept"]))
+    assert "p/old" not in registry
+    assert "p/kept" in registry
+    assert len(registry) == 1
+    assert registry.get("p/old") is not old  # comes back fresh if configured again
