@@ -41,8 +41,8 @@ async def test_client_disconnect_closes_upstream(
 ) -> None:
     async with start_router(CONFIG.format(url=fake_openai.url)) as url:
         await _disconnect_mid_request(url, fake_openai, stream=False)
-        # A hang guard, not a timing assertion: the upstream must see the close.
-        with trio.fail_after(10):
+        # The design's promise: the upstream connection is closed within a second.
+        with trio.fail_after(1):
             await fake_openai.disconnected.wait()
 
 
@@ -51,5 +51,5 @@ async def test_client_disconnect_closes_upstream_stream(
 ) -> None:
     async with start_router(CONFIG.format(url=fake_openai.url)) as url:
         await _disconnect_mid_request(url, fake_openai, stream=True)
-        with trio.fail_after(10):
+        with trio.fail_after(1):
             await fake_openai.disconnected.wait()
