@@ -1,9 +1,12 @@
 """Provider adapters: sans-I/O translation between the unified types and each
 provider's wire format, with a streaming decoder per format."""
 
+from ._base import AdapterBase as AdapterBase
+from ._base import Capabilities as Capabilities
 from ._base import HTTPAdapter as HTTPAdapter
 from ._base import StreamDecoder as StreamDecoder
 from ._base import error_for_status as error_for_status
+from ._base import header as header
 from ._base import retry_after as retry_after
 from ._errors import AllTargetsFailed as AllTargetsFailed
 from ._errors import AuthenticationFailed as AuthenticationFailed

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
+import attrs
+
 from ._errors import (
     AuthenticationFailed,
     ContentFiltered,
@@ -23,9 +25,20 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
 
-__all__ = ["Headers", "HTTPAdapter", "StreamDecoder", "error_for_status", "retry_after"]
+__all__ = [
+    "AdapterBase",
+    "Capabilities",
+    "Headers",
+    "HTTPAdapter",
+    "StreamDecoder",
+    "error_for_status",
+    "header",
+    "retry_after",
+]
 
 Headers = Sequence[tuple[str, str]]
 
@@ -42,8 +55,24 @@ class StreamDecoder(Protocol):
         ...
 
 
+@attrs.frozen
+class Capabilities:
+    """What a model can take. Routing skips a target that lacks what a request needs."""
+
+    vision: bool = True
+    tools: bool = True
+
+
 class HTTPAdapter(Protocol):
-    """One provider's wire format."""
+    """One provider's wire format.
+
+    Attributes:
+        image_urls: Whether the provider fetches ``http(s)`` image URLs itself; when
+            False it needs the bytes (``data:`` URLs), which the daemon fetches only if
+            the operator enabled it.
+    """
+
+    image_urls: bool
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest: ...
 
@@ -58,6 +87,26 @@ class HTTPAdapter(Protocol):
     def probe_request(self) -> UpstreamRequest:
         """A cheap request that tells whether the upstream is up (a model list)."""
         ...
+
+    def capabilities(self, model: str) -> Capabilities:
+        """What ``model`` can take, as this provider knows it (config may override)."""
+        ...
+
+    def sign(self, request: UpstreamRequest, now: datetime) -> UpstreamRequest:
+        """``request`` ready to send at ``now`` (UTC): SigV4 for Bedrock, else itself."""
+        ...
+
+
+class AdapterBase:
+    """Defaults for the optional parts of :class:`HTTPAdapter`."""
+
+    image_urls: bool = True
+
+    def capabilities(self, model: str) -> Capabilities:
+        return Capabilities()
+
+    def sign(self, request: UpstreamRequest, now: datetime) -> UpstreamRequest:
+        return request
 
 
 def header(headers: Headers, name: str) -> str | None:

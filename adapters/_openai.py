@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._base import Headers, error_for_status, header
+from ._base import AdapterBase, Headers, error_for_status, header
 from ._errors import GatewayError, SerializationError, StreamError
 from ._openai_wire import chunk_from_wire, request_to_wire, response_from_wire
 from ._sse import SSEDecoder
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIAdapter", "OpenAIStreamDecoder"]
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(AdapterBase):
     """Builds ``POST {base_url}/chat/completions`` and reads its answers.
 
     Args:

@@ -37,6 +37,9 @@ PUBLIC = {
     "Delta",
     "UpstreamRequest",
     # adapter protocol and helpers
+    "AdapterBase",
+    "Capabilities",
+    "header",
     "HTTPAdapter",
     "StreamDecoder",
     "error_for_status",
