@@ -9,6 +9,7 @@ objects out of the signature keeps adapters independent of the config language.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -34,7 +35,24 @@ def _openai(name: str, settings: Mapping[str, Any]) -> HTTPAdapter:
     )
 
 
-_FACTORIES: dict[str, AdapterFactory] = {"openai": _openai, "openai_compatible": _openai}
+_FACTORIES: dict[str, AdapterFactory] = {
+    "openai": _openai,
+    "openai_compatible": _openai,
+    # OpenAI-compatible hosts by name: the same adapter, with their quirks handled there.
+    **dict.fromkeys(
+        ("vllm", "together", "groq", "mistral", "deepseek", "openrouter", "fireworks"), _openai
+    ),
+}
+# Built-in adapters in their own modules, imported when first asked for: a daemon that
+# uses only OpenAI never imports botocore.
+_BUILT_IN = {
+    "anthropic": "adapters._anthropic",
+    "gemini": "adapters._gemini",
+    "bedrock": "adapters._bedrock",
+    "azure": "adapters._azure",
+    "ollama": "adapters._ollama",
+    "cohere": "adapters._cohere",
+}
 _loaded_entry_points = False
 
 
@@ -46,12 +64,15 @@ def register_adapter(kind: str, factory: AdapterFactory) -> None:
 def adapter_factory(kind: str) -> AdapterFactory:
     """The factory for ``kind``. Raises KeyError if no adapter knows it."""
     _load_entry_points()
+    if kind not in _FACTORIES and kind in _BUILT_IN:
+        module = importlib.import_module(_BUILT_IN[kind])
+        _FACTORIES[kind] = module.make_adapter
     return _FACTORIES[kind]
 
 
 def known_kinds() -> tuple[str, ...]:
     _load_entry_points()
-    return tuple(sorted(_FACTORIES))
+    return tuple(sorted({*_FACTORIES, *_BUILT_IN}))
 
 
 def _load_entry_points() -> None:

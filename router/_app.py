@@ -31,14 +31,7 @@ from rules import Leaf, Node
 
 from ._admin import is_admin, is_ready, status
 from ._engine import RequestOptions, RequestTrace
-from ._openai_ingress import (
-    DONE,
-    decode_request,
-    encode_chunk,
-    encode_error,
-    encode_response,
-    encode_stream_error,
-)
+from ._openai_ingress import OPENAI, Ingress
 
 if TYPE_CHECKING:
     from adapters import GatewayRequest
@@ -97,11 +90,12 @@ class App:
     async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope["path"]
         method = scope["method"]
-        if path == "/v1/chat/completions":
+        codec = _INGRESS.get(path)
+        if codec is not None:
             if method != "POST":
                 await _send_json(send, 405, {"error": {"message": "use POST"}})
                 return
-            await self._chat(scope, receive, send)
+            await self._chat(scope, receive, send, codec)
         elif method != "GET":
             await _send_json(send, 405 if path in _GET_PATHS else 404, _not_found(path))
         elif path == "/healthz":
@@ -130,7 +124,7 @@ class App:
         data = [{"id": i, "object": "model", "created": 0, "owned_by": "llm-router"} for i in ids]
         return {"object": "list", "data": data}
 
-    async def _chat(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def _chat(self, scope: Scope, receive: Any, send: Any, codec: Ingress) -> None:
         request_id = _request_id(scope)
         runtime = self.runtime  # one snapshot for the whole request
         trace = RequestTrace(route="")
@@ -140,23 +134,25 @@ class App:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope)
                 try:
-                    await self._answer(scope, send, body, runtime, trace, request_id, started)
+                    await self._answer(
+                        scope, send, codec, body, runtime, trace, request_id, started
+                    )
                 except GatewayError as exc:
                     err = _client_error(exc)
                     trace.status = err.status_hint
-                    await _send_error(send, err, trace, request_id)
+                    await _send_error(send, codec, err, trace, request_id)
                 except Exception:
                     # A bug of ours: still a well-formed answer, and the traceback logged.
                     error_log.exception("request %s failed", request_id)
                     if not trace.status:
                         trace.status = 500
-                        await _send_error(send, _INTERNAL, trace, request_id)
+                        await _send_error(send, codec, _INTERNAL, trace, request_id)
                 nursery.cancel_scope.cancel()
         except ClientGone:
             pass
         except GatewayError as exc:  # from reading the body
             trace.status = exc.status_hint
-            await _send_error(send, exc, trace, request_id)
+            await _send_error(send, codec, exc, trace, request_id)
         finally:
             if self.access_log is not None:
                 self.access_log.record(
@@ -175,13 +171,14 @@ class App:
         self,
         scope: Scope,
         send: Any,
+        codec: Ingress,
         body: bytes,
         runtime: Runtime,
         trace: RequestTrace,
         request_id: str,
         started: float,
     ) -> None:
-        req = decode_request(body)
+        req = codec.decode(body)
         node = runtime.table.lookup(req.model)
         if node is None:
             raise NotFound(
@@ -198,13 +195,14 @@ class App:
             headers=_sticky_headers(scope, node),
         )
         if req.stream:
-            await self._stream(send, runtime.engine, req, node, trace, request_id, options)
+            await self._stream(send, codec, runtime.engine, req, node, trace, request_id, options)
         else:
-            await self._complete(send, runtime.engine, req, node, trace, request_id, options)
+            await self._complete(send, codec, runtime.engine, req, node, trace, request_id, options)
 
     async def _complete(
         self,
         send: Any,
+        codec: Ingress,
         engine: Engine,
         req: GatewayRequest,
         node: Node,
@@ -216,7 +214,7 @@ class App:
             resp = await engine.complete(node, req, trace, options)
         if scope.cancelled_caught:
             raise Timeout(f"the request took longer than its deadline ({trace.route})")
-        body = encode_response(resp)
+        body = codec.response(resp)
         trace.status = 200
         headers = [
             _JSON,
@@ -229,6 +227,7 @@ class App:
     async def _stream(
         self,
         send: Any,
+        codec: Ingress,
         engine: Engine,
         req: GatewayRequest,
         node: Node,
@@ -251,26 +250,28 @@ class App:
                     "headers": [*_SSE_HEADERS, *_trace_headers(trace, request_id)],
                 }
             )
-            body = b"".join([encode_chunk(c) for c in start.head])
+            encoder = codec.stream(req)
+            body = b"".join([encoder.feed(c) for c in start.head])
             await send({"type": "http.response.body", "body": body, "more_body": True})
             rest = start.rest
-            end = DONE
+            end = None
             with trio.move_on_at(deadline) as scope:
                 try:
                     while rest is not None and (batch := await engine.next_batch(rest)):
-                        body = b"".join([encode_chunk(c) for c in batch])
+                        body = b"".join([encoder.feed(c) for c in batch])
                         await send({"type": "http.response.body", "body": body, "more_body": True})
+                    end = encoder.done()
                 except GatewayError as exc:
                     exc.upstream = exc.upstream or trace.target
-                    end = encode_stream_error(exc)
+                    end = encoder.error(exc)
                     error_log.warning("stream from %s broke: %s", trace.target, exc.message)
                     if trace.target:
                         engine.stream_failed(trace.target, exc)
                 except Exception:
                     error_log.exception("request %s: stream failed", request_id)
-                    end = encode_stream_error(_INTERNAL)
-            if scope.cancelled_caught:
-                end = encode_stream_error(Timeout("the stream took longer than its deadline"))
+                    end = encoder.error(_INTERNAL)
+            if end is None:  # the deadline passed mid-stream
+                end = encoder.error(Timeout("the stream took longer than its deadline"))
             await send({"type": "http.response.body", "body": end})
 
 
@@ -352,11 +353,13 @@ def _trace_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, by
     return headers
 
 
-async def _send_error(send: Any, err: GatewayError, trace: RequestTrace, request_id: str) -> None:
+async def _send_error(
+    send: Any, codec: Ingress, err: GatewayError, trace: RequestTrace, request_id: str
+) -> None:
     headers = [_JSON, *_trace_headers(trace, request_id)]
     if err.retry_after is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
-    body = encode_error(err)
+    body = codec.error(err)
     headers.append((b"content-length", b"%d" % len(body)))
     await send({"type": "http.response.start", "status": err.status_hint, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -369,6 +372,7 @@ async def _send_json(send: Any, status: int, payload: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+_INGRESS: dict[str, Ingress] = {"/v1/chat/completions": OPENAI, "/chat/completions": OPENAI}
 _GET_PATHS = frozenset({"/healthz", "/readyz", "/v1/models", "/models", "/admin/status"})
 _FORBIDDEN = {
     "error": {

@@ -12,7 +12,7 @@ breaker and latency statistics, which outlive the request (and a reload).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 import trio
@@ -23,6 +23,7 @@ from adapters import (
     NoHealthyTarget,
     ProviderInternalError,
     RateLimitExceeded,
+    UnsupportedCapability,
 )
 
 from ._backoff import fits, retry_delay
@@ -68,6 +69,27 @@ class Call(Generic[T]):
 
     attempt: Callable[[Upstream, str], Awaitable[T]]
     discard: Callable[[T], Awaitable[None]]
+    #: What the request needs of a target: images, tools.
+    vision: bool = False
+    tools: bool = False
+
+
+def _check_capabilities(upstream: Upstream, model: str, call: Call[Any], name: str) -> None:
+    """Raises UnsupportedCapability (which routing moves on from) if ``model`` lacks what
+    the request needs."""
+    if not (call.vision or call.tools):
+        return
+    caps = upstream.capabilities(model)
+    missing = [
+        what
+        for what, needed, has in (
+            ("images", call.vision, caps.vision),
+            ("tools", call.tools, caps.tools),
+        )
+        if needed and not has
+    ]
+    if missing:
+        raise UnsupportedCapability(f"{name} cannot take {' or '.join(missing)}", upstream=name)
 
 
 class LeafRunner:
@@ -96,6 +118,7 @@ class LeafRunner:
         """
         name = str(target)
         upstream = self.upstreams[target.provider]
+        _check_capabilities(upstream, target.model, call, name)
         state = self.registry.get(name)
         tries = 0
         while True:

@@ -37,6 +37,7 @@ from adapters import (
     NoHealthyTarget,
     StreamError,
     Timeout,
+    UnsupportedCapability,
 )
 from rules import Balance, Defaults, Fallback, HedgeConfig, Leaf, Node, Percentile, Split
 
@@ -155,7 +156,8 @@ class Engine:
         async def call(upstream: Upstream, model: str) -> GatewayResponse:
             return await upstream.complete(req, model)
 
-        served = await self._start(node, Call(call, _nothing), trace, options)
+        needs = {"vision": req.needs_vision, "tools": req.needs_tools}
+        served = await self._start(node, Call(call, _nothing, **needs), trace, options)
         return served.value
 
     async def open_stream(
@@ -172,7 +174,8 @@ class Engine:
         async def call(upstream: Upstream, model: str) -> StreamStart:
             return await _first_chunk(upstream, model, req, options.first_token_timeout)
 
-        served = await self._start(node, Call(call, _close_stream), trace, options)
+        needs = {"vision": req.needs_vision, "tools": req.needs_tools}
+        served = await self._start(node, Call(call, _close_stream, **needs), trace, options)
         return served.value
 
     async def next_batch(self, rest: AsyncIterator[list[ChatChunk]]) -> list[ChatChunk] | None:
@@ -344,8 +347,8 @@ def _estimate(state: TargetState) -> float:
 
 def falls_back(exc: GatewayError, on: frozenset[str]) -> bool:
     """Whether ``exc`` lets a node move on to its next candidate."""
-    if isinstance(exc, AllTargetsFailed | NoHealthyTarget):
-        return True
+    if isinstance(exc, AllTargetsFailed | NoHealthyTarget | UnsupportedCapability):
+        return True  # another target may be healthy, or able to take it
     return exc.fallback_reason is not None and exc.fallback_reason in on
 
 
@@ -354,6 +357,9 @@ def combine(errors: Sequence[GatewayError]) -> GatewayError:
     flat: list[GatewayError] = []
     for e in errors:
         flat.extend(e.attempts if isinstance(e, AllTargetsFailed) else (e,))
+    if flat and all(isinstance(e, UnsupportedCapability) for e in flat):
+        reasons = "; ".join(e.message for e in flat)
+        return UnsupportedCapability(f"no target can take this request: {reasons}")
     if flat and all(isinstance(e, NoHealthyTarget) for e in flat):
         names = ", ".join(e.upstream or "?" for e in flat)
         # ``upstream`` names them all, so a route naming this one can list them too.

@@ -1,10 +1,14 @@
-"""The OpenAI ingress codec: a client's bytes in, JSON or SSE bytes out.
+"""Ingress codecs: a client's dialect in, the same dialect out.
 
-Thin on purpose: the format mapping lives in :mod:`adapters` (pure), this module only
-frames it for HTTP, the one place where bytes and the client's dialect meet.
+A codec turns a client's body into a GatewayRequest and frames answers, streams and
+errors the way that client's SDK expects. Thin on purpose: the format mapping lives in
+:mod:`adapters` (pure); this module only frames it for HTTP, the one place where bytes
+and the client's dialect meet. The OpenAI codec serves ``/v1/chat/completions``.
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import orjson
 
@@ -19,39 +23,82 @@ from adapters import (
     response_to_wire,
 )
 
-__all__ = [
-    "DONE",
-    "decode_request",
-    "encode_chunk",
-    "encode_error",
-    "encode_response",
-    "encode_stream_error",
-]
-
-DONE = b"data: [DONE]\n\n"
+__all__ = ["OPENAI", "Ingress", "OpenAIIngress", "StreamEncoder", "parse_json"]
 
 
-def decode_request(body: bytes) -> GatewayRequest:
-    """Raises InvalidRequest for malformed JSON or a body that is not a chat request."""
+class StreamEncoder(Protocol):
+    """Frames one response stream."""
+
+    def feed(self, chunk: ChatChunk) -> bytes: ...
+
+    def done(self) -> bytes:
+        """The end of a complete stream."""
+        ...
+
+    def error(self, err: GatewayError) -> bytes:
+        """The end of a broken stream, as an error the client's SDK raises."""
+        ...
+
+
+class Ingress(Protocol):
+    """One client dialect."""
+
+    def decode(self, body: bytes) -> GatewayRequest:
+        """Raises InvalidRequest naming what is wrong."""
+        ...
+
+    def response(self, resp: GatewayResponse) -> bytes: ...
+
+    def error(self, err: GatewayError) -> bytes: ...
+
+    def stream(self, req: GatewayRequest) -> StreamEncoder: ...
+
+
+def parse_json(body: bytes) -> object:
+    """Raises InvalidRequest for malformed JSON."""
     try:
-        raw = orjson.loads(body)
+        return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from exc
-    return request_from_wire(raw)
 
 
-def encode_response(resp: GatewayResponse) -> bytes:
-    return orjson.dumps(response_to_wire(resp))
+class OpenAIIngress:
+    """OpenAI Chat Completions: JSON, or SSE ``data:`` events ended by ``[DONE]``."""
+
+    def decode(self, body: bytes) -> GatewayRequest:
+        return request_from_wire(parse_json(body))
+
+    def response(self, resp: GatewayResponse) -> bytes:
+        return orjson.dumps(response_to_wire(resp))
+
+    def error(self, err: GatewayError) -> bytes:
+        return orjson.dumps(err.to_openai())
+
+    def stream(self, req: GatewayRequest) -> OpenAIStreamEncoder:
+        return OpenAIStreamEncoder(req.include_usage)
 
 
-def encode_chunk(chunk: ChatChunk) -> bytes:
-    return b"data: " + orjson.dumps(chunk_to_wire(chunk)) + b"\n\n"
+class OpenAIStreamEncoder:
+    """``data: {chunk}`` per chunk; usage-only chunks only if the client asked.
+
+    Adapters report usage whenever the provider does; OpenAI itself sends it only with
+    ``stream_options.include_usage``, so clients get what they would from OpenAI.
+    """
+
+    def __init__(self, include_usage: bool) -> None:
+        self._include_usage = include_usage
+
+    def feed(self, chunk: ChatChunk) -> bytes:
+        if not chunk.choices and chunk.usage is not None and not self._include_usage:
+            return b""
+        return b"data: " + orjson.dumps(chunk_to_wire(chunk)) + b"\n\n"
+
+    def done(self) -> bytes:
+        return b"data: [DONE]\n\n"
+
+    def error(self, err: GatewayError) -> bytes:
+        """An error event and no ``[DONE]``: the OpenAI SDKs raise on it."""
+        return b"data: " + orjson.dumps(err.to_openai()) + b"\n\n"
 
 
-def encode_error(err: GatewayError) -> bytes:
-    return orjson.dumps(err.to_openai())
-
-
-def encode_stream_error(err: GatewayError) -> bytes:
-    """The event that ends a broken stream; the OpenAI SDKs raise on it."""
-    return b"data: " + encode_error(err) + b"\n\n"
+OPENAI = OpenAIIngress()

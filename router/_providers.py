@@ -11,11 +11,19 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from adapters import SimulatedModel, adapter_factory
-from rules import Config, ConfigError, ProviderConfig, SecretRef, SimulatedProvider
+from rules import (
+    BedrockProvider,
+    Config,
+    ConfigError,
+    HTTPProvider,
+    ProviderConfig,
+    SecretRef,
+    SimulatedProvider,
+)
 
 from ._pool import H11Pool
 from ._transport import HttpxTransport, Transport
-from ._upstream import HTTPUpstream, SimulatedUpstream, Upstream
+from ._upstream import CapabilityOverrides, HTTPUpstream, SimulatedUpstream, Upstream
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -52,14 +60,51 @@ def build_upstream(name: str, provider: ProviderConfig, config: Config) -> Upstr
         factory = adapter_factory(provider.kind)
     except KeyError:
         raise ConfigError((f"providers.{name}.kind: no adapter for {provider.kind!r}",)) from None
-    settings = _plain_settings(name, provider)
+    settings = dict(_plain_settings(name, provider))
     secrets = tuple(
         settings[field.name]
         for field in attrs.fields(type(provider))
         if isinstance(getattr(provider, field.name), SecretRef)
     )
+    if isinstance(provider, BedrockProvider) and not (
+        provider.api_key or provider.aws_access_key_id
+    ):
+        settings["aws_credentials"] = _aws_credential_chain(name)
     adapter = factory(name, settings)
-    return HTTPUpstream(name, provider.kind, adapter, _transport(provider, config), secrets)
+    return HTTPUpstream(
+        name,
+        provider.kind,
+        adapter,
+        _transport(provider, config),
+        secrets,
+        capabilities=_capabilities(provider),
+        fetch_images=config.server.fetch_images,
+    )
+
+
+def _capabilities(provider: ProviderConfig) -> CapabilityOverrides:
+    """The operator's overrides of what the provider's models can take."""
+    if not isinstance(provider, HTTPProvider):
+        return CapabilityOverrides()
+    return CapabilityOverrides(
+        attrs.asdict(provider.capabilities),
+        {model: attrs.asdict(c) for model, c in provider.model_capabilities.items()},
+    )
+
+
+def _aws_credential_chain(name: str) -> Any:
+    """Credentials from the usual AWS chain (environment, profile, instance role)."""
+    import botocore.session  # only daemons with a Bedrock provider pay for the import
+
+    credentials = botocore.session.get_session().get_credentials()
+    if credentials is None:
+        raise ConfigError(
+            (
+                f"providers.{name}: no AWS credentials: set aws_access_key_id and "
+                "aws_secret_access_key, api_key, or the usual AWS environment or profile",
+            )
+        )
+    return credentials
 
 
 def _transport(provider: ProviderConfig, config: Config) -> Transport:

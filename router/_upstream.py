@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
@@ -17,9 +19,12 @@ import trio
 
 from adapters import (
     AuthenticationFailed,
+    Capabilities,
     GatewayError,
+    UpstreamRequest,
 )
 
+from ._images import inline_images, wants_fetch
 from ._transport import HttpxTransport, Transport
 
 if TYPE_CHECKING:
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
         GatewayResponse,
         HTTPAdapter,
         SimulatedModel,
+        UpstreamRequest,
     )
 
     pass
@@ -64,7 +70,26 @@ class Upstream(Protocol):
         """A cheap health probe. Raises GatewayError when the upstream is unwell."""
         ...
 
+    def capabilities(self, model: str) -> Capabilities:
+        """What ``model`` here can take (routing skips a target that lacks it)."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+@attrs.frozen
+class CapabilityOverrides:
+    """The operator's word on capabilities: for the provider, then per model (None: the
+    adapter's default)."""
+
+    provider: Mapping[str, bool | None] = attrs.field(factory=dict)
+    models: Mapping[str, Mapping[str, bool | None]] = attrs.field(factory=dict)
+
+    def apply(self, model: str, default: Capabilities) -> Capabilities:
+        values = attrs.asdict(default)
+        for overrides in (self.provider, self.models.get(model, {})):
+            values.update({k: v for k, v in overrides.items() if v is not None})
+        return Capabilities(**values)
 
 
 class HTTPUpstream:
@@ -78,18 +103,40 @@ class HTTPUpstream:
         adapter: HTTPAdapter,
         transport: Transport,
         secrets: tuple[str, ...] = (),
+        *,
+        capabilities: CapabilityOverrides | None = None,
+        fetch_images: bool = False,
     ) -> None:
         self.name = name
         self.kind = kind
         self.adapter = adapter
         self.transport = transport
         self._secrets = tuple(s for s in secrets if s)
-        self._probe_transport: HttpxTransport | None = None
+        self._capabilities = capabilities or CapabilityOverrides()
+        self._fetch_images = fetch_images
+        self._side_transport: HttpxTransport | None = None
+
+    def capabilities(self, model: str) -> Capabilities:
+        return self._capabilities.apply(model, self.adapter.capabilities(model))
+
+    @property
+    def _side(self) -> HttpxTransport:
+        """httpx2, off the data path: health probes and image fetches."""
+        if self._side_transport is None:
+            self._side_transport = HttpxTransport(max_connections=4)
+        return self._side_transport
+
+    async def _prepare(self, req: GatewayRequest, model: str) -> UpstreamRequest:
+        """The signed upstream request for ``req``, images fetched if allowed and needed."""
+        if self._fetch_images and not self.adapter.image_urls and wants_fetch(req):
+            req = await inline_images(req, self._side)
+        request = self.adapter.build_request(req, model)
+        return self.adapter.sign(request, datetime.now(UTC))
 
     async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
         if req.stream:
             req = attrs.evolve(req, stream=False, include_usage=False)
-        upstream_request = self.adapter.build_request(req, model)
+        upstream_request = await self._prepare(req, model)
         async with self.transport.request(upstream_request) as response:
             body = await response.aread()
         if 200 <= response.status < 300:
@@ -113,7 +160,7 @@ class HTTPUpstream:
     async def stream(
         self, req: GatewayRequest, model: str
     ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
-        upstream_request = self.adapter.build_request(req, model)
+        upstream_request = await self._prepare(req, model)
         async with self.transport.request(upstream_request) as response:
             if not 200 <= response.status < 300:
                 body = await response.aread()
@@ -136,19 +183,17 @@ class HTTPUpstream:
                 yield iterator
 
     async def probe(self) -> None:
-        # Off the data path: httpx2, one connection, not the lean pool's.
-        if self._probe_transport is None:
-            self._probe_transport = HttpxTransport(max_connections=1)
-        request = self.adapter.probe_request()
-        async with self._probe_transport.request(request) as response:
+        # Off the data path: httpx2, not the lean pool.
+        request = self.adapter.sign(self.adapter.probe_request(), datetime.now(UTC))
+        async with self._side.request(request) as response:
             body = await response.aread()
         if not 200 <= response.status < 300:
             raise self._scrubbed(self.adapter.parse_error(response.status, response.headers, body))
 
     async def aclose(self) -> None:
         await self.transport.aclose()
-        if self._probe_transport is not None:
-            await self._probe_transport.aclose()
+        if self._side_transport is not None:
+            await self._side_transport.aclose()
 
 
 class SimulatedUpstream:
@@ -190,6 +235,9 @@ class SimulatedUpstream:
     async def probe(self) -> None:
         """The simulated provider is always reachable; its failures are per request."""
         await trio.lowlevel.checkpoint()
+
+    def capabilities(self, model: str) -> Capabilities:
+        return Capabilities()
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()

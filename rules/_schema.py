@@ -72,6 +72,9 @@ class ServerConfig:
         admin_key: Key for the admin endpoints from other hosts than loopback.
         access_log: Write one line per request to stderr (buffered, like nginx's
             ``access_log ... buffer= flush=``).
+        fetch_images: Let the daemon download ``http(s)`` image URLs for providers that
+            need the bytes (Gemini, Bedrock, Ollama). Off by default: a URL in a client's
+            request would otherwise make the daemon fetch whatever it names (SSRF).
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -80,6 +83,7 @@ class ServerConfig:
     drain_timeout: Duration = attrs.field(default=30.0, validator=at_least(0))
     admin_key: SecretRef | None = None
     access_log: bool = True
+    fetch_images: bool = False
 
 
 @attrs.frozen
