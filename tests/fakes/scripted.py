@@ -19,6 +19,7 @@ import attrs
 import trio
 
 from adapters import (
+    Capabilities,
     ChatChunk,
     ChunkChoice,
     Delta,
@@ -98,7 +99,12 @@ class Scripted:
     closed: list[tuple[str, float]] = attrs.field(factory=list)
     probe_error: GatewayError | None = None  # what a health probe raises, if anything
     probed: list[float] = attrs.field(factory=list)
+    #: Models that cannot take images.
+    blind: frozenset[str] = frozenset()
     _calls: dict[str, int] = attrs.field(factory=dict)
+
+    def capabilities(self, model: str) -> Capabilities:
+        return Capabilities(vision=model not in self.blind)
 
     def _step(self, model: str) -> Step:
         self.started.append((model, trio.current_time()))

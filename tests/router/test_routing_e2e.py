@@ -231,3 +231,47 @@ async def test_split_arm_is_sticky_and_reported(
             assert len(seen) == 1  # same user, same arm
             arms[user] = seen.pop()
     assert set(arms.values()) <= {"up:model-a", "backup:model-b"}
+
+
+async def test_capabilities_from_config_route_images_around(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    toml = f"""
+[defaults]
+retries = 0
+
+[providers.blind]
+kind = "openai"
+base_url = "{fake_openai.url}"
+capabilities = {{ vision = false }}
+
+[providers.sighted]
+kind = "openai"
+base_url = "{fake_openai.url}"
+model_capabilities = {{ "text-only" = {{ vision = false }} }}
+
+[routes.r]
+fallback = ["blind:gpt-4o", "sighted:gpt-4o"]
+
+[routes.none]
+fallback = ["blind:gpt-4o", "sighted:text-only"]
+"""
+    picture = [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
+    ]
+    async with start_router(toml) as url, openai_client(url) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="r",
+            messages=[{"role": "user", "content": picture}],  # type: ignore[list-item]
+        )
+        with pytest.raises(openai.BadRequestError, match="cannot take images") as refused:
+            await client.chat.completions.create(
+                model="none",
+                messages=[{"role": "user", "content": picture}],  # type: ignore[list-item]
+            )
+        text = await client.chat.completions.with_raw_response.create(model="none", messages=HI)  # type: ignore[arg-type]
+    assert raw.headers["x-router-target"] == "sighted:gpt-4o"
+    assert raw.headers["x-router-attempts"] == "1"
+    assert refused.value.code == "unsupported_capability"
+    assert text.headers["x-router-target"] == "blind:gpt-4o"
