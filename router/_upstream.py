@@ -140,7 +140,9 @@ class HTTPUpstream:
         async with self.transport.request(upstream_request) as response:
             body = await response.aread()
         if 200 <= response.status < 300:
-            return self.adapter.parse_response(response.status, response.headers, body)
+            answer = self.adapter.parse_response(response.status, response.headers, body)
+            # Some providers (Bedrock) do not name the model that answered: it is ours.
+            return answer if answer.model else attrs.evolve(answer, model=model)
         raise self._scrubbed(self.adapter.parse_error(response.status, response.headers, body))
 
     def _scrubbed(self, err: GatewayError) -> GatewayError:
@@ -173,9 +175,9 @@ class HTTPUpstream:
                     async with aclosing(response.aiter_bytes()) as body:
                         async for data in body:
                             if batch := decoder.feed(data):
-                                yield batch
+                                yield _named(batch, model)
                     if batch := decoder.close():
-                        yield batch
+                        yield _named(batch, model)
                 except GatewayError as exc:  # in-band errors carry upstream text too
                     raise self._scrubbed(exc) from None
 
@@ -194,6 +196,13 @@ class HTTPUpstream:
         await self.transport.aclose()
         if self._side_transport is not None:
             await self._side_transport.aclose()
+
+
+def _named(batch: list[ChatChunk], model: str) -> list[ChatChunk]:
+    """Chunks that do not name their model get the one asked for."""
+    if all(chunk.model for chunk in batch):
+        return batch
+    return [chunk if chunk.model else attrs.evolve(chunk, model=model) for chunk in batch]
 
 
 class SimulatedUpstream:
