@@ -101,6 +101,8 @@ class AdapterBase:
     """Defaults for the optional parts of :class:`HTTPAdapter`."""
 
     image_urls: bool = True
+    #: Whether ``sign`` may block (fetch credentials): then it runs in a worker thread.
+    sign_may_block: bool = False
 
     def capabilities(self, model: str) -> Capabilities:
         return Capabilities()

@@ -83,6 +83,8 @@ class BedrockAdapter(AdapterBase):
         self.base_url = (base_url or f"https://bedrock-runtime.{region}.amazonaws.com").rstrip("/")
         self._credentials = credentials
         self._bearer = bool(api_key)
+        # Refreshable credentials (a role, SSO) may fetch new ones while signing.
+        self.sign_may_block = hasattr(credentials, "refresh_needed")
         merged = {"content-type": "application/json", "accept": "application/json"}
         if api_key:
             merged["authorization"] = f"Bearer {api_key}"

@@ -131,6 +131,11 @@ class HTTPUpstream:
         if self._fetch_images and not self.adapter.image_urls and wants_fetch(req):
             req = await inline_images(req, self._side)
         request = self.adapter.build_request(req, model)
+        if getattr(self.adapter, "sign_may_block", False):
+            # botocore refreshes expiring role credentials over the network, blocking.
+            return await trio.to_thread.run_sync(
+                self.adapter.sign, request, datetime.now(UTC), limiter=_SIGNERS
+            )
         return self.adapter.sign(request, datetime.now(UTC))
 
     async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
@@ -196,6 +201,9 @@ class HTTPUpstream:
         await self.transport.aclose()
         if self._side_transport is not None:
             await self._side_transport.aclose()
+
+
+_SIGNERS = trio.CapacityLimiter(4)
 
 
 def _named(batch: list[ChatChunk], model: str) -> list[ChatChunk]:

@@ -138,3 +138,20 @@ def test_no_credentials_is_an_authentication_error_without_secrets() -> None:
     with pytest.raises(AuthenticationFailed, match="no AWS credentials") as info:
         a.sign(a.build_request(REQ, MODEL), NOW)
     assert KEY_ID not in str(info.value)
+
+
+def test_refreshable_credentials_are_signed_off_the_event_loop() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from botocore.credentials import Credentials, RefreshableCredentials
+
+    from adapters._bedrock import make_adapter
+
+    def refresh() -> dict[str, str]:
+        expiry = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        return {"access_key": "AKID", "secret_key": "s", "token": "t", "expiry_time": expiry}
+
+    chain = RefreshableCredentials.create_from_metadata(refresh(), refresh, "test")
+    assert make_adapter("b", {"region": "us-east-1", "aws_credentials": chain}).sign_may_block
+    static = Credentials("AKID", "secret")
+    assert not make_adapter("b", {"region": "us-east-1", "aws_credentials": static}).sign_may_block
