@@ -1,6 +1,11 @@
 """Provider adapters: sans-I/O translation between the unified types and each
 provider's wire format, with a streaming decoder per format."""
 
+from ._anthropic import AnthropicAdapter as AnthropicAdapter
+from ._anthropic_wire import MessagesStreamEncoder as MessagesStreamEncoder
+from ._anthropic_wire import anthropic_error_to_wire as anthropic_error_to_wire
+from ._anthropic_wire import messages_request_from_wire as messages_request_from_wire
+from ._anthropic_wire import messages_response_to_wire as messages_response_to_wire
 from ._base import AdapterBase as AdapterBase
 from ._base import Capabilities as Capabilities
 from ._base import HTTPAdapter as HTTPAdapter

@@ -30,6 +30,7 @@ from adapters import (
 from rules import Leaf, Node
 
 from ._admin import is_admin, is_ready, status
+from ._anthropic_ingress import ANTHROPIC
 from ._engine import RequestOptions, RequestTrace
 from ._openai_ingress import OPENAI, Ingress
 
@@ -139,7 +140,7 @@ class App:
                     )
                 except GatewayError as exc:
                     err = _client_error(exc)
-                    trace.status = err.status_hint
+                    trace.status = codec.status(err)
                     await _send_error(send, codec, err, trace, request_id)
                 except Exception:
                     # A bug of ours: still a well-formed answer, and the traceback logged.
@@ -151,7 +152,7 @@ class App:
         except ClientGone:
             pass
         except GatewayError as exc:  # from reading the body
-            trace.status = exc.status_hint
+            trace.status = codec.status(exc)
             await _send_error(send, codec, exc, trace, request_id)
         finally:
             if self.access_log is not None:
@@ -361,7 +362,7 @@ async def _send_error(
         headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
     body = codec.error(err)
     headers.append((b"content-length", b"%d" % len(body)))
-    await send({"type": "http.response.start", "status": err.status_hint, "headers": headers})
+    await send({"type": "http.response.start", "status": codec.status(err), "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -372,7 +373,11 @@ async def _send_json(send: Any, status: int, payload: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-_INGRESS: dict[str, Ingress] = {"/v1/chat/completions": OPENAI, "/chat/completions": OPENAI}
+_INGRESS: dict[str, Ingress] = {
+    "/v1/chat/completions": OPENAI,
+    "/chat/completions": OPENAI,
+    "/v1/messages": ANTHROPIC,
+}
 _GET_PATHS = frozenset({"/healthz", "/readyz", "/v1/models", "/models", "/admin/status"})
 _FORBIDDEN = {
     "error": {

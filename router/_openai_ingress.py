@@ -51,6 +51,10 @@ class Ingress(Protocol):
 
     def error(self, err: GatewayError) -> bytes: ...
 
+    def status(self, err: GatewayError) -> int:
+        """The HTTP status the client gets for ``err``."""
+        ...
+
     def stream(self, req: GatewayRequest) -> StreamEncoder: ...
 
 
@@ -73,6 +77,9 @@ class OpenAIIngress:
 
     def error(self, err: GatewayError) -> bytes:
         return orjson.dumps(err.to_openai())
+
+    def status(self, err: GatewayError) -> int:
+        return err.status_hint
 
     def stream(self, req: GatewayRequest) -> OpenAIStreamEncoder:
         return OpenAIStreamEncoder(req.include_usage)

@@ -36,6 +36,12 @@ PUBLIC = {
     "ChunkChoice",
     "Delta",
     "UpstreamRequest",
+    # Anthropic: the adapter, and the Messages ingress codec
+    "AnthropicAdapter",
+    "MessagesStreamEncoder",
+    "anthropic_error_to_wire",
+    "messages_request_from_wire",
+    "messages_response_to_wire",
     # adapter protocol and helpers
     "AdapterBase",
     "Capabilities",

@@ -1,0 +1,323 @@
+"""The ``anthropic`` adapter: Anthropic's Messages API (``POST {base_url}/v1/messages``).
+
+Translation lives in :mod:`._anthropic_wire`; this module holds the adapter (URLs,
+headers, errors) and the stream decoder. Anthropic's rate-limit headers
+(``anthropic-ratelimit-*-reset``) are RFC 3339 times, which cannot become a delay
+without a clock; the adapter has none, so it reads ``retry-after`` (which Anthropic
+sends on every 429) and leaves the reset headers alone.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ._anthropic_wire import (
+    finish_reason_from_wire,
+    request_to_wire,
+    response_from_wire,
+)
+from ._base import AdapterBase, Headers, error_for_status, retry_after
+from ._errors import (
+    AuthenticationFailed,
+    ContextLengthExceeded,
+    GatewayError,
+    InvalidRequest,
+    Overloaded,
+    SerializationError,
+    StreamError,
+    Timeout,
+)
+from ._sse import SSEDecoder, SSEEvent
+from ._types import (
+    ChatChunk,
+    ChunkChoice,
+    Delta,
+    GatewayRequest,
+    GatewayResponse,
+    ToolCallDelta,
+    UpstreamRequest,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["AnthropicAdapter", "AnthropicStreamDecoder", "error_from_wire", "make_adapter"]
+
+# Anthropic's input_tokens leaves out cached tokens; OpenAI's prompt_tokens counts them.
+_INPUT_KEYS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+class AnthropicAdapter(AdapterBase):
+    """Builds ``POST {base_url}/v1/messages`` and reads its answers.
+
+    Args:
+        base_url: As the Anthropic SDK means it: without ``/v1``.
+        api_key: Sent as ``x-api-key``.
+        auth_token: Sent as ``Authorization: Bearer`` (when there is no key).
+        anthropic_version: The ``anthropic-version`` header.
+        max_tokens: Sent when the client gave no limit (Anthropic requires one).
+        beta: ``anthropic-beta`` feature names.
+        headers: Extra headers for every request; they override ours.
+        name: The provider's name in the config, for error messages.
+    """
+
+    image_urls = True  # Anthropic fetches http(s) image URLs itself ("url" sources)
+
+    def __init__(
+        self,
+        base_url: str = "https://api.anthropic.com",
+        api_key: str | None = None,
+        auth_token: str | None = None,
+        anthropic_version: str = "2023-06-01",
+        max_tokens: int = 4096,
+        beta: tuple[str, ...] = (),
+        headers: Mapping[str, str] | None = None,
+        name: str = "anthropic",
+    ) -> None:
+        self.name = name
+        self.max_tokens = max_tokens
+        root = base_url.rstrip("/")
+        self.url = root + "/v1/messages"
+        self._models_url = root + "/v1/models"
+        merged = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "anthropic-version": anthropic_version,
+        }
+        if api_key:
+            merged["x-api-key"] = api_key
+        elif auth_token:
+            merged["authorization"] = f"Bearer {auth_token}"
+        if beta:
+            merged["anthropic-beta"] = ",".join(beta)
+        merged.update((k.lower(), v) for k, v in (headers or {}).items())  # the operator's win
+        fixed = list(merged.items())
+        self._headers = tuple(fixed)
+        self._stream_headers = tuple(
+            (k, "text/event-stream") if k == "accept" else (k, v) for k, v in fixed
+        )
+
+    def __repr__(self) -> str:  # never the key
+        return f"AnthropicAdapter(name={self.name!r}, url={self.url!r})"
+
+    def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
+        body = orjson.dumps(request_to_wire(req, model, self.max_tokens))
+        headers = self._stream_headers if req.stream else self._headers
+        return UpstreamRequest("POST", self.url, headers, body)
+
+    def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
+        try:
+            raw = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise SerializationError(f"upstream sent invalid JSON: {exc}") from exc
+        return response_from_wire(raw)
+
+    def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
+        kind, message = _error_fields(body)
+        if message is None:
+            message = f"upstream answered HTTP {status}"
+        return error_from_wire(status, kind, message, headers)
+
+    def stream_decoder(self) -> AnthropicStreamDecoder:
+        return AnthropicStreamDecoder()
+
+    def probe_request(self) -> UpstreamRequest:
+        """``GET {base_url}/v1/models``: cheap, authenticated, costs no tokens."""
+        headers = tuple((k, v) for k, v in self._headers if k != "content-type")
+        return UpstreamRequest("GET", self._models_url, headers, b"")
+
+
+def make_adapter(name: str, settings: Mapping[str, Any]) -> AnthropicAdapter:
+    """The registry's factory: ``settings`` are AnthropicProvider's fields, resolved."""
+    return AnthropicAdapter(
+        base_url=settings.get("base_url") or "https://api.anthropic.com",
+        api_key=settings.get("api_key"),
+        auth_token=settings.get("auth_token"),
+        anthropic_version=settings.get("anthropic_version") or "2023-06-01",
+        max_tokens=int(settings.get("max_tokens") or 4096),
+        beta=tuple(settings.get("beta") or ()),
+        headers=dict(settings.get("headers") or {}),
+        name=name,
+    )
+
+
+def _error_fields(body: bytes) -> tuple[str | None, str | None]:
+    """``(type, message)`` of ``{"type":"error","error":{type,message}}``, or Nones."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None, None
+    error = raw.get("error") if isinstance(raw, dict) else None
+    if not isinstance(error, dict):
+        return None, None
+    kind, message = error.get("type"), error.get("message")
+    return (
+        str(kind) if kind is not None else None,
+        str(message) if message is not None else None,
+    )
+
+
+def error_from_wire(
+    status: int, kind: str | None, message: str, headers: Headers = ()
+) -> GatewayError:
+    """Anthropic's status and error type -> the taxonomy.
+
+    Beyond :func:`error_for_status`: 529 / ``overloaded_error`` -> Overloaded; 400
+    "prompt is too long" -> ContextLengthExceeded; 402 ``billing_error`` (the operator's
+    account) -> AuthenticationFailed; 504 ``timeout_error`` -> Timeout; 413
+    ``request_too_large`` -> InvalidRequest.
+    """
+    wait = retry_after(headers)
+    cls: type[GatewayError] | None = None
+    if status == 529 or kind == "overloaded_error":
+        cls = Overloaded
+    elif "prompt is too long" in message.lower():
+        cls = ContextLengthExceeded
+    elif status == 402 or kind == "billing_error":
+        cls = AuthenticationFailed
+    elif status == 504 or kind == "timeout_error":
+        cls = Timeout
+    elif status == 413:
+        cls = InvalidRequest
+    if cls is not None:
+        return cls(message, upstream_status=status, retry_after=wait)
+    return error_for_status(status, message, code=kind, headers=headers)
+
+
+class AnthropicStreamDecoder:
+    """Anthropic's named SSE events -> OpenAI-shaped ChatChunks.
+
+    ``message_start`` gives the role chunk; text and ``input_json_delta`` deltas become
+    content and tool-call argument chunks (tool calls numbered in order, apart from the
+    block index, which counts text blocks too); ``message_stop`` gives the finish chunk
+    and the usage chunk. A stream is complete only after ``message_stop``.
+    """
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder()
+        self._id = ""
+        self._model = ""
+        self._started = False
+        self._done = False
+        self._tools: dict[int, int] = {}  # block index -> OpenAI tool_calls index
+        self._has_args: dict[int, bool] = {}  # block index -> any argument piece sent
+        self._stop_reason: Any = None
+        self._inputs: dict[str, int] = {}
+        self._output = 0
+
+    def feed(self, data: bytes) -> list[ChatChunk]:
+        return self._chunks(self._sse.feed(data))
+
+    def close(self) -> list[ChatChunk]:
+        chunks = self._chunks(self._sse.close())
+        if not self._done:
+            raise StreamError("upstream stream ended before message_stop")
+        return chunks
+
+    def _chunk(self, delta: Delta, finish: str | None = None) -> ChatChunk:
+        return ChatChunk(self._id, self._model, 0, (ChunkChoice(0, delta, finish),))
+
+    def _chunks(self, events: list[SSEEvent]) -> list[ChatChunk]:
+        out: list[ChatChunk] = []
+        for event in events:
+            if self._done:
+                continue
+            try:
+                raw = orjson.loads(event.data)
+            except orjson.JSONDecodeError as exc:
+                raise StreamError(f"upstream sent a malformed stream event: {exc}") from exc
+            if not isinstance(raw, dict):
+                raise StreamError("upstream sent a stream event that is not an object")
+            name = event.event if event.event != "message" else str(raw.get("type"))
+            try:
+                out.extend(self._event(name, raw))
+            except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                raise StreamError(f"upstream sent a bad {name} event: {exc!r}") from exc
+        return out
+
+    def _event(self, name: str, raw: dict[str, Any]) -> list[ChatChunk]:
+        if name == "error":
+            error = raw.get("error") or {}
+            kind = error.get("type")
+            err = error_from_wire(
+                529 if kind == "overloaded_error" else 500,
+                kind,
+                str(error.get("message") or "upstream stream error"),
+            )
+            raise StreamError(f"{kind or 'error'}: {err.message}") from err
+        if name == "message_start":
+            message = raw["message"]
+            self._id = str(message.get("id") or "")
+            self._model = str(message.get("model") or "")
+            self._started = True
+            self._usage(message.get("usage"))
+            return [self._chunk(Delta(role="assistant", content=""))]
+        if name not in (
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop",
+        ):
+            return []  # ping, and events the API may add later
+        if not self._started:
+            raise StreamError(f"upstream sent {name} before message_start")
+        if name == "content_block_start":
+            block = raw["content_block"]
+            index = int(raw["index"])
+            if block["type"] == "tool_use":
+                self._tools[index] = len(self._tools)
+                self._has_args[index] = False
+                call = ToolCallDelta(
+                    self._tools[index], id=str(block["id"]), name=str(block["name"]), arguments=""
+                )
+                return [self._chunk(Delta(tool_calls=(call,)))]
+            if block["type"] == "text" and block.get("text"):
+                return [self._chunk(Delta(content=str(block["text"])))]
+            return []
+        if name == "content_block_delta":
+            delta = raw["delta"]
+            index = int(raw["index"])
+            if delta["type"] == "text_delta" and delta["text"]:
+                return [self._chunk(Delta(content=str(delta["text"])))]
+            if (
+                delta["type"] == "input_json_delta"
+                and delta["partial_json"]
+                and index in self._tools
+            ):
+                self._has_args[index] = True
+                call = ToolCallDelta(self._tools[index], arguments=str(delta["partial_json"]))
+                return [self._chunk(Delta(tool_calls=(call,)))]
+            return []  # thinking, signature and citation deltas have no OpenAI place
+        if name == "content_block_stop":
+            index = int(raw["index"])
+            if index in self._tools and not self._has_args[index]:
+                # No arguments at all means "{}"; "" would not parse for the client.
+                self._has_args[index] = True
+                call = ToolCallDelta(self._tools[index], arguments="{}")
+                return [self._chunk(Delta(tool_calls=(call,)))]
+            return []
+        if name == "message_delta":
+            self._stop_reason = (raw.get("delta") or {}).get("stop_reason") or self._stop_reason
+            self._usage(raw.get("usage"))
+            return []
+        # message_stop
+        self._done = True
+        usage = Usage(sum(self._inputs.values()), self._output)
+        return [
+            self._chunk(Delta(), finish_reason_from_wire(self._stop_reason)),
+            ChatChunk(self._id, self._model, 0, (), usage=usage),
+        ]
+
+    def _usage(self, raw: Any) -> None:
+        """Counts are cumulative; a field left out keeps its earlier value."""
+        if not isinstance(raw, dict):
+            return
+        for key in _INPUT_KEYS:
+            if raw.get(key) is not None:
+                self._inputs[key] = int(raw[key])
+        if raw.get("output_tokens") is not None:
+            self._output = int(raw["output_tokens"])

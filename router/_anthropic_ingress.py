@@ -1,0 +1,64 @@
+"""The Anthropic Messages ingress codec: ``POST /v1/messages``.
+
+A client of the Anthropic SDK is routed by the same rules as any other; whatever
+provider serves it, it gets an Anthropic ``message``, the Anthropic stream event
+sequence, and errors in Anthropic's shape (``{"type": "error", "error": {...}}``,
+``event: error`` mid-stream). The translation itself is :mod:`adapters` (pure).
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from adapters import (
+    ChatChunk,
+    GatewayError,
+    GatewayRequest,
+    GatewayResponse,
+    MessagesStreamEncoder,
+    Overloaded,
+    messages_request_from_wire,
+    messages_response_to_wire,
+)
+from adapters import anthropic_error_to_wire as error_to_wire
+
+from ._openai_ingress import parse_json
+
+__all__ = ["ANTHROPIC", "AnthropicIngress"]
+
+
+class AnthropicIngress:
+    def decode(self, body: bytes) -> GatewayRequest:
+        return messages_request_from_wire(parse_json(body))
+
+    def response(self, resp: GatewayResponse) -> bytes:
+        return orjson.dumps(messages_response_to_wire(resp))
+
+    def error(self, err: GatewayError) -> bytes:
+        return orjson.dumps(error_to_wire(err))
+
+    def status(self, err: GatewayError) -> int:
+        """Anthropic's own 529 for an overloaded upstream: its SDKs back off on it."""
+        return 529 if isinstance(err, Overloaded) else err.status_hint
+
+    def stream(self, req: GatewayRequest) -> AnthropicStream:
+        return AnthropicStream()
+
+
+class AnthropicStream:
+    """Anthropic's named SSE events, built from OpenAI-shaped chunks of any provider."""
+
+    def __init__(self) -> None:
+        self._encoder = MessagesStreamEncoder()
+
+    def feed(self, chunk: ChatChunk) -> bytes:
+        return self._encoder.feed(chunk)
+
+    def done(self) -> bytes:
+        return self._encoder.close()
+
+    def error(self, err: GatewayError) -> bytes:
+        return self._encoder.error_event(err)
+
+
+ANTHROPIC = AnthropicIngress()

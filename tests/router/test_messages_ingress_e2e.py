@@ -1,0 +1,182 @@
+"""The Anthropic Messages ingress: the official anthropic SDK on /v1/messages, routed by
+the same rules to an OpenAI-compatible upstream and to Anthropic itself."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anthropic
+import pytest
+
+from tests.fakes.anthropic_upstream import KEY, FakeAnthropic
+from tests.fakes.openai_upstream import FakeOpenAI, running
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from tests.conftest import RouterFactory
+
+HI = [{"role": "user", "content": "hi there"}]
+WEATHER = [
+    {
+        "name": "get_weather",
+        "description": "Weather by city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+]
+
+
+@asynccontextmanager
+async def anthropic_client(url: str) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    client = anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture(autouse=True)
+def anthropic_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_TEST_KEY", KEY)
+
+
+@pytest.fixture
+async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
+    app = FakeAnthropic()
+    async with running(app) as url:
+        app.url = url
+        yield app
+
+
+def config(openai_url: str, anthropic_url: str = "http://127.0.0.1:9") -> str:
+    return f"""
+[defaults]
+retries = 0
+
+[providers.oa]
+kind = "openai"
+base_url = "{openai_url}"
+
+[providers.claude]
+kind = "anthropic"
+base_url = "{anthropic_url}"
+api_key = "env:ANTHROPIC_TEST_KEY"
+
+[routes.chat]
+fallback = ["oa:gpt-4o"]
+
+[routes.safe]
+fallback = ["oa:fail-500", "oa:gpt-4o-mini"]
+
+[routes.claude]
+fallback = ["claude:claude-3-5-haiku-latest"]
+"""
+
+
+async def test_messages_to_an_openai_upstream(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url, anthropic_client(url) as client:
+        raw = await client.messages.with_raw_response.create(
+            model="safe",
+            max_tokens=100,
+            system="Be brief.",
+            messages=HI,  # type: ignore[arg-type]
+        )
+        message = await raw.parse()
+    assert message.type == "message"
+    assert message.content[0].type == "text"
+    assert message.content[0].text == "echo: hi there"
+    assert message.stop_reason == "end_turn"
+    assert message.model == "gpt-4o-mini-2024-08-06"  # the model that really answered
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (7, 5)
+    assert raw.headers["x-router-target"] == "oa:gpt-4o-mini"
+    sent = fake_openai.received[-1].body
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert sent["max_tokens"] == 100
+
+
+async def test_message_stream_from_an_openai_upstream(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with (
+        start_router(config(fake_openai.url)) as url,
+        anthropic_client(url) as client,
+        client.messages.stream(
+            model="chat", max_tokens=100, messages=[{"role": "user", "content": "one two three"}]
+        ) as stream,
+    ):
+        text = "".join([t async for t in stream.text_stream])
+        final = await stream.get_final_message()
+    assert text == "echo: one two three"
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == 5
+
+
+async def test_tool_use_through_the_ingress(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url, anthropic_client(url) as client:
+        message = await client.messages.create(
+            model="oa:tool-caller",
+            max_tokens=100,
+            tools=WEATHER,
+            messages=HI,  # type: ignore[arg-type]
+        )
+        async with client.messages.stream(
+            model="oa:tool-caller",
+            max_tokens=100,
+            tools=WEATHER,
+            messages=HI,  # type: ignore[arg-type]
+        ) as stream:
+            streamed = await stream.get_final_message()
+    for answer in (message, streamed):
+        call = next(block for block in answer.content if block.type == "tool_use")
+        assert call.name == "get_weather"
+        assert call.input == {"city": "Paris"}
+        assert answer.stop_reason == "tool_use"
+    assert fake_openai.received[0].body["tools"][0]["function"]["name"] == "get_weather"
+
+
+async def test_messages_to_anthropic(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    toml = config(fake_openai.url, fake_anthropic.url)
+    async with start_router(toml) as url, anthropic_client(url) as client:
+        message = await client.messages.create(model="claude", max_tokens=50, messages=HI)  # type: ignore[arg-type]
+        async with client.messages.stream(model="claude", max_tokens=50, messages=HI) as stream:  # type: ignore[arg-type]
+            text = "".join([t async for t in stream.text_stream])
+    assert message.content[0].text == "echo: hi there"  # type: ignore[union-attr]
+    assert text == "echo: hi there"
+    assert fake_anthropic.received[0].headers["x-api-key"] == KEY
+
+
+async def test_errors_in_anthropic_shape(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url, anthropic_client(url) as client:
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            await client.messages.create(model="nope", max_tokens=10, messages=HI)  # type: ignore[arg-type]
+        with pytest.raises(anthropic.BadRequestError) as bad:
+            await client.messages.create(model="chat", max_tokens=10, messages=[])
+        with pytest.raises(anthropic.APIStatusError) as failed:
+            await client.messages.create(model="oa:fail-500", max_tokens=10, messages=HI)  # type: ignore[arg-type]
+    assert missing.value.body["type"] == "error"  # type: ignore[index]
+    assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+    assert failed.value.status_code == 502
+    assert failed.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+
+
+async def test_a_broken_stream_raises_in_the_sdk(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url, anthropic_client(url) as client:
+        with pytest.raises(anthropic.APIError, match="upstream"):
+            async with client.messages.stream(
+                model="oa:break-mid-stream",
+                max_tokens=50,
+                messages=[{"role": "user", "content": "one two three four"}],
+            ) as stream:
+                _ = [t async for t in stream.text_stream]
