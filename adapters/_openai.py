@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import orjson
 
 from ._base import AdapterBase, Headers, error_for_status, header
+from ._compat import IDENTITY, Fixups
 from ._errors import GatewayError, SerializationError, StreamError
 from ._openai_wire import chunk_from_wire, request_to_wire, response_from_wire
 from ._sse import SSEDecoder
@@ -26,6 +28,7 @@ class OpenAIAdapter(AdapterBase):
         api_key: Sent as ``Authorization: Bearer``; None for keyless local hosts.
         headers: Extra headers for every request (``OpenAI-Organization``, ...).
         name: The provider's name in the config, for error messages.
+        fixups: The host's known deviations (``adapters._compat``); none for OpenAI.
     """
 
     def __init__(
@@ -34,8 +37,10 @@ class OpenAIAdapter(AdapterBase):
         api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         name: str = "openai",
+        fixups: Fixups = IDENTITY,
     ) -> None:
         self.name = name
+        self._fixups = fixups
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._models_url = base_url.rstrip("/") + "/models"
         merged = {"content-type": "application/json", "accept": "application/json"}
@@ -52,7 +57,7 @@ class OpenAIAdapter(AdapterBase):
         return f"OpenAIAdapter(name={self.name!r}, url={self.url!r})"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        body = orjson.dumps(request_to_wire(req, model))
+        body = orjson.dumps(self._fixups.request(request_to_wire(req, model)))
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url, headers, body)
 
@@ -61,16 +66,20 @@ class OpenAIAdapter(AdapterBase):
             raw = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise SerializationError(f"upstream sent invalid JSON: {exc}") from exc
+        if isinstance(raw, dict):
+            raw = self._fixups.response(raw)
         return response_from_wire(raw)
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         message, code = _error_fields(body)
         if message is None:
             message = f"upstream answered HTTP {status}"
-        return error_for_status(status, message, code=code, headers=headers)
+        return self._fixups.error(
+            status, error_for_status(status, message, code=code, headers=headers)
+        )
 
     def stream_decoder(self) -> OpenAIStreamDecoder:
-        return OpenAIStreamDecoder()
+        return OpenAIStreamDecoder(self._fixups)
 
     def probe_request(self) -> UpstreamRequest:
         """``GET {base_url}/models``: cheap, authenticated, costs no tokens."""
@@ -114,7 +123,8 @@ class OpenAIStreamDecoder:
     truncated answer and :meth:`close` raises :class:`StreamError`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fixups: Fixups = IDENTITY) -> None:
+        self._fixups = fixups
         self._sse = SSEDecoder()
         self._done = False
         self._finished = False
@@ -145,11 +155,18 @@ class OpenAIStreamDecoder:
                 message, code = _error_fields(data.encode())
                 err = error_for_status(500, message or "upstream stream error", code=code)
                 raise StreamError(err.message) from err
+            if isinstance(raw, dict):
+                raw = self._fixups.chunk(raw)
             try:
                 chunk = chunk_from_wire(raw)
             except SerializationError as exc:
                 raise StreamError(exc.message) from exc
             if any(c.finish_reason for c in chunk.choices):
                 self._finished = True
+            if chunk.choices and chunk.usage is not None:
+                # Usage riding on a content chunk (Groq's x_groq.usage on the finish
+                # chunk) goes out as OpenAI's own usage-only chunk after it.
+                out.append(attrs.evolve(chunk, usage=None))
+                chunk = attrs.evolve(chunk, choices=())
             out.append(chunk)
         return out

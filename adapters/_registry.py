@@ -8,12 +8,13 @@ objects out of the signature keeps adapters independent of the config language.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 import importlib
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
 from ._base import HTTPAdapter
+from ._compat import compat_fixups
 from ._openai import OpenAIAdapter
 
 __all__ = ["AdapterFactory", "adapter_factory", "known_kinds", "register_adapter"]
@@ -32,6 +33,7 @@ def _openai(name: str, settings: Mapping[str, Any]) -> HTTPAdapter:
         api_key=settings.get("api_key"),
         headers=headers,
         name=name,
+        fixups=compat_fixups(settings.get("kind") or "openai"),
     )
 
 

@@ -1,0 +1,193 @@
+"""The ``azure`` adapter: Azure OpenAI's deployment-scoped Chat Completions.
+
+The wire format is OpenAI's (the codec and the SSE stream decoder are reused), with
+Azure's differences handled here:
+
+* the URL names a deployment and needs ``api-version``; the body's ``model`` is not sent
+  (the deployment chooses the model);
+* auth is an ``api-key`` header, or ``Authorization: Bearer`` with an Entra ID token;
+* answers carry ``prompt_filter_results`` / ``content_filter_results`` (ignored), and a
+  filtered answer ends with ``finish_reason: "content_filter"`` (passed on);
+* a stream usually starts with a filter-only chunk (``choices: []``, ``id: ""``, no
+  usage): it is not content and not the usage chunk, so it is skipped;
+* a filtered prompt is a 400 ``content_filter`` with an ``innererror`` naming the
+  categories: :class:`ContentFiltered` with that reason.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+import orjson
+
+from ._base import AdapterBase, Headers, error_for_status
+from ._errors import ContentFiltered, GatewayError, SerializationError
+from ._openai import OpenAIStreamDecoder
+from ._openai_wire import request_to_wire, response_from_wire
+from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["AzureAdapter", "AzureStreamDecoder", "make_adapter"]
+
+# "Please retry after 7 seconds", "Try again in 7 seconds": the throttling message says
+# how long even when a proxy stripped the headers.
+_RETRY_IN_TEXT = re.compile(r"(?:retry after|try again in)\s+(\d+(?:\.\d+)?)\s*second", re.I)
+
+
+class AzureAdapter(AdapterBase):
+    """Builds ``POST {base_url}/openai/deployments/{deployment}/chat/completions``.
+
+    Args:
+        base_url: The resource endpoint, ``https://{resource}.openai.azure.com``.
+        api_version: The ``api-version`` query parameter Azure requires.
+        deployment: The deployment to call; None: the target's model names it.
+        api_key: Sent as ``api-key``.
+        ad_token: An Entra ID token, sent as ``Authorization: Bearer`` when no key.
+        headers: Extra headers for every request (they override ours).
+        name: The provider's name in the config.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_version: str,
+        deployment: str | None = None,
+        api_key: str | None = None,
+        ad_token: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        name: str = "azure",
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.api_version = api_version
+        self.deployment = deployment
+        merged = {"content-type": "application/json", "accept": "application/json"}
+        if api_key:
+            merged["api-key"] = api_key
+        elif ad_token:
+            merged["authorization"] = f"Bearer {ad_token}"
+        merged.update((k.lower(), v) for k, v in (headers or {}).items())
+        fixed = list(merged.items())
+        self._headers = tuple(fixed)
+        self._stream_headers = tuple(
+            (k, "text/event-stream") if k == "accept" else (k, v) for k, v in fixed
+        )
+
+    def __repr__(self) -> str:  # never the key or token
+        return (
+            f"AzureAdapter(name={self.name!r}, base_url={self.base_url!r}, "
+            f"deployment={self.deployment!r}, api_version={self.api_version!r})"
+        )
+
+    def _query(self) -> str:
+        return urlencode({"api-version": self.api_version})
+
+    def url(self, model: str) -> str:
+        deployment = quote(self.deployment or model, safe="")
+        return f"{self.base_url}/openai/deployments/{deployment}/chat/completions?{self._query()}"
+
+    def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
+        body = request_to_wire(req, model)
+        del body["model"]  # the deployment in the URL chooses the model
+        headers = self._stream_headers if req.stream else self._headers
+        return UpstreamRequest("POST", self.url(model), headers, orjson.dumps(body))
+
+    def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
+        try:
+            raw = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise SerializationError(f"upstream sent invalid JSON: {exc}") from exc
+        return response_from_wire(raw)
+
+    def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
+        error = _error_object(body)
+        message = str(error.get("message") or f"upstream answered HTTP {status}")
+        code = str(error.get("code") or "")
+        inner = error.get("innererror")
+        inner_code = str(inner.get("code") or "") if isinstance(inner, dict) else ""
+        if code == "content_filter" or inner_code == "ResponsibleAIPolicyViolation":
+            categories = _filtered_categories(inner)
+            reason = f" (filtered: {', '.join(categories)})" if categories else ""
+            return ContentFiltered(
+                f"Azure content filter: {message}{reason}",
+                upstream_status=status,
+                param=error.get("param") if isinstance(error.get("param"), str) else None,
+            )
+        err = error_for_status(status, message, code=code or None, headers=headers)
+        if status == 429 and err.retry_after is None:
+            found = _RETRY_IN_TEXT.search(message)
+            if found:
+                err.retry_after = float(found.group(1))
+        return err
+
+    def stream_decoder(self) -> AzureStreamDecoder:
+        return AzureStreamDecoder()
+
+    def probe_request(self) -> UpstreamRequest:
+        """``GET {base_url}/openai/models?api-version=...``: the resource's model list."""
+        headers = tuple((k, v) for k, v in self._headers if k != "content-type")
+        return UpstreamRequest(
+            "GET", f"{self.base_url}/openai/models?{self._query()}", headers, b""
+        )
+
+
+class AzureStreamDecoder(OpenAIStreamDecoder):
+    """OpenAI's decoder, minus Azure's filter-only chunks.
+
+    Azure's leading ``prompt_filter_results`` chunk (no choices, no usage, ``id: ""``)
+    and the asynchronous filter's annotation chunks (a choice with filter results but
+    an empty delta and no finish) carry nothing for the client; passing them on would
+    also break "every chunk has the same id".
+    """
+
+    def _chunks(self, events: list[Any]) -> list[ChatChunk]:
+        return [c for c in super()._chunks(events) if _carries_something(c)]
+
+
+def _carries_something(chunk: ChatChunk) -> bool:
+    return (
+        chunk.usage is not None
+        or chunk.has_content
+        or any(c.delta.role is not None for c in chunk.choices)
+    )
+
+
+def _error_object(body: bytes) -> dict[str, Any]:
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    if isinstance(raw, dict) and isinstance(raw.get("error"), dict):
+        return dict(raw["error"])
+    return {}
+
+
+def _filtered_categories(inner: Any) -> list[str]:
+    """The names of the filter categories that fired, in Azure's order."""
+    if not isinstance(inner, dict):
+        return []
+    result = inner.get("content_filter_result")
+    if not isinstance(result, dict):
+        return []
+    return [
+        name
+        for name, verdict in result.items()
+        if isinstance(verdict, dict) and verdict.get("filtered")
+    ]
+
+
+def make_adapter(name: str, settings: Mapping[str, Any]) -> AzureAdapter:
+    """The registry's factory: ``settings`` are :class:`rules.AzureProvider`'s fields."""
+    return AzureAdapter(
+        base_url=settings["base_url"],
+        api_version=settings.get("api_version") or "2024-10-21",
+        deployment=settings.get("deployment"),
+        api_key=settings.get("api_key"),
+        ad_token=settings.get("ad_token"),
+        headers=dict(settings.get("headers") or {}),
+        name=name,
+    )

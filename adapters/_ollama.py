@@ -1,0 +1,254 @@
+"""The ``ollama`` adapter: Ollama's native ``POST /api/chat`` with NDJSON streaming.
+
+(For Ollama's OpenAI-compatible ``/v1``, use ``kind = "openai_compatible"``.)
+
+Differences from OpenAI handled here:
+
+* images are raw base64 strings in the message's ``images`` (no URLs at all);
+* sampling parameters and the token limit (``num_predict``) go in ``options``;
+* tool-call arguments are JSON **objects** both ways, tool results name their function
+  (``tool_name``), and older servers give calls no ids: ids are synthesised from the
+  call's position (``call_0``, ``call_1``... per answer), deterministic, never random;
+* there is no ``tool_calls`` finish reason: ``stop`` after a call means ``tool_calls``;
+* a stream is NDJSON (one ChatResponse per line), complete only at its ``done: true``
+  line, which carries ``done_reason`` and the token counts; an ``{"error": ...}`` line
+  reports a failure with HTTP status 200 already sent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ._base import AdapterBase, Headers, error_for_status
+from ._errors import GatewayError, SerializationError, StreamError
+from ._ollama_wire import (
+    created_from_wire,
+    finish_reason,
+    format_to_wire,
+    loads,
+    messages_to_wire,
+    response_id,
+    tool_call_from_wire,
+    tool_to_wire,
+    usage_from_wire,
+)
+from ._types import (
+    ChatChunk,
+    Choice,
+    ChunkChoice,
+    Delta,
+    GatewayRequest,
+    GatewayResponse,
+    Message,
+    ToolCallDelta,
+    UpstreamRequest,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["OllamaAdapter", "OllamaStreamDecoder", "make_adapter"]
+
+# OpenAI parameters (from ``GatewayRequest.extra``) that Ollama takes in ``options``.
+_OPTIONS = ("seed", "presence_penalty", "frequency_penalty")
+
+
+class OllamaAdapter(AdapterBase):
+    """Builds ``POST {base_url}/api/chat``.
+
+    Args:
+        base_url: The server, ``http://127.0.0.1:11434`` (no ``/api``).
+        api_key: Sent as ``Authorization: Bearer`` (ollama.com); None locally.
+        headers: Extra headers for every request (they override ours).
+        name: The provider's name in the config.
+    """
+
+    image_urls = False  # Ollama takes image bytes only
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:11434",
+        api_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        name: str = "ollama",
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        merged = {"content-type": "application/json", "accept": "application/json"}
+        if api_key:
+            merged["authorization"] = f"Bearer {api_key}"
+        merged.update((k.lower(), v) for k, v in (headers or {}).items())
+        fixed = list(merged.items())
+        self._headers = tuple(fixed)
+        self._stream_headers = tuple(
+            (k, "application/x-ndjson") if k == "accept" else (k, v) for k, v in fixed
+        )
+
+    def __repr__(self) -> str:  # never the key
+        return f"OllamaAdapter(name={self.name!r}, base_url={self.base_url!r})"
+
+    def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
+        """Raises UnsupportedCapability for an ``http(s)`` image URL."""
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": messages_to_wire(req.messages),
+            "stream": req.stream,  # Ollama streams unless told not to
+        }
+        options: dict[str, Any] = {}
+        if req.temperature is not None:
+            options["temperature"] = req.temperature
+        if req.top_p is not None:
+            options["top_p"] = req.top_p
+        if req.max_tokens is not None:
+            options["num_predict"] = req.max_tokens
+        if req.stop:
+            options["stop"] = list(req.stop)
+        for key in _OPTIONS:
+            if req.extra.get(key) is not None:
+                options[key] = req.extra[key]
+        if options:
+            body["options"] = options
+        # Ollama has no tool_choice; "none" is honoured by not offering the tools, the
+        # others ("auto", "required", a named function) cannot be and are dropped.
+        if req.tools and req.tool_choice != "none":
+            body["tools"] = [tool_to_wire(t.name, t.description, t.parameters) for t in req.tools]
+        fmt = format_to_wire(req.extra.get("response_format"))
+        if fmt is not None:
+            body["format"] = fmt
+        headers = self._stream_headers if req.stream else self._headers
+        return UpstreamRequest("POST", f"{self.base_url}/api/chat", headers, orjson.dumps(body))
+
+    def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
+        raw = loads(body, SerializationError)
+        if isinstance(raw, dict) and raw.get("error"):
+            raise SerializationError(f"Ollama answered with an error: {raw['error']}")
+        if not isinstance(raw, dict) or not isinstance(raw.get("message"), dict):
+            raise SerializationError("not an Ollama chat response: no 'message' object")
+        try:
+            message = raw["message"]
+            content = message.get("content") or ""
+            calls = tuple(
+                tool_call_from_wire(c, i) for i, c in enumerate(message.get("tool_calls") or ())
+            )
+            created = created_from_wire(raw.get("created_at"))
+            return GatewayResponse(
+                id=response_id(created),
+                model=str(raw.get("model") or ""),
+                created=created,
+                choices=(
+                    Choice(
+                        index=0,
+                        message=Message(
+                            role="assistant",
+                            content=content if content or not calls else None,
+                            tool_calls=calls,
+                        ),
+                        finish_reason=finish_reason(raw.get("done_reason"), bool(calls)),
+                    ),
+                ),
+                usage=usage_from_wire(raw),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise SerializationError(f"not an Ollama chat response: {exc!r}") from exc
+
+    def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
+        message = None
+        try:
+            raw = orjson.loads(body)
+            if isinstance(raw, dict) and raw.get("error"):
+                message = str(raw["error"])
+        except orjson.JSONDecodeError:
+            pass
+        return error_for_status(
+            status, message or f"upstream answered HTTP {status}", headers=headers
+        )
+
+    def stream_decoder(self) -> OllamaStreamDecoder:
+        return OllamaStreamDecoder()
+
+    def probe_request(self) -> UpstreamRequest:
+        """``GET {base_url}/api/tags``: the local model list."""
+        headers = tuple((k, v) for k, v in self._headers if k != "content-type")
+        return UpstreamRequest("GET", f"{self.base_url}/api/tags", headers, b"")
+
+
+class OllamaStreamDecoder:
+    """NDJSON ChatResponse lines -> ChatChunks, in any chunking of the bytes."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._id = ""
+        self._model = ""
+        self._created = 0
+        self._started = False
+        self._done = False
+        self._calls = 0
+
+    def feed(self, data: bytes) -> list[ChatChunk]:
+        self._buffer += data
+        if b"\n" not in data:
+            return []
+        *lines, self._buffer = self._buffer.split(b"\n")
+        out: list[ChatChunk] = []
+        for line in lines:
+            out.extend(self._line(line))
+        return out
+
+    def close(self) -> list[ChatChunk]:
+        """Raises StreamError unless the ``done: true`` line arrived."""
+        line, self._buffer = self._buffer, b""
+        out = self._line(line)
+        if not self._done:
+            raise StreamError("Ollama's stream ended before its done line")
+        return out
+
+    def _chunk(self, delta: Delta | None = None, finish: str | None = None) -> ChatChunk:
+        choice = ChunkChoice(0, delta or Delta(), finish)
+        return ChatChunk(self._id, self._model, self._created, (choice,))
+
+    def _line(self, line: bytes) -> list[ChatChunk]:
+        if not line.strip() or self._done:
+            return []
+        raw = loads(line, StreamError)
+        if not isinstance(raw, dict):
+            raise StreamError("Ollama sent a stream line that is not an object")
+        if raw.get("error"):
+            raise StreamError(f"Ollama reported an error mid-stream: {raw['error']}")
+        out: list[ChatChunk] = []
+        if not self._started:
+            self._started = True
+            self._model = str(raw.get("model") or "")
+            self._created = created_from_wire(raw.get("created_at"))
+            self._id = response_id(self._created)
+            out.append(self._chunk(Delta(role="assistant", content="")))
+        message = raw.get("message")
+        if isinstance(message, dict):
+            if message.get("content"):
+                out.append(self._chunk(Delta(content=str(message["content"]))))
+            for call in message.get("tool_calls") or ():
+                try:
+                    parsed = tool_call_from_wire(call, self._calls)
+                except (KeyError, TypeError, AttributeError) as exc:
+                    raise StreamError(f"Ollama sent a malformed tool call: {exc!r}") from exc
+                delta = ToolCallDelta(self._calls, parsed.id, parsed.name, parsed.arguments)
+                out.append(self._chunk(Delta(tool_calls=(delta,))))
+                self._calls += 1
+        if raw.get("done"):
+            self._done = True
+            out.append(self._chunk(finish=finish_reason(raw.get("done_reason"), self._calls > 0)))
+            usage = usage_from_wire(raw)
+            if usage is not None:
+                out.append(ChatChunk(self._id, self._model, self._created, (), usage))
+        return out
+
+
+def make_adapter(name: str, settings: Mapping[str, Any]) -> OllamaAdapter:
+    """The registry's factory: ``settings`` are :class:`rules.OllamaProvider`'s fields."""
+    return OllamaAdapter(
+        base_url=settings.get("base_url") or "http://127.0.0.1:11434",
+        api_key=settings.get("api_key"),
+        headers=dict(settings.get("headers") or {}),
+        name=name,
+    )
