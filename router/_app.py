@@ -35,10 +35,13 @@ from ._engine import RequestOptions, RequestTrace
 from ._openai_ingress import OPENAI, Ingress
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from adapters import GatewayRequest
 
     from ._accesslog import AccessLog
     from ._engine import Engine
+    from ._reload import ReloadResult
     from ._runtime import Runtime
 
 __all__ = ["App"]
@@ -76,10 +79,15 @@ class App:
         runtime: Runtime,
         access_log: AccessLog | None = None,
         admin_key: str | None = None,
+        reload: Callable[[], Awaitable[ReloadResult]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.access_log = access_log
         self.admin_key = admin_key
+        #: Reloads the rules (``POST /admin/reload``); None where nothing can reload.
+        self.reload = reload
+        #: Facts about the daemon for ``/admin/status`` beyond the rules (reload state).
+        self.status_extra: Callable[[], dict[str, Any]] = dict
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -97,6 +105,8 @@ class App:
                 await _send_json(send, 405, {"error": {"message": "use POST"}})
                 return
             await self._chat(scope, receive, send, codec)
+        elif path == "/admin/reload":
+            await self._admin_reload(scope, method, send)
         elif method != "GET":
             await _send_json(send, 405 if path in _GET_PATHS else 404, _not_found(path))
         elif path == "/healthz":
@@ -111,13 +121,24 @@ class App:
             await _send_json(send, 200 if ready else 503, state)
         elif path == "/admin/status":
             if is_admin(scope, self.admin_key):
-                await _send_json(send, 200, status(self.runtime))
+                await _send_json(send, 200, {**status(self.runtime), **self.status_extra()})
             else:
                 await _send_json(send, 403, _FORBIDDEN)
         elif path in ("/v1/models", "/models"):
             await _send_json(send, 200, self._models())
         else:
             await _send_json(send, 404, _not_found(path))
+
+    async def _admin_reload(self, scope: Scope, method: str, send: Any) -> None:
+        if method != "POST":
+            await _send_json(send, 405, {"error": {"message": "use POST"}})
+        elif not is_admin(scope, self.admin_key):
+            await _send_json(send, 403, _FORBIDDEN)
+        elif self.reload is None:
+            await _send_json(send, 503, {"error": {"message": "this daemon cannot reload"}})
+        else:
+            result = await self.reload()
+            await _send_json(send, 200 if result.ok else 422, result.to_json())
 
     def _models(self) -> dict[str, Any]:
         table = self.runtime.table
@@ -128,6 +149,7 @@ class App:
     async def _chat(self, scope: Scope, receive: Any, send: Any, codec: Ingress) -> None:
         request_id = _request_id(scope)
         runtime = self.runtime  # one snapshot for the whole request
+        runtime.users.enter()
         trace = RequestTrace(route="")
         started = trio.current_time()
         try:
@@ -155,6 +177,7 @@ class App:
             trace.status = codec.status(exc)
             await _send_error(send, codec, exc, trace, request_id)
         finally:
+            runtime.users.exit()
             if self.access_log is not None:
                 self.access_log.record(
                     scope["method"],

@@ -9,12 +9,41 @@ from __future__ import annotations
 import time
 
 import attrs
+import trio
 
 from rules import Leaf, Node, RouteSettings, RouteTable
 
 from ._engine import Engine
 
 __all__ = ["Runtime"]
+
+
+class Users:
+    """Requests running on one Runtime; a retired Runtime's upstreams close when the
+    last of them ends."""
+
+    __slots__ = ("_count", "_idle", "retired")
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle: trio.Event | None = None
+        self.retired = False
+
+    def enter(self) -> None:
+        self._count += 1
+
+    def exit(self) -> None:
+        self._count -= 1
+        if self._count == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        """Return once no request runs on this Runtime any more."""
+        if self._count == 0:
+            await trio.lowlevel.checkpoint()
+            return
+        self._idle = trio.Event()
+        await self._idle.wait()
 
 
 @attrs.frozen
@@ -24,6 +53,7 @@ class Runtime:
     table: RouteTable
     engine: Engine
     loaded_at: float = attrs.field(factory=time.time)
+    users: Users = attrs.field(factory=Users, eq=False)
 
     @property
     def max_body(self) -> int:
