@@ -11,7 +11,7 @@ import gc
 import logging
 import signal
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
@@ -24,7 +24,14 @@ from ._app import App
 from ._engine import Engine
 from ._health import health_loop
 from ._providers import build_upstreams
+from ._reload import Reloader
 from ._runtime import Runtime
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from ._stats import TargetRegistry
+    from ._upstream import Upstream
 
 __all__ = ["hypercorn_config", "run_daemon"]
 
@@ -51,6 +58,8 @@ async def run_daemon(
 ) -> None:
     """Serve until SIGTERM/SIGINT (or cancellation). Reports the bound URLs on start.
 
+    SIGHUP, a change of the config file and ``POST /admin/reload`` reload the rules.
+
     Raises:
         ConfigError: the config is invalid or a secret cannot be resolved.
     """
@@ -62,19 +71,19 @@ async def run_daemon(
     access_log = AccessLog() if config.server.access_log else None
     admin_key = config.server.admin_key.resolve() if config.server.admin_key else None
     app = App(Runtime(table, engine), access_log, admin_key)
+    health = HealthChecks()
+    reloader = Reloader(config_path, app, config, upstreams, on_swap=health.reconcile)
+    app.reload = reloader.reload
+    app.status_extra = reloader.status
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_stop_on_signals, stop)
-            for name, provider in config.providers.items():
-                if provider.health is not None:
-                    nursery.start_soon(
-                        health_loop,
-                        upstreams[name],
-                        provider.health,
-                        engine.registry,
-                        partial(_targets_of, table, name),
-                    )
+            nursery.start_soon(_signals, stop, reloader, nursery)
+            nursery.start_soon(reloader.close_retired)
+            if config.server.watch:
+                nursery.start_soon(reloader.watch_file)
+            await nursery.start(health.run)
+            health.reconcile(config, upstreams, engine.registry, table)
             if access_log is not None:
                 nursery.start_soon(access_log.run)
             asgi: Any = app  # hypercorn's typed scopes vs our plain dicts
@@ -90,8 +99,50 @@ async def run_daemon(
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(5):
-            for upstream in upstreams.values():
+            for upstream in [*reloader.upstreams.values(), *reloader.pending_retired()]:
                 await upstream.aclose()
+
+
+class HealthChecks:
+    """The health-probe loops of the providers in force, restarted on each reload."""
+
+    def __init__(self) -> None:
+        self._nursery: trio.Nursery | None = None
+        self._scope: trio.CancelScope | None = None
+
+    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    def reconcile(
+        self,
+        config: Config,
+        upstreams: Mapping[str, Upstream],
+        registry: TargetRegistry,
+        table: RouteTable,
+    ) -> None:
+        """Stop the running probes; start one per provider with ``health`` set."""
+        if self._scope is not None:
+            self._scope.cancel()
+        self._scope = scope = trio.CancelScope()
+        assert self._nursery is not None, "run() first"
+        for name, provider in config.providers.items():
+            if provider.health is not None:
+                loop = partial(
+                    health_loop,
+                    upstreams[name],
+                    provider.health,
+                    registry,
+                    partial(_targets_of, table, name),
+                )
+                self._nursery.start_soon(_scoped, scope, loop)
+
+
+async def _scoped(scope: trio.CancelScope, fn: Callable[[], Awaitable[None]]) -> None:
+    with scope:
+        await fn()
 
 
 def _targets_of(table: RouteTable, provider: str) -> list[str]:
@@ -111,9 +162,13 @@ def _tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-async def _stop_on_signals(stop: trio.Event) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+async def _signals(stop: trio.Event, reloader: Reloader, nursery: trio.Nursery) -> None:
+    """SIGTERM/SIGINT: drain and stop. SIGHUP: reload, as nginx and systemd expect."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
+            if signum == signal.SIGHUP:
+                nursery.start_soon(reloader.reload, "SIGHUP")
+                continue
             log.info("received %s: draining", signal.Signals(signum).name)
             stop.set()
             return

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,10 @@ from ._runtime import Runtime
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from rules import RouteTable
+
     from ._app import App
+    from ._stats import TargetRegistry
     from ._upstream import Upstream
 
 __all__ = ["ReloadResult", "Reloader"]
@@ -84,6 +88,8 @@ class Reloader:
         config: Config,
         upstreams: dict[str, Upstream],
         on_event: Callable[[str], None] | None = None,
+        on_swap: Callable[[Config, dict[str, Upstream], TargetRegistry, RouteTable], None]
+        | None = None,
     ) -> None:
         self.path = Path(path)
         resolved = self.path.resolve()
@@ -93,6 +99,8 @@ class Reloader:
         self.upstreams = upstreams
         self._built_with = {name: _build_key(p, config) for name, p in config.providers.items()}
         self._on_event = on_event or (lambda _: None)
+        self._on_swap = on_swap
+        self._pending: list[Upstream] = []
         self._lock = trio.Lock()
         self._retired: trio.MemorySendChannel[tuple[Runtime, list[Upstream]]]
         self._retired_rx: trio.MemoryReceiveChannel[tuple[Runtime, list[Upstream]]]
@@ -112,6 +120,7 @@ class Reloader:
                 "last_errors": list(self.last_errors),
                 "restart_needed": list(self.restart_needed),
                 "counts": dict(self.counts),
+                "retired_upstreams_open": len(self._pending),
             }
         }
 
@@ -151,7 +160,10 @@ class Reloader:
         self._built_with = {name: _build_key(p, config) for name, p in config.providers.items()}
         self.config = config
         old.users.retired = True
+        if self._on_swap is not None:
+            self._on_swap(config, upstreams, engine.registry, table)
         if retired:
+            self._pending.extend(retired)
             await self._retired.send((old, retired))
         self.counts["success"] += 1
         self.last_success = time.time()
@@ -212,19 +224,28 @@ class Reloader:
             async for runtime, upstreams in self._retired_rx:
                 await runtime.users.wait_idle()
                 for upstream in upstreams:
+                    self._pending.remove(upstream)
                     with trio.CancelScope(shield=True), trio.move_on_after(5):
                         await upstream.aclose()
                 log.info("closed %d retired upstream(s)", len(upstreams))
+
+    def pending_retired(self) -> list[Upstream]:
+        """Retired upstreams not closed yet (their old snapshot still had requests)."""
+        return list(self._pending)
 
     async def watch_file(self, debounce_ms: int = 300) -> None:
         """Reload on changes of the config file, until cancelled."""
         from watchfiles import awatch  # only daemons that watch pay for the import
 
         folder, name = self._watched
-        async for changes in awatch(folder, debounce=debounce_ms, recursive=False):
-            # Editors that save by rename show up as an added file of the same name.
-            if any(os.path.basename(p) == name for _, p in changes):
-                await self.reload("file changed")
+        # The watch thread returns every rust_timeout ms: a cancelled watcher (shutdown)
+        # waits for that thread, so keep it short (the default is 5 s).
+        watcher = awatch(folder, debounce=debounce_ms, recursive=False, rust_timeout=200)
+        async with aclosing(watcher) as batches:
+            async for changes in batches:
+                # Editors that save by rename show up as an added file of the same name.
+                if any(os.path.basename(p) == name for _, p in changes):
+                    await self.reload("file changed")
 
 
 def _build_key(provider: ProviderConfig, config: Config) -> tuple[object, ...]:

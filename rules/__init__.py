@@ -57,6 +57,7 @@ from ._schema import (
     RouteCacheConfig,
     RouteConfig,
     ServerConfig,
+    TelemetryConfig,
 )
 from ._secrets import SecretRef
 from ._units import Percentile, parse_duration, parse_percentile, parse_size
@@ -75,6 +76,7 @@ __all__ = [
     # schema
     "Config",
     "ServerConfig",
+    "TelemetryConfig",
     "Defaults",
     "Backoff",
     "Circuit",

@@ -45,6 +45,7 @@ __all__ = [
     "RouteConfig",
     "ServerConfig",
     "Strategy",
+    "TelemetryConfig",
 ]
 
 MiB = 1024 * 1024
@@ -52,6 +53,8 @@ MiB = 1024 * 1024
 Strategy = Literal["round_robin", "weighted", "latency", "least_connections"]
 #: Balancing strategies, for messages and ``check`` output.
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
+
+LogLevel = Literal["debug", "info", "warning", "error"]
 
 FailureClass = Literal[
     "timeout", "network", "server_error", "rate_limited", "overloaded", "context_length"
@@ -75,6 +78,10 @@ class ServerConfig:
         fetch_images: Let the daemon download ``http(s)`` image URLs for providers that
             need the bytes (Gemini, Bedrock, Ollama). Off by default: a URL in a client's
             request would otherwise make the daemon fetch whatever it names (SSRF).
+        watch: Reload when the config file changes (SIGHUP and ``POST /admin/reload``
+            reload either way).
+        log_level: The lifecycle log's threshold: debug, info, warning or error (the
+            access log is written whatever it is).
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -84,6 +91,41 @@ class ServerConfig:
     admin_key: SecretRef | None = None
     access_log: bool = True
     fetch_images: bool = False
+    watch: bool = True
+    log_level: LogLevel = "info"
+
+
+def _check_endpoint(instance: Any, attribute: "attrs.Attribute[Any]", value: str) -> None:
+    if not value.startswith(("http://", "https://")):
+        # The value is not echoed: a collector URL may carry credentials.
+        raise FieldError("must be an http:// or https:// URL", (attribute.name,))
+
+
+def _check_ratio(instance: Any, attribute: "attrs.Attribute[Any]", value: float) -> None:
+    if not 0 <= value <= 1:
+        raise FieldError(f"must be between 0 and 1, got {value:g}", (attribute.name,))
+
+
+@attrs.frozen
+class TelemetryConfig:
+    """``[telemetry]``: OpenTelemetry traces, a span per request and one per attempt.
+
+    Attributes:
+        exporter: ``"none"`` (the default: no tracing objects exist at all),
+            ``"console"`` (spans as JSON on stdout) or ``"otlp"`` (OTLP over HTTP,
+            needs the ``otlp`` extra).
+        endpoint: The OTLP/HTTP traces URL of the collector.
+        service_name: The ``service.name`` resource attribute.
+        sample_ratio: Fraction of requests traced (a client's sampled ``traceparent``
+            is not consulted: the daemon starts its own traces).
+    """
+
+    exporter: Literal["none", "console", "otlp"] = "none"
+    endpoint: str = attrs.field(
+        default="http://127.0.0.1:4318/v1/traces", validator=_check_endpoint
+    )
+    service_name: str = attrs.field(default="llm-router", validator=non_empty)
+    sample_ratio: float = attrs.field(default=1.0, validator=_check_ratio)
 
 
 @attrs.frozen
@@ -253,3 +295,4 @@ class Config:
     routes: Mapping[str, RouteConfig] = attrs.field(factory=dict, validator=_check_routes)
     cache: CacheConfig = CacheConfig()
     keys: Mapping[str, KeyConfig] = attrs.field(factory=dict)
+    telemetry: TelemetryConfig = TelemetryConfig()
