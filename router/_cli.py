@@ -27,9 +27,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     check = commands.add_parser("check", help="validate a config file and print its routes")
     check.add_argument("path")
+    status = commands.add_parser("status", help="the live state of a running daemon")
+    status.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's address")
+    status.add_argument("--admin-key", help="needed when the daemon is not on loopback")
+    status.add_argument("--json", action="store_true", help="the raw /admin/status JSON")
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.path)
+    if args.command == "status":
+        from ._status import show_status  # keeps `serve` free of the client
+
+        return show_status(args.url, args.admin_key, as_json=args.json)
     return _serve(args.config, args.listen, args.log_level)
 
 

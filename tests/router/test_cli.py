@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -108,6 +109,10 @@ def _serve_once(proc: subprocess.Popen[str]) -> tuple[dict[str, Any], str]:
         no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with no_proxy.open(request, timeout=30) as response:
             answer = json.load(response)
+        status = run("status", "--url", url)
+        assert status.returncode == 0, status.stderr
+        assert "ready    yes" in status.stdout
+        assert re.search(r"sim-steady:echo\s+closed\s+0\s+1\s+0", status.stdout), status.stdout
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
         return answer, proc.stderr.read()
@@ -115,3 +120,13 @@ def _serve_once(proc: subprocess.Popen[str]) -> tuple[dict[str, Any], str]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_status_of_no_daemon_is_a_clear_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: refused
+        result = run("status", "--url", f"http://127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert "cannot reach" in result.stderr
+    assert "Traceback" not in result.stderr
