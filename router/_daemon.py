@@ -26,9 +26,10 @@ from ._health import health_loop
 from ._providers import build_upstreams
 from ._reload import Reloader
 from ._runtime import Runtime
+from ._systemd import Notifier, binds_for, listen_fds
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from ._stats import TargetRegistry
     from ._upstream import Upstream
@@ -38,11 +39,16 @@ __all__ = ["hypercorn_config", "run_daemon"]
 log = logging.getLogger("llm_router")
 
 
-def hypercorn_config(config: Config, listen: str | None = None) -> HypercornConfig:
-    """hypercorn's settings, from ours; users never set hypercorn's keys directly."""
+def hypercorn_config(
+    config: Config, listen: str | None = None, activated: Sequence[int] = ()
+) -> HypercornConfig:
+    """hypercorn's settings, from ours; users never set hypercorn's keys directly.
+
+    Args:
+        activated: Sockets systemd passed (socket activation); they win over addresses.
+    """
     hc = HypercornConfig()
-    addresses = (listen,) if listen else config.server.listen
-    hc.bind = [f"fd://{a[3:]}" if a.startswith("fd:") else a for a in addresses]
+    hc.bind = binds_for((listen,) if listen else config.server.listen, list(activated))
     hc.graceful_timeout = config.server.drain_timeout
     hc.keep_alive_timeout = 75.0
     hc.accesslog = None  # our own access log carries route, target and request id
@@ -72,14 +78,30 @@ async def run_daemon(
     admin_key = config.server.admin_key.resolve() if config.server.admin_key else None
     app = App(Runtime(table, engine), access_log, admin_key)
     health = HealthChecks()
-    reloader = Reloader(config_path, app, config, upstreams, on_swap=health.reconcile)
+    notifier = Notifier.from_env()
+    activated = listen_fds()  # once, before anything could start a child process
+
+    def on_reload_event(event: str) -> None:
+        if event == "reloading":
+            notifier.reloading("reloading rules")
+            return
+        state = f"serving, rules {app.runtime.table.short_digest}"
+        if reloader.last_errors:
+            state += f"; last reload refused ({len(reloader.last_errors)} error(s), see the log)"
+        notifier.ready(state)
+
+    reloader = Reloader(
+        config_path, app, config, upstreams, on_event=on_reload_event, on_swap=health.reconcile
+    )
     app.reload = reloader.reload
     app.status_extra = reloader.status
     stop = trio.Event()
     try:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, stop, reloader, nursery)
+            nursery.start_soon(_signals, stop, reloader, nursery, notifier, config)
             nursery.start_soon(reloader.close_retired)
+            # In the outer nursery: the watchdog keeps pinging while hypercorn drains.
+            nursery.start_soon(notifier.watchdog_loop)
             if config.server.watch:
                 nursery.start_soon(reloader.watch_file)
             await nursery.start(health.run)
@@ -88,14 +110,15 @@ async def run_daemon(
                 nursery.start_soon(access_log.run)
             asgi: Any = app  # hypercorn's typed scopes vs our plain dicts
             async with trio.open_nursery() as server_nursery:
+                hc = hypercorn_config(config, listen, activated)
                 binds = await server_nursery.start(
-                    partial(
-                        serve, asgi, hypercorn_config(config, listen), shutdown_trigger=stop.wait
-                    )
+                    partial(serve, asgi, hc, shutdown_trigger=stop.wait)
                 )
                 log.info("llm-router serving on %s (rules %s)", " ".join(binds), table.short_digest)
+                notifier.ready(f"serving on {' '.join(binds)}, rules {table.short_digest}")
                 task_status.started(binds)
             # hypercorn returned: requests in flight have finished (or drain_timeout passed).
+            notifier.status("drained; closing upstream connections")
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(5):
@@ -162,7 +185,9 @@ def _tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-async def _signals(stop: trio.Event, reloader: Reloader, nursery: trio.Nursery) -> None:
+async def _signals(
+    stop: trio.Event, reloader: Reloader, nursery: trio.Nursery, notifier: Notifier, config: Config
+) -> None:
     """SIGTERM/SIGINT: drain and stop. SIGHUP: reload, as nginx and systemd expect."""
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
@@ -170,5 +195,7 @@ async def _signals(stop: trio.Event, reloader: Reloader, nursery: trio.Nursery) 
                 nursery.start_soon(reloader.reload, "SIGHUP")
                 continue
             log.info("received %s: draining", signal.Signals(signum).name)
+            drain = config.server.drain_timeout
+            notifier.stopping(f"draining: up to {drain:g}s for requests in flight")
             stop.set()
             return
