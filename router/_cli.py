@@ -24,7 +24,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the daemon")
     serve.add_argument("--config", default="router.toml", help="default: ./router.toml")
     serve.add_argument("--listen", help="HOST:PORT, overrides server.listen")
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="overrides server.log_level of the config",
+    )
     check = commands.add_parser("check", help="validate a config file and print its routes")
     check.add_argument("path")
     status = commands.add_parser("status", help="the live state of a running daemon")
@@ -52,14 +56,14 @@ def _check(path: str) -> int:
     return 0
 
 
-def _serve(config: str, listen: str | None, level: str) -> int:
+def _serve(config: str, listen: str | None, level: str | None) -> int:
     from ._daemon import run_daemon  # keeps `check` free of server imports
 
     logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=(level or "info").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        trio.run(partial(run_daemon, config, listen))
+        trio.run(partial(run_daemon, config, listen, log_level=level))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -60,9 +60,12 @@ async def run_daemon(
     config_path: str,
     listen: str | None = None,
     *,
+    log_level: str | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or cancellation). Reports the bound URLs on start.
+
+    ``log_level`` (the command line's) wins over ``server.log_level``.
 
     SIGHUP, a change of the config file and ``POST /admin/reload`` reload the rules.
 
@@ -70,6 +73,8 @@ async def run_daemon(
         ConfigError: the config is invalid or a secret cannot be resolved.
     """
     config = load_config(config_path)
+    if log_level is None:
+        logging.getLogger().setLevel(config.server.log_level.upper())
     table = compile_routes(config)
     upstreams = build_upstreams(config)
     engine = Engine(upstreams, config.defaults)
