@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import time
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from adapters import (
     AllTargetsFailed,
     GatewayError,
     InvalidRequest,
+    NoHealthyTarget,
     NotFound,
     RateLimitExceeded,
     Timeout,
@@ -32,17 +34,19 @@ from rules import Leaf, Node
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
 from ._engine import RequestOptions, RequestTrace
+from ._metrics import CONTENT_TYPE, Metrics
 from ._openai_ingress import OPENAI, Ingress
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from adapters import GatewayRequest
+    from adapters import ChatChunk, GatewayRequest
 
     from ._accesslog import AccessLog
     from ._engine import Engine
     from ._reload import ReloadResult
     from ._runtime import Runtime
+    from ._tracing import Tracing
 
 __all__ = ["App"]
 
@@ -72,7 +76,12 @@ class PayloadTooLarge(InvalidRequest):
 
 
 class App:
-    """The daemon's ASGI callable. ``runtime`` holds the rules snapshot in force."""
+    """The daemon's ASGI callable. ``runtime`` holds the rules snapshot in force.
+
+    ``metrics`` (served at ``GET /metrics``) is the app's own; ``tracing`` comes from
+    :func:`router._tracing.setup_tracing`, and costs one attribute check per request
+    when it is off (or absent).
+    """
 
     def __init__(
         self,
@@ -80,6 +89,8 @@ class App:
         access_log: AccessLog | None = None,
         admin_key: str | None = None,
         reload: Callable[[], Awaitable[ReloadResult]] | None = None,
+        *,
+        tracing: Tracing | None = None,
     ) -> None:
         self.runtime = runtime
         self.access_log = access_log
@@ -88,6 +99,11 @@ class App:
         self.reload = reload
         #: Facts about the daemon for ``/admin/status`` beyond the rules (reload state).
         self.status_extra: Callable[[], dict[str, Any]] = dict
+        #: Prometheus metrics; ``metrics.reload(result)`` counts config reloads.
+        self.metrics = Metrics(lambda: self.runtime)
+        self.tracing = tracing
+        # The request path's only look at tracing: None unless spans are exported.
+        self._tracing = tracing if tracing is not None and tracing.enabled else None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -126,6 +142,14 @@ class App:
                 await _send_json(send, 403, _FORBIDDEN)
         elif path in ("/v1/models", "/models"):
             await _send_json(send, 200, self._models())
+        elif path == "/metrics":
+            body = self.metrics.render()
+            headers = [
+                (b"content-type", CONTENT_TYPE.encode()),
+                (b"content-length", b"%d" % len(body)),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
         else:
             await _send_json(send, 404, _not_found(path))
 
@@ -152,10 +176,12 @@ class App:
         runtime.users.enter()
         trace = RequestTrace(route="")
         started = trio.current_time()
+        tracing = self._tracing
+        wall_ns = 0 if tracing is None else time.time_ns()
         try:
             body = await _read_body(scope, receive, runtime.max_body)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope)
+                nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, trace)
                 try:
                     await self._answer(
                         scope, send, codec, body, runtime, trace, request_id, started
@@ -163,10 +189,13 @@ class App:
                 except GatewayError as exc:
                     err = _client_error(exc)
                     trace.status = codec.status(err)
+                    _failed(trace, err)
                     await _send_error(send, codec, err, trace, request_id)
-                except Exception:
+                except Exception as exc:
                     # A bug of ours: still a well-formed answer, and the traceback logged.
                     error_log.exception("request %s failed", request_id)
+                    trace.error = type(exc).__name__
+                    trace.outcome = "internal_error"
                     if not trace.status:
                         trace.status = 500
                         await _send_error(send, codec, _INTERNAL, trace, request_id)
@@ -175,20 +204,23 @@ class App:
             pass
         except GatewayError as exc:  # from reading the body
             trace.status = codec.status(exc)
+            _failed(trace, exc)
             await _send_error(send, codec, exc, trace, request_id)
         finally:
+            # Runs on every exit, cancellation included; nothing here awaits.
             runtime.users.exit()
+            ended = trio.current_time()
+            if not trace.outcome:  # cancelled before an answer was complete
+                trace.outcome = "cancelled"
+            metrics = self.metrics
+            if trace.known_route:
+                metrics.finished(trace.known_route)
+            metrics.request_done(trace, ended - started)
+            if tracing is not None:
+                tracing.record(trace, request_id, wall_ns, started, ended)
             if self.access_log is not None:
                 self.access_log.record(
-                    scope["method"],
-                    scope["path"],
-                    # 499: nginx's code for "the client closed the request" before an answer.
-                    trace.status or 499,
-                    trace.route or "-",
-                    trace.target or "-",
-                    trace.attempts,
-                    (trio.current_time() - started) * 1000,
-                    request_id,
+                    trace, scope["method"], scope["path"], request_id, (ended - started) * 1000
                 )
 
     async def _answer(
@@ -211,6 +243,8 @@ class App:
                 param="model",
             )
         trace.route = req.model
+        trace.known_route = self.metrics.route_label(runtime.table, req.model)
+        self.metrics.started(trace.known_route)
         settings = runtime.settings_for(node)
         options = RequestOptions(
             deadline=started + settings.timeout,
@@ -219,7 +253,9 @@ class App:
             headers=_sticky_headers(scope, node),
         )
         if req.stream:
-            await self._stream(send, codec, runtime.engine, req, node, trace, request_id, options)
+            await self._stream(
+                send, codec, runtime.engine, req, node, trace, request_id, options, started
+            )
         else:
             await self._complete(send, codec, runtime.engine, req, node, trace, request_id, options)
 
@@ -240,12 +276,19 @@ class App:
             raise Timeout(f"the request took longer than its deadline ({trace.route})")
         body = codec.response(resp)
         trace.status = 200
+        trace.response_model = resp.model
+        if resp.usage is not None:
+            trace.tokens_in = resp.usage.prompt_tokens
+            trace.tokens_out = resp.usage.completion_tokens
+        trace.finish_reasons = tuple(c.finish_reason for c in resp.choices if c.finish_reason)
         headers = [
             _JSON,
             (b"content-length", b"%d" % len(body)),
             *_trace_headers(trace, request_id),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        # Before the last send: hypercorn reports a disconnect as soon as it is sent.
+        trace.outcome = trace.outcome or "ok"
         await send({"type": "http.response.body", "body": body})
 
     async def _stream(
@@ -258,6 +301,7 @@ class App:
         trace: RequestTrace,
         request_id: str,
         options: RequestOptions,
+        started: float,
     ) -> None:
         deadline = options.deadline
         async with AsyncExitStack() as stack:
@@ -275,27 +319,39 @@ class App:
                 }
             )
             encoder = codec.stream(req)
-            body = b"".join([encoder.feed(c) for c in start.head])
+            head = start.head
+            body = b"".join([encoder.feed(c) for c in head])
             await send({"type": "http.response.body", "body": body, "more_body": True})
+            trace.ttft = trio.current_time() - started
+            if head:
+                trace.response_model = head[0].model
+                _note_chunks(trace, head)
             rest = start.rest
             end = None
             with trio.move_on_at(deadline) as scope:
                 try:
                     while rest is not None and (batch := await engine.next_batch(rest)):
                         body = b"".join([encoder.feed(c) for c in batch])
+                        _note_chunks(trace, batch)
                         await send({"type": "http.response.body", "body": body, "more_body": True})
                     end = encoder.done()
                 except GatewayError as exc:
                     exc.upstream = exc.upstream or trace.target
                     end = encoder.error(exc)
+                    _failed(trace, exc)
                     error_log.warning("stream from %s broke: %s", trace.target, exc.message)
                     if trace.target:
                         engine.stream_failed(trace.target, exc)
-                except Exception:
+                except Exception as exc:
                     error_log.exception("request %s: stream failed", request_id)
+                    trace.error = type(exc).__name__
+                    trace.outcome = "internal_error"
                     end = encoder.error(_INTERNAL)
             if end is None:  # the deadline passed mid-stream
-                end = encoder.error(Timeout("the stream took longer than its deadline"))
+                timeout = Timeout("the stream took longer than its deadline")
+                _failed(trace, timeout)
+                end = encoder.error(timeout)
+            trace.outcome = trace.outcome or "ok"  # before the last send, as above
             await send({"type": "http.response.body", "body": end})
 
 
@@ -319,12 +375,43 @@ async def _read_body(scope: Scope, receive: Any, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _watch_disconnect(receive: Any, scope: trio.CancelScope) -> None:
+async def _watch_disconnect(receive: Any, scope: trio.CancelScope, trace: RequestTrace) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
+            trace.outcome = trace.outcome or "cancelled"
             scope.cancel()
             return
+
+
+def _failed(trace: RequestTrace, err: GatewayError) -> None:
+    """Note the failure the client gets, by class name and metrics outcome."""
+    trace.error = type(err).__name__
+    trace.outcome = outcome_of(err)
+
+
+def outcome_of(err: GatewayError) -> str:
+    """The ``requests_total`` outcome of a request that failed with ``err``."""
+    if isinstance(err, RateLimitExceeded):
+        return "rate_limited"
+    if isinstance(err, Timeout):
+        return "timeout"
+    if isinstance(err, NoHealthyTarget):
+        return "unavailable"
+    if err.status_hint < 500:
+        return "client_error"
+    return "upstream_error"
+
+
+def _note_chunks(trace: RequestTrace, batch: list[ChatChunk]) -> None:
+    """Usage and finish reasons, from the chunks of a stream as they pass."""
+    for chunk in batch:
+        if chunk.usage is not None:
+            trace.tokens_in = chunk.usage.prompt_tokens
+            trace.tokens_out = chunk.usage.completion_tokens
+        for choice in chunk.choices:
+            if choice.finish_reason:
+                trace.finish_reasons = (*trace.finish_reasons, choice.finish_reason)
 
 
 async def _lifespan(receive: Any, send: Any) -> None:
@@ -401,7 +488,9 @@ _INGRESS: dict[str, Ingress] = {
     "/chat/completions": OPENAI,
     "/v1/messages": ANTHROPIC,
 }
-_GET_PATHS = frozenset({"/healthz", "/readyz", "/v1/models", "/models", "/admin/status"})
+_GET_PATHS = frozenset(
+    {"/healthz", "/readyz", "/v1/models", "/models", "/admin/status", "/metrics"}
+)
 _FORBIDDEN = {
     "error": {
         "message": "admin endpoints answer on loopback or with the admin key",

@@ -18,6 +18,7 @@ import attrs
 import trio
 
 from adapters import (
+    AuthenticationFailed,
     GatewayError,
     NetworkError,
     NoHealthyTarget,
@@ -38,12 +39,40 @@ if TYPE_CHECKING:
     from ._engine import RequestTrace
     from ._stats import TargetRegistry, TargetState
 
-__all__ = ["Call", "CircuitOpen", "LeafRunner", "Served"]
+__all__ = ["AttemptRecord", "Call", "CircuitOpen", "LeafRunner", "Served", "attempt_result"]
 
 T = TypeVar("T")
 
 # Failures that count against a target's circuit; a bad request or a refusal does not.
 _BREAKER_REASONS = frozenset({"timeout", "network", "server_error", "overloaded"})
+
+
+@attrs.define
+class AttemptRecord:
+    """One attempt on a leaf target, for metrics and its trace span.
+
+    Times are trio's clock; ``result`` is "ok", "cancelled" or the failure's kind
+    (see :func:`attempt_result`).
+    """
+
+    target: str
+    model: str
+    upstream: Upstream
+    started: float
+    ended: float = 0.0
+    result: str = "ok"
+    error: str | None = None  # the failure's class name
+    retry: bool = False  # a retry of the same target after a fast failure
+
+
+def attempt_result(exc: GatewayError) -> str:
+    """A failed attempt's result label: its fallback reason (timeout, network,
+    server_error, overloaded, rate_limited, context_length), else ``auth_failed`` or
+    ``rejected`` (the upstream refused the request itself)."""
+    reason = exc.fallback_reason
+    if reason is not None:
+        return reason
+    return "auth_failed" if isinstance(exc, AuthenticationFailed) else "rejected"
 
 
 class CircuitOpen(NoHealthyTarget):
@@ -128,17 +157,23 @@ class LeafRunner:
             if not state.breaker.allow(now):
                 raise CircuitOpen(f"{name}: circuit open", upstream=name)
             trace.attempts += 1
+            record = AttemptRecord(name, target.model, upstream, now, retry=tries > 0)
+            trace.log.append(record)
             state.in_flight += 1
             try:
                 value = await call.attempt(upstream, target.model)
             except GatewayError as exc:
                 exc.upstream = exc.upstream or name
                 trace.errors.append(exc)
+                record.result = attempt_result(exc)
+                record.error = type(exc).__name__
                 self.record_failure(state, exc, now)
                 delay = self._retry_in(exc, state, tries, retries, deadline)
                 if delay is None:
                     raise
-            except BaseException:  # cancelled (a hedge lost, the client left): no verdict
+            except BaseException as exc:  # cancelled (a hedge lost, the client left): no verdict
+                record.result = "cancelled"
+                record.error = type(exc).__name__
                 if probe:
                     state.breaker.release_probe()
                 raise
@@ -150,6 +185,7 @@ class LeafRunner:
                 return Served(value, name)
             finally:
                 state.in_flight -= 1
+                record.ended = trio.current_time()
             tries += 1
             trace.retries += 1
             await trio.sleep(delay)

@@ -27,6 +27,7 @@ from ._providers import build_upstreams
 from ._reload import Reloader
 from ._runtime import Runtime
 from ._systemd import Notifier, binds_for, listen_fds
+from ._tracing import setup_tracing
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -81,7 +82,8 @@ async def run_daemon(
     _tune_gc()
     access_log = AccessLog() if config.server.access_log else None
     admin_key = config.server.admin_key.resolve() if config.server.admin_key else None
-    app = App(Runtime(table, engine), access_log, admin_key)
+    tracing = setup_tracing(config.telemetry)
+    app = App(Runtime(table, engine), access_log, admin_key, tracing=tracing)
     health = HealthChecks()
     notifier = Notifier.from_env()
     activated = listen_fds()  # once, before anything could start a child process
@@ -129,6 +131,7 @@ async def run_daemon(
         with trio.CancelScope(shield=True), trio.move_on_after(5):
             for upstream in [*reloader.upstreams.values(), *reloader.pending_retired()]:
                 await upstream.aclose()
+            await tracing.aclose()  # flush the spans still buffered
 
 
 class HealthChecks:

@@ -41,7 +41,7 @@ from adapters import (
 )
 from rules import Balance, Defaults, Fallback, HedgeConfig, Leaf, Node, Percentile, Split
 
-from ._attempt import Call, LeafRunner, Served
+from ._attempt import AttemptRecord, Call, LeafRunner, Served
 from ._breaker import CircuitBreaker
 from ._budget import TokenBucket
 from ._choose import choose_latency, choose_least_connections, weighted_rendezvous
@@ -66,7 +66,9 @@ UNKNOWN_QUANTILE_DELAY = 1.0
 
 @attrs.define
 class RequestTrace:
-    """What happened to one request, for its response headers, log line and errors."""
+    """What happened to one request, for its response headers, log line, metrics, spans
+    and errors. The engine records facts here; the app reports them when the request ends.
+    """
 
     route: str
     attempts: int = 0
@@ -76,6 +78,18 @@ class RequestTrace:
     hedges: int = 0
     retries: int = 0
     errors: list[GatewayError] = attrs.field(factory=list)
+    fallbacks: int = 0  # moves to the next candidate after a failure
+    hedge_won: bool = False  # a hedge (not the first candidate) gave the answer
+    log: list[AttemptRecord] = attrs.field(factory=list)
+    #: Set by the app: the route as config knows it ("" for an unknown model).
+    known_route: str = ""
+    ttft: float | None = None  # seconds to the first content sent (streams)
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    response_model: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    error: str | None = None  # the class name of the failure the client got
+    outcome: str = ""  # the metrics outcome, set when the request ends
 
 
 @attrs.frozen
@@ -218,17 +232,21 @@ class Engine:
         on = node.on if isinstance(node, Fallback) else _DEFAULT_ON
         candidates = self._order(node)
         if node.hedge is not None:
+            permit = _HedgePermit(self.budget, ctx.trace)
             return await run_hedged(
                 candidates,
                 lambda child: self._child(node, child, call, ctx),
                 on,
                 self._hedge_delay(node.hedge, candidates[0]),
                 node.hedge.max,
-                _HedgePermit(self.budget, ctx.trace),
+                permit,
                 call.discard,
+                permit,
             )
         errors: list[GatewayError] = []
         for child in candidates:
+            if errors:
+                ctx.trace.fallbacks += 1
             try:
                 return await self._child(node, child, call, ctx)
             except GatewayError as exc:
@@ -332,6 +350,14 @@ class _HedgePermit:
             self.trace.hedges += 1
             return True
         return False
+
+    def fallback(self) -> None:
+        """A failure started the next candidate."""
+        self.trace.fallbacks += 1
+
+    def won(self, by_hedge: bool) -> None:
+        """The race has a winner; ``by_hedge`` if a hedge (not a fallback) started it."""
+        self.trace.hedge_won = self.trace.hedge_won or by_hedge
 
 
 def _key(node: Node) -> str:

@@ -10,7 +10,7 @@ request) ends the race with that error.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import trio
 
@@ -23,9 +23,18 @@ if TYPE_CHECKING:
 
     from ._attempt import Served
 
-__all__ = ["run_hedged"]
+__all__ = ["HedgeEvents", "run_hedged"]
 
 T = TypeVar("T")
+
+
+class HedgeEvents(Protocol):
+    """What a race reports, for metrics: failures that started the next candidate, and
+    whether the winner was started as a hedge."""
+
+    def fallback(self) -> None: ...
+
+    def won(self, by_hedge: bool) -> None: ...
 
 
 async def run_hedged(
@@ -36,6 +45,7 @@ async def run_hedged(
     max_hedges: int,
     permit: Callable[[], bool],
     discard: Callable[[T], Awaitable[None]],
+    events: HedgeEvents | None = None,
 ) -> Served[T]:
     """The first good answer among ``candidates``, started as described above.
 
@@ -47,13 +57,14 @@ async def run_hedged(
         max_hedges: Hedges this node may start.
         permit: Asks the hedge budget for one hedge.
         discard: Releases an answer that came after the winner's.
+        events: Told of fallbacks and of the winner's origin.
 
     Raises:
         GatewayError: the fatal failure, or the combination of every failure.
     """
     from ._engine import combine, falls_back  # the engine's own failure rules
 
-    winner: list[Served[T]] = []
+    winner: list[tuple[Served[T], bool]] = []  # the answer, and whether a hedge gave it
     errors: list[GatewayError] = []
     fatal: list[GatewayError] = []
     failed = trio.Event()
@@ -62,7 +73,7 @@ async def run_hedged(
 
     async with trio.open_nursery() as nursery:
 
-        async def attempt(child: Node) -> None:
+        async def attempt(child: Node, hedged: bool) -> None:
             nonlocal running, failed
             try:
                 served = await run(child)
@@ -78,13 +89,14 @@ async def run_hedged(
             if winner:
                 discards.append(served)  # a late answer: released below
                 return
-            winner.append(served)
+            winner.append((served, hedged))
             nursery.cancel_scope.cancel()
 
         hedges = 0
+        hedged = False
         for index, child in enumerate(candidates):
             running += 1
-            nursery.start_soon(attempt, child)
+            nursery.start_soon(attempt, child, hedged)
             if index == len(candidates) - 1:
                 break
             # Wait for a failure (start the next at once) or for the hedge delay.
@@ -93,15 +105,21 @@ async def run_hedged(
                     await failed.wait()
                 if failed.is_set():
                     failed = trio.Event()
+                    hedged = False
+                    if events is not None:
+                        events.fallback()
                     break
                 if hedges < max_hedges and permit():
                     hedges += 1
+                    hedged = True
                     break
                 hedges = max_hedges  # the budget said no: no more hedges, only fallbacks
     for served in discards:
         await discard(served.value)
     if winner:
-        return winner[0]
+        if events is not None:
+            events.won(winner[0][1])
+        return winner[0][0]
     if fatal:
         raise fatal[0]
     raise combine(errors)

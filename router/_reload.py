@@ -46,8 +46,8 @@ __all__ = ["ReloadResult", "Reloader"]
 
 log = logging.getLogger("llm_router")
 
-# Server settings applied at start only.
-_RESTART_ONLY = ("listen", "drain_timeout")
+# Settings applied at start only.
+_RESTART_ONLY = ("server.listen", "server.drain_timeout", "telemetry")
 
 
 @attrs.frozen
@@ -142,7 +142,7 @@ class Reloader:
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
         if table.digest == old.table.digest:
-            self.counts["unchanged"] += 1
+            self._count("unchanged")
             log.info("reload (%s): no change (rules %s)", reason, old.table.short_digest)
             return ReloadResult(True, old.table.digest, restart_needed=self.restart_needed)
         try:
@@ -165,7 +165,7 @@ class Reloader:
         if retired:
             self._pending.extend(retired)
             await self._retired.send((old, retired))
-        self.counts["success"] += 1
+        self._count("success")
         self.last_success = time.time()
         self.last_errors = ()
         log.info(
@@ -179,8 +179,12 @@ class Reloader:
         )
         return ReloadResult(True, table.digest, True, restart_needed=self.restart_needed)
 
+    def _count(self, result: str) -> None:
+        self.counts[result] += 1
+        self.app.metrics.reload(result)
+
     def _failed(self, errors: tuple[str, ...], old: Runtime, reason: str) -> ReloadResult:
-        self.counts["failure"] += 1
+        self._count("failure")
         self.last_errors = errors
         log.error(
             "reload (%s) refused, rules %s stay in force:\n  %s",
@@ -211,11 +215,10 @@ class Reloader:
 
     def _apply_server(self, config: Config) -> None:
         """Server settings that apply live; the others are reported."""
-        old, new = self.config.server, config.server
         self.restart_needed = tuple(
-            f"server.{key}" for key in _RESTART_ONLY if getattr(old, key) != getattr(new, key)
+            key for key in _RESTART_ONLY if _lookup(self.config, key) != _lookup(config, key)
         )
-        admin_key = new.admin_key
+        admin_key = config.server.admin_key
         self.app.admin_key = admin_key.resolve() if admin_key is not None else None
 
     async def close_retired(self) -> None:
@@ -246,6 +249,13 @@ class Reloader:
                 # Editors that save by rename show up as an added file of the same name.
                 if any(os.path.basename(p) == name for _, p in changes):
                     await self.reload("file changed")
+
+
+def _lookup(config: Config, dotted: str) -> object:
+    value: object = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def _build_key(provider: ProviderConfig, config: Config) -> tuple[object, ...]:

@@ -193,3 +193,23 @@ async def test_restart_only_settings_are_reported(config: Path) -> None:
         assert result["restart_needed"] == ["server.drain_timeout"]
         status = (await client.get("/admin/status")).json()
         assert status["reload"]["restart_needed"] == ["server.drain_timeout"]
+
+
+async def test_reloads_are_counted_in_metrics(config: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with daemon(config) as client:
+        write(config, "nowhere:echo")
+        assert (await client.post("/admin/reload")).status_code == 422
+        write(config, "sim-b:echo")
+        assert (await client.post("/admin/reload")).status_code == 200
+        assert (await client.post("/admin/reload")).status_code == 200  # unchanged
+        text = (await client.get("/metrics")).text
+    counts = {
+        sample.labels["result"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "llm_router_config_reloads"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert counts == {"success": 1.0, "failure": 1.0, "unchanged": 1.0}

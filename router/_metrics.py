@@ -1,0 +1,249 @@
+"""Prometheus metrics, on a registry of our own, served at ``GET /metrics``.
+
+Per request the app hands its finished :class:`RequestTrace` to :meth:`Metrics.request_done`,
+which turns it into counter and histogram updates; nothing else on the request path
+touches a metric (the in-flight gauge aside). Label children are cached by label
+values, so a request costs a few dict look-ups and locked increments, not
+``labels()`` calls. Breaker state is not pushed at all: a collector reads it from the
+rules in force at scrape time.
+
+Labels never carry secrets or free text from clients: ``route`` is a route of the
+config (or a configured ``provider:model`` target asked for directly), else ``"-"``;
+``target`` is a ``provider:model`` that some route names, else ``"-"``. So a client
+that invents model names cannot grow the number of series.
+
+Cost is not exported: prices belong with the cost tables of a later issue.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import trio
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from prometheus_client.metrics_core import Metric
+
+    from rules import RouteTable
+
+    from ._engine import RequestTrace
+    from ._runtime import Runtime
+
+__all__ = ["CONTENT_TYPE", "OUTCOMES", "RELOAD_RESULTS", "Metrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: ``requests_total`` outcomes; ``internal_error`` is a bug of ours (the log has it).
+OUTCOMES = (
+    "ok",
+    "client_error",
+    "upstream_error",
+    "timeout",
+    "rate_limited",
+    "unavailable",
+    "cancelled",
+    "internal_error",
+)
+RELOAD_RESULTS = ("success", "failure", "unchanged")
+
+# LLM answers take seconds to minutes; prometheus-client's default buckets stop at 10 s.
+_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300)
+_TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2.5, 5, 10, 20, 30, 60)
+_CIRCUIT = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+
+
+class Metrics:
+    """Every metric of one daemon, and the text ``GET /metrics`` answers.
+
+    Args:
+        runtime: Returns the rules snapshot in force (the app's ``runtime``), read at
+            scrape time for breaker states; None exports no ``circuit_state``.
+    """
+
+    def __init__(self, runtime: Callable[[], Runtime] | None = None) -> None:
+        self.registry = registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "llm_router_requests",
+            "Requests answered, by route, target and outcome.",
+            ["route", "target", "outcome"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "llm_router_request_duration_seconds",
+            "Time from the request's arrival to its last byte sent.",
+            ["route"],
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.ttft = Histogram(
+            "llm_router_time_to_first_token_seconds",
+            "Streams: time from the request's arrival to its first content sent.",
+            ["route", "target"],
+            buckets=_TTFT_BUCKETS,
+            registry=registry,
+        )
+        self.attempts = Counter(
+            "llm_router_attempts",
+            "Attempts on upstream targets, by result (ok, cancelled, or the failure kind).",
+            ["target", "result"],
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "llm_router_tokens",
+            "Tokens, as the upstream's usage reported them.",
+            ["target", "direction"],
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "llm_router_in_flight",
+            "Requests being answered now.",
+            ["route"],
+            registry=registry,
+        )
+        self.hedges = Counter(
+            "llm_router_hedges",
+            "Hedges started, and requests a hedge won.",
+            ["route", "result"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "llm_router_retries",
+            "Retries of the same target after a fast failure.",
+            ["target"],
+            registry=registry,
+        )
+        self.fallbacks = Counter(
+            "llm_router_fallbacks",
+            "Moves to the next candidate after a failure.",
+            ["route"],
+            registry=registry,
+        )
+        self.split_arms = Counter(
+            "llm_router_split_arm",
+            "Requests by the split arm they took.",
+            ["route", "arm"],
+            registry=registry,
+        )
+        self.reloads = Counter(
+            "llm_router_config_reloads",
+            "Config reloads, by result.",
+            ["result"],
+            registry=registry,
+        )
+        for result in RELOAD_RESULTS:
+            self.reloads.labels(result)  # present at 0 from the start
+        self._runtime = runtime
+        if runtime is not None:
+            registry.register(_CircuitCollector(runtime))
+        self._children: dict[tuple[Any, ...], Any] = {}
+        self._table: RouteTable | None = None
+        self._targets: frozenset[str] = frozenset()
+
+    # -- the request path -----------------------------------------------------------------
+
+    def route_label(self, table: RouteTable, model: str) -> str:
+        """``model`` if the config names it (a route, or a target some route names), else
+        ``"-"``; also refreshes the known targets when the rules changed."""
+        if table is not self._table:
+            self._table = table
+            self._targets = frozenset(str(t) for t in table.targets())
+        if model in table.routes or model in self._targets:
+            return model
+        return "-"
+
+    def started(self, route: str) -> None:
+        """A request for ``route`` (a label from :meth:`route_label`) is being answered."""
+        self._child(self.in_flight, route).inc()
+
+    def finished(self, route: str) -> None:
+        """The request :meth:`started` for ``route`` has ended."""
+        self._child(self.in_flight, route).dec()
+
+    def request_done(self, trace: RequestTrace, seconds: float) -> None:
+        """Count a finished request (``trace.outcome`` set) that took ``seconds``."""
+        route = trace.known_route or "-"
+        targets = self._targets
+        target = trace.target if trace.target in targets else "-"
+        self._child(self.requests, route, target, trace.outcome).inc()
+        self._child(self.duration, route).observe(seconds)
+        if trace.ttft is not None:
+            self._child(self.ttft, route, target).observe(trace.ttft)
+        for record in trace.log:
+            name = record.target if record.target in targets else "-"
+            self._child(self.attempts, name, record.result).inc()
+            if record.retry:
+                self._child(self.retries, name).inc()
+        if trace.tokens_in:
+            self._child(self.tokens, target, "in").inc(trace.tokens_in)
+        if trace.tokens_out:
+            self._child(self.tokens, target, "out").inc(trace.tokens_out)
+        if trace.hedges:
+            self._child(self.hedges, route, "started").inc(trace.hedges)
+            if trace.hedge_won:
+                self._child(self.hedges, route, "won").inc()
+        if trace.fallbacks:
+            self._child(self.fallbacks, route).inc(trace.fallbacks)
+        if trace.arm is not None and route != "-":
+            self._child(self.split_arms, route, trace.arm).inc()
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    # -- the rest -------------------------------------------------------------------------
+
+    def reload(self, result: str) -> None:
+        """Count a config reload: ``"success"``, ``"failure"`` or ``"unchanged"``.
+
+        Raises:
+            ValueError: another result.
+        """
+        if result not in RELOAD_RESULTS:
+            raise ValueError(f"reload result must be one of {RELOAD_RESULTS}, got {result!r}")
+        self.reloads.labels(result).inc()
+
+    def render(self) -> bytes:
+        """The text exposition of every metric, for ``GET /metrics``."""
+        return generate_latest(self.registry)
+
+
+class _CircuitCollector(Collector):
+    """``llm_router_circuit_state{target}``: 0 closed, 1 half-open, 2 open, computed from
+    the breakers at scrape time (so requests pay nothing for it)."""
+
+    def __init__(self, runtime: Callable[[], Runtime]) -> None:
+        self._runtime = runtime
+
+    def describe(self) -> list[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        try:
+            now = trio.current_time()
+        except RuntimeError:  # scraped outside trio (a test, a thread): nothing to read
+            yield family
+            return
+        runtime = self._runtime()
+        registry = runtime.engine.registry
+        for target in sorted(str(t) for t in runtime.table.targets()):
+            state = registry.get(target).breaker.state(now) if target in registry else "closed"
+            family.add_metric([target], _CIRCUIT[state])
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "llm_router_circuit_state",
+            "Circuit breaker per target: 0 closed, 1 half-open, 2 open.",
+            labels=["target"],
+        )

@@ -1,0 +1,117 @@
+"""The access log: one JSON object per line, buffered until a flush."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import TYPE_CHECKING
+
+import orjson
+import trio
+
+from router import App, Engine, Runtime
+from router._accesslog import AccessLog
+from router._engine import RequestTrace
+from router._providers import build_upstreams
+from rules import compile_routes, parse_config
+from tests.router.test_app_timing import CONFIG, SCOPE, Client
+
+if TYPE_CHECKING:
+    import trio.testing
+
+FIELDS = [
+    "ts",
+    "request_id",
+    "method",
+    "path",
+    "status",
+    "route",
+    "target",
+    "attempts",
+    "hedges",
+    "retries",
+    "duration_ms",
+    "ttft_ms",
+    "tokens_in",
+    "tokens_out",
+    "error",
+]
+
+
+def lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_a_line_is_a_json_object_with_every_field() -> None:
+    stream = io.StringIO()
+    log = AccessLog(stream)
+    trace = RequestTrace("chat", attempts=2, status=200, target="up:gpt-4o", retries=1)
+    trace.ttft, trace.tokens_in, trace.tokens_out = 0.25, 7, 5
+    log.record(trace, "POST", "/v1/chat/completions", "abc", 812.345)
+    assert stream.getvalue() == ""  # buffered
+    log.flush()
+    [line] = lines(stream)
+    assert list(line) == FIELDS
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(line["ts"]))
+    assert line | {"ts": None} == {
+        "ts": None,
+        "request_id": "abc",
+        "method": "POST",
+        "path": "/v1/chat/completions",
+        "status": 200,
+        "route": "chat",
+        "target": "up:gpt-4o",
+        "attempts": 2,
+        "hedges": 0,
+        "retries": 1,
+        "duration_ms": 812.3,
+        "ttft_ms": 250.0,
+        "tokens_in": 7,
+        "tokens_out": 5,
+        "error": None,
+    }
+
+
+def test_a_request_that_never_got_an_answer_is_499() -> None:
+    stream = io.StringIO()
+    log = AccessLog(stream)
+    log.record(RequestTrace(""), "POST", "/v1/messages", "x", 1.0)
+    log.flush()
+    [line] = lines(stream)
+    assert line["status"] == 499
+    assert line["route"] is None
+
+
+def test_a_full_buffer_is_written_at_once() -> None:
+    stream = io.StringIO()
+    log = AccessLog(stream, max_buffer=100)
+    log.record(RequestTrace("chat", status=200), "POST", "/v1/chat/completions", "a", 1.0)
+    assert len(lines(stream)) == 1
+
+
+async def test_lines_from_the_app(autojump_clock: trio.testing.MockClock) -> None:
+    stream = io.StringIO()
+    config = parse_config(CONFIG)
+    runtime = Runtime(compile_routes(config), Engine(build_upstreams(config)))
+    app = App(runtime, AccessLog(stream))
+    ok = Client({"model": "chain", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    await app(SCOPE, ok.receive, ok.send)
+    late = Client({"model": "slow", "messages": [{"role": "user", "content": "x"}]})
+    await app(SCOPE, late.receive, late.send)
+    missing = Client({"model": "nope", "messages": [{"role": "user", "content": "x"}]})
+    await app(SCOPE, missing.receive, missing.send)
+    app.access_log.flush()  # type: ignore[union-attr]
+    streamed, timed_out, unknown = lines(stream)
+    assert streamed["status"] == 200
+    assert streamed["route"] == "chain"
+    assert streamed["target"] == "fast:echo"
+    assert streamed["attempts"] == 2
+    assert streamed["ttft_ms"] == 4000.0  # 3 s first-token timeout on slow, 1 s on fast
+    assert streamed["error"] is None
+    assert timed_out["status"] == 504
+    assert timed_out["error"] == "Timeout"
+    assert timed_out["duration_ms"] == 10000.0
+    assert unknown["status"] == 404
+    assert unknown["error"] == "NotFound"
+    assert unknown["route"] is None
+    assert len({line["request_id"] for line in (streamed, timed_out, unknown)}) == 3
