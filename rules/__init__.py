@@ -54,6 +54,7 @@ from ._schema import (
     Defaults,
     HedgeConfig,
     KeyConfig,
+    Price,
     RouteCacheConfig,
     RouteConfig,
     ServerConfig,
@@ -76,6 +77,7 @@ __all__ = [
     # schema
     "Config",
     "ServerConfig",
+    "Price",
     "TelemetryConfig",
     "Defaults",
     "Backoff",

@@ -89,11 +89,15 @@ class ProviderConfig:
         models: Models the provider offers, listed by ``GET /v1/models``; empty means
             not listed (any model can still be asked for).
         health: An optional active health check.
+        limits: Requests and tokens per minute for the provider as a whole.
+        model_limits: The same per model id (each target's own window).
     """
 
     kind: str
     models: tuple[str, ...] = ()
     health: HealthCheck | None = None
+    limits: Limits | None = None
+    model_limits: Mapping[str, Limits] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -133,14 +137,12 @@ class HTTPProvider(ProviderConfig):
 
     Attributes:
         headers: Extra headers sent with every request.
-        limits: Rate limits (enforced by the rate-limits issue).
         pool: The provider's connection pool.
         capabilities: Overrides of what the provider's models can take.
         model_capabilities: The same, per model id, where a model differs.
     """
 
     headers: Mapping[str, str] = attrs.field(factory=dict)
-    limits: Limits | None = None
     pool: PoolConfig = PoolConfig()
     capabilities: Capabilities = Capabilities()
     model_capabilities: Mapping[str, Capabilities] = attrs.field(factory=dict)

@@ -46,11 +46,12 @@ __all__ = [
     "ServerConfig",
     "Strategy",
     "TelemetryConfig",
+    "Price",
 ]
 
 MiB = 1024 * 1024
 
-Strategy = Literal["round_robin", "weighted", "latency", "least_connections"]
+Strategy = Literal["round_robin", "weighted", "latency", "least_connections", "cheapest"]
 #: Balancing strategies, for messages and ``check`` output.
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 
@@ -181,9 +182,16 @@ class HedgeConfig:
 
 @attrs.frozen
 class RouteCacheConfig:
-    """Opt-in exact-match response cache for one route."""
+    """Opt-in exact-match response cache for one route.
+
+    Attributes:
+        ttl: Seconds an answer stays fresh.
+        shared: Serve one client key's cached answers to other keys too (off: each key
+            has its own entries).
+    """
 
     ttl: Duration = attrs.field(validator=positive)
+    shared: bool = False
 
 
 @field_local
@@ -268,14 +276,42 @@ class Budget:
     per: Literal["day", "month"]
 
 
+@field_local
+def _check_sha256(instance: Any, attribute: "attrs.Attribute[Any]", value: str | None) -> None:
+    if value is not None and (len(value) != 64 or not all(c in "0123456789abcdef" for c in value)):
+        # The value is not echoed: it stands for a key.
+        raise FieldError("must be 64 lower-case hex digits (sha256 of the key)", (attribute.name,))
+
+
 @attrs.frozen
 class KeyConfig:
-    """``[keys.NAME]``: a client key with its own allowed routes, limits and budget."""
+    """``[keys.NAME]``: a client key with its own allowed routes, limits and budget.
 
-    secret: SecretRef
+    Attributes:
+        secret: The key, as a secret reference; or
+        sha256: the hex SHA-256 of the key, so the config never holds it.
+        routes: The routes it may use (absent: all).
+        limits: Its own rpm / tpm.
+        budget: Its spending cap.
+    """
+
+    secret: SecretRef | None = None
+    sha256: str | None = attrs.field(default=None, validator=_check_sha256)
     routes: tuple[str, ...] | None = attrs.field(default=None, validator=non_empty)
     limits: Limits | None = None
     budget: Budget | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.secret is None) == (self.sha256 is None):
+            raise FieldError("a key needs exactly one of secret or sha256", ())
+
+
+@attrs.frozen
+class Price:
+    """USD per million tokens."""
+
+    input: float = attrs.field(validator=at_least(0))
+    output: float = attrs.field(validator=at_least(0))
 
 
 def _check_routes(
@@ -296,3 +332,5 @@ class Config:
     cache: CacheConfig = CacheConfig()
     keys: Mapping[str, KeyConfig] = attrs.field(factory=dict)
     telemetry: TelemetryConfig = TelemetryConfig()
+    #: Prices by ``provider:model`` or model id, over the shipped defaults.
+    prices: Mapping[str, Price] = attrs.field(factory=dict)

@@ -18,6 +18,7 @@ def test_all_is_pinned() -> None:
         "SecretRef",
         "Config",
         "ServerConfig",
+        "Price",
         "TelemetryConfig",
         "Defaults",
         "Backoff",

@@ -259,7 +259,7 @@ def test_load_config_rejects_non_utf8(tmp_path: Path) -> None:
         (
             BASE.replace('fallback = ["sim:echo"]', 'balance = "fast"\ntargets = ["sim:a"]'),
             'routes.chat.balance: unknown value "fast" (allowed: round_robin, weighted, latency,'
-            " least_connections)",
+            " least_connections, cheapest)",
         ),
         (
             BASE.replace('fallback = ["sim:echo"]', 'balance = "weighted"\ntargets = []'),
