@@ -34,6 +34,7 @@ from rules import Leaf, Node
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
 from ._engine import RequestOptions, RequestTrace
+from ._keys import Forbidden
 from ._metrics import CONTENT_TYPE, Metrics
 from ._openai_ingress import OPENAI, Ingress
 
@@ -234,6 +235,9 @@ class App:
         request_id: str,
         started: float,
     ) -> None:
+        key = runtime.keys.identify(scope["headers"])
+        if key is not None:
+            trace.client = key.name
         req = codec.decode(body)
         node = runtime.table.lookup(req.model)
         if node is None:
@@ -242,6 +246,8 @@ class App:
                 "GET /v1/models lists them",
                 param="model",
             )
+        if key is not None and not key.may_use(req.model):
+            raise Forbidden(f"this key may not use {req.model!r}", param="model")
         trace.route = req.model
         trace.known_route = self.metrics.route_label(runtime.table, req.model)
         self.metrics.started(trace.known_route)

@@ -23,6 +23,7 @@ from ._accesslog import AccessLog
 from ._app import App
 from ._engine import Engine
 from ._health import health_loop
+from ._keys import KeyRing
 from ._providers import build_upstreams
 from ._reload import Reloader
 from ._runtime import Runtime
@@ -83,7 +84,8 @@ async def run_daemon(
     access_log = AccessLog() if config.server.access_log else None
     admin_key = config.server.admin_key.resolve() if config.server.admin_key else None
     tracing = setup_tracing(config.telemetry)
-    app = App(Runtime(table, engine), access_log, admin_key, tracing=tracing)
+    runtime = Runtime(table, engine, keys=KeyRing.from_config(config))
+    app = App(runtime, access_log, admin_key, tracing=tracing)
     health = HealthChecks()
     notifier = Notifier.from_env()
     activated = listen_fds()  # once, before anything could start a child process

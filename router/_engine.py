@@ -90,6 +90,9 @@ class RequestTrace:
     finish_reasons: tuple[str, ...] = ()
     error: str | None = None  # the class name of the failure the client got
     outcome: str = ""  # the metrics outcome, set when the request ends
+    client: str | None = None  # the name of the caller's key, when keys are configured
+    cost_usd: float | None = None
+    cache: str | None = None  # "hit" or "miss" on a route with a cache
 
 
 @attrs.frozen

@@ -30,6 +30,7 @@ import trio
 from rules import Config, ConfigError, ProviderConfig, compile_routes, load_config
 
 from ._engine import Engine
+from ._keys import KeyRing
 from ._providers import build_upstream
 from ._runtime import Runtime
 
@@ -146,13 +147,14 @@ class Reloader:
             log.info("reload (%s): no change (rules %s)", reason, old.table.short_digest)
             return ReloadResult(True, old.table.digest, restart_needed=self.restart_needed)
         try:
+            keys = KeyRing.from_config(config)
             upstreams, fresh = self._upstreams_for(config)
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
         engine = old.engine
         engine = Engine(upstreams, config.defaults, registry=engine.registry, budget=engine.budget)
         engine.registry.retain([str(t) for t in table.targets()] + list(table.route_names()))
-        self.app.runtime = Runtime(table, engine)
+        self.app.runtime = Runtime(table, engine, keys=keys)
         self._apply_server(config)
         retired = [u for name, u in self.upstreams.items() if upstreams.get(name) is not u]
         self.upstreams.clear()

@@ -14,6 +14,7 @@ import trio
 from rules import Leaf, Node, RouteSettings, RouteTable
 
 from ._engine import Engine
+from ._keys import KeyRing
 
 __all__ = ["Runtime"]
 
@@ -54,6 +55,7 @@ class Runtime:
     engine: Engine
     loaded_at: float = attrs.field(factory=time.time)
     users: Users = attrs.field(factory=Users, eq=False)
+    keys: KeyRing = attrs.field(factory=lambda: KeyRing([]), eq=False)
 
     @property
     def max_body(self) -> int:

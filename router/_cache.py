@@ -1,0 +1,392 @@
+"""The response cache: exact-match answers per route, LRU with a TTL and a byte bound.
+
+A route opts in with ``cache = {ttl = ..., shared = ...}``. The engine looks a request up
+by :func:`cache_key` before choosing a target and stores the answer after a success;
+this module holds only the data structure and the conversions, and never reads a clock
+of its own (the clock is passed in) nor starts a task.
+
+What is cached: only *complete* answers, and the caller decides which those are. Errors
+are never stored, and neither is a stream that broke, was cancelled or ended without a
+``finish_reason`` (:func:`assemble` returns ``None`` for it). A non-streamed answer is
+stored as it is; a streamed one is rebuilt with :func:`assemble` from its chunks once
+it has finished. Either kind can then serve either kind of request: :func:`replay`
+turns a stored answer back into a stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import orjson
+
+from adapters._openai_wire import response_to_wire
+from adapters._types import (
+    ChatChunk,
+    Choice,
+    ChunkChoice,
+    Delta,
+    GatewayRequest,
+    GatewayResponse,
+    Message,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+__all__ = [
+    "ENTRY_OVERHEAD",
+    "REPLAY_WORDS",
+    "CacheStats",
+    "ResponseCache",
+    "assemble",
+    "cache_key",
+    "replay",
+]
+
+#: Bytes charged to each entry on top of its answer's JSON encoding: the key, the
+#: bookkeeping and the Python objects of the stored answer.
+ENTRY_OVERHEAD = 256
+#: Words per content chunk when :func:`replay` streams a cached answer.
+REPLAY_WORDS = 20
+# Bumped whenever the key's layout changes, so that old and new keys never meet.
+_KEY_VERSION = 1
+# Request fields that describe the transport, not the answer; dropped from ``extra``
+# too in case a caller put them there.
+_NOT_KEYED = frozenset({"stream", "stream_options"})
+
+
+# -- keys -------------------------------------------------------------------------------
+
+
+def cache_key(route: str, req: GatewayRequest, client: str | None) -> bytes:
+    """The 32-byte SHA-256 key of ``req`` on ``route``, for ``client``.
+
+    The hash is over a canonical JSON document (orjson, keys sorted, so the order of
+    ``extra`` or of a tool's schema does not matter) holding everything that can change
+    the answer:
+
+    - ``route``, the route's name;
+    - the messages: each one's role, content (a string, or its text and image parts
+      with their URL and detail), name, tool calls (id, name, arguments) and
+      ``tool_call_id``;
+    - the tools (name, description, parameters, strict) and ``tool_choice``;
+    - ``temperature``, ``top_p``, ``max_tokens`` with the name the client gave it
+      (``max_tokens`` or ``max_completion_tokens``) and ``stop``;
+    - all of ``extra``: ``seed``, ``response_format``, ``n``, ``logprobs``, ``user``
+      and anything else a client sent;
+    - ``client``, the client key's name, or ``None`` on a route whose cache is shared.
+
+    Not in the key: ``stream`` and ``include_usage`` (and ``stream_options``), since a
+    streamed request can be served from a non-streamed answer and the other way round;
+    and ``req.model``, which the route stands for. Matching is exact: a string content
+    and the same text as one text part are different keys, as are ``1`` and ``1.0`` in
+    ``extra`` (``temperature`` and ``top_p`` are floats already).
+    """
+    doc = {
+        "v": _KEY_VERSION,
+        "route": route,
+        "client": client,
+        "messages": [_message_doc(m) for m in req.messages],
+        "tools": [
+            {
+                "name": t.name,
+                "description": t.description,
+                "parameters": t.parameters,
+                "strict": t.strict,
+            }
+            for t in req.tools
+        ],
+        "tool_choice": req.tool_choice,
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "max_tokens": req.max_tokens,
+        "limit_name": req.limit_name,
+        "stop": req.stop,
+        "extra": {k: v for k, v in req.extra.items() if k not in _NOT_KEYED},
+    }
+    canonical = orjson.dumps(doc, default=_plain, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).digest()
+
+
+def _message_doc(m: Message) -> dict[str, Any]:
+    content: Any
+    if m.content is None or isinstance(m.content, str):
+        content = m.content
+    else:
+        content = [
+            {"text": p.text} if isinstance(p, TextPart) else {"url": p.url, "detail": p.detail}
+            for p in m.content
+        ]
+    return {
+        "role": m.role,
+        "content": content,
+        "name": m.name,
+        "tool_calls": [[c.id, c.name, c.arguments] for c in m.tool_calls],
+        "tool_call_id": m.tool_call_id,
+    }
+
+
+def _plain(value: Any) -> Any:
+    # orjson serialises dict, list and tuple itself; other mappings (a MappingProxy in
+    # a tool schema, say) are turned into dicts here.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"cannot key a {type(value).__name__}")
+
+
+# -- the cache --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class CacheStats:
+    """Counters for metrics and ``/admin/status``.
+
+    Attributes:
+        hits: Lookups that found a fresh answer.
+        misses: Lookups that found nothing or an expired answer.
+        evictions: Fresh entries dropped to make room for a new one (expired entries
+            dropped on the way are not counted).
+        entries: Entries held now, fresh or not yet noticed to be expired.
+        bytes: Their total size, as :meth:`ResponseCache.put` counts it.
+    """
+
+    hits: int
+    misses: int
+    evictions: int
+    entries: int
+    bytes: int
+
+
+@attrs.frozen
+class _Entry:
+    response: GatewayResponse
+    expires: float
+    size: int
+
+
+class ResponseCache:
+    """Complete answers by key, least recently used first out, each with its own TTL.
+
+    An entry's size is the length of its answer's orjson encoding (the OpenAI
+    ``chat.completion`` JSON) plus :data:`ENTRY_OVERHEAD`; the sizes of the entries
+    held never add up to more than ``max_bytes``. An answer is fresh while
+    ``clock() < stored_at + ttl``: at exactly ``stored_at + ttl`` it has expired.
+
+    Args:
+        max_bytes: The bound on the total size of the entries.
+        clock: Seconds on a monotonic clock (``trio.current_time`` in the daemon).
+
+    Raises:
+        ValueError: ``max_bytes`` below 1.
+    """
+
+    def __init__(self, max_bytes: int, clock: Callable[[], float]) -> None:
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be at least 1, got {max_bytes}")
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()  # LRU first
+        self._bytes = 0
+        self._hits = 0
+        self._misses = 0
+        self._evictions = 0
+
+    def get(self, key: bytes) -> GatewayResponse | None:
+        """The fresh answer under ``key``, now the most recently used; ``None`` if none.
+
+        An expired entry is dropped and counts as a miss.
+        """
+        entry = self._entries.get(key)
+        if entry is not None and self._clock() >= entry.expires:
+            self._drop(key)
+            entry = None
+        if entry is None:
+            self._misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self._hits += 1
+        return entry.response
+
+    def put(self, key: bytes, resp: GatewayResponse, ttl: float) -> None:
+        """Store ``resp`` under ``key`` for ``ttl`` seconds, as the most recently used.
+
+        An entry already under ``key`` is replaced. Least recently used entries are
+        evicted until the new one fits. An answer whose size alone is over
+        ``max_bytes``, or a ``ttl`` that is not positive, stores nothing (and leaves an
+        older entry under ``key`` alone).
+
+        Only complete answers belong here; the caller must never put an error or an
+        answer rebuilt from a stream that did not finish.
+        """
+        size = len(orjson.dumps(response_to_wire(resp))) + ENTRY_OVERHEAD
+        if size > self.max_bytes or ttl <= 0:
+            return
+        if key in self._entries:
+            self._drop(key)
+        now = self._clock()
+        while self._bytes + size > self.max_bytes:
+            old_key, old = next(iter(self._entries.items()))
+            self._drop(old_key)
+            if now < old.expires:
+                self._evictions += 1
+        self._entries[key] = _Entry(resp, now + ttl, size)
+        self._bytes += size
+
+    @property
+    def stats(self) -> CacheStats:
+        """The counters and the current occupancy."""
+        return CacheStats(
+            hits=self._hits,
+            misses=self._misses,
+            evictions=self._evictions,
+            entries=len(self._entries),
+            bytes=self._bytes,
+        )
+
+    def clear(self) -> None:
+        """Drop every entry. The hit, miss and eviction counters keep counting."""
+        self._entries.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        """Whether an entry is held under ``key``, fresh or not; no LRU or stats change."""
+        return key in self._entries
+
+    def _drop(self, key: bytes) -> None:
+        self._bytes -= self._entries.pop(key).size
+
+
+# -- streams ----------------------------------------------------------------------------
+
+# Split before every run of non-space that follows a space: each piece is one word with
+# the whitespace after it (the first also with any before it), so they join back exactly.
+_WORD = re.compile(r"(?<=\s)(?=\S)")
+
+
+def replay(resp: GatewayResponse) -> list[ChatChunk]:
+    """A cached answer as the chunks of a stream, with the answer's id, model and created.
+
+    For each choice, in order: a role chunk (``role="assistant"`` and nothing else);
+    the content, if the message has any, in chunks of :data:`REPLAY_WORDS` words split
+    at whitespace (an empty string is one empty chunk, so it survives a round trip);
+    each tool call as two deltas, its id and name with ``arguments=""`` and then its
+    arguments (left out when empty); and a finish chunk with no delta and the answer's
+    ``finish_reason`` (``"stop"`` if it had none, so the stream still ends). Then, if
+    the answer has usage, one usage-only chunk (``choices=()``); a caller whose client
+    did not ask for ``include_usage`` leaves it out.
+
+    ``system_fingerprint`` has no place in a chunk and is not replayed.
+    """
+
+    def chunk(
+        index: int, delta: Delta, finish: str | None = None, usage: Usage | None = None
+    ) -> ChatChunk:
+        choices = () if index < 0 else (ChunkChoice(index, delta, finish),)
+        return ChatChunk(resp.id, resp.model, resp.created, choices, usage)
+
+    out: list[ChatChunk] = []
+    for c in resp.choices:
+        m = c.message
+        out.append(chunk(c.index, Delta(role="assistant")))
+        text = m.text() if m.content is not None else None
+        if text is not None:
+            words = _WORD.split(text)
+            for i in range(0, len(words), REPLAY_WORDS):
+                out.append(chunk(c.index, Delta(content="".join(words[i : i + REPLAY_WORDS]))))
+        for i, call in enumerate(m.tool_calls):
+            first = ToolCallDelta(i, id=call.id, name=call.name, arguments="")
+            out.append(chunk(c.index, Delta(tool_calls=(first,))))
+            if call.arguments:
+                rest = ToolCallDelta(i, arguments=call.arguments)
+                out.append(chunk(c.index, Delta(tool_calls=(rest,))))
+        out.append(chunk(c.index, Delta(), finish=c.finish_reason or "stop"))
+    if resp.usage is not None:
+        out.append(chunk(-1, Delta(), usage=resp.usage))
+    return out
+
+
+@attrs.define
+class _CallParts:
+    id: str | None = None
+    name: str | None = None
+    arguments: list[str] = attrs.field(factory=list)
+
+
+@attrs.define
+class _ChoiceParts:
+    content: list[str] | None = None
+    calls: dict[int, _CallParts] = attrs.field(factory=dict)
+    finish_reason: str | None = None
+
+
+def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
+    """The complete answer a finished stream's chunks add up to, for the cache.
+
+    The id, model and created come from the first chunk. Per choice index: the content
+    deltas concatenated (``None`` if there were none), tool-call deltas merged by their
+    index (the first id and name given win, since they arrive whole; the arguments
+    concatenated), the last ``finish_reason``; and the last usage seen.
+
+    Returns ``None`` (do not cache) when there were no choices, when any choice has no
+    ``finish_reason`` (the stream did not finish), or when a choice carried a refusal,
+    which a :class:`Message` cannot hold.
+    """
+    first: ChatChunk | None = None
+    usage: Usage | None = None
+    parts: dict[int, _ChoiceParts] = {}
+    for ch in chunks:
+        if first is None:
+            first = ch
+        if ch.usage is not None:
+            usage = ch.usage
+        for c in ch.choices:
+            p = parts.setdefault(c.index, _ChoiceParts())
+            d = c.delta
+            if d.refusal is not None:
+                return None
+            if d.content is not None:
+                if p.content is None:
+                    p.content = []
+                p.content.append(d.content)
+            for t in d.tool_calls:
+                call = p.calls.setdefault(t.index, _CallParts())
+                if call.id is None and t.id:
+                    call.id = t.id
+                if call.name is None and t.name is not None:
+                    call.name = t.name
+                if t.arguments is not None:
+                    call.arguments.append(t.arguments)
+            if c.finish_reason is not None:
+                p.finish_reason = c.finish_reason
+    if first is None or not parts or any(p.finish_reason is None for p in parts.values()):
+        return None
+    choices = tuple(
+        Choice(
+            index=i,
+            message=Message(
+                role="assistant",
+                content=None if p.content is None else "".join(p.content),
+                tool_calls=tuple(
+                    ToolCall(call.id or "", call.name or "", "".join(call.arguments))
+                    for _, call in sorted(p.calls.items())
+                ),
+            ),
+            finish_reason=p.finish_reason,
+        )
+        for i, p in sorted(parts.items())
+    )
+    return GatewayResponse(
+        id=first.id, model=first.model, created=first.created, choices=choices, usage=usage
+    )
