@@ -17,6 +17,7 @@ import time
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import orjson
 import trio
 
@@ -28,20 +29,23 @@ from adapters import (
     NotFound,
     RateLimitExceeded,
     Timeout,
+    Usage,
 )
-from rules import Leaf, Node
+from rules import Leaf, Node, RouteCacheConfig
 
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
+from ._cache import assemble, replay
+from ._controls import Controls
 from ._engine import RequestOptions, RequestTrace
-from ._keys import Forbidden
+from ._keys import ClientKey, Forbidden
 from ._metrics import CONTENT_TYPE, Metrics
 from ._openai_ingress import OPENAI, Ingress
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from adapters import ChatChunk, GatewayRequest
+    from adapters import ChatChunk, GatewayRequest, GatewayResponse
 
     from ._accesslog import AccessLog
     from ._engine import Engine
@@ -102,6 +106,8 @@ class App:
         self.status_extra: Callable[[], dict[str, Any]] = dict
         #: Prometheus metrics; ``metrics.reload(result)`` counts config reloads.
         self.metrics = Metrics(lambda: self.runtime)
+        #: Budgets, cost, the response cache: state that outlives a reload.
+        self.controls = Controls(runtime.table.config)
         self.tracing = tracing
         # The request path's only look at tracing: None unless spans are exported.
         self._tracing = tracing if tracing is not None and tracing.enabled else None
@@ -258,12 +264,66 @@ class App:
             first_token_timeout=settings.first_token_timeout,
             headers=_sticky_headers(scope, node),
         )
+        self.controls.admit(key)
+        entry, hit = self.controls.lookup(
+            settings.cache, req.model, req, key, _bypasses_cache(scope["headers"])
+        )
+        if settings.cache is not None:
+            trace.cache = "hit" if hit is not None else "miss"
+            self.metrics.cache(trace.known_route, trace.cache)
+        if hit is not None:
+            await self._replay(send, codec, req, hit, trace, request_id)
+            return
+        deal = _Deal(key, entry, settings.cache)
         if req.stream:
             await self._stream(
-                send, codec, runtime.engine, req, node, trace, request_id, options, started
+                send, codec, runtime.engine, req, node, trace, request_id, options, started, deal
             )
         else:
-            await self._complete(send, codec, runtime.engine, req, node, trace, request_id, options)
+            await self._complete(
+                send, codec, runtime.engine, req, node, trace, request_id, options, deal
+            )
+
+    def _settle_stream(
+        self, trace: RequestTrace, deal: _Deal, kept: list[ChatChunk] | None
+    ) -> None:
+        """A stream that ended complete: its cost, and into the cache if it has one."""
+        usage = None
+        if trace.tokens_in is not None or trace.tokens_out is not None:
+            usage = Usage(trace.tokens_in or 0, trace.tokens_out or 0)
+        trace.cost_usd = self.controls.settle(deal.key, trace.target, usage)
+        if kept is not None and (whole := assemble(kept)) is not None:
+            self.controls.store(deal.entry, deal.cache, whole)
+
+    async def _replay(
+        self,
+        send: Any,
+        codec: Ingress,
+        req: GatewayRequest,
+        resp: GatewayResponse,
+        trace: RequestTrace,
+        request_id: str,
+    ) -> None:
+        """A cached answer, as JSON or replayed as a stream."""
+        trace.status = 200
+        trace.response_model = resp.model
+        if not req.stream:
+            body = codec.response(resp)
+            headers = [
+                _JSON,
+                (b"content-length", b"%d" % len(body)),
+                *_trace_headers(trace, request_id),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            trace.outcome = "ok"
+            await send({"type": "http.response.body", "body": body})
+            return
+        encoder = codec.stream(req)
+        body = b"".join([encoder.feed(c) for c in replay(resp)]) + encoder.done()
+        headers = [*_SSE_HEADERS, *_trace_headers(trace, request_id)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        trace.outcome = "ok"
+        await send({"type": "http.response.body", "body": body})
 
     async def _complete(
         self,
@@ -275,11 +335,14 @@ class App:
         trace: RequestTrace,
         request_id: str,
         options: RequestOptions,
+        deal: _Deal,
     ) -> None:
         with trio.move_on_at(options.deadline) as scope:
             resp = await engine.complete(node, req, trace, options)
         if scope.cancelled_caught:
             raise Timeout(f"the request took longer than its deadline ({trace.route})")
+        trace.cost_usd = self.controls.settle(deal.key, trace.target, resp.usage)
+        self.controls.store(deal.entry, deal.cache, resp)
         body = codec.response(resp)
         trace.status = 200
         trace.response_model = resp.model
@@ -308,8 +371,11 @@ class App:
         request_id: str,
         options: RequestOptions,
         started: float,
+        deal: _Deal,
     ) -> None:
         deadline = options.deadline
+        # A stream is kept for the cache only whole: its chunks are gathered as they go.
+        kept: list[ChatChunk] | None = [] if deal.entry is not None else None
         async with AsyncExitStack() as stack:
             with trio.move_on_at(deadline) as scope:
                 start = await engine.open_stream(node, req, trace, options)
@@ -332,6 +398,8 @@ class App:
             if head:
                 trace.response_model = head[0].model
                 _note_chunks(trace, head)
+                if kept is not None:
+                    kept += head
             rest = start.rest
             end = None
             with trio.move_on_at(deadline) as scope:
@@ -339,8 +407,11 @@ class App:
                     while rest is not None and (batch := await engine.next_batch(rest)):
                         body = b"".join([encoder.feed(c) for c in batch])
                         _note_chunks(trace, batch)
+                        if kept is not None:
+                            kept += batch
                         await send({"type": "http.response.body", "body": body, "more_body": True})
                     end = encoder.done()
+                    self._settle_stream(trace, deal, kept)
                 except GatewayError as exc:
                     exc.upstream = exc.upstream or trace.target
                     end = encoder.error(exc)
@@ -438,6 +509,23 @@ def _client_error(exc: GatewayError) -> GatewayError:
         waits = [a.retry_after for a in exc.attempts if a.retry_after is not None]
         return RateLimitExceeded(exc.message, retry_after=min(waits) if waits else None)
     return exc
+
+
+@attrs.frozen
+class _Deal:
+    """What the controls said about one request: its key, and its cache entry."""
+
+    key: ClientKey | None
+    entry: bytes | None
+    cache: RouteCacheConfig | None
+
+
+def _bypasses_cache(headers: list[tuple[bytes, bytes]]) -> bool:
+    """``cache-control: no-cache`` (or ``no-store``) asks for a fresh answer."""
+    for name, value in headers:
+        if name == b"cache-control" and (b"no-cache" in value or b"no-store" in value):
+            return True
+    return False
 
 
 def _sticky_headers(scope: Scope, node: Node) -> dict[str, str]:

@@ -138,6 +138,18 @@ class Metrics:
         )
         for result in RELOAD_RESULTS:
             self.reloads.labels(result)  # present at 0 from the start
+        self.cost = Counter(
+            "llm_router_cost_usd",
+            "Estimated spend in USD (shipped or configured prices), by route, target and key.",
+            ["route", "target", "key"],
+            registry=registry,
+        )
+        self.cache_lookups = Counter(
+            "llm_router_cache_lookups",
+            "Response-cache lookups on routes with a cache, by result (hit, miss).",
+            ["route", "result"],
+            registry=registry,
+        )
         self._runtime = runtime
         if runtime is not None:
             registry.register(_CircuitCollector(runtime))
@@ -191,6 +203,13 @@ class Metrics:
             self._child(self.fallbacks, route).inc(trace.fallbacks)
         if trace.arm is not None and route != "-":
             self._child(self.split_arms, route, trace.arm).inc()
+        if trace.cost_usd:
+            # Key names come from the config, never from the request: bounded labels.
+            self._child(self.cost, route, target, trace.client or "-").inc(trace.cost_usd)
+
+    def cache(self, route: str, result: str) -> None:
+        """A lookup on a route's response cache: ``"hit"`` or ``"miss"``."""
+        self._child(self.cache_lookups, route, result).inc()
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)

@@ -155,6 +155,7 @@ class Reloader:
         engine = Engine(upstreams, config.defaults, registry=engine.registry, budget=engine.budget)
         engine.registry.retain([str(t) for t in table.targets()] + list(table.route_names()))
         self.app.runtime = Runtime(table, engine, keys=keys)
+        self.app.controls.configure(config)
         self._apply_server(config)
         retired = [u for name, u in self.upstreams.items() if upstreams.get(name) is not u]
         self.upstreams.clear()

@@ -34,6 +34,9 @@ FIELDS = [
     "ttft_ms",
     "tokens_in",
     "tokens_out",
+    "cost_usd",
+    "key",
+    "cache",
     "error",
 ]
 
@@ -47,6 +50,7 @@ def test_a_line_is_a_json_object_with_every_field() -> None:
     log = AccessLog(stream)
     trace = RequestTrace("chat", attempts=2, status=200, target="up:gpt-4o", retries=1)
     trace.ttft, trace.tokens_in, trace.tokens_out = 0.25, 7, 5
+    trace.cost_usd, trace.client, trace.cache = 0.0000123456789, "team-a", "miss"
     log.record(trace, "POST", "/v1/chat/completions", "abc", 812.345)
     assert stream.getvalue() == ""  # buffered
     log.flush()
@@ -68,6 +72,9 @@ def test_a_line_is_a_json_object_with_every_field() -> None:
         "ttft_ms": 250.0,
         "tokens_in": 7,
         "tokens_out": 5,
+        "cost_usd": 0.00001235,
+        "key": "team-a",
+        "cache": "miss",
         "error": None,
     }
 

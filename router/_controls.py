@@ -1,0 +1,99 @@
+"""Traffic controls around the engine: budgets, cost, the response cache, key limits.
+
+The app asks, per request: may this key spend (budget, its own rpm/tpm)? is the answer
+cached? and afterwards: what did it cost, and should the answer be kept? The state
+(spend per key, cached answers, rate windows) lives here, outside the rules, so it
+survives a reload; what the rules say (prices, budgets, TTLs) comes from the runtime.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import trio
+
+from adapters import GatewayError, Usage
+
+from ._cache import ResponseCache, cache_key
+from ._cost import Budgets, PriceTable
+
+if TYPE_CHECKING:
+    from adapters import GatewayRequest, GatewayResponse
+    from rules import Config, RouteCacheConfig
+
+    from ._keys import ClientKey
+
+__all__ = ["BudgetExhausted", "Controls"]
+
+
+class BudgetExhausted(GatewayError):
+    """A key spent its budget for the period; like OpenAI's own quota error, a 429."""
+
+    status_hint = 429
+    error_type = "insufficient_quota"
+    code = "budget_exhausted"
+
+
+class Controls:
+    """Per-daemon traffic state. ``configure`` applies a (re)loaded config."""
+
+    def __init__(self, config: Config) -> None:
+        self.budgets = Budgets(time.time)
+        self.cache = ResponseCache(config.cache.max_bytes, trio.current_time)
+        self.prices = PriceTable(config.prices)
+        self.configure(config)
+
+    def configure(self, config: Config) -> None:
+        self.prices = PriceTable(config.prices)
+        self.cache.max_bytes = config.cache.max_bytes
+        for name, key in config.keys.items():
+            self.budgets.configure(name, key.budget)
+
+    # -- before the engine -----------------------------------------------------------
+
+    def admit(self, key: ClientKey | None) -> None:
+        """Raises BudgetExhausted when the key's budget for the period is spent."""
+        if key is None or key.budget is None or not self.budgets.exhausted(key.name):
+            return
+        resets = self.budgets.resets_in(key.name)
+        raise BudgetExhausted(
+            f"the budget of key {key.name!r} (${key.budget.usd:g} a {key.budget.per}) is spent",
+            retry_after=resets,
+        )
+
+    def lookup(
+        self,
+        cache: RouteCacheConfig | None,
+        route: str,
+        req: GatewayRequest,
+        key: ClientKey | None,
+        bypass: bool,
+    ) -> tuple[bytes | None, GatewayResponse | None]:
+        """The cache key for this request (None: not cached) and a fresh answer if any."""
+        if cache is None:
+            return None, None
+        owner = None if cache.shared else (key.name if key is not None else "")
+        entry = cache_key(route, req, owner)
+        if bypass:
+            return entry, None
+        return entry, self.cache.get(entry)
+
+    # -- after the engine ------------------------------------------------------------
+
+    def settle(
+        self, key: ClientKey | None, target: str | None, usage: Usage | None
+    ) -> float | None:
+        """The request's cost in USD (None: unknown price or usage); charged to the key."""
+        if target is None or usage is None:
+            return None
+        cost = self.prices.cost(target, usage)
+        if cost is not None and key is not None:
+            self.budgets.charge(key.name, cost)
+        return cost
+
+    def store(
+        self, entry: bytes | None, cache: RouteCacheConfig | None, resp: GatewayResponse
+    ) -> None:
+        if entry is not None and cache is not None:
+            self.cache.put(entry, resp, cache.ttl)
