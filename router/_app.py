@@ -555,6 +555,8 @@ def _trace_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, by
         headers.append((b"x-router-arm", trace.arm.encode()))
     if trace.hedges:
         headers.append((b"x-router-hedges", b"%d" % trace.hedges))
+    if trace.cache is not None:
+        headers.append((b"x-router-cache", trace.cache.encode()))
     return headers
 
 

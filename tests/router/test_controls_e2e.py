@@ -1,0 +1,151 @@
+"""Cost, budgets and the response cache over loopback, with the official SDK."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import httpx2
+import openai
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+if TYPE_CHECKING:
+    from tests.conftest import RouterFactory
+    from tests.fakes.openai_upstream import FakeOpenAI
+
+HI = [{"role": "user", "content": "hi there"}]
+
+
+def config(upstream: str, extra: str = "") -> str:
+    return f"""
+[server]
+api_keys = ["env:ROUTER_KEY"]
+
+[defaults]
+retries = 0
+
+[providers.up]
+kind = "openai"
+base_url = "{upstream}"
+
+[routes.chat]
+fallback = ["up:gpt-4o-mini"]
+
+[routes.priced]
+fallback = ["up:house-model"]
+
+[routes.cached]
+fallback = ["up:gpt-4o-mini"]
+cache = {{ ttl = "10m" }}
+
+[prices]
+"up:house-model" = {{ input = 10.0, output = 20.0 }}
+
+[keys.small]
+secret = "env:SMALL_KEY"
+budget = {{ usd = 0.0001, per = "day" }}
+{extra}
+"""
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROUTER_KEY", "router-key-1")
+    monkeypatch.setenv("SMALL_KEY", "small-key-1")
+
+
+def client_for(url: str, key: str = "router-key-1") -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+
+
+async def cost_metric(url: str) -> dict[tuple[str, str, str], float]:
+    async with httpx2.AsyncClient(base_url=url, trust_env=False) as raw:
+        text = (await raw.get("/metrics")).text
+    return {
+        (s.labels["route"], s.labels["target"], s.labels["key"]): s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "llm_router_cost_usd"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+
+
+async def test_cost_from_shipped_and_configured_prices(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url:
+        client = client_for(url)
+        await client.chat.completions.create(model="chat", messages=HI)  # type: ignore[arg-type]
+        await client.chat.completions.create(model="priced", messages=HI)  # type: ignore[arg-type]
+        await client.close()
+        costs = await cost_metric(url)
+    # The fake reports 7 prompt and 5 completion tokens.
+    # gpt-4o-mini ships at $0.15 / $0.60 per million: 7*0.15e-6 + 5*0.60e-6
+    assert costs[("chat", "up:gpt-4o-mini", "server")] == pytest.approx(4.05e-6, abs=1e-12)
+    # house-model is priced in the config at $10 / $20: 7*10e-6 + 5*20e-6
+    assert costs[("priced", "up:house-model", "server")] == pytest.approx(1.7e-4, abs=1e-12)
+
+
+async def test_a_spent_budget_is_a_429(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url:
+        client = client_for(url, "small-key-1")
+        await client.chat.completions.create(model="priced", messages=HI)  # type: ignore[arg-type]
+        with pytest.raises(openai.RateLimitError) as spent:
+            await client.chat.completions.create(model="priced", messages=HI)  # type: ignore[arg-type]
+        await client.close()
+    assert spent.value.code == "budget_exhausted"
+    assert "small" in spent.value.message
+    assert 0 < int(spent.value.response.headers["retry-after"]) <= 86_400
+    assert len(fake_openai.received) == 1  # the refused request reached no upstream
+
+
+async def test_cache_hits_misses_streamed_replay_and_bypass(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url:
+        client = client_for(url)
+        first = await client.chat.completions.with_raw_response.create(model="cached", messages=HI)  # type: ignore[arg-type]
+        second = await client.chat.completions.with_raw_response.create(model="cached", messages=HI)  # type: ignore[arg-type]
+        stream = await client.chat.completions.with_raw_response.create(
+            model="cached",
+            messages=HI,
+            stream=True,  # type: ignore[arg-type]
+        )
+        streamed = "".join(
+            [c.choices[0].delta.content or "" async for c in stream.parse() if c.choices]
+        )
+        fresh = await client.chat.completions.with_raw_response.create(
+            model="cached",
+            messages=HI,
+            extra_headers={"cache-control": "no-cache"},  # type: ignore[arg-type]
+        )
+        other = client_for(url, "small-key-1")  # another key: its own entries
+        theirs = await other.chat.completions.with_raw_response.create(model="cached", messages=HI)  # type: ignore[arg-type]
+        await other.close()
+        await client.close()
+    assert [r.headers["x-router-cache"] for r in (first, second, stream, fresh, theirs)] == [
+        "miss",
+        "hit",
+        "hit",
+        "miss",
+        "miss",
+    ]
+    assert second.parse().choices[0].message.content == "echo: hi there"
+    assert streamed == "echo: hi there"
+    assert len(fake_openai.received) == 3  # first, the no-cache one, the other key's
+
+
+async def test_a_streamed_answer_is_cached_too(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url:
+        client = client_for(url)
+        stream = await client.chat.completions.create(model="cached", messages=HI, stream=True)  # type: ignore[arg-type]
+        _ = [c async for c in stream]
+        again = await client.chat.completions.with_raw_response.create(model="cached", messages=HI)  # type: ignore[arg-type]
+        await client.close()
+    assert again.headers["x-router-cache"] == "hit"
+    assert again.parse().choices[0].message.content == "echo: hi there"
+    assert len(fake_openai.received) == 1
