@@ -41,6 +41,7 @@ from ._engine import RequestOptions, RequestTrace
 from ._keys import ClientKey, Forbidden
 from ._metrics import CONTENT_TYPE, Metrics
 from ._openai_ingress import OPENAI, Ingress
+from ._ratelimit import estimate_tokens
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -264,7 +265,8 @@ class App:
             first_token_timeout=settings.first_token_timeout,
             headers=_sticky_headers(scope, node),
         )
-        self.controls.admit(key)
+        tokens = estimate_tokens(sum(len(m.text()) for m in req.messages), req.max_tokens)
+        self.controls.admit(key, tokens)
         entry, hit = self.controls.lookup(
             settings.cache, req.model, req, key, _bypasses_cache(scope["headers"])
         )
@@ -274,7 +276,7 @@ class App:
         if hit is not None:
             await self._replay(send, codec, req, hit, trace, request_id)
             return
-        deal = _Deal(key, entry, settings.cache)
+        deal = _Deal(key, entry, settings.cache, tokens)
         if req.stream:
             await self._stream(
                 send, codec, runtime.engine, req, node, trace, request_id, options, started, deal
@@ -291,7 +293,7 @@ class App:
         usage = None
         if trace.tokens_in is not None or trace.tokens_out is not None:
             usage = Usage(trace.tokens_in or 0, trace.tokens_out or 0)
-        trace.cost_usd = self.controls.settle(deal.key, trace.target, usage)
+        trace.cost_usd = self.controls.settle(deal.key, trace.target, usage, deal.tokens)
         if kept is not None and (whole := assemble(kept)) is not None:
             self.controls.store(deal.entry, deal.cache, whole)
 
@@ -341,7 +343,7 @@ class App:
             resp = await engine.complete(node, req, trace, options)
         if scope.cancelled_caught:
             raise Timeout(f"the request took longer than its deadline ({trace.route})")
-        trace.cost_usd = self.controls.settle(deal.key, trace.target, resp.usage)
+        trace.cost_usd = self.controls.settle(deal.key, trace.target, resp.usage, deal.tokens)
         self.controls.store(deal.entry, deal.cache, resp)
         body = codec.response(resp)
         trace.status = 200
@@ -518,6 +520,7 @@ class _Deal:
     key: ClientKey | None
     entry: bytes | None
     cache: RouteCacheConfig | None
+    tokens: int  # the estimate the key's window was charged
 
 
 def _bypasses_cache(headers: list[tuple[bytes, bytes]]) -> bool:

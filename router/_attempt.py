@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
     from ._engine import RequestTrace
     from ._stats import TargetRegistry, TargetState
+    from ._targetlimits import TargetLimits
 
 __all__ = ["AttemptRecord", "Call", "CircuitOpen", "LeafRunner", "Served", "attempt_result"]
 
@@ -101,6 +102,10 @@ class Call(Generic[T]):
     #: What the request needs of a target: images, tools.
     vision: bool = False
     tools: bool = False
+    #: Tokens the request is estimated to use, for rate limits; and the real count of
+    #: an answer, where it has one (a stream's comes after the attempt is over).
+    tokens: int = 0
+    used: Callable[[T], int | None] = lambda _: None
 
 
 def _check_capabilities(upstream: Upstream, model: str, call: Call[Any], name: str) -> None:
@@ -130,11 +135,13 @@ class LeafRunner:
         registry: TargetRegistry,
         backoff: Backoff,
         rng: random.Random,
+        limits: TargetLimits | None = None,
     ) -> None:
         self.upstreams = upstreams
         self.registry = registry
         self.backoff = backoff
         self.rng = rng
+        self.limits = limits
 
     async def run(
         self, target: Target, call: Call[T], trace: RequestTrace, deadline: float, retries: int
@@ -152,9 +159,13 @@ class LeafRunner:
         tries = 0
         while True:
             now = trio.current_time()
+            # Raises TargetLimited (routing moves on at once) when a window is full.
+            taken = self.limits.take(target, call.tokens) if self.limits is not None else []
             # In half-open, allow() hands out the one probe slot; only its holder frees it.
             probe = state.breaker.state(now) == "half_open"
             if not state.breaker.allow(now):
+                if taken:
+                    self.limits.give_back(taken, call.tokens)  # type: ignore[union-attr]
                 raise CircuitOpen(f"{name}: circuit open", upstream=name)
             trace.attempts += 1
             record = AttemptRecord(name, target.model, upstream, now, retry=tries > 0)
@@ -178,6 +189,8 @@ class LeafRunner:
                     state.breaker.release_probe()
                 raise
             else:
+                if taken:
+                    self.limits.settle(taken, call.tokens, call.used(value))  # type: ignore[union-attr]
                 elapsed = trio.current_time() - now
                 state.breaker.record_success(trio.current_time())
                 state.stats.observe(elapsed)

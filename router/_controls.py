@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from adapters import GatewayError, Usage
+from adapters import GatewayError, RateLimitExceeded, Usage
 
 from ._cache import ResponseCache, cache_key
 from ._cost import Budgets, PriceTable
+from ._ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from adapters import GatewayRequest, GatewayResponse
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     from ._keys import ClientKey
 
-__all__ = ["BudgetExhausted", "Controls"]
+__all__ = ["BudgetExhausted", "Controls", "KeyRateLimited"]
 
 
 class BudgetExhausted(GatewayError):
@@ -35,11 +36,18 @@ class BudgetExhausted(GatewayError):
     code = "budget_exhausted"
 
 
+class KeyRateLimited(RateLimitExceeded):
+    """The client key's own rpm / tpm is spent for now."""
+
+    code = "key_rate_limited"
+
+
 class Controls:
     """Per-daemon traffic state. ``configure`` applies a (re)loaded config."""
 
     def __init__(self, config: Config) -> None:
         self.budgets = Budgets(time.time)
+        self.key_limits = RateLimiter(trio.current_time)
         self.cache = ResponseCache(config.cache.max_bytes, trio.current_time)
         self.prices = PriceTable(config.prices)
         self.configure(config)
@@ -49,18 +57,28 @@ class Controls:
         self.cache.max_bytes = config.cache.max_bytes
         for name, key in config.keys.items():
             self.budgets.configure(name, key.budget)
+            if key.limits is not None:
+                self.key_limits.configure(f"key:{name}", key.limits.rpm, key.limits.tpm)
 
     # -- before the engine -----------------------------------------------------------
 
-    def admit(self, key: ClientKey | None) -> None:
-        """Raises BudgetExhausted when the key's budget for the period is spent."""
-        if key is None or key.budget is None or not self.budgets.exhausted(key.name):
+    def admit(self, key: ClientKey | None, tokens: int) -> None:
+        """Let the request in, or raise BudgetExhausted / KeyRateLimited (both 429s)."""
+        if key is None:
             return
-        resets = self.budgets.resets_in(key.name)
-        raise BudgetExhausted(
-            f"the budget of key {key.name!r} (${key.budget.usd:g} a {key.budget.per}) is spent",
-            retry_after=resets,
-        )
+        if key.budget is not None and self.budgets.exhausted(key.name):
+            resets = self.budgets.resets_in(key.name)
+            raise BudgetExhausted(
+                f"the budget of key {key.name!r} (${key.budget.usd:g} a {key.budget.per}) is spent",
+                retry_after=resets,
+            )
+        if key.limits is not None:
+            wait = self.key_limits.acquire(f"key:{key.name}", tokens)
+            if wait is not None:
+                raise KeyRateLimited(
+                    f"key {key.name!r} is at its rate limit; retry in {wait:.1f}s",
+                    retry_after=wait,
+                )
 
     def lookup(
         self,
@@ -82,11 +100,14 @@ class Controls:
     # -- after the engine ------------------------------------------------------------
 
     def settle(
-        self, key: ClientKey | None, target: str | None, usage: Usage | None
+        self, key: ClientKey | None, target: str | None, usage: Usage | None, estimated: int = 0
     ) -> float | None:
-        """The request's cost in USD (None: unknown price or usage); charged to the key."""
+        """The request's cost in USD (None: unknown price or usage); charged to the key,
+        whose token window learns the real count."""
         if target is None or usage is None:
             return None
+        if key is not None and key.limits is not None:
+            self.key_limits.reconcile(f"key:{key.name}", estimated, usage.total_tokens)
         cost = self.prices.cost(target, usage)
         if cost is not None and key is not None:
             self.budgets.charge(key.name, cost)

@@ -21,13 +21,16 @@ from rules import Config, RouteTable, compile_routes, load_config
 
 from ._accesslog import AccessLog
 from ._app import App
+from ._cost import PriceTable
 from ._engine import Engine
 from ._health import health_loop
 from ._keys import KeyRing
 from ._providers import build_upstreams
+from ._ratelimit import RateLimiter
 from ._reload import Reloader
 from ._runtime import Runtime
 from ._systemd import Notifier, binds_for, listen_fds
+from ._targetlimits import TargetLimits, observe_headers
 from ._tracing import setup_tracing
 
 if TYPE_CHECKING:
@@ -79,7 +82,10 @@ async def run_daemon(
         logging.getLogger().setLevel(config.server.log_level.upper())
     table = compile_routes(config)
     upstreams = build_upstreams(config)
-    engine = Engine(upstreams, config.defaults)
+    limits = TargetLimits(RateLimiter(trio.current_time))
+    limits.configure(config)
+    observe_headers(upstreams, limits)
+    engine = Engine(upstreams, config.defaults, limits=limits, prices=PriceTable(config.prices))
     _tune_gc()
     access_log = AccessLog() if config.server.access_log else None
     admin_key = config.server.admin_key.resolve() if config.server.admin_key else None

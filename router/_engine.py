@@ -45,11 +45,14 @@ from ._attempt import AttemptRecord, Call, LeafRunner, Served
 from ._breaker import CircuitBreaker
 from ._budget import TokenBucket
 from ._choose import choose_latency, choose_least_connections, weighted_rendezvous
+from ._cost import PriceTable
 from ._hedge import run_hedged
+from ._ratelimit import estimate_tokens
 from ._stats import TargetRegistry
 
 if TYPE_CHECKING:
     from ._stats import TargetState
+    from ._targetlimits import TargetLimits
     from ._upstream import Upstream
 
 __all__ = ["Engine", "RequestOptions", "RequestTrace", "StreamStart"]
@@ -137,6 +140,8 @@ class Engine:
         registry: Live state per target; pass the old one on reload so it carries over.
         budget: The hedge budget; likewise carried over.
         rng: Randomness for balancing, splits and jitter (seed it in tests).
+        limits: Rate-limit windows of providers and targets (carried over on reload).
+        prices: For ``balance = "cheapest"``.
     """
 
     def __init__(
@@ -147,8 +152,12 @@ class Engine:
         registry: TargetRegistry | None = None,
         budget: TokenBucket | None = None,
         rng: random.Random | None = None,
+        limits: TargetLimits | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         self.upstreams = upstreams
+        self.limits = limits
+        self.prices = prices or PriceTable()
         self.defaults = defaults = defaults or Defaults()
         circuit = defaults.circuit
         self.registry = registry or TargetRegistry(
@@ -157,7 +166,7 @@ class Engine:
         self.budget = budget or TokenBucket(defaults.hedge_budget)
         self.stall_timeout = defaults.stall_timeout
         self._rng = rng or random.Random()
-        self._leaves = LeafRunner(upstreams, self.registry, defaults.backoff, self._rng)
+        self._leaves = LeafRunner(upstreams, self.registry, defaults.backoff, self._rng, limits)
         self._round_robin: dict[str, itertools.count[int]] = {}
 
     async def complete(
@@ -173,8 +182,15 @@ class Engine:
         async def call(upstream: Upstream, model: str) -> GatewayResponse:
             return await upstream.complete(req, model)
 
-        needs = {"vision": req.needs_vision, "tools": req.needs_tools}
-        served = await self._start(node, Call(call, _nothing, **needs), trace, options)
+        work = Call(
+            call,
+            _nothing,
+            vision=req.needs_vision,
+            tools=req.needs_tools,
+            tokens=_request_tokens(req),
+            used=_total_tokens,
+        )
+        served = await self._start(node, work, trace, options)
         return served.value
 
     async def open_stream(
@@ -191,8 +207,14 @@ class Engine:
         async def call(upstream: Upstream, model: str) -> StreamStart:
             return await _first_chunk(upstream, model, req, options.first_token_timeout)
 
-        needs = {"vision": req.needs_vision, "tools": req.needs_tools}
-        served = await self._start(node, Call(call, _close_stream, **needs), trace, options)
+        work = Call(
+            call,
+            _close_stream,
+            vision=req.needs_vision,
+            tools=req.needs_tools,
+            tokens=_request_tokens(req),
+        )
+        served = await self._start(node, work, trace, options)
         return served.value
 
     async def next_batch(self, rest: AsyncIterator[list[ChatChunk]]) -> list[ChatChunk] | None:
@@ -233,7 +255,7 @@ class Engine:
             ctx.trace.arm = _key(arm)
             return await self._run(arm, call, ctx)
         on = node.on if isinstance(node, Fallback) else _DEFAULT_ON
-        candidates = self._order(node)
+        candidates = self._order(node, call.tokens)
         if node.hedge is not None:
             permit = _HedgePermit(self.budget, ctx.trace)
             return await run_hedged(
@@ -287,17 +309,19 @@ class Engine:
 
     # -- choosing -----------------------------------------------------------------------
 
-    def _order(self, node: Fallback | Balance) -> list[Node]:
+    def _order(self, node: Fallback | Balance, tokens: int) -> list[Node]:
         """The children in the order this node tries them; open circuits last."""
         children = list(node.children)
         if isinstance(node, Balance):
-            children = self._balance_order(node, children)
+            children = self._balance_order(node, children, tokens)
         now = trio.current_time()
         usable = [c for c in children if not self._is_open(c, now)]
         return usable + [c for c in children if c not in usable]
 
-    def _balance_order(self, node: Balance, children: list[Node]) -> list[Node]:
+    def _balance_order(self, node: Balance, children: list[Node], tokens: int) -> list[Node]:
         strategy = node.strategy
+        if strategy == "cheapest":
+            return sorted(children, key=lambda child: self._cost(child, tokens))
         if strategy == "weighted":
             return _weighted_order(children, list(node.weights), self._rng)
         if strategy == "round_robin":
@@ -320,6 +344,15 @@ class Engine:
                 (c for c in children if c is not first), key=lambda c: state_of(c).in_flight
             )
         return [first, *rest]
+
+    def _cost(self, node: Node, tokens: int) -> float:
+        """The estimated price of sending the request to ``node`` (a route: its cheapest
+        target); unknown prices sort last. The output is taken as 256 tokens: only the
+        order matters here."""
+        if isinstance(node, Leaf):
+            price = self.prices.estimate(str(node.target), tokens, 256)
+            return float("inf") if price is None else price
+        return min((self._cost(child, tokens) for child in node.children), default=float("inf"))
 
     def _arm(self, node: Split, sticky_key: str | None) -> Node:
         """Same key, same arm; without one, a random arm by weight."""
@@ -429,6 +462,15 @@ async def _first_chunk(
         if scope.cancelled_caught:
             raise Timeout(f"no first token within {first_token_timeout:g}s")
         return StreamStart(head, rest, attempt.pop_all())
+
+
+def _request_tokens(req: GatewayRequest) -> int:
+    """Tokens a request may use, before the upstream says (rate limits need it first)."""
+    return estimate_tokens(sum(len(m.text()) for m in req.messages), req.max_tokens)
+
+
+def _total_tokens(resp: GatewayResponse) -> int | None:
+    return resp.usage.total_tokens if resp.usage is not None else None
 
 
 async def _nothing(value: object) -> None:

@@ -29,10 +29,12 @@ import trio
 
 from rules import Config, ConfigError, ProviderConfig, compile_routes, load_config
 
+from ._cost import PriceTable
 from ._engine import Engine
 from ._keys import KeyRing
 from ._providers import build_upstream
 from ._runtime import Runtime
+from ._targetlimits import observe_headers
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -152,7 +154,17 @@ class Reloader:
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
         engine = old.engine
-        engine = Engine(upstreams, config.defaults, registry=engine.registry, budget=engine.budget)
+        if engine.limits is not None:
+            engine.limits.configure(config)
+            observe_headers(upstreams, engine.limits)
+        engine = Engine(
+            upstreams,
+            config.defaults,
+            registry=engine.registry,
+            budget=engine.budget,
+            limits=engine.limits,
+            prices=PriceTable(config.prices),
+        )
         engine.registry.retain([str(t) for t in table.targets()] + list(table.route_names()))
         self.app.runtime = Runtime(table, engine, keys=keys)
         self.app.controls.configure(config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -115,6 +115,8 @@ class HTTPUpstream:
         self._capabilities = capabilities or CapabilityOverrides()
         self._fetch_images = fetch_images
         self._side_transport: HttpxTransport | None = None
+        #: Given each answer's headers (rate-limit windows read them).
+        self.on_headers: Callable[[Sequence[tuple[str, str]]], None] | None = None
 
     def capabilities(self, model: str) -> Capabilities:
         return self._capabilities.apply(model, self.adapter.capabilities(model))
@@ -143,6 +145,8 @@ class HTTPUpstream:
             req = attrs.evolve(req, stream=False, include_usage=False)
         upstream_request = await self._prepare(req, model)
         async with self.transport.request(upstream_request) as response:
+            if self.on_headers is not None:
+                self.on_headers(response.headers)
             body = await response.aread()
         if 200 <= response.status < 300:
             answer = self.adapter.parse_response(response.status, response.headers, body)
@@ -169,6 +173,8 @@ class HTTPUpstream:
     ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
         upstream_request = await self._prepare(req, model)
         async with self.transport.request(upstream_request) as response:
+            if self.on_headers is not None:
+                self.on_headers(response.headers)
             if not 200 <= response.status < 300:
                 body = await response.aread()
                 error = self.adapter.parse_error(response.status, response.headers, body)

@@ -149,3 +149,52 @@ async def test_a_streamed_answer_is_cached_too(
     assert again.headers["x-router-cache"] == "hit"
     assert again.parse().choices[0].message.content == "echo: hi there"
     assert len(fake_openai.received) == 1
+
+
+async def test_a_key_rate_limit_is_a_429(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BUSY_KEY", "busy-key-1")
+    extra = '[keys.busy]\nsecret = "env:BUSY_KEY"\nlimits = { rpm = 1 }\n'
+    async with start_router(config(fake_openai.url, extra)) as url:
+        client = client_for(url, "busy-key-1")
+        await client.chat.completions.create(model="chat", messages=HI)  # type: ignore[arg-type]
+        with pytest.raises(openai.RateLimitError) as limited:
+            await client.chat.completions.create(model="chat", messages=HI)  # type: ignore[arg-type]
+        await client.close()
+    assert limited.value.code == "key_rate_limited"
+    assert 50 <= int(limited.value.response.headers["retry-after"]) <= 60
+
+
+async def test_provider_limits_route_around_and_429_with_retry_after(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    toml = f"""
+[defaults]
+retries = 0
+
+[providers.small]
+kind = "openai"
+base_url = "{fake_openai.url}"
+limits = {{ rpm = 1 }}
+
+[providers.big]
+kind = "openai"
+base_url = "{fake_openai.url}"
+limits = {{ rpm = 2 }}
+
+[routes.chat]
+fallback = ["small:gpt-4o-mini", "big:gpt-4o-mini"]
+"""
+    async with start_router(toml) as url:
+        client = client_for(url)
+        targets = []
+        for _ in range(3):
+            raw = await client.chat.completions.with_raw_response.create(model="chat", messages=HI)  # type: ignore[arg-type]
+            targets.append(raw.headers["x-router-target"])
+        with pytest.raises(openai.RateLimitError) as limited:
+            await client.chat.completions.create(model="chat", messages=HI)  # type: ignore[arg-type]
+        await client.close()
+    assert targets == ["small:gpt-4o-mini", "big:gpt-4o-mini", "big:gpt-4o-mini"]
+    assert 50 <= int(limited.value.response.headers["retry-after"]) <= 60
+    assert len(fake_openai.received) == 3

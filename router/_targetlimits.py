@@ -1,0 +1,128 @@
+"""Rate limits of providers and targets, as routing sees them.
+
+``limits = { rpm, tpm }`` on a provider is one window for all its models; ``model_limits``
+gives a model its own. An attempt takes a request and its estimated tokens from each
+window that applies; when one is full the target is skipped like an unavailable one
+(another target serves, or the client gets a 429 whose Retry-After is the shortest
+wait). After the answer, the estimate is corrected with the usage the upstream
+reported. The providers' own rate-limit headers (OpenAI ``x-ratelimit-*``, Anthropic
+``anthropic-ratelimit-*``) close a window before the provider answers 429.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from adapters import RateLimitExceeded
+
+from ._ratelimit import RateLimiter, parse_anthropic_headers, parse_openai_headers
+from ._upstream import HTTPUpstream
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from rules import Config, Target
+
+    from ._upstream import Upstream
+
+__all__ = ["TargetLimited", "TargetLimits", "observe_headers"]
+
+# Provider kinds whose answers carry OpenAI's rate-limit headers.
+_OPENAI_HEADERS = frozenset(
+    {
+        "openai",
+        "openai_compatible",
+        "azure",
+        "together",
+        "groq",
+        "deepseek",
+        "openrouter",
+        "fireworks",
+    }
+)
+
+
+class TargetLimited(RateLimitExceeded):
+    """The target's own window (ours, or the provider's as its headers told) is full."""
+
+    code = "target_rate_limited"
+
+
+class TargetLimits:
+    """The windows of the providers and targets in force, over one RateLimiter."""
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        self._limited: frozenset[str] = frozenset()
+        self._noted: set[str] = set()
+
+    def configure(self, config: Config) -> None:
+        """Apply the limits of a (re)loaded config; windows already in use keep counting."""
+        limited: set[str] = set()
+        for name, provider in config.providers.items():
+            if provider.limits is not None:
+                self.limiter.configure(name, provider.limits.rpm, provider.limits.tpm)
+                limited.add(name)
+            for model, limits in provider.model_limits.items():
+                self.limiter.configure(f"{name}:{model}", limits.rpm, limits.tpm)
+                limited.add(f"{name}:{model}")
+        self._limited = frozenset(limited)
+
+    def take(self, target: Target, tokens: int) -> list[str]:
+        """Take one request and ``tokens`` from each window of ``target``.
+
+        Returns:
+            The windows taken from (hand them to :meth:`settle` or :meth:`give_back`).
+
+        Raises:
+            TargetLimited: a window is full; nothing is taken.
+        """
+        taken: list[str] = []
+        for key in (target.provider, str(target)):
+            if key not in self._limited and key not in self._noted:
+                continue  # the hot path of an unlimited target: two set lookups
+            wait = self.limiter.acquire(key, tokens)
+            if wait is not None:
+                for done in taken:
+                    self.limiter.release(done, tokens)
+                raise TargetLimited(
+                    f"{target} is at its rate limit ({key})", upstream=str(target), retry_after=wait
+                )
+            taken.append(key)
+        return taken
+
+    def settle(self, taken: Sequence[str], estimated: int, actual: int | None) -> None:
+        """Correct the estimate with the usage the upstream reported."""
+        if actual is None:
+            return
+        for key in taken:
+            self.limiter.reconcile(key, estimated, actual)
+
+    def give_back(self, taken: Sequence[str], tokens: int) -> None:
+        """An attempt that never reached the upstream returns what it took."""
+        for key in taken:
+            self.limiter.release(key, tokens)
+
+    def observe(self, provider: str, kind: str, headers: Sequence[tuple[str, str]]) -> None:
+        """An upstream's answer: its rate-limit headers, if it sends any."""
+        if kind in _OPENAI_HEADERS:
+            seen = parse_openai_headers(headers)
+        elif kind == "anthropic":
+            seen = parse_anthropic_headers(headers, datetime.now(UTC))
+        else:
+            return
+        if seen is None:
+            return
+        self._noted.add(provider)
+        self.limiter.note_upstream(
+            provider, seen.remaining_requests, seen.remaining_tokens, seen.reset_after
+        )
+
+
+def observe_headers(upstreams: Mapping[str, Upstream], limits: TargetLimits) -> None:
+    """Let every HTTP upstream report its answers' headers to the windows."""
+    for name, upstream in upstreams.items():
+        if isinstance(upstream, HTTPUpstream) and upstream.on_headers is None:
+            upstream.on_headers = partial(limits.observe, name, upstream.kind)
