@@ -145,7 +145,16 @@ class App:
             await _send_json(send, 200 if ready else 503, state)
         elif path == "/admin/status":
             if is_admin(scope, self.admin_key):
-                await _send_json(send, 200, {**status(self.runtime), **self.status_extra()})
+                report: dict[str, Any] = {**status(self.runtime), **self.status_extra()}
+                traffic = self.controls.snapshot()
+                limits = self.runtime.engine.limits
+                if limits is not None:
+                    traffic["target_limits"] = {
+                        name: attrs.asdict(usage)
+                        for name, usage in limits.limiter.snapshot().items()
+                    }
+                report["traffic"] = traffic
+                await _send_json(send, 200, report)
             else:
                 await _send_json(send, 403, _FORBIDDEN)
         elif path in ("/v1/models", "/models"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+import attrs
 import trio
 
 from adapters import GatewayError, RateLimitExceeded, Usage
@@ -112,6 +113,18 @@ class Controls:
         if cost is not None and key is not None:
             self.budgets.charge(key.name, cost)
         return cost
+
+    def snapshot(self) -> dict[str, object]:
+        """For ``/admin/status``: the cache, spend per key and the keys' windows."""
+        return {
+            "cache": attrs.asdict(self.cache.stats),
+            "budgets": {
+                name: attrs.asdict(state) for name, state in self.budgets.snapshot().items()
+            },
+            "key_limits": {
+                name: attrs.asdict(usage) for name, usage in self.key_limits.snapshot().items()
+            },
+        }
 
     def store(
         self, entry: bytes | None, cache: RouteCacheConfig | None, resp: GatewayResponse

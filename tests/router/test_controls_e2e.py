@@ -198,3 +198,17 @@ fallback = ["small:gpt-4o-mini", "big:gpt-4o-mini"]
     assert targets == ["small:gpt-4o-mini", "big:gpt-4o-mini", "big:gpt-4o-mini"]
     assert 50 <= int(limited.value.response.headers["retry-after"]) <= 60
     assert len(fake_openai.received) == 3
+
+
+async def test_traffic_state_in_admin_status(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url:
+        client = client_for(url, "small-key-1")
+        await client.chat.completions.create(model="cached", messages=HI)  # type: ignore[arg-type]
+        await client.close()
+        async with httpx2.AsyncClient(base_url=url, trust_env=False) as raw:
+            traffic = (await raw.get("/admin/status")).json()["traffic"]
+    assert traffic["cache"]["misses"] == 1
+    assert traffic["cache"]["entries"] == 1
+    assert traffic["budgets"]["small"]["spent_day"] == pytest.approx(4.05e-6, abs=1e-12)
