@@ -31,7 +31,7 @@ from adapters import (
     Timeout,
     Usage,
 )
-from rules import Leaf, Node, RouteCacheConfig
+from rules import Node, RouteCacheConfig
 
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
@@ -272,7 +272,7 @@ class App:
             deadline=started + settings.timeout,
             retries=settings.retries,
             first_token_timeout=settings.first_token_timeout,
-            headers=_sticky_headers(scope, node),
+            headers=scope["headers"],
         )
         tokens = estimate_tokens(sum(len(m.text()) for m in req.messages), req.max_tokens)
         self.controls.admit(key, tokens)
@@ -538,13 +538,6 @@ def _bypasses_cache(headers: list[tuple[bytes, bytes]]) -> bool:
         if name == b"cache-control" and (b"no-cache" in value or b"no-store" in value):
             return True
     return False
-
-
-def _sticky_headers(scope: Scope, node: Node) -> dict[str, str]:
-    """The request's headers, lower-case, when a split may hash one; else nothing."""
-    if isinstance(node, Leaf):
-        return {}
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
 def _request_id(scope: Scope) -> str:

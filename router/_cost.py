@@ -159,9 +159,19 @@ class PriceTable:
         # (key, rank, price) for stage 4, lower-cased; rank breaks length ties.
         self._shipped = [(key.lower(), 0, price) for key, price in SHIPPED_PRICES.items()]
         self._bare = [(key.lower(), 1, price) for key, price in self._overrides.items()]
+        # Every answer is priced: remember each target's price (targets come from the
+        # config, so the memo is bounded); normalising a model id costs ~10 µs.
+        self._memo: dict[str, Price | None] = {}
 
     def price(self, target: str) -> Price | None:
         """The price of ``target`` (``provider:model``), or None for an unknown model."""
+        try:
+            return self._memo[target]
+        except KeyError:
+            price = self._memo[target] = self._lookup(target)
+            return price
+
+    def _lookup(self, target: str) -> Price | None:
         provider, colon, model = target.partition(":")
         if not colon:
             provider, model = "", target

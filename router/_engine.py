@@ -106,16 +106,25 @@ class RequestOptions:
     deadline: float
     retries: int = 0
     first_token_timeout: float = 15.0
-    headers: Mapping[str, str] = attrs.field(factory=dict)
+    #: The request's headers as the server gave them (raw, lower-case names); read only
+    #: by a sticky split, so nothing is decoded for other requests.
+    headers: Sequence[tuple[bytes, bytes]] = ()
 
     def sticky_key(self, sticky: str | None) -> str | None:
         """The value a split with ``sticky`` hashes: a header, or the client's key."""
         if sticky is None:
             return None
         if sticky.startswith("header:"):
-            return self.headers.get(sticky[7:].lower())
-        key = self.headers.get("x-api-key") or self.headers.get("authorization")
+            return self._header(sticky[7:].lower())
+        key = self._header("x-api-key") or self._header("authorization")
         return key.removeprefix("Bearer ").strip() if key else None
+
+    def _header(self, name: str) -> str | None:
+        wanted = name.encode("latin-1")
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        return None
 
 
 @attrs.define

@@ -204,7 +204,8 @@ def options(
     first_token_timeout: float = 15.0,
     headers: Mapping[str, str] | None = None,
 ) -> RequestOptions:
-    return RequestOptions(deadline, retries, first_token_timeout, dict(headers or {}))
+    raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    return RequestOptions(deadline, retries, first_token_timeout, raw)
 
 
 def boom(status: int = 500) -> GatewayError:
