@@ -38,9 +38,13 @@ class OpenAIAdapter(AdapterBase):
         headers: Mapping[str, str] | None = None,
         name: str = "openai",
         fixups: Fixups = IDENTITY,
+        stream_usage: bool = False,
     ) -> None:
         self.name = name
         self._fixups = fixups
+        # Ask for usage on every stream (the client still gets it only if it asked):
+        # without it a streamed answer has no cost and budgets would miss it.
+        self._stream_usage = stream_usage
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._models_url = base_url.rstrip("/") + "/models"
         merged = {"content-type": "application/json", "accept": "application/json"}
@@ -57,7 +61,10 @@ class OpenAIAdapter(AdapterBase):
         return f"OpenAIAdapter(name={self.name!r}, url={self.url!r})"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        body = orjson.dumps(self._fixups.request(request_to_wire(req, model)))
+        wire = request_to_wire(req, model)
+        if req.stream and self._stream_usage:
+            wire["stream_options"] = {**wire.get("stream_options", {}), "include_usage": True}
+        body = orjson.dumps(self._fixups.request(wire))
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url, headers, body)
 

@@ -34,7 +34,14 @@ def _openai(name: str, settings: Mapping[str, Any]) -> HTTPAdapter:
         headers=headers,
         name=name,
         fixups=compat_fixups(settings.get("kind") or "openai"),
+        stream_usage=(settings.get("kind") or "openai") in _STREAM_USAGE,
     )
+
+
+# Hosts known to take stream_options.include_usage (generic compatible hosts may not).
+_STREAM_USAGE = frozenset(
+    {"openai", "vllm", "together", "groq", "deepseek", "openrouter", "fireworks"}
+)
 
 
 _FACTORIES: dict[str, AdapterFactory] = {

@@ -212,3 +212,17 @@ async def test_traffic_state_in_admin_status(
     assert traffic["cache"]["misses"] == 1
     assert traffic["cache"]["entries"] == 1
     assert traffic["budgets"]["small"]["spent_day"] == pytest.approx(4.05e-6, abs=1e-12)
+
+
+async def test_a_stream_is_priced_even_when_the_client_asks_no_usage(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url:
+        client = client_for(url)
+        stream = await client.chat.completions.create(model="chat", messages=HI, stream=True)  # type: ignore[arg-type]
+        chunks = [c async for c in stream]
+        await client.close()
+        costs = await cost_metric(url)
+    assert all(c.usage is None for c in chunks)  # not asked for: not sent
+    assert fake_openai.received[0].body["stream_options"] == {"include_usage": True}
+    assert costs[("chat", "up:gpt-4o-mini", "server")] == pytest.approx(4.05e-6, abs=1e-12)
