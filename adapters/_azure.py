@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
-from ._base import AdapterBase, Headers, error_for_status
+from ._base import AdapterBase, Headers, error_for_status, request_headers
 from ._errors import ContentFiltered, GatewayError, SerializationError
 from ._openai import OpenAIStreamDecoder
 from ._openai_wire import request_to_wire, response_from_wire
@@ -65,17 +65,14 @@ class AzureAdapter(AdapterBase):
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version
         self.deployment = deployment
-        merged = {"content-type": "application/json", "accept": "application/json"}
-        if api_key:
-            merged["api-key"] = api_key
-        elif ad_token:
-            merged["authorization"] = f"Bearer {ad_token}"
-        merged.update((k.lower(), v) for k, v in (headers or {}).items())
-        fixed = list(merged.items())
-        self._headers = tuple(fixed)
-        self._stream_headers = tuple(
-            (k, "text/event-stream") if k == "accept" else (k, v) for k, v in fixed
+        auth = (
+            {"api-key": api_key}
+            if api_key
+            else {"authorization": f"Bearer {ad_token}"}
+            if ad_token
+            else {}
         )
+        self._headers, self._stream_headers = request_headers(auth, headers)
 
     def __repr__(self) -> str:  # never the key or token
         return (

@@ -7,7 +7,7 @@ unified types or a :class:`GatewayError`. The transport layer does all the I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
@@ -37,6 +37,7 @@ __all__ = [
     "StreamDecoder",
     "error_for_status",
     "header",
+    "request_headers",
     "retry_after",
 ]
 
@@ -109,6 +110,23 @@ class AdapterBase:
 
     def sign(self, request: UpstreamRequest, now: datetime) -> UpstreamRequest:
         return request
+
+
+def request_headers(
+    auth: Mapping[str, str],
+    operator: Mapping[str, str] | None,
+    stream_accept: str = "text/event-stream",
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """The fixed headers of a JSON API: ``(for plain requests, for streams)``.
+
+    JSON in and out, then ``auth``, then the operator's extra headers, which win (lower-
+    cased, so that one of ours is replaced, never sent twice). Streams differ only in
+    what they accept.
+    """
+    merged = {"content-type": "application/json", "accept": "application/json", **auth}
+    merged.update((k.lower(), v) for k, v in (operator or {}).items())
+    plain = tuple(merged.items())
+    return plain, tuple((k, stream_accept) if k == "accept" else (k, v) for k, v in plain)
 
 
 def header(headers: Headers, name: str) -> str | None:

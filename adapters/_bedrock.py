@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer, ParserError
 
-from ._base import AdapterBase, Headers, header
+from ._base import AdapterBase, Headers, header, request_headers
 from ._bedrock_wire import (
     error_from_wire,
     finish_reason,
@@ -85,14 +85,9 @@ class BedrockAdapter(AdapterBase):
         self._bearer = bool(api_key)
         # Refreshable credentials (a role, SSO) may fetch new ones while signing.
         self.sign_may_block = hasattr(credentials, "refresh_needed")
-        merged = {"content-type": "application/json", "accept": "application/json"}
-        if api_key:
-            merged["authorization"] = f"Bearer {api_key}"
-        merged.update((k.lower(), v) for k, v in (headers or {}).items())
-        self._headers = tuple(merged.items())
-        self._stream_headers = tuple(
-            (k, "application/vnd.amazon.eventstream") if k == "accept" else (k, v)
-            for k, v in self._headers
+        auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers, self._stream_headers = request_headers(
+            auth, headers, "application/vnd.amazon.eventstream"
         )
 
     def __repr__(self) -> str:  # never a key or a credential

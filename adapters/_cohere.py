@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._base import AdapterBase, Capabilities, Headers, error_for_status
+from ._base import AdapterBase, Capabilities, Headers, error_for_status, request_headers
 from ._cohere_wire import (
     finish_reason,
     is_vision_model,
@@ -79,15 +79,8 @@ class CohereAdapter(AdapterBase):
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
-        merged = {"content-type": "application/json", "accept": "application/json"}
-        if api_key:
-            merged["authorization"] = f"Bearer {api_key}"
-        merged.update((k.lower(), v) for k, v in (headers or {}).items())
-        fixed = list(merged.items())
-        self._headers = tuple(fixed)
-        self._stream_headers = tuple(
-            (k, "text/event-stream") if k == "accept" else (k, v) for k, v in fixed
-        )
+        auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers, self._stream_headers = request_headers(auth, headers)
 
     def __repr__(self) -> str:  # never the key
         return f"CohereAdapter(name={self.name!r}, base_url={self.base_url!r})"

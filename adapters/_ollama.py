@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._base import AdapterBase, Headers, error_for_status
+from ._base import AdapterBase, Headers, error_for_status, request_headers
 from ._errors import GatewayError, SerializationError, StreamError
 from ._ollama_wire import (
     created_from_wire,
@@ -76,15 +76,8 @@ class OllamaAdapter(AdapterBase):
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
-        merged = {"content-type": "application/json", "accept": "application/json"}
-        if api_key:
-            merged["authorization"] = f"Bearer {api_key}"
-        merged.update((k.lower(), v) for k, v in (headers or {}).items())
-        fixed = list(merged.items())
-        self._headers = tuple(fixed)
-        self._stream_headers = tuple(
-            (k, "application/x-ndjson") if k == "accept" else (k, v) for k, v in fixed
-        )
+        auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers, self._stream_headers = request_headers(auth, headers, "application/x-ndjson")
 
     def __repr__(self) -> str:  # never the key
         return f"OllamaAdapter(name={self.name!r}, base_url={self.base_url!r})"

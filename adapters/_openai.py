@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import orjson
 
-from ._base import AdapterBase, Headers, error_for_status, header
+from ._base import AdapterBase, Headers, error_for_status, header, request_headers
 from ._compat import IDENTITY, Fixups
 from ._errors import GatewayError, SerializationError, StreamError
 from ._openai_wire import chunk_from_wire, request_to_wire, response_from_wire
@@ -47,15 +47,8 @@ class OpenAIAdapter(AdapterBase):
         self._stream_usage = stream_usage
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._models_url = base_url.rstrip("/") + "/models"
-        merged = {"content-type": "application/json", "accept": "application/json"}
-        if api_key:
-            merged["authorization"] = f"Bearer {api_key}"
-        merged.update((k.lower(), v) for k, v in (headers or {}).items())  # the operator's win
-        fixed = list(merged.items())
-        self._headers = tuple(fixed)
-        self._stream_headers = tuple(
-            (k, "text/event-stream") if k == "accept" else (k, v) for k, v in fixed
-        )
+        auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers, self._stream_headers = request_headers(auth, headers)
 
     def __repr__(self) -> str:  # never the key
         return f"OpenAIAdapter(name={self.name!r}, url={self.url!r})"
