@@ -15,6 +15,8 @@ It answers per the model asked for, so one server plays many scripted upstreams:
 - ``fail-ctx``: a 400 ``context_length_exceeded``; ``flaky-429``: a 429 with
   ``retry-after-ms: 50`` on its first call, answers after; ``toggle-*``: 500 while
   :attr:`FakeOpenAI.down`, answers otherwise (``GET /v1/models`` follows it too);
+- ``last-call``: a normal answer whose rate-limit headers say no request is left for
+  30 s;
 - streams: ``break-before-content`` (the connection drops after the role chunk),
   ``malformed`` (a chunk of garbage after the first content), ``stall-mid-stream``
   (two content chunks, then silence).
@@ -118,7 +120,12 @@ class FakeOpenAI:
         elif payload.get("stream"):
             await _stream(send, payload)
         else:
-            await _json(send, 200, _completion(payload))
+            # ``last-call``: answers, but says (as OpenAI does) that no request is left.
+            spent = [
+                (b"x-ratelimit-remaining-requests", b"0"),
+                (b"x-ratelimit-reset-requests", b"30s"),
+            ]
+            await _json(send, 200, _completion(payload), spent if model == "last-call" else None)
 
 
 def _answer(payload: dict[str, Any]) -> str:

@@ -226,3 +226,33 @@ async def test_a_stream_is_priced_even_when_the_client_asks_no_usage(
     assert all(c.usage is None for c in chunks)  # not asked for: not sent
     assert fake_openai.received[0].body["stream_options"] == {"include_usage": True}
     assert costs[("chat", "up:gpt-4o-mini", "server")] == pytest.approx(4.05e-6, abs=1e-12)
+
+
+async def test_provider_headers_close_the_window_before_a_429(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    toml = f"""
+[defaults]
+retries = 0
+
+[providers.up]
+kind = "openai"
+base_url = "{fake_openai.url}"
+
+[providers.backup]
+kind = "openai"
+base_url = "{fake_openai.url}"
+
+[routes.chat]
+fallback = ["up:last-call", "backup:gpt-4o-mini"]
+"""
+    async with start_router(toml) as url:
+        client = client_for(url)
+        targets = []
+        for _ in range(2):
+            raw = await client.chat.completions.with_raw_response.create(model="chat", messages=HI)  # type: ignore[arg-type]
+            targets.append(raw.headers["x-router-target"])
+        await client.close()
+    # up said "0 requests left, reset in 30 s": the second request did not go there.
+    assert targets == ["up:last-call", "backup:gpt-4o-mini"]
+    assert [r.body["model"] for r in fake_openai.received] == ["last-call", "gpt-4o-mini"]
