@@ -10,21 +10,16 @@ cancels every upstream attempt.
 from __future__ import annotations
 
 import logging
-import math
-import os
-import re
 import time
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import orjson
 import trio
 
 from adapters import (
     AllTargetsFailed,
     GatewayError,
-    InvalidRequest,
     NoHealthyTarget,
     NotFound,
     RateLimitExceeded,
@@ -38,6 +33,19 @@ from ._anthropic_ingress import ANTHROPIC
 from ._cache import assemble, replay
 from ._controls import Controls
 from ._engine import RequestOptions, RequestTrace
+from ._http import (
+    FORBIDDEN,
+    JSON,
+    SSE_HEADERS,
+    ClientGone,
+    lifespan,
+    make_request_id,
+    not_found,
+    read_body,
+    send_error,
+    send_json,
+    trace_headers,
+)
 from ._keys import ClientKey, Forbidden
 from ._metrics import CONTENT_TYPE, Metrics
 from ._openai_ingress import OPENAI, Ingress
@@ -60,25 +68,7 @@ error_log = logging.getLogger("llm_router")
 
 Scope = dict[str, Any]
 
-_JSON = (b"content-type", b"application/json")
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-
-
 _INTERNAL = GatewayError("internal error in the router; the log has the details")
-
-
-class ClientGone(Exception):
-    """The client disconnected before its request was read."""
-
-
-class PayloadTooLarge(InvalidRequest):
-    status_hint = 413
-    code = "request_too_large"
 
 
 class App:
@@ -118,7 +108,7 @@ class App:
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
-            await _lifespan(receive, send)
+            await lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope["path"]
@@ -126,15 +116,15 @@ class App:
         codec = _INGRESS.get(path)
         if codec is not None:
             if method != "POST":
-                await _send_json(send, 405, {"error": {"message": "use POST"}})
+                await send_json(send, 405, {"error": {"message": "use POST"}})
                 return
             await self._chat(scope, receive, send, codec)
         elif path == "/admin/reload":
             await self._admin_reload(scope, method, send)
         elif method != "GET":
-            await _send_json(send, 405 if path in _GET_PATHS else 404, _not_found(path))
+            await send_json(send, 405 if path in _GET_PATHS else 404, not_found(path))
         elif path == "/healthz":
-            await _send_json(send, 200, {"status": "ok"})
+            await send_json(send, 200, {"status": "ok"})
         elif path == "/readyz":
             runtime = self.runtime
             ready = is_ready(runtime)
@@ -142,7 +132,7 @@ class App:
                 "status": "ready" if ready else "unavailable",
                 "rules": runtime.table.short_digest,
             }
-            await _send_json(send, 200 if ready else 503, state)
+            await send_json(send, 200 if ready else 503, state)
         elif path == "/admin/status":
             if is_admin(scope, self.admin_key):
                 report: dict[str, Any] = {**status(self.runtime), **self.status_extra()}
@@ -154,11 +144,11 @@ class App:
                         for name, usage in limits.limiter.snapshot().items()
                     }
                 report["traffic"] = traffic
-                await _send_json(send, 200, report)
+                await send_json(send, 200, report)
             else:
-                await _send_json(send, 403, _FORBIDDEN)
+                await send_json(send, 403, FORBIDDEN)
         elif path in ("/v1/models", "/models"):
-            await _send_json(send, 200, self._models())
+            await send_json(send, 200, self._models())
         elif path == "/metrics":
             body = self.metrics.render()
             headers = [
@@ -168,18 +158,18 @@ class App:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         else:
-            await _send_json(send, 404, _not_found(path))
+            await send_json(send, 404, not_found(path))
 
     async def _admin_reload(self, scope: Scope, method: str, send: Any) -> None:
         if method != "POST":
-            await _send_json(send, 405, {"error": {"message": "use POST"}})
+            await send_json(send, 405, {"error": {"message": "use POST"}})
         elif not is_admin(scope, self.admin_key):
-            await _send_json(send, 403, _FORBIDDEN)
+            await send_json(send, 403, FORBIDDEN)
         elif self.reload is None:
-            await _send_json(send, 503, {"error": {"message": "this daemon cannot reload"}})
+            await send_json(send, 503, {"error": {"message": "this daemon cannot reload"}})
         else:
             result = await self.reload()
-            await _send_json(send, 200 if result.ok else 422, result.to_json())
+            await send_json(send, 200 if result.ok else 422, result.to_json())
 
     def _models(self) -> dict[str, Any]:
         table = self.runtime.table
@@ -188,7 +178,7 @@ class App:
         return {"object": "list", "data": data}
 
     async def _chat(self, scope: Scope, receive: Any, send: Any, codec: Ingress) -> None:
-        request_id = _request_id(scope)
+        request_id = make_request_id(scope)
         runtime = self.runtime  # one snapshot for the whole request
         runtime.users.enter()
         trace = RequestTrace(route="")
@@ -196,7 +186,7 @@ class App:
         tracing = self._tracing
         wall_ns = 0 if tracing is None else time.time_ns()
         try:
-            body = await _read_body(scope, receive, runtime.max_body)
+            body = await read_body(scope, receive, runtime.max_body)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, trace)
                 try:
@@ -207,7 +197,7 @@ class App:
                     err = _client_error(exc)
                     trace.status = codec.status(err)
                     _failed(trace, err)
-                    await _send_error(send, codec, err, trace, request_id)
+                    await send_error(send, codec, err, trace, request_id)
                 except Exception as exc:
                     # A bug of ours: still a well-formed answer, and the traceback logged.
                     error_log.exception("request %s failed", request_id)
@@ -215,14 +205,14 @@ class App:
                     trace.outcome = "internal_error"
                     if not trace.status:
                         trace.status = 500
-                        await _send_error(send, codec, _INTERNAL, trace, request_id)
+                        await send_error(send, codec, _INTERNAL, trace, request_id)
                 nursery.cancel_scope.cancel()
         except ClientGone:
             pass
         except GatewayError as exc:  # from reading the body
             trace.status = codec.status(exc)
             _failed(trace, exc)
-            await _send_error(send, codec, exc, trace, request_id)
+            await send_error(send, codec, exc, trace, request_id)
         finally:
             # Runs on every exit, cancellation included; nothing here awaits.
             runtime.users.exit()
@@ -321,9 +311,9 @@ class App:
         if not req.stream:
             body = codec.response(resp)
             headers = [
-                _JSON,
+                JSON,
                 (b"content-length", b"%d" % len(body)),
-                *_trace_headers(trace, request_id),
+                *trace_headers(trace, request_id),
             ]
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             trace.outcome = "ok"
@@ -331,7 +321,7 @@ class App:
             return
         encoder = codec.stream(req)
         body = b"".join([encoder.feed(c) for c in replay(resp)]) + encoder.done()
-        headers = [*_SSE_HEADERS, *_trace_headers(trace, request_id)]
+        headers = [*SSE_HEADERS, *trace_headers(trace, request_id)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         trace.outcome = "ok"
         await send({"type": "http.response.body", "body": body})
@@ -362,9 +352,9 @@ class App:
             trace.tokens_out = resp.usage.completion_tokens
         trace.finish_reasons = tuple(c.finish_reason for c in resp.choices if c.finish_reason)
         headers = [
-            _JSON,
+            JSON,
             (b"content-length", b"%d" % len(body)),
-            *_trace_headers(trace, request_id),
+            *trace_headers(trace, request_id),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         # Before the last send: hypercorn reports a disconnect as soon as it is sent.
@@ -398,7 +388,7 @@ class App:
                 {
                     "type": "http.response.start",
                     "status": 200,
-                    "headers": [*_SSE_HEADERS, *_trace_headers(trace, request_id)],
+                    "headers": [*SSE_HEADERS, *trace_headers(trace, request_id)],
                 }
             )
             encoder = codec.stream(req)
@@ -443,26 +433,6 @@ class App:
             await send({"type": "http.response.body", "body": end})
 
 
-async def _read_body(scope: Scope, receive: Any, limit: int) -> bytes:
-    """The whole request body. Raises PayloadTooLarge past ``limit`` bytes."""
-    for name, value in scope["headers"]:
-        if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        data = message.get("body", b"")
-        size += len(data)
-        if size > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-        chunks.append(data)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 async def _watch_disconnect(receive: Any, scope: trio.CancelScope, trace: RequestTrace) -> None:
     while True:
         message = await receive()
@@ -502,16 +472,6 @@ def _note_chunks(trace: RequestTrace, batch: list[ChatChunk]) -> None:
                 trace.finish_reasons = (*trace.finish_reasons, choice.finish_reason)
 
 
-async def _lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 def _client_error(exc: GatewayError) -> GatewayError:
     """The error the client gets: all-rate-limited is a 429 with the shortest wait."""
     if isinstance(exc, AllTargetsFailed) and all(
@@ -540,50 +500,6 @@ def _bypasses_cache(headers: list[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            candidate: str = value.decode("latin-1")
-            if _REQUEST_ID.fullmatch(candidate):
-                return candidate
-    return os.urandom(16).hex()
-
-
-def _trace_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, bytes]]:
-    headers = [
-        (b"x-request-id", request_id.encode()),
-        (b"x-router-route", trace.route.encode()),
-        (b"x-router-target", (trace.target or "").encode()),
-        (b"x-router-attempts", b"%d" % trace.attempts),
-    ]
-    if trace.arm is not None:
-        headers.append((b"x-router-arm", trace.arm.encode()))
-    if trace.hedges:
-        headers.append((b"x-router-hedges", b"%d" % trace.hedges))
-    if trace.cache is not None:
-        headers.append((b"x-router-cache", trace.cache.encode()))
-    return headers
-
-
-async def _send_error(
-    send: Any, codec: Ingress, err: GatewayError, trace: RequestTrace, request_id: str
-) -> None:
-    headers = [_JSON, *_trace_headers(trace, request_id)]
-    if err.retry_after is not None:
-        headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
-    body = codec.error(err)
-    headers.append((b"content-length", b"%d" % len(body)))
-    await send({"type": "http.response.start", "status": codec.status(err), "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _send_json(send: Any, status: int, payload: Any) -> None:
-    body = orjson.dumps(payload)
-    headers = [_JSON, (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 _INGRESS: dict[str, Ingress] = {
     "/v1/chat/completions": OPENAI,
     "/chat/completions": OPENAI,
@@ -592,13 +508,3 @@ _INGRESS: dict[str, Ingress] = {
 _GET_PATHS = frozenset(
     {"/healthz", "/readyz", "/v1/models", "/models", "/admin/status", "/metrics"}
 )
-_FORBIDDEN = {
-    "error": {
-        "message": "admin endpoints answer on loopback or with the admin key",
-        "type": "permission_error",
-    }
-}
-
-
-def _not_found(path: str) -> dict[str, Any]:
-    return {"error": {"message": f"no such endpoint: {path}", "type": "invalid_request_error"}}

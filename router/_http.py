@@ -1,0 +1,137 @@
+"""HTTP framing for the ASGI app: reading bodies, answering JSON and errors, the
+response headers that say what happened, and the lifespan protocol."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from adapters import GatewayError, InvalidRequest
+
+if TYPE_CHECKING:
+    from ._engine import RequestTrace
+    from ._openai_ingress import Ingress
+
+__all__ = [
+    "FORBIDDEN",
+    "JSON",
+    "SSE_HEADERS",
+    "ClientGone",
+    "PayloadTooLarge",
+    "lifespan",
+    "not_found",
+    "read_body",
+    "make_request_id",
+    "send_error",
+    "send_json",
+    "trace_headers",
+]
+
+Scope = dict[str, Any]
+
+JSON = (b"content-type", b"application/json")
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request was read."""
+
+
+class PayloadTooLarge(InvalidRequest):
+    status_hint = 413
+    code = "request_too_large"
+
+
+FORBIDDEN = {
+    "error": {
+        "message": "admin endpoints answer on loopback or with the admin key",
+        "type": "permission_error",
+    }
+}
+
+
+async def read_body(scope: Scope, receive: Any, limit: int) -> bytes:
+    """The whole request body. Raises PayloadTooLarge past ``limit`` bytes."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        data = message.get("body", b"")
+        size += len(data)
+        if size > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+        chunks.append(data)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def make_request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            candidate: str = value.decode("latin-1")
+            if REQUEST_ID.fullmatch(candidate):
+                return candidate
+    return os.urandom(16).hex()
+
+
+def trace_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"x-request-id", request_id.encode()),
+        (b"x-router-route", trace.route.encode()),
+        (b"x-router-target", (trace.target or "").encode()),
+        (b"x-router-attempts", b"%d" % trace.attempts),
+    ]
+    if trace.arm is not None:
+        headers.append((b"x-router-arm", trace.arm.encode()))
+    if trace.hedges:
+        headers.append((b"x-router-hedges", b"%d" % trace.hedges))
+    if trace.cache is not None:
+        headers.append((b"x-router-cache", trace.cache.encode()))
+    return headers
+
+
+async def send_error(
+    send: Any, codec: Ingress, err: GatewayError, trace: RequestTrace, request_id: str
+) -> None:
+    headers = [JSON, *trace_headers(trace, request_id)]
+    if err.retry_after is not None:
+        headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
+    body = codec.error(err)
+    headers.append((b"content-length", b"%d" % len(body)))
+    await send({"type": "http.response.start", "status": codec.status(err), "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Any, status: int, payload: Any) -> None:
+    body = orjson.dumps(payload)
+    headers = [JSON, (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def not_found(path: str) -> dict[str, Any]:
+    return {"error": {"message": f"no such endpoint: {path}", "type": "invalid_request_error"}}
