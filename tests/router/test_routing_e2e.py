@@ -275,3 +275,37 @@ fallback = ["blind:gpt-4o", "sighted:text-only"]
     assert raw.headers["x-router-attempts"] == "1"
     assert refused.value.code == "unsupported_capability"
     assert text.headers["x-router-target"] == "blind:gpt-4o"
+
+
+@pytest.mark.parametrize("transport", ["h11", "httpx"])
+async def test_hedged_stream_over_each_transport(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, transport: str
+) -> None:
+    toml = f"""
+[defaults]
+retries = 0
+hedge_budget = 1.0
+
+[providers.up]
+kind = "openai"
+base_url = "{fake_openai.url}"
+pool = {{ transport = "{transport}" }}
+
+[routes.r]
+fallback = ["up:silent", "up:gpt-4o"]
+hedge = {{ after = "100ms", max = 1 }}
+"""
+    async with start_router(toml) as url, openai_client(url) as client:
+        raw = await client.chat.completions.with_raw_response.create(
+            model="r", messages=[{"role": "user", "content": "a b c"}], stream=True
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
+        # The hedge's winning stream was opened in an attempt's task and read to its end
+        # by the request's; the silent loser was cancelled and its connection closed.
+        with trio.fail_after(5):  # a hang guard
+            await fake_openai.disconnected.wait()
+        again = await client.chat.completions.create(model="up:gpt-4o", messages=HI)  # type: ignore[arg-type]
+    assert text == "echo: a b c"
+    assert raw.headers["x-router-target"] == "up:gpt-4o"
+    assert raw.headers["x-router-hedges"] == "1"
+    assert again.choices[0].message.content == "echo: hi"
