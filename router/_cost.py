@@ -17,7 +17,7 @@ import math
 import re
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -368,6 +368,31 @@ class Budgets:
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
             end = datetime(year, month, 1, tzinfo=UTC).timestamp()
         return max(0.0, end - now)
+
+    def dump(self) -> dict[str, dict[str, Any]]:
+        """The spend of every key, as plain JSON values (to keep across restarts)."""
+        return {
+            key: {
+                "day": list(s.day),
+                "day_usd": s.day_usd,
+                "month": list(s.month),
+                "month_usd": s.month_usd,
+            }
+            for key, s in self._spend.items()
+        }
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        """Spend saved by :meth:`dump`; entries that do not parse are skipped. Periods
+        that have rolled over since count as zero, as always."""
+        for key, raw in data.items():
+            try:
+                day = (int(raw["day"][0]), int(raw["day"][1]), int(raw["day"][2]))
+                month = (int(raw["month"][0]), int(raw["month"][1]))
+                day_usd, month_usd = float(raw["day_usd"]), float(raw["month_usd"])
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
+            if min(day_usd, month_usd) >= 0 and math.isfinite(day_usd + month_usd):
+                self._spend[str(key)] = _Spend(day, day_usd, month, month_usd)
 
     def _current(self, key: str, now: float, *, keep: bool = False) -> _Spend:
         """``key``'s spend, rolled over to the periods ``now`` falls in; a key never

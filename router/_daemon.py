@@ -29,6 +29,7 @@ from ._providers import build_upstreams
 from ._ratelimit import RateLimiter
 from ._reload import Reloader
 from ._runtime import Runtime
+from ._state import StateFile
 from ._systemd import Notifier, binds_for, listen_fds
 from ._targetlimits import TargetLimits, observe_headers
 from ._tracing import setup_tracing
@@ -123,6 +124,10 @@ async def run_daemon(
             health.reconcile(config, upstreams, engine.registry, table)
             if access_log is not None:
                 nursery.start_soon(access_log.run)
+            if config.server.state_file is not None:
+                state = StateFile(config.server.state_file, app.controls.budgets)
+                await trio.to_thread.run_sync(state.load)
+                nursery.start_soon(state.run)
             asgi: Any = app  # hypercorn's typed scopes vs our plain dicts
             async with trio.open_nursery() as server_nursery:
                 hc = hypercorn_config(config, listen, activated)

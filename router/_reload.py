@@ -50,7 +50,7 @@ __all__ = ["ReloadResult", "Reloader"]
 log = logging.getLogger("llm_router")
 
 # Settings applied at start only.
-_RESTART_ONLY = ("server.listen", "server.drain_timeout", "telemetry")
+_RESTART_ONLY = ("server.listen", "server.drain_timeout", "server.state_file", "telemetry")
 
 
 @attrs.frozen

@@ -83,6 +83,8 @@ class ServerConfig:
             reload either way).
         log_level: The lifecycle log's threshold: debug, info, warning or error (the
             access log is written whatever it is).
+        state_file: Where budgets' spend is kept across restarts (JSON, written every
+            10 s and at exit); absent, spend lives in memory only.
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -94,6 +96,7 @@ class ServerConfig:
     fetch_images: bool = False
     watch: bool = True
     log_level: LogLevel = "info"
+    state_file: str | None = None
 
 
 def _check_endpoint(instance: Any, attribute: "attrs.Attribute[Any]", value: str) -> None:

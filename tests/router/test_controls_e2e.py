@@ -6,10 +6,13 @@ from typing import TYPE_CHECKING
 
 import httpx2
 import openai
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.conftest import RouterFactory
     from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -256,3 +259,22 @@ fallback = ["up:last-call", "backup:gpt-4o-mini"]
     # up said "0 requests left, reset in 30 s": the second request did not go there.
     assert targets == ["up:last-call", "backup:gpt-4o-mini"]
     assert [r.body["model"] for r in fake_openai.received] == ["last-call", "gpt-4o-mini"]
+
+
+async def test_spend_survives_a_restart_with_a_state_file(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    state = tmp_path / "state.json"
+    toml = config(fake_openai.url).replace("[server]\n", f'[server]\nstate_file = "{state}"\n')
+    async with start_router(toml) as url:
+        client = client_for(url, "small-key-1")
+        await client.chat.completions.create(model="priced", messages=HI)  # type: ignore[arg-type]
+        await client.close()
+    saved = orjson.loads(state.read_bytes())["budgets"]["small"]
+    assert saved["day_usd"] == pytest.approx(1.7e-4, abs=1e-12)
+    async with start_router(toml) as url:  # a new daemon: the budget is still spent
+        client = client_for(url, "small-key-1")
+        with pytest.raises(openai.RateLimitError, match="budget"):
+            await client.chat.completions.create(model="priced", messages=HI)  # type: ignore[arg-type]
+        await client.close()
+    assert len(fake_openai.received) == 1
