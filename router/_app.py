@@ -258,13 +258,14 @@ class App:
         trace.known_route = self.metrics.route_label(runtime.table, req.model)
         self.metrics.started(trace.known_route)
         settings = runtime.settings_for(node)
+        tokens = estimate_tokens(sum(len(m.text()) for m in req.messages), req.max_tokens)
         options = RequestOptions(
             deadline=started + settings.timeout,
             retries=settings.retries,
             first_token_timeout=settings.first_token_timeout,
             headers=scope["headers"],
+            tokens=tokens,
         )
-        tokens = estimate_tokens(sum(len(m.text()) for m in req.messages), req.max_tokens)
         self.controls.admit(key, tokens)
         entry, hit = self.controls.lookup(
             settings.cache, req.model, req, key, _bypasses_cache(scope["headers"])

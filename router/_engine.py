@@ -109,6 +109,8 @@ class RequestOptions:
     #: The request's headers as the server gave them (raw, lower-case names); read only
     #: by a sticky split, so nothing is decoded for other requests.
     headers: Sequence[tuple[bytes, bytes]] = ()
+    #: The request's estimated tokens, when the caller already has it (for rate limits).
+    tokens: int | None = None
 
     def sticky_key(self, sticky: str | None) -> str | None:
         """The value a split with ``sticky`` hashes: a header, or the client's key."""
@@ -196,7 +198,7 @@ class Engine:
             _nothing,
             vision=req.needs_vision,
             tools=req.needs_tools,
-            tokens=_request_tokens(req),
+            tokens=_request_tokens(req, options),
             used=_total_tokens,
         )
         served = await self._start(node, work, trace, options)
@@ -221,7 +223,7 @@ class Engine:
             _close_stream,
             vision=req.needs_vision,
             tools=req.needs_tools,
-            tokens=_request_tokens(req),
+            tokens=_request_tokens(req, options),
         )
         served = await self._start(node, work, trace, options)
         return served.value
@@ -473,8 +475,10 @@ async def _first_chunk(
         return StreamStart(head, rest, attempt.pop_all())
 
 
-def _request_tokens(req: GatewayRequest) -> int:
+def _request_tokens(req: GatewayRequest, options: RequestOptions) -> int:
     """Tokens a request may use, before the upstream says (rate limits need it first)."""
+    if options.tokens is not None:
+        return options.tokens  # the app estimated it already, for the key's own window
     return estimate_tokens(sum(len(m.text()) for m in req.messages), req.max_tokens)
 
 
