@@ -29,7 +29,7 @@ from adapters import (
     Message,
     ProviderInternalError,
 )
-from router._engine import Engine, RequestOptions
+from router.routing._engine import Engine, RequestOptions
 from rules import compile_routes, parse_config
 
 if TYPE_CHECKING:

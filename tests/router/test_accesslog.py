@@ -10,9 +10,9 @@ import orjson
 import trio
 
 from router import App, Engine, Runtime
-from router._accesslog import AccessLog
-from router._engine import RequestTrace
-from router._providers import build_upstreams
+from router.ops._accesslog import AccessLog
+from router.routing._engine import RequestTrace
+from router.upstream._providers import build_upstreams
 from rules import compile_routes, parse_config
 from tests.router.test_app_timing import CONFIG, SCOPE, Client
 

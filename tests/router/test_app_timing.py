@@ -11,7 +11,7 @@ import trio.testing
 
 from adapters import ChatChunk, ChunkChoice, Delta
 from router import App, Engine, Runtime
-from router._providers import build_upstreams
+from router.upstream._providers import build_upstreams
 from rules import compile_routes, parse_config
 
 if TYPE_CHECKING:

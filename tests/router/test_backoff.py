@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from router._backoff import backoff_ceiling, backoff_delay, fits, retry_delay
+from router.routing._backoff import backoff_ceiling, backoff_delay, fits, retry_delay
 
 
 @pytest.mark.parametrize("attempt", range(8))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router._breaker import CircuitBreaker
+from router.routing._breaker import CircuitBreaker
 
 
 def opened(at: float = 10.0) -> CircuitBreaker:

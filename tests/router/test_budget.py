@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from router._budget import TokenBucket
+from router.routing._hedge_budget import TokenBucket
 
 
 def test_starts_full_with_the_default_burst() -> None:

@@ -27,7 +27,7 @@ from adapters._types import (
     ToolCallDelta,
     Usage,
 )
-from router._cache import (
+from router.traffic._cache import (
     ENTRY_OVERHEAD,
     REPLAY_WORDS,
     CacheStats,

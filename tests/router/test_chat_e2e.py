@@ -255,8 +255,8 @@ async def test_keys_echoed_by_an_upstream_never_reach_the_client(
 
 def test_key_like_tokens_are_scrubbed_from_upstream_messages() -> None:
     from adapters import InvalidRequest
-    from router._transport import HttpxTransport
-    from router._upstream import HTTPUpstream
+    from router.upstream._transport import HttpxTransport
+    from router.upstream._upstream import HTTPUpstream
 
     upstream = HTTPUpstream("p", "openai", None, HttpxTransport(), ("hunter2-token",))  # type: ignore[arg-type]
     err = upstream._scrubbed(

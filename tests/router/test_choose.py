@@ -8,15 +8,15 @@ from collections import Counter
 
 import pytest
 
-from router._breaker import CircuitBreaker
-from router._choose import (
+from router.routing._breaker import CircuitBreaker
+from router.routing._choose import (
     choose_latency,
     choose_least_connections,
     latency_cost,
     power_of_two,
     weighted_rendezvous,
 )
-from router._stats import LatencyStats, TargetState
+from router.routing._stats import LatencyStats, TargetState
 
 N = 20_000
 

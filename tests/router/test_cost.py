@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters import Usage
-from router._cost import SHIPPED_PRICES, Budgets, BudgetState, PriceTable, normalise_model
+from router.traffic._cost import SHIPPED_PRICES, Budgets, BudgetState, PriceTable, normalise_model
 from rules import Budget, Price
 
 

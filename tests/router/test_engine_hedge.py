@@ -13,8 +13,8 @@ import trio.testing
 
 from adapters import AllTargetsFailed, InvalidRequest
 from router import Engine, RequestTrace
-from router._budget import TokenBucket
-from router._engine import UNKNOWN_QUANTILE_DELAY
+from router.routing._engine import UNKNOWN_QUANTILE_DELAY
+from router.routing._hedge_budget import TokenBucket
 from tests.fakes.scripted import REQ, Scripted, Step, boom, options, rules_of, texts
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from adapters import (
     Timeout,
 )
 from router import Engine, RequestTrace
-from router._attempt import CircuitOpen
+from router.routing._attempt import CircuitOpen
 from tests.fakes.scripted import REQ, SEED, Scripted, Step, boom, engine_for, options, rules_of
 
 BACKOFF = '[defaults]\nbackoff = { initial = "100ms", max = "5s", multiplier = 2.0 }\n'

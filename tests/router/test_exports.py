@@ -17,5 +17,11 @@ def test_public_names() -> None:
         "Transport",
         "UpstreamResponse",
         "hypercorn_config",
+        # The subpackages, one per concern (docs/architecture.md).
+        "http",
+        "ops",
+        "routing",
+        "traffic",
+        "upstream",
         "run_daemon",
     }

@@ -9,7 +9,7 @@ import pytest
 
 from adapters import GatewayRequest, ImagePart, InvalidRequest, Message, TextPart
 from router import HttpxTransport
-from router._images import inline_images, wants_fetch
+from router.upstream._images import inline_images, wants_fetch
 from tests.fakes.openai_upstream import running
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64

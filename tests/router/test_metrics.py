@@ -9,7 +9,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from router._metrics import Metrics
+from router.ops._metrics import Metrics
 from tests.conftest import RouterFactory, openai_client
 
 if TYPE_CHECKING:

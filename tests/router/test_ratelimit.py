@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from router._ratelimit import (
+from router.traffic._ratelimit import (
     KeyUsage,
     RateLimiter,
     UpstreamLimits,

@@ -19,10 +19,10 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from router import App, Engine, Runtime
-from router._accesslog import AccessLog
-from router._cli import main
-from router._providers import build_upstreams
-from router._tracing import setup_tracing
+from router.ops._accesslog import AccessLog
+from router.ops._cli import main
+from router.ops._tracing import setup_tracing
+from router.upstream._providers import build_upstreams
 from rules import TelemetryConfig, compile_routes, load_config
 from tests.conftest import RouterFactory, openai_client
 from tests.router.test_app_timing import SCOPE, Client

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import orjson
 import trio
 
-from router._cost import Budgets
-from router._state import StateFile
+from router.traffic._cost import Budgets
+from router.traffic._state import StateFile
 from rules import Budget
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ async def test_run_saves_changes_on_a_timer_and_at_exit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Real time (the writes are real file I/O in a thread): a short period for the test.
-    monkeypatch.setattr("router._state.SAVE_EVERY", 0.01)
+    monkeypatch.setattr("router.traffic._state.SAVE_EVERY", 0.01)
     path = tmp_path / "state.json"
     budgets = Budgets(lambda: NOON)
     state = StateFile(str(path), budgets)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from router._breaker import CircuitBreaker
-from router._choose import latency_cost
-from router._stats import LatencyStats, TargetRegistry, TargetState
+from router.routing._breaker import CircuitBreaker
+from router.routing._choose import latency_cost
+from router.routing._stats import LatencyStats, TargetRegistry, TargetState
 
 
 def test_estimate_is_none_before_any_sample() -> None:

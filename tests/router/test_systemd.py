@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 
-from router._systemd import Notifier, binds_for, listen_fds
+from router.ops._systemd import Notifier, binds_for, listen_fds
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

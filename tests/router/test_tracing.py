@@ -15,8 +15,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from router import App, Engine, Runtime
-from router._providers import build_upstreams
-from router._tracing import setup_tracing
+from router.ops._tracing import setup_tracing
+from router.upstream._providers import build_upstreams
 from rules import TelemetryConfig, compile_routes, parse_config
 from tests.router.test_app_timing import SCOPE, Client
 

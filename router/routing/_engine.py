@@ -41,19 +41,19 @@ from adapters import (
 )
 from rules import Balance, Defaults, Fallback, HedgeConfig, Leaf, Node, Percentile, Split
 
+from ..traffic._cost import PriceTable
+from ..traffic._ratelimit import estimate_tokens
 from ._attempt import AttemptRecord, Call, LeafRunner, Served
 from ._breaker import CircuitBreaker
-from ._budget import TokenBucket
 from ._choose import choose_latency, choose_least_connections, weighted_rendezvous
-from ._cost import PriceTable
 from ._hedge import run_hedged
-from ._ratelimit import estimate_tokens
+from ._hedge_budget import TokenBucket
 from ._stats import TargetRegistry
 
 if TYPE_CHECKING:
+    from ..traffic._targetlimits import TargetLimits
+    from ..upstream._upstream import Upstream
     from ._stats import TargetState
-    from ._targetlimits import TargetLimits
-    from ._upstream import Upstream
 
 __all__ = ["Engine", "RequestOptions", "RequestTrace", "StreamStart"]
 

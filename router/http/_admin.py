@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 if TYPE_CHECKING:
-    from ._runtime import Runtime
+    from ..routing._runtime import Runtime
 
 __all__ = ["is_admin", "is_ready", "status"]
 

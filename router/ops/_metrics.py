@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
     from rules import RouteTable
 
-    from ._engine import RequestTrace
-    from ._runtime import Runtime
+    from ..routing._engine import RequestTrace
+    from ..routing._runtime import Runtime
 
 __all__ = ["CONTENT_TYPE", "OUTCOMES", "RELOAD_RESULTS", "Metrics"]
 

@@ -29,21 +29,21 @@ import trio
 
 from rules import Config, ConfigError, ProviderConfig, compile_routes, load_config
 
-from ._cost import PriceTable
-from ._engine import Engine
-from ._keys import KeyRing
-from ._providers import build_upstream
-from ._runtime import Runtime
-from ._targetlimits import observe_headers
+from ..routing._engine import Engine
+from ..routing._runtime import Runtime
+from ..traffic._cost import PriceTable
+from ..traffic._keys import KeyRing
+from ..traffic._targetlimits import observe_headers
+from ..upstream._providers import build_upstream
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from rules import RouteTable
 
-    from ._app import App
-    from ._stats import TargetRegistry
-    from ._upstream import Upstream
+    from ..http._app import App
+    from ..routing._stats import TargetRegistry
+    from ..upstream._upstream import Upstream
 
 __all__ = ["ReloadResult", "Reloader"]
 

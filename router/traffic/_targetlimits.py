@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING
 
 from adapters import RateLimitExceeded
 
+from ..upstream._upstream import HTTPUpstream
 from ._ratelimit import RateLimiter, parse_anthropic_headers, parse_openai_headers
-from ._upstream import HTTPUpstream
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from rules import Config, Target
 
-    from ._upstream import Upstream
+    from ..upstream._upstream import Upstream
 
 __all__ = ["TargetLimited", "TargetLimits", "observe_headers"]
 

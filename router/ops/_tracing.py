@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 
     from rules import TelemetryConfig
 
-    from ._attempt import AttemptRecord
-    from ._engine import RequestTrace
-    from ._upstream import Upstream
+    from ..routing._attempt import AttemptRecord
+    from ..routing._engine import RequestTrace
+    from ..upstream._upstream import Upstream
 
 __all__ = ["GEN_AI_SYSTEMS", "Tracing", "setup_tracing"]
 

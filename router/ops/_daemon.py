@@ -19,26 +19,26 @@ from hypercorn.trio import serve
 
 from rules import Config, RouteTable, compile_routes, load_config
 
+from ..http._app import App
+from ..routing._engine import Engine
+from ..routing._health import health_loop
+from ..routing._runtime import Runtime
+from ..traffic._cost import PriceTable
+from ..traffic._keys import KeyRing
+from ..traffic._ratelimit import RateLimiter
+from ..traffic._state import StateFile
+from ..traffic._targetlimits import TargetLimits, observe_headers
+from ..upstream._providers import build_upstreams
 from ._accesslog import AccessLog
-from ._app import App
-from ._cost import PriceTable
-from ._engine import Engine
-from ._health import health_loop
-from ._keys import KeyRing
-from ._providers import build_upstreams
-from ._ratelimit import RateLimiter
 from ._reload import Reloader
-from ._runtime import Runtime
-from ._state import StateFile
 from ._systemd import Notifier, binds_for, listen_fds
-from ._targetlimits import TargetLimits, observe_headers
 from ._tracing import setup_tracing
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-    from ._stats import TargetRegistry
-    from ._upstream import Upstream
+    from ..routing._stats import TargetRegistry
+    from ..upstream._upstream import Upstream
 
 __all__ = ["hypercorn_config", "run_daemon"]
 

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
     from rules import HealthCheck
 
+    from ..upstream._upstream import Upstream
     from ._stats import TargetRegistry
-    from ._upstream import Upstream
 
 __all__ = ["apply_verdict", "health_loop", "probe_once"]
 

@@ -13,8 +13,8 @@ import trio
 
 from rules import Leaf, Node, RouteSettings, RouteTable
 
+from ..traffic._keys import KeyRing
 from ._engine import Engine
-from ._keys import KeyRing
 
 __all__ = ["Runtime"]
 

@@ -27,8 +27,8 @@ from adapters import (
     UnsupportedCapability,
 )
 
+from ..upstream._upstream import Upstream
 from ._backoff import fits, retry_delay
-from ._upstream import Upstream
 
 if TYPE_CHECKING:
     import random
@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 
     from rules import Backoff, Target
 
+    from ..traffic._targetlimits import TargetLimits
     from ._engine import RequestTrace
     from ._stats import TargetRegistry, TargetState
-    from ._targetlimits import TargetLimits
 
 __all__ = ["AttemptRecord", "Call", "CircuitOpen", "LeafRunner", "Served", "attempt_result"]
 

@@ -28,12 +28,15 @@ from adapters import (
 )
 from rules import Node, RouteCacheConfig
 
+from ..ops._metrics import CONTENT_TYPE, Metrics
+from ..routing._engine import RequestOptions, RequestTrace
+from ..traffic._cache import assemble, replay
+from ..traffic._controls import Controls
+from ..traffic._keys import ClientKey, Forbidden
+from ..traffic._ratelimit import estimate_tokens
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
-from ._cache import assemble, replay
-from ._controls import Controls
-from ._engine import RequestOptions, RequestTrace
-from ._http import (
+from ._framing import (
     FORBIDDEN,
     JSON,
     SSE_HEADERS,
@@ -46,21 +49,18 @@ from ._http import (
     send_json,
     trace_headers,
 )
-from ._keys import ClientKey, Forbidden
-from ._metrics import CONTENT_TYPE, Metrics
 from ._openai_ingress import OPENAI, Ingress
-from ._ratelimit import estimate_tokens
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from adapters import ChatChunk, GatewayRequest, GatewayResponse
 
-    from ._accesslog import AccessLog
-    from ._engine import Engine
-    from ._reload import ReloadResult
-    from ._runtime import Runtime
-    from ._tracing import Tracing
+    from ..ops._accesslog import AccessLog
+    from ..ops._reload import ReloadResult
+    from ..ops._tracing import Tracing
+    from ..routing._engine import Engine
+    from ..routing._runtime import Runtime
 
 __all__ = ["App"]
 
