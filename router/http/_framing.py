@@ -13,7 +13,7 @@ import orjson
 from adapters import GatewayError, InvalidRequest
 
 if TYPE_CHECKING:
-    from ..routing._engine import RequestTrace
+    from ..routing._request import RequestTrace
     from ._openai_ingress import Ingress
 
 __all__ = [

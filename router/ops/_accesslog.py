@@ -22,7 +22,7 @@ import orjson
 import trio
 
 if TYPE_CHECKING:
-    from ..routing._engine import RequestTrace
+    from ..routing._request import RequestTrace
 
 __all__ = ["AccessLog"]
 

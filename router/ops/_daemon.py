@@ -30,6 +30,8 @@ from ..traffic._state import StateFile
 from ..traffic._targetlimits import TargetLimits, observe_headers
 from ..upstream._providers import build_upstreams
 from ._accesslog import AccessLog
+from ._metrics import Metrics
+from ._observability import Observability
 from ._reload import Reloader
 from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
@@ -92,7 +94,12 @@ async def run_daemon(
     admin_key = config.server.admin_key.resolve() if config.server.admin_key else None
     tracing = setup_tracing(config.telemetry)
     runtime = Runtime(table, engine, keys=KeyRing.from_config(config))
-    app = App(runtime, access_log, admin_key, tracing=tracing)
+    metrics = Metrics(lambda: app.runtime)  # breaker states of the rules in force
+    app = App(
+        runtime,
+        observer=Observability(metrics, access_log, tracing),
+        admin_key=admin_key,
+    )
     health = HealthChecks()
     notifier = Notifier.from_env()
     activated = listen_fds()  # once, before anything could start a child process
@@ -107,7 +114,13 @@ async def run_daemon(
         notifier.ready(state)
 
     reloader = Reloader(
-        config_path, app, config, upstreams, on_event=on_reload_event, on_swap=health.reconcile
+        config_path,
+        app,
+        config,
+        upstreams,
+        on_event=on_reload_event,
+        on_swap=health.reconcile,
+        metrics=metrics,
     )
     app.reload = reloader.reload
     app.status_extra = reloader.status

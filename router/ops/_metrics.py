@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from rules import RouteTable
 
-    from ..routing._engine import RequestTrace
+    from ..routing._request import RequestTrace
     from ..routing._runtime import Runtime
 
 __all__ = ["CONTENT_TYPE", "OUTCOMES", "RELOAD_RESULTS", "Metrics"]

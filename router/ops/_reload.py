@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ..http._app import App
     from ..routing._stats import TargetRegistry
     from ..upstream._upstream import Upstream
+    from ._metrics import Metrics
 
 __all__ = ["ReloadResult", "Reloader"]
 
@@ -93,11 +94,13 @@ class Reloader:
         on_event: Callable[[str], None] | None = None,
         on_swap: Callable[[Config, dict[str, Upstream], TargetRegistry, RouteTable], None]
         | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.path = Path(path)
         resolved = self.path.resolve()
         self._watched = (str(resolved.parent), resolved.name)
         self.app = app
+        self.metrics = metrics
         self.config = config
         self.upstreams = upstreams
         self._built_with = {name: _build_key(p, config) for name, p in config.providers.items()}
@@ -196,7 +199,8 @@ class Reloader:
 
     def _count(self, result: str) -> None:
         self.counts[result] += 1
-        self.app.metrics.reload(result)
+        if self.metrics is not None:
+            self.metrics.reload(result)
 
     def _failed(self, errors: tuple[str, ...], old: Runtime, reason: str) -> ReloadResult:
         self._count("failure")

@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 
     from rules import TelemetryConfig
 
-    from ..routing._attempt import AttemptRecord
-    from ..routing._engine import RequestTrace
+    from ..routing._request import AttemptRecord, RequestTrace
     from ..upstream._upstream import Upstream
 
 __all__ = ["GEN_AI_SYSTEMS", "Tracing", "setup_tracing"]

@@ -29,6 +29,7 @@ from adapters import (
 
 from ..upstream._upstream import Upstream
 from ._backoff import fits, retry_delay
+from ._request import AttemptRecord
 
 if TYPE_CHECKING:
     import random
@@ -37,33 +38,15 @@ if TYPE_CHECKING:
     from rules import Backoff, Target
 
     from ..traffic._targetlimits import TargetLimits
-    from ._engine import RequestTrace
+    from ._request import RequestTrace
     from ._stats import TargetRegistry, TargetState
 
-__all__ = ["AttemptRecord", "Call", "CircuitOpen", "LeafRunner", "Served", "attempt_result"]
+__all__ = ["Call", "CircuitOpen", "LeafRunner", "Served", "attempt_result"]
 
 T = TypeVar("T")
 
 # Failures that count against a target's circuit; a bad request or a refusal does not.
 _BREAKER_REASONS = frozenset({"timeout", "network", "server_error", "overloaded"})
-
-
-@attrs.define
-class AttemptRecord:
-    """One attempt on a leaf target, for metrics and its trace span.
-
-    Times are trio's clock; ``result`` is "ok", "cancelled" or the failure's kind
-    (see :func:`attempt_result`).
-    """
-
-    target: str
-    model: str
-    upstream: Upstream
-    started: float
-    ended: float = 0.0
-    result: str = "ok"
-    error: str | None = None  # the failure's class name
-    retry: bool = False  # a retry of the same target after a fast failure
 
 
 def attempt_result(exc: GatewayError) -> str:

@@ -22,13 +22,11 @@ MAX_MODULE_LINES = 400
 PENDING_SIZE = {
     "adapters._anthropic_wire",
     "adapters._openai_wire",
-    "router.http._app",
-    "router.routing._engine",
     "router.traffic._cost",
     "router.traffic._ratelimit",
 }
-PENDING_LAYERS = {"router.http._app"}
-PENDING_CYCLES = True
+PENDING_LAYERS: set[str] = set()
+PENDING_CYCLES = False
 
 
 def _module_name(path: Path) -> str:

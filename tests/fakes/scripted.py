@@ -29,7 +29,8 @@ from adapters import (
     Message,
     ProviderInternalError,
 )
-from router.routing._engine import Engine, RequestOptions
+from router.routing._engine import Engine
+from router.routing._request import RequestOptions
 from rules import compile_routes, parse_config
 
 if TYPE_CHECKING:

@@ -11,7 +11,8 @@ import trio
 
 from router import App, Engine, Runtime
 from router.ops._accesslog import AccessLog
-from router.routing._engine import RequestTrace
+from router.ops._observability import Observability
+from router.routing._request import RequestTrace
 from router.upstream._providers import build_upstreams
 from rules import compile_routes, parse_config
 from tests.router.test_app_timing import CONFIG, SCOPE, Client
@@ -100,14 +101,15 @@ async def test_lines_from_the_app(autojump_clock: trio.testing.MockClock) -> Non
     stream = io.StringIO()
     config = parse_config(CONFIG)
     runtime = Runtime(compile_routes(config), Engine(build_upstreams(config)))
-    app = App(runtime, AccessLog(stream))
+    access_log = AccessLog(stream)
+    app = App(runtime, observer=Observability(access_log=access_log))
     ok = Client({"model": "chain", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
     await app(SCOPE, ok.receive, ok.send)
     late = Client({"model": "slow", "messages": [{"role": "user", "content": "x"}]})
     await app(SCOPE, late.receive, late.send)
     missing = Client({"model": "nope", "messages": [{"role": "user", "content": "x"}]})
     await app(SCOPE, missing.receive, missing.send)
-    app.access_log.flush()  # type: ignore[union-attr]
+    access_log.flush()
     streamed, timed_out, unknown = lines(stream)
     assert streamed["status"] == 200
     assert streamed["route"] == "chain"

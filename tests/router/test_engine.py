@@ -23,6 +23,7 @@ from adapters import (
     Timeout,
 )
 from router import Engine, RequestTrace
+from router.routing._request import RoutedRequest
 from tests.fakes.scripted import REQ, Scripted, Step, boom, options, rules_of
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ async def served_by(
     targets = []
     for _ in range(n):
         trace = RequestTrace("r")
-        await engine.complete(node, REQ, trace, options(headers=headers))
+        await engine.complete(RoutedRequest(node, REQ, trace, options(headers=headers)))
         targets.append(trace.target)
     return targets
 
@@ -64,7 +65,7 @@ async def test_fallback_moves_on_at_once_and_reports_the_target(
     routes, _ = rules_of(FALLBACK)
     _, b, engine = two(Step(latency=1.0, error=boom()), Step(latency=2.0))
     trace = RequestTrace("r")
-    answer = await engine.complete(routes["r"], REQ, trace, options())
+    answer = await engine.complete(RoutedRequest(routes["r"], REQ, trace, options()))
     assert (answer.id, answer.model) == ("b", "m")
     assert (trace.attempts, trace.target, trace.retries) == (2, "b:m", 0)
     assert [e.upstream for e in trace.errors] == ["a:m"]
@@ -91,11 +92,11 @@ async def test_on_restricts_which_failures_fall_back(
     _, b, engine = two(Step(latency=0.5, error=error))
     trace = RequestTrace("r")
     if falls_back:
-        await engine.complete(routes["r"], REQ, trace, options())
+        await engine.complete(RoutedRequest(routes["r"], REQ, trace, options()))
         assert b.started == [("m", 0.5)]
     else:
         with pytest.raises(type(error)):
-            await engine.complete(routes["r"], REQ, trace, options())
+            await engine.complete(RoutedRequest(routes["r"], REQ, trace, options()))
         assert b.started == []
     assert trio.current_time() == 0.5
 
@@ -115,7 +116,7 @@ async def test_no_fallback_and_no_retry_on_a_bad_request_or_refusal(
     a, b, engine = two(Step(latency=0.25, error=error))
     trace = RequestTrace("r")
     with pytest.raises(type(error)) as caught:
-        await engine.complete(routes["r"], REQ, trace, options(retries=2))
+        await engine.complete(RoutedRequest(routes["r"], REQ, trace, options(retries=2)))
     assert caught.value.message == error.message  # the provider's reason, unchanged
     assert (caught.value.upstream, caught.value.upstream_status) == ("a:m", 400)
     assert a.started == [("m", 0.0)]
@@ -130,7 +131,7 @@ async def test_context_length_exceeded_falls_back_without_retry(
     routes, _ = rules_of(FALLBACK)
     a, b, engine = two(Step(latency=0.25, error=ContextLengthExceeded("8192 tokens max")))
     trace = RequestTrace("r")
-    await engine.complete(routes["r"], REQ, trace, options(retries=2))
+    await engine.complete(RoutedRequest(routes["r"], REQ, trace, options(retries=2)))
     assert a.started == [("m", 0.0)]
     assert b.started == [("m", 0.25)]
     assert trace.target == "b:m"
@@ -145,7 +146,7 @@ async def test_nested_routes_flatten_every_attempt(autojump_clock: trio.testing.
     }
     trace = RequestTrace("r")
     with pytest.raises(AllTargetsFailed) as caught:
-        await Engine(ups).complete(routes["r"], REQ, trace, options())
+        await Engine(ups).complete(RoutedRequest(routes["r"], REQ, trace, options()))
     failed = caught.value
     assert [e.upstream for e in failed.attempts] == ["a:m", "b:m", "c:m"]
     assert [e.upstream_status for e in failed.attempts] == [500, 501, 502]
@@ -192,7 +193,9 @@ async def test_least_connections_prefers_the_idle_target(
     engine = Engine({"a": a, "b": b}, rng=random.Random(1))
     async with trio.open_nursery() as nursery:
         for _ in range(3):  # three long requests in flight on a:m
-            nursery.start_soon(engine.complete, routes["only_a"], REQ, RequestTrace("x"), options())
+            nursery.start_soon(
+                engine.complete, RoutedRequest(routes["only_a"], REQ, RequestTrace("x"), options())
+            )
         await trio.testing.wait_all_tasks_blocked()
         assert engine.registry.get("a:m").in_flight == 3
         assert await served_by(engine, routes["r"], 5) == ["b:m"] * 5
@@ -239,7 +242,7 @@ async def test_sticky_split_same_key_same_arm(autojump_clock: trio.testing.MockC
         for user in range(200):
             trace = RequestTrace("r")
             headers = {"x-user-id": f"user-{user}"}
-            await engine.complete(routes["r"], REQ, trace, options(headers=headers))
+            await engine.complete(RoutedRequest(routes["r"], REQ, trace, options(headers=headers)))
             assert trace.arm == trace.target
             arms.setdefault(f"user-{user}", set()).add(trace.arm)
     assert all(len(seen) == 1 for seen in arms.values())
@@ -248,7 +251,7 @@ async def test_sticky_split_same_key_same_arm(autojump_clock: trio.testing.MockC
     for user in range(200):
         trace = RequestTrace("r")
         headers = {"x-user-id": f"user-{user}"}
-        await other.complete(routes["r"], REQ, trace, options(headers=headers))
+        await other.complete(RoutedRequest(routes["r"], REQ, trace, options(headers=headers)))
         assert {trace.arm} == arms[f"user-{user}"]
 
 
@@ -261,7 +264,7 @@ async def test_sticky_split_shares_over_many_keys(autojump_clock: trio.testing.M
     for user in range(n):
         trace = RequestTrace("r")
         headers = {"x-user-id": f"user-{user}"}
-        await engine.complete(routes["r"], REQ, trace, options(headers=headers))
+        await engine.complete(RoutedRequest(routes["r"], REQ, trace, options(headers=headers)))
         arms.append(trace.arm)
     assert binomial_ok(arms.count("a:m"), n, 0.9)
 
@@ -276,7 +279,9 @@ async def test_split_without_the_key_is_random_by_weight(
         arms = []
         for _ in range(2000):
             trace = RequestTrace(route)
-            await engine.complete(routes[route], REQ, trace, options())  # no x-user-id
+            await engine.complete(
+                RoutedRequest(routes[route], REQ, trace, options())
+            )  # no x-user-id
             arms.append(trace.arm)
         assert binomial_ok(arms.count("a:m"), 2000, p_a)
         assert trio.current_time() == 0.0
@@ -291,7 +296,7 @@ async def test_a_split_arm_can_be_a_route(autojump_clock: trio.testing.MockClock
     c = Scripted("c", {"m": Step()})
     trace = RequestTrace("r")
     await Engine({"a": a, "c": c}).complete(
-        routes["r"], REQ, trace, options(headers={"x-user-id": "u1"})
+        RoutedRequest(routes["r"], REQ, trace, options(headers={"x-user-id": "u1"}))
     )
     assert (trace.arm, trace.target, trace.attempts) == ("arm", "c:m", 2)
     assert c.started == [("m", 0.5)]
@@ -303,6 +308,8 @@ async def test_errors_keep_their_type_through_a_single_target_route(
     routes, _ = rules_of('[routes.r]\nfallback = ["a:m"]\n')
     a = Scripted("a", {"m": Step(latency=2.0, error=boom(503))})
     with pytest.raises(ProviderInternalError) as caught:
-        await Engine({"a": a}).complete(routes["r"], REQ, RequestTrace("r"), options())
+        await Engine({"a": a}).complete(
+            RoutedRequest(routes["r"], REQ, RequestTrace("r"), options())
+        )
     assert (caught.value.upstream, caught.value.upstream_status) == ("a:m", 503)
     assert trio.current_time() == 2.0

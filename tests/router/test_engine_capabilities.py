@@ -8,6 +8,7 @@ import trio.testing
 
 from adapters import GatewayRequest, ImagePart, Message, TextPart, UnsupportedCapability
 from router import Engine, RequestTrace
+from router.routing._request import RoutedRequest
 from tests.fakes.scripted import Scripted, Step, options, rules_of
 
 PICTURE = GatewayRequest(
@@ -26,7 +27,9 @@ async def test_a_target_without_vision_is_skipped(autojump_clock: trio.testing.M
     a = Scripted("a", {"m": Step(latency=1.0)}, blind=frozenset({"m"}))
     b = Scripted("b", {"m": Step(latency=1.0)})
     trace = RequestTrace("r")
-    await Engine({"a": a, "b": b}, defaults).complete(routes["r"], PICTURE, trace, options())  # type: ignore[dict-item]
+    await Engine({"a": a, "b": b}, defaults).complete(
+        RoutedRequest(routes["r"], PICTURE, trace, options())
+    )  # type: ignore[dict-item]
     assert a.started == []  # never asked
     assert (trace.target, trace.attempts, trio.current_time()) == ("b:m", 1, 1.0)
 
@@ -35,7 +38,9 @@ async def test_nowhere_to_go_is_a_400(autojump_clock: trio.testing.MockClock) ->
     routes, defaults = rules_of('[routes.r]\nbalance = "round_robin"\ntargets = ["a:m", "b:m"]\n')
     ups = {p: Scripted(p, {"m": Step()}, blind=frozenset({"m"})) for p in "ab"}
     with pytest.raises(UnsupportedCapability) as caught:
-        await Engine(ups, defaults).complete(routes["r"], PICTURE, RequestTrace("r"), options())  # type: ignore[arg-type]
+        await Engine(ups, defaults).complete(
+            RoutedRequest(routes["r"], PICTURE, RequestTrace("r"), options())
+        )  # type: ignore[arg-type]
     assert caught.value.status_hint == 400
     assert "a:m cannot take images" in caught.value.message
     assert "b:m cannot take images" in caught.value.message
@@ -47,5 +52,5 @@ async def test_text_requests_do_not_ask(autojump_clock: trio.testing.MockClock) 
     a = Scripted("a", {"m": Step()}, blind=frozenset({"m"}))
     text = GatewayRequest(model="r", messages=(Message(role="user", content="hi"),))
     trace = RequestTrace("r")
-    await Engine({"a": a}, defaults).complete(routes["r"], text, trace, options())  # type: ignore[dict-item]
+    await Engine({"a": a}, defaults).complete(RoutedRequest(routes["r"], text, trace, options()))  # type: ignore[dict-item]
     assert trace.target == "a:m"

@@ -8,6 +8,7 @@ import trio.testing
 
 from adapters import GatewayRequest, Message, RateLimitExceeded
 from router import Engine, RequestTrace
+from router.routing._request import RoutedRequest
 from router.traffic._cost import PriceTable
 from router.traffic._ratelimit import RateLimiter
 from router.traffic._targetlimits import TargetLimited, TargetLimits
@@ -35,7 +36,7 @@ async def test_a_limited_target_is_skipped(autojump_clock: trio.testing.MockCloc
     served = []
     for _ in range(3):
         trace = RequestTrace("r")
-        await engine.complete(node, REQ, trace, options())  # type: ignore[arg-type]
+        await engine.complete(RoutedRequest(node, REQ, trace, options()))  # type: ignore[arg-type]
         served.append(trace.target)
     assert served == ["a:m", "a:m", "b:m"]
     assert len(ups["a"].started) == 2  # the third never reached a
@@ -45,15 +46,15 @@ async def test_all_limited_is_a_429_with_a_true_retry_after(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     _, engine, node = setup("limits = { rpm = 1 }", '[routes.r]\nfallback = ["a:m"]\n')
-    await engine.complete(node, REQ, RequestTrace("r"), options())  # type: ignore[arg-type]
+    await engine.complete(RoutedRequest(node, REQ, RequestTrace("r"), options()))  # type: ignore[arg-type]
     assert trio.current_time() == 0.5
     with pytest.raises(RateLimitExceeded) as limited:
-        await engine.complete(node, REQ, RequestTrace("r"), options())  # type: ignore[arg-type]
+        await engine.complete(RoutedRequest(node, REQ, RequestTrace("r"), options()))  # type: ignore[arg-type]
     assert isinstance(limited.value, TargetLimited)
     assert limited.value.retry_after == pytest.approx(59.5)  # the first leaves at t=60
     await trio.sleep(limited.value.retry_after)  # type: ignore[arg-type]
     trace = RequestTrace("r")
-    await engine.complete(node, REQ, trace, options())  # type: ignore[arg-type]
+    await engine.complete(RoutedRequest(node, REQ, trace, options()))  # type: ignore[arg-type]
     assert trace.target == "a:m"
 
 
@@ -66,7 +67,7 @@ async def test_model_limits_are_their_own_window(autojump_clock: trio.testing.Mo
     targets = []
     for _ in range(6):
         trace = RequestTrace("r")
-        await engine.complete(node, REQ, trace, options())  # type: ignore[arg-type]
+        await engine.complete(RoutedRequest(node, REQ, trace, options()))  # type: ignore[arg-type]
         targets.append(trace.target)
     assert targets.count("a:m") == 2
     assert targets.count("a:n") == 4
@@ -101,9 +102,9 @@ async def test_cheapest_orders_by_price(autojump_clock: trio.testing.MockClock) 
     engine = Engine(ups, config.defaults, prices=prices)  # type: ignore[arg-type]
     node = compile_routes(config).routes["r"]
     trace = RequestTrace("r")
-    await engine.complete(node, REQ, trace, options())
+    await engine.complete(RoutedRequest(node, REQ, trace, options()))
     assert trace.target == "a:mystery"  # the configured price undercuts both shipped ones
     engine = Engine(ups, config.defaults, prices=PriceTable())  # type: ignore[arg-type]
     trace = RequestTrace("r")
-    await engine.complete(node, REQ, trace, options())
+    await engine.complete(RoutedRequest(node, REQ, trace, options()))
     assert trace.target == "b:gpt-4o-mini"  # unknown prices sort last

@@ -3,6 +3,7 @@ Retry-After, the deadline, and circuit breakers (streams: test_engine_streams.py
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 
@@ -26,6 +27,7 @@ from adapters import (
 )
 from router import Engine, RequestTrace
 from router.routing._attempt import CircuitOpen
+from router.routing._request import RoutedRequest
 from tests.fakes.scripted import REQ, SEED, Scripted, Step, boom, engine_for, options, rules_of
 
 BACKOFF = '[defaults]\nbackoff = { initial = "100ms", max = "5s", multiplier = 2.0 }\n'
@@ -51,7 +53,7 @@ async def test_fast_failures_retry_at_jittered_times_then_fall_back(
 ) -> None:
     a, b, engine, routes = engine_for(BACKOFF, Step(latency=0.5, error=error))
     trace = RequestTrace("r")
-    await engine.complete(routes["r"], REQ, trace, options(retries=2))
+    await engine.complete(RoutedRequest(routes["r"], REQ, trace, options(retries=2)))
     replay = random.Random(SEED)  # full jitter: uniform(0, min(max, initial * 2**n))
     t1 = 0.5 + replay.uniform(0.0, 0.1)
     t2 = t1 + 0.5 + replay.uniform(0.0, 0.2)
@@ -68,7 +70,7 @@ async def test_a_retry_that_succeeds_stays_on_the_target(
         BACKOFF, [Step(latency=0.5, error=NetworkError("reset")), Step(latency=0.5)]
     )
     trace = RequestTrace("r")
-    await engine.complete(routes["r"], REQ, trace, options(retries=3))
+    await engine.complete(RoutedRequest(routes["r"], REQ, trace, options(retries=3)))
     t1 = 0.5 + random.Random(SEED).uniform(0.0, 0.1)
     assert a.started == [("m", 0.0), ("m", t1)]
     assert b.started == []
@@ -82,7 +84,7 @@ async def test_retry_after_replaces_the_backoff(autojump_clock: trio.testing.Moc
         BACKOFF, [Step(latency=0.25, error=limited), Step(latency=0.25)]
     )
     trace = RequestTrace("r")
-    await engine.complete(routes["r"], REQ, trace, options(retries=1))
+    await engine.complete(RoutedRequest(routes["r"], REQ, trace, options(retries=1)))
     assert a.started == [("m", 0.0), ("m", 2.25)]
     assert trio.current_time() == 2.5
     assert (trace.retries, trace.target) == (1, "a:m")
@@ -107,14 +109,16 @@ async def test_retry_after_that_does_not_fit_moves_on_at_once(
     limited = RateLimitExceeded("slow down", upstream_status=429, retry_after=retry_after)
     a, b, engine, routes = engine_for(BACKOFF, Step(latency=0.25, error=limited), Step())
     trace = RequestTrace("r")
-    await engine.complete(routes["r"], REQ, trace, options(deadline, retries=1))
+    with contextlib.suppress(Timeout):  # the engine holds the request to its deadline
+        await engine.complete(RoutedRequest(routes["r"], REQ, trace, options(deadline, retries=1)))
     if retried_at is None:
         assert a.started == [("m", 0.0)]
         assert b.started == [("m", 0.25)]
         assert trace.retries == 0
     else:
         assert a.started == [("m", 0.0), ("m", retried_at)]
-        assert b.started == [("m", retried_at + 0.25)]
+        fallback_at = retried_at + 0.25
+        assert b.started == ([("m", fallback_at)] if fallback_at < deadline else [])
         assert trace.retries == 1
 
 
@@ -126,10 +130,12 @@ async def test_a_backoff_that_would_cross_the_deadline_is_skipped(
     t1 = 0.5 + random.Random(SEED).uniform(0.0, 0.1)
     deadline = math.nextafter(t1, 10.0) if fits else t1
     trace = RequestTrace("r")
-    await engine.complete(routes["r"], REQ, trace, options(deadline, retries=1))
+    with pytest.raises(Timeout):  # whichever way, the answer would come after the deadline
+        await engine.complete(RoutedRequest(routes["r"], REQ, trace, options(deadline, retries=1)))
+    assert trio.current_time() == deadline
     if fits:
         assert a.started == [("m", 0.0), ("m", t1)]
-        assert b.started == [("m", t1 + 0.5)]
+        assert b.started == []  # the retry failed after the deadline had passed
     else:
         assert a.started == [("m", 0.0)]
         assert b.started == [("m", 0.5)]
@@ -151,23 +157,25 @@ async def test_slow_or_unfixable_failures_are_not_retried(
 ) -> None:
     a, b, engine, routes = engine_for(BACKOFF, Step(latency=5.0, error=error))
     trace = RequestTrace("r")
-    await engine.complete(routes["r"], REQ, trace, options(retries=2))
+    await engine.complete(RoutedRequest(routes["r"], REQ, trace, options(retries=2)))
     assert a.started == [("m", 0.0)]
     assert b.started == [("m", 5.0)]  # at once
     assert trace.retries == 0
 
 
-async def test_the_deadline_is_the_callers_to_enforce(
+async def test_the_engine_holds_the_request_to_its_deadline(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     a, _, engine, routes = engine_for(BACKOFF, Step(latency=5.0))
-    await engine.complete(routes["r"], REQ, RequestTrace("r"), options(deadline=1.0))
-    assert trio.current_time() == 5.0
-    with trio.move_on_at(6.0):  # as the app does
-        await engine.complete(routes["r"], REQ, RequestTrace("r"), options(deadline=6.0))
-    assert trio.current_time() == 6.0
-    assert a.cancelled == [("m", 6.0)]
+    with pytest.raises(Timeout, match="deadline"):
+        await engine.complete(
+            RoutedRequest(routes["r"], REQ, RequestTrace("r"), options(deadline=1.0))
+        )
+    assert trio.current_time() == 1.0
+    assert a.cancelled == [("m", 1.0)]
     assert engine.registry.get("a:m").in_flight == 0
+    # A cancelled attempt is no verdict on the target: its circuit stays closed.
+    assert engine.registry.get("a:m").failures == 0
 
 
 async def test_a_failure_that_opens_the_circuit_is_not_retried(
@@ -177,7 +185,7 @@ async def test_a_failure_that_opens_the_circuit_is_not_retried(
     a, _, engine, routes = engine_for(BACKOFF + circuit, Step(latency=0.5, error=boom()))
     trace = RequestTrace("solo")
     with pytest.raises(ProviderInternalError):  # the target's own failure, not a 503
-        await engine.complete(routes["solo"], REQ, trace, options(retries=3))
+        await engine.complete(RoutedRequest(routes["solo"], REQ, trace, options(retries=3)))
     t1 = 0.5 + random.Random(SEED).uniform(0.0, 0.1)
     assert a.started == [("m", 0.0), ("m", t1)]
     assert trio.current_time() == t1 + 0.5  # no backoff slept for a retry the breaker refuses
@@ -191,42 +199,44 @@ async def test_breaker_opens_skips_probes_and_closes(
 ) -> None:
     a, b, engine, routes = engine_for(CIRCUIT, Step(latency=1.0, error=boom()))
     for _ in range(3):
-        await engine.complete(routes["r"], REQ, RequestTrace("r"), options())
+        await engine.complete(RoutedRequest(routes["r"], REQ, RequestTrace("r"), options()))
     assert [t for _, t in a.started] == [0.0, 1.5, 3.0]
     breaker = engine.registry.get("a:m").breaker
     assert (breaker.state(4.5), breaker.opened_at) == ("open", 4.0)
     trace = RequestTrace("r")
-    await engine.complete(routes["r"], REQ, trace, options())
+    await engine.complete(RoutedRequest(routes["r"], REQ, trace, options()))
     assert (trace.target, trace.attempts, len(a.started)) == ("b:m", 1, 3)  # a skipped
     assert b.started[-1] == ("m", 4.5)
     b.plans["m"] = Step(latency=0.5, error=boom())
     trace = RequestTrace("r")
     with pytest.raises(AllTargetsFailed) as caught:
-        await engine.complete(routes["r"], REQ, trace, options())
+        await engine.complete(RoutedRequest(routes["r"], REQ, trace, options()))
     assert [type(e) for e in caught.value.attempts] == [ProviderInternalError, CircuitOpen]
     assert caught.value.attempts[1].upstream == "a:m"
     assert (trace.attempts, len(a.started)) == (1, 3)
     b.plans["m"] = Step(latency=0.5)
     await trio.sleep_until(33.5)
-    await engine.complete(routes["r"], REQ, RequestTrace("r"), options())
+    await engine.complete(RoutedRequest(routes["r"], REQ, RequestTrace("r"), options()))
     assert len(a.started) == 3  # still open at 33.5
     a.plans["m"] = Step(latency=1.0)
     await trio.sleep_until(34.0)  # opened_at + open_for: one probe goes through
     probe, other = RequestTrace("r"), RequestTrace("r")
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(engine.complete, routes["r"], REQ, probe, options())
+        nursery.start_soon(engine.complete, RoutedRequest(routes["r"], REQ, probe, options()))
         await trio.sleep(0.5)
-        await engine.complete(routes["r"], REQ, other, options())
+        await engine.complete(RoutedRequest(routes["r"], REQ, other, options()))
     assert a.started[3:] == [("m", 34.0)]  # one probe at a time
     assert (probe.target, other.target) == ("a:m", "b:m")
     assert (other.attempts, other.errors) == (1, [])  # a refused before any attempt
     assert (breaker.state(35.0), breaker.consecutive_successes) == ("half_open", 1)
-    await engine.complete(routes["r"], REQ, RequestTrace("r"), options())
+    await engine.complete(RoutedRequest(routes["r"], REQ, RequestTrace("r"), options()))
     assert a.started[-1] == ("m", 35.0)
     assert breaker.state(36.0) == "closed"
     async with trio.open_nursery() as nursery:  # closed: no probe limit
         for _ in range(3):
-            nursery.start_soon(engine.complete, routes["r"], REQ, RequestTrace("r"), options())
+            nursery.start_soon(
+                engine.complete, RoutedRequest(routes["r"], REQ, RequestTrace("r"), options())
+            )
     assert a.started[-3:] == [("m", 36.0)] * 3
 
 
@@ -235,19 +245,19 @@ async def test_a_failed_probe_reopens_for_a_fresh_window(
 ) -> None:
     circuit = '[defaults]\ncircuit = { failures = 1, successes = 1, open_for = "10s" }\n'
     a, _, engine, routes = engine_for(circuit, Step(latency=1.0, error=boom()))
-    await engine.complete(routes["r"], REQ, RequestTrace("r"), options())
+    await engine.complete(RoutedRequest(routes["r"], REQ, RequestTrace("r"), options()))
     assert engine.registry.get("a:m").breaker.opened_at == 1.0
     await trio.sleep_until(11.0)
-    await engine.complete(routes["r"], REQ, RequestTrace("r"), options())
+    await engine.complete(RoutedRequest(routes["r"], REQ, RequestTrace("r"), options()))
     assert a.started == [("m", 0.0), ("m", 11.0)]  # the probe fails at 12.0
     assert engine.registry.get("a:m").breaker.opened_at == 12.0
     await trio.sleep_until(21.5)
-    await engine.complete(routes["r"], REQ, RequestTrace("r"), options())
+    await engine.complete(RoutedRequest(routes["r"], REQ, RequestTrace("r"), options()))
     assert len(a.started) == 2
     await trio.sleep_until(22.0)
     a.plans["m"] = Step(latency=1.0)
     trace = RequestTrace("r")
-    await engine.complete(routes["r"], REQ, trace, options())
+    await engine.complete(RoutedRequest(routes["r"], REQ, trace, options()))
     assert (a.started[-1], trace.target) == (("m", 22.0), "a:m")
     assert engine.registry.get("a:m").breaker.state(23.0) == "closed"
 
@@ -263,13 +273,13 @@ async def test_every_circuit_open_is_a_fast_503(autojump_clock: trio.testing.Moc
     ups = {p: Scripted(p, {"m": Step(latency=1.0, error=boom())}) for p in "ab"}
     engine = Engine(ups, defaults)
     with pytest.raises(AllTargetsFailed):
-        await engine.complete(routes["r"], REQ, RequestTrace("r"), options())
+        await engine.complete(RoutedRequest(routes["r"], REQ, RequestTrace("r"), options()))
     assert trio.current_time() == 2.0
     messages = []
     for route in ("r", "hedged", "outer"):
         trace = RequestTrace(route)
         with pytest.raises(NoHealthyTarget) as caught:
-            await engine.complete(routes[route], REQ, trace, options())
+            await engine.complete(RoutedRequest(routes[route], REQ, trace, options()))
         assert type(caught.value) is NoHealthyTarget
         assert caught.value.status_hint == 503
         assert trace.attempts == 0
@@ -288,7 +298,7 @@ async def test_a_refusal_does_not_count_against_the_circuit(
     a, _, engine, routes = engine_for(circuit, Step(error=InvalidRequest("bad")))
     for _ in range(3):
         with pytest.raises(InvalidRequest):
-            await engine.complete(routes["r"], REQ, RequestTrace("r"), options())
+            await engine.complete(RoutedRequest(routes["r"], REQ, RequestTrace("r"), options()))
     assert len(a.started) == 3
     assert engine.registry.get("a:m").breaker.state(0.0) == "closed"
 
@@ -304,17 +314,23 @@ async def test_a_cancelled_straggler_does_not_free_the_probe_slot(
 
         async def long_request() -> None:
             with straggler:
-                await engine.complete(routes["solo"], REQ, RequestTrace("solo"), options())
+                await engine.complete(
+                    RoutedRequest(routes["solo"], REQ, RequestTrace("solo"), options())
+                )
 
         nursery.start_soon(long_request)  # admitted while closed, answers at 100 s
         await trio.testing.wait_all_tasks_blocked()
-        await engine.complete(routes["r"], REQ, RequestTrace("r"), options())  # opens at 1.0
+        await engine.complete(
+            RoutedRequest(routes["r"], REQ, RequestTrace("r"), options())
+        )  # opens at 1.0
         await trio.sleep_until(11.0)
-        nursery.start_soon(engine.complete, routes["r"], REQ, RequestTrace("r"), options())
+        nursery.start_soon(
+            engine.complete, RoutedRequest(routes["r"], REQ, RequestTrace("r"), options())
+        )
         await trio.sleep(1.0)  # the probe runs until 16.0
         straggler.cancel()  # the client of the old request leaves
         await trio.testing.wait_all_tasks_blocked()
         trace = RequestTrace("r")
-        await engine.complete(routes["r"], REQ, trace, options())
+        await engine.complete(RoutedRequest(routes["r"], REQ, trace, options()))
     assert a.started == [("m", 0.0), ("m", 0.0), ("m", 11.0)]  # no second probe at 12.0
     assert trace.target == "b:m"

@@ -1,8 +1,10 @@
 """Streams through the engine on trio's MockClock: the first-token timeout, breaks
-before the first content chunk (fail over), and after it (a stall, a cut: no failover,
-counted against the target)."""
+before the first content chunk (fail over), and after it (a stall, a cut, the deadline:
+no failover, counted against the target), and the upstream stream closed on leaving."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import pytest
 import trio
@@ -10,7 +12,17 @@ import trio.testing
 
 from adapters import NetworkError, Overloaded, StreamError, Timeout
 from router import RequestTrace
+from router.routing._request import RoutedRequest
 from tests.fakes.scripted import REQ, Step, engine_for, options, texts
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from adapters import ChatChunk
+
+
+async def _batches(chunks: AsyncIterator[list[ChatChunk]]) -> list[list[str | None]]:
+    return [texts(batch) async for batch in chunks]
 
 
 @pytest.mark.parametrize(
@@ -23,15 +35,10 @@ async def test_no_first_token_in_time_fails_over_at_exactly_the_timeout(
 ) -> None:
     a, b, engine, routes = engine_for("", silent, Step(latency=0.5, gaps=(0.25, 0.25)))
     trace = RequestTrace("r")
-    start = await engine.open_stream(
-        routes["r"], REQ, trace, options(retries=2, first_token_timeout=4.0)
-    )
-    async with start.exit:
+    routed = RoutedRequest(routes["r"], REQ, trace, options(retries=2, first_token_timeout=4.0))
+    async with engine.stream(routed) as chunks:
         assert trio.current_time() == 4.75  # 4 s silent on a, then 0.5 + 0.25 on b
-        assert texts(start.head) == [None, "b0"]
-        assert start.rest is not None
-        assert texts(await engine.next_batch(start.rest)) == ["b1"]
-        assert await engine.next_batch(start.rest) is None
+        assert await _batches(chunks) == [[None, "b0"], ["b1"]]
         assert trio.current_time() == 5.0
     assert a.started == [("m", 0.0)]  # a slow failure: no retry
     assert a.closed == [("m", 4.0)]
@@ -54,9 +61,8 @@ async def test_a_stream_that_breaks_before_content_fails_over(
 ) -> None:
     a, b, engine, routes = engine_for("", broken, Step(latency=0.5))
     trace = RequestTrace("r")
-    start = await engine.open_stream(routes["r"], REQ, trace, options())
-    async with start.exit:
-        assert texts(start.head) == [None, "b0"]
+    async with engine.stream(RoutedRequest(routes["r"], REQ, trace, options())) as chunks:
+        assert texts(await anext(chunks)) == [None, "b0"]
     assert a.closed == [("m", 2.0)]
     assert b.started == [("m", 2.0)]
     assert (trace.target, trace.attempts) == ("b:m", 2)
@@ -69,15 +75,31 @@ async def test_a_stall_after_commit_is_a_stream_error_at_the_stall_timeout(
     a, b, engine, routes = engine_for(
         '[defaults]\nstall_timeout = "10s"\n', Step(gaps=(0.0, 100.0))
     )
-    start = await engine.open_stream(routes["r"], REQ, RequestTrace("r"), options())
-    async with start.exit:
-        assert texts(start.head) == [None, "a0"]
-        assert start.rest is not None
-        with pytest.raises(StreamError, match="stalled for 10s"):
-            await engine.next_batch(start.rest)
+    routed = RoutedRequest(routes["r"], REQ, RequestTrace("r"), options())
+    async with engine.stream(routed) as chunks:
+        assert texts(await anext(chunks)) == [None, "a0"]
+        with pytest.raises(StreamError, match="stalled for 10s") as caught:
+            await anext(chunks)
         assert trio.current_time() == 10.0
+        assert caught.value.upstream == "a:m"
     assert a.closed == [("m", 10.0)]
     assert b.started == []  # committed: never a second answer spliced in
+
+
+async def test_the_deadline_ends_a_committed_stream_with_a_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    a, _, engine, routes = engine_for("", Step(gaps=(0.0, 5.0, 5.0)))
+    routed = RoutedRequest(routes["r"], REQ, RequestTrace("r"), options(deadline=7.5))
+    async with engine.stream(routed) as chunks:
+        assert texts(await anext(chunks)) == [None, "a0"]
+        assert texts(await anext(chunks)) == ["a1"]
+        with pytest.raises(Timeout, match="deadline"):
+            await anext(chunks)
+        assert trio.current_time() == 7.5
+    assert a.closed == [("m", 7.5)]
+    # The deadline is the request's, not the target's fault: the circuit stays closed.
+    assert engine.registry.get("a:m").failures == 0
 
 
 async def test_a_committed_stream_failure_counts_against_the_circuit(
@@ -87,18 +109,28 @@ async def test_a_committed_stream_failure_counts_against_the_circuit(
     cut = StreamError("connection reset mid-stream")
     a, _, engine, routes = engine_for(circuit, Step(gaps=(0.0, 1.0), broken=cut))
     trace = RequestTrace("r")
-    start = await engine.open_stream(routes["r"], REQ, trace, options())
-    async with start.exit:
-        assert start.rest is not None
-        assert texts(await engine.next_batch(start.rest)) == ["a1"]
-        with pytest.raises(StreamError, match="mid-stream") as caught:
-            await engine.next_batch(start.rest)
+    async with engine.stream(RoutedRequest(routes["r"], REQ, trace, options())) as chunks:
+        assert texts(await anext(chunks)) == [None, "a0"]
+        assert texts(await anext(chunks)) == ["a1"]
+        assert engine.registry.get("a:m").breaker.state(1.0) == "closed"
+        with pytest.raises(StreamError, match="mid-stream"):
+            await anext(chunks)
+        # The engine charged the break to the target the moment it broke.
+        assert engine.registry.get("a:m").breaker.state(1.0) == "open"
     assert trace.target == "a:m"
-    assert engine.registry.get("a:m").breaker.state(1.0) == "closed"
-    engine.stream_failed(trace.target, caught.value)
-    assert engine.registry.get("a:m").breaker.state(1.0) == "open"
     trace = RequestTrace("r")
-    start = await engine.open_stream(routes["r"], REQ, trace, options())
-    async with start.exit:
+    async with engine.stream(RoutedRequest(routes["r"], REQ, trace, options())):
         assert (trace.target, trace.attempts) == ("b:m", 1)
     assert len(a.started) == 1
+
+
+async def test_leaving_early_closes_the_upstream_stream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    a, _, engine, routes = engine_for("", Step(gaps=(0.0, 1.0, 1.0)))
+    routed = RoutedRequest(routes["r"], REQ, RequestTrace("r"), options())
+    with trio.move_on_after(0.5):
+        async with engine.stream(routed) as chunks:
+            await anext(chunks)
+            await anext(chunks)  # cancelled half-way: the client left
+    assert a.closed == [("m", 0.5)]

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from router import App, Engine, Runtime
 from router.ops._accesslog import AccessLog
 from router.ops._cli import main
+from router.ops._observability import Observability
 from router.ops._tracing import setup_tracing
 from router.upstream._providers import build_upstreams
 from rules import TelemetryConfig, compile_routes, load_config
@@ -151,10 +152,11 @@ async def test_no_secret_in_spans_or_access_lines(fake_openai: FakeOpenAI, tmp_p
     loaded = load_config(str(path))
     exporter = InMemorySpanExporter()
     stream = io.StringIO()
+    access_log = AccessLog(stream)
+    tracing = setup_tracing(TelemetryConfig(exporter="console"), exporter)
     app = App(
         Runtime(compile_routes(loaded), Engine(build_upstreams(loaded))),
-        AccessLog(stream),
-        tracing=setup_tracing(TelemetryConfig(exporter="console"), exporter),
+        observer=Observability(access_log=access_log, tracing=tracing),
     )
     bodies = []
     for model in ("auth", "other", "both"):
@@ -168,7 +170,7 @@ async def test_no_secret_in_spans_or_access_lines(fake_openai: FakeOpenAI, tmp_p
             )
             await app(SCOPE, client.receive, client.send)
             bodies.append(client.text)
-    app.access_log.flush()  # type: ignore[union-attr]
+    access_log.flush()
     spans = exporter.get_finished_spans()
     assert len(spans) > 6
     dumped = "\n".join(span.to_json() for span in spans)

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from router import App, Engine, Runtime
+from router.ops._observability import Observability
 from router.ops._tracing import setup_tracing
 from router.upstream._providers import build_upstreams
 from rules import TelemetryConfig, compile_routes, parse_config
@@ -55,7 +56,10 @@ fallback = ["remote:gpt-4o"]
 def make_app(exporter: InMemorySpanExporter) -> App:
     config = parse_config(CONFIG)
     tracing = setup_tracing(TelemetryConfig(exporter="otlp"), exporter)
-    return App(Runtime(compile_routes(config), Engine(build_upstreams(config))), tracing=tracing)
+    return App(
+        Runtime(compile_routes(config), Engine(build_upstreams(config))),
+        observer=Observability(tracing=tracing),
+    )
 
 
 def by_kind(spans: tuple[ReadableSpan, ...], kind: SpanKind) -> list[ReadableSpan]:
@@ -169,7 +173,10 @@ async def test_sampling_ratio_zero_records_nothing() -> None:
     exporter = InMemorySpanExporter()
     config = parse_config(CONFIG)
     tracing = setup_tracing(TelemetryConfig(exporter="console", sample_ratio=0.0), exporter)
-    app = App(Runtime(compile_routes(config), Engine(build_upstreams(config))), tracing=tracing)
+    app = App(
+        Runtime(compile_routes(config), Engine(build_upstreams(config))),
+        observer=Observability(tracing=tracing),
+    )
     client = chat("down")
     await app(SCOPE, client.receive, client.send)
     assert exporter.get_finished_spans() == ()

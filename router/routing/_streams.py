@@ -1,0 +1,132 @@
+"""Streams through the engine: opening one up to its first content chunk, and reading
+the rest of a committed one.
+
+A stream is committed to an attempt when its first content chunk arrives; before that,
+failures and silence move on unseen (:func:`first_chunk` runs inside an attempt). After
+it, :class:`Chunks` hands the client's side every batch as it comes, each within the
+stall timeout and all within the request's deadline; a break is charged to the target
+that broke and raised as a GatewayError for the caller to end the stream with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
+
+import attrs
+import trio
+
+from adapters import ChatChunk, GatewayError, StreamError, Timeout
+
+if TYPE_CHECKING:
+    from adapters import GatewayRequest
+
+    from ..upstream._upstream import Upstream
+    from ._request import RequestTrace
+
+__all__ = ["Chunks", "StreamStart", "close_stream", "first_chunk"]
+
+
+@attrs.define
+class StreamStart:
+    """A stream up to its first content chunk, with the rest still to read.
+
+    ``exit`` owns the open upstream stream; whoever takes the StreamStart closes it.
+    """
+
+    head: list[ChatChunk]
+    rest: AsyncIterator[list[ChatChunk]] | None  # None when the stream already ended
+    exit: AsyncExitStack
+
+
+async def first_chunk(
+    upstream: Upstream, model: str, req: GatewayRequest, first_token_timeout: float
+) -> StreamStart:
+    """Open a stream and read it up to its first content chunk.
+
+    Raises:
+        Timeout: no content within ``first_token_timeout``.
+        GatewayError: the upstream refused or broke before any content.
+    """
+    head: list[ChatChunk] = []
+    rest: AsyncIterator[list[ChatChunk]] | None = None
+    async with AsyncExitStack() as attempt:
+        with trio.move_on_after(first_token_timeout) as scope:
+            chunks = await attempt.enter_async_context(upstream.stream(req, model))
+            rest = chunks
+            async for batch in chunks:
+                head += batch
+                if any(chunk.has_content for chunk in batch):
+                    break
+            else:
+                rest = None  # the whole (content-free) stream is in head
+        if scope.cancelled_caught:
+            raise Timeout(f"no first token within {first_token_timeout:g}s")
+        return StreamStart(head, rest, attempt.pop_all())
+
+
+async def close_stream(start: StreamStart) -> None:
+    """A stream that lost a race (or was never taken): close it, even while cancelled."""
+    with trio.CancelScope(shield=True), trio.move_on_after(5):
+        await start.exit.aclose()
+
+
+class Chunks:
+    """The batches of a committed stream, its head first, as an async iterator.
+
+    Args:
+        start: The stream, opened up to its first content chunk.
+        trace: The request's trace (``target`` names who answers).
+        deadline: The request's deadline (trio time).
+        stall_timeout: Seconds allowed between two batches.
+        broke: Charges a break to its target (breaker and stats).
+
+    Iterating raises StreamError when the upstream stalls or breaks, and Timeout when
+    the deadline passes mid-stream.
+    """
+
+    def __init__(
+        self,
+        start: StreamStart,
+        trace: RequestTrace,
+        deadline: float,
+        stall_timeout: float,
+        broke: Callable[[str, GatewayError], None],
+    ) -> None:
+        self._head: list[ChatChunk] | None = start.head or None
+        self._rest = start.rest
+        self._trace = trace
+        self._deadline = deadline
+        self._stall = stall_timeout
+        self._broke = broke
+
+    def __aiter__(self) -> Chunks:
+        return self
+
+    async def __anext__(self) -> list[ChatChunk]:
+        if self._head is not None:
+            head, self._head = self._head, None
+            return head
+        if self._rest is None:
+            raise StopAsyncIteration
+        with trio.move_on_at(self._deadline):
+            try:
+                return await self._next_batch(self._rest)
+            except StopAsyncIteration:
+                self._rest = None
+                raise
+            except GatewayError as exc:
+                self._rest = None
+                target = self._trace.target
+                exc.upstream = exc.upstream or target
+                if target is not None:
+                    self._broke(target, exc)
+                raise
+        self._rest = None
+        raise Timeout("the stream took longer than its deadline")
+
+    async def _next_batch(self, rest: AsyncIterator[list[ChatChunk]]) -> list[ChatChunk]:
+        with trio.move_on_after(self._stall):
+            return await anext(rest)
+        raise StreamError(f"upstream stream stalled for {self._stall:g}s")
