@@ -6,7 +6,6 @@ collects the spans.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -15,8 +14,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from router import App, Engine, Runtime
+from router.http._observer import RequestFacts
 from router.ops._observability import Observability
 from router.ops._tracing import setup_tracing
+from router.routing._request import RequestTrace
 from router.upstream._providers import build_upstreams
 from rules import TelemetryConfig, compile_routes, parse_config
 from tests.router.test_app_timing import SCOPE, Client
@@ -182,18 +183,17 @@ async def test_sampling_ratio_zero_records_nothing() -> None:
     assert exporter.get_finished_spans() == ()
 
 
-def test_disabled_tracing_costs_under_two_microseconds() -> None:
-    """The whole request path's extra work when tracing is off: one attribute check and
-    a branch; measured against the same path with a live (in-memory) tracer to show the
-    measurement sees a difference at all."""
-    app = App.__new__(App)
-    app._tracing = None
-    n = 200_000
-    t0 = time.perf_counter()
-    for _ in range(n):
-        tracing = app._tracing
-        _ = 0 if tracing is None else time.time_ns()
-        if tracing is not None:
-            raise AssertionError
-    per_request = (time.perf_counter() - t0) / n
-    assert per_request < 2e-6
+def test_disabled_tracing_is_not_called_on_the_request_path() -> None:
+    """Tracing that exports nothing costs a request one attribute check: the observer
+    never calls into it (its cost is measured by the benchmark, not here)."""
+    disabled = setup_tracing(TelemetryConfig())
+    assert not disabled.enabled
+
+    def record(*args: object) -> None:
+        raise AssertionError("tracing.record was called while tracing is off")
+
+    disabled.record = record  # type: ignore[method-assign]
+    observer = Observability(tracing=disabled)
+    trace = RequestTrace("chat", status=200, outcome="ok")
+    observer.ended(trace, RequestFacts("POST", "/v1/chat/completions", "id", 0, 0.0, 1.0))
+    assert observer.metrics.requests.labels("-", "-", "ok")._value.get() == 1.0
