@@ -40,7 +40,7 @@ from ._stats import TargetRegistry
 from ._streams import Chunks, StreamStart, close_stream, first_chunk
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
     from ..traffic._targetlimits import TargetLimits
     from ..upstream._upstream import Upstream
@@ -106,15 +106,7 @@ class Engine:
         async def call(upstream: Upstream, model: str) -> GatewayResponse:
             return await upstream.complete(req, model)
 
-        work = Call(
-            call,
-            _nothing,
-            vision=req.needs_vision,
-            tools=req.needs_tools,
-            tokens=_request_tokens(routed),
-            used=_total_tokens,
-        )
-        return (await self._start(routed, work)).value
+        return (await self._start(routed, _work(routed, call, _nothing, _total_tokens))).value
 
     @asynccontextmanager
     async def stream(self, routed: RoutedRequest) -> AsyncIterator[Chunks]:
@@ -131,14 +123,7 @@ class Engine:
         async def call(upstream: Upstream, model: str) -> StreamStart:
             return await first_chunk(upstream, model, req, first_token_timeout)
 
-        work = Call(
-            call,
-            close_stream,
-            vision=req.needs_vision,
-            tools=req.needs_tools,
-            tokens=_request_tokens(routed),
-        )
-        start = (await self._start(routed, work)).value
+        start = (await self._start(routed, _work(routed, call, close_stream))).value
         async with start.exit:
             yield Chunks(
                 start, routed.trace, routed.options.deadline, self.stall_timeout, self._broke
@@ -229,6 +214,24 @@ def _note_race(trace: RequestTrace, race: Race) -> None:
     trace.fallbacks += race.fallbacks
     trace.hedges += race.hedges
     trace.hedge_won = trace.hedge_won or race.won_by_hedge
+
+
+def _work(
+    routed: RoutedRequest,
+    attempt: Callable[[Upstream, str], Awaitable[T]],
+    discard: Callable[[T], Awaitable[None]],
+    used: Callable[[T], int | None] = lambda _: None,
+) -> Call[T]:
+    """One kind of attempt for this request, with what it needs of a target."""
+    req = routed.request
+    return Call(
+        attempt,
+        discard,
+        vision=req.needs_vision,
+        tools=req.needs_tools,
+        tokens=_request_tokens(routed),
+        used=used,
+    )
 
 
 def _request_tokens(routed: RoutedRequest) -> int:
