@@ -1,5 +1,6 @@
 """Provider adapters: sans-I/O translation between the unified types and each
-provider's wire format, with a streaming decoder per format."""
+provider's wire format, with a streaming decoder per format; and the registry of
+provider kinds (one `ProviderSpec` each: config class, adapter factory, defaults)."""
 
 from ._anthropic import AnthropicAdapter as AnthropicAdapter
 from ._anthropic_wire import MessagesStreamEncoder as MessagesStreamEncoder
@@ -13,6 +14,16 @@ from ._base import StreamDecoder as StreamDecoder
 from ._base import error_for_status as error_for_status
 from ._base import header as header
 from ._base import retry_after as retry_after
+from ._configs import AnthropicProvider as AnthropicProvider
+from ._configs import AzureProvider as AzureProvider
+from ._configs import BedrockProvider as BedrockProvider
+from ._configs import CohereProvider as CohereProvider
+from ._configs import GeminiProvider as GeminiProvider
+from ._configs import LatencySpec as LatencySpec
+from ._configs import OllamaProvider as OllamaProvider
+from ._configs import OpenAICompatibleProvider as OpenAICompatibleProvider
+from ._configs import OpenAIProvider as OpenAIProvider
+from ._configs import SimulatedProvider as SimulatedProvider
 from ._errors import AllTargetsFailed as AllTargetsFailed
 from ._errors import AuthenticationFailed as AuthenticationFailed
 from ._errors import ContentFiltered as ContentFiltered
@@ -37,9 +48,14 @@ from ._openai_wire import request_from_wire as request_from_wire
 from ._openai_wire import request_to_wire as request_to_wire
 from ._openai_wire import response_from_wire as response_from_wire
 from ._openai_wire import response_to_wire as response_to_wire
+from ._ratelimit_headers import RateLimitParser as RateLimitParser
+from ._ratelimit_headers import UpstreamLimits as UpstreamLimits
 from ._registry import AdapterFactory as AdapterFactory
+from ._registry import ProviderSpec as ProviderSpec
 from ._registry import adapter_factory as adapter_factory
 from ._registry import known_kinds as known_kinds
+from ._registry import provider_kinds as provider_kinds
+from ._registry import provider_spec as provider_spec
 from ._registry import register_adapter as register_adapter
 from ._simulated import SimulatedModel as SimulatedModel
 from ._simulated import SimulatedPlan as SimulatedPlan
