@@ -3,10 +3,9 @@ provider's wire format, with a streaming decoder per format; and the registry of
 provider kinds (one `ProviderSpec` each: config class, adapter factory, defaults)."""
 
 from ._anthropic import AnthropicAdapter as AnthropicAdapter
-from ._anthropic_wire import MessagesStreamEncoder as MessagesStreamEncoder
-from ._anthropic_wire import anthropic_error_to_wire as anthropic_error_to_wire
-from ._anthropic_wire import messages_request_from_wire as messages_request_from_wire
-from ._anthropic_wire import messages_response_to_wire as messages_response_to_wire
+from ._anthropic_response import MessagesStreamEncoder as MessagesStreamEncoder
+from ._anthropic_response import anthropic_error_to_wire as anthropic_error_to_wire
+from ._anthropic_response import messages_response_to_wire as messages_response_to_wire
 from ._base import AdapterBase as AdapterBase
 from ._base import Capabilities as Capabilities
 from ._base import HTTPAdapter as HTTPAdapter
@@ -40,14 +39,15 @@ from ._errors import SerializationError as SerializationError
 from ._errors import StreamError as StreamError
 from ._errors import Timeout as Timeout
 from ._errors import UnsupportedCapability as UnsupportedCapability
+from ._messages_request import messages_request_from_wire as messages_request_from_wire
 from ._openai import OpenAIAdapter as OpenAIAdapter
 from ._openai import OpenAIStreamDecoder as OpenAIStreamDecoder
-from ._openai_wire import chunk_from_wire as chunk_from_wire
-from ._openai_wire import chunk_to_wire as chunk_to_wire
-from ._openai_wire import request_from_wire as request_from_wire
-from ._openai_wire import request_to_wire as request_to_wire
-from ._openai_wire import response_from_wire as response_from_wire
-from ._openai_wire import response_to_wire as response_to_wire
+from ._openai_request import request_from_wire as request_from_wire
+from ._openai_request import request_to_wire as request_to_wire
+from ._openai_response import chunk_from_wire as chunk_from_wire
+from ._openai_response import chunk_to_wire as chunk_to_wire
+from ._openai_response import response_from_wire as response_from_wire
+from ._openai_response import response_to_wire as response_to_wire
 from ._ratelimit_headers import RateLimitParser as RateLimitParser
 from ._ratelimit_headers import UpstreamLimits as UpstreamLimits
 from ._registry import AdapterFactory as AdapterFactory

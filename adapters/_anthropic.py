@@ -1,10 +1,11 @@
 """The ``anthropic`` adapter: Anthropic's Messages API (``POST {base_url}/v1/messages``).
 
-Translation lives in :mod:`._anthropic_wire`; this module holds the adapter (URLs,
-headers, errors) and the stream decoder. Anthropic's rate-limit headers
-(``anthropic-ratelimit-*-reset``) are RFC 3339 times, which cannot become a delay
-without a clock; the adapter has none, so it reads ``retry-after`` (which Anthropic
-sends on every 429) and leaves the reset headers alone.
+Translation lives in :mod:`._anthropic_request` and :mod:`._anthropic_response`; this
+module holds the adapter (URLs, headers, errors) and the stream decoder. Anthropic's
+rate-limit headers (``anthropic-ratelimit-*-reset``) are RFC 3339 times, which cannot
+become a delay without a clock; the adapter has none, so it reads ``retry-after`` (which
+Anthropic sends on every 429) and leaves the reset headers to the daemon, which has one
+(the kind's spec names ``parse_anthropic_headers``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._anthropic_wire import (
-    finish_reason_from_wire,
-    request_to_wire,
-    response_from_wire,
-)
+from ._anthropic_request import request_to_wire
+from ._anthropic_response import finish_reason_from_wire, response_from_wire
 from ._base import AdapterBase, Headers, error_for_status, retry_after
 from ._errors import (
     AuthenticationFailed,

@@ -25,7 +25,8 @@ import orjson
 from ._base import AdapterBase, Headers, error_for_status, request_headers
 from ._errors import ContentFiltered, GatewayError, SerializationError
 from ._openai import OpenAIStreamDecoder
-from ._openai_wire import request_to_wire, response_from_wire
+from ._openai_request import request_to_wire
+from ._openai_response import response_from_wire
 from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ import orjson
 from ._base import AdapterBase, Headers, error_for_status, header, request_headers
 from ._compat import IDENTITY, Fixups
 from ._errors import GatewayError, SerializationError, StreamError
-from ._openai_wire import chunk_from_wire, request_to_wire, response_from_wire
+from ._openai_request import request_to_wire
+from ._openai_response import chunk_from_wire, response_from_wire
 from ._sse import SSEDecoder
 from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
 
