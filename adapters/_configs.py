@@ -27,6 +27,9 @@ from ._compat import COMPATIBLE_HOSTS
 
 __all__ = [
     "ANTHROPIC_URL",
+    "COHERE_URL",
+    "GEMINI_URL",
+    "OLLAMA_URL",
     "OPENAI_URL",
     "AnthropicProvider",
     "AzureProvider",
@@ -40,6 +43,7 @@ __all__ = [
     "SimulatedProvider",
 ]
 
+# Default base URLs: the config classes' defaults, the specs' and the adapters'.
 OPENAI_URL = "https://api.openai.com/v1"
 ANTHROPIC_URL = "https://api.anthropic.com"
 GEMINI_URL = "https://generativelanguage.googleapis.com/v1beta"

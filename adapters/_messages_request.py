@@ -17,6 +17,7 @@ from ._anthropic_request import MEDIA_TYPES
 from ._errors import (
     InvalidRequest,
 )
+from ._openai_request import client_body, number_param
 from ._types import (
     ContentPart,
     GatewayRequest,
@@ -40,11 +41,7 @@ def messages_request_from_wire(body: Any) -> GatewayRequest:
     Raises:
         InvalidRequest: naming the offending parameter.
     """
-    if not isinstance(body, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a string", param="model")
+    body, model = client_body(body)
     max_tokens = body.get("max_tokens")
     if type(max_tokens) is not int or max_tokens < 1:
         raise InvalidRequest("'max_tokens' is required: a positive integer", param="max_tokens")
@@ -73,23 +70,14 @@ def messages_request_from_wire(body: Any) -> GatewayRequest:
         messages=tuple(messages),
         stream=stream,
         include_usage=True,  # Anthropic clients always get usage
-        temperature=_number(body, "temperature"),
-        top_p=_number(body, "top_p"),
+        temperature=number_param(body, "temperature"),
+        top_p=number_param(body, "top_p"),
         max_tokens=max_tokens,
         stop=tuple(stop or ()),
         tools=tuple(_tool_from_wire(t, i) for i, t in enumerate(tools or ())),
         tool_choice=tool_choice,
         extra=extra,
     )
-
-
-def _number(body: Mapping[str, Any], key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequest(f"'{key}' must be a number", param=key)
-    return float(value)
 
 
 def _system_from_wire(raw: Any) -> str:

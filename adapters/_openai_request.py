@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
+    "client_body",
     "message_to_wire",
+    "number_param",
+    "part_to_wire",
     "request_from_wire",
     "request_to_wire",
     "tool_call_from_wire",
@@ -59,11 +62,7 @@ def request_from_wire(body: Any) -> GatewayRequest:
     Raises:
         InvalidRequest: naming the offending parameter.
     """
-    if not isinstance(body, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a string", param="model")
+    body, model = client_body(body)
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
@@ -92,8 +91,8 @@ def request_from_wire(body: Any) -> GatewayRequest:
         messages=messages,
         stream=stream,
         include_usage=bool(options.get("include_usage")),
-        temperature=_number(body, "temperature"),
-        top_p=_number(body, "top_p"),
+        temperature=number_param(body, "temperature"),
+        top_p=number_param(body, "top_p"),
         max_tokens=max_tokens,
         stop=_stop(body.get("stop")),
         tools=tuple(_tool_from_wire(t, i) for i, t in enumerate(tools or ())),
@@ -128,7 +127,22 @@ def request_to_wire(req: GatewayRequest, model: str) -> dict[str, Any]:
     return body
 
 
-def _number(body: Mapping[str, Any], key: str) -> float | None:
+def client_body(body: Any) -> tuple[dict[str, Any], str]:
+    """A client's parsed body and its ``model``, in either ingress format.
+
+    Raises:
+        InvalidRequest: not a JSON object, or no model.
+    """
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string", param="model")
+    return body, model
+
+
+def number_param(body: Mapping[str, Any], key: str) -> float | None:
+    """A client's optional numeric parameter (a bool is not a number here)."""
     value = body.get(key)
     if value is None:
         return None
@@ -224,7 +238,7 @@ def message_to_wire(m: Message) -> dict[str, Any]:
     if m.content is None or isinstance(m.content, str):
         out["content"] = m.content
     else:
-        out["content"] = [_part_to_wire(p) for p in m.content]
+        out["content"] = [part_to_wire(p) for p in m.content]
     if m.name is not None:
         out["name"] = m.name
     if m.tool_calls:
@@ -234,7 +248,7 @@ def message_to_wire(m: Message) -> dict[str, Any]:
     return out
 
 
-def _part_to_wire(p: ContentPart) -> dict[str, Any]:
+def part_to_wire(p: ContentPart) -> dict[str, Any]:
     if isinstance(p, TextPart):
         return {"type": "text", "text": p.text}
     image: dict[str, Any] = {"url": p.url}
