@@ -50,6 +50,8 @@ from ._openai_response import response_from_wire as response_from_wire
 from ._openai_response import response_to_wire as response_to_wire
 from ._ratelimit_headers import RateLimitParser as RateLimitParser
 from ._ratelimit_headers import UpstreamLimits as UpstreamLimits
+from ._ratelimit_headers import parse_anthropic_headers as parse_anthropic_headers
+from ._ratelimit_headers import parse_openai_headers as parse_openai_headers
 from ._registry import AdapterFactory as AdapterFactory
 from ._registry import ProviderSpec as ProviderSpec
 from ._registry import adapter_factory as adapter_factory

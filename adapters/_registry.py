@@ -17,10 +17,10 @@ class's fields, secret references already resolved by the daemon) and returns an
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from functools import partial
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
@@ -47,13 +47,9 @@ from ._configs import (
 from ._openai import OpenAIAdapter
 from ._ratelimit_headers import (
     RateLimitParser,
-    UpstreamLimits,
     parse_anthropic_headers,
     parse_openai_headers,
 )
-
-if TYPE_CHECKING:
-    from datetime import datetime
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -125,10 +121,6 @@ def _openai(
     )
 
 
-def _openai_limits(headers: Sequence[tuple[str, str]], now: datetime) -> UpstreamLimits | None:
-    return parse_openai_headers(headers)  # its resets are durations: no clock needed
-
-
 def _compatible(host: CompatibleHost) -> ProviderSpec:
     """A named OpenAI-compatible host: OpenAI's adapter with the host's table row."""
     return ProviderSpec(
@@ -136,7 +128,7 @@ def _compatible(host: CompatibleHost) -> ProviderSpec:
         OpenAIProvider,
         partial(_openai, fixups=host.fixups, stream_usage=host.stream_usage),
         default_base_url=host.base_url,
-        rate_limits=_openai_limits if host.rate_limits else None,
+        rate_limits=parse_openai_headers if host.rate_limits else None,
         system=host.system or "",
     )
 
@@ -147,14 +139,14 @@ BUILT_IN: tuple[ProviderSpec, ...] = (
         OpenAIProvider,
         partial(_openai, stream_usage=True),
         default_base_url=OPENAI_URL,
-        rate_limits=_openai_limits,
+        rate_limits=parse_openai_headers,
     ),
     # Generic compatible hosts may not take stream_options.include_usage.
     ProviderSpec(
         "openai_compatible",
         OpenAICompatibleProvider,
         partial(_openai, stream_usage=False),
-        rate_limits=_openai_limits,
+        rate_limits=parse_openai_headers,
     ),
     ProviderSpec("simulated", SimulatedProvider, None),
     ProviderSpec(
@@ -178,7 +170,7 @@ BUILT_IN: tuple[ProviderSpec, ...] = (
         "azure",
         AzureProvider,
         "adapters._azure:make_adapter",
-        rate_limits=_openai_limits,
+        rate_limits=parse_openai_headers,
         system="az.ai.openai",
     ),
     ProviderSpec(

@@ -86,6 +86,8 @@ PUBLIC = {
     # providers' rate-limit headers
     "RateLimitParser",
     "UpstreamLimits",
+    "parse_anthropic_headers",
+    "parse_openai_headers",
 }
 
 
