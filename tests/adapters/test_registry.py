@@ -70,7 +70,7 @@ def test_default_base_urls_are_the_config_defaults() -> None:
         spec = provider_spec(kind)
         if spec.default_base_url is None:
             continue
-        config = spec.config(kind=kind)  # type: ignore[call-arg]
+        config = spec.config(kind=kind)
         assert config.base_url == spec.default_base_url  # type: ignore[attr-defined]
 
 

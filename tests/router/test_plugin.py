@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx2
 import pytest
 
 import adapters._registry
@@ -74,14 +75,20 @@ def install_plugin(where: Path) -> Path:
 
 
 @pytest.fixture
-def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The plugin installed for this process, in a registry of its own."""
-    site = install_plugin(tmp_path)
-    monkeypatch.syspath_prepend(str(site))
+def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A registry of the test's own (the plugin leaves no kind behind), and its secret."""
     monkeypatch.setattr(adapters._registry, "REGISTRY", adapters._registry.Registry())
     monkeypatch.setenv("TEAMHOST_TOKEN", "team-secret")
-    yield site
+    yield
     sys.modules.pop("teamhost_plugin", None)
+
+
+@pytest.fixture
+def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, registry: None) -> Path:
+    """The plugin installed for this process."""
+    site = install_plugin(tmp_path)
+    monkeypatch.syspath_prepend(str(site))
+    return site
 
 
 def config(upstream: str) -> str:
@@ -114,6 +121,39 @@ async def test_a_plugin_kind_serves_a_route(
     assert [r.body["model"] for r in fake_openai.received] == ["acme-gpt-4o"] * 2
     sent = fake_openai.received[0].headers
     assert (sent["x-team"], sent["authorization"]) == ("blue", "Bearer team-secret")
+
+
+SIMULATED = """
+[server]
+watch = false
+
+[providers.sim]
+kind = "simulated"
+
+[routes.chat]
+fallback = ["sim:echo"]
+"""
+
+
+async def test_a_reload_reads_a_plugin_installed_since_start(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    registry: None,
+    start_router: RouterFactory,
+    fake_openai: FakeOpenAI,
+) -> None:
+    async with start_router(SIMULATED) as url, openai_client(url) as client:
+        site = install_plugin(tmp_path / "later")
+        monkeypatch.syspath_prepend(str(site))
+        (tmp_path / "router.toml").write_text("[server]\nwatch = false\n" + config(fake_openai.url))
+        async with httpx2.AsyncClient(base_url=url) as admin:
+            result = await admin.post("/admin/reload")
+        assert result.status_code == 200, result.text
+        answer = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert answer.choices[0].message.content == "echo: hi"
+    assert [r.body["model"] for r in fake_openai.received] == ["acme-gpt-4o"]
 
 
 def check(path: Path, site: Path | None) -> subprocess.CompletedProcess[str]:
