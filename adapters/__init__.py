@@ -1,11 +1,11 @@
 """Provider adapters: sans-I/O translation between the unified types and each
-provider's wire format, with a streaming decoder per format."""
+provider's wire format, with a streaming decoder per format; and the registry of
+provider kinds (one `ProviderSpec` each: config class, adapter factory, defaults)."""
 
 from ._anthropic import AnthropicAdapter as AnthropicAdapter
-from ._anthropic_wire import MessagesStreamEncoder as MessagesStreamEncoder
-from ._anthropic_wire import anthropic_error_to_wire as anthropic_error_to_wire
-from ._anthropic_wire import messages_request_from_wire as messages_request_from_wire
-from ._anthropic_wire import messages_response_to_wire as messages_response_to_wire
+from ._anthropic_response import MessagesStreamEncoder as MessagesStreamEncoder
+from ._anthropic_response import anthropic_error_to_wire as anthropic_error_to_wire
+from ._anthropic_response import messages_response_to_wire as messages_response_to_wire
 from ._base import AdapterBase as AdapterBase
 from ._base import Capabilities as Capabilities
 from ._base import HTTPAdapter as HTTPAdapter
@@ -13,6 +13,16 @@ from ._base import StreamDecoder as StreamDecoder
 from ._base import error_for_status as error_for_status
 from ._base import header as header
 from ._base import retry_after as retry_after
+from ._configs import AnthropicProvider as AnthropicProvider
+from ._configs import AzureProvider as AzureProvider
+from ._configs import BedrockProvider as BedrockProvider
+from ._configs import CohereProvider as CohereProvider
+from ._configs import GeminiProvider as GeminiProvider
+from ._configs import LatencySpec as LatencySpec
+from ._configs import OllamaProvider as OllamaProvider
+from ._configs import OpenAICompatibleProvider as OpenAICompatibleProvider
+from ._configs import OpenAIProvider as OpenAIProvider
+from ._configs import SimulatedProvider as SimulatedProvider
 from ._errors import AllTargetsFailed as AllTargetsFailed
 from ._errors import AuthenticationFailed as AuthenticationFailed
 from ._errors import ContentFiltered as ContentFiltered
@@ -29,17 +39,25 @@ from ._errors import SerializationError as SerializationError
 from ._errors import StreamError as StreamError
 from ._errors import Timeout as Timeout
 from ._errors import UnsupportedCapability as UnsupportedCapability
+from ._messages_request import messages_request_from_wire as messages_request_from_wire
 from ._openai import OpenAIAdapter as OpenAIAdapter
 from ._openai import OpenAIStreamDecoder as OpenAIStreamDecoder
-from ._openai_wire import chunk_from_wire as chunk_from_wire
-from ._openai_wire import chunk_to_wire as chunk_to_wire
-from ._openai_wire import request_from_wire as request_from_wire
-from ._openai_wire import request_to_wire as request_to_wire
-from ._openai_wire import response_from_wire as response_from_wire
-from ._openai_wire import response_to_wire as response_to_wire
+from ._openai_request import request_from_wire as request_from_wire
+from ._openai_request import request_to_wire as request_to_wire
+from ._openai_response import chunk_from_wire as chunk_from_wire
+from ._openai_response import chunk_to_wire as chunk_to_wire
+from ._openai_response import response_from_wire as response_from_wire
+from ._openai_response import response_to_wire as response_to_wire
+from ._ratelimit_headers import RateLimitParser as RateLimitParser
+from ._ratelimit_headers import UpstreamLimits as UpstreamLimits
+from ._ratelimit_headers import parse_anthropic_headers as parse_anthropic_headers
+from ._ratelimit_headers import parse_openai_headers as parse_openai_headers
 from ._registry import AdapterFactory as AdapterFactory
+from ._registry import ProviderSpec as ProviderSpec
 from ._registry import adapter_factory as adapter_factory
 from ._registry import known_kinds as known_kinds
+from ._registry import provider_kinds as provider_kinds
+from ._registry import provider_spec as provider_spec
 from ._registry import register_adapter as register_adapter
 from ._simulated import SimulatedModel as SimulatedModel
 from ._simulated import SimulatedPlan as SimulatedPlan

@@ -1,10 +1,11 @@
 """The ``anthropic`` adapter: Anthropic's Messages API (``POST {base_url}/v1/messages``).
 
-Translation lives in :mod:`._anthropic_wire`; this module holds the adapter (URLs,
-headers, errors) and the stream decoder. Anthropic's rate-limit headers
-(``anthropic-ratelimit-*-reset``) are RFC 3339 times, which cannot become a delay
-without a clock; the adapter has none, so it reads ``retry-after`` (which Anthropic
-sends on every 429) and leaves the reset headers alone.
+Translation lives in :mod:`._anthropic_request` and :mod:`._anthropic_response`; this
+module holds the adapter (URLs, headers, errors) and the stream decoder. Anthropic's
+rate-limit headers (``anthropic-ratelimit-*-reset``) are RFC 3339 times, which cannot
+become a delay without a clock; the adapter has none, so it reads ``retry-after`` (which
+Anthropic sends on every 429) and leaves the reset headers to the daemon, which has one
+(the kind's spec names ``parse_anthropic_headers``).
 """
 
 from __future__ import annotations
@@ -13,19 +14,24 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._anthropic_wire import (
-    finish_reason_from_wire,
-    request_to_wire,
-    response_from_wire,
+from ._anthropic_request import request_to_wire
+from ._anthropic_response import finish_reason_from_wire, response_from_wire
+from ._base import (
+    AdapterBase,
+    Headers,
+    error_for_status,
+    error_object,
+    retry_after,
+    stream_event_object,
+    upstream_json,
 )
-from ._base import AdapterBase, Headers, error_for_status, retry_after
+from ._configs import ANTHROPIC_URL
 from ._errors import (
     AuthenticationFailed,
     ContextLengthExceeded,
     GatewayError,
     InvalidRequest,
     Overloaded,
-    SerializationError,
     StreamError,
     Timeout,
 )
@@ -68,7 +74,7 @@ class AnthropicAdapter(AdapterBase):
 
     def __init__(
         self,
-        base_url: str = "https://api.anthropic.com",
+        base_url: str = ANTHROPIC_URL,
         api_key: str | None = None,
         auth_token: str | None = None,
         anthropic_version: str = "2023-06-01",
@@ -109,10 +115,7 @@ class AnthropicAdapter(AdapterBase):
         return UpstreamRequest("POST", self.url, headers, body)
 
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
-        try:
-            raw = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise SerializationError(f"upstream sent invalid JSON: {exc}") from exc
+        raw = upstream_json(body)
         return response_from_wire(raw)
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
@@ -133,7 +136,7 @@ class AnthropicAdapter(AdapterBase):
 def make_adapter(name: str, settings: Mapping[str, Any]) -> AnthropicAdapter:
     """The registry's factory: ``settings`` are AnthropicProvider's fields, resolved."""
     return AnthropicAdapter(
-        base_url=settings.get("base_url") or "https://api.anthropic.com",
+        base_url=settings.get("base_url") or ANTHROPIC_URL,
         api_key=settings.get("api_key"),
         auth_token=settings.get("auth_token"),
         anthropic_version=settings.get("anthropic_version") or "2023-06-01",
@@ -146,11 +149,7 @@ def make_adapter(name: str, settings: Mapping[str, Any]) -> AnthropicAdapter:
 
 def _error_fields(body: bytes) -> tuple[str | None, str | None]:
     """``(type, message)`` of ``{"type":"error","error":{type,message}}``, or Nones."""
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, None
-    error = raw.get("error") if isinstance(raw, dict) else None
+    error = error_object(body).get("error")
     if not isinstance(error, dict):
         return None, None
     kind, message = error.get("type"), error.get("message")
@@ -225,12 +224,7 @@ class AnthropicStreamDecoder:
         for event in events:
             if self._done:
                 continue
-            try:
-                raw = orjson.loads(event.data)
-            except orjson.JSONDecodeError as exc:
-                raise StreamError(f"upstream sent a malformed stream event: {exc}") from exc
-            if not isinstance(raw, dict):
-                raise StreamError("upstream sent a stream event that is not an object")
+            raw = stream_event_object(event.data)
             name = event.event if event.event != "message" else str(raw.get("type"))
             try:
                 out.extend(self._event(name, raw))

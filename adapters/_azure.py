@@ -22,10 +22,18 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
-from ._base import AdapterBase, Headers, error_for_status, request_headers
-from ._errors import ContentFiltered, GatewayError, SerializationError
+from ._base import (
+    AdapterBase,
+    Headers,
+    error_for_status,
+    error_object,
+    request_headers,
+    upstream_json,
+)
+from ._errors import ContentFiltered, GatewayError
 from ._openai import OpenAIStreamDecoder
-from ._openai_wire import request_to_wire, response_from_wire
+from ._openai_request import request_to_wire
+from ._openai_response import response_from_wire
 from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
 
 if TYPE_CHECKING:
@@ -94,10 +102,7 @@ class AzureAdapter(AdapterBase):
         return UpstreamRequest("POST", self.url(model), headers, orjson.dumps(body))
 
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
-        try:
-            raw = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise SerializationError(f"upstream sent invalid JSON: {exc}") from exc
+        raw = upstream_json(body)
         return response_from_wire(raw)
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
@@ -154,13 +159,8 @@ def _carries_something(chunk: ChatChunk) -> bool:
 
 
 def _error_object(body: bytes) -> dict[str, Any]:
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    if isinstance(raw, dict) and isinstance(raw.get("error"), dict):
-        return dict(raw["error"])
-    return {}
+    error = error_object(body).get("error")
+    return dict(error) if isinstance(error, dict) else {}
 
 
 def _filtered_categories(inner: Any) -> list[str]:
@@ -178,7 +178,7 @@ def _filtered_categories(inner: Any) -> list[str]:
 
 
 def make_adapter(name: str, settings: Mapping[str, Any]) -> AzureAdapter:
-    """The registry's factory: ``settings`` are :class:`rules.AzureProvider`'s fields."""
+    """The registry's factory: ``settings`` are :class:`AzureProvider`'s fields."""
     return AzureAdapter(
         base_url=settings["base_url"],
         api_version=settings.get("api_version") or "2024-10-21",

@@ -8,9 +8,10 @@ unified types or a :class:`GatewayError`. The transport layer does all the I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
+import orjson
 
 from ._errors import (
     AuthenticationFailed,
@@ -22,6 +23,8 @@ from ._errors import (
     Overloaded,
     ProviderInternalError,
     RateLimitExceeded,
+    SerializationError,
+    StreamError,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +33,9 @@ if TYPE_CHECKING:
     from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
 
 __all__ = [
+    "error_object",
+    "stream_event_object",
+    "upstream_json",
     "AdapterBase",
     "Capabilities",
     "Headers",
@@ -180,3 +186,31 @@ def error_for_status(
     elif status >= 500 or status in (408, 409):
         cls = ProviderInternalError
     return cls(message, upstream=upstream, upstream_status=status, retry_after=retry_after(headers))
+
+
+def upstream_json(data: bytes | str, error: type[GatewayError] = SerializationError) -> Any:
+    """An upstream's answer, parsed. Raises ``error`` if it is not JSON."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise error(f"upstream sent invalid JSON: {exc}") from exc
+
+
+def stream_event_object(data: bytes | str) -> dict[str, Any]:
+    """One stream event's JSON object. Raises StreamError for anything else."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise StreamError(f"upstream sent a malformed stream event: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise StreamError("upstream sent a stream event that is not a JSON object")
+    return raw
+
+
+def error_object(body: bytes | str) -> dict[str, Any]:
+    """An error answer's JSON object; empty for anything else (errors come in any shape)."""
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return raw if isinstance(raw, dict) else {}

@@ -20,7 +20,15 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer, ParserError
 
-from ._base import AdapterBase, Headers, header, request_headers
+from ._base import (
+    AdapterBase,
+    Headers,
+    error_object,
+    header,
+    request_headers,
+    stream_event_object,
+    upstream_json,
+)
 from ._bedrock_wire import (
     error_from_wire,
     finish_reason,
@@ -28,7 +36,7 @@ from ._bedrock_wire import (
     response_from_wire,
     usage_from_wire,
 )
-from ._errors import AuthenticationFailed, GatewayError, SerializationError, StreamError
+from ._errors import AuthenticationFailed, GatewayError, StreamError
 from ._types import (
     ChatChunk,
     ChunkChoice,
@@ -108,10 +116,7 @@ class BedrockAdapter(AdapterBase):
         self, status: int, headers: Headers, body: bytes, model: str = ""
     ) -> GatewayResponse:
         """A Converse answer. Converse does not name the model: ``model`` is the one asked."""
-        try:
-            raw = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise SerializationError(f"upstream sent invalid JSON: {exc}") from exc
+        raw = upstream_json(body)
         request_id = header(headers, "x-amzn-requestid")
         answer_id = f"chatcmpl-{request_id}" if request_id else _STREAM_ID
         return response_from_wire(raw, id=answer_id, model=model)
@@ -189,12 +194,7 @@ class _SigV4AtTime(SigV4Auth):
 
 def _error_fields(body: bytes) -> tuple[str | None, str | None]:
     """``(message, __type)`` of an AWS JSON error body, tolerating anything else."""
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, None
-    if not isinstance(raw, dict):
-        return None, None
+    raw = error_object(body)
     message = raw.get("message") or raw.get("Message")
     kind = raw.get("__type") or raw.get("code")
     return (
@@ -258,12 +258,7 @@ class BedrockStreamDecoder:
         if kind == "error":
             code, detail = headers.get(":error-code"), headers.get(":error-message")
             raise StreamError(f"Bedrock stream error {code}: {detail}")
-        try:
-            payload = orjson.loads(message.payload) if message.payload else {}
-        except orjson.JSONDecodeError as exc:
-            raise StreamError(f"upstream sent a malformed stream event: {exc}") from exc
-        if not isinstance(payload, dict):
-            raise StreamError("upstream sent a stream event that is not an object")
+        payload = stream_event_object(message.payload) if message.payload else {}
         out: list[ChatChunk] = []
         if not self._started:  # the role chunk first, whatever came first
             self._started = True
@@ -307,7 +302,7 @@ class BedrockStreamDecoder:
 
 
 def make_adapter(name: str, settings: Mapping[str, Any]) -> BedrockAdapter:
-    """The registry's factory: ``settings`` are :class:`rules.BedrockProvider`'s fields.
+    """The registry's factory: ``settings`` are :class:`BedrockProvider`'s fields.
 
     ``settings["aws_credentials"]``, when the daemon passes one, is a botocore
     credentials object from the AWS chain; otherwise static keys build one.

@@ -22,7 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._base import AdapterBase, Capabilities, Headers, error_for_status, request_headers
+from ._base import (
+    AdapterBase,
+    Capabilities,
+    Headers,
+    error_for_status,
+    error_object,
+    request_headers,
+    stream_event_object,
+    upstream_json,
+)
 from ._cohere_wire import (
     finish_reason,
     is_vision_model,
@@ -31,6 +40,7 @@ from ._cohere_wire import (
     tool_call_from_wire,
     usage_from_wire,
 )
+from ._configs import COHERE_URL
 from ._errors import (
     ContextLengthExceeded,
     GatewayError,
@@ -72,7 +82,7 @@ class CohereAdapter(AdapterBase):
 
     def __init__(
         self,
-        base_url: str = "https://api.cohere.com",
+        base_url: str = COHERE_URL,
         api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         name: str = "cohere",
@@ -138,10 +148,7 @@ class CohereAdapter(AdapterBase):
 
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
         """Raises SerializationError; ProviderInternalError / Timeout for ERROR / TIMEOUT."""
-        try:
-            raw = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise SerializationError(f"upstream sent invalid JSON: {exc}") from exc
+        raw = upstream_json(body)
         try:
             message = raw["message"]
             text = "".join(
@@ -170,14 +177,8 @@ class CohereAdapter(AdapterBase):
             raise SerializationError(f"not a Cohere chat response: {exc!r}") from exc
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
-        message = None
-        try:
-            raw = orjson.loads(body)
-            if isinstance(raw, dict) and raw.get("message"):
-                message = str(raw["message"])
-        except orjson.JSONDecodeError:
-            pass
-        message = message or f"upstream answered HTTP {status}"
+        raw = error_object(body).get("message")
+        message = str(raw) if raw else f"upstream answered HTTP {status}"
         lowered = message.lower()
         if status == 400 and ("too many tokens" in lowered or "context length" in lowered):
             return ContextLengthExceeded(message, upstream_status=status)
@@ -240,12 +241,7 @@ class CohereStreamDecoder:
             return []
         if not payload or self._ended:
             return []
-        try:
-            event = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            raise StreamError(f"Cohere sent a malformed stream event: {exc}") from exc
-        if not isinstance(event, dict):
-            raise StreamError("Cohere sent a stream event that is not an object")
+        event = stream_event_object(payload)
         try:
             return self._event(event)
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -297,9 +293,9 @@ class CohereStreamDecoder:
 
 
 def make_adapter(name: str, settings: Mapping[str, Any]) -> CohereAdapter:
-    """The registry's factory: ``settings`` are :class:`rules.CohereProvider`'s fields."""
+    """The registry's factory: ``settings`` are :class:`CohereProvider`'s fields."""
     return CohereAdapter(
-        base_url=settings.get("base_url") or "https://api.cohere.com",
+        base_url=settings.get("base_url") or COHERE_URL,
         api_key=settings.get("api_key"),
         headers=dict(settings.get("headers") or {}),
         name=name,

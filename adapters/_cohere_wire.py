@@ -8,13 +8,13 @@ from typing import Any
 import orjson
 
 from ._errors import ProviderInternalError, Timeout
-from ._types import ImagePart, Message, TextPart, ToolCall, Usage
+from ._openai_request import part_to_wire
+from ._types import Message, ToolCall, Usage
 
 __all__ = [
     "finish_reason",
     "is_vision_model",
     "message_to_wire",
-    "part_to_wire",
     "response_format_to_wire",
     "tool_call_from_wire",
     "usage_from_wire",
@@ -64,15 +64,6 @@ def message_to_wire(m: Message) -> dict[str, Any]:
     if m.role == "tool":
         out["tool_call_id"] = m.tool_call_id or ""
     return out
-
-
-def part_to_wire(p: TextPart | ImagePart) -> dict[str, Any]:
-    if isinstance(p, TextPart):
-        return {"type": "text", "text": p.text}
-    image: dict[str, Any] = {"url": p.url}
-    if p.detail is not None:
-        image["detail"] = p.detail
-    return {"type": "image_url", "image_url": image}
 
 
 def response_format_to_wire(value: Any) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""Known deviations of the OpenAI-compatible hosts, as pure fix-ups of parsed JSON.
+"""The OpenAI-compatible hosts known by name (one table, `COMPATIBLE_HOSTS`), and their
+known deviations, as pure fix-ups of parsed JSON.
 
 The ``openai`` adapter serves every host that speaks Chat Completions; the hosts known
 by name (``vllm``, ``together``, ``groq``, ``mistral``, ``deepseek``, ``openrouter``,
@@ -44,7 +45,14 @@ from ._errors import (
     UnsupportedCapability,
 )
 
-__all__ = ["COMPAT_KINDS", "Fixups", "compat_fixups", "mistral_tool_call_id"]
+__all__ = [
+    "COMPATIBLE_HOSTS",
+    "COMPAT_KINDS",
+    "CompatibleHost",
+    "Fixups",
+    "compat_fixups",
+    "mistral_tool_call_id",
+]
 
 Body = dict[str, Any]
 
@@ -277,33 +285,89 @@ def _openrouter_error(status: int, err: GatewayError) -> GatewayError:
     return _payment_required(status, err)
 
 
-_BY_KIND: dict[str, Fixups] = {
-    "mistral": Fixups(
-        request=_mistral_request,
-        response=lambda raw: _mistral_answer(raw, ProviderInternalError),
-        chunk=lambda raw: _mistral_answer(raw, StreamError),
-        error=_payment_required,
+@attrs.frozen
+class CompatibleHost:
+    """An OpenAI-compatible host known by name: a ``kind`` that is data, not a class.
+
+    Attributes:
+        kind: Its ``kind`` in ``[providers.*]``.
+        base_url: Its default base URL (as the OpenAI SDK means it, with ``/v1``).
+        fixups: Its deviations from OpenAI, fixed up.
+        stream_usage: Whether it takes ``stream_options.include_usage``.
+        rate_limits: Whether it sends OpenAI's ``x-ratelimit-*`` headers.
+        system: Its ``gen_ai.system`` name in traces (None: the kind).
+    """
+
+    kind: str
+    base_url: str
+    fixups: Fixups = IDENTITY
+    stream_usage: bool = True
+    rate_limits: bool = True
+    system: str | None = None
+
+
+_HOSTS = (
+    CompatibleHost(
+        "vllm",
+        "http://127.0.0.1:8000/v1",
+        Fixups(request=_system_not_developer),
+        rate_limits=False,
     ),
-    "groq": Fixups(request=_groq_request, chunk=_groq_chunk, error=_groq_error),
-    "deepseek": Fixups(
-        request=_system_not_developer,
-        response=_deepseek_answer,
-        chunk=_deepseek_answer,
-        error=_payment_required,
+    CompatibleHost(
+        "together",
+        "https://api.together.xyz/v1",
+        Fixups(request=_system_not_developer, error=_together_error),
     ),
-    "together": Fixups(request=_system_not_developer, error=_together_error),
-    "openrouter": Fixups(
-        request=_system_not_developer,
-        response=_openrouter_response,
-        chunk=_openrouter_chunk,
-        error=_openrouter_error,
+    CompatibleHost(
+        "groq",
+        "https://api.groq.com/openai/v1",
+        Fixups(request=_groq_request, chunk=_groq_chunk, error=_groq_error),
     ),
-    "vllm": Fixups(request=_system_not_developer),
-    "fireworks": Fixups(request=_system_not_developer, error=_payment_required),
-}
-COMPAT_KINDS = tuple(sorted(_BY_KIND))
+    CompatibleHost(
+        "mistral",
+        "https://api.mistral.ai/v1",
+        Fixups(
+            request=_mistral_request,
+            response=lambda raw: _mistral_answer(raw, ProviderInternalError),
+            chunk=lambda raw: _mistral_answer(raw, StreamError),
+            error=_payment_required,
+        ),
+        stream_usage=False,
+        rate_limits=False,
+        system="mistral_ai",
+    ),
+    CompatibleHost(
+        "deepseek",
+        "https://api.deepseek.com/v1",
+        Fixups(
+            request=_system_not_developer,
+            response=_deepseek_answer,
+            chunk=_deepseek_answer,
+            error=_payment_required,
+        ),
+    ),
+    CompatibleHost(
+        "openrouter",
+        "https://openrouter.ai/api/v1",
+        Fixups(
+            request=_system_not_developer,
+            response=_openrouter_response,
+            chunk=_openrouter_chunk,
+            error=_openrouter_error,
+        ),
+    ),
+    CompatibleHost(
+        "fireworks",
+        "https://api.fireworks.ai/inference/v1",
+        Fixups(request=_system_not_developer, error=_payment_required),
+    ),
+)
+#: The OpenAI-compatible hosts known by name, by ``kind``.
+COMPATIBLE_HOSTS: dict[str, CompatibleHost] = {host.kind: host for host in _HOSTS}
+COMPAT_KINDS = tuple(sorted(COMPATIBLE_HOSTS))
 
 
 def compat_fixups(kind: str) -> Fixups:
     """The fix-ups for provider ``kind``; the identity for OpenAI itself and others."""
-    return _BY_KIND.get(kind, IDENTITY)
+    host = COMPATIBLE_HOSTS.get(kind)
+    return host.fixups if host is not None else IDENTITY

@@ -18,7 +18,16 @@ from urllib.parse import quote
 
 import orjson
 
-from ._base import AdapterBase, Capabilities, Headers, error_for_status, retry_after
+from ._base import (
+    AdapterBase,
+    Capabilities,
+    Headers,
+    error_for_status,
+    retry_after,
+    stream_event_object,
+    upstream_json,
+)
+from ._configs import GEMINI_URL
 from ._errors import (
     AuthenticationFailed,
     ContextLengthExceeded,
@@ -27,7 +36,6 @@ from ._errors import (
     Overloaded,
     ProviderInternalError,
     RateLimitExceeded,
-    SerializationError,
     StreamError,
     Timeout,
 )
@@ -59,7 +67,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_BASE_URL", "GeminiAdapter", "GeminiStreamDecoder", "make_adapter"]
 
-DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
+DEFAULT_BASE_URL = GEMINI_URL
 
 
 class GeminiAdapter(AdapterBase):
@@ -104,10 +112,7 @@ class GeminiAdapter(AdapterBase):
 
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
         """Raises SerializationError, or ContentFiltered when the prompt was blocked."""
-        try:
-            raw = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise SerializationError(f"upstream sent invalid JSON: {exc}") from exc
+        raw = upstream_json(body)
         return response_from_wire(raw)
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
@@ -255,12 +260,7 @@ class GeminiStreamDecoder:
     def _chunks(self, events: list[SSEEvent]) -> list[ChatChunk]:
         out: list[ChatChunk] = []
         for event in events:
-            try:
-                raw = orjson.loads(event.data)
-            except orjson.JSONDecodeError as exc:
-                raise StreamError(f"upstream sent a malformed stream event: {exc}") from exc
-            if not isinstance(raw, dict):
-                raise StreamError("upstream sent a stream event that is not a JSON object")
+            raw = stream_event_object(event.data)
             if raw.get("error") is not None:
                 message, code, _, _ = _error_fields(event.data)
                 raise StreamError(f"upstream stream error: {message or code or 'unknown'}")

@@ -21,13 +21,20 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._base import AdapterBase, Headers, error_for_status, request_headers
+from ._base import (
+    AdapterBase,
+    Headers,
+    error_for_status,
+    error_object,
+    request_headers,
+    upstream_json,
+)
+from ._configs import OLLAMA_URL
 from ._errors import GatewayError, SerializationError, StreamError
 from ._ollama_wire import (
     created_from_wire,
     finish_reason,
     format_to_wire,
-    loads,
     messages_to_wire,
     response_id,
     tool_call_from_wire,
@@ -69,7 +76,7 @@ class OllamaAdapter(AdapterBase):
 
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:11434",
+        base_url: str = OLLAMA_URL,
         api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         name: str = "ollama",
@@ -114,7 +121,7 @@ class OllamaAdapter(AdapterBase):
         return UpstreamRequest("POST", f"{self.base_url}/api/chat", headers, orjson.dumps(body))
 
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
-        raw = loads(body, SerializationError)
+        raw = upstream_json(body)
         if isinstance(raw, dict) and raw.get("error"):
             raise SerializationError(f"Ollama answered with an error: {raw['error']}")
         if not isinstance(raw, dict) or not isinstance(raw.get("message"), dict):
@@ -147,16 +154,9 @@ class OllamaAdapter(AdapterBase):
             raise SerializationError(f"not an Ollama chat response: {exc!r}") from exc
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
-        message = None
-        try:
-            raw = orjson.loads(body)
-            if isinstance(raw, dict) and raw.get("error"):
-                message = str(raw["error"])
-        except orjson.JSONDecodeError:
-            pass
-        return error_for_status(
-            status, message or f"upstream answered HTTP {status}", headers=headers
-        )
+        raw = error_object(body).get("error")
+        message = str(raw) if raw else f"upstream answered HTTP {status}"
+        return error_for_status(status, message, headers=headers)
 
     def stream_decoder(self) -> OllamaStreamDecoder:
         return OllamaStreamDecoder()
@@ -204,7 +204,7 @@ class OllamaStreamDecoder:
     def _line(self, line: bytes) -> list[ChatChunk]:
         if not line.strip() or self._done:
             return []
-        raw = loads(line, StreamError)
+        raw = upstream_json(line, StreamError)
         if not isinstance(raw, dict):
             raise StreamError("Ollama sent a stream line that is not an object")
         if raw.get("error"):
@@ -238,9 +238,9 @@ class OllamaStreamDecoder:
 
 
 def make_adapter(name: str, settings: Mapping[str, Any]) -> OllamaAdapter:
-    """The registry's factory: ``settings`` are :class:`rules.OllamaProvider`'s fields."""
+    """The registry's factory: ``settings`` are :class:`OllamaProvider`'s fields."""
     return OllamaAdapter(
-        base_url=settings.get("base_url") or "http://127.0.0.1:11434",
+        base_url=settings.get("base_url") or OLLAMA_URL,
         api_key=settings.get("api_key"),
         headers=dict(settings.get("headers") or {}),
         name=name,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._errors import GatewayError, InvalidRequest, UnsupportedCapability
+from ._errors import InvalidRequest, UnsupportedCapability
 from ._types import ImagePart, Message, ToolCall, Usage
 
 if TYPE_CHECKING:
@@ -19,7 +19,6 @@ __all__ = [
     "created_from_wire",
     "finish_reason",
     "format_to_wire",
-    "loads",
     "messages_to_wire",
     "response_id",
     "tool_call_from_wire",
@@ -98,13 +97,6 @@ def format_to_wire(response_format: Any) -> str | dict[str, Any] | None:
 
 
 # -- responses --------------------------------------------------------------------------
-
-
-def loads(data: bytes, error: type[GatewayError]) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise error(f"upstream sent invalid JSON: {exc}") from exc
 
 
 def tool_call_from_wire(raw: Any, index: int) -> ToolCall:

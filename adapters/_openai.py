@@ -7,10 +7,19 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import orjson
 
-from ._base import AdapterBase, Headers, error_for_status, header, request_headers
+from ._base import (
+    AdapterBase,
+    Headers,
+    error_for_status,
+    error_object,
+    header,
+    request_headers,
+    upstream_json,
+)
 from ._compat import IDENTITY, Fixups
 from ._errors import GatewayError, SerializationError, StreamError
-from ._openai_wire import chunk_from_wire, request_to_wire, response_from_wire
+from ._openai_request import request_to_wire
+from ._openai_response import chunk_from_wire, response_from_wire
 from ._sse import SSEDecoder
 from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
 
@@ -62,10 +71,7 @@ class OpenAIAdapter(AdapterBase):
         return UpstreamRequest("POST", self.url, headers, body)
 
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
-        try:
-            raw = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise SerializationError(f"upstream sent invalid JSON: {exc}") from exc
+        raw = upstream_json(body)
         if isinstance(raw, dict):
             raw = self._fixups.response(raw)
         return response_from_wire(raw)
@@ -89,12 +95,7 @@ class OpenAIAdapter(AdapterBase):
 
 def _error_fields(body: bytes) -> tuple[str | None, str | None]:
     """``(message, code)`` of an OpenAI error body, tolerating anything else."""
-    try:
-        raw = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None, None
-    if not isinstance(raw, dict):
-        return None, None
+    raw = error_object(body)
     error = raw.get("error")
     if error is None and raw.get("object") == "error":  # vLLM and other compatible hosts
         error = raw

@@ -3,13 +3,17 @@
 Pure code: no I/O beyond reading the config file and secrets, no trio, no httpx.
 Typical use::
 
-    config = load_config("router.toml")   # raises ConfigError, one line per problem
-    table = compile_routes(config)         # an immutable snapshot for the engine
+    config = load_config("router.toml", kinds=kinds)  # ConfigError: one line per problem
+    table = compile_routes(config)                     # an immutable snapshot for the engine
     node = table.lookup("chat")
+
+``kinds`` maps each provider ``kind`` to its config class; the registry in ``adapters``
+provides it (``adapters.provider_kinds()``), so this package never imports adapters.
 """
 
 from ._compile import compile_routes
-from ._errors import ConfigError
+from ._errors import ConfigError, FieldError
+from ._fields import Duration, at_least, fraction, positive
 from ._graph import (
     Balance,
     Fallback,
@@ -23,24 +27,14 @@ from ._graph import (
 )
 from ._load import load_config, parse_config
 from ._providers import (
-    COMPATIBLE_HOSTS,
-    PROVIDER_KINDS,
-    AnthropicProvider,
-    AzureProvider,
-    BedrockProvider,
     Capabilities,
-    CohereProvider,
-    GeminiProvider,
     HealthCheck,
     HTTPProvider,
-    LatencySpec,
     Limits,
-    OllamaProvider,
-    OpenAICompatibleProvider,
-    OpenAIProvider,
     PoolConfig,
     ProviderConfig,
-    SimulatedProvider,
+    ProviderKinds,
+    url_field,
 )
 from ._render import render_tree
 from ._schema import (
@@ -91,24 +85,20 @@ __all__ = [
     "RouteCacheConfig",
     "FALLBACK_ON",
     "STRATEGIES",
-    # providers
-    "COMPATIBLE_HOSTS",
-    "PROVIDER_KINDS",
-    "AnthropicProvider",
-    "AzureProvider",
-    "BedrockProvider",
+    # providers: the shared parts (each kind's class lives with its adapter)
     "Capabilities",
-    "CohereProvider",
-    "GeminiProvider",
     "HealthCheck",
     "HTTPProvider",
-    "OllamaProvider",
-    "ProviderConfig",
-    "SimulatedProvider",
-    "LatencySpec",
-    "OpenAIProvider",
-    "OpenAICompatibleProvider",
     "PoolConfig",
+    "ProviderConfig",
+    "ProviderKinds",
+    "url_field",
+    # for the fields of a provider class (a plugin's too)
+    "Duration",
+    "FieldError",
+    "at_least",
+    "fraction",
+    "positive",
     # compiled routes
     "Target",
     "parse_target",

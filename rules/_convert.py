@@ -8,6 +8,7 @@ field can be written as, and the loader turns cattrs' exception tree into
 """
 
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal, TypeVar, cast, get_args, get_origin
 
 import attrs
@@ -17,7 +18,7 @@ from cattrs.preconf.tomlkit import make_converter
 
 from ._errors import FieldError, describe
 from ._fields import Parse, is_field_local
-from ._providers import PROVIDER_KINDS, ProviderConfig
+from ._providers import ProviderConfig, ProviderKinds
 from ._secrets import SecretRef
 from ._units import parse_duration, parse_percentile, parse_size
 
@@ -260,18 +261,23 @@ def _class_hook(cls: type[T]) -> Hook:
     return structure_class
 
 
+# The kinds of the `structure` call under way: the converter is shared, its hooks are
+# built once, and the kinds are a parameter of the call (a plugin adds its own).
+_kinds: ContextVar[ProviderKinds] = ContextVar("_kinds")
+
+
 def _provider(value: object, _: object) -> ProviderConfig:
-    # Dispatch on `kind` through the registry, read at call time so kinds added later
-    # (adapters registering themselves) are understood without rebuilding the converter.
-    known = ", ".join(sorted(PROVIDER_KINDS))
+    # Dispatch on `kind` to the config class the caller's `kinds` names.
+    kinds = _kinds.get({})
+    known = ", ".join(sorted(kinds))
     if not isinstance(value, Mapping):
         raise FieldError(f"expected a table, got {_kind_of(value)}")
     if "kind" not in value:
         raise FieldError(f"required key missing (known kinds: {known})", ("kind",))
     kind = value["kind"]
-    if not isinstance(kind, str) or kind not in PROVIDER_KINDS:
+    if not isinstance(kind, str) or kind not in kinds:
         raise FieldError(f"unknown provider kind {describe(kind)} (known: {known})", ("kind",))
-    return converter.structure(value, PROVIDER_KINDS[kind])
+    return converter.structure(value, kinds[kind])
 
 
 def _configure() -> None:
@@ -293,6 +299,13 @@ def _configure() -> None:
 _configure()
 
 
-def structure(data: Mapping[str, Any], cls: type[T]) -> T:
-    """Structure parsed TOML into ``cls`` (raises cattrs' exception tree on errors)."""
-    return converter.structure(data, cls)
+def structure(data: Mapping[str, Any], cls: type[T], kinds: ProviderKinds) -> T:
+    """Structure parsed TOML into ``cls`` (raises cattrs' exception tree on errors).
+
+    ``kinds`` maps each provider ``kind`` to its config class.
+    """
+    token = _kinds.set(kinds)
+    try:
+        return converter.structure(data, cls)
+    finally:
+        _kinds.reset(token)

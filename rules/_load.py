@@ -22,6 +22,7 @@ from tomlkit.exceptions import ParseError, TOMLKitError
 from ._compile import check_references
 from ._convert import structure
 from ._errors import ConfigError, FieldError, Path, format_path
+from ._providers import ProviderKinds
 from ._schema import Config
 
 __all__ = ["load_config", "parse_config"]
@@ -30,8 +31,11 @@ __all__ = ["load_config", "parse_config"]
 _POSITION = re.compile(r" at line \d+ col \d+$")
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
+def load_config(path: str | os.PathLike[str], *, kinds: ProviderKinds) -> Config:
     """Read and validate a config file.
+
+    ``kinds`` maps each provider ``kind`` to its config class (``adapters`` holds the
+    registry: ``load_config(path, kinds=adapters.provider_kinds())``).
 
     Raises:
         ConfigError: The file cannot be read, or is invalid (every problem listed).
@@ -46,15 +50,17 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 (byte {exc.start})") from None
-    return parse_config(text, source)
+    return parse_config(text, source, kinds=kinds)
 
 
-def parse_config(text: str, source: str = "router.toml") -> Config:
+def parse_config(text: str, source: str = "router.toml", *, kinds: ProviderKinds) -> Config:
     """Parse and validate config text.
 
     Args:
         text: The TOML document.
         source: The file name that syntax errors are reported against.
+        kinds: Provider ``kind`` -> its config class; a block of any other kind is an
+            error.
 
     Returns:
         The validated config; `compile_routes` cannot fail on it.
@@ -74,7 +80,7 @@ def parse_config(text: str, source: str = "router.toml") -> Config:
     errors: list[tuple[Path, str]] = []
     config: Config | None = None
     try:
-        config = structure(data, Config)
+        config = structure(data, Config, kinds)
     except Exception as exc:
         errors = collect_errors(exc)
         # Config's own check runs only once its tables are valid; say it now as well,

@@ -4,8 +4,9 @@ Secrets appear as their references (``env:OPENAI_API_KEY``); values are never re
 """
 
 from ._graph import Balance, Fallback, Leaf, Node, RouteTable, Split
-from ._providers import OpenAIProvider, ProviderConfig
+from ._providers import ProviderConfig
 from ._schema import FALLBACK_ON
+from ._secrets import SecretRef
 from ._units import Percentile, format_duration
 
 __all__ = ["render_tree"]
@@ -27,11 +28,14 @@ def render_tree(table: RouteTable) -> str:
 
 
 def _describe_provider(provider: ProviderConfig) -> str:
+    # Any kind's base URL and key (as their reference), where its class has them.
     parts = [provider.kind]
-    if isinstance(provider, OpenAIProvider):
-        parts.append(provider.base_url)
-        if provider.api_key is not None:
-            parts.append(f"api_key {provider.api_key}")
+    base_url = getattr(provider, "base_url", None)
+    if isinstance(base_url, str):
+        parts.append(base_url)
+    api_key = getattr(provider, "api_key", None)
+    if isinstance(api_key, SecretRef):
+        parts.append(f"api_key {api_key}")
     return ", ".join(parts)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from adapters import provider_kinds
 from rules import ConfigError, compile_routes, load_config, render_tree
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 def _check(path: str) -> int:
     try:
-        table = compile_routes(load_config(path))
+        # Plugins' kinds are registered first, so their blocks parse.
+        table = compile_routes(load_config(path, kinds=provider_kinds()))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1

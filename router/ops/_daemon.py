@@ -17,6 +17,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
+from adapters import provider_kinds
 from rules import Config, RouteTable, compile_routes, load_config
 
 from ..http._app import App
@@ -80,7 +81,7 @@ async def run_daemon(
     Raises:
         ConfigError: the config is invalid or a secret cannot be resolved.
     """
-    config = load_config(config_path)
+    config = load_config(config_path, kinds=provider_kinds())  # plugins load first
     if log_level is None:
         logging.getLogger().setLevel(config.server.log_level.upper())
     table = compile_routes(config)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from adapters import provider_kinds
 from rules import Config, ConfigError, ProviderConfig, compile_routes, load_config
 
 from ..routing._engine import Engine
@@ -143,7 +144,7 @@ class Reloader:
         self.last_attempt = time.time()
         old = self.app.runtime
         try:
-            config = await trio.to_thread.run_sync(load_config, str(self.path))
+            config = await trio.to_thread.run_sync(_load, str(self.path))
             table = compile_routes(config)
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
@@ -284,3 +285,8 @@ def _build_key(provider: ProviderConfig, config: Config) -> tuple[object, ...]:
 
 def _iso(wall: float | None) -> str | None:
     return None if wall is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+
+
+def _load(path: str) -> Config:
+    """The config at ``path``, with plugins' kinds (newly installed ones too)."""
+    return load_config(path, kinds=provider_kinds())

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 
 import trio
 
+from adapters import provider_spec
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -32,21 +34,7 @@ if TYPE_CHECKING:
     from ..routing._request import AttemptRecord, RequestTrace
     from ..upstream._upstream import Upstream
 
-__all__ = ["GEN_AI_SYSTEMS", "Tracing", "setup_tracing"]
-
-#: Our provider kinds -> ``gen_ai.system`` values of the semantic conventions; other
-#: kinds (the OpenAI-compatible hosts, ollama) are reported by their own name.
-GEN_AI_SYSTEMS = {
-    "openai": "openai",
-    "anthropic": "anthropic",
-    "bedrock": "aws.bedrock",
-    "gemini": "gcp.gemini",
-    "azure": "az.ai.openai",
-    "cohere": "cohere",
-    "mistral": "mistral_ai",
-    "groq": "groq",
-    "deepseek": "deepseek",
-}
+__all__ = ["Tracing", "setup_tracing"]
 
 
 class Tracing:
@@ -242,8 +230,11 @@ def _exporter(config: TelemetryConfig) -> SpanExporter:
 
 
 def _system(upstream: Upstream) -> str:
-    kind = upstream.kind
-    return GEN_AI_SYSTEMS.get(kind, kind)
+    """The ``gen_ai.system`` of the semantic conventions, as the kind's spec names it."""
+    try:
+        return provider_spec(upstream.kind).tracing_name
+    except KeyError:
+        return upstream.kind
 
 
 def _winner(trace: RequestTrace) -> AttemptRecord | None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import orjson
 
-from adapters._openai_wire import response_to_wire
+from adapters import response_to_wire
 from adapters._types import (
     ChatChunk,
     Choice,

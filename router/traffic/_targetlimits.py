@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from adapters import RateLimitExceeded
+from adapters import RateLimitExceeded, provider_spec
 
 from ..upstream._upstream import HTTPUpstream
-from ._ratelimit import RateLimiter, parse_anthropic_headers, parse_openai_headers
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -26,22 +25,9 @@ if TYPE_CHECKING:
     from rules import Config, Target
 
     from ..upstream._upstream import Upstream
+    from ._ratelimit import RateLimiter
 
 __all__ = ["TargetLimited", "TargetLimits", "observe_headers"]
-
-# Provider kinds whose answers carry OpenAI's rate-limit headers.
-_OPENAI_HEADERS = frozenset(
-    {
-        "openai",
-        "openai_compatible",
-        "azure",
-        "together",
-        "groq",
-        "deepseek",
-        "openrouter",
-        "fireworks",
-    }
-)
 
 
 class TargetLimited(RateLimitExceeded):
@@ -106,13 +92,14 @@ class TargetLimits:
             self.limiter.release(key, tokens)
 
     def observe(self, provider: str, kind: str, headers: Sequence[tuple[str, str]]) -> None:
-        """An upstream's answer: its rate-limit headers, if it sends any."""
-        if kind in _OPENAI_HEADERS:
-            seen = parse_openai_headers(headers)
-        elif kind == "anthropic":
-            seen = parse_anthropic_headers(headers, datetime.now(UTC))
-        else:
+        """An upstream's answer: its rate-limit headers, if its kind sends any."""
+        try:
+            parse = provider_spec(kind).rate_limits
+        except KeyError:
             return
+        if parse is None:
+            return
+        seen = parse(headers, datetime.now(UTC))
         if seen is None:
             return
         self._noted.add(provider)

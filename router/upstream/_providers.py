@@ -1,7 +1,7 @@
 """From ``[providers.*]`` config to live upstreams: adapters, transports, secrets.
 
-The one place that knows both the config classes (:mod:`rules`) and the adapters,
-so that neither pure package needs the other.
+Each provider's kind names its spec in ``adapters`` (config class, adapter factory);
+what is here is the I/O side: transports, secrets, the AWS credential chain.
 """
 
 from __future__ import annotations
@@ -10,16 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from adapters import SimulatedModel, adapter_factory
-from rules import (
-    BedrockProvider,
-    Config,
-    ConfigError,
-    HTTPProvider,
-    ProviderConfig,
-    SecretRef,
-    SimulatedProvider,
-)
+from adapters import BedrockProvider, SimulatedModel, SimulatedProvider, provider_spec
+from rules import Config, ConfigError, HTTPProvider, ProviderConfig, SecretRef
 
 from ._pool import H11Pool
 from ._transport import HttpxTransport, Transport
@@ -57,7 +49,7 @@ def build_upstream(name: str, provider: ProviderConfig, config: Config) -> Upstr
         )
         return SimulatedUpstream(name, model)
     try:
-        factory = adapter_factory(provider.kind)
+        factory = provider_spec(provider.kind).adapter_factory()
     except KeyError:
         raise ConfigError((f"providers.{name}.kind: no adapter for {provider.kind!r}",)) from None
     settings = dict(_plain_settings(name, provider))

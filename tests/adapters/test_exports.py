@@ -65,11 +65,29 @@ PUBLIC = {
     # simulated provider
     "SimulatedModel",
     "SimulatedPlan",
-    # registry
+    # registry of provider kinds, and the built-in kinds' config classes
     "AdapterFactory",
+    "ProviderSpec",
     "adapter_factory",
     "known_kinds",
+    "provider_kinds",
+    "provider_spec",
     "register_adapter",
+    "AnthropicProvider",
+    "AzureProvider",
+    "BedrockProvider",
+    "CohereProvider",
+    "GeminiProvider",
+    "LatencySpec",
+    "OllamaProvider",
+    "OpenAICompatibleProvider",
+    "OpenAIProvider",
+    "SimulatedProvider",
+    # providers' rate-limit headers
+    "RateLimitParser",
+    "UpstreamLimits",
+    "parse_anthropic_headers",
+    "parse_openai_headers",
 }
 
 

@@ -404,7 +404,7 @@ def test_invalid_request(raw: Any, param: str | None) -> None:
     ],
 )
 def test_non_iterable_tools_or_tool_calls_are_invalid_requests(raw: Any) -> None:
-    # BUG (adapters/_openai_wire.py): `enumerate(body.get("tools") or ())` and
+    # BUG (adapters/_openai_request.py): `enumerate(body.get("tools") or ())` and
     # `enumerate(raw.get("tool_calls") or ())` raise TypeError on a non-list, which
     # escapes as a 500 instead of a 400 naming the parameter.
     with pytest.raises(InvalidRequest):
@@ -412,7 +412,7 @@ def test_non_iterable_tools_or_tool_calls_are_invalid_requests(raw: Any) -> None
 
 
 def test_bad_assistant_tool_call_names_its_message() -> None:
-    # BUG (adapters/_openai_wire.py): _tool_call_from_wire raises without `param`,
+    # BUG (adapters/_openai_request.py): tool_call_from_wire raises without `param`,
     # though request_from_wire promises an InvalidRequest naming the parameter.
     raw = body(messages=[USER, {"role": "assistant", "tool_calls": [{"id": "c"}]}])
     with pytest.raises(InvalidRequest) as info:

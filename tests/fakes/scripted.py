@@ -28,6 +28,7 @@ from adapters import (
     GatewayResponse,
     Message,
     ProviderInternalError,
+    provider_kinds,
 )
 from router.routing._engine import Engine
 from router.routing._request import RequestOptions
@@ -179,7 +180,7 @@ def rules_of(toml: str, providers: str = "abc") -> tuple[Mapping[str, Node], Def
     """
     header = "".join(f'[providers.{p}]\nkind = "simulated"\n' for p in providers)
     head, sep, rest = toml.partition("[routes.")
-    config = parse_config(head + header + sep + rest)
+    config = parse_config(head + header + sep + rest, kinds=provider_kinds())
     return compile_routes(config).routes, config.defaults
 
 

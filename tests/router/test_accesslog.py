@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import orjson
 import trio
 
+from adapters import provider_kinds
 from router import App, Engine, Runtime
 from router.ops._accesslog import AccessLog
 from router.ops._observability import Observability
@@ -99,7 +100,7 @@ def test_a_full_buffer_is_written_at_once() -> None:
 
 async def test_lines_from_the_app(autojump_clock: trio.testing.MockClock) -> None:
     stream = io.StringIO()
-    config = parse_config(CONFIG)
+    config = parse_config(CONFIG, kinds=provider_kinds())
     runtime = Runtime(compile_routes(config), Engine(build_upstreams(config)))
     access_log = AccessLog(stream)
     app = App(runtime, observer=Observability(access_log=access_log))

@@ -9,7 +9,7 @@ import orjson
 import trio
 import trio.testing
 
-from adapters import ChatChunk, ChunkChoice, Delta
+from adapters import ChatChunk, ChunkChoice, Delta, provider_kinds
 from router import App, Engine, Runtime
 from router.upstream._providers import build_upstreams
 from rules import compile_routes, parse_config
@@ -42,7 +42,7 @@ fallback = ["slow:echo", "fast:echo"]
 
 
 def make_app() -> App:
-    config = parse_config(CONFIG)
+    config = parse_config(CONFIG, kinds=provider_kinds())
     return App(Runtime(compile_routes(config), Engine(build_upstreams(config))))
 
 
@@ -157,7 +157,8 @@ class Buggy:
 
 def buggy_app() -> App:
     config = parse_config(
-        '[providers.buggy]\nkind = "simulated"\n[routes.r]\nfallback = ["buggy:m"]\n'
+        '[providers.buggy]\nkind = "simulated"\n[routes.r]\nfallback = ["buggy:m"]\n',
+        kinds=provider_kinds(),
     )
     return App(Runtime(compile_routes(config), Engine({"buggy": Buggy()})))  # type: ignore[dict-item]
 

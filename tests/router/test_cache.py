@@ -11,7 +11,7 @@ import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from adapters._openai_wire import chunk_from_wire, chunk_to_wire, response_to_wire
+from adapters import chunk_from_wire, chunk_to_wire, response_to_wire
 from adapters._types import (
     ChatChunk,
     Choice,

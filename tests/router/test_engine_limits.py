@@ -6,7 +6,7 @@ import pytest
 import trio
 import trio.testing
 
-from adapters import GatewayRequest, Message, RateLimitExceeded
+from adapters import GatewayRequest, Message, RateLimitExceeded, provider_kinds
 from router import Engine, RequestTrace
 from router.routing._request import RoutedRequest
 from router.traffic._cost import PriceTable
@@ -23,7 +23,7 @@ def setup(limits_toml: str, routes: str) -> tuple[dict[str, Scripted], Engine, o
         f'[providers.a]\nkind = "simulated"\n{limits_toml}\n'
         '[providers.b]\nkind = "simulated"\n' + routes
     )
-    config = parse_config(text)
+    config = parse_config(text, kinds=provider_kinds())
     limits = TargetLimits(RateLimiter(trio.current_time))
     limits.configure(config)
     ups = {p: Scripted(p, {"m": Step(latency=0.5), "n": Step(latency=0.5)}) for p in "ab"}
@@ -76,7 +76,10 @@ async def test_model_limits_are_their_own_window(autojump_clock: trio.testing.Mo
 async def test_upstream_headers_close_a_window(autojump_clock: trio.testing.MockClock) -> None:
     limits = TargetLimits(RateLimiter(trio.current_time))
     limits.configure(
-        parse_config('[providers.a]\nkind = "openai"\n[routes.r]\nfallback = ["a:m"]\n')
+        parse_config(
+            '[providers.a]\nkind = "openai"\n[routes.r]\nfallback = ["a:m"]\n',
+            kinds=provider_kinds(),
+        )
     )
     limits.observe(
         "a",
@@ -93,7 +96,8 @@ async def test_upstream_headers_close_a_window(autojump_clock: trio.testing.Mock
 async def test_cheapest_orders_by_price(autojump_clock: trio.testing.MockClock) -> None:
     config = parse_config(
         '[providers.a]\nkind = "simulated"\n[providers.b]\nkind = "simulated"\n'
-        '[routes.r]\nbalance = "cheapest"\ntargets = ["a:gpt-4o", "b:gpt-4o-mini", "a:mystery"]\n'
+        '[routes.r]\nbalance = "cheapest"\ntargets = ["a:gpt-4o", "b:gpt-4o-mini", "a:mystery"]\n',
+        kinds=provider_kinds(),
     )
     ups = {
         p: Scripted(p, {"gpt-4o": Step(), "gpt-4o-mini": Step(), "mystery": Step()}) for p in "ab"

@@ -6,16 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from router.traffic._ratelimit import (
-    KeyUsage,
-    RateLimiter,
+from adapters._ratelimit_headers import (
     UpstreamLimits,
-    estimate_tokens,
     parse_anthropic_headers,
     parse_go_duration,
     parse_openai_headers,
     parse_rfc3339,
 )
+from router.traffic._ratelimit import KeyUsage, RateLimiter, estimate_tokens
 
 
 class FakeClock:

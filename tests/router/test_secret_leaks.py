@@ -18,6 +18,7 @@ import openai
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from adapters import provider_kinds
 from router import App, Engine, Runtime
 from router.ops._accesslog import AccessLog
 from router.ops._cli import main
@@ -149,7 +150,7 @@ async def test_no_secret_in_spans_or_access_lines(fake_openai: FakeOpenAI, tmp_p
 
     path = tmp_path / "router.toml"
     path.write_text(config(fake_openai.url))
-    loaded = load_config(str(path))
+    loaded = load_config(str(path), kinds=provider_kinds())
     exporter = InMemorySpanExporter()
     stream = io.StringIO()
     access_log = AccessLog(stream)

@@ -13,6 +13,7 @@ import trio.testing
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from adapters import provider_kinds
 from router import App, Engine, Runtime
 from router.http._observer import RequestFacts
 from router.ops._observability import Observability
@@ -55,7 +56,7 @@ fallback = ["remote:gpt-4o"]
 
 
 def make_app(exporter: InMemorySpanExporter) -> App:
-    config = parse_config(CONFIG)
+    config = parse_config(CONFIG, kinds=provider_kinds())
     tracing = setup_tracing(TelemetryConfig(exporter="otlp"), exporter)
     return App(
         Runtime(compile_routes(config), Engine(build_upstreams(config))),
@@ -172,7 +173,7 @@ async def test_off_means_no_sdk_objects() -> None:
 
 async def test_sampling_ratio_zero_records_nothing() -> None:
     exporter = InMemorySpanExporter()
-    config = parse_config(CONFIG)
+    config = parse_config(CONFIG, kinds=provider_kinds())
     tracing = setup_tracing(TelemetryConfig(exporter="console", sample_ratio=0.0), exporter)
     app = App(
         Runtime(compile_routes(config), Engine(build_upstreams(config))),

@@ -1,10 +1,12 @@
 """Compiling routes into the graph the engine walks, and `check`'s rendering of it."""
 
+from functools import partial
 from pathlib import Path
 
 import attrs
 import pytest
 
+from adapters import provider_kinds
 from rules import (
     FALLBACK_ON,
     Balance,
@@ -26,12 +28,17 @@ from rules import (
     render_tree,
 )
 
+# Every kind the registry knows (built in, and plugins): what the daemon parses with.
+KINDS = provider_kinds()
+parse = partial(parse_config, kinds=KINDS)
+load = partial(load_config, kinds=KINDS)
+
 HERE = Path(__file__).parent
 
 
 @pytest.fixture
 def design() -> Config:
-    return load_config(HERE / "design_example.toml")
+    return load(HERE / "design_example.toml")
 
 
 @pytest.mark.parametrize(
@@ -87,7 +94,7 @@ def test_compile_design_example(design: Config) -> None:
 
 
 def test_route_settings_override_defaults() -> None:
-    config = parse_config(
+    config = parse(
         """
 [defaults]
 timeout = "30s"
@@ -113,7 +120,7 @@ fallback = ["p:m"]
 
 
 def test_weighted_balance_keeps_weights() -> None:
-    config = parse_config(
+    config = parse(
         '[providers.p]\nkind = "simulated"\n'
         '[routes.w]\nbalance = "weighted"\ntargets = { "p:a" = 3, "p:b" = 1 }\n'
     )
@@ -143,9 +150,9 @@ def test_targets_are_reachable_deduplicated_and_sorted(design: Config) -> None:
 
 def test_digest_ignores_comments_but_not_values() -> None:
     base = '[providers.p]\nkind = "simulated"\n[routes.a]\nfallback = ["p:m"]\n'
-    first = compile_routes(parse_config(base))
-    commented = compile_routes(parse_config("# a comment\n" + base.replace(" = ", "=")))
-    changed = compile_routes(parse_config(base.replace("p:m", "p:n")))
+    first = compile_routes(parse(base))
+    commented = compile_routes(parse("# a comment\n" + base.replace(" = ", "=")))
+    changed = compile_routes(parse(base.replace("p:m", "p:n")))
     assert len(first.digest) == 64
     assert first.short_digest == first.digest[:12]
     assert commented.digest == first.digest
@@ -187,7 +194,7 @@ def test_render_tree(design: Config) -> None:
 
 
 def test_render_tree_nested_and_overrides() -> None:
-    config = parse_config(
+    config = parse(
         """
 [providers.a]
 kind = "simulated"

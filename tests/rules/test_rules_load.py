@@ -1,26 +1,34 @@
 """Loading router.toml: every class of error `llm-router check` reports, and the happy path."""
 
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 import attrs
 import pytest
 
+from adapters import (
+    OpenAICompatibleProvider,
+    OpenAIProvider,
+    SimulatedProvider,
+    provider_kinds,
+)
 from rules import (
-    PROVIDER_KINDS,
     ConfigError,
     HedgeConfig,
     Limits,
-    OpenAICompatibleProvider,
-    OpenAIProvider,
     Percentile,
     ProviderConfig,
     RouteCacheConfig,
     SecretRef,
-    SimulatedProvider,
     load_config,
     parse_config,
 )
+
+# Every kind the registry knows (built in, and plugins): what the daemon parses with.
+KINDS = provider_kinds()
+parse = partial(parse_config, kinds=KINDS)
+load = partial(load_config, kinds=KINDS)
 
 HERE = Path(__file__).parent
 
@@ -39,7 +47,7 @@ KNOWN_KINDS = "anthropic, azure, bedrock, cohere, deepseek, fireworks, gemini, g
 def errors(text: str) -> list[str]:
     """The lines `check` would print for ``text``."""
     with pytest.raises(ConfigError) as info:
-        parse_config(text)
+        parse(text)
     assert str(info.value) == "\n".join(info.value.errors)
     return list(info.value.errors)
 
@@ -48,7 +56,7 @@ def errors(text: str) -> list[str]:
 
 
 def test_design_example_parses() -> None:
-    config = load_config(HERE / "design_example.toml")
+    config = load(HERE / "design_example.toml")
     assert config.server.listen == ("127.0.0.1:8080",)
     assert config.server.max_body == 4 * 1024 * 1024
     assert config.defaults.backoff.initial == pytest.approx(0.1)
@@ -74,7 +82,7 @@ def test_design_example_parses() -> None:
 
 
 def test_defaults_when_sections_are_absent() -> None:
-    config = parse_config(BASE)
+    config = parse(BASE)
     assert config.server.listen == ("127.0.0.1:8080",)
     assert config.server.drain_timeout == 30.0
     assert config.defaults.timeout == 60.0
@@ -84,19 +92,19 @@ def test_defaults_when_sections_are_absent() -> None:
 
 
 def test_numbers_are_seconds_and_bytes() -> None:
-    config = parse_config("[server]\nmax_body = 1000\n[defaults]\ntimeout = 1.5\n" + BASE)
+    config = parse("[server]\nmax_body = 1000\n[defaults]\ntimeout = 1.5\n" + BASE)
     assert config.server.max_body == 1000
     assert config.defaults.timeout == 1.5
 
 
 def test_listen_accepts_a_string_or_a_list() -> None:
-    assert parse_config('[server]\nlisten = "fd:3"\n' + BASE).server.listen == ("fd:3",)
+    assert parse('[server]\nlisten = "fd:3"\n' + BASE).server.listen == ("fd:3",)
     listen = '[server]\nlisten = ["[::1]:8080", "0.0.0.0:80"]\n'
-    assert parse_config(listen + BASE).server.listen == ("[::1]:8080", "0.0.0.0:80")
+    assert parse(listen + BASE).server.listen == ("[::1]:8080", "0.0.0.0:80")
 
 
 def test_openai_base_url_loses_trailing_slash() -> None:
-    config = parse_config(
+    config = parse(
         '[providers.local]\nkind = "openai_compatible"\nbase_url = "http://127.0.0.1:8000/v1/"\n'
         + BASE
     )
@@ -108,7 +116,7 @@ def test_openai_base_url_loses_trailing_slash() -> None:
 
 def test_hedge_after_duration() -> None:
     text = BASE + 'hedge = { after = "250ms", max = 2 }\n'
-    assert parse_config(text).routes["chat"].hedge == HedgeConfig(after=0.25, max=2)
+    assert parse(text).routes["chat"].hedge == HedgeConfig(after=0.25, max=2)
 
 
 # --- syntax and file errors -------------------------------------------------------------
@@ -116,7 +124,7 @@ def test_hedge_after_duration() -> None:
 
 def test_syntax_error_names_line() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config('[server]\nmax_body = "4MiB"\nlisten = [\n[routes]\n', source="my.toml")
+        parse('[server]\nmax_body = "4MiB"\nlisten = [\n[routes]\n', source="my.toml")
     (line,) = info.value.errors
     assert line.startswith("my.toml: line 4, column ")
     assert " at line " not in line
@@ -129,21 +137,21 @@ def test_duplicate_key_is_a_syntax_error() -> None:
 def test_load_config_reports_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "router.toml"
     with pytest.raises(ConfigError, match=rf"^{path}: cannot read: No such file"):
-        load_config(path)
+        load(path)
 
 
 def test_load_config_names_file_in_syntax_error(tmp_path: Path) -> None:
     path = tmp_path / "router.toml"
     path.write_text("x = \n")
     with pytest.raises(ConfigError, match=rf"^{path}: line 1, column \d+: "):
-        load_config(str(path))
+        load(str(path))
 
 
 def test_load_config_rejects_non_utf8(tmp_path: Path) -> None:
     path = tmp_path / "router.toml"
     path.write_bytes(b"x = '\xff'\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
-        load_config(path)
+        load(path)
 
 
 # --- schema errors ----------------------------------------------------------------------
@@ -354,7 +362,7 @@ def test_table_written_as_string_not_echoed() -> None:
 
 
 def test_secret_references_parse() -> None:
-    config = parse_config(
+    config = parse(
         '[server]\napi_keys = ["env:A", "file:/run/key", "cred:router"]\nadmin_key = "cred:admin"\n'
         + BASE
     )
@@ -489,15 +497,22 @@ fallback = ["loop"]
     ]
 
 
-def test_provider_kinds_can_be_extended(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_provider_kinds_are_the_callers() -> None:
     @attrs.frozen(kw_only=True)
     class EchoProvider(ProviderConfig):
         kind: Literal["echo"] = "echo"
         prefix: str = ""
 
-    monkeypatch.setitem(PROVIDER_KINDS, "echo", EchoProvider)
-    config = parse_config('[providers.e]\nkind = "echo"\nprefix = ">"\n' + BASE)
+    kinds = {**KINDS, "echo": EchoProvider}
+    config = parse_config('[providers.e]\nkind = "echo"\nprefix = ">"\n' + BASE, kinds=kinds)
     assert config.providers["e"] == EchoProvider(prefix=">")
-    assert errors('[providers.e]\nkind = "echo"\nprefx = ">"\n' + BASE) == [
-        "providers.e.prefx: unknown key"
+    with pytest.raises(ConfigError) as info:
+        parse_config('[providers.e]\nkind = "echo"\nprefx = ">"\n' + BASE, kinds=kinds)
+    assert info.value.errors == ("providers.e.prefx: unknown key",)
+    # Kinds not handed in are unknown, whatever classes exist.
+    assert errors('[providers.e]\nkind = "echo"\n' + BASE) == [
+        f'providers.e.kind: unknown provider kind "echo" (known: {KNOWN_KINDS})'
     ]
+    with pytest.raises(ConfigError) as info:
+        parse_config(BASE, kinds={})
+    assert info.value.errors == ('providers.sim.kind: unknown provider kind "simulated" (known: )',)

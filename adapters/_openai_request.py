@@ -1,9 +1,9 @@
-"""The OpenAI Chat Completions wire format <-> the unified types, both directions.
+"""Requests in the OpenAI Chat Completions format <-> the unified request, both ways.
 
-Used twice: by the OpenAI ingress (a client's JSON in, our answer out) and by the
-``openai`` adapter (our request out to an upstream, its answer in). Pure functions over
-already-parsed JSON values; malformed input raises :class:`InvalidRequest` on the way in
-from a client and :class:`SerializationError` on the way in from an upstream.
+Used twice: by the OpenAI ingress (:func:`request_from_wire`, a client's JSON in) and
+by the ``openai`` adapter (:func:`request_to_wire`, our request out to an upstream).
+Answers and stream chunks are :mod:`._openai_response`. Pure functions over
+already-parsed JSON values; malformed input from a client raises :class:`InvalidRequest`.
 """
 
 from __future__ import annotations
@@ -12,35 +12,29 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
-from ._errors import GatewayError, InvalidRequest, SerializationError
+from ._errors import GatewayError, InvalidRequest
 from ._types import (
-    ChatChunk,
-    Choice,
-    ChunkChoice,
     ContentPart,
-    Delta,
     GatewayRequest,
-    GatewayResponse,
     ImagePart,
     Message,
     Role,
     TextPart,
     Tool,
     ToolCall,
-    ToolCallDelta,
-    Usage,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
-    "chunk_from_wire",
-    "chunk_to_wire",
+    "client_body",
+    "message_to_wire",
+    "number_param",
+    "part_to_wire",
     "request_from_wire",
     "request_to_wire",
-    "response_from_wire",
-    "response_to_wire",
+    "tool_call_from_wire",
 ]
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -62,20 +56,13 @@ _MODELLED = frozenset(
 )
 
 
-# -- requests ---------------------------------------------------------------------------
-
-
 def request_from_wire(body: Any) -> GatewayRequest:
     """A client's parsed JSON body -> GatewayRequest.
 
     Raises:
         InvalidRequest: naming the offending parameter.
     """
-    if not isinstance(body, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a string", param="model")
+    body, model = client_body(body)
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
@@ -104,8 +91,8 @@ def request_from_wire(body: Any) -> GatewayRequest:
         messages=messages,
         stream=stream,
         include_usage=bool(options.get("include_usage")),
-        temperature=_number(body, "temperature"),
-        top_p=_number(body, "top_p"),
+        temperature=number_param(body, "temperature"),
+        top_p=number_param(body, "top_p"),
         max_tokens=max_tokens,
         stop=_stop(body.get("stop")),
         tools=tuple(_tool_from_wire(t, i) for i, t in enumerate(tools or ())),
@@ -119,7 +106,7 @@ def request_to_wire(req: GatewayRequest, model: str) -> dict[str, Any]:
     """GatewayRequest -> an OpenAI request body for ``model`` (the upstream's own id)."""
     body: dict[str, Any] = dict(req.extra)
     body["model"] = model
-    body["messages"] = [_message_to_wire(m) for m in req.messages]
+    body["messages"] = [message_to_wire(m) for m in req.messages]
     if req.stream:
         body["stream"] = True
         if req.include_usage:
@@ -140,7 +127,22 @@ def request_to_wire(req: GatewayRequest, model: str) -> dict[str, Any]:
     return body
 
 
-def _number(body: Mapping[str, Any], key: str) -> float | None:
+def client_body(body: Any) -> tuple[dict[str, Any], str]:
+    """A client's parsed body and its ``model``, in either ingress format.
+
+    Raises:
+        InvalidRequest: not a JSON object, or no model.
+    """
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a string", param="model")
+    return body, model
+
+
+def number_param(body: Mapping[str, Any], key: str) -> float | None:
+    """A client's optional numeric parameter (a bool is not a number here)."""
     value = body.get(key)
     if value is None:
         return None
@@ -180,7 +182,7 @@ def _message_from_wire(raw: Any, index: int) -> Message:
     if raw_calls is not None and not isinstance(raw_calls, list):
         raise InvalidRequest(f"'{where}.tool_calls' must be an array", param=f"{where}.tool_calls")
     tool_calls = tuple(
-        _tool_call_from_wire(c, f"{where}.tool_calls[{i}]", InvalidRequest)
+        tool_call_from_wire(c, f"{where}.tool_calls[{i}]", InvalidRequest)
         for i, c in enumerate(raw_calls or ())
     )
     return Message(
@@ -221,7 +223,7 @@ def _tool_from_wire(raw: Any, index: int) -> Tool:
     )
 
 
-def _tool_call_from_wire(raw: Any, where: str, error: type[GatewayError]) -> ToolCall:
+def tool_call_from_wire(raw: Any, where: str, error: type[GatewayError]) -> ToolCall:
     fn = raw.get("function") if isinstance(raw, dict) else None
     if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
         raise error(f"'{where}' must be a function call with a name", param=where)
@@ -231,12 +233,12 @@ def _tool_call_from_wire(raw: Any, where: str, error: type[GatewayError]) -> Too
     return ToolCall(id=str(raw.get("id") or ""), name=fn["name"], arguments=arguments)
 
 
-def _message_to_wire(m: Message) -> dict[str, Any]:
+def message_to_wire(m: Message) -> dict[str, Any]:
     out: dict[str, Any] = {"role": m.role}
     if m.content is None or isinstance(m.content, str):
         out["content"] = m.content
     else:
-        out["content"] = [_part_to_wire(p) for p in m.content]
+        out["content"] = [part_to_wire(p) for p in m.content]
     if m.name is not None:
         out["name"] = m.name
     if m.tool_calls:
@@ -246,7 +248,7 @@ def _message_to_wire(m: Message) -> dict[str, Any]:
     return out
 
 
-def _part_to_wire(p: ContentPart) -> dict[str, Any]:
+def part_to_wire(p: ContentPart) -> dict[str, Any]:
     if isinstance(p, TextPart):
         return {"type": "text", "text": p.text}
     image: dict[str, Any] = {"url": p.url}
@@ -268,167 +270,3 @@ def _tool_to_wire(t: Tool) -> dict[str, Any]:
 
 def _tool_call_to_wire(c: ToolCall) -> dict[str, Any]:
     return {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-
-
-# -- responses --------------------------------------------------------------------------
-
-
-def response_from_wire(raw: Any) -> GatewayResponse:
-    """An upstream's parsed ``chat.completion`` -> GatewayResponse.
-
-    Raises:
-        SerializationError: the body is not a chat completion.
-    """
-    try:
-        choices = tuple(
-            Choice(
-                index=c.get("index", i),
-                message=_answer_from_wire(c["message"]),
-                finish_reason=c.get("finish_reason"),
-            )
-            for i, c in enumerate(raw["choices"])
-        )
-        return GatewayResponse(
-            id=str(raw.get("id") or ""),
-            model=str(raw.get("model") or ""),
-            created=int(raw.get("created") or 0),
-            choices=choices,
-            usage=_usage_from_wire(raw.get("usage")),
-            system_fingerprint=raw.get("system_fingerprint"),
-        )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise SerializationError(f"not a chat completion: {exc!r}") from exc
-
-
-def response_to_wire(resp: GatewayResponse) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": resp.id,
-        "object": "chat.completion",
-        "created": resp.created,
-        "model": resp.model,
-        "choices": [
-            {
-                "index": c.index,
-                "message": _message_to_wire(c.message),
-                "logprobs": None,
-                "finish_reason": c.finish_reason,
-            }
-            for c in resp.choices
-        ],
-    }
-    if resp.usage is not None:
-        out["usage"] = _usage_to_wire(resp.usage)
-    if resp.system_fingerprint is not None:
-        out["system_fingerprint"] = resp.system_fingerprint
-    return out
-
-
-def _answer_from_wire(raw: Mapping[str, Any]) -> Message:
-    content = raw.get("content")
-    if content is not None and not isinstance(content, str):
-        raise TypeError("message.content must be a string or null")
-    calls = tuple(
-        _tool_call_from_wire(c, "tool_calls", SerializationError)
-        for c in raw.get("tool_calls") or ()
-    )
-    return Message(role="assistant", content=content, tool_calls=calls)
-
-
-def _usage_from_wire(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict):
-        return None
-    return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-    )
-
-
-def _usage_to_wire(u: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.total_tokens,
-    }
-
-
-# -- stream chunks ----------------------------------------------------------------------
-
-
-def chunk_from_wire(raw: Any) -> ChatChunk:
-    """An upstream's parsed ``chat.completion.chunk`` -> ChatChunk.
-
-    Raises:
-        SerializationError: the event is not a chunk.
-    """
-    try:
-        return ChatChunk(
-            id=str(raw.get("id") or ""),
-            model=str(raw.get("model") or ""),
-            created=int(raw.get("created") or 0),
-            choices=tuple(_chunk_choice_from_wire(c) for c in raw.get("choices") or ()),
-            usage=_usage_from_wire(raw.get("usage")),
-        )
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise SerializationError(f"not a chat completion chunk: {exc!r}") from exc
-
-
-def _chunk_choice_from_wire(raw: Mapping[str, Any]) -> ChunkChoice:
-    d = raw.get("delta") or {}
-    calls = tuple(
-        ToolCallDelta(
-            index=int(c.get("index", 0)),
-            id=c.get("id"),
-            name=(c.get("function") or {}).get("name"),
-            arguments=(c.get("function") or {}).get("arguments"),
-        )
-        for c in d.get("tool_calls") or ()
-    )
-    return ChunkChoice(
-        index=int(raw.get("index", 0)),
-        delta=Delta(
-            role=d.get("role"), content=d.get("content"), tool_calls=calls, refusal=d.get("refusal")
-        ),
-        finish_reason=raw.get("finish_reason"),
-    )
-
-
-def chunk_to_wire(chunk: ChatChunk) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": chunk.id,
-        "object": "chat.completion.chunk",
-        "created": chunk.created,
-        "model": chunk.model,
-        "choices": [_chunk_choice_to_wire(c) for c in chunk.choices],
-    }
-    if chunk.usage is not None:
-        out["usage"] = _usage_to_wire(chunk.usage)
-    return out
-
-
-def _chunk_choice_to_wire(c: ChunkChoice) -> dict[str, Any]:
-    delta: dict[str, Any] = {}
-    d = c.delta
-    if d.role is not None:
-        delta["role"] = d.role
-    if d.content is not None:
-        delta["content"] = d.content
-    if d.refusal is not None:
-        delta["refusal"] = d.refusal
-    if d.tool_calls:
-        delta["tool_calls"] = [_tool_call_delta_to_wire(t) for t in d.tool_calls]
-    return {"index": c.index, "delta": delta, "logprobs": None, "finish_reason": c.finish_reason}
-
-
-def _tool_call_delta_to_wire(t: ToolCallDelta) -> dict[str, Any]:
-    out: dict[str, Any] = {"index": t.index}
-    if t.id is not None:
-        out["id"] = t.id
-        out["type"] = "function"
-    fn: dict[str, Any] = {}
-    if t.name is not None:
-        fn["name"] = t.name
-    if t.arguments is not None:
-        fn["arguments"] = t.arguments
-    if fn:
-        out["function"] = fn
-    return out

@@ -1,0 +1,320 @@
+"""Answers in the Anthropic Messages format <-> the unified response, both directions.
+
+* the ``anthropic`` adapter: :func:`response_from_wire` (its answer in), with the stop
+  reason and usage mappings its stream decoder shares;
+* the Anthropic ingress (``POST /v1/messages``): :func:`messages_response_to_wire` and
+  :class:`MessagesStreamEncoder` (any provider's answer out, in Anthropic's shape), and
+  :func:`error_to_wire` / :func:`error_event` (any failure out).
+
+Requests are in :mod:`._anthropic_request`. Pure functions over parsed JSON values.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ._anthropic_request import tool_input
+from ._errors import (
+    ContentFiltered,
+    ContextLengthExceeded,
+    GatewayError,
+    InvalidRequest,
+    NoHealthyTarget,
+    NotFound,
+    Overloaded,
+    RateLimitExceeded,
+    SerializationError,
+    Timeout,
+)
+from ._types import (
+    ChatChunk,
+    Choice,
+    GatewayResponse,
+    Message,
+    ToolCall,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "MessagesStreamEncoder",
+    "anthropic_error_to_wire",
+    "error_event",
+    "error_to_wire",
+    "finish_reason_from_wire",
+    "messages_response_to_wire",
+    "response_from_wire",
+    "stop_reason_to_wire",
+    "usage_from_wire",
+]
+
+_FINISH = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",  # a long server-tool turn paused; the client may resend
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+_STOP = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+
+def finish_reason_from_wire(stop_reason: Any) -> str:
+    """Anthropic ``stop_reason`` -> OpenAI ``finish_reason`` (unknown ones -> ``stop``)."""
+    return _FINISH.get(str(stop_reason), "stop")
+
+
+def stop_reason_to_wire(finish_reason: str | None) -> str:
+    """OpenAI ``finish_reason`` -> Anthropic ``stop_reason`` (unknown ones -> ``end_turn``)."""
+    return _STOP.get(finish_reason or "stop", "end_turn")
+
+
+def usage_from_wire(raw: Any) -> Usage | None:
+    """Anthropic usage -> ours; cached input counts as prompt, as OpenAI counts it."""
+    if not isinstance(raw, dict):
+        return None
+    prompt = sum(
+        int(raw.get(k) or 0)
+        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
+    return Usage(prompt_tokens=prompt, completion_tokens=int(raw.get("output_tokens") or 0))
+
+
+# -- adapter: Anthropic's answer in -----------------------------------------------------
+
+
+def response_from_wire(raw: Any) -> GatewayResponse:
+    """A parsed Anthropic ``message`` -> GatewayResponse.
+
+    Raises:
+        SerializationError: the body is not a message.
+    """
+    try:
+        if raw.get("type") != "message" or not isinstance(raw["content"], list):
+            raise TypeError("not a message object")
+        texts: list[str] = []
+        calls: list[ToolCall] = []
+        for block in raw["content"]:
+            kind = block["type"]
+            if kind == "text":
+                texts.append(str(block["text"]))
+            elif kind == "tool_use":
+                arguments = orjson.dumps(block.get("input") or {}).decode()
+                calls.append(
+                    ToolCall(id=str(block["id"]), name=str(block["name"]), arguments=arguments)
+                )
+            # thinking, redacted_thinking and server-tool blocks have no OpenAI place.
+        text = "".join(texts)
+        message = Message(
+            role="assistant", content=text if text or not calls else None, tool_calls=tuple(calls)
+        )
+        finish = finish_reason_from_wire(raw.get("stop_reason"))
+        return GatewayResponse(
+            id=str(raw.get("id") or ""),
+            model=str(raw.get("model") or ""),
+            created=0,  # Anthropic gives no creation time
+            choices=(Choice(index=0, message=message, finish_reason=finish),),
+            usage=usage_from_wire(raw.get("usage")),
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise SerializationError(f"not an anthropic message: {exc!r}") from exc
+
+
+# -- ingress: any provider's answer out -------------------------------------------------
+
+
+def messages_response_to_wire(resp: GatewayResponse) -> dict[str, Any]:
+    """GatewayResponse (from any provider) -> an Anthropic ``message`` object."""
+    choice = resp.choices[0] if resp.choices else None
+    content: list[dict[str, Any]] = []
+    if choice is not None:
+        text = choice.message.text()
+        if text:
+            content.append({"type": "text", "text": text})
+        content.extend(
+            {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(c.arguments)}
+            for c in choice.message.tool_calls
+        )
+    usage = resp.usage or Usage()
+    return {
+        "id": resp.id,
+        "type": "message",
+        "role": "assistant",
+        "model": resp.model,
+        "content": content,
+        "stop_reason": stop_reason_to_wire(choice.finish_reason if choice else None),
+        "stop_sequence": None,
+        "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens},
+    }
+
+
+def _sse(name: str, data: Mapping[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class MessagesStreamEncoder:
+    """OpenAI-shaped ChatChunks (from any provider) -> Anthropic's SSE event sequence.
+
+    ``message_start`` goes out with the first chunk (input tokens 0: OpenAI-shaped
+    streams report usage only at the end); text and each tool call become content
+    blocks, opened and closed in order; :meth:`close` sends ``message_delta`` with the
+    stop reason and the real usage, then ``message_stop``.
+    """
+
+    def __init__(self) -> None:
+        self._started = False
+        self._closed = False
+        self._open: tuple[str, int] | None = None  # ("text" | "tool", our tool index)
+        self._next_block = 0
+        self._tool_blocks: dict[int, int] = {}  # OpenAI tool_calls index -> block index
+        self._finish: str | None = None
+        self._usage = Usage()
+
+    def feed(self, chunk: ChatChunk) -> bytes:
+        if self._closed:
+            return b""
+        out = bytearray()
+        if not self._started:
+            self._started = True
+            out += self._message_start(chunk.id, chunk.model)
+        for choice in chunk.choices:
+            if choice.index != 0:
+                continue  # Anthropic has one answer per message
+            d = choice.delta
+            text = (d.content or "") + (d.refusal or "")
+            if text:
+                if self._open is None or self._open[0] != "text":
+                    out += self._close_block()
+                    out += self._open_block(("text", 0), {"type": "text", "text": ""})
+                out += self._delta({"type": "text_delta", "text": text})
+            for call in d.tool_calls:
+                block = self._tool_blocks.get(call.index)
+                if block is None:
+                    out += self._close_block()
+                    start = {
+                        "type": "tool_use",
+                        "id": call.id or f"toolu_{call.index}",
+                        "name": call.name or "",
+                        "input": {},
+                    }
+                    block = self._next_block
+                    self._tool_blocks[call.index] = block
+                    out += self._open_block(("tool", call.index), start)
+                if call.arguments:
+                    delta = {"type": "input_json_delta", "partial_json": call.arguments}
+                    out += self._delta(delta, block)
+            if choice.finish_reason:
+                self._finish = choice.finish_reason
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        return bytes(out)
+
+    def close(self) -> bytes:
+        """The end of a complete answer: close the last block, stop reason, usage, stop."""
+        if self._closed:
+            return b""
+        out = bytearray()
+        if not self._started:
+            self._started = True
+            out += self._message_start("", "")
+        out += self._close_block()
+        self._closed = True
+        usage = {
+            "input_tokens": self._usage.prompt_tokens,
+            "output_tokens": self._usage.completion_tokens,
+        }
+        out += _sse(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason_to_wire(self._finish), "stop_sequence": None},
+                "usage": usage,
+            },
+        )
+        out += _sse("message_stop", {"type": "message_stop"})
+        return bytes(out)
+
+    def error_event(self, err: GatewayError) -> bytes:
+        """A mid-stream failure; nothing more is sent after it."""
+        self._closed = True
+        return error_event(err)
+
+    def _message_start(self, id_: str, model: str) -> bytes:
+        message: dict[str, Any] = {
+            "id": id_,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        }
+        return _sse("message_start", {"type": "message_start", "message": message})
+
+    def _open_block(self, kind: tuple[str, int], block: dict[str, Any]) -> bytes:
+        self._open = kind
+        event = {"type": "content_block_start", "index": self._next_block, "content_block": block}
+        return _sse("content_block_start", event)
+
+    def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
+        at = self._next_block if index is None else index
+        return _sse(
+            "content_block_delta", {"type": "content_block_delta", "index": at, "delta": delta}
+        )
+
+    def _close_block(self) -> bytes:
+        if self._open is None:
+            return b""
+        self._open = None
+        index = self._next_block
+        self._next_block += 1
+        return _sse("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+# -- ingress: errors out ----------------------------------------------------------------
+
+
+def _error_type(err: GatewayError) -> str:
+    if isinstance(err, Overloaded | NoHealthyTarget):
+        return "overloaded_error"
+    if isinstance(err, RateLimitExceeded):
+        return "rate_limit_error"
+    if isinstance(err, NotFound):
+        return "not_found_error"
+    if isinstance(err, Timeout):
+        return "timeout_error"
+    if isinstance(err, InvalidRequest | ContentFiltered | ContextLengthExceeded):
+        return "invalid_request_error"
+    # An upstream's refused credential is the operator's problem, not the client's:
+    # api_error, like every other upstream failure (PROVIDERS.md §9.13).
+    if err.status_hint == 401:
+        return "authentication_error"
+    if err.status_hint == 403:
+        return "permission_error"
+    return "api_error"
+
+
+def error_to_wire(err: GatewayError) -> dict[str, Any]:
+    """Any GatewayError -> Anthropic's error body ``{"type":"error","error":{type,message}}``."""
+    return {"type": "error", "error": {"type": _error_type(err), "message": err.message}}
+
+
+def error_event(err: GatewayError) -> bytes:
+    """A mid-stream failure as Anthropic's ``event: error``."""
+    return _sse("error", error_to_wire(err))
+
+
+#: The name under which :mod:`adapters` exports :func:`error_to_wire`.
+anthropic_error_to_wire = error_to_wire

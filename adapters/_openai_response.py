@@ -1,0 +1,191 @@
+"""Answers and stream chunks in the OpenAI Chat Completions format <-> ours, both ways.
+
+Used twice: by the ``openai`` adapter (an upstream's answer in: :func:`response_from_wire`,
+:func:`chunk_from_wire`) and by the OpenAI ingress and the cache (our answer out:
+:func:`response_to_wire`, :func:`chunk_to_wire`). Requests are :mod:`._openai_request`.
+Pure functions over already-parsed JSON values; malformed input from an upstream raises
+:class:`SerializationError`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._errors import SerializationError
+from ._openai_request import message_to_wire, tool_call_from_wire
+from ._types import (
+    ChatChunk,
+    Choice,
+    ChunkChoice,
+    Delta,
+    GatewayResponse,
+    Message,
+    ToolCallDelta,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["chunk_from_wire", "chunk_to_wire", "response_from_wire", "response_to_wire"]
+
+
+def response_from_wire(raw: Any) -> GatewayResponse:
+    """An upstream's parsed ``chat.completion`` -> GatewayResponse.
+
+    Raises:
+        SerializationError: the body is not a chat completion.
+    """
+    try:
+        choices = tuple(
+            Choice(
+                index=c.get("index", i),
+                message=_answer_from_wire(c["message"]),
+                finish_reason=c.get("finish_reason"),
+            )
+            for i, c in enumerate(raw["choices"])
+        )
+        return GatewayResponse(
+            id=str(raw.get("id") or ""),
+            model=str(raw.get("model") or ""),
+            created=int(raw.get("created") or 0),
+            choices=choices,
+            usage=_usage_from_wire(raw.get("usage")),
+            system_fingerprint=raw.get("system_fingerprint"),
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise SerializationError(f"not a chat completion: {exc!r}") from exc
+
+
+def response_to_wire(resp: GatewayResponse) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": resp.id,
+        "object": "chat.completion",
+        "created": resp.created,
+        "model": resp.model,
+        "choices": [
+            {
+                "index": c.index,
+                "message": message_to_wire(c.message),
+                "logprobs": None,
+                "finish_reason": c.finish_reason,
+            }
+            for c in resp.choices
+        ],
+    }
+    if resp.usage is not None:
+        out["usage"] = _usage_to_wire(resp.usage)
+    if resp.system_fingerprint is not None:
+        out["system_fingerprint"] = resp.system_fingerprint
+    return out
+
+
+def _answer_from_wire(raw: Mapping[str, Any]) -> Message:
+    content = raw.get("content")
+    if content is not None and not isinstance(content, str):
+        raise TypeError("message.content must be a string or null")
+    calls = tuple(
+        tool_call_from_wire(c, "tool_calls", SerializationError)
+        for c in raw.get("tool_calls") or ()
+    )
+    return Message(role="assistant", content=content, tool_calls=calls)
+
+
+def _usage_from_wire(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    return Usage(
+        prompt_tokens=int(raw.get("prompt_tokens") or 0),
+        completion_tokens=int(raw.get("completion_tokens") or 0),
+    )
+
+
+def _usage_to_wire(u: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.total_tokens,
+    }
+
+
+# -- stream chunks ----------------------------------------------------------------------
+
+
+def chunk_from_wire(raw: Any) -> ChatChunk:
+    """An upstream's parsed ``chat.completion.chunk`` -> ChatChunk.
+
+    Raises:
+        SerializationError: the event is not a chunk.
+    """
+    try:
+        return ChatChunk(
+            id=str(raw.get("id") or ""),
+            model=str(raw.get("model") or ""),
+            created=int(raw.get("created") or 0),
+            choices=tuple(_chunk_choice_from_wire(c) for c in raw.get("choices") or ()),
+            usage=_usage_from_wire(raw.get("usage")),
+        )
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise SerializationError(f"not a chat completion chunk: {exc!r}") from exc
+
+
+def _chunk_choice_from_wire(raw: Mapping[str, Any]) -> ChunkChoice:
+    d = raw.get("delta") or {}
+    calls = tuple(
+        ToolCallDelta(
+            index=int(c.get("index", 0)),
+            id=c.get("id"),
+            name=(c.get("function") or {}).get("name"),
+            arguments=(c.get("function") or {}).get("arguments"),
+        )
+        for c in d.get("tool_calls") or ()
+    )
+    return ChunkChoice(
+        index=int(raw.get("index", 0)),
+        delta=Delta(
+            role=d.get("role"), content=d.get("content"), tool_calls=calls, refusal=d.get("refusal")
+        ),
+        finish_reason=raw.get("finish_reason"),
+    )
+
+
+def chunk_to_wire(chunk: ChatChunk) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": chunk.id,
+        "object": "chat.completion.chunk",
+        "created": chunk.created,
+        "model": chunk.model,
+        "choices": [_chunk_choice_to_wire(c) for c in chunk.choices],
+    }
+    if chunk.usage is not None:
+        out["usage"] = _usage_to_wire(chunk.usage)
+    return out
+
+
+def _chunk_choice_to_wire(c: ChunkChoice) -> dict[str, Any]:
+    delta: dict[str, Any] = {}
+    d = c.delta
+    if d.role is not None:
+        delta["role"] = d.role
+    if d.content is not None:
+        delta["content"] = d.content
+    if d.refusal is not None:
+        delta["refusal"] = d.refusal
+    if d.tool_calls:
+        delta["tool_calls"] = [_tool_call_delta_to_wire(t) for t in d.tool_calls]
+    return {"index": c.index, "delta": delta, "logprobs": None, "finish_reason": c.finish_reason}
+
+
+def _tool_call_delta_to_wire(t: ToolCallDelta) -> dict[str, Any]:
+    out: dict[str, Any] = {"index": t.index}
+    if t.id is not None:
+        out["id"] = t.id
+        out["type"] = "function"
+    fn: dict[str, Any] = {}
+    if t.name is not None:
+        fn["name"] = t.name
+    if t.arguments is not None:
+        fn["arguments"] = t.arguments
+    if fn:
+        out["function"] = fn
+    return out
