@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import anthropic
 import attrs
 import openai
 import pytest
@@ -58,6 +59,17 @@ class Served:
     case: ProviderCase
     client: openai.AsyncOpenAI
     fake: FakeServer
+    #: The daemon's address.
+    url: str
+
+    @asynccontextmanager
+    async def anthropic(self) -> AsyncIterator[anthropic.AsyncAnthropic]:
+        """The official anthropic SDK pointed at the daemon's Messages ingress."""
+        client = anthropic.AsyncAnthropic(base_url=self.url, api_key="unused", max_retries=0)
+        try:
+            yield client
+        finally:
+            await client.close()
 
     async def stream(
         self, model: str, text: str = "one two three four", **more: Any
@@ -95,6 +107,6 @@ def gateway(start_router: RouterFactory, monkeypatch: pytest.MonkeyPatch) -> Gat
             fake.url = address + case.base
             toml = config(case, fake.url, *tables, extra=extra)
             async with start_router(toml) as url, openai_client(url) as client:
-                yield Served(case, client, fake)
+                yield Served(case, client, fake, url)
 
     return serve
