@@ -80,6 +80,8 @@ async def test_failures_in_anthropic_shape(gateway: Gateway, case: ProviderCase)
                 model="p:break-mid-stream", max_tokens=50, messages=words("one two three four")
             ) as stream:
                 _ = [t async for t in stream.text_stream]
-    assert limited.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+    limit: Any = limited.value.body
+    failure: Any = failed.value.body
+    assert limit["error"]["type"] == "rate_limit_error"
     assert failed.value.status_code == 502
-    assert failed.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+    assert failure["error"]["type"] == "api_error"

@@ -116,7 +116,7 @@ async def test_tool_call(gateway: Gateway, case: ProviderCase, choice: Any) -> N
 
 @kinds()
 async def test_tool_result_goes_back(gateway: Gateway, case: ProviderCase) -> None:
-    call = {
+    call: Any = {
         "id": "call_abc",
         "type": "function",
         "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
@@ -126,7 +126,7 @@ async def test_tool_result_goes_back(gateway: Gateway, case: ProviderCase) -> No
             model="chat",
             messages=[
                 QUESTION,
-                {"role": "assistant", "content": None, "tool_calls": [call]},  # type: ignore[list-item]
+                {"role": "assistant", "content": None, "tool_calls": [call]},
                 {"role": "tool", "tool_call_id": "call_abc", "content": "18C and sunny"},
             ],
             tools=TOOLS,

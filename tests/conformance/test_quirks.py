@@ -54,6 +54,7 @@ def test_key_like_tokens_are_scrubbed_from_upstream_messages() -> None:
     from router.upstream._transport import HttpxTransport
     from router.upstream._upstream import HTTPUpstream
 
+    # Scrubbing needs no adapter.
     upstream = HTTPUpstream("p", "openai", None, HttpxTransport(), ("hunter2-token",))  # type: ignore[arg-type]
     err = upstream._scrubbed(
         InvalidRequest("bad key sk-proj-****abcd and hunter2-token, see docs", upstream_status=400)
@@ -69,11 +70,8 @@ async def test_anthropic_max_tokens_and_text_beside_a_tool_call(gateway: Gateway
             model="p:tool-caller", messages=[QUESTION], tools=TOOLS
         )
         message = answer.choices[0].message
-        await served.client.chat.completions.create(
-            model="chat",
-            messages=[QUESTION, message.model_dump(exclude_none=True)],  # type: ignore[list-item]
-            tools=TOOLS,
-        )
+        turn: Any = [QUESTION, message.model_dump(exclude_none=True)]
+        await served.client.chat.completions.create(model="chat", messages=turn, tools=TOOLS)
     assert message.content == "Let me check."
     first, then = (r.body for r in served.fake.received)
     assert first["max_tokens"] == 321
