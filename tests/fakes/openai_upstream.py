@@ -1,7 +1,7 @@
 """A fake OpenAI Chat Completions server (PROVIDERS.md §1), on :mod:`tests.fakes._base`.
 
-``POST /v1/chat/completions``; ``GET`` of any path is the model list (what health probes
-ask for). With :attr:`FakeOpenAI.key` set it wants ``Authorization: Bearer <key>``
+``POST /v1/chat/completions`` (``model`` and ``messages`` required); ``GET`` of any path
+is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set it wants ``Authorization: Bearer <key>``
 (OpenAI's 401 otherwise); without, it takes anything. Besides the shared script
 (``fail-400|401|404|429|500|503``, ``fail-ctx``, ``silent``, the stream cuts, and
 ``error-mid-stream`` as a ``data: {"error": ...}`` event), by model:
@@ -88,6 +88,12 @@ class FakeOpenAI(FakeServer):
             return self.failure("401", got)
         if got.path != "/v1/chat/completions":
             return self.failure("404", got)
+        missing = [name for name in ("model", "messages") if name not in got.body]
+        if missing:
+            error = {"type": "invalid_request_error", "param": missing[0], "code": None}
+            return Reply(
+                400, {"error": {"message": f"Missing required parameter: '{missing[0]}'.", **error}}
+            )
         return self.scripted(got.body["model"], got, stream=bool(got.body.get("stream")))
 
     def scripted(self, model: str, got: Received, *, stream: bool) -> Answer:
