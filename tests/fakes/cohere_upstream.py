@@ -14,10 +14,10 @@ otherwise). Behaviour is scripted by the model name:
 - ``long``: ``MAX_TOKENS``;
 - ``fail-400``, ``fail-401``, ``fail-404``, ``fail-429``, ``fail-500``, ``fail-503``,
   ``fail-ctx`` ("too many tokens"): that status with ``{"id", "message"}``;
-- ``error-mid-stream``: one word, then ``message-end`` with ``finish_reason: ERROR``;
-- ``break-mid-stream``: two words, then the connection drops.
+- the shared stream cuts (:mod:`tests.fakes._base`); ``error-mid-stream`` ends with
+  ``message-end`` and ``finish_reason: ERROR``.
 
-``GET /v1/models`` lists models. Requests are recorded.
+``GET /v1/models`` lists models.
 """
 
 from __future__ import annotations
@@ -25,22 +25,30 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
-import orjson
 
-from tests.fakes.azure_upstream import Received, lifespan, read_body, record, send_json
-from tests.fakes.openai_upstream import UpstreamBroke
+from tests.fakes._base import (
+    ARGUMENT_PIECES,
+    Answer,
+    FakeServer,
+    Received,
+    Reply,
+    Stream,
+    echo,
+    sse,
+    words,
+)
 
 __all__ = ["FakeCohere"]
 
 ID = "c14c80c3-18eb-4519-9460-6c92edd8cfb4"
 _ERRORS = {
-    "fail-400": (400, "invalid request: 'temperature' must be between 0 and 1"),
-    "fail-401": (401, "invalid api token"),
-    "fail-404": (404, "model 'fail-404' not found, make sure the correct model ID was used"),
-    "fail-429": (429, "You are using a Trial key, which is limited to 10 API calls / minute."),
-    "fail-500": (500, "internal server error, this has been reported to our developers"),
-    "fail-503": (503, "service unavailable"),
-    "fail-ctx": (
+    "400": (400, "invalid request: 'temperature' must be between 0 and 1"),
+    "401": (401, "invalid api token"),
+    "404": (404, "model 'fail-404' not found, make sure the correct model ID was used"),
+    "429": (429, "You are using a Trial key, which is limited to 10 API calls / minute."),
+    "500": (500, "internal server error, this has been reported to our developers"),
+    "503": (503, "service unavailable"),
+    "ctx": (
         400,
         "too many tokens: total number of tokens in the prompt cannot exceed 128000 - "
         "received 140000. Try using a shorter prompt",
@@ -48,11 +56,15 @@ _ERRORS = {
 }
 
 
-def _text(content: Any) -> tuple[str, int]:
-    if isinstance(content, str):
-        return content, 0
-    texts = [p["text"] for p in content if p["type"] == "text"]
-    return " ".join(texts), sum(1 for p in content if p["type"] == "image_url")
+def _last_user(messages: list[dict[str, Any]]) -> tuple[str, int]:
+    for message in reversed(messages):
+        if message["role"] == "user":
+            content = message["content"]
+            if isinstance(content, str):
+                return echo([content]), 0
+            images = sum(1 for p in content if p["type"] == "image_url")
+            return echo([p["text"] for p in content if p["type"] == "text"], images), images
+    return "hello", 0
 
 
 def _usage(output: int) -> dict[str, Any]:
@@ -62,125 +74,88 @@ def _usage(output: int) -> dict[str, Any]:
     }
 
 
-@attrs.define
-class FakeCohere:
-    api_key: str = "cohere-fake-key"
-    received: list[Received] = attrs.field(factory=list)
-    url: str = ""
+def _event(event: dict[str, Any]) -> bytes:
+    return sse(event, event=event["type"])
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await lifespan(receive, send)
-            return
-        got = record(scope, await read_body(receive))
-        self.received.append(got)
+
+def _message(**fields: Any) -> dict[str, Any]:
+    return {"message": fields}
+
+
+_CALL = {"id": "get_weather_k1", "type": "function"}
+
+
+@attrs.define
+class FakeCohere(FakeServer):
+    api_key: str = "cohere-fake-key"
+
+    def answer(self, got: Received) -> Answer:
         if got.headers.get("authorization", "") != f"Bearer {self.api_key}":
-            await send_json(send, 401, {"id": "e-auth", "message": "invalid api token"})
-            return
+            return Reply(401, {"id": "e-auth", "message": "invalid api token"})
         if got.method == "GET" and got.path == "/v1/models":
             model = {"name": "command-a-03-2025", "endpoints": ["chat"]}
-            await send_json(send, 200, {"models": [model]})
-            return
+            return Reply(200, {"models": [model]})
         if got.method != "POST" or got.path != "/v2/chat":
-            await send_json(send, 404, {"id": "e-404", "message": "not found"})
-            return
+            return Reply(404, {"id": "e-404", "message": "not found"})
         model = got.body["model"]
-        if model in _ERRORS:
-            status, message = _ERRORS[model]
-            await send_json(send, status, {"id": "e-1", "message": message})
-            return
-        text, images = self._last_user(got.body["messages"])
-        if images and "vision" not in model:
+        if _last_user(got.body["messages"])[1] and "vision" not in model:
             message = f"invalid request: model '{model}' does not support image inputs"
-            await send_json(send, 400, {"id": "e-2", "message": message})
-            return
-        if images:
-            text += f" [{images} image(s)]"
-        if got.body.get("stream"):
-            await self._stream(send, model, text)
-        else:
-            await send_json(send, 200, self._answer(model, text))
+            return Reply(400, {"id": "e-2", "message": message})
+        return self.scripted(model, got, stream=bool(got.body.get("stream")))
 
-    @staticmethod
-    def _last_user(messages: list[dict[str, Any]]) -> tuple[str, int]:
-        for message in reversed(messages):
-            if message["role"] == "user":
-                text, images = _text(message["content"])
-                return f"echo: {text}", images
-        return "hello", 0
+    def failure(self, code: str, got: Received) -> Reply:
+        status, message = _ERRORS[code]
+        return Reply(status, {"id": "e-1", "message": message})
 
-    def _answer(self, model: str, text: str) -> dict[str, Any]:
+    def reply(self, model: str, got: Received) -> Reply:
         if model == "tool-caller":
-            call = {
-                "id": "get_weather_k1",
-                "type": "function",
-                "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
-            }
+            function = {"name": "get_weather", "arguments": '{"city":"Paris"}'}
             message: dict[str, Any] = {
                 "role": "assistant",
                 "tool_plan": "I will look up the weather in Paris.",
-                "tool_calls": [call],
+                "tool_calls": [{**_CALL, "function": function}],
             }
             finish = "TOOL_CALL"
         else:
+            text = _last_user(got.body["messages"])[0]
             message = {"role": "assistant", "content": [{"type": "text", "text": text}]}
             finish = "MAX_TOKENS" if model == "long" else "COMPLETE"
-        return {"id": ID, "finish_reason": finish, "message": message, "usage": _usage(4)}
-
-    async def _stream(self, send: Any, model: str, text: str) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"text/event-stream")],
-            }
+        return Reply(
+            200, {"id": ID, "finish_reason": finish, "message": message, "usage": _usage(4)}
         )
 
-        async def emit(event: dict[str, Any]) -> None:
-            data = b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event)
-            await send({"type": "http.response.body", "body": data + b"\n\n", "more_body": True})
-
-        def message(**fields: Any) -> dict[str, Any]:
-            return {"message": fields}
-
-        await emit(
-            {
-                "id": ID,
-                "type": "message-start",
-                "delta": message(role="assistant", content=[], tool_plan="", tool_calls=[]),
-            }
-        )
-        finish = "COMPLETE"
+    def stream(self, model: str, got: Received) -> Stream:
+        start = _message(role="assistant", content=[], tool_plan="", tool_calls=[])
+        head = [_event({"id": ID, "type": "message-start", "delta": start})]
         if model == "tool-caller":
-            await emit({"type": "tool-plan-delta", "delta": message(tool_plan="I will look.")})
-            call = {
-                "id": "get_weather_k1",
-                "type": "function",
-                "function": {"name": "get_weather", "arguments": ""},
-            }
-            await emit({"type": "tool-call-start", "index": 0, "delta": message(tool_calls=call)})
-            for piece in ('{"city"', ':"Par', 'is"}'):
-                pieces = {"function": {"arguments": piece}}
-                await emit(
-                    {"type": "tool-call-delta", "index": 0, "delta": message(tool_calls=pieces)}
-                )
-            await emit({"type": "tool-call-end", "index": 0})
+            head.append(
+                _event({"type": "tool-plan-delta", "delta": _message(tool_plan="I will look.")})
+            )
+            call = {**_CALL, "function": {"name": "get_weather", "arguments": ""}}
+            head.append(
+                _event({"type": "tool-call-start", "index": 0, "delta": _message(tool_calls=call)})
+            )
+            kind = "tool-call"
+            deltas: list[dict[str, Any]] = [
+                {"tool_calls": {"function": {"arguments": p}}} for p in ARGUMENT_PIECES
+            ]
             finish = "TOOL_CALL"
         else:
-            start = message(content={"type": "text", "text": ""})
-            await emit({"type": "content-start", "index": 0, "delta": start})
-            for i, word in enumerate(text.split(" ")):
-                piece = word if i == 0 else " " + word
-                delta = message(content={"text": piece})
-                await emit({"type": "content-delta", "index": 0, "delta": delta})
-                if model == "break-mid-stream" and i == 1:
-                    raise UpstreamBroke("dropping the connection mid-stream")
-                if model == "error-mid-stream":
-                    finish = "ERROR"
-                    break
-            await emit({"type": "content-end", "index": 0})
-            if model == "long":
-                finish = "MAX_TOKENS"
-        end = {"type": "message-end", "delta": {"finish_reason": finish, "usage": _usage(4)}}
-        await emit(end)
-        await send({"type": "http.response.body", "body": b""})
+            content = _message(content={"type": "text", "text": ""})
+            head.append(_event({"type": "content-start", "index": 0, "delta": content}))
+            text = _last_user(got.body["messages"])[0]
+            deltas = [{"content": {"text": w}} for w in words(text)]
+            kind = "content"
+            finish = "MAX_TOKENS" if model == "long" else "COMPLETE"
+        pieces = [
+            _event({"type": f"{kind}-delta", "index": 0, "delta": _message(**d)}) for d in deltas
+        ]
+
+        def end(finish: str) -> list[bytes]:
+            usage = {"finish_reason": finish, "usage": _usage(4)}
+            return [
+                _event({"type": f"{kind}-end", "index": 0}),
+                _event({"type": "message-end", "delta": usage}),
+            ]
+
+        return Stream(head, pieces, end(finish), error=b"".join(end("ERROR")))

@@ -1,4 +1,4 @@
-"""A fake Gemini API (``v1beta``), served with ``tests.fakes.openai_upstream.running``.
+"""A fake Gemini API (``v1beta``), on :mod:`tests.fakes._base`.
 
 Faithful to PROVIDERS.md §3: ``POST /v1beta/models/{model}:generateContent`` and
 ``:streamGenerateContent`` (SSE with ``?alt=sse``, else a JSON array), ``GET
@@ -7,31 +7,29 @@ Faithful to PROVIDERS.md §3: ``POST /v1beta/models/{model}:generateContent`` an
 unknown fields refused, and the role rules (``user``/``model`` only, alternating, ``user``
 first, no empty parts) enforced with Gemini's 400. Answers by model id:
 
-- any model: ``echo: <last user text>``, or the user's texts plus ``[N image(s)]``
-  when it holds ``inlineData``, or ``tool said: <output>`` when the last turn is a
+- any model: ``echo: <last user text>`` (plus ``[N image(s)]`` when it holds
+  ``inlineData``), or ``tool said: <output>`` when the last turn is a
   ``functionResponse``; streamed word by word with cumulative ``usageMetadata``;
 - ``tool-caller``: a whole ``get_weather({"city": "Paris"})`` call, without an id;
   ``two-tools``: ``get_weather`` and ``get_time`` in one turn;
 - ``fail-400|401|403|404|429|500|503|504``: that error in Gemini's shape (429 with a
   ``RetryInfo`` of ``"7s"``); ``fail-ctx``: the 400 "input token count exceeds";
 - ``blocked``: the prompt refused (``promptFeedback.blockReason``, no candidates);
-  ``unsafe``: an answer cut off with ``finishReason: SAFETY``; ``max-tokens``: cut off
+  ``unsafe``: an answer cut off with ``finishReason: SAFETY``; ``long``: cut off
   with ``MAX_TOKENS``;
-- streams: ``break-mid-stream`` (the connection drops after two events), ``truncated``
-  (a clean end with no ``finishReason``), ``error-mid-stream`` (an ``error`` event).
-
-Every request is recorded (path, query, headers, JSON body) in :attr:`FakeGemini.received`.
+- the shared stream cuts (:mod:`tests.fakes._base`); ``error-mid-stream`` is an
+  ``error`` event.
 """
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import parse_qsl, unquote
+from typing import Any, ClassVar
+from urllib.parse import unquote
 
 import attrs
 import orjson
 
-from tests.fakes.openai_upstream import UpstreamBroke
+from tests.fakes._base import Answer, FakeServer, Received, Reply, Stream, echo, sse, words
 
 _TOP_LEVEL = frozenset(
     {
@@ -82,53 +80,24 @@ USAGE = {
 }
 
 
-@attrs.define
-class Received:
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
 class BadRequest(Exception):
     """A request the real API refuses with 400 INVALID_ARGUMENT."""
 
 
 @attrs.define
-class FakeGemini:
+class FakeGemini(FakeServer):
     key: str = "gm-test-key"
-    received: list[Received] = attrs.field(factory=list)
-    #: ``http://host:port/v1beta`` once served.
-    url: str = ""
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        query = dict(parse_qsl(scope["query_string"].decode()))
-        path = scope["raw_path"].decode()
-        payload = orjson.loads(body) if body else {}
-        self.received.append(Received(path, query, headers, payload))
-        key = headers.get("x-goog-api-key") or query.get("key")
+    JSON_TYPE: ClassVar[bytes] = b"application/json; charset=UTF-8"
+
+    def answer(self, got: Received) -> Answer:
+        key = got.headers.get("x-goog-api-key") or got.query.get("key")
         if not key:
             message = (
                 "Method doesn't allow unregistered callers (callers without established "
                 "identity). Please use API Key or other form of API consumer identity."
             )
-            await _error(send, 403, "PERMISSION_DENIED", message)
-            return
+            return _error(403, "PERMISSION_DENIED", message)
         if key != self.key:
             info = {
                 "@type": "type.googleapis.com/google.rpc.ErrorInfo",
@@ -137,32 +106,60 @@ class FakeGemini:
                 "metadata": {"service": "generativelanguage.googleapis.com"},
             }
             message = "API key not valid. Please pass a valid API key."
-            await _error(send, 400, "INVALID_ARGUMENT", message, [info])
-            return
-        if scope["method"] == "GET" and path == "/v1beta/models":
+            return _error(400, "INVALID_ARGUMENT", message, [info])
+        if got.method == "GET" and got.path == "/v1beta/models":
             models = [{"name": "models/gemini-2.5-flash", "inputTokenLimit": 1048576}]
-            await _json(send, 200, {"models": models})
-            return
-        prefix, _, method = path.rpartition(":")
-        if scope["method"] != "POST" or not prefix.startswith("/v1beta/models/"):
-            await _error(send, 404, "NOT_FOUND", f"no route for {path}")
-            return
-        model = unquote(prefix.removeprefix("/v1beta/models/"))
+            return Reply(200, {"models": models})
+        prefix, _, method = got.path.rpartition(":")
+        if got.method != "POST" or not prefix.startswith("/v1beta/models/"):
+            return _error(404, "NOT_FOUND", f"no route for {got.path}")
         if method not in ("generateContent", "streamGenerateContent"):
-            await _error(send, 404, "NOT_FOUND", f"unknown method {method}")
-            return
+            return _error(404, "NOT_FOUND", f"unknown method {method}")
         try:
-            _validate(payload)
+            _validate(got.body)
         except BadRequest as exc:
-            await _error(send, 400, "INVALID_ARGUMENT", str(exc))
-            return
-        if model.startswith("fail-"):
-            await _fail(send, model)
-            return
-        if method == "generateContent":
-            await _json(send, 200, _response(model, payload))
-            return
-        await _stream(send, model, payload, sse=query.get("alt") == "sse")
+            return _error(400, "INVALID_ARGUMENT", str(exc))
+        model = unquote(prefix.removeprefix("/v1beta/models/"))
+        return self.scripted(model, got, stream=method == "streamGenerateContent")
+
+    def failure(self, code: str, got: Received) -> Reply:
+        if code == "ctx":
+            message = (
+                "The input token count (1048577) exceeds the maximum number of tokens "
+                "allowed (1048576)."
+            )
+            return _error(400, "INVALID_ARGUMENT", message)
+        status, message = _ERRORS[int(code)]
+        details: list[dict[str, Any]] = []
+        if code == "429":
+            details = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [{"quotaMetric": "generate_content_free_tier_requests"}],
+                },
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"},
+            ]
+        return _error(int(code), status, message, details)
+
+    def reply(self, model: str, got: Received) -> Reply:
+        return Reply(200, _response(model, got.body))
+
+    def stream(self, model: str, got: Received) -> Stream:
+        sse_mode = got.query.get("alt") == "sse"
+        events = _events(model, got.body)
+        error = {"code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}
+        framed = [_framed(i, e, sse_mode) for i, e in enumerate([*events, {"error": error}])]
+        pieces, tail = framed[: len(events) - 1], framed[len(events) - 1 : -1]
+        content_type = b"text/event-stream" if sse_mode else b"application/json"
+        end = b"" if sse_mode else b"]"
+        return Stream([], pieces, tail, framed[-1], end, content_type)
+
+
+def _framed(index: int, event: dict[str, Any], sse_mode: bool) -> bytes:
+    if sse_mode:
+        return sse(event, eol=b"\r\n")
+    # the JSON-array mode, sent element by element
+    return (b"[" if index == 0 else b",\r\n") + orjson.dumps(event)
 
 
 def _validate(payload: dict[str, Any]) -> None:
@@ -203,10 +200,7 @@ def _answer(payload: dict[str, Any]) -> str:
     if results:
         return "tool said: " + "; ".join(str(r["response"].get("output")) for r in results)
     texts = [p["text"] for p in last if "text" in p]
-    images = sum(1 for p in last if "inlineData" in p)
-    if images:
-        return " ".join(texts) + f" [{images} image(s)]"
-    return "echo: " + " ".join(texts)
+    return echo(texts, sum(1 for p in last if "inlineData" in p))
 
 
 def _calls(model: str) -> list[dict[str, Any]]:
@@ -252,12 +246,12 @@ def _response(model: str, payload: dict[str, Any]) -> dict[str, Any]:
         return _event(model, None, "SAFETY", USAGE)
     if model in ("tool-caller", "two-tools"):
         return _event(model, _calls(model), "STOP", USAGE)
-    finish = "MAX_TOKENS" if model == "max-tokens" else "STOP"
+    finish = "MAX_TOKENS" if model == "long" else "STOP"
     return _event(model, [{"text": _answer(payload)}], finish, USAGE)
 
 
-def _events(model: str, payload: dict[str, Any]) -> list[dict[str, Any] | None]:
-    """The stream's events; None stands for "drop the connection here"."""
+def _events(model: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events of a whole streamed answer."""
     if model == "blocked":
         return [_BLOCKED]
     early = {"promptTokenCount": 7, "totalTokenCount": 7}  # cumulative: prompt first
@@ -268,74 +262,15 @@ def _events(model: str, payload: dict[str, Any]) -> list[dict[str, Any] | None]:
             _event(model, [{"text": "I was about"}], None, early),
             _event(model, None, "SAFETY", USAGE),
         ]
-    words = _answer(payload).split(" ")
-    events: list[dict[str, Any] | None] = [
-        _event(model, [{"text": w if i == 0 else " " + w}], None, early)
-        for i, w in enumerate(words)
-    ]
-    if model == "break-mid-stream":
-        return [*events[:2], None]
-    if model == "truncated":
-        return events
-    if model == "error-mid-stream":
-        error = {"code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}
-        return [events[0], {"error": error}]
-    finish = "MAX_TOKENS" if model == "max-tokens" else "STOP"
-    events.append(_event(model, [{"text": ""}], finish, USAGE))
-    return events
+    events = [_event(model, [{"text": w}], None, early) for w in words(_answer(payload))]
+    finish = "MAX_TOKENS" if model == "long" else "STOP"
+    return [*events, _event(model, [{"text": ""}], finish, USAGE)]
 
 
-async def _stream(send: Any, model: str, payload: dict[str, Any], *, sse: bool) -> None:
-    kind = b"text/event-stream" if sse else b"application/json"
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]})
-    for i, event in enumerate(_events(model, payload)):
-        if event is None:
-            raise UpstreamBroke("dropping the connection mid-stream")
-        if sse:
-            data = b"data: " + orjson.dumps(event) + b"\r\n\r\n"
-        else:  # the JSON-array mode, sent element by element
-            data = (b"[" if i == 0 else b",\r\n") + orjson.dumps(event)
-        await send({"type": "http.response.body", "body": data, "more_body": True})
-    await send({"type": "http.response.body", "body": b"" if sse else b"]"})
-
-
-async def _fail(send: Any, model: str) -> None:
-    if model == "fail-ctx":
-        message = (
-            "The input token count (1048577) exceeds the maximum number of tokens "
-            "allowed (1048576)."
-        )
-        await _error(send, 400, "INVALID_ARGUMENT", message)
-        return
-    code = int(model.removeprefix("fail-"))
-    status, message = _ERRORS[code]
-    details: list[dict[str, Any]] = []
-    if code == 429:
-        details = [
-            {
-                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
-                "violations": [{"quotaMetric": "generate_content_free_tier_requests"}],
-            },
-            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"},
-        ]
-    await _error(send, code, status, message, details)
-
-
-async def _error(
-    send: Any, code: int, status: str, message: str, details: list[dict[str, Any]] | None = None
-) -> None:
+def _error(
+    code: int, status: str, message: str, details: list[dict[str, Any]] | None = None
+) -> Reply:
     error: dict[str, Any] = {"code": code, "message": message, "status": status}
     if details:
         error["details"] = details
-    await _json(send, code, {"error": error})
-
-
-async def _json(send: Any, status: int, body: Any) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json; charset=UTF-8")],
-        }
-    )
-    await send({"type": "http.response.body", "body": orjson.dumps(body)})
+    return Reply(code, {"error": error})

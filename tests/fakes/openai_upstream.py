@@ -1,285 +1,211 @@
-"""A fake OpenAI Chat Completions server, served by hypercorn on 127.0.0.1:0.
+"""A fake OpenAI Chat Completions server (PROVIDERS.md §1), on :mod:`tests.fakes._base`.
 
-It answers per the model asked for, so one server plays many scripted upstreams:
+``POST /v1/chat/completions`` (``model`` and ``messages`` required); ``GET`` of any path
+is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set it wants ``Authorization: Bearer <key>``
+(OpenAI's 401 otherwise); without, it takes anything. Besides the shared script
+(``fail-400|401|404|429|500|503``, ``fail-ctx``, ``silent``, the stream cuts, and
+``error-mid-stream`` as a ``data: {"error": ...}`` event), by model:
 
-- any model: a normal answer echoing the last user message (streamed if asked, with
-  usage when ``stream_options.include_usage`` is set);
 - ``tool-caller``: a ``get_weather`` tool call (arguments streamed in pieces);
-- ``fail-500`` / ``fail-503`` / ``fail-400`` / ``fail-401`` / ``fail-429``: that error,
-  in OpenAI's error shape (429 with ``retry-after``);
-- ``break-mid-stream``: two content chunks, then the connection drops;
-- ``no-done``: a stream that ends after its finish chunk without ``[DONE]``;
-- ``truncated``: a stream that ends cleanly with neither finish nor ``[DONE]``;
-- ``silent``: accepts the request and never answers; sets :attr:`disconnected` when
-  its client goes away;
-- ``fail-ctx``: a 400 ``context_length_exceeded``; ``flaky-429``: a 429 with
-  ``retry-after-ms: 50`` on its first call, answers after; ``toggle-*``: 500 while
-  :attr:`FakeOpenAI.down`, answers otherwise (``GET /v1/models`` follows it too);
-- ``last-call``: a normal answer whose rate-limit headers say no request is left for
-  30 s;
-- streams: ``break-before-content`` (the connection drops after the role chunk),
-  ``malformed`` (a chunk of garbage after the first content), ``stall-mid-stream``
-  (two content chunks, then silence).
+- ``long``: finish ``length``; ``unsafe``: finish ``content_filter``, no content;
+- ``fail-401`` echoes the key it got whole (OpenAI masks most of it: the worst case);
+- ``flaky-429``: a 429 with ``retry-after-ms: 50`` on its first call, answers after;
+- ``toggle-*``: 500 while :attr:`FakeOpenAI.down`, answers otherwise (``GET`` follows it);
+- ``last-call``: an answer whose rate-limit headers say no request is left for 30 s;
+- streams: ``no-done`` (ends after its finish without ``[DONE]``), ``malformed`` (a chunk
+  of garbage after the first piece), ``stall-mid-stream`` ("first second", then silence).
 
-Every request is recorded (path, headers, JSON body) in :attr:`FakeOpenAI.received`.
+Streams carry usage when ``stream_options.include_usage`` is set.
 """
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import attrs
-import orjson
-import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+from tests.fakes._base import (
+    ARGUMENT_PIECES,
+    Answer,
+    Cut,
+    FakeServer,
+    Received,
+    Reply,
+    Stream,
+    UpstreamBroke,
+    echo,
+    running,
+    sse,
+    words,
+)
 
+__all__ = ["FakeOpenAI", "Received", "UpstreamBroke", "running"]
 
-@attrs.define
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-
-
-class UpstreamBroke(Exception):
-    """Raised inside the app to make hypercorn drop the connection mid-body."""
-
-
-@attrs.define
-class FakeOpenAI:
-    received: list[Received] = attrs.field(factory=list)
-    url: str = ""
-    #: Set when a ``silent`` request's client (the router) went away.
-    disconnected: trio.Event = attrs.field(factory=trio.Event)
-    #: Set when any request arrived.
-    request_seen: trio.Event = attrs.field(factory=trio.Event)
-    #: While True, ``toggle-*`` models and ``GET /v1/models`` answer 500.
-    down: bool = False
-    #: Requests per model so far.
-    calls: dict[str, int] = attrs.field(factory=dict)
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        if scope["method"] == "GET":  # the model list: what health probes ask for
-            self.received.append(Received(scope["path"], headers, {}))
-            await _json(send, 500 if self.down else 200, {"object": "list", "data": []})
-            return
-        payload = orjson.loads(body)
-        self.received.append(Received(scope["path"], headers, payload))
-        self.request_seen.set()
-        model = payload["model"]
-        self.calls[model] = self.calls.get(model, 0) + 1
-        if model == "fail-ctx":
-            message = "This model's maximum context length is 8192 tokens."
-            error = {
-                "message": message,
-                "type": "invalid_request_error",
-                "param": "messages",
-                "code": "context_length_exceeded",
-            }
-            await _json(send, 400, {"error": error})
-        elif model == "flaky-429" and self.calls[model] == 1:
-            limited = {
-                "error": {
-                    "message": "Rate limit reached.",
-                    "type": "rate_limit_error",
-                    "param": None,
-                    "code": "rate_limit_exceeded",
-                }
-            }
-            await _json(send, 429, limited, [(b"retry-after-ms", b"50")])
-        elif model.startswith("toggle-") and self.down:
-            await _error(send, 500, "")
-        elif model.startswith("fail-"):
-            key = headers.get("authorization", "").removeprefix("Bearer ")
-            await _error(send, int(model[5:]), key)
-        elif model == "silent":
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            self.disconnected.set()
-        elif payload.get("stream"):
-            await _stream(send, payload)
-        else:
-            # ``last-call``: answers, but says (as OpenAI does) that no request is left.
-            spent = [
-                (b"x-ratelimit-remaining-requests", b"0"),
-                (b"x-ratelimit-reset-requests", b"30s"),
-            ]
-            await _json(send, 200, _completion(payload), spent if model == "last-call" else None)
+_ERRORS: dict[str, tuple[int, str, str | None, str]] = {
+    "400": (400, "invalid_request_error", "invalid_value", "Invalid value for 'temperature'."),
+    "401": (401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided: {}."),
+    "404": (404, "invalid_request_error", "model_not_found", "The model does not exist."),
+    "429": (429, "rate_limit_error", "rate_limit_exceeded", "Rate limit reached."),
+    "500": (500, "server_error", None, "The server had an error."),
+    "503": (503, "server_error", None, "The engine is currently overloaded."),
+    "ctx": (
+        400,
+        "invalid_request_error",
+        "context_length_exceeded",
+        "This model's maximum context length is 8192 tokens.",
+    ),
+}
+_FINISH = {"tool-caller": "tool_calls", "long": "length", "unsafe": "content_filter"}
 
 
-def _answer(payload: dict[str, Any]) -> str:
-    for message in reversed(payload["messages"]):
+def last_user(messages: list[dict[str, Any]]) -> str:
+    """The echo of the last user turn, in Chat Completions' message shape."""
+    for message in reversed(messages):
         if message["role"] == "user":
             content = message["content"]
-            if isinstance(content, list):
-                texts = [p["text"] for p in content if p["type"] == "text"]
-                images = sum(1 for p in content if p["type"] == "image_url")
-                return " ".join(texts) + (f" [{images} image(s)]" if images else "")
-            return f"echo: {content}"
+            if isinstance(content, str):
+                return echo([content])
+            texts = [p["text"] for p in content if p["type"] == "text"]
+            return echo(texts, sum(1 for p in content if p["type"] == "image_url"))
     return "hello"
 
 
-_USAGE = {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
-_CALL = {"id": "call_abc", "type": "function", "function": {"name": "get_weather"}}
+@attrs.define
+class FakeOpenAI(FakeServer):
+    key: str | None = None
+    #: While True, ``toggle-*`` models and ``GET`` answer 500.
+    down: bool = False
 
+    ID: ClassVar[str] = "chatcmpl-fake1"
+    #: Prompt and completion tokens of every answer.
+    USAGE: ClassVar[tuple[int, int]] = (7, 5)
+    CALL_ID: ClassVar[str] = "call_abc"
 
-def _completion(payload: dict[str, Any]) -> dict[str, Any]:
-    if payload["model"] == "tool-caller":
-        call = {**_CALL, "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}
-        message: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [call]}
-        finish = "tool_calls"
-    else:
-        message = {"role": "assistant", "content": _answer(payload)}
-        finish = "stop"
-    return {
-        "id": "chatcmpl-fake1",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": payload["model"] + "-2024-08-06",
-        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-        "usage": _USAGE,
-    }
+    def answer(self, got: Received) -> Answer:
+        if got.method == "GET":
+            return Reply(500 if self.down else 200, {"object": "list", "data": []})
+        if self.key is not None and got.headers.get("authorization") != f"Bearer {self.key}":
+            return self.failure("401", got)
+        if got.path != "/v1/chat/completions":
+            return self.failure("404", got)
+        missing = [name for name in ("model", "messages") if name not in got.body]
+        if missing:
+            error = {"type": "invalid_request_error", "param": missing[0], "code": None}
+            return Reply(
+                400, {"error": {"message": f"Missing required parameter: '{missing[0]}'.", **error}}
+            )
+        return self.scripted(got.body["model"], got, stream=bool(got.body.get("stream")))
 
+    def scripted(self, model: str, got: Received, *, stream: bool) -> Answer:
+        answer = super().scripted(model, got, stream=stream)
+        if model == "flaky-429" and self.calls[model] == 1:
+            return attrs.evolve(self.failure("429", got), headers=[(b"retry-after-ms", b"50")])
+        if model.startswith("toggle-") and self.down:
+            return self.failure("500", got)
+        return answer
 
-def _chunk(payload: dict[str, Any], delta: dict[str, Any], finish: str | None = None) -> bytes:
-    chunk = {
-        "id": "chatcmpl-fake1",
-        "object": "chat.completion.chunk",
-        "created": 1700000000,
-        "model": payload["model"] + "-2024-08-06",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-    }
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+    def failure(self, code: str, got: Received) -> Reply:
+        status, kind, name, message = _ERRORS[code]
+        key = got.headers.get("authorization", "").removeprefix("Bearer ")
+        body = {"message": message.format(key), "type": kind, "param": None, "code": name}
+        if code == "ctx":
+            body["param"] = "messages"
+        retry = [(b"retry-after", b"2")] if status == 429 else []
+        return Reply(status, {"error": body}, retry)
 
-
-async def _stream(send: Any, payload: dict[str, Any]) -> None:
-    model = payload["model"]
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"text/event-stream")],
+    def usage(self) -> dict[str, int]:
+        prompt, completion = self.USAGE
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
         }
-    )
 
-    async def emit(data: bytes) -> None:
-        await send({"type": "http.response.body", "body": data, "more_body": True})
+    def answered(self, model: str) -> str:
+        """The model an answer names."""
+        return model + "-2024-08-06"
 
-    await emit(_chunk(payload, {"role": "assistant", "content": ""}))
-    if model == "break-before-content":
-        raise UpstreamBroke("dropping the connection before any content")
-    if model in ("malformed", "stall-mid-stream"):
-        await emit(_chunk(payload, {"content": "first"}))
-        if model == "malformed":
-            await emit(b"data: {this is not json}\n\n")
-            await send({"type": "http.response.body", "body": b""})
-            return
-        await emit(_chunk(payload, {"content": " second"}))
-        await trio.sleep_forever()  # silent until the router gives up
-    if model == "tool-caller":
-        await emit(
-            _chunk(
-                payload,
-                {
-                    "tool_calls": [
-                        {"index": 0, **_CALL, "function": {"name": "get_weather", "arguments": ""}}
-                    ]
-                },
-            )
-        )
-        for piece in ('{"city"', ':"Par', 'is"}'):
-            await emit(
-                _chunk(payload, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
-            )
-        finish = "tool_calls"
-    else:
-        words = _answer(payload).split(" ")
-        for i, word in enumerate(words):
-            await emit(_chunk(payload, {"content": word if i == 0 else " " + word}))
-            if model == "break-mid-stream" and i == 1:
-                raise UpstreamBroke("dropping the connection mid-stream")
-        finish = "stop"
-    if model == "truncated":
-        await send({"type": "http.response.body", "body": b""})
-        return
-    await emit(_chunk(payload, {}, finish))
-    if payload.get("stream_options", {}).get("include_usage"):
-        usage = {
-            "id": "chatcmpl-fake1",
+    def decorate(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Whatever the host adds to every answer and chunk."""
+        return body
+
+    def choice(self, choice: dict[str, Any]) -> dict[str, Any]:
+        """Whatever the host adds to a choice."""
+        return choice
+
+    def reply(self, model: str, got: Received) -> Reply:
+        finish = _FINISH.get(model, "stop")
+        message: dict[str, Any] = {"role": "assistant", "content": None}
+        if model == "tool-caller":
+            arguments = "".join(ARGUMENT_PIECES)
+            message["tool_calls"] = [self._call(arguments)]
+        elif finish != "content_filter":
+            message["content"] = last_user(got.body["messages"])
+        choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+        body = {
+            "id": self.ID,
+            "object": "chat.completion",
+            "created": 1700000000,
+            "model": self.answered(model),
+            "choices": [self.choice(choice)],
+            "usage": self.usage(),
+        }
+        headers: list[tuple[bytes, bytes]] = []
+        if model == "last-call":  # as OpenAI does: no request is left
+            headers = [
+                (b"x-ratelimit-remaining-requests", b"0"),
+                (b"x-ratelimit-reset-requests", b"30s"),
+            ]
+        return Reply(200, self.decorate(body), headers)
+
+    def _call(self, arguments: str) -> dict[str, Any]:
+        function = {"name": "get_weather", "arguments": arguments}
+        return {"id": self.CALL_ID, "type": "function", "function": function}
+
+    def _chunk(self, model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        return sse(self.decorate(self._chunk_body(model, [self.choice(choice)])))
+
+    def _chunk_body(self, model: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": self.ID,
             "object": "chat.completion.chunk",
             "created": 1700000000,
-            "model": model,
-            "choices": [],
-            "usage": _USAGE,
+            "model": self.answered(model),
+            "choices": choices,
         }
-        await emit(b"data: " + orjson.dumps(usage) + b"\n\n")
-    tail = b"" if model == "no-done" else b"data: [DONE]\n\n"
-    await send({"type": "http.response.body", "body": tail})
 
+    def head(self) -> list[bytes]:
+        """What the host sends before the role chunk."""
+        return []
 
-async def _error(send: Any, status: int, key: str) -> None:
-    kinds = {
-        400: ("invalid_request_error", "invalid_value", "Invalid value for 'temperature'."),
-        # OpenAI masks most of the key it echoes; this fake echoes it whole, the worst case.
-        401: ("invalid_request_error", "invalid_api_key", f"Incorrect API key provided: {key}."),
-        429: ("rate_limit_error", "rate_limit_exceeded", "Rate limit reached."),
-        500: ("server_error", None, "The server had an error."),
-        503: ("server_error", None, "The engine is currently overloaded."),
-    }
-    kind, code, message = kinds[status]
-    headers = [(b"content-type", b"application/json")]
-    if status == 429:
-        headers.append((b"retry-after", b"2"))
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": orjson.dumps(body)})
+    def stream(self, model: str, got: Received) -> Stream:
+        finish = _FINISH.get(model, "stop")
+        if model == "tool-caller":
+            start = {"index": 0, **self._call("")}
+            more = [{"index": 0, "function": {"arguments": p}} for p in ARGUMENT_PIECES]
+            pieces = [self._chunk(model, {"tool_calls": [c]}) for c in [start, *more]]
+        elif finish == "content_filter":
+            pieces = []
+        else:
+            text = last_user(got.body["messages"])
+            if model == "stall-mid-stream":
+                text = "first second"
+            pieces = [self._chunk(model, {"content": w}) for w in words(text)]
+        tail = [self._chunk(model, {}, finish)]
+        if (got.body.get("stream_options") or {}).get("include_usage"):
+            tail.append(sse(self.decorate({**self._chunk_body(model, []), "usage": self.usage()})))
+        error = {"message": "The server had an error.", "type": "server_error"}
+        return Stream(
+            head=[*self.head(), self._chunk(model, {"role": "assistant", "content": ""})],
+            pieces=pieces,
+            tail=[*tail, b"data: [DONE]\n\n"],
+            error=sse({"error": {**error, "param": None, "code": None}}),
+        )
 
-
-async def _json(
-    send: Any, status: int, body: Any, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), *(extra or [])],
-        }
-    )
-    await send({"type": "http.response.body", "body": orjson.dumps(body)})
-
-
-@asynccontextmanager
-async def running(app: Any) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1:0 for the block; yields its ``http://host:port``."""
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.graceful_timeout = 0.1
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, app, config, shutdown_trigger=stop.wait))
-        try:
-            yield binds[0]
-        finally:
-            stop.set()
+    def cut(self, model: str, stream: Stream) -> list[bytes | Cut]:
+        if model == "malformed":
+            return [*stream.head, *stream.pieces[:1], b"data: {this is not json}\n\n"]
+        if model == "no-done":
+            return [*stream.head, *stream.pieces, *stream.tail[:-1]]
+        return super().cut(model, stream)

@@ -1,0 +1,1 @@
+"""One suite of scenarios, run against every provider kind."""
