@@ -66,7 +66,9 @@ class Client:
 
     @property
     def status(self) -> int:
-        return next(m["status"] for m in self.sent if m["type"] == "http.response.start")
+        status = next(m["status"] for m in self.sent if m["type"] == "http.response.start")
+        assert isinstance(status, int)
+        return status
 
     @property
     def text(self) -> str:
