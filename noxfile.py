@@ -28,9 +28,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy strict on the three packages."""
+    """mypy strict on the three packages and on the tests (pyproject's [tool.mypy])."""
     session.install("-e", ".[typecheck]")
-    session.run("mypy", *PACKAGES)
+    session.run("mypy", *PACKAGES, "tests", *session.posargs)
 
 
 @nox.session
