@@ -265,7 +265,8 @@ def main(argv: list[str] | None = None) -> None:
     body = args.body or (STREAM_BODY if args.stream else CHAT_BODY)
     coro = run(args.url, body, args.connections, args.duration, args.warmup)
     try:
-        import uvloop  # type: ignore[import-not-found]
+        # Optional, not a dependency: unused-ignore covers machines that have it.
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         result = asyncio.run(coro)
     else:

@@ -32,9 +32,9 @@ class Server:
         self.connections = 0
         self.requests = 0
         self.closed = trio.Event()
-        self.open_streams: list[trio.SocketStream] = []
+        self.open_streams: list[trio.abc.Stream] = []
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle(self, stream: trio.abc.Stream) -> None:
         self.connections += 1
         self.open_streams.append(stream)
         conn = h11.Connection(h11.SERVER)
@@ -48,7 +48,7 @@ class Server:
                         if not data:
                             self.closed.set()
                             return
-                        conn.receive_data(data)
+                        conn.receive_data(bytes(data))  # TLS streams give bytearrays
                     elif isinstance(event, h11.Request):
                         request = event
                     elif isinstance(event, h11.Data):
@@ -297,7 +297,7 @@ async def test_tls_to_an_https_upstream() -> None:
     server = Server(ok(b"secret hello"))
 
     async def handle(stream: trio.SSLStream[trio.SocketStream]) -> None:
-        await server.handle(stream)  # type: ignore[arg-type]
+        await server.handle(stream)
 
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(
