@@ -12,6 +12,7 @@ import anthropic
 import httpx2
 import orjson
 import pytest
+from anthropic.types import TextBlock, ToolUseBlock
 
 from adapters import (
     AllTargetsFailed,
@@ -569,10 +570,14 @@ def test_encoder_output_parsed_by_the_sdk() -> None:
     assert msg.id == "chatcmpl-1"
     assert msg.model == "gpt-4o"
     assert [b.type for b in msg.content] == ["text", "tool_use", "tool_use"]
-    assert msg.content[0].text == "Let me check."  # type: ignore[union-attr]
-    assert msg.content[1].id == "call_1"  # type: ignore[union-attr]
-    assert msg.content[1].input == {"city": "Paris"}  # type: ignore[union-attr]
-    assert msg.content[2].input == {}  # type: ignore[union-attr]
+    text, call, empty = msg.content
+    assert isinstance(text, TextBlock)
+    assert isinstance(call, ToolUseBlock)
+    assert isinstance(empty, ToolUseBlock)
+    assert text.text == "Let me check."
+    assert call.id == "call_1"
+    assert call.input == {"city": "Paris"}
+    assert empty.input == {}
     assert msg.stop_reason == "tool_use"
     assert msg.usage.input_tokens == 11
     assert msg.usage.output_tokens == 22
@@ -590,8 +595,11 @@ def test_text_after_a_tool_opens_a_new_block_and_refusal_is_text() -> None:
     ]
     msg = final_message(encode(chunks))
     assert [b.type for b in msg.content] == ["tool_use", "text"]
-    assert msg.content[0].id == "toolu_0"  # type: ignore[union-attr]
-    assert msg.content[1].text == "after no"  # type: ignore[union-attr]
+    call, text = msg.content
+    assert isinstance(call, ToolUseBlock)
+    assert isinstance(text, TextBlock)
+    assert call.id == "toolu_0"
+    assert text.text == "after no"
     assert msg.stop_reason == "refusal"
 
 

@@ -42,7 +42,8 @@ def adapter(**kwargs: Any) -> AzureAdapter:
 
 
 def body_of(req: GatewayRequest, model: str = "gpt-4o", **kwargs: Any) -> dict[str, Any]:
-    return orjson.loads(adapter(**kwargs).build_request(req, model).body)  # type: ignore[no-any-return]
+    body: dict[str, Any] = orjson.loads(adapter(**kwargs).build_request(req, model).body)
+    return body
 
 
 # -- build_request ----------------------------------------------------------------------

@@ -44,7 +44,8 @@ def adapter(**kwargs: Any) -> CohereAdapter:
 
 
 def body_of(req: GatewayRequest, model: str = MODEL) -> dict[str, Any]:
-    return orjson.loads(adapter().build_request(req, model).body)  # type: ignore[no-any-return]
+    body: dict[str, Any] = orjson.loads(adapter().build_request(req, model).body)
+    return body
 
 
 # -- build_request ----------------------------------------------------------------------

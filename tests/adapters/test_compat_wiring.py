@@ -10,13 +10,14 @@ from adapters import (
     ContextLengthExceeded,
     Delta,
     GatewayRequest,
+    HTTPAdapter,
     Message,
     Usage,
     adapter_factory,
 )
 
 
-def make(kind: str) -> object:
+def make(kind: str) -> HTTPAdapter:
     return adapter_factory(kind)(
         kind, {"kind": kind, "base_url": "https://h.test/v1", "headers": {}}
     )
@@ -24,7 +25,7 @@ def make(kind: str) -> object:
 
 def test_mistral_request_is_fixed_up() -> None:
     req = GatewayRequest(model="m", messages=(Message("developer", "x"),), extra={"seed": 3})
-    body = orjson.loads(make("mistral").build_request(req, "mistral-small").body)  # type: ignore[attr-defined]
+    body = orjson.loads(make("mistral").build_request(req, "mistral-small").body)
     assert body["random_seed"] == 3
     assert "seed" not in body
     assert body["messages"][0]["role"] == "system"
@@ -32,7 +33,7 @@ def test_mistral_request_is_fixed_up() -> None:
 
 def test_openai_itself_is_untouched() -> None:
     req = GatewayRequest(model="m", messages=(Message("developer", "x"),), extra={"seed": 3})
-    body = orjson.loads(make("openai").build_request(req, "gpt-4o").body)  # type: ignore[attr-defined]
+    body = orjson.loads(make("openai").build_request(req, "gpt-4o").body)
     assert body["seed"] == 3
     assert body["messages"][0]["role"] == "developer"
 
@@ -49,7 +50,7 @@ def test_groq_stream_usage_becomes_a_usage_chunk() -> None:
             "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
         },
     }
-    decoder = make("groq").stream_decoder()  # type: ignore[attr-defined]
+    decoder = make("groq").stream_decoder()
     out = decoder.feed(b"data: " + orjson.dumps(final) + b"\n\ndata: [DONE]\n\n") + decoder.close()
     assert out == [
         ChatChunk("g", "llama", 1, (ChunkChoice(0, Delta(), "stop"),)),
@@ -61,5 +62,5 @@ def test_together_403_context_length() -> None:
     body = orjson.dumps(
         {"error": {"message": "`inputs` tokens + `max_new_tokens` must be <= 8193"}}
     )
-    err = make("together").parse_error(403, [], body)  # type: ignore[attr-defined]
+    err = make("together").parse_error(403, [], body)
     assert type(err) is ContextLengthExceeded

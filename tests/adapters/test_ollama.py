@@ -43,7 +43,8 @@ def adapter(**kwargs: Any) -> OllamaAdapter:
 
 
 def body_of(req: GatewayRequest, model: str = "llama3.2") -> dict[str, Any]:
-    return orjson.loads(adapter().build_request(req, model).body)  # type: ignore[no-any-return]
+    body: dict[str, Any] = orjson.loads(adapter().build_request(req, model).body)
+    return body
 
 
 # -- build_request ----------------------------------------------------------------------
@@ -267,7 +268,7 @@ def test_capabilities_default_to_yes() -> None:
 # -- parse_response ---------------------------------------------------------------------
 
 
-def answer(message: dict[str, Any], done_reason: str = "stop", **more: Any) -> bytes:
+def answer(message: dict[str, Any], done_reason: str | None = "stop", **more: Any) -> bytes:
     return orjson.dumps(
         {
             "model": "llama3.2:latest",
@@ -313,7 +314,7 @@ def test_parse_response_tool_calls_get_ids_and_json_text() -> None:
     [("stop", "stop"), ("length", "length"), ("load", "stop"), ("unload", "stop"), (None, "stop")],
 )
 def test_finish_reasons(done_reason: str | None, finish: str) -> None:
-    resp = adapter().parse_response(200, [], answer({"content": "x"}, done_reason))  # type: ignore[arg-type]
+    resp = adapter().parse_response(200, [], answer({"content": "x"}, done_reason))
     assert resp.choices[0].finish_reason == finish
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
 
 import pytest
 
 from adapters import (
+    OpenAIAdapter,
     OpenAIProvider,
     ProviderSpec,
     UpstreamLimits,
@@ -20,6 +22,12 @@ from adapters import (
 from adapters._compat import COMPATIBLE_HOSTS
 from adapters._registry import Registry
 from rules import ConfigError, parse_config
+
+
+@runtime_checkable
+class HasBaseURL(Protocol):
+    base_url: str
+
 
 BUILT_IN = [
     "anthropic",
@@ -62,7 +70,8 @@ def test_a_named_host_is_a_row_not_a_class(kind: str) -> None:
     )
     assert config.providers["p"] == OpenAIProvider(kind=kind, base_url=host.base_url)
     adapter = adapter_factory(kind)("p", {"base_url": host.base_url, "kind": kind})
-    assert adapter.url == host.base_url + "/chat/completions"  # type: ignore[attr-defined]
+    assert isinstance(adapter, OpenAIAdapter)
+    assert adapter.url == host.base_url + "/chat/completions"
 
 
 def test_default_base_urls_are_the_config_defaults() -> None:
@@ -71,7 +80,8 @@ def test_default_base_urls_are_the_config_defaults() -> None:
         if spec.default_base_url is None:
             continue
         config = spec.config(kind=kind)
-        assert config.base_url == spec.default_base_url  # type: ignore[attr-defined]
+        assert isinstance(config, HasBaseURL)  # each kind's own field, not ProviderConfig's
+        assert config.base_url == spec.default_base_url
 
 
 def test_rate_limit_parsers_by_kind() -> None:

@@ -10,12 +10,21 @@ what carries over between machines of different speed.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING
 
 import orjson
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
+
+if TYPE_CHECKING:
+    from hypercorn.typing import (
+        ASGIReceiveCallable,
+        ASGISendCallable,
+        HTTPResponseBodyEvent,
+        HTTPResponseStartEvent,
+        Scope,
+    )
 
 BODY = orjson.dumps(
     {
@@ -33,9 +42,12 @@ BODY = orjson.dumps(
     }
 )
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(BODY))]
+START: HTTPResponseStartEvent = {"type": "http.response.start", "status": 200, "headers": HEADERS}
+# more_body is optional in ASGI (default False); hypercorn's TypedDict requires it.
+END: HTTPResponseBodyEvent = {"type": "http.response.body", "body": BODY, "more_body": False}
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
     if scope["type"] == "lifespan":
         while True:
             message = await receive()
@@ -45,13 +57,13 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     if scope["path"] == "/healthz":
-        await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-        await send({"type": "http.response.body", "body": BODY})
+        await send(START)
+        await send(END)
         return
     while (await receive()).get("more_body"):
         pass
-    await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
-    await send({"type": "http.response.body", "body": BODY})
+    await send(START)
+    await send(END)
 
 
 def main() -> None:

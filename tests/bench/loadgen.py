@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 import time
@@ -183,7 +184,7 @@ async def connection_loop(host: str, port: int, request: bytes, stats: Stats) ->
         closed: asyncio.Future[bool] = loop.create_future()
         try:
             transport, proto = await loop.create_connection(
-                lambda c=closed: LoadProtocol(request, stats, c), host, port
+                functools.partial(LoadProtocol, request, stats, closed), host, port
             )
         except OSError:
             stats.errors += 1
@@ -220,7 +221,9 @@ def percentile_ms(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000.0
 
 
-async def run(url: str, body: str, connections: int, duration: float, warmup: float) -> dict:
+async def run(
+    url: str, body: str, connections: int, duration: float, warmup: float
+) -> dict[str, str | int | float | None]:
     """Run the load and return the result dict."""
     host, port, request = build_request(url, body)
     now = time.perf_counter()
@@ -262,7 +265,8 @@ def main(argv: list[str] | None = None) -> None:
     body = args.body or (STREAM_BODY if args.stream else CHAT_BODY)
     coro = run(args.url, body, args.connections, args.duration, args.warmup)
     try:
-        import uvloop  # type: ignore[import-not-found]
+        # Optional, not a dependency: unused-ignore covers machines that have it.
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         result = asyncio.run(coro)
     else:

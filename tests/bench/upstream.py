@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the server on uvloop if available, else asyncio."""
     args = parse_args(argv)
     try:
-        import uvloop  # type: ignore[import-not-found]
+        # Optional, not a dependency: unused-ignore covers machines that have it.
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         asyncio.run(serve(args))
     else:

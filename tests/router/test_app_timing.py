@@ -9,7 +9,7 @@ import orjson
 import trio
 import trio.testing
 
-from adapters import ChatChunk, ChunkChoice, Delta, provider_kinds
+from adapters import Capabilities, ChatChunk, ChunkChoice, Delta, provider_kinds
 from router import App, Engine, Runtime
 from router.upstream._providers import build_upstreams
 from rules import compile_routes, parse_config
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
 
     import pytest
+
+    from adapters import GatewayRequest, GatewayResponse
 
 CONFIG = """
 [defaults]
@@ -66,7 +68,9 @@ class Client:
 
     @property
     def status(self) -> int:
-        return next(m["status"] for m in self.sent if m["type"] == "http.response.start")
+        status = next(m["status"] for m in self.sent if m["type"] == "http.response.start")
+        assert isinstance(status, int)
+        return status
 
     @property
     def text(self) -> str:
@@ -137,12 +141,12 @@ class Buggy:
     name = "buggy"
     kind = "buggy"
 
-    async def complete(self, req: object, model: str) -> object:
+    async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
         raise KeyError("a bug")
 
     @asynccontextmanager
     async def stream(
-        self, req: object, model: str
+        self, req: GatewayRequest, model: str
     ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
         async def chunks() -> AsyncGenerator[list[ChatChunk]]:
             yield [ChatChunk("x", model, 0, (ChunkChoice(0, Delta(content="partial")),))]
@@ -150,6 +154,12 @@ class Buggy:
 
         async with aclosing(chunks()) as iterator:
             yield iterator
+
+    async def probe(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    def capabilities(self, model: str) -> Capabilities:
+        return Capabilities()
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -160,7 +170,7 @@ def buggy_app() -> App:
         '[providers.buggy]\nkind = "simulated"\n[routes.r]\nfallback = ["buggy:m"]\n',
         kinds=provider_kinds(),
     )
-    return App(Runtime(compile_routes(config), Engine({"buggy": Buggy()})))  # type: ignore[dict-item]
+    return App(Runtime(compile_routes(config), Engine({"buggy": Buggy()})))
 
 
 async def test_a_bug_is_a_well_formed_500(caplog: pytest.LogCaptureFixture) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx2
 import pytest
 
 from tests.conftest import RouterFactory, openai_client
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 SIMULATED = """
 [server]
@@ -79,7 +83,7 @@ async def test_bad_request_bodies(
 async def test_oversized_body_by_length_and_by_bytes_read(start_router: RouterFactory) -> None:
     big = b'{"model": "chat", "messages": [{"role": "user", "content": "' + b"x" * 4096 + b'"}]}'
 
-    async def chunked() -> object:
+    async def chunked() -> AsyncIterator[bytes]:
         for i in range(0, len(big), 512):
             yield big[i : i + 512]
 

@@ -13,10 +13,12 @@ from prometheus_client.parser import text_string_to_metric_families
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from openai.types.chat import ChatCompletionMessageParam
+
     from tests.conftest import RouterFactory
     from tests.fakes.openai_upstream import FakeOpenAI
 
-HI = [{"role": "user", "content": "hi there"}]
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi there"}]
 
 
 def config(upstream: str, extra: str = "") -> str:
@@ -78,8 +80,8 @@ async def test_cost_from_shipped_and_configured_prices(
 ) -> None:
     async with start_router(config(fake_openai.url)) as url:
         client = client_for(url)
-        await client.chat.completions.create(model="chat", messages=HI)  # type: ignore[arg-type]
-        await client.chat.completions.create(model="priced", messages=HI)  # type: ignore[arg-type]
+        await client.chat.completions.create(model="chat", messages=HI)
+        await client.chat.completions.create(model="priced", messages=HI)
         await client.close()
         costs = await cost_metric(url)
     # The fake reports 7 prompt and 5 completion tokens.
@@ -94,9 +96,9 @@ async def test_a_spent_budget_is_a_429(
 ) -> None:
     async with start_router(config(fake_openai.url)) as url:
         client = client_for(url, "small-key-1")
-        await client.chat.completions.create(model="priced", messages=HI)  # type: ignore[arg-type]
+        await client.chat.completions.create(model="priced", messages=HI)
         with pytest.raises(openai.RateLimitError) as spent:
-            await client.chat.completions.create(model="priced", messages=HI)  # type: ignore[arg-type]
+            await client.chat.completions.create(model="priced", messages=HI)
         await client.close()
     assert spent.value.code == "budget_exhausted"
     assert "small" in spent.value.message
@@ -109,12 +111,12 @@ async def test_cache_hits_misses_streamed_replay_and_bypass(
 ) -> None:
     async with start_router(config(fake_openai.url)) as url:
         client = client_for(url)
-        first = await client.chat.completions.with_raw_response.create(model="cached", messages=HI)  # type: ignore[arg-type]
-        second = await client.chat.completions.with_raw_response.create(model="cached", messages=HI)  # type: ignore[arg-type]
+        first = await client.chat.completions.with_raw_response.create(model="cached", messages=HI)
+        second = await client.chat.completions.with_raw_response.create(model="cached", messages=HI)
         stream = await client.chat.completions.with_raw_response.create(
             model="cached",
             messages=HI,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
         )
         streamed = "".join(
             [c.choices[0].delta.content or "" async for c in stream.parse() if c.choices]
@@ -122,10 +124,10 @@ async def test_cache_hits_misses_streamed_replay_and_bypass(
         fresh = await client.chat.completions.with_raw_response.create(
             model="cached",
             messages=HI,
-            extra_headers={"cache-control": "no-cache"},  # type: ignore[arg-type]
+            extra_headers={"cache-control": "no-cache"},
         )
         other = client_for(url, "small-key-1")  # another key: its own entries
-        theirs = await other.chat.completions.with_raw_response.create(model="cached", messages=HI)  # type: ignore[arg-type]
+        theirs = await other.chat.completions.with_raw_response.create(model="cached", messages=HI)
         await other.close()
         await client.close()
     assert [r.headers["x-router-cache"] for r in (first, second, stream, fresh, theirs)] == [
@@ -145,9 +147,9 @@ async def test_a_streamed_answer_is_cached_too(
 ) -> None:
     async with start_router(config(fake_openai.url)) as url:
         client = client_for(url)
-        stream = await client.chat.completions.create(model="cached", messages=HI, stream=True)  # type: ignore[arg-type]
+        stream = await client.chat.completions.create(model="cached", messages=HI, stream=True)
         _ = [c async for c in stream]
-        again = await client.chat.completions.with_raw_response.create(model="cached", messages=HI)  # type: ignore[arg-type]
+        again = await client.chat.completions.with_raw_response.create(model="cached", messages=HI)
         await client.close()
     assert again.headers["x-router-cache"] == "hit"
     assert again.parse().choices[0].message.content == "echo: hi there"
@@ -161,9 +163,9 @@ async def test_a_key_rate_limit_is_a_429(
     extra = '[keys.busy]\nsecret = "env:BUSY_KEY"\nlimits = { rpm = 1 }\n'
     async with start_router(config(fake_openai.url, extra)) as url:
         client = client_for(url, "busy-key-1")
-        await client.chat.completions.create(model="chat", messages=HI)  # type: ignore[arg-type]
+        await client.chat.completions.create(model="chat", messages=HI)
         with pytest.raises(openai.RateLimitError) as limited:
-            await client.chat.completions.create(model="chat", messages=HI)  # type: ignore[arg-type]
+            await client.chat.completions.create(model="chat", messages=HI)
         await client.close()
     assert limited.value.code == "key_rate_limited"
     assert 50 <= int(limited.value.response.headers["retry-after"]) <= 60
@@ -193,10 +195,10 @@ fallback = ["small:gpt-4o-mini", "big:gpt-4o-mini"]
         client = client_for(url)
         targets = []
         for _ in range(3):
-            raw = await client.chat.completions.with_raw_response.create(model="chat", messages=HI)  # type: ignore[arg-type]
+            raw = await client.chat.completions.with_raw_response.create(model="chat", messages=HI)
             targets.append(raw.headers["x-router-target"])
         with pytest.raises(openai.RateLimitError) as limited:
-            await client.chat.completions.create(model="chat", messages=HI)  # type: ignore[arg-type]
+            await client.chat.completions.create(model="chat", messages=HI)
         await client.close()
     assert targets == ["small:gpt-4o-mini", "big:gpt-4o-mini", "big:gpt-4o-mini"]
     assert 50 <= int(limited.value.response.headers["retry-after"]) <= 60
@@ -208,7 +210,7 @@ async def test_traffic_state_in_admin_status(
 ) -> None:
     async with start_router(config(fake_openai.url)) as url:
         client = client_for(url, "small-key-1")
-        await client.chat.completions.create(model="cached", messages=HI)  # type: ignore[arg-type]
+        await client.chat.completions.create(model="cached", messages=HI)
         await client.close()
         async with httpx2.AsyncClient(base_url=url, trust_env=False) as raw:
             traffic = (await raw.get("/admin/status")).json()["traffic"]
@@ -222,7 +224,7 @@ async def test_a_stream_is_priced_even_when_the_client_asks_no_usage(
 ) -> None:
     async with start_router(config(fake_openai.url)) as url:
         client = client_for(url)
-        stream = await client.chat.completions.create(model="chat", messages=HI, stream=True)  # type: ignore[arg-type]
+        stream = await client.chat.completions.create(model="chat", messages=HI, stream=True)
         chunks = [c async for c in stream]
         await client.close()
         costs = await cost_metric(url)
@@ -253,7 +255,7 @@ fallback = ["up:last-call", "backup:gpt-4o-mini"]
         client = client_for(url)
         targets = []
         for _ in range(2):
-            raw = await client.chat.completions.with_raw_response.create(model="chat", messages=HI)  # type: ignore[arg-type]
+            raw = await client.chat.completions.with_raw_response.create(model="chat", messages=HI)
             targets.append(raw.headers["x-router-target"])
         await client.close()
     # up said "0 requests left, reset in 30 s": the second request did not go there.
@@ -268,13 +270,13 @@ async def test_spend_survives_a_restart_with_a_state_file(
     toml = config(fake_openai.url).replace("[server]\n", f'[server]\nstate_file = "{state}"\n')
     async with start_router(toml) as url:
         client = client_for(url, "small-key-1")
-        await client.chat.completions.create(model="priced", messages=HI)  # type: ignore[arg-type]
+        await client.chat.completions.create(model="priced", messages=HI)
         await client.close()
     saved = orjson.loads(state.read_bytes())["budgets"]["small"]
     assert saved["day_usd"] == pytest.approx(1.7e-4, abs=1e-12)
     async with start_router(toml) as url:  # a new daemon: the budget is still spent
         client = client_for(url, "small-key-1")
         with pytest.raises(openai.RateLimitError, match="budget"):
-            await client.chat.completions.create(model="priced", messages=HI)  # type: ignore[arg-type]
+            await client.chat.completions.create(model="priced", messages=HI)
         await client.close()
     assert len(fake_openai.received) == 1

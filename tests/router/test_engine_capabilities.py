@@ -29,7 +29,7 @@ async def test_a_target_without_vision_is_skipped(autojump_clock: trio.testing.M
     trace = RequestTrace("r")
     await Engine({"a": a, "b": b}, defaults).complete(
         RoutedRequest(routes["r"], PICTURE, trace, options())
-    )  # type: ignore[dict-item]
+    )
     assert a.started == []  # never asked
     assert (trace.target, trace.attempts, trio.current_time()) == ("b:m", 1, 1.0)
 
@@ -40,7 +40,7 @@ async def test_nowhere_to_go_is_a_400(autojump_clock: trio.testing.MockClock) ->
     with pytest.raises(UnsupportedCapability) as caught:
         await Engine(ups, defaults).complete(
             RoutedRequest(routes["r"], PICTURE, RequestTrace("r"), options())
-        )  # type: ignore[arg-type]
+        )
     assert caught.value.status_hint == 400
     assert "a:m cannot take images" in caught.value.message
     assert "b:m cannot take images" in caught.value.message
@@ -52,5 +52,5 @@ async def test_text_requests_do_not_ask(autojump_clock: trio.testing.MockClock) 
     a = Scripted("a", {"m": Step()}, blind=frozenset({"m"}))
     text = GatewayRequest(model="r", messages=(Message(role="user", content="hi"),))
     trace = RequestTrace("r")
-    await Engine({"a": a}, defaults).complete(RoutedRequest(routes["r"], text, trace, options()))  # type: ignore[dict-item]
+    await Engine({"a": a}, defaults).complete(RoutedRequest(routes["r"], text, trace, options()))
     assert trace.target == "a:m"

@@ -12,13 +12,13 @@ from router.routing._request import RoutedRequest
 from router.traffic._cost import PriceTable
 from router.traffic._ratelimit import RateLimiter
 from router.traffic._targetlimits import TargetLimited, TargetLimits
-from rules import Price, compile_routes, parse_config, parse_target
+from rules import Node, Price, compile_routes, parse_config, parse_target
 from tests.fakes.scripted import Scripted, Step, options
 
 REQ = GatewayRequest(model="r", messages=(Message(role="user", content="hello"),), max_tokens=10)
 
 
-def setup(limits_toml: str, routes: str) -> tuple[dict[str, Scripted], Engine, object]:
+def setup(limits_toml: str, routes: str) -> tuple[dict[str, Scripted], Engine, Node]:
     text = (
         f'[providers.a]\nkind = "simulated"\n{limits_toml}\n'
         '[providers.b]\nkind = "simulated"\n' + routes
@@ -27,7 +27,7 @@ def setup(limits_toml: str, routes: str) -> tuple[dict[str, Scripted], Engine, o
     limits = TargetLimits(RateLimiter(trio.current_time))
     limits.configure(config)
     ups = {p: Scripted(p, {"m": Step(latency=0.5), "n": Step(latency=0.5)}) for p in "ab"}
-    engine = Engine(ups, config.defaults, limits=limits)  # type: ignore[arg-type]
+    engine = Engine(ups, config.defaults, limits=limits)
     return ups, engine, compile_routes(config).routes["r"]
 
 
@@ -36,7 +36,7 @@ async def test_a_limited_target_is_skipped(autojump_clock: trio.testing.MockCloc
     served = []
     for _ in range(3):
         trace = RequestTrace("r")
-        await engine.complete(RoutedRequest(node, REQ, trace, options()))  # type: ignore[arg-type]
+        await engine.complete(RoutedRequest(node, REQ, trace, options()))
         served.append(trace.target)
     assert served == ["a:m", "a:m", "b:m"]
     assert len(ups["a"].started) == 2  # the third never reached a
@@ -46,15 +46,16 @@ async def test_all_limited_is_a_429_with_a_true_retry_after(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     _, engine, node = setup("limits = { rpm = 1 }", '[routes.r]\nfallback = ["a:m"]\n')
-    await engine.complete(RoutedRequest(node, REQ, RequestTrace("r"), options()))  # type: ignore[arg-type]
+    await engine.complete(RoutedRequest(node, REQ, RequestTrace("r"), options()))
     assert trio.current_time() == 0.5
     with pytest.raises(RateLimitExceeded) as limited:
-        await engine.complete(RoutedRequest(node, REQ, RequestTrace("r"), options()))  # type: ignore[arg-type]
+        await engine.complete(RoutedRequest(node, REQ, RequestTrace("r"), options()))
     assert isinstance(limited.value, TargetLimited)
+    assert limited.value.retry_after is not None
     assert limited.value.retry_after == pytest.approx(59.5)  # the first leaves at t=60
-    await trio.sleep(limited.value.retry_after)  # type: ignore[arg-type]
+    await trio.sleep(limited.value.retry_after)
     trace = RequestTrace("r")
-    await engine.complete(RoutedRequest(node, REQ, trace, options()))  # type: ignore[arg-type]
+    await engine.complete(RoutedRequest(node, REQ, trace, options()))
     assert trace.target == "a:m"
 
 
@@ -67,7 +68,7 @@ async def test_model_limits_are_their_own_window(autojump_clock: trio.testing.Mo
     targets = []
     for _ in range(6):
         trace = RequestTrace("r")
-        await engine.complete(RoutedRequest(node, REQ, trace, options()))  # type: ignore[arg-type]
+        await engine.complete(RoutedRequest(node, REQ, trace, options()))
         targets.append(trace.target)
     assert targets.count("a:m") == 2
     assert targets.count("a:n") == 4
@@ -103,12 +104,12 @@ async def test_cheapest_orders_by_price(autojump_clock: trio.testing.MockClock) 
         p: Scripted(p, {"gpt-4o": Step(), "gpt-4o-mini": Step(), "mystery": Step()}) for p in "ab"
     }
     prices = PriceTable({"a:mystery": Price(input=0.01, output=0.01)})
-    engine = Engine(ups, config.defaults, prices=prices)  # type: ignore[arg-type]
+    engine = Engine(ups, config.defaults, prices=prices)
     node = compile_routes(config).routes["r"]
     trace = RequestTrace("r")
     await engine.complete(RoutedRequest(node, REQ, trace, options()))
     assert trace.target == "a:mystery"  # the configured price undercuts both shipped ones
-    engine = Engine(ups, config.defaults, prices=PriceTable())  # type: ignore[arg-type]
+    engine = Engine(ups, config.defaults, prices=PriceTable())
     trace = RequestTrace("r")
     await engine.complete(RoutedRequest(node, REQ, trace, options()))
     assert trace.target == "b:gpt-4o-mini"  # unknown prices sort last

@@ -38,7 +38,9 @@ async def test_an_image_url_becomes_a_data_url() -> None:
         assert wants_fetch(req)
         inlined = await inline_images(req, transport)
     await transport.aclose()
-    part = inlined.messages[0].content[1]  # type: ignore[index]
+    content = inlined.messages[0].content
+    assert isinstance(content, tuple)
+    part = content[1]
     assert isinstance(part, ImagePart)
     assert part.url == "data:image/png;base64," + base64.b64encode(PNG).decode()
     assert part.detail == "low"

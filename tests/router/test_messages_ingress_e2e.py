@@ -4,7 +4,7 @@ the same rules to an OpenAI-compatible upstream and to Anthropic itself."""
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anthropic
 import pytest
@@ -15,10 +15,12 @@ from tests.fakes.openai_upstream import FakeOpenAI, running
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from anthropic.types import MessageParam, ToolParam
+
     from tests.conftest import RouterFactory
 
-HI = [{"role": "user", "content": "hi there"}]
-WEATHER = [
+HI: list[MessageParam] = [{"role": "user", "content": "hi there"}]
+WEATHER: list[ToolParam] = [
     {
         "name": "get_weather",
         "description": "Weather by city",
@@ -82,7 +84,7 @@ async def test_messages_to_an_openai_upstream(
             model="safe",
             max_tokens=100,
             system="Be brief.",
-            messages=HI,  # type: ignore[arg-type]
+            messages=HI,
         )
         message = await raw.parse()
     assert message.type == "message"
@@ -122,13 +124,13 @@ async def test_tool_use_through_the_ingress(
             model="oa:tool-caller",
             max_tokens=100,
             tools=WEATHER,
-            messages=HI,  # type: ignore[arg-type]
+            messages=HI,
         )
         async with client.messages.stream(
             model="oa:tool-caller",
             max_tokens=100,
             tools=WEATHER,
-            messages=HI,  # type: ignore[arg-type]
+            messages=HI,
         ) as stream:
             streamed = await stream.get_final_message()
     for answer in (message, streamed):
@@ -144,10 +146,11 @@ async def test_messages_to_anthropic(
 ) -> None:
     toml = config(fake_openai.url, fake_anthropic.url)
     async with start_router(toml) as url, anthropic_client(url) as client:
-        message = await client.messages.create(model="claude", max_tokens=50, messages=HI)  # type: ignore[arg-type]
-        async with client.messages.stream(model="claude", max_tokens=50, messages=HI) as stream:  # type: ignore[arg-type]
+        message = await client.messages.create(model="claude", max_tokens=50, messages=HI)
+        async with client.messages.stream(model="claude", max_tokens=50, messages=HI) as stream:
             text = "".join([t async for t in stream.text_stream])
-    assert message.content[0].text == "echo: hi there"  # type: ignore[union-attr]
+    assert isinstance(block := message.content[0], anthropic.types.TextBlock)
+    assert block.text == "echo: hi there"
     assert text == "echo: hi there"
     assert fake_anthropic.received[0].headers["x-api-key"] == KEY
 
@@ -157,16 +160,22 @@ async def test_errors_in_anthropic_shape(
 ) -> None:
     async with start_router(config(fake_openai.url)) as url, anthropic_client(url) as client:
         with pytest.raises(anthropic.NotFoundError) as missing:
-            await client.messages.create(model="nope", max_tokens=10, messages=HI)  # type: ignore[arg-type]
+            await client.messages.create(model="nope", max_tokens=10, messages=HI)
         with pytest.raises(anthropic.BadRequestError) as bad:
             await client.messages.create(model="chat", max_tokens=10, messages=[])
         with pytest.raises(anthropic.APIStatusError) as failed:
-            await client.messages.create(model="oa:fail-500", max_tokens=10, messages=HI)  # type: ignore[arg-type]
-    assert missing.value.body["type"] == "error"  # type: ignore[index]
-    assert missing.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
-    assert bad.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+            await client.messages.create(model="oa:fail-500", max_tokens=10, messages=HI)
+    assert body_of(missing.value)["type"] == "error"
+    assert body_of(missing.value)["error"]["type"] == "not_found_error"
+    assert body_of(bad.value)["error"]["type"] == "invalid_request_error"
     assert failed.value.status_code == 502
-    assert failed.value.body["error"]["type"] == "api_error"  # type: ignore[index]
+    assert body_of(failed.value)["error"]["type"] == "api_error"
+
+
+def body_of(error: anthropic.APIStatusError) -> dict[str, Any]:
+    """The error's JSON body (the SDK types it ``object``: it may not be JSON)."""
+    assert isinstance(error.body, dict)
+    return error.body
 
 
 async def test_a_broken_stream_raises_in_the_sdk(

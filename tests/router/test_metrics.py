@@ -13,6 +13,8 @@ from router.ops._metrics import Metrics
 from tests.conftest import RouterFactory, openai_client
 
 if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
+
     from tests.fakes.openai_upstream import FakeOpenAI
 
 
@@ -73,7 +75,7 @@ async def test_metrics_present_and_growing(
         before = await scrape(url)
         assert value(before, "llm_router_config_reloads_total", result="success") == 0
         assert ("llm_router_circuit_state", (("target", "up:fail-500"),)) in before
-        messages = [{"role": "user", "content": "hi"}]
+        messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
         await client.chat.completions.create(model="plain", messages=messages)
         after_one = await scrape(url)
         await client.chat.completions.create(model="plain", messages=messages)
@@ -103,7 +105,7 @@ async def test_metrics_present_and_growing(
 async def test_failures_fallbacks_retries_and_circuit_state(
     start_router: RouterFactory, fake_openai: FakeOpenAI
 ) -> None:
-    messages = [{"role": "user", "content": "hi"}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
     async with start_router(config(fake_openai.url)) as url, openai_client(url) as client:
         # 500, a retry, 500 again: the circuit (2 failures) opens; the fallback answers.
         await client.chat.completions.create(model="chat", messages=messages)

@@ -17,19 +17,24 @@ from router import H11Pool
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
+    from typing import Literal, TypeAlias
+
+    # What a scripted connection does next: send an h11 event, write raw bytes, or
+    # "close" the connection / "hang" reading until the client goes away.
+    Step: TypeAlias = h11.Event | bytes | Literal["close", "hang"]
 
 
 class Server:
     """A tiny HTTP/1.1 server whose per-connection behaviour each test scripts."""
 
-    def __init__(self, respond: Callable[[h11.Request, bytes], list[object]]) -> None:
+    def __init__(self, respond: Callable[[h11.Request, bytes], list[Step]]) -> None:
         self.respond = respond
         self.connections = 0
         self.requests = 0
         self.closed = trio.Event()
-        self.open_streams: list[trio.SocketStream] = []
+        self.open_streams: list[trio.abc.Stream] = []
 
-    async def handle(self, stream: trio.SocketStream) -> None:
+    async def handle(self, stream: trio.abc.Stream) -> None:
         self.connections += 1
         self.open_streams.append(stream)
         conn = h11.Connection(h11.SERVER)
@@ -43,7 +48,7 @@ class Server:
                         if not data:
                             self.closed.set()
                             return
-                        conn.receive_data(data)
+                        conn.receive_data(bytes(data))  # TLS streams give bytearrays
                     elif isinstance(event, h11.Request):
                         request = event
                     elif isinstance(event, h11.Data):
@@ -74,8 +79,8 @@ class Server:
             self.closed.set()
 
 
-def ok(body: bytes = b"hello") -> Callable[[h11.Request, bytes], list[object]]:
-    def respond(request: h11.Request, _: bytes) -> list[object]:
+def ok(body: bytes = b"hello") -> Callable[[h11.Request, bytes], list[Step]]:
+    def respond(request: h11.Request, _: bytes) -> list[Step]:
         headers = [("content-length", str(len(body)))]
         return [
             h11.Response(status_code=200, headers=headers),
@@ -117,7 +122,7 @@ async def test_keep_alive_reuses_one_connection() -> None:
 async def test_host_and_length_headers_sent() -> None:
     seen: list[h11.Request] = []
 
-    def respond(request: h11.Request, body: bytes) -> list[object]:
+    def respond(request: h11.Request, body: bytes) -> list[Step]:
         seen.append(request)
         assert body == b'{"a": 1}'
         return ok()(request, body)
@@ -136,7 +141,7 @@ async def test_host_and_length_headers_sent() -> None:
 async def test_dead_idle_connection_is_replaced_not_replayed() -> None:
     calls = 0
 
-    def respond(request: h11.Request, body: bytes) -> list[object]:
+    def respond(request: h11.Request, body: bytes) -> list[Step]:
         nonlocal calls
         calls += 1
         # answer, then close the connection the pool keeps idle
@@ -172,7 +177,7 @@ async def test_unread_body_closes_the_connection() -> None:
 async def test_cancelled_request_closes_its_connection() -> None:
     arrived = trio.Event()
 
-    def respond(request: h11.Request, body: bytes) -> list[object]:
+    def respond(request: h11.Request, body: bytes) -> list[Step]:
         arrived.set()
         return ["hang"]
 
@@ -196,7 +201,7 @@ async def test_cancelled_request_closes_its_connection() -> None:
 
 
 async def test_body_cut_short_is_a_stream_error() -> None:
-    def respond(request: h11.Request, body: bytes) -> list[object]:
+    def respond(request: h11.Request, body: bytes) -> list[Step]:
         head = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n"
         return [head + b"only part", "close"]
 
@@ -211,7 +216,7 @@ async def test_body_cut_short_is_a_stream_error() -> None:
 async def test_chunked_pieces_already_buffered_come_as_one() -> None:
     pieces = [b"data: %d\n\n" % i for i in range(20)]
 
-    def respond(request: h11.Request, body: bytes) -> list[object]:
+    def respond(request: h11.Request, body: bytes) -> list[Step]:
         head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
         chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces)
         return [head + chunks + b"0\r\n\r\n"]
@@ -292,7 +297,7 @@ async def test_tls_to_an_https_upstream() -> None:
     server = Server(ok(b"secret hello"))
 
     async def handle(stream: trio.SSLStream[trio.SocketStream]) -> None:
-        await server.handle(stream)  # type: ignore[arg-type]
+        await server.handle(stream)
 
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(

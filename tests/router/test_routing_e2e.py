@@ -14,9 +14,11 @@ import trio
 from tests.conftest import RouterFactory, openai_client
 
 if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMessageParam
+
     from tests.fakes.openai_upstream import FakeOpenAI
 
-HI = [{"role": "user", "content": "hi"}]
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 def config(upstream: str, routes: str, defaults: str = "retries = 0") -> str:
@@ -39,7 +41,7 @@ base_url = "{upstream}"
 async def test_fallback_on_timeout(start_router: RouterFactory, fake_openai: FakeOpenAI) -> None:
     routes = '[routes.r]\nfallback = ["up:silent", "backup:gpt-4o"]\nfirst_token_timeout = "200ms"'
     async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
-        stream = await client.chat.completions.create(model="r", messages=HI, stream=True)  # type: ignore[arg-type]
+        stream = await client.chat.completions.create(model="r", messages=HI, stream=True)
         text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
     assert text == "echo: hi"
     assert [r.body["model"] for r in fake_openai.received] == ["silent", "gpt-4o"]
@@ -50,7 +52,7 @@ async def test_fallback_on_context_length(
 ) -> None:
     routes = '[routes.r]\nfallback = ["up:fail-ctx", "backup:gpt-4o-128k"]'
     async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
-        raw = await client.chat.completions.with_raw_response.create(model="r", messages=HI)  # type: ignore[arg-type]
+        raw = await client.chat.completions.with_raw_response.create(model="r", messages=HI)
     assert raw.headers["x-router-target"] == "backup:gpt-4o-128k"
 
 
@@ -58,7 +60,7 @@ async def test_no_fallback_on_400(start_router: RouterFactory, fake_openai: Fake
     routes = '[routes.r]\nfallback = ["up:fail-400", "backup:gpt-4o"]'
     async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
         with pytest.raises(openai.BadRequestError, match="temperature"):
-            await client.chat.completions.create(model="r", messages=HI)  # type: ignore[arg-type]
+            await client.chat.completions.create(model="r", messages=HI)
     assert [r.body["model"] for r in fake_openai.received] == ["fail-400"]
 
 
@@ -70,7 +72,7 @@ async def test_stream_cut_before_first_chunk_fails_over(
         raw = await client.chat.completions.with_raw_response.create(
             model="r",
             messages=HI,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
         )
         text = "".join([c.choices[0].delta.content or "" async for c in raw.parse() if c.choices])
     assert text == "echo: hi"
@@ -102,7 +104,7 @@ async def test_stall_ends_the_stream_with_an_error(
         'retries = 0\nstall_timeout = "200ms"',
     )
     async with start_router(toml) as url, openai_client(url) as client:
-        stream = await client.chat.completions.create(model="r", messages=HI, stream=True)  # type: ignore[arg-type]
+        stream = await client.chat.completions.create(model="r", messages=HI, stream=True)
         received: list[str] = []
 
         async def read() -> None:
@@ -120,7 +122,7 @@ async def test_429_with_retry_after_is_retried(
 ) -> None:
     toml = config(fake_openai.url, '[routes.r]\nfallback = ["up:flaky-429"]', "retries = 2")
     async with start_router(toml) as url, openai_client(url) as client:
-        raw = await client.chat.completions.with_raw_response.create(model="r", messages=HI)  # type: ignore[arg-type]
+        raw = await client.chat.completions.with_raw_response.create(model="r", messages=HI)
     assert raw.headers["x-router-attempts"] == "2"
     assert fake_openai.calls["flaky-429"] == 2
 
@@ -131,7 +133,7 @@ async def test_429_everywhere_is_a_429_with_retry_after(
     routes = '[routes.r]\nfallback = ["up:fail-429", "backup:fail-429"]'
     async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
         with pytest.raises(openai.RateLimitError) as caught:
-            await client.chat.completions.create(model="r", messages=HI)  # type: ignore[arg-type]
+            await client.chat.completions.create(model="r", messages=HI)
     assert caught.value.response.headers["retry-after"] == "2"
 
 
@@ -147,7 +149,7 @@ async def test_breaker_opens_and_recovers(
     ):
 
         async def ask() -> str:
-            raw = await client.chat.completions.with_raw_response.create(model="r", messages=HI)  # type: ignore[arg-type]
+            raw = await client.chat.completions.with_raw_response.create(model="r", messages=HI)
             return raw.headers["x-router-target"]
 
         assert [await ask() for _ in range(2)] == ["backup:gpt-4o"] * 2
@@ -174,9 +176,9 @@ async def test_every_circuit_open_is_a_fast_503(
         openai_client(url) as client,
     ):
         with pytest.raises(openai.APIStatusError) as first:
-            await client.chat.completions.create(model="r", messages=HI)  # type: ignore[arg-type]
+            await client.chat.completions.create(model="r", messages=HI)
         with pytest.raises(openai.APIStatusError) as second:
-            await client.chat.completions.create(model="r", messages=HI)  # type: ignore[arg-type]
+            await client.chat.completions.create(model="r", messages=HI)
     assert first.value.status_code == 502
     assert second.value.status_code == 503
     assert "circuit" in second.value.message
@@ -225,7 +227,7 @@ async def test_split_arm_is_sticky_and_reported(
                 raw = await client.chat.completions.with_raw_response.create(
                     model="ab",
                     messages=HI,
-                    extra_headers={"x-user-id": user},  # type: ignore[arg-type]
+                    extra_headers={"x-user-id": user},
                 )
                 seen.add(raw.headers["x-router-arm"])
             assert len(seen) == 1  # same user, same arm
@@ -256,21 +258,21 @@ fallback = ["blind:gpt-4o", "sighted:gpt-4o"]
 [routes.none]
 fallback = ["blind:gpt-4o", "sighted:text-only"]
 """
-    picture = [
+    picture: list[ChatCompletionContentPartParam] = [
         {"type": "text", "text": "what is this?"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
     ]
     async with start_router(toml) as url, openai_client(url) as client:
         raw = await client.chat.completions.with_raw_response.create(
             model="r",
-            messages=[{"role": "user", "content": picture}],  # type: ignore[list-item]
+            messages=[{"role": "user", "content": picture}],
         )
         with pytest.raises(openai.BadRequestError, match="cannot take images") as refused:
             await client.chat.completions.create(
                 model="none",
-                messages=[{"role": "user", "content": picture}],  # type: ignore[list-item]
+                messages=[{"role": "user", "content": picture}],
             )
-        text = await client.chat.completions.with_raw_response.create(model="none", messages=HI)  # type: ignore[arg-type]
+        text = await client.chat.completions.with_raw_response.create(model="none", messages=HI)
     assert raw.headers["x-router-target"] == "sighted:gpt-4o"
     assert raw.headers["x-router-attempts"] == "1"
     assert refused.value.code == "unsupported_capability"
@@ -304,7 +306,7 @@ hedge = {{ after = "100ms", max = 1 }}
         # by the request's; the silent loser was cancelled and its connection closed.
         with trio.fail_after(5):  # a hang guard
             await fake_openai.disconnected.wait()
-        again = await client.chat.completions.create(model="up:gpt-4o", messages=HI)  # type: ignore[arg-type]
+        again = await client.chat.completions.create(model="up:gpt-4o", messages=HI)
     assert text == "echo: a b c"
     assert raw.headers["x-router-target"] == "up:gpt-4o"
     assert raw.headers["x-router-hedges"] == "1"

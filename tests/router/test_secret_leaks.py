@@ -138,9 +138,9 @@ async def test_no_secret_in_any_output(
     assert CANARY not in captured.out
 
     # `llm-router check` on the same file.
-    path = tmp_path / "check.toml"
-    path.write_text(toml)
-    assert main(["check", str(path)]) == 0
+    checked = tmp_path / "check.toml"
+    checked.write_text(toml)
+    assert main(["check", str(checked)]) == 0
     captured = capsys.readouterr()
     assert_clean("llm-router check", captured.out + captured.err)
 

@@ -24,6 +24,7 @@ from rules import TelemetryConfig, compile_routes, parse_config
 from tests.router.test_app_timing import SCOPE, Client
 
 if TYPE_CHECKING:
+    import pytest
     from opentelemetry.sdk.trace import ReadableSpan
 
 CONFIG = """
@@ -122,8 +123,12 @@ async def test_usage_and_response_model_on_a_whole_answer(
     [attempt] = by_kind(exporter.get_finished_spans(), SpanKind.CLIENT)
     for span in (server, attempt):
         attributes = span.attributes or {}
-        assert attributes["gen_ai.usage.input_tokens"] > 0
-        assert attributes["gen_ai.usage.output_tokens"] > 0
+        inputs = attributes["gen_ai.usage.input_tokens"]
+        outputs = attributes["gen_ai.usage.output_tokens"]
+        assert isinstance(inputs, int)
+        assert inputs > 0
+        assert isinstance(outputs, int)
+        assert outputs > 0
         assert attributes["gen_ai.response.model"]
 
 
@@ -184,7 +189,9 @@ async def test_sampling_ratio_zero_records_nothing() -> None:
     assert exporter.get_finished_spans() == ()
 
 
-def test_disabled_tracing_is_not_called_on_the_request_path() -> None:
+def test_disabled_tracing_is_not_called_on_the_request_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Tracing that exports nothing costs a request one attribute check: the observer
     never calls into it (its cost is measured by the benchmark, not here)."""
     disabled = setup_tracing(TelemetryConfig())
@@ -193,7 +200,7 @@ def test_disabled_tracing_is_not_called_on_the_request_path() -> None:
     def record(*args: object) -> None:
         raise AssertionError("tracing.record was called while tracing is off")
 
-    disabled.record = record  # type: ignore[method-assign]
+    monkeypatch.setattr(disabled, "record", record)
     observer = Observability(tracing=disabled)
     trace = RequestTrace("chat", status=200, outcome="ok")
     observer.ended(trace, RequestFacts("POST", "/v1/chat/completions", "id", 0, 0.0, 1.0))
