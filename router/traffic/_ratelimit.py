@@ -151,6 +151,10 @@ class RateLimiter:
         state = self._state(key)
         state.rpm, state.tpm = rpm, tpm
 
+    def forget(self, key: str) -> None:
+        """Drop a key: its limits, its usage and any provider block (a limit removed)."""
+        self._keys.pop(key, None)
+
     def acquire(self, key: str, tokens: int) -> float | None:
         """Take one request and ``tokens`` tokens if both fit; else take nothing.
 
