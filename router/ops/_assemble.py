@@ -25,8 +25,8 @@ from ..routing._runtime import Runtime
 from ..routing._stats import TargetRegistry
 from ..traffic._cost import PriceTable
 from ..traffic._keys import KeyRing
-from ..traffic._ratelimit import RateLimiter
 from ..traffic._targetlimits import TargetLimits, observe_headers
+from ..traffic._window import RateLimiter
 from ..upstream._providers import build_upstream
 from ..upstream._upstream import Upstream
 

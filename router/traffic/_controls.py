@@ -16,9 +16,10 @@ import trio
 
 from adapters import GatewayError, RateLimitExceeded, Usage
 
+from ._budgets import Budgets
 from ._cache import ResponseCache, cache_key
-from ._cost import Budgets, PriceTable
-from ._ratelimit import RateLimiter
+from ._cost import PriceTable
+from ._window import RateLimiter
 
 if TYPE_CHECKING:
     from adapters import GatewayRequest, GatewayResponse

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from adapters import RateLimitExceeded
 
 from ..upstream._upstream import HTTPUpstream
-from ._ratelimit import RateLimiter, parse_anthropic_headers, parse_openai_headers
+from ._ratelimit import parse_anthropic_headers, parse_openai_headers
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rules import Config, Target
 
     from ..upstream._upstream import Upstream
+    from ._window import RateLimiter
 
 __all__ = ["TargetLimited", "TargetLimits", "observe_headers"]
 

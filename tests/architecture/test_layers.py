@@ -24,8 +24,6 @@ PENDING_SIZE = {
     "adapters._openai_wire",
     "router.http._app",
     "router.routing._engine",
-    "router.traffic._cost",
-    "router.traffic._ratelimit",
 }
 PENDING_LAYERS = {"router.http._app"}
 PENDING_CYCLES = True

@@ -9,8 +9,8 @@ import trio.testing
 from adapters import GatewayRequest, Message, RateLimitExceeded
 from router import Engine, RequestTrace
 from router.traffic._cost import PriceTable
-from router.traffic._ratelimit import RateLimiter
 from router.traffic._targetlimits import TargetLimited, TargetLimits
+from router.traffic._window import RateLimiter
 from rules import Price, compile_routes, parse_config, parse_target
 from tests.fakes.scripted import Scripted, Step, options
 

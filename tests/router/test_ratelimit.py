@@ -7,16 +7,15 @@ from datetime import UTC, datetime
 import pytest
 
 from router.traffic._ratelimit import (
-    KeyUsage,
-    RateLimiter,
     UpstreamLimits,
-    estimate_tokens,
     parse_anthropic_headers,
     parse_go_duration,
     parse_openai_headers,
     parse_rfc3339,
 )
 from router.traffic._targetlimits import TargetLimited, TargetLimits
+from router.traffic._tokens import estimate_tokens
+from router.traffic._window import KeyUsage, RateLimiter
 from rules import parse_config, parse_target
 
 
