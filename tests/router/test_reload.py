@@ -28,6 +28,7 @@ BASE = """
 [server]
 listen = ["127.0.0.1:0"]
 access_log = false
+watch = {watch}
 {server}
 
 [providers.sim-a]
@@ -49,10 +50,22 @@ fallback = ["{target}"]
 HI = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
 
-def write(path: Path, target: str = "sim-a:echo", extra: str = "", server: str = "") -> None:
-    """Write the config the way editors do: a new file renamed over the old one."""
+def write(
+    path: Path,
+    target: str = "sim-a:echo",
+    extra: str = "",
+    server: str = "",
+    *,
+    watch: bool = False,
+) -> None:
+    """Write the config the way editors do: a new file renamed over the old one.
+
+    The file watcher is off unless asked for: a test reloading by endpoint must not
+    race a reload by file change.
+    """
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(BASE.format(target=target, extra=extra, server=server))
+    text = BASE.format(target=target, extra=extra, server=server, watch=str(watch).lower())
+    tmp.write_text(text)
     tmp.replace(path)
 
 
@@ -191,9 +204,8 @@ async def test_an_invalid_file_changes_nothing(config: Path) -> None:
 
 
 async def test_reload_by_sighup(config: Path) -> None:
-    write(config, server="watch = false")  # the signal alone, not the file watcher
     async with daemon(config) as client:
-        write(config, "sim-b:echo", server="watch = false")
+        write(config, "sim-b:echo")
         with logged("reload (SIGHUP)") as reloaded:
             os.kill(os.getpid(), signal.SIGHUP)
             with trio.fail_after(10):  # a hang guard
@@ -202,9 +214,10 @@ async def test_reload_by_sighup(config: Path) -> None:
 
 
 async def test_reload_by_file_change(config: Path) -> None:
+    write(config, watch=True)
     async with daemon(config) as client:  # up means the file is watched: no settling
         with logged("reload (file changed)") as reloaded:
-            write(config, "sim-b:echo")
+            write(config, "sim-b:echo", watch=True)
             with trio.fail_after(10):
                 await reloaded.wait()
         assert await served_by(client) == "sim-b:echo"
@@ -297,9 +310,9 @@ async def test_restart_only_settings_are_reported(
     config: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     telemetry = '[telemetry]\nexporter = "console"\n'
-    restart = 'drain_timeout = "5s"\nwatch = false\nstate_file = "state.json"'
+    restart = 'drain_timeout = "5s"\nstate_file = "state.json"'
     async with daemon(config) as client:
-        write(config, extra=telemetry, server=restart)
+        write(config, extra=telemetry, server=restart, watch=True)
         with caplog.at_level(logging.INFO, logger="llm_router"):
             result = (await client.post("/admin/reload")).json()
         needed = ["server.drain_timeout", "server.state_file", "server.watch", "telemetry"]
@@ -308,7 +321,7 @@ async def test_restart_only_settings_are_reported(
         assert (await status(client))["reload"]["restart_needed"] == needed
         # Still needed after a later reload that changes something else: the daemon
         # runs with what it started with until it restarts.
-        write(config, "sim-b:echo", telemetry, server=restart)
+        write(config, "sim-b:echo", telemetry, server=restart, watch=True)
         assert (await client.post("/admin/reload")).json()["restart_needed"] == needed
         # Back to what it runs with: nothing to restart for.
         write(config, "sim-b:echo")
@@ -440,3 +453,35 @@ async def test_reloads_are_counted_in_metrics(config: Path) -> None:
         if sample.name.endswith("_total")
     }
     assert counts == {"success": 1.0, "failure": 1.0, "unchanged": 1.0}
+
+
+async def test_a_removed_key_takes_its_budget_and_window_along(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMALL_KEY", "small-key-1")
+    key = '[keys.small]\nsecret = "env:SMALL_KEY"\nbudget = { usd = 1.0, per = "day" }\n'
+    write(config, extra=key + "limits = { rpm = 5 }\n")
+    async with daemon(config) as client:
+        traffic = (await status(client))["traffic"]
+        assert traffic["budgets"]["small"]["budget"] == {"usd": 1.0, "per": "day"}
+        assert traffic["key_limits"]["key:small"]["rpm"] == 5
+        write(config, extra=key)  # the key's limits removed
+        assert (await client.post("/admin/reload")).status_code == 200
+        assert "key:small" not in (await status(client))["traffic"]["key_limits"]
+        write(config)  # the key removed
+        assert (await client.post("/admin/reload")).status_code == 200
+        assert "small" not in (await status(client))["traffic"]["budgets"]
+
+
+async def test_a_reload_sets_the_log_level(config: Path) -> None:
+    root = logging.getLogger()
+    level = root.level
+    try:
+        async with daemon(config) as client:
+            assert root.level == logging.INFO
+            write(config, server='log_level = "warning"')
+            result = (await client.post("/admin/reload")).json()
+            assert "restart_needed" not in result
+            assert root.level == logging.WARNING
+    finally:
+        root.setLevel(level)
