@@ -330,10 +330,9 @@ async def test_restart_only_settings_are_reported(
 
 
 CIRCUIT = """
-[providers.sim-bad]
-kind = "simulated"
-error_rate = 1.0
-latency = {{ median = "1ms", p99 = "1ms" }}
+[providers.up]
+kind = "openai"
+base_url = "{url}"
 
 [defaults]
 retries = 0
@@ -342,30 +341,33 @@ circuit = {{ failures = {failures}, open_for = "{open_for}s" }}
 
 
 async def test_a_reload_applies_circuit_thresholds_to_existing_breakers(
-    config: Path, mock_clock: trio.testing.MockClock
+    config: Path, fake_openai: FakeOpenAI, mock_clock: trio.testing.MockClock
 ) -> None:
-    mock_clock.rate = 1.0  # real time for the loopback traffic; jump() for open_for
-    write(config, "sim-bad:echo", CIRCUIT.format(failures=5, open_for=30))
+    # The clock stands still (nothing here waits on time) and moves by jump() alone.
+    url = fake_openai.url
+    write(config, "up:fail-500", CIRCUIT.format(url=url, failures=5, open_for=30))
     async with daemon(config) as client:
 
         async def fail_once() -> dict[str, Any]:
             response = await client.post("/v1/chat/completions", json=HI)
             assert response.status_code == 502
-            breaker: dict[str, Any] = (await status(client))["targets"]["sim-bad:echo"]
+            breaker: dict[str, Any] = (await status(client))["targets"]["up:fail-500"]
             return breaker
 
         assert (await fail_once())["consecutive_failures"] == 1
-        write(config, "sim-bad:echo", CIRCUIT.format(failures=1, open_for=10))
+        write(config, "up:fail-500", CIRCUIT.format(url=url, failures=1, open_for=10))
         result = (await client.post("/admin/reload")).json()
         assert result["changed"] is True
         assert "restart_needed" not in result  # the circuit applies live
-        kept = (await status(client))["targets"]["sim-bad:echo"]
+        kept = (await status(client))["targets"]["up:fail-500"]
         assert (kept["state"], kept["consecutive_failures"]) == ("closed", 1)  # live state kept
         breaker = await fail_once()  # 2 failures in a row: over the new 1, under the old 5
         assert breaker["state"] == "open"
-        assert 9.0 < breaker["seconds_until_half_open"] <= 10.0  # the new open_for, not 30 s
-        mock_clock.jump(10.0)
-        assert (await status(client))["targets"]["sim-bad:echo"]["state"] == "half_open"
+        assert breaker["seconds_until_half_open"] == 10.0  # the new open_for, not 30 s
+        mock_clock.jump(9.5)
+        assert (await status(client))["targets"]["up:fail-500"]["state"] == "open"
+        mock_clock.jump(0.5)
+        assert (await status(client))["targets"]["up:fail-500"]["state"] == "half_open"
 
 
 HEDGED = """
