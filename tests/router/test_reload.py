@@ -371,28 +371,59 @@ async def test_a_reload_applies_circuit_thresholds_to_existing_breakers(
 
 
 HEDGED = """
+[providers.up]
+kind = "openai"
+base_url = "{url}"
+
 [routes.hedged]
-fallback = ["sim-slow:echo", "sim-a:echo"]
-hedge = {{ after = "50ms" }}
+fallback = ["up:silent", "up:gpt-4o-mini"]
+hedge = {{ after = "1s" }}
+timeout = "5s"
 
 [defaults]
 hedge_budget = {budget}
 """
 
 
-async def test_a_reload_applies_a_new_hedge_budget(config: Path) -> None:
+async def test_a_reload_applies_a_new_hedge_budget(
+    config: Path, fake_openai: FakeOpenAI, mock_clock: trio.testing.MockClock
+) -> None:
+    # ``silent`` never answers: only a hedge (after exactly 1 s) can, if the budget allows.
     hedged = {**HI, "model": "hedged"}
-    write(config, extra=HEDGED.format(budget=0))  # hedging off
+    write(config, extra=HEDGED.format(url=fake_openai.url, budget=0))  # hedging off
     async with daemon(config) as client:
-        assert await served_by(client, hedged) == "sim-slow:echo"  # no hedge: waits 400 ms
-        write(config, extra=HEDGED.format(budget=1.0))
+
+        async def ask() -> httpx2.Response:
+            fake_openai.request_seen = trio.Event()
+            answers: list[httpx2.Response] = []
+            async with trio.open_nursery() as nursery:
+
+                async def post() -> None:
+                    # The client's own timeout is on the same clock: past our jumps.
+                    response = await client.post("/v1/chat/completions", json=hedged, timeout=60)
+                    answers.append(response)
+
+                nursery.start_soon(post)
+                await fake_openai.request_seen.wait()  # the first attempt is at ``silent``
+                mock_clock.jump(1.0)  # the hedge is due
+                # Everything that moves without time has moved (50 ms of real quiet:
+                # loopback traffic included); then the request's timeout.
+                await trio.testing.wait_all_tasks_blocked(0.05)
+                mock_clock.jump(4.0)
+            return answers[0]
+
+        refused = await ask()
+        assert refused.status_code == 504  # no hedge: ``silent`` ran out the clock
+        assert "gpt-4o-mini" not in fake_openai.calls
+        write(config, extra=HEDGED.format(url=fake_openai.url, budget=1.0))
         result = (await client.post("/admin/reload")).json()
         assert result["changed"] is True
         assert "restart_needed" not in result
         assert (await status(client))["hedge_budget"]["rate"] == 1.0
-        response = await client.post("/v1/chat/completions", json=hedged)
-        assert response.headers["x-router-target"] == "sim-a:echo"  # the hedge won
-        assert response.headers["x-router-hedges"] == "1"
+        answered = await ask()
+        assert answered.status_code == 200
+        assert answered.headers["x-router-target"] == "up:gpt-4o-mini"  # the hedge won
+        assert answered.headers["x-router-hedges"] == "1"
 
 
 LIMITED = """
