@@ -7,8 +7,9 @@ and compiled, and every provider it names is built, before anything changes; the
 new :class:`Runtime` replaces the old in one assignment. Requests in flight finish on
 the snapshot they started with. Providers whose settings did not change keep their
 upstream (and its pooled connections); the live state of targets that still exist
-(latency, breakers, in-flight counts, the hedge budget, rate windows) carries over. Upstreams of
-removed or changed providers are closed once the last request of the old snapshot ends.
+(latency, breakers, in-flight counts, the hedge budget, rate windows) carries over.
+Upstreams of removed or changed providers are closed once the last request of the old
+snapshot ends.
 
 The new runtime comes from :func:`build_runtime`, as at start, so a reload applies what
 a restart would: the circuit thresholds (existing breakers included), the hedge budget,
@@ -37,6 +38,8 @@ from ._assemble import build_runtime, restart_needed
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from watchfiles._rust_notify import RustNotify
 
     from ..http._app import App
     from ..routing._runtime import Runtime
@@ -248,11 +251,11 @@ class Reloader:
 
 
 def _wait_for_changes(
-    watcher: Any, debounce_ms: int, stop: threading.Event
+    watcher: RustNotify, debounce_ms: int, stop: threading.Event
 ) -> set[tuple[int, str]]:
     """The next batch of changes (in a worker thread); empty once ``stop`` is set."""
     result = watcher.watch(debounce_ms, 50, 0, stop)
-    if result == "stop":
+    if stop.is_set():  # the watching task is gone (it abandoned this thread)
         watcher.close()
     # "signal" and "timeout" are not for a worker thread without a timeout: nothing new
     return set() if isinstance(result, str) else set(result)
