@@ -99,7 +99,10 @@ async def run_daemon(
         config,
         on_event=on_reload_event,
         on_swap=health.reconcile,
-        log_level=log_level is None,
+        overridden=[
+            *(["server.listen"] if listen else []),
+            *(["server.log_level"] if log_level is not None else []),
+        ],
     )
     app.reload = reloader.reload
     app.status_extra = reloader.status

@@ -37,7 +37,7 @@ from rules import Config, ConfigError, compile_routes, load_config
 from ._assemble import build_runtime, restart_needed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
     from watchfiles._rust_notify import RustNotify
 
@@ -78,8 +78,8 @@ class Reloader:
         config: The config the daemon started with (restart-only settings come from it).
         on_event: Called with ``"reloading"``/``"ready"`` around a reload (systemd).
         on_swap: Called with each new runtime once it is in force.
-        log_level: Whether a reload sets the log level from ``server.log_level`` (not
-            when the command line chose it).
+        overridden: Settings the command line gave (``server.listen``,
+            ``server.log_level``): the file's value neither applies nor asks for a restart.
     """
 
     def __init__(
@@ -90,7 +90,7 @@ class Reloader:
         on_event: Callable[[str], None] | None = None,
         on_swap: Callable[[Runtime], None] | None = None,
         *,
-        log_level: bool = True,
+        overridden: Collection[str] = (),
     ) -> None:
         self.path = Path(path)
         resolved = self.path.resolve()
@@ -99,7 +99,7 @@ class Reloader:
         self.started = config
         self._on_event = on_event or (lambda _: None)
         self._on_swap = on_swap
-        self._log_level = log_level
+        self._overridden = frozenset(overridden)
         self._pending: list[Upstream] = []
         self._lock = trio.Lock()
         self._retired: trio.MemorySendChannel[tuple[Runtime, tuple[Upstream, ...]]]
@@ -187,10 +187,11 @@ class Reloader:
 
     def _apply_server(self, config: Config) -> None:
         """Server settings that apply live; the others are reported."""
-        self.restart_needed = restart_needed(self.started, config)
+        needed = restart_needed(self.started, config)
+        self.restart_needed = tuple(key for key in needed if key not in self._overridden)
         admin_key = config.server.admin_key
         self.app.admin_key = admin_key.resolve() if admin_key is not None else None
-        if self._log_level:
+        if "server.log_level" not in self._overridden:
             logging.getLogger().setLevel(config.server.log_level.upper())
 
     @property

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 BASE = """
 [server]
-listen = ["127.0.0.1:0"]
+listen = ["{listen}"]
 access_log = false
 watch = {watch}
 {server}
@@ -57,6 +57,7 @@ def write(
     server: str = "",
     *,
     watch: bool = False,
+    listen: str = "127.0.0.1:0",
 ) -> None:
     """Write the config the way editors do: a new file renamed over the old one.
 
@@ -64,7 +65,8 @@ def write(
     race a reload by file change.
     """
     tmp = path.with_suffix(".tmp")
-    text = BASE.format(target=target, extra=extra, server=server, watch=str(watch).lower())
+    watching = str(watch).lower()
+    text = BASE.format(target=target, extra=extra, server=server, watch=watching, listen=listen)
     tmp.write_text(text)
     tmp.replace(path)
 
@@ -516,5 +518,25 @@ async def test_a_reload_sets_the_log_level(config: Path) -> None:
             result = (await client.post("/admin/reload")).json()
             assert "restart_needed" not in result
             assert root.level == logging.WARNING
+    finally:
+        root.setLevel(level)
+
+
+async def test_settings_the_command_line_gave_are_neither_applied_nor_reported(
+    config: Path,
+) -> None:
+    root = logging.getLogger()
+    level = root.level
+    try:
+        async with trio.open_nursery() as nursery:
+            start = partial(run_daemon, str(config), "127.0.0.1:0", log_level="info")
+            binds = await nursery.start(start)
+            write(config, "sim-b:echo", server='log_level = "error"', listen="127.0.0.1:1")
+            async with httpx2.AsyncClient(base_url=binds[0], trust_env=False) as client:
+                result = (await client.post("/admin/reload")).json()
+            assert result["changed"] is True
+            assert "restart_needed" not in result  # --listen wins, now and after a restart
+            assert root.level == logging.INFO  # --log-level wins
+            nursery.cancel_scope.cancel()
     finally:
         root.setLevel(level)
