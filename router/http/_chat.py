@@ -31,7 +31,7 @@ from rules import RouteCacheConfig
 from ..routing._request import RequestOptions, RequestTrace, RoutedRequest
 from ..traffic._cache import assemble, replay
 from ..traffic._keys import ClientKey, Forbidden
-from ..traffic._ratelimit import estimate_tokens
+from ..traffic._tokens import estimate_tokens
 from ._framing import (
     JSON,
     SSE_HEADERS,

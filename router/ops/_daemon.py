@@ -18,19 +18,13 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from adapters import provider_kinds
-from rules import Config, RouteTable, compile_routes, load_config
+from rules import Config, RouteTable, load_config
 
 from ..http._app import App
-from ..routing._engine import Engine
 from ..routing._health import health_loop
-from ..routing._runtime import Runtime
-from ..traffic._cost import PriceTable
-from ..traffic._keys import KeyRing
-from ..traffic._ratelimit import RateLimiter
 from ..traffic._state import StateFile
-from ..traffic._targetlimits import TargetLimits, observe_headers
-from ..upstream._providers import build_upstreams
 from ._accesslog import AccessLog
+from ._assemble import build_runtime
 from ._metrics import Metrics
 from ._observability import Observability
 from ._reload import Reloader
@@ -38,10 +32,9 @@ from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
-    from ..routing._stats import TargetRegistry
-    from ..upstream._upstream import Upstream
+    from ..routing._runtime import Runtime
 
 __all__ = ["hypercorn_config", "run_daemon"]
 
@@ -84,17 +77,11 @@ async def run_daemon(
     config = load_config(config_path, kinds=provider_kinds())  # plugins load first
     if log_level is None:
         logging.getLogger().setLevel(config.server.log_level.upper())
-    table = compile_routes(config)
-    upstreams = build_upstreams(config)
-    limits = TargetLimits(RateLimiter(trio.current_time))
-    limits.configure(config)
-    observe_headers(upstreams, limits)
-    engine = Engine(upstreams, config.defaults, limits=limits, prices=PriceTable(config.prices))
+    runtime = build_runtime(config).runtime
     _tune_gc()
     access_log = AccessLog() if config.server.access_log else None
     admin_key = config.server.admin_key.resolve() if config.server.admin_key else None
     tracing = setup_tracing(config.telemetry)
-    runtime = Runtime(table, engine, keys=KeyRing.from_config(config))
     metrics = Metrics(lambda: app.runtime)  # breaker states of the rules in force
     app = App(
         runtime,
@@ -118,9 +105,12 @@ async def run_daemon(
         config_path,
         app,
         config,
-        upstreams,
         on_event=on_reload_event,
         on_swap=health.reconcile,
+        overridden=[
+            *(["server.listen"] if listen else []),
+            *(["server.log_level"] if log_level is not None else []),
+        ],
         metrics=metrics,
     )
     app.reload = reloader.reload
@@ -133,9 +123,9 @@ async def run_daemon(
             # In the outer nursery: the watchdog keeps pinging while hypercorn drains.
             nursery.start_soon(notifier.watchdog_loop)
             if config.server.watch:
-                nursery.start_soon(reloader.watch_file)
+                await nursery.start(reloader.watch_file)  # a save from now on is seen
             await nursery.start(health.run)
-            health.reconcile(config, upstreams, engine.registry, table)
+            health.reconcile(runtime)
             if access_log is not None:
                 nursery.start_soon(access_log.run)
             if config.server.state_file is not None:
@@ -148,15 +138,16 @@ async def run_daemon(
                 binds = await server_nursery.start(
                     partial(serve, asgi, hc, shutdown_trigger=stop.wait)
                 )
-                log.info("llm-router serving on %s (rules %s)", " ".join(binds), table.short_digest)
-                notifier.ready(f"serving on {' '.join(binds)}, rules {table.short_digest}")
+                digest = runtime.table.short_digest
+                log.info("llm-router serving on %s (rules %s)", " ".join(binds), digest)
+                notifier.ready(f"serving on {' '.join(binds)}, rules {digest}")
                 task_status.started(binds)
             # hypercorn returned: requests in flight have finished (or drain_timeout passed).
             notifier.status("drained; closing upstream connections")
             nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True), trio.move_on_after(5):
-            for upstream in [*reloader.upstreams.values(), *reloader.pending_retired()]:
+            for upstream in reloader.upstreams:
                 await upstream.aclose()
             await tracing.aclose()  # flush the spans still buffered
 
@@ -174,25 +165,20 @@ class HealthChecks:
             task_status.started()
             await trio.sleep_forever()
 
-    def reconcile(
-        self,
-        config: Config,
-        upstreams: Mapping[str, Upstream],
-        registry: TargetRegistry,
-        table: RouteTable,
-    ) -> None:
+    def reconcile(self, runtime: Runtime) -> None:
         """Stop the running probes; start one per provider with ``health`` set."""
         if self._scope is not None:
             self._scope.cancel()
         self._scope = scope = trio.CancelScope()
         assert self._nursery is not None, "run() first"
-        for name, provider in config.providers.items():
+        engine, table = runtime.engine, runtime.table
+        for name, provider in table.config.providers.items():
             if provider.health is not None:
                 loop = partial(
                     health_loop,
-                    upstreams[name],
+                    engine.upstreams[name],
                     provider.health,
-                    registry,
+                    engine.registry,
                     partial(_targets_of, table, name),
                 )
                 self._nursery.start_soon(_scoped, scope, loop)

@@ -7,20 +7,25 @@ and compiled, and every provider it names is built, before anything changes; the
 new :class:`Runtime` replaces the old in one assignment. Requests in flight finish on
 the snapshot they started with. Providers whose settings did not change keep their
 upstream (and its pooled connections); the live state of targets that still exist
-(latency, breakers, in-flight counts, the hedge budget) carries over. Upstreams of
-removed or changed providers are closed once the last request of the old snapshot ends.
+(latency, breakers, in-flight counts, the hedge budget, rate windows) carries over.
+Upstreams of removed or changed providers are closed once the last request of the old
+snapshot ends.
 
-A file that fails changes nothing: the errors (with their key paths) are logged and kept
-for ``/admin/status``. Settings that cannot change while serving (the listen address,
-the drain timeout) are reported as needing a restart.
+The new runtime comes from :func:`build_runtime`, as at start, so a reload applies what
+a restart would: the circuit thresholds (existing breakers included), the hedge budget,
+added, changed and removed rate limits, prices, keys and budgets, the admin key and the
+log level. A file that fails changes nothing: the errors (with their key paths) are
+logged and kept for ``/admin/status``. Settings read only at start
+(:data:`RESTART_ONLY`) are reported as needing a restart, in the answer, the log line
+and ``/admin/status``, until the daemon runs with them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,31 +33,23 @@ import attrs
 import trio
 
 from adapters import provider_kinds
-from rules import Config, ConfigError, ProviderConfig, compile_routes, load_config
+from rules import Config, ConfigError, compile_routes, load_config
 
-from ..routing._engine import Engine
-from ..routing._runtime import Runtime
-from ..traffic._cost import PriceTable
-from ..traffic._keys import KeyRing
-from ..traffic._targetlimits import observe_headers
-from ..upstream._providers import build_upstream
+from ._assemble import build_runtime, restart_needed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection
 
-    from rules import RouteTable
+    from watchfiles._rust_notify import RustNotify
 
     from ..http._app import App
-    from ..routing._stats import TargetRegistry
+    from ..routing._runtime import Runtime
     from ..upstream._upstream import Upstream
     from ._metrics import Metrics
 
 __all__ = ["ReloadResult", "Reloader"]
 
 log = logging.getLogger("llm_router")
-
-# Settings applied at start only.
-_RESTART_ONLY = ("server.listen", "server.drain_timeout", "server.state_file", "telemetry")
 
 
 @attrs.frozen
@@ -80,10 +77,11 @@ class Reloader:
     Args:
         path: The config file.
         app: Its ``runtime`` is replaced on success.
-        config: The config in force at start.
-        upstreams: Provider name -> upstream, as built at start (this object keeps it up
-            to date; the daemon closes what it holds at exit).
+        config: The config the daemon started with (restart-only settings come from it).
         on_event: Called with ``"reloading"``/``"ready"`` around a reload (systemd).
+        on_swap: Called with each new runtime once it is in force.
+        overridden: Settings the command line gave (``server.listen``,
+            ``server.log_level``): the file's value neither applies nor asks for a restart.
     """
 
     def __init__(
@@ -91,10 +89,10 @@ class Reloader:
         path: str,
         app: App,
         config: Config,
-        upstreams: dict[str, Upstream],
         on_event: Callable[[str], None] | None = None,
-        on_swap: Callable[[Config, dict[str, Upstream], TargetRegistry, RouteTable], None]
-        | None = None,
+        on_swap: Callable[[Runtime], None] | None = None,
+        *,
+        overridden: Collection[str] = (),
         metrics: Metrics | None = None,
     ) -> None:
         self.path = Path(path)
@@ -102,15 +100,14 @@ class Reloader:
         self._watched = (str(resolved.parent), resolved.name)
         self.app = app
         self.metrics = metrics
-        self.config = config
-        self.upstreams = upstreams
-        self._built_with = {name: _build_key(p, config) for name, p in config.providers.items()}
+        self.started = config
         self._on_event = on_event or (lambda _: None)
         self._on_swap = on_swap
+        self._overridden = frozenset(overridden)
         self._pending: list[Upstream] = []
         self._lock = trio.Lock()
-        self._retired: trio.MemorySendChannel[tuple[Runtime, list[Upstream]]]
-        self._retired_rx: trio.MemoryReceiveChannel[tuple[Runtime, list[Upstream]]]
+        self._retired: trio.MemorySendChannel[tuple[Runtime, tuple[Upstream, ...]]]
+        self._retired_rx: trio.MemoryReceiveChannel[tuple[Runtime, tuple[Upstream, ...]]]
         self._retired, self._retired_rx = trio.open_memory_channel(16)
         self.last_attempt: float | None = None
         self.last_success: float | None = None
@@ -146,44 +143,23 @@ class Reloader:
         try:
             config = await trio.to_thread.run_sync(_load, str(self.path))
             table = compile_routes(config)
+            if table.digest == old.table.digest:
+                self._count("unchanged")
+                log.info("reload (%s): no change (rules %s)", reason, old.table.short_digest)
+                return ReloadResult(True, old.table.digest, restart_needed=self.restart_needed)
+            built = build_runtime(config, old, table=table)
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
-        if table.digest == old.table.digest:
-            self._count("unchanged")
-            log.info("reload (%s): no change (rules %s)", reason, old.table.short_digest)
-            return ReloadResult(True, old.table.digest, restart_needed=self.restart_needed)
-        try:
-            keys = KeyRing.from_config(config)
-            upstreams, fresh = self._upstreams_for(config)
-        except ConfigError as exc:
-            return self._failed(exc.errors, old, reason)
-        engine = old.engine
-        if engine.limits is not None:
-            engine.limits.configure(config)
-            observe_headers(upstreams, engine.limits)
-        engine = Engine(
-            upstreams,
-            config.defaults,
-            registry=engine.registry,
-            budget=engine.budget,
-            limits=engine.limits,
-            prices=PriceTable(config.prices),
-        )
-        engine.registry.retain([str(t) for t in table.targets()] + list(table.route_names()))
-        self.app.runtime = Runtime(table, engine, keys=keys)
+        runtime = built.runtime
+        self.app.runtime = runtime
         self.app.controls.configure(config)
         self._apply_server(config)
-        retired = [u for name, u in self.upstreams.items() if upstreams.get(name) is not u]
-        self.upstreams.clear()
-        self.upstreams.update(upstreams)
-        self._built_with = {name: _build_key(p, config) for name, p in config.providers.items()}
-        self.config = config
         old.users.retired = True
         if self._on_swap is not None:
-            self._on_swap(config, upstreams, engine.registry, table)
-        if retired:
-            self._pending.extend(retired)
-            await self._retired.send((old, retired))
+            self._on_swap(runtime)
+        if built.retired:
+            self._pending.extend(built.retired)
+            await self._retired.send((old, built.retired))
         self._count("success")
         self.last_success = time.time()
         self.last_errors = ()
@@ -192,8 +168,8 @@ class Reloader:
             reason,
             old.table.short_digest,
             table.short_digest,
-            len(fresh),
-            len(retired),
+            len(built.rebuilt),
+            len(built.retired),
             f"; restart needed for {', '.join(self.restart_needed)}" if self.restart_needed else "",
         )
         return ReloadResult(True, table.digest, True, restart_needed=self.restart_needed)
@@ -214,32 +190,19 @@ class Reloader:
         )
         return ReloadResult(False, old.table.digest, errors=errors)
 
-    def _upstreams_for(self, config: Config) -> tuple[dict[str, Upstream], list[str]]:
-        """Every provider's upstream: the running one if its settings are unchanged."""
-        upstreams: dict[str, Upstream] = {}
-        fresh: list[str] = []
-        errors: list[str] = []
-        for name, provider in config.providers.items():
-            current = self.upstreams.get(name)
-            if current is not None and self._built_with.get(name) == _build_key(provider, config):
-                upstreams[name] = current
-                continue
-            try:
-                upstreams[name] = build_upstream(name, provider, config)
-                fresh.append(name)
-            except ConfigError as exc:
-                errors.extend(exc.errors)
-        if errors:
-            raise ConfigError(tuple(errors))
-        return upstreams, fresh
-
     def _apply_server(self, config: Config) -> None:
         """Server settings that apply live; the others are reported."""
-        self.restart_needed = tuple(
-            key for key in _RESTART_ONLY if _lookup(self.config, key) != _lookup(config, key)
-        )
+        needed = restart_needed(self.started, config)
+        self.restart_needed = tuple(key for key in needed if key not in self._overridden)
         admin_key = config.server.admin_key
         self.app.admin_key = admin_key.resolve() if admin_key is not None else None
+        if "server.log_level" not in self._overridden:
+            logging.getLogger().setLevel(config.server.log_level.upper())
+
+    @property
+    def upstreams(self) -> list[Upstream]:
+        """Every upstream still open: those in force and those retired but not closed."""
+        return [*self.app.runtime.engine.upstreams.values(), *self._pending]
 
     async def close_retired(self) -> None:
         """Close the upstreams of replaced snapshots once their last request ends."""
@@ -252,35 +215,56 @@ class Reloader:
                         await upstream.aclose()
                 log.info("closed %d retired upstream(s)", len(upstreams))
 
-    def pending_retired(self) -> list[Upstream]:
-        """Retired upstreams not closed yet (their old snapshot still had requests)."""
-        return list(self._pending)
+    async def watch_file(
+        self,
+        debounce_ms: int = 300,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Reload on changes of the config file, until cancelled.
 
-    async def watch_file(self, debounce_ms: int = 300) -> None:
-        """Reload on changes of the config file, until cancelled."""
-        from watchfiles import awatch  # only daemons that watch pay for the import
+        Reports started (``nursery.start``) once the directory is watched: a change
+        made after that is seen.
+        """
+        # Only daemons that watch pay for the import. RustNotify is what watchfiles'
+        # own awatch() drives; driving it here gives the moment the watch is in place
+        # (changes are queued from construction on), which awatch() keeps to itself.
+        from watchfiles._rust_notify import RustNotify
 
         folder, name = self._watched
-        # The watch thread returns every rust_timeout ms: a cancelled watcher (shutdown)
-        # waits for that thread, so keep it short (the default is 5 s).
-        watcher = awatch(folder, debounce=debounce_ms, recursive=False, rust_timeout=200)
-        async with aclosing(watcher) as batches:
-            async for changes in batches:
+        polling = os.environ.get("WATCHFILES_FORCE_POLLING", "").lower()
+        force_polling = polling not in ("", "false", "disable", "disabled")
+        watcher = RustNotify([folder], False, force_polling, 300, False, False)
+        stop = threading.Event()
+        waiting = False
+        task_status.started()
+        try:
+            while True:
+                waiting = True
+                # Abandoned on cancel: the stop event ends the wait within one step
+                # (50 ms) and the thread closes the watcher.
+                changes = await trio.to_thread.run_sync(
+                    _wait_for_changes, watcher, debounce_ms, stop, abandon_on_cancel=True
+                )
+                waiting = False
                 # Editors that save by rename show up as an added file of the same name.
-                if any(os.path.basename(p) == name for _, p in changes):
+                if any(os.path.basename(path) == name for _, path in changes):
                     await self.reload("file changed")
+        finally:
+            stop.set()
+            if not waiting:
+                watcher.close()
 
 
-def _lookup(config: Config, dotted: str) -> object:
-    value: object = config
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
-
-
-def _build_key(provider: ProviderConfig, config: Config) -> tuple[object, ...]:
-    """What an upstream is built from: a change of any of it needs a new upstream."""
-    return (provider, config.defaults.connect_timeout, config.server.fetch_images)
+def _wait_for_changes(
+    watcher: RustNotify, debounce_ms: int, stop: threading.Event
+) -> set[tuple[int, str]]:
+    """The next batch of changes (in a worker thread); empty once ``stop`` is set."""
+    result = watcher.watch(debounce_ms, 50, 0, stop)
+    if stop.is_set():  # the watching task is gone (it abandoned this thread)
+        watcher.close()
+    # "signal" and "timeout" are not for a worker thread without a timeout: nothing new
+    return set() if isinstance(result, str) else set(result)
 
 
 def _iso(wall: float | None) -> str | None:

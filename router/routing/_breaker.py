@@ -45,6 +45,25 @@ class CircuitBreaker:
     """
 
     def __init__(self, failures: int, successes: int, open_for: float) -> None:
+        self.failures = self.successes = 0
+        self.open_for = 0.0
+        self.configure(failures, successes, open_for)
+        self._opened_at: float | None = None
+        self._consecutive_failures = 0
+        self._consecutive_successes = 0  # counted while half-open only
+        self._probe_in_flight = False
+
+    def configure(self, failures: int, successes: int, open_for: float) -> None:
+        """New thresholds (a reload): the state so far stays, the next verdict meets them.
+
+        An open breaker opened at ``opened_at`` turns half-open at ``opened_at +
+        open_for`` with the new ``open_for``; failures counted so far count toward the
+        new ``failures`` on the next failure (lowering it does not open the breaker by
+        itself: only a verdict moves it).
+
+        Raises:
+            ValueError: as the constructor.
+        """
         if failures < 1 or successes < 1:
             raise ValueError(
                 f"failures and successes must be at least 1, got {failures}, {successes}"
@@ -54,10 +73,6 @@ class CircuitBreaker:
         self.failures = failures
         self.successes = successes
         self.open_for = open_for
-        self._opened_at: float | None = None
-        self._consecutive_failures = 0
-        self._consecutive_successes = 0  # counted while half-open only
-        self._probe_in_flight = False
 
     @property
     def opened_at(self) -> float | None:

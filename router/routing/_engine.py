@@ -28,7 +28,7 @@ from adapters import GatewayError, GatewayRequest, GatewayResponse, Timeout
 from rules import Balance, Defaults, Fallback, HedgeConfig, Leaf, Node, Percentile, Split
 
 from ..traffic._cost import PriceTable
-from ..traffic._ratelimit import estimate_tokens
+from ..traffic._tokens import estimate_tokens
 from ._attempt import Call, LeafRunner, Served
 from ._breaker import CircuitBreaker
 from ._failures import DEFAULT_ON

@@ -9,6 +9,8 @@ A time-based bucket would allow the same hedges per second whatever the load.
 
 from __future__ import annotations
 
+import math
+
 # Slow answers come in clusters (an upstream's bad minute); with a burst of one, every
 # slow request within 1/rate requests of the last hedge went unhedged, and the tail
 # stayed (the 1000-request simulation in tests/router/test_engine_hedge.py: p99 5 s
@@ -40,6 +42,16 @@ class TokenBucket:
     """
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
+        self.rate = self.burst = 0.0
+        self._tokens = math.inf  # the first configure caps it: the bucket starts full
+        self.configure(rate, burst)
+
+    def configure(self, rate: float, burst: float | None = None) -> None:
+        """A new rate and burst (a reload); the tokens in hand stay, up to the new burst.
+
+        Raises:
+            ValueError: as the constructor.
+        """
         if rate < 0:
             raise ValueError(f"rate must be at least 0, got {rate:g}")
         if burst is None:
@@ -48,7 +60,7 @@ class TokenBucket:
             raise ValueError(f"burst must be at least 0, got {burst:g}")
         self.rate = rate
         self.burst = burst
-        self._tokens = burst
+        self._tokens = min(self._tokens, burst)
 
     @property
     def tokens(self) -> float:

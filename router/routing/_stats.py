@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING
 
 import attrs
@@ -156,9 +157,8 @@ class TargetRegistry:
     """Target name -> :class:`TargetState`, created on first use; outlives config reloads.
 
     Args:
-        circuit_factory: Makes the breaker of a target seen for the first time. A reload
-            that changes ``[defaults.circuit]`` applies to targets created after it;
-            existing breakers keep their state and settings.
+        circuit_factory: Makes the breaker of a target seen for the first time;
+            :meth:`configure_breakers` replaces it (and re-tunes the existing breakers).
         stats_factory: Makes the latency stats of a new target.
     """
 
@@ -178,6 +178,17 @@ class TargetRegistry:
             state = TargetState(target, self.circuit_factory(), self.stats_factory())
             self._targets[target] = state
         return state
+
+    def configure_breakers(self, failures: int, successes: int, open_for: float) -> None:
+        """New circuit thresholds (``[defaults.circuit]`` of a reload) for every target,
+        existing ones included; their live state (open since, failures in a row) stays.
+
+        Raises:
+            ValueError: as :class:`CircuitBreaker`.
+        """
+        for state in self._targets.values():
+            state.breaker.configure(failures, successes, open_for)
+        self.circuit_factory = partial(CircuitBreaker, failures, successes, open_for)
 
     def retain(self, names: Iterable[str]) -> None:
         """Drop the targets not in ``names`` (no longer configured after a reload).

@@ -16,9 +16,10 @@ import trio
 
 from adapters import GatewayError, RateLimitExceeded, Usage
 
+from ._budgets import Budgets
 from ._cache import ResponseCache, cache_key
-from ._cost import Budgets, PriceTable
-from ._ratelimit import RateLimiter
+from ._cost import PriceTable
+from ._window import RateLimiter
 
 if TYPE_CHECKING:
     from adapters import GatewayRequest, GatewayResponse
@@ -51,15 +52,25 @@ class Controls:
         self.key_limits = RateLimiter(trio.current_time)
         self.cache = ResponseCache(config.cache.max_bytes, trio.current_time)
         self.prices = PriceTable(config.prices)
+        self._keys: frozenset[str] = frozenset()
         self.configure(config)
 
     def configure(self, config: Config) -> None:
+        """Apply a (re)loaded config: prices, the cache's size, the keys' budgets and
+        windows. Spend and windows of keys that stay are kept; a key removed (or its
+        limits) is forgotten, its spend aside (it may come back)."""
         self.prices = PriceTable(config.prices)
         self.cache.max_bytes = config.cache.max_bytes
         for name, key in config.keys.items():
             self.budgets.configure(name, key.budget)
             if key.limits is not None:
                 self.key_limits.configure(f"key:{name}", key.limits.rpm, key.limits.tpm)
+            else:
+                self.key_limits.forget(f"key:{name}")
+        for name in self._keys - config.keys.keys():
+            self.budgets.configure(name, None)
+            self.key_limits.forget(f"key:{name}")
+        self._keys = frozenset(config.keys)
 
     # -- before the engine -----------------------------------------------------------
 

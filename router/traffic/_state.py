@@ -18,7 +18,7 @@ import orjson
 import trio
 
 if TYPE_CHECKING:
-    from ._cost import Budgets
+    from ._budgets import Budgets
 
 __all__ = ["StateFile"]
 

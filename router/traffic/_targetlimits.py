@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from rules import Config, Target
 
     from ..upstream._upstream import Upstream
-    from ._ratelimit import RateLimiter
+    from ._window import RateLimiter
 
 __all__ = ["TargetLimited", "TargetLimits", "observe_headers"]
 
@@ -45,7 +45,13 @@ class TargetLimits:
         self._noted: set[str] = set()
 
     def configure(self, config: Config) -> None:
-        """Apply the limits of a (re)loaded config; windows already in use keep counting."""
+        """Apply the limits of a (re)loaded config.
+
+        A limit that stays (changed or not) keeps its window and what the provider's
+        headers said; a removed limit, or a removed provider, is forgotten whole, its
+        header-learned block included, so nothing of it is enforced any more (later
+        headers of a provider still in the config are honoured again from scratch).
+        """
         limited: set[str] = set()
         for name, provider in config.providers.items():
             if provider.limits is not None:
@@ -54,6 +60,10 @@ class TargetLimits:
             for model, limits in provider.model_limits.items():
                 self.limiter.configure(f"{name}:{model}", limits.rpm, limits.tpm)
                 limited.add(f"{name}:{model}")
+        gone = (self._limited - limited) | (self._noted - config.providers.keys())
+        for key in gone:
+            self.limiter.forget(key)
+            self._noted.discard(key)
         self._limited = frozenset(limited)
 
     def take(self, target: Target, tokens: int) -> list[str]:

@@ -158,3 +158,32 @@ def test_snapshot() -> None:
 def test_rejects_bad_settings(failures: int, successes: int, open_for: float) -> None:
     with pytest.raises(ValueError, match="must be"):
         CircuitBreaker(failures, successes, open_for)
+
+
+def test_configure_keeps_the_state_and_applies_the_new_thresholds() -> None:
+    breaker = CircuitBreaker(failures=5, successes=2, open_for=30.0)
+    breaker.record_failure(1.0)
+    breaker.configure(failures=2, successes=1, open_for=10.0)
+    assert breaker.state(1.0) == "closed"  # a lower threshold alone opens nothing
+    assert breaker.consecutive_failures == 1
+    breaker.record_failure(2.0)
+    assert breaker.state(2.0) == "open"  # 2 in a row: the new threshold, not the old 5
+    assert breaker.state(11.999) == "open"
+    assert breaker.state(12.0) == "half_open"  # the new open_for, from when it opened
+    assert breaker.allow(12.0)
+    breaker.record_success(12.0)
+    assert breaker.state(12.0) == "closed"  # one success is enough now
+
+
+def test_configure_moves_the_half_open_time_of_an_open_breaker() -> None:
+    breaker = opened(at=10.0)  # open_for 30 s: half-open at 40
+    breaker.configure(failures=3, successes=2, open_for=5.0)
+    assert breaker.state(14.999) == "open"
+    assert breaker.state(15.0) == "half_open"
+
+
+def test_configure_rejects_bad_settings() -> None:
+    breaker = CircuitBreaker(failures=3, successes=2, open_for=30.0)
+    with pytest.raises(ValueError, match="open_for"):
+        breaker.configure(3, 2, 0.0)
+    assert breaker.open_for == 30.0

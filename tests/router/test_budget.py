@@ -69,3 +69,22 @@ def test_snapshot() -> None:
 def test_rejects_negative_settings(rate: float, burst: float | None) -> None:
     with pytest.raises(ValueError, match="must be at least 0"):
         TokenBucket(rate, burst)
+
+
+def test_configure_applies_the_new_rate_and_keeps_the_tokens_in_hand() -> None:
+    bucket = TokenBucket(0.0)  # hedging off: nothing in hand
+    bucket.configure(1.0)
+    assert (bucket.rate, bucket.burst, bucket.tokens) == (1.0, 10.0, 0.0)
+    bucket.on_request()
+    assert bucket.try_take()  # the new rate earns a hedge with the first request
+    assert not bucket.try_take()
+
+
+def test_configure_caps_the_tokens_at_the_new_burst() -> None:
+    bucket = TokenBucket(0.5)  # full: 5 tokens
+    bucket.configure(0.0)
+    assert (bucket.rate, bucket.burst, bucket.tokens) == (0.0, 0.0, 0.0)
+    bucket.on_request()
+    assert not bucket.try_take()  # turned off means off, savings included
+    with pytest.raises(ValueError, match="must be at least 0"):
+        bucket.configure(-1.0)

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters import Usage
-from router.traffic._cost import SHIPPED_PRICES, Budgets, BudgetState, PriceTable, normalise_model
+from router.traffic._budgets import Budgets, BudgetState
+from router.traffic._cost import SHIPPED_PRICES, PriceTable, normalise_model
 from rules import Budget, Price
 
 

@@ -10,8 +10,8 @@ from adapters import GatewayRequest, Message, RateLimitExceeded, provider_kinds
 from router import Engine, RequestTrace
 from router.routing._request import RoutedRequest
 from router.traffic._cost import PriceTable
-from router.traffic._ratelimit import RateLimiter
 from router.traffic._targetlimits import TargetLimited, TargetLimits
+from router.traffic._window import RateLimiter
 from rules import Node, Price, compile_routes, parse_config, parse_target
 from tests.fakes.scripted import Scripted, Step, options
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from adapters import provider_kinds
 from adapters._ratelimit_headers import (
     UpstreamLimits,
     parse_anthropic_headers,
@@ -13,7 +14,10 @@ from adapters._ratelimit_headers import (
     parse_openai_headers,
     parse_rfc3339,
 )
-from router.traffic._ratelimit import KeyUsage, RateLimiter, estimate_tokens
+from router.traffic._targetlimits import TargetLimited, TargetLimits
+from router.traffic._tokens import estimate_tokens
+from router.traffic._window import KeyUsage, RateLimiter
+from rules import parse_config, parse_target
 
 
 class FakeClock:
@@ -153,6 +157,77 @@ def test_reconfigure_keeps_usage() -> None:
     assert rl.acquire("t", 100) == 60.0
     rl.configure("t", None, None)
     assert rl.acquire("t", 10**9) is None
+
+
+def test_forget_drops_usage_limits_and_block() -> None:
+    rl, _ = limiter(rpm=1)
+    assert rl.acquire("t", 10) is None
+    rl.note_upstream("t", 0, None, 30.0)
+    assert rl.blocked_for("t") == 60.0
+    rl.forget("t")
+    assert rl.blocked_for("t") is None
+    assert rl.acquire("t", 10) is None
+    assert rl.snapshot()["t"] == KeyUsage(None, None, 1, 10, None)
+
+
+def test_a_removed_limit_is_forgotten_and_a_kept_one_keeps_its_window() -> None:
+    clock = FakeClock()
+    limits = TargetLimits(RateLimiter(clock))
+    providers = '[providers.a]\nkind = "openai"\n{a}\n[providers.b]\nkind = "openai"\n{b}\n'
+    routes = '[routes.r]\nfallback = ["a:m", "b:m"]\n'
+    limited = "limits = { rpm = 1 }"
+    limits.configure(
+        parse_config(providers.format(a=limited, b=limited) + routes, kinds=provider_kinds())
+    )
+    # a's answers carry rate-limit headers (plenty left): a's window is now known both ways
+    limits.observe(
+        "a",
+        "openai",
+        [("x-ratelimit-remaining-requests", "50"), ("x-ratelimit-reset-requests", "9s")],
+    )
+    for target in ("a:m", "b:m"):
+        limits.take(parse_target(target), 10)
+        with pytest.raises(TargetLimited):
+            limits.take(parse_target(target), 10)
+    limits.configure(
+        parse_config(providers.format(a="", b=limited) + routes, kinds=provider_kinds())
+    )
+    assert limits.take(parse_target("a:m"), 10) == []  # a is not limited any more
+    with pytest.raises(TargetLimited):
+        limits.take(parse_target("b:m"), 10)  # b's window still holds its request
+    clock.now += 60.0
+    assert limits.take(parse_target("b:m"), 10) == ["b"]
+    # Headers seen after the removal are honoured again: the provider's own word.
+    limits.observe(
+        "a",
+        "openai",
+        [("x-ratelimit-remaining-requests", "0"), ("x-ratelimit-reset-requests", "5s")],
+    )
+    with pytest.raises(TargetLimited):
+        limits.take(parse_target("a:m"), 10)
+
+
+def test_a_removed_provider_is_forgotten() -> None:
+    limits = TargetLimits(RateLimiter(FakeClock()))
+    limits.configure(
+        parse_config(
+            '[providers.a]\nkind = "openai"\n[routes.r]\nfallback = ["a:m"]\n',
+            kinds=provider_kinds(),
+        )
+    )
+    limits.observe(
+        "a",
+        "openai",
+        [("x-ratelimit-remaining-requests", "0"), ("x-ratelimit-reset-requests", "5s")],
+    )
+    assert "a" in limits.limiter.snapshot()
+    limits.configure(
+        parse_config(
+            '[providers.b]\nkind = "openai"\n[routes.r]\nfallback = ["b:m"]\n',
+            kinds=provider_kinds(),
+        )
+    )
+    assert "a" not in limits.limiter.snapshot()
 
 
 @pytest.mark.parametrize(("rpm", "tpm"), [(0, None), (None, 0), (-1, 5)])

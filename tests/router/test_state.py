@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import orjson
 import trio
 
-from router.traffic._cost import Budgets
+from router.traffic._budgets import Budgets
 from router.traffic._state import StateFile
 from rules import Budget
 

@@ -151,3 +151,17 @@ def test_registry_retain_drops_unconfigured_targets() -> None:
     assert "p/kept" in registry
     assert len(registry) == 1
     assert registry.get("p/old") is not old  # comes back fresh if configured again
+
+
+def test_configure_breakers_retunes_existing_and_new_targets() -> None:
+    registry = TargetRegistry(lambda: CircuitBreaker(5, 2, 30.0))
+    old = registry.get("p/a")
+    old.record_failure(1.0, 0.1, "boom")
+    registry.configure_breakers(failures=2, successes=1, open_for=10.0)
+    assert registry.get("p/a") is old  # the live state stays
+    assert old.breaker.consecutive_failures == 1
+    old.record_failure(2.0, 0.1, "boom")
+    assert old.breaker.state(2.0) == "open"  # the second failure: the new threshold
+    assert old.breaker.state(12.0) == "half_open"  # the new open_for
+    fresh = registry.get("p/new").breaker
+    assert (fresh.failures, fresh.successes, fresh.open_for) == (2, 1, 10.0)

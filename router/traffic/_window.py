@@ -1,5 +1,5 @@
-"""Per-target request and token windows (rpm, tpm) on an injected clock (the providers'
-own rate-limit headers are read in ``adapters``, each kind by its spec's parser).
+"""Request and token windows (rpm, tpm) per key, on an injected clock; a provider's own
+headers, once read (by each kind's parser in ``adapters``), can block a key until their reset.
 
 Semantics: a *moving* 60-second window. Every admitted request is an entry
 ``(at, requests=1, tokens)``; an entry counts while ``now < at + 60`` and leaves at
@@ -41,35 +41,13 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = [
-    "WINDOW",
-    "KeyUsage",
-    "RateLimiter",
-    "estimate_tokens",
-]
+__all__ = ["WINDOW", "KeyUsage", "RateLimiter"]
 
 WINDOW = 60.0
 """Seconds in the rpm/tpm window."""
 
 LOW_FRACTION = 0.05
 """Provider headers showing less than this share of our configured limit block the key."""
-
-CHARS_PER_TOKEN = 4
-
-
-def estimate_tokens(prompt_chars: int, max_tokens: int | None, default_output: int = 256) -> int:
-    """Tokens to charge before the call: the prompt at ~4 characters per token (rounded
-    up) plus the output allowance (``max_tokens``, or ``default_output`` when the client
-    set none).
-
-    Four characters per token is OpenAI's rule of thumb for English; code and non-Latin
-    scripts use more tokens per character, and answers usually stop before
-    ``max_tokens``. :meth:`RateLimiter.reconcile` corrects the window once the upstream
-    reports its usage.
-    """
-    prompt = -(-max(prompt_chars, 0) // CHARS_PER_TOKEN)
-    output = max_tokens if max_tokens is not None else default_output
-    return prompt + max(output, 0)
 
 
 @attrs.frozen
@@ -143,6 +121,10 @@ class RateLimiter:
         _check_limit("tpm", tpm)
         state = self._state(key)
         state.rpm, state.tpm = rpm, tpm
+
+    def forget(self, key: str) -> None:
+        """Drop a key: its limits, its usage and any provider block (a limit removed)."""
+        self._keys.pop(key, None)
 
     def acquire(self, key: str, tokens: int) -> float | None:
         """Take one request and ``tokens`` tokens if both fit; else take nothing.

@@ -1,0 +1,206 @@
+"""How much each client key may still spend: its spend in the current UTC day and
+month against its ``budget``.
+
+Pure: no I/O, and `Budgets` reads the wall clock only through the callable it is given.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from rules import Budget
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = ["BudgetState", "Budgets"]
+
+_Day = tuple[int, int, int]
+_Month = tuple[int, int]
+
+
+@attrs.frozen
+class BudgetState:
+    """One key's spending, as `Budgets.snapshot` reports it.
+
+    Attributes:
+        budget: The key's budget, or None.
+        spent_day: USD spent in the current UTC day.
+        spent_month: USD spent in the current UTC month.
+        remaining: USD left in the budget's period (None: no budget).
+        resets_in: Seconds until the budget's period ends (None: no budget).
+    """
+
+    budget: Budget | None
+    spent_day: float
+    spent_month: float
+    remaining: float | None
+    resets_in: float | None
+
+
+@attrs.define
+class _Spend:
+    day: _Day = (0, 0, 0)
+    day_usd: float = 0.0
+    month: _Month = (0, 0)
+    month_usd: float = 0.0
+
+
+class Budgets:
+    """Spend per client key in the current calendar period, against its budget.
+
+    Periods are UTC calendar periods: a ``"day"`` budget covers one UTC date, a
+    ``"month"`` budget one UTC year-month; spend starts again at zero when the period
+    rolls over. Each key's spend is kept for both its day and its month, so a key
+    charged before it had a budget, or whose budget changes from ``day`` to ``month`` on
+    reload, is counted in full. Should the clock step back across a period's edge, the
+    later period is kept (a clock step does not refill a budget).
+
+    Spend is kept in memory; :meth:`dump` and :meth:`load` carry it across restarts
+    (``server.state_file``).
+
+    A request is let through while anything is left (`exhausted` is false) and charged
+    when it has finished, so a budget can be overshot by the requests in flight when it
+    runs out.
+
+    Keys are client key names (``[keys.NAME]``), never the secrets.
+
+    Args:
+        clock: The wall clock, seconds since the epoch.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._budgets: dict[str, Budget] = {}
+        self._spend: dict[str, _Spend] = {}
+
+    def configure(self, key: str, budget: Budget | None) -> None:
+        """Set ``key``'s budget (None: no budget). What it spent so far is kept."""
+        if budget is None:
+            self._budgets.pop(key, None)
+        else:
+            self._budgets[key] = budget
+
+    def budget(self, key: str) -> Budget | None:
+        """``key``'s budget, or None."""
+        return self._budgets.get(key)
+
+    def charge(self, key: str, usd: float) -> None:
+        """Add ``usd`` to ``key``'s spend in the current day and month.
+
+        Keys without a budget are counted too (for `snapshot`, and in case they get one).
+
+        Raises:
+            ValueError: a negative or non-finite amount.
+        """
+        if not math.isfinite(usd) or usd < 0:
+            raise ValueError(f"a charge must be a finite amount of at least 0, got {usd!r}")
+        spend = self._current(key, self._clock(), keep=True)
+        spend.day_usd += usd
+        spend.month_usd += usd
+
+    def spent(self, key: str) -> float:
+        """USD ``key`` spent in its budget's current period (the UTC day without one)."""
+        return self._spent(key, self._current(key, self._clock()))
+
+    def remaining(self, key: str) -> float | None:
+        """USD ``key`` may still spend in the current period, never below 0; None when
+        it has no budget."""
+        return self._remaining(key, self._current(key, self._clock()))
+
+    def exhausted(self, key: str) -> bool:
+        """``key`` has a budget and nothing is left of it."""
+        remaining = self.remaining(key)
+        return remaining is not None and remaining <= 0
+
+    def resets_in(self, key: str) -> float | None:
+        """Seconds until ``key``'s budget period rolls over (for ``Retry-After``); None
+        when it has no budget."""
+        now = self._clock()
+        return self._resets_in(key, self._current(key, now), now)
+
+    def snapshot(self) -> dict[str, BudgetState]:
+        """Every key with a budget or a charge, sorted by key, all at one reading of the
+        clock."""
+        now = self._clock()
+        states = {}
+        for key in sorted(self._budgets.keys() | self._spend.keys()):
+            spend = self._current(key, now)
+            states[key] = BudgetState(
+                budget=self._budgets.get(key),
+                spent_day=spend.day_usd,
+                spent_month=spend.month_usd,
+                remaining=self._remaining(key, spend),
+                resets_in=self._resets_in(key, spend, now),
+            )
+        return states
+
+    def _spent(self, key: str, spend: _Spend) -> float:
+        budget = self._budgets.get(key)
+        return spend.month_usd if budget is not None and budget.per == "month" else spend.day_usd
+
+    def _remaining(self, key: str, spend: _Spend) -> float | None:
+        budget = self._budgets.get(key)
+        if budget is None:
+            return None
+        return max(0.0, budget.usd - self._spent(key, spend))
+
+    def _resets_in(self, key: str, spend: _Spend, now: float) -> float | None:
+        budget = self._budgets.get(key)
+        if budget is None:
+            return None
+        if budget.per == "day":
+            year, month, day = spend.day
+            end = datetime(year, month, day, tzinfo=UTC).timestamp() + 86_400
+        else:
+            year, month = spend.month
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+            end = datetime(year, month, 1, tzinfo=UTC).timestamp()
+        return max(0.0, end - now)
+
+    def dump(self) -> dict[str, dict[str, Any]]:
+        """The spend of every key, as plain JSON values (to keep across restarts)."""
+        return {
+            key: {
+                "day": list(s.day),
+                "day_usd": s.day_usd,
+                "month": list(s.month),
+                "month_usd": s.month_usd,
+            }
+            for key, s in self._spend.items()
+        }
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        """Spend saved by :meth:`dump`; entries that do not parse are skipped. Periods
+        that have rolled over since count as zero, as always."""
+        for key, raw in data.items():
+            try:
+                day = (int(raw["day"][0]), int(raw["day"][1]), int(raw["day"][2]))
+                month = (int(raw["month"][0]), int(raw["month"][1]))
+                day_usd, month_usd = float(raw["day_usd"]), float(raw["month_usd"])
+            except (KeyError, IndexError, TypeError, ValueError):
+                continue
+            if min(day_usd, month_usd) >= 0 and math.isfinite(day_usd + month_usd):
+                self._spend[str(key)] = _Spend(day, day_usd, month, month_usd)
+
+    def _current(self, key: str, now: float, *, keep: bool = False) -> _Spend:
+        """``key``'s spend, rolled over to the periods ``now`` falls in; a key never
+        charged gets a zero record, stored only when ``keep``."""
+        when = datetime.fromtimestamp(now, tz=UTC)
+        day: _Day = (when.year, when.month, when.day)
+        month: _Month = (when.year, when.month)
+        spend = self._spend.get(key)
+        if spend is None:
+            spend = _Spend(day=day, month=month)
+            if keep:
+                self._spend[key] = spend
+        if day > spend.day:
+            spend.day, spend.day_usd = day, 0.0
+        if month > spend.month:
+            spend.month, spend.month_usd = month, 0.0
+        return spend
