@@ -24,7 +24,9 @@ RouterFactory = Callable[[str], AbstractAsyncContextManager[str]]
 # database), so a red CI is reproducible and a green one means the same thing everywhere.
 # `pytest --hypothesis-profile=explore` searches afresh with more examples; paste what it
 # finds into a plain regression test. No deadline: the first call of some code is slow.
-settings.register_profile("repeatable", derandomize=True, database=None, deadline=None)
+settings.register_profile(
+    "repeatable", derandomize=True, database=None, deadline=None, max_examples=50
+)
 settings.register_profile("explore", max_examples=2000, deadline=None)
 settings.load_profile("repeatable")
 
