@@ -4,7 +4,9 @@ The model keeps every charge ``(at, requests, tokens)`` forever and counts one w
 ``now < at + 60``. A request fits when one more request stays within rpm and its tokens
 (at most tpm of them: a request larger than tpm waits for an empty window) stay within
 tpm. When it does not fit, the wait is the time until the first moment enough charges
-have left for it to fit. Times are quarter seconds, so every sum is exact.
+have left for it to fit, or until a block set by the provider's headers (when they show
+none, or under 5% of the limit, left) ends, whichever is later. Times are quarter
+seconds, so every sum is exact.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Model:
     rpm: int | None
     tpm: int | None
     charges: list[Charge] = attrs.Factory(list)
+    blocked_until: float | None = None  # the provider's own headers said: full until then
 
     def live(self, now: float) -> list[Charge]:
         return [c for c in self.charges if now < c.at + WINDOW]
@@ -55,13 +58,30 @@ class Model:
         )
 
     def wait(self, now: float, tokens: int) -> float | None:
+        blocked = None
+        if self.blocked_until is not None and now < self.blocked_until:
+            blocked = self.blocked_until - now
         live = self.live(now)
         if self.fits(live, tokens):
-            return None
+            return blocked
         for leave in sorted({c.at + WINDOW for c in live}):
             if self.fits([c for c in live if leave < c.at + WINDOW], tokens):
-                return leave - now
+                return max(leave - now, blocked or 0.0)
         raise AssertionError("an empty window always fits")
+
+    def note(
+        self, now: float, requests: int | None, tokens: int | None, reset: float | None
+    ) -> None:
+        def low(remaining: int | None, limit: int | None) -> bool:
+            # 0 left, or under 5% of the limit configured here
+            return remaining is not None and (
+                remaining <= 0 or (limit is not None and remaining * 20 < limit)
+            )
+
+        if not (reset and reset > 0 and (low(requests, self.rpm) or low(tokens, self.tpm))):
+            return
+        if self.blocked_until is None or self.blocked_until < now + reset:  # only extends
+            self.blocked_until = now + reset
 
     def newest(self, now: float, tokens: int) -> Charge | None:
         for charge in reversed(self.live(now)):
@@ -80,7 +100,9 @@ def test_the_limiter_admits_exactly_what_fits_and_says_exactly_when(
     model = Model(rpm, tpm)
     admitted: list[int] = []  # estimates of the requests taken, for reconcile and release
     for _ in range(data.draw(st.integers(1, 30))):
-        op = data.draw(st.sampled_from(["wait", "acquire", "acquire", "reconcile", "release"]))
+        op = data.draw(
+            st.sampled_from(["wait", "acquire", "acquire", "reconcile", "release", "note"])
+        )
         now = clock.now
         if op == "wait":
             clock.now += data.draw(STEP)
@@ -99,6 +121,12 @@ def test_the_limiter_admits_exactly_what_fits_and_says_exactly_when(
                 charge.tokens, charge.settled = actual, True
             elif actual > estimated:
                 model.charges.append(Charge(now, 0, actual - estimated, settled=True))
+        elif op == "note":  # the provider's rate-limit headers of an answer
+            remaining = st.sampled_from([None, 0, 0, 1, 2, 5, 50, 200])
+            left_requests, left_tokens = data.draw(remaining), data.draw(remaining)
+            reset = data.draw(st.none() | STEP)
+            limiter.note_upstream(KEY, left_requests, left_tokens, reset)
+            model.note(now, left_requests, left_tokens, reset)
         elif admitted and op == "release":
             tokens = data.draw(st.sampled_from(admitted))
             limiter.release(KEY, tokens)
@@ -153,3 +181,18 @@ def test_retry_after_is_exact(
     clock.now = start + wait  # ...and admitted once it is
     assert limiter.blocked_for(KEY, tokens) is None
     assert limiter.acquire(KEY, tokens) is None
+
+
+@given(st.lists(st.tuples(STEP, st.none() | STEP), max_size=12))
+def test_a_provider_block_only_ever_extends(notes: list[tuple[float, float | None]]) -> None:
+    clock = Clock()
+    limiter = RateLimiter(clock)
+    limiter.configure(KEY, 10, None)
+    until: float | None = None
+    for step, reset in notes:
+        clock.now += step / 4
+        limiter.note_upstream(KEY, 0, None, reset)  # none left: blocks for `reset`
+        if reset and (until is None or clock.now + reset > until):
+            until = clock.now + reset
+        expected = until - clock.now if until is not None and clock.now < until else None
+        assert limiter.blocked_for(KEY) == expected
