@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import openai
 import pytest
 import trio
+from hypothesis import settings
 
 from router import run_daemon
 from tests.fakes.openai_upstream import FakeOpenAI, running
@@ -18,6 +19,16 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 RouterFactory = Callable[[str], AbstractAsyncContextManager[str]]
+
+# Property tests run the same examples on every run and machine (derandomized, no example
+# database), so a red CI is reproducible and a green one means the same thing everywhere.
+# `pytest --hypothesis-profile=explore` searches afresh with more examples; paste what it
+# finds into a plain regression test. No deadline: the first call of some code is slow.
+settings.register_profile(
+    "repeatable", derandomize=True, database=None, deadline=None, max_examples=50
+)
+settings.register_profile("explore", max_examples=2000, deadline=None)
+settings.load_profile("repeatable")
 
 
 @pytest.fixture
