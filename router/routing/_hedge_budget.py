@@ -13,7 +13,7 @@ import math
 
 # Slow answers come in clusters (an upstream's bad minute); with a burst of one, every
 # slow request within 1/rate requests of the last hedge went unhedged, and the tail
-# stayed (the 1000-request simulation in tests/router/test_engine_hedge.py: p99 5 s
+# stayed (the 1000-request simulation in tests/router/routing/test_engine_hedge.py: p99 5 s
 # with a burst of 1, 0.4 s with 3 to 5).
 _MIN_BURST = 5.0
 

@@ -134,7 +134,7 @@ async def test_shipped_config_serves_with_no_keys(
 ) -> None:
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    shipped = (Path(__file__).parents[2] / "router.toml").read_text()
+    shipped = (Path(__file__).parents[3] / "router.toml").read_text()
     shipped = shipped.replace('listen = ["127.0.0.1:8080"]', 'listen = ["127.0.0.1:0"]')
     async with start_router(shipped) as url, openai_client(url) as client:
         models = await client.models.list()

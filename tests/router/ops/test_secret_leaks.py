@@ -27,7 +27,7 @@ from router.ops._tracing import setup_tracing
 from router.upstream._providers import build_upstreams
 from rules import TelemetryConfig, compile_routes, load_config
 from tests.conftest import RouterFactory, openai_client
-from tests.router.test_app_timing import SCOPE, Client
+from tests.router.http.test_app_timing import SCOPE, Client
 
 if TYPE_CHECKING:
     from pathlib import Path

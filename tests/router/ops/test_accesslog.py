@@ -16,7 +16,7 @@ from router.ops._observability import Observability
 from router.routing._request import RequestTrace
 from router.upstream._providers import build_upstreams
 from rules import compile_routes, parse_config
-from tests.router.test_app_timing import CONFIG, SCOPE, Client
+from tests.router.http.test_app_timing import CONFIG, SCOPE, Client
 
 if TYPE_CHECKING:
     import trio.testing

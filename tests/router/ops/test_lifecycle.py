@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx2
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 CONFIG = """
 [server]
 listen = ["127.0.0.1:0"]

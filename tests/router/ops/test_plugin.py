@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from tests.fakes.openai_upstream import FakeOpenAI
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 PLUGIN = '''
 """An OpenAI-style host that wants a team header and prefixed model names."""

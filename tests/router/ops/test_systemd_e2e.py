@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx2
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 CONFIG = """
 [server]
 listen = ["{listen}"]

@@ -21,7 +21,7 @@ from router.ops._tracing import setup_tracing
 from router.routing._request import RequestTrace
 from router.upstream._providers import build_upstreams
 from rules import TelemetryConfig, compile_routes, parse_config
-from tests.router.test_app_timing import SCOPE, Client
+from tests.router.http.test_app_timing import SCOPE, Client
 
 if TYPE_CHECKING:
     import pytest
