@@ -603,6 +603,71 @@ def test_text_after_a_tool_opens_a_new_block_and_refusal_is_text() -> None:
     assert msg.stop_reason == "refusal"
 
 
+def events(data: bytes) -> list[tuple[str, Any]]:
+    """(name, index or the delta's text) of each event; ``data`` is whole events."""
+    out: list[tuple[str, Any]] = []
+    for e in data.split(b"\n\n"):
+        if e:
+            body = orjson.loads(e.split(b"\n")[1].removeprefix(b"data: "))
+            delta = body.get("delta", {})
+            out.append(
+                (body["type"], delta.get("partial_json", delta.get("text", body.get("index"))))
+            )
+    return out
+
+
+def test_interleaved_blocks_are_held_and_sent_whole_one_after_another() -> None:
+    def c(*calls: ToolCallDelta, text: str | None = None) -> ChatChunk:
+        return ChatChunk("i", "m", 0, (ChunkChoice(0, Delta(content=text, tool_calls=calls)),))
+
+    encoder = MessagesStreamEncoder()
+    sent = [
+        encoder.feed(c(text="Checking.")),
+        encoder.feed(c(ToolCallDelta(0, "call_a", "f"), ToolCallDelta(1, "call_b", "g"))),
+        encoder.feed(c(ToolCallDelta(1, arguments='{"y":'))),
+        encoder.feed(c(ToolCallDelta(0, arguments='{"x":1}'), text="Both")),
+        encoder.feed(c(ToolCallDelta(1, arguments="2}"), text=" asked.")),
+        encoder.feed(ChatChunk("i", "m", 0, (ChunkChoice(0, Delta(), "tool_calls"),))),
+        encoder.close(),
+    ]
+    # The text and the first call stream live; the rest waits for the end.
+    assert [events(s) for s in sent] == [
+        [("message_start", None), ("content_block_start", 0), ("content_block_delta", "Checking.")],
+        [("content_block_stop", 0), ("content_block_start", 1)],
+        [],
+        [("content_block_delta", '{"x":1}')],
+        [],
+        [],
+        [
+            ("content_block_stop", 1),
+            ("content_block_start", 2),
+            ("content_block_delta", '{"y":2}'),
+            ("content_block_stop", 2),
+            ("content_block_start", 3),
+            ("content_block_delta", "Both asked."),
+            ("content_block_stop", 3),
+            ("message_delta", None),
+            ("message_stop", None),
+        ],
+    ]
+    msg = final_message(b"".join(sent))
+    assert [(b.type, getattr(b, "input", None)) for b in msg.content] == [
+        ("text", None),
+        ("tool_use", {"x": 1}),
+        ("tool_use", {"y": 2}),
+        ("text", None),
+    ]
+    assert [getattr(b, "id", None) for b in msg.content] == [None, "call_a", "call_b", None]
+
+
+def test_an_error_drops_the_held_blocks() -> None:
+    encoder = MessagesStreamEncoder()
+    calls = (ToolCallDelta(0, "call_a", "f", "{"), ToolCallDelta(1, "call_b", "g", "{}"))
+    encoder.feed(ChatChunk("i", "m", 0, (ChunkChoice(0, Delta(tool_calls=calls)),)))
+    assert events(encoder.error_event(StreamError("broke"))) == [("error", None)]
+    assert encoder.close() == b""
+
+
 def test_encoder_with_no_chunks_still_valid() -> None:
     msg = final_message(MessagesStreamEncoder().close())
     assert msg.content == []
