@@ -177,14 +177,15 @@ class MessagesStreamEncoder:
     Text and each tool call become content blocks, and Anthropic's blocks come one
     after another (start, deltas, stop, then the next) while an OpenAI-shaped stream
     may interleave them: a call's arguments may go on after a later call, or text,
-    has started. So a block is stopped only when nothing more can come to it, and one
-    block streams live at a time. Text streams live until a call starts (stopping a
-    text block is safe: later text goes to a new one); that call then streams live,
-    and as only the stream's end tells that its arguments are whole, whatever comes
-    for any other block (text, other calls) is held, per block in the order the
-    blocks began, and sent at :meth:`close`, each block whole. Text, then one call,
-    streams with no delay; the calls after the first, and text after a call, wait
-    for the end. An error drops what is held: the answer is lost anyway.
+    has started. So one block streams live at a time, and what comes for any other
+    block (text, other calls) is held, per block in the order the blocks began, until
+    the open block may stop: a text block any time (later text goes to a new one), a
+    call once its arguments are a whole JSON object (all that can follow it is
+    whitespace, or text that makes them invalid anyway, and is not sent). Then the
+    held blocks follow, each whole, and the first one that may not stop yet streams
+    on live. Upstreams that send one block after another thus stream with no delay;
+    :meth:`close` stops the open block and sends what is still held. An error drops
+    what is held: the answer is lost anyway.
     """
 
     def __init__(self) -> None:
@@ -194,6 +195,8 @@ class MessagesStreamEncoder:
         self._next_block = 0  # the open block's index, or the next one's
         # Blocks held while a call is open: their start and the pieces of their deltas.
         self._held: dict[str | int, tuple[dict[str, Any], list[str]]] = {}
+        self._arguments = ""  # the open call's so far
+        self._stopped: set[int] = set()  # the calls whose blocks are stopped
         self._finish: str | None = None
         self._usage = Usage()
 
@@ -257,20 +260,44 @@ class MessagesStreamEncoder:
         return bytes(out)
 
     def error_event(self, err: GatewayError) -> bytes:
-        """A mid-stream failure; nothing more is sent after it, held blocks neither."""
+        """A mid-stream failure; nothing more is sent after it, nor what is held."""
         self._closed = True
         self._held.clear()
         return error_event(err)
 
     def _piece(self, key: str | int, start: dict[str, Any], piece: str) -> bytes:
-        """One piece of block ``key`` (text or a call): sent live to the open block, or
-        to a new block when none is open or text is (text may stop any time), else held."""
+        """One piece of block ``key`` (text or a call): live to the open block, else
+        held; either may let the open block stop and the held ones follow."""
         if key == self._open:
-            return self._delta(key, piece)
-        if self._open is None or self._open == _TEXT:
-            return self._close_block() + self._open_block(key, start) + self._delta(key, piece)
+            if key != _TEXT:
+                self._arguments += piece
+            return self._delta(key, piece) + self._advance()
+        if key in self._stopped:
+            return b""  # after a whole JSON object: whitespace, or invalid anyway
         self._held.setdefault(key, (start, []))[1].append(piece)
-        return b""
+        return self._advance()
+
+    def _advance(self) -> bytes:
+        """While the open block may stop and blocks are held: stop it, open the next."""
+        out = bytearray()
+        while self._held and self._may_stop():
+            out += self._close_block()
+            key = next(iter(self._held))
+            start, pieces = self._held.pop(key)
+            out += self._open_block(key, start)
+            self._arguments = "".join(pieces) if key != _TEXT else ""
+            out += self._delta(key, "".join(pieces))
+        return bytes(out)
+
+    def _may_stop(self) -> bool:
+        if self._open is None or self._open == _TEXT:
+            return True
+        if not self._arguments.rstrip().endswith("}"):
+            return False  # the cheap test first: parsed on every piece while others wait
+        try:
+            return isinstance(orjson.loads(self._arguments), dict)
+        except orjson.JSONDecodeError:
+            return False
 
     def _message_start(self, id_: str, model: str) -> bytes:
         message: dict[str, Any] = {
@@ -304,6 +331,8 @@ class MessagesStreamEncoder:
     def _close_block(self) -> bytes:
         if self._open is None:
             return b""
+        if self._open != _TEXT:
+            self._stopped.add(int(self._open))
         self._open = None
         index = self._next_block
         self._next_block += 1

@@ -5,10 +5,14 @@ chunking, give back exactly the chunks encoded (usage-only chunks only when the 
 asked for usage); an error event is raised with its message. The Anthropic encoder's
 named events, for any interleaving of text and tool-call deltas, keep Anthropic's block
 order (each block started, fed and stopped before the next) and, read by our Anthropic
-stream decoder, give back the text, and every tool call with its id, name and arguments.
+stream decoder, give back the text, and every tool call with its id, name and arguments
+(JSON-object arguments exactly; others exactly, or up to a whole JSON object when more
+came after it). An answer whose blocks come one after another goes out as it comes.
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -129,8 +133,81 @@ def test_anthropic_events_decode_to_the_text_and_tool_calls_encoded(
         )
 
     assert text(out) == text(chunks)
-    assert merged_calls(out) == tool_calls(chunks)
+    got, sent = merged_calls(out), tool_calls(chunks)
+    assert [(c.id, c.name) for c in got] == [(c.id, c.name) for c in sent]
+    for g, s in zip(got, sent, strict=True):
+        # Whole; or, when more came after a whole JSON object (whitespace, or text that
+        # makes the arguments invalid anyway), up to that object.
+        assert g.arguments == s.arguments or (
+            is_object(g.arguments) and s.arguments.startswith(g.arguments)
+        )
     assert out[0].id == (chunks[0].id if chunks else "")
+
+
+def is_object(text: str) -> bool:
+    try:
+        return isinstance(orjson.loads(text), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+ARGUMENTS = st.dictionaries(
+    TEXT, st.integers(-(2**63), 2**63 - 1) | TEXT | st.booleans(), max_size=3
+)
+
+
+@st.composite
+def answers(draw: st.DrawFn) -> tuple[list[tuple[str | int, str]], bool]:
+    """The pieces of an answer: text pieces and calls with JSON-object arguments, as
+    (``"text"`` or the call's index, piece); one block after another, or interleaved."""
+    blocks: list[list[tuple[str | int, str]]] = []
+    for i, arguments in enumerate(draw(st.lists(ARGUMENTS, max_size=3))):
+        if draw(st.booleans()):
+            blocks.append([("text", t) for t in draw(st.lists(TEXT.filter(bool), min_size=1))])
+        raw = orjson.dumps(arguments).decode()
+        cuts = sorted(draw(st.lists(st.integers(0, len(raw)), max_size=4)))
+        blocks.append([(i, raw[a:b]) for a, b in pairwise([0, *cuts, len(raw)])])
+    if draw(st.booleans()):
+        return [piece for block in blocks for piece in block], True
+    pieces: list[tuple[str | int, str]] = []
+    while blocks:
+        block = blocks[draw(st.integers(0, len(blocks) - 1))]
+        pieces.append(block.pop(0))
+        blocks = [b for b in blocks if b]
+    return pieces, False
+
+
+@given(answers())
+def test_calls_with_json_arguments_arrive_exactly_and_in_order_live(
+    answer: tuple[list[tuple[str | int, str]], bool],
+) -> None:
+    pieces, one_after_another = answer
+    chunks, seen = [], set()
+    for key, piece in pieces:
+        if key == "text":
+            delta = Delta(content=piece)
+        else:
+            assert isinstance(key, int)
+            first = key not in seen
+            seen.add(key)
+            call = ToolCallDelta(
+                key, f"call_{key}" if first else None, f"f{key}" if first else None, piece
+            )
+            delta = Delta(tool_calls=(call,))
+        chunks.append(ChatChunk("msg", "m", 0, (ChunkChoice(0, delta),)))
+    encoder = AnthropicStream()
+    sent = [encoder.feed(c) for c in chunks]
+    raw = b"".join(sent) + encoder.done()
+    well_formed(raw)
+    decoder = AnthropicStreamDecoder()
+    out = decoder.feed(raw) + decoder.close()
+    assert merged_calls(out) == tool_calls(chunks)
+    assert "".join(c.delta.content or "" for ch in out for c in ch.choices) == "".join(
+        p for k, p in pieces if k == "text"
+    )
+    if one_after_another:  # nothing held: each piece goes out as it comes
+        for (_, piece), out_bytes in zip(pieces, sent, strict=True):
+            assert orjson.dumps(piece)[1:-1] in out_bytes
 
 
 def test_arguments_of_an_earlier_call_never_go_to_a_stopped_block() -> None:
