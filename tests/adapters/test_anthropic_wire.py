@@ -663,9 +663,9 @@ def test_interleaved_blocks_are_held_until_the_open_one_may_stop() -> None:
 
 def test_held_blocks_go_whole_at_the_end_behind_a_call_never_whole() -> None:
     encoder = MessagesStreamEncoder()
-    encoder.feed(chunk(ToolCallDelta(0, "call_a", "f", '{"x":')))
+    encoder.feed(chunk(ToolCallDelta(0, "call_a", "f", '{"x": {}')))  # a brace, not whole
     assert encoder.feed(chunk(ToolCallDelta(1, "call_b", "g", "{}"), text="hi")) == b""
-    assert encoder.feed(chunk(ToolCallDelta(0, arguments="1"))) != b""  # still live
+    assert encoder.feed(chunk(ToolCallDelta(0, arguments=', "y": 1'))) != b""  # still live
     assert [name for name, _ in events(encoder.close())] == [
         "content_block_stop",
         *["content_block_start", "content_block_delta", "content_block_stop"] * 2,
