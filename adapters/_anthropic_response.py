@@ -163,21 +163,40 @@ def _sse(name: str, data: Mapping[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+#: The key of a text block among the held ones (tool calls go by their OpenAI index).
+_TEXT = "text"
+
+
 class MessagesStreamEncoder:
     """OpenAI-shaped ChatChunks (from any provider) -> Anthropic's SSE event sequence.
 
     ``message_start`` goes out with the first chunk (input tokens 0: OpenAI-shaped
-    streams report usage only at the end); text and each tool call become content
-    blocks, opened and closed in order; :meth:`close` sends ``message_delta`` with the
-    stop reason and the real usage, then ``message_stop``.
+    streams report usage only at the end); :meth:`close` sends ``message_delta`` with
+    the stop reason and the real usage, then ``message_stop``.
+
+    Text and each tool call become content blocks, and Anthropic's blocks come one
+    after another (start, deltas, stop, then the next) while an OpenAI-shaped stream
+    may interleave them: a call's arguments may go on after a later call, or text,
+    has started. So one block streams live at a time, and what comes for any other
+    block (text, other calls) is held, per block in the order the blocks began, until
+    the open block may stop: a text block any time (later text goes to a new one), a
+    call once its arguments are a whole JSON object (all that can follow it is
+    whitespace, or text that makes them invalid anyway, and is not sent). Then the
+    held blocks follow, each whole, and the first one that may not stop yet streams
+    on live. Upstreams that send one block after another thus stream with no delay;
+    :meth:`close` stops the open block and sends what is still held. An error drops
+    what is held: the answer is lost anyway.
     """
 
     def __init__(self) -> None:
         self._started = False
         self._closed = False
-        self._open: tuple[str, int] | None = None  # ("text" | "tool", our tool index)
-        self._next_block = 0
-        self._tool_blocks: dict[int, int] = {}  # OpenAI tool_calls index -> block index
+        self._open: str | int | None = None  # _TEXT or the open call's OpenAI index
+        self._next_block = 0  # the open block's index, or the next one's
+        # Blocks held while a call is open: their start and the pieces of their deltas.
+        self._held: dict[str | int, tuple[dict[str, Any], list[str]]] = {}
+        self._arguments = ""  # the open call's so far
+        self._stopped: set[int] = set()  # the calls whose blocks are stopped
         self._finish: str | None = None
         self._usage = Usage()
 
@@ -194,26 +213,15 @@ class MessagesStreamEncoder:
             d = choice.delta
             text = (d.content or "") + (d.refusal or "")
             if text:
-                if self._open is None or self._open[0] != "text":
-                    out += self._close_block()
-                    out += self._open_block(("text", 0), {"type": "text", "text": ""})
-                out += self._delta({"type": "text_delta", "text": text})
+                out += self._piece(_TEXT, {"type": "text", "text": ""}, text)
             for call in d.tool_calls:
-                block = self._tool_blocks.get(call.index)
-                if block is None:
-                    out += self._close_block()
-                    start = {
-                        "type": "tool_use",
-                        "id": call.id or f"toolu_{call.index}",
-                        "name": call.name or "",
-                        "input": {},
-                    }
-                    block = self._next_block
-                    self._tool_blocks[call.index] = block
-                    out += self._open_block(("tool", call.index), start)
-                if call.arguments:
-                    delta = {"type": "input_json_delta", "partial_json": call.arguments}
-                    out += self._delta(delta, block)
+                start = {
+                    "type": "tool_use",
+                    "id": call.id or f"toolu_{call.index}",
+                    "name": call.name or "",
+                    "input": {},
+                }
+                out += self._piece(call.index, start, call.arguments or "")
             if choice.finish_reason:
                 self._finish = choice.finish_reason
         if chunk.usage is not None:
@@ -221,7 +229,8 @@ class MessagesStreamEncoder:
         return bytes(out)
 
     def close(self) -> bytes:
-        """The end of a complete answer: close the last block, stop reason, usage, stop."""
+        """The end of a complete answer: the open block's stop, the held blocks, each
+        whole, then the stop reason, usage and ``message_stop``."""
         if self._closed:
             return b""
         out = bytearray()
@@ -229,6 +238,11 @@ class MessagesStreamEncoder:
             self._started = True
             out += self._message_start("", "")
         out += self._close_block()
+        for key, (start, pieces) in self._held.items():
+            out += self._open_block(key, start)
+            out += self._delta(key, "".join(pieces))
+            out += self._close_block()
+        self._held.clear()
         self._closed = True
         usage = {
             "input_tokens": self._usage.prompt_tokens,
@@ -246,9 +260,44 @@ class MessagesStreamEncoder:
         return bytes(out)
 
     def error_event(self, err: GatewayError) -> bytes:
-        """A mid-stream failure; nothing more is sent after it."""
+        """A mid-stream failure; nothing more is sent after it, nor what is held."""
         self._closed = True
+        self._held.clear()
         return error_event(err)
+
+    def _piece(self, key: str | int, start: dict[str, Any], piece: str) -> bytes:
+        """One piece of block ``key`` (text or a call): live to the open block, else
+        held; either may let the open block stop and the held ones follow."""
+        if key == self._open:
+            if key != _TEXT:
+                self._arguments += piece
+            return self._delta(key, piece) + self._advance()
+        if key in self._stopped:
+            return b""  # after a whole JSON object: whitespace, or invalid anyway
+        self._held.setdefault(key, (start, []))[1].append(piece)
+        return self._advance()
+
+    def _advance(self) -> bytes:
+        """While the open block may stop and blocks are held: stop it, open the next."""
+        out = bytearray()
+        while self._held and self._may_stop():
+            out += self._close_block()
+            key = next(iter(self._held))
+            start, pieces = self._held.pop(key)
+            out += self._open_block(key, start)
+            self._arguments = "".join(pieces) if key != _TEXT else ""
+            out += self._delta(key, "".join(pieces))
+        return bytes(out)
+
+    def _may_stop(self) -> bool:
+        if self._open is None or self._open == _TEXT:
+            return True
+        if not self._arguments.rstrip().endswith("}"):
+            return False  # the cheap test first: parsed on every piece while others wait
+        try:
+            return isinstance(orjson.loads(self._arguments), dict)
+        except orjson.JSONDecodeError:
+            return False
 
     def _message_start(self, id_: str, model: str) -> bytes:
         message: dict[str, Any] = {
@@ -263,20 +312,27 @@ class MessagesStreamEncoder:
         }
         return _sse("message_start", {"type": "message_start", "message": message})
 
-    def _open_block(self, kind: tuple[str, int], block: dict[str, Any]) -> bytes:
-        self._open = kind
+    def _open_block(self, key: str | int, block: dict[str, Any]) -> bytes:
+        self._open = key
         event = {"type": "content_block_start", "index": self._next_block, "content_block": block}
         return _sse("content_block_start", event)
 
-    def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
-        at = self._next_block if index is None else index
-        return _sse(
-            "content_block_delta", {"type": "content_block_delta", "index": at, "delta": delta}
+    def _delta(self, key: str | int, piece: str) -> bytes:
+        if not piece:
+            return b""
+        delta = (
+            {"type": "text_delta", "text": piece}
+            if key == _TEXT
+            else {"type": "input_json_delta", "partial_json": piece}
         )
+        event = {"type": "content_block_delta", "index": self._next_block, "delta": delta}
+        return _sse("content_block_delta", event)
 
     def _close_block(self) -> bytes:
         if self._open is None:
             return b""
+        if self._open != _TEXT:
+            self._stopped.add(int(self._open))
         self._open = None
         index = self._next_block
         self._next_block += 1

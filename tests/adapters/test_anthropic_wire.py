@@ -603,6 +603,98 @@ def test_text_after_a_tool_opens_a_new_block_and_refusal_is_text() -> None:
     assert msg.stop_reason == "refusal"
 
 
+def events(data: bytes) -> list[tuple[str, Any]]:
+    """(name, index or the delta's text) of each event; ``data`` is whole events."""
+    out: list[tuple[str, Any]] = []
+    for e in data.split(b"\n\n"):
+        if e:
+            body = orjson.loads(e.split(b"\n")[1].removeprefix(b"data: "))
+            delta = body.get("delta", {})
+            out.append(
+                (body["type"], delta.get("partial_json", delta.get("text", body.get("index"))))
+            )
+    return out
+
+
+def chunk(*calls: ToolCallDelta, text: str | None = None) -> ChatChunk:
+    return ChatChunk("i", "m", 0, (ChunkChoice(0, Delta(content=text, tool_calls=calls)),))
+
+
+def test_interleaved_blocks_are_held_until_the_open_one_may_stop() -> None:
+    encoder = MessagesStreamEncoder()
+    sent = [
+        encoder.feed(chunk(text="Checking.")),
+        encoder.feed(chunk(ToolCallDelta(0, "call_a", "f"), ToolCallDelta(1, "call_b", "g"))),
+        encoder.feed(chunk(ToolCallDelta(1, arguments='{"y":'))),
+        encoder.feed(chunk(ToolCallDelta(0, arguments='{"x":1}'), text="Both")),
+        encoder.feed(chunk(ToolCallDelta(1, arguments="2}"), text=" asked.")),
+        encoder.feed(ChatChunk("i", "m", 0, (ChunkChoice(0, Delta(), "tool_calls"),))),
+        encoder.close(),
+    ]
+    assert [events(s) for s in sent] == [
+        [("message_start", None), ("content_block_start", 0), ("content_block_delta", "Checking.")],
+        # text may stop any time; the call that starts first streams live
+        [("content_block_stop", 0), ("content_block_start", 1)],
+        [],  # held: call 0 has no arguments yet
+        [  # call 0's arguments are whole: it stops, call 1 goes on live
+            ("content_block_delta", '{"x":1}'),
+            ("content_block_stop", 1),
+            ("content_block_start", 2),
+            ("content_block_delta", '{"y":'),
+        ],
+        [  # now call 1's are whole too: the held text follows
+            ("content_block_delta", "2}"),
+            ("content_block_stop", 2),
+            ("content_block_start", 3),
+            ("content_block_delta", "Both asked."),
+        ],
+        [],
+        [("content_block_stop", 3), ("message_delta", None), ("message_stop", None)],
+    ]
+    msg = final_message(b"".join(sent))
+    assert [(b.type, getattr(b, "input", None)) for b in msg.content] == [
+        ("text", None),
+        ("tool_use", {"x": 1}),
+        ("tool_use", {"y": 2}),
+        ("text", None),
+    ]
+    assert [getattr(b, "id", None) for b in msg.content] == [None, "call_a", "call_b", None]
+
+
+def test_held_blocks_go_whole_at_the_end_behind_a_call_never_whole() -> None:
+    encoder = MessagesStreamEncoder()
+    encoder.feed(chunk(ToolCallDelta(0, "call_a", "f", '{"x": {}')))  # a brace, not whole
+    assert encoder.feed(chunk(ToolCallDelta(1, "call_b", "g", "{}"), text="hi")) == b""
+    assert encoder.feed(chunk(ToolCallDelta(0, arguments=', "y": 1'))) != b""  # still live
+    assert [name for name, _ in events(encoder.close())] == [
+        "content_block_stop",
+        *["content_block_start", "content_block_delta", "content_block_stop"] * 2,
+        "message_delta",
+        "message_stop",
+    ]
+
+
+def test_after_a_whole_object_only_whitespace_or_invalid_text_can_come() -> None:
+    # A call stops once its arguments are a whole JSON object; what comes for it later
+    # could not make them valid JSON with another value, and is not sent.
+    encoder = MessagesStreamEncoder()
+    data = encoder.feed(chunk(ToolCallDelta(0, "call_a", "f", '{"x": 1}')))
+    data += encoder.feed(chunk(ToolCallDelta(1, "call_b", "g", '{"y"')))
+    assert encoder.feed(chunk(ToolCallDelta(0, arguments=" \n"))) == b""
+    assert encoder.feed(chunk(ToolCallDelta(0, arguments="}"))) == b""
+    data += encoder.feed(chunk(ToolCallDelta(1, arguments=": 2}"))) + encoder.close()
+    msg = final_message(data)
+    assert [getattr(b, "input", None) for b in msg.content] == [{"x": 1}, {"y": 2}]
+
+
+def test_an_error_drops_the_held_blocks() -> None:
+    encoder = MessagesStreamEncoder()
+    calls = (ToolCallDelta(0, "call_a", "f", "{"), ToolCallDelta(1, "call_b", "g", "{}"))
+    encoder.feed(ChatChunk("i", "m", 0, (ChunkChoice(0, Delta(tool_calls=calls)),)))
+    assert events(encoder.error_event(StreamError("broke"))) == [("error", None)]
+    assert encoder.close() == b""
+
+
 def test_encoder_with_no_chunks_still_valid() -> None:
     msg = final_message(MessagesStreamEncoder().close())
     assert msg.content == []
