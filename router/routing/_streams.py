@@ -110,23 +110,28 @@ class Chunks:
             return head
         if self._rest is None:
             raise StopAsyncIteration
-        with trio.move_on_at(self._deadline):
+        # One cancel scope per batch: whichever comes first, the stall or the deadline.
+        stall_at = trio.current_time() + self._stall
+        with trio.move_on_at(min(stall_at, self._deadline)):
             try:
-                return await self._next_batch(self._rest)
+                return await anext(self._rest)
             except StopAsyncIteration:
                 self._rest = None
                 raise
             except GatewayError as exc:
-                self._rest = None
-                target = self._trace.target
-                exc.upstream = exc.upstream or target
-                if target is not None:
-                    self._broke(target, exc)
+                self._fail(exc)
                 raise
         self._rest = None
+        if stall_at < self._deadline:
+            stalled = StreamError(f"upstream stream stalled for {self._stall:g}s")
+            self._fail(stalled)
+            raise stalled
         raise Timeout("the stream took longer than its deadline")
 
-    async def _next_batch(self, rest: AsyncIterator[list[ChatChunk]]) -> list[ChatChunk]:
-        with trio.move_on_after(self._stall):
-            return await anext(rest)
-        raise StreamError(f"upstream stream stalled for {self._stall:g}s")
+    def _fail(self, exc: GatewayError) -> None:
+        """A break of the committed stream: charged to the target that broke."""
+        self._rest = None
+        target = self._trace.target
+        exc.upstream = exc.upstream or target
+        if target is not None:
+            self._broke(target, exc)
