@@ -11,7 +11,7 @@ Typical use::
 provides it (``adapters.provider_kinds()``), so this package never imports adapters.
 """
 
-from ._compile import compile_routes
+from ._compile import compile_routes, resume_max
 from ._errors import ConfigError, FieldError
 from ._fields import Duration, at_least, fraction, positive
 from ._graph import (
@@ -111,4 +111,5 @@ __all__ = [
     "Balance",
     "Split",
     "render_tree",
+    "resume_max",
 ]

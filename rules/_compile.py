@@ -19,7 +19,7 @@ from ._graph import (
     Target,
     config_digest,
 )
-from ._schema import FALLBACK_ON, Config, RouteConfig
+from ._schema import FALLBACK_ON, Config, Defaults, RouteConfig
 
 __all__ = ["check_references", "compile_routes"]
 
@@ -142,6 +142,7 @@ def compile_routes(config: Config) -> RouteTable:
             ),
             retries=route.retries if route.retries is not None else defaults.retries,
             cache=route.cache,
+            resume_max=resume_max(route, defaults),
         )
         node: Node
         if route.fallback is not None:
@@ -160,3 +161,13 @@ def compile_routes(config: Config) -> RouteTable:
         build(name)
     ordered = {name: nodes[name] for name in config.routes}
     return RouteTable(config=config, routes=ordered, digest=config_digest(config))
+
+
+def resume_max(route: RouteConfig | None, defaults: Defaults) -> int:
+    """Resumes a stream of ``route`` may have: 0 when resume is off."""
+    resume = route.resume if route is not None and route.resume is not None else defaults.resume
+    if resume == "off":
+        return 0
+    if route is not None and route.resume_max is not None:
+        return route.resume_max
+    return defaults.resume_max

@@ -62,12 +62,14 @@ class RouteSettings:
         first_token_timeout: Seconds until a stream's first content chunk.
         retries: Extra attempts per target for fast, retryable failures.
         cache: The route's response cache, or None when it does not cache.
+        resume_max: Resumes of a broken stream per request (0: ``resume = "off"``).
     """
 
     timeout: float
     first_token_timeout: float
     retries: int
     cache: RouteCacheConfig | None = None
+    resume_max: int = 1
 
 
 @attrs.frozen(cache_hash=True)

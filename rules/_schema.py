@@ -163,6 +163,10 @@ class Defaults:
     backoff: Backoff = Backoff()
     circuit: Circuit = Circuit()
     hedge_budget: float = attrs.field(default=0.1, validator=at_least(0))
+    #: A committed stream that breaks goes on on another target ("off": it ends with an
+    #: error event), at most ``resume_max`` times per request.
+    resume: Literal["auto", "off"] = "auto"
+    resume_max: int = attrs.field(default=1, validator=at_least(0))
 
 
 @attrs.frozen
@@ -229,6 +233,8 @@ class RouteConfig:
     timeout: Duration | None = attrs.field(default=None, validator=positive)
     first_token_timeout: Duration | None = attrs.field(default=None, validator=positive)
     retries: int | None = attrs.field(default=None, validator=at_least(0))
+    resume: Literal["auto", "off"] | None = None
+    resume_max: int | None = attrs.field(default=None, validator=at_least(0))
 
     @property
     def policy(self) -> Literal["fallback", "balance", "split"]:

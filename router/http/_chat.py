@@ -168,6 +168,7 @@ class Chat:
             first_token_timeout=settings.first_token_timeout,
             headers=scope["headers"],
             tokens=tokens,
+            resume_max=settings.resume_max,
         )
         self.controls.admit(key, tokens)
         entry, hit = self.controls.lookup(

@@ -74,6 +74,7 @@ class AccessLog:
                 "attempts": trace.attempts,
                 "hedges": trace.hedges,
                 "retries": trace.retries,
+                "resumes": sum(1 for _, outcome in trace.resumes if outcome == "resumed"),
                 "duration_ms": round(millis, 1),
                 "ttft_ms": None if ttft is None else round(ttft * 1000, 1),
                 "tokens_in": trace.tokens_in,

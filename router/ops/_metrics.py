@@ -124,6 +124,13 @@ class Metrics:
             ["route"],
             registry=registry,
         )
+        self.resumes = Counter(
+            "llm_router_resumes",
+            "Tries to resume a broken stream on another target, by the target that took "
+            "over (or broke, when none did) and outcome (resumed, failed).",
+            ["route", "target", "outcome"],
+            registry=registry,
+        )
         self.split_arms = Counter(
             "llm_router_split_arm",
             "Requests by the split arm they took.",
@@ -201,6 +208,9 @@ class Metrics:
                 self._child(self.hedges, route, "won").inc()
         if trace.fallbacks:
             self._child(self.fallbacks, route).inc(trace.fallbacks)
+        for resumed_by, outcome in trace.resumes:
+            name = resumed_by if resumed_by in targets else "-"
+            self._child(self.resumes, route, name, outcome).inc()
         if trace.arm is not None and route != "-":
             self._child(self.split_arms, route, trace.arm).inc()
         if trace.cost_usd:

@@ -59,6 +59,12 @@ def attempt_result(exc: GatewayError) -> str:
     return "auth_failed" if isinstance(exc, AuthenticationFailed) else "rejected"
 
 
+class AlreadyBroken(UnsupportedCapability):
+    """The target broke the stream being resumed: the resume moves on to another."""
+
+    code = "already_broken"
+
+
 class CircuitOpen(NoHealthyTarget):
     """The target's circuit is open: it gets probes, not traffic, until it recovers."""
 
@@ -89,6 +95,8 @@ class Call(Generic[T]):
     #: an answer, where it has one (a stream's comes after the attempt is over).
     tokens: int = 0
     used: Callable[[T], int | None] = lambda _: None
+    #: Targets not to try (those that broke the stream being resumed).
+    exclude: frozenset[str] = frozenset()
 
 
 def _check_capabilities(upstream: Upstream, model: str, call: Call[Any], name: str) -> None:
@@ -136,6 +144,8 @@ class LeafRunner:
             GatewayError: the last attempt's failure.
         """
         name = str(target)
+        if name in call.exclude:
+            raise AlreadyBroken(f"{name} broke this stream already", upstream=name)
         upstream = self.upstreams[target.provider]
         _check_capabilities(upstream, target.model, call, name)
         state = self.registry.get(name)

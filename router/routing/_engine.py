@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import random
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
+import attrs
 import trio
 
-from adapters import GatewayError, GatewayRequest, GatewayResponse, Timeout
+from adapters import GatewayError, GatewayRequest, GatewayResponse, InvalidRequest, Timeout
 from rules import Balance, Defaults, Fallback, HedgeConfig, Leaf, Node, Percentile, Split
 
 from ..traffic._cost import PriceTable
@@ -36,6 +38,7 @@ from ._hedge_budget import TokenBucket
 from ._order import CandidateOrder, node_key
 from ._race import Race
 from ._racer import run_race
+from ._resume import Delivered, prefill_request
 from ._stats import TargetRegistry
 from ._streams import Chunks, StreamStart, close_stream, first_chunk
 
@@ -124,10 +127,46 @@ class Engine:
             return await first_chunk(upstream, model, req, first_token_timeout)
 
         start = (await self._start(routed, _work(routed, call, close_stream))).value
-        async with start.exit:
-            yield Chunks(
-                start, routed.trace, routed.options.deadline, self.stall_timeout, self._broke
-            )
+        chunks = Chunks(
+            start,
+            routed.trace,
+            routed.options.deadline,
+            self.stall_timeout,
+            self._broke,
+            resume=partial(self._resume, routed),
+            resume_max=routed.options.resume_max,
+        )
+        try:
+            yield chunks
+        finally:
+            await chunks.aclose()
+
+    async def _resume(
+        self, routed: RoutedRequest, delivered: Delivered, broken: frozenset[str]
+    ) -> StreamStart:
+        """The rest of a broken stream from the route's next candidate (the route's own
+        policy, the broken targets skipped): prefilled with the delivered text where the
+        target takes a prefill, else regenerated and spliced (see :mod:`._resume`).
+
+        Raises:
+            GatewayError: no candidate could continue the answer.
+        """
+        req, text = routed.request, delivered.text
+        first_token_timeout = routed.options.first_token_timeout
+
+        async def call(upstream: Upstream, model: str) -> StreamStart:
+            if _takes_prefill(upstream, model):
+                try:
+                    prefilled = prefill_request(req, text)
+                    return await first_chunk(upstream, model, prefilled, first_token_timeout)
+                except InvalidRequest:
+                    pass  # it refuses a prefill (some models do): answer anew, spliced
+            return await first_chunk(upstream, model, req, first_token_timeout, splice=text)
+
+        work = attrs.evolve(_work(routed, call, close_stream), exclude=broken)
+        served = await self._run(routed.node, work, routed)
+        routed.trace.target = served.target
+        return served.value
 
     def _broke(self, target: str, error: GatewayError) -> None:
         """A committed stream broke: it counts against its target like any failure."""
@@ -208,6 +247,12 @@ class Engine:
         stats = self.registry.get(node_key(first)).stats
         quantile = stats.quantile(hedge.after.q)
         return UNKNOWN_QUANTILE_DELAY if quantile is None else quantile
+
+
+def _takes_prefill(upstream: Upstream, model: str) -> bool:
+    """Whether ``model`` continues a trailing assistant message (unknown: no, and the
+    answer is regenerated and checked instead)."""
+    return bool(getattr(upstream.capabilities(model), "prefill", False))
 
 
 def _note_race(trace: RequestTrace, race: Race) -> None:

@@ -68,6 +68,9 @@ class RequestTrace:
     client: str | None = None  # the name of the caller's key, when keys are configured
     cost_usd: float | None = None
     cache: str | None = None  # "hit" or "miss" on a route with a cache
+    #: Each try to resume a broken stream: (target, "resumed" | "failed"); the target is
+    #: the one that took over, or the one that broke when nobody did.
+    resumes: list[tuple[str, str]] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -83,6 +86,8 @@ class RequestOptions:
     headers: Sequence[tuple[bytes, bytes]] = ()
     #: The request's estimated tokens, when the caller already has it (for rate limits).
     tokens: int | None = None
+    #: Resumes allowed when a committed stream breaks (0: a break ends the stream).
+    resume_max: int = 0
 
     def sticky_key(self, sticky: str | None) -> str | None:
         """The value a split with ``sticky`` hashes: a header, or the client's key."""

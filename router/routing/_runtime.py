@@ -11,7 +11,7 @@ import time
 import attrs
 import trio
 
-from rules import Leaf, Node, RouteSettings, RouteTable
+from rules import Leaf, Node, RouteSettings, RouteTable, resume_max
 
 from ..traffic._keys import KeyRing
 from ._engine import Engine
@@ -65,5 +65,7 @@ class Runtime:
         """The entry route's settings; a direct ``provider:model`` gets ``[defaults]``."""
         if isinstance(node, Leaf):
             d = self.table.config.defaults
-            return RouteSettings(d.timeout, d.first_token_timeout, d.retries)
+            return RouteSettings(
+                d.timeout, d.first_token_timeout, d.retries, resume_max=resume_max(None, d)
+            )
         return node.settings

@@ -10,7 +10,8 @@ that broke and raised as a GatewayError for the caller to end the stream with.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
@@ -19,13 +20,17 @@ import trio
 
 from adapters import ChatChunk, GatewayError, StreamError, Timeout
 
+from ._resume import Delivered, Spliced
+
 if TYPE_CHECKING:
     from adapters import GatewayRequest
 
     from ..upstream._upstream import Upstream
     from ._request import RequestTrace
 
-__all__ = ["Chunks", "StreamStart", "close_stream", "first_chunk"]
+__all__ = ["Chunks", "Resume", "StreamStart", "close_stream", "first_chunk"]
+
+log = logging.getLogger("llm_router")
 
 
 @attrs.define
@@ -41,19 +46,30 @@ class StreamStart:
 
 
 async def first_chunk(
-    upstream: Upstream, model: str, req: GatewayRequest, first_token_timeout: float
+    upstream: Upstream,
+    model: str,
+    req: GatewayRequest,
+    first_token_timeout: float,
+    splice: str | None = None,
 ) -> StreamStart:
     """Open a stream and read it up to its first content chunk.
 
+    ``splice``: the text a resumed stream already delivered, which this (regenerated)
+    answer must repeat first; it is checked and taken off (:class:`Spliced`).
+
     Raises:
         Timeout: no content within ``first_token_timeout``.
-        GatewayError: the upstream refused or broke before any content.
+        GatewayError: the upstream refused or broke before any content (StreamError
+            too when a regenerated answer diverges from ``splice``).
     """
     head: list[ChatChunk] = []
     rest: AsyncIterator[list[ChatChunk]] | None = None
     async with AsyncExitStack() as attempt:
         with trio.move_on_after(first_token_timeout) as scope:
+            chunks: AsyncIterator[list[ChatChunk]]
             chunks = await attempt.enter_async_context(upstream.stream(req, model))
+            if splice:
+                chunks = Spliced(chunks, splice)
             rest = chunks
             async for batch in chunks:
                 head += batch
@@ -68,8 +84,21 @@ async def first_chunk(
 
 async def close_stream(start: StreamStart) -> None:
     """A stream that lost a race (or was never taken): close it, even while cancelled."""
+    await _close(start.exit)
+
+
+async def _close(exit: AsyncExitStack) -> None:
     with trio.CancelScope(shield=True), trio.move_on_after(5):
-        await start.exit.aclose()
+        await exit.aclose()
+
+
+#: Continues a broken stream on another target: given what was delivered and the
+#: targets that broke it, a stream opened up to its first new content.
+Resume = Callable[[Delivered, frozenset[str]], Awaitable[StreamStart]]
+
+
+class _DeadlinePassed(Timeout):
+    """The request's deadline passed mid-stream: nobody's fault to resume from."""
 
 
 class Chunks:
@@ -81,9 +110,12 @@ class Chunks:
         deadline: The request's deadline (trio time).
         stall_timeout: Seconds allowed between two batches.
         broke: Charges a break to its target (breaker and stats).
+        resume: Continues the answer on another target after a break; None: never.
+        resume_max: Resumes allowed for this request.
 
-    Iterating raises StreamError when the upstream stalls or breaks, and Timeout when
-    the deadline passes mid-stream.
+    Iterating raises StreamError when the upstream stalls or breaks and no other target
+    could continue the answer, and Timeout when the deadline passes mid-stream. Close it
+    with :meth:`aclose`.
     """
 
     def __init__(
@@ -93,28 +125,57 @@ class Chunks:
         deadline: float,
         stall_timeout: float,
         broke: Callable[[str, GatewayError], None],
+        resume: Resume | None = None,
+        resume_max: int = 0,
     ) -> None:
         self._head: list[ChatChunk] | None = start.head or None
         self._rest = start.rest
+        self._exit = start.exit
         self._trace = trace
         self._deadline = deadline
         self._stall = stall_timeout
         self._broke = broke
+        self._resume = resume
+        self._resumes_left = resume_max if resume is not None else 0
+        self._delivered = Delivered()
+        self._broken: set[str] = set()
+        self._resumed = False
 
     def __aiter__(self) -> Chunks:
         return self
 
     async def __anext__(self) -> list[ChatChunk]:
-        if self._head is not None:
-            head, self._head = self._head, None
-            return head
-        if self._rest is None:
-            raise StopAsyncIteration
+        while True:
+            if self._head is not None:
+                batch, self._head = self._head, None
+            elif self._rest is None:
+                raise StopAsyncIteration
+            else:
+                try:
+                    batch = await self._read(self._rest)
+                except _DeadlinePassed:
+                    raise
+                except GatewayError as exc:
+                    if not await self._resumed_after(exc):
+                        raise
+                    continue
+            if self._resumed:
+                batch = self._delivered.restamp(batch)
+                if not batch:
+                    continue
+            self._delivered.note(batch)
+            return batch
+
+    async def aclose(self) -> None:
+        """Close the upstream stream in use, even while cancelled."""
+        await _close(self._exit)
+
+    async def _read(self, rest: AsyncIterator[list[ChatChunk]]) -> list[ChatChunk]:
         # One cancel scope per batch: whichever comes first, the stall or the deadline.
         stall_at = trio.current_time() + self._stall
         with trio.move_on_at(min(stall_at, self._deadline)):
             try:
-                return await anext(self._rest)
+                return await anext(rest)
             except StopAsyncIteration:
                 self._rest = None
                 raise
@@ -126,7 +187,7 @@ class Chunks:
             stalled = StreamError(f"upstream stream stalled for {self._stall:g}s")
             self._fail(stalled)
             raise stalled
-        raise Timeout("the stream took longer than its deadline")
+        raise _DeadlinePassed("the stream took longer than its deadline")
 
     def _fail(self, exc: GatewayError) -> None:
         """A break of the committed stream: charged to the target that broke."""
@@ -135,3 +196,29 @@ class Chunks:
         exc.upstream = exc.upstream or target
         if target is not None:
             self._broke(target, exc)
+
+    async def _resumed_after(self, exc: GatewayError) -> bool:
+        """Continue the answer on another target after ``exc``; False if none could."""
+        if self._resume is None or self._resumes_left <= 0 or not self._delivered.resumable:
+            return False
+        self._resumes_left -= 1
+        broken = self._trace.target or ""
+        self._broken.add(broken)
+        await self.aclose()
+        trace = self._trace
+        with trio.move_on_at(self._deadline):
+            try:
+                start = await self._resume(self._delivered, frozenset(self._broken))
+            except GatewayError as failure:
+                log.warning("stream from %s broke (%s); no target resumed it: %s",
+                            broken, exc.message, failure.message)  # fmt: skip
+                trace.resumes.append((broken, "failed"))
+                return False
+            log.info("stream from %s broke (%s); resumed on %s", broken, exc.message,
+                     trace.target)  # fmt: skip
+            trace.resumes.append((trace.target or "", "resumed"))
+            self._exit, self._head, self._rest = start.exit, start.head or None, start.rest
+            self._resumed = True
+            return True
+        trace.resumes.append((broken, "failed"))
+        return False

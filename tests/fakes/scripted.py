@@ -65,12 +65,15 @@ class Step:
         error: Raised after ``latency`` (streams: on entering the context).
         gaps: Streams: the wait before each content chunk.
         broken: Streams: raised after the content chunks (a break mid-stream).
+        words: Streams: the content of each chunk (default ``{upstream}{i}``); a request
+            whose last message is an assistant prefill gets the words after it.
     """
 
     latency: float = 0.0
     error: GatewayError | None = None
     gaps: tuple[float, ...] = (0.0,)
     broken: GatewayError | None = None
+    words: tuple[str, ...] = ()
 
 
 #: What a model does: always the same step, steps in order (the last repeats), or a
@@ -103,6 +106,8 @@ class Scripted:
     probed: list[float] = attrs.field(factory=list)
     #: Models that cannot take images.
     blind: frozenset[str] = frozenset()
+    #: Every request streamed, as received (to check prefills).
+    requests: list[GatewayRequest] = attrs.field(factory=list)
     _calls: dict[str, int] = attrs.field(factory=dict)
 
     def capabilities(self, model: str) -> Capabilities:
@@ -136,6 +141,13 @@ class Scripted:
         self, req: GatewayRequest, model: str
     ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
         step = self._step(model)
+        self.requests.append(req)
+        words = list(step.words or (f"{self.name}{i}" for i in range(len(step.gaps))))
+        last = req.messages[-1]
+        if last.role == "assistant":  # a prefill: go on after it
+            prefix = last.text()
+            while words and prefix.startswith(words[0]):
+                prefix = prefix.removeprefix(words.pop(0))
         try:
             await trio.sleep(step.latency)
             if step.error is not None:
@@ -143,9 +155,9 @@ class Scripted:
 
             async def chunks() -> AsyncGenerator[list[ChatChunk]]:
                 yield [_chunk(self.name, model, Delta(role="assistant"))]
-                for i, gap in enumerate(step.gaps):
+                for word, gap in zip(words, step.gaps, strict=False):
                     await trio.sleep(gap)
-                    yield [_chunk(self.name, model, Delta(content=f"{self.name}{i}"))]
+                    yield [_chunk(self.name, model, Delta(content=word))]
                 if step.broken is not None:
                     raise _raise(step.broken)
 

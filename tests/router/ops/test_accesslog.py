@@ -32,6 +32,7 @@ FIELDS = [
     "attempts",
     "hedges",
     "retries",
+    "resumes",
     "duration_ms",
     "ttft_ms",
     "tokens_in",
@@ -53,6 +54,7 @@ def test_a_line_is_a_json_object_with_every_field() -> None:
     trace = RequestTrace("chat", attempts=2, status=200, target="up:gpt-4o", retries=1)
     trace.ttft, trace.tokens_in, trace.tokens_out = 0.25, 7, 5
     trace.cost_usd, trace.client, trace.cache = 0.0000123456789, "team-a", "miss"
+    trace.resumes = [("down:gpt-4o", "failed"), ("up:gpt-4o", "resumed")]
     log.record(trace, "POST", "/v1/chat/completions", "abc", 812.345)
     assert stream.getvalue() == ""  # buffered
     log.flush()
@@ -70,6 +72,7 @@ def test_a_line_is_a_json_object_with_every_field() -> None:
         "attempts": 2,
         "hedges": 0,
         "retries": 1,
+        "resumes": 1,
         "duration_ms": 812.3,
         "ttft_ms": 250.0,
         "tokens_in": 7,

@@ -41,6 +41,9 @@ fallback = ["up:fail-503"]
 
 [routes.ab]
 split = {{ plain = 1 }}
+
+[routes.resumed]
+fallback = ["up:break-mid-stream", "up:gpt-4o"]
 """
 
 
@@ -133,6 +136,23 @@ async def test_failures_fallbacks_retries_and_circuit_state(
     assert value(samples, "llm_router_split_arm_total", route="ab", arm="plain") == 1
     # A model the client made up never becomes a label value.
     assert not any("no-such-model" in v for _, labels in samples for _, v in labels)
+
+
+async def test_resumes_are_counted_by_route_target_and_outcome(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "a b c"}]
+    async with start_router(config(fake_openai.url)) as url, openai_client(url) as client:
+        stream = await client.chat.completions.create(
+            model="resumed", messages=messages, stream=True
+        )
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        samples = await scrape(url)
+    assert text == "echo: a b c"
+    resumed = {"route": "resumed", "target": "up:gpt-4o", "outcome": "resumed"}
+    assert value(samples, "llm_router_resumes_total", **resumed) == 1
+    ok = {"route": "resumed", "target": "up:gpt-4o", "outcome": "ok"}
+    assert value(samples, "llm_router_requests_total", **ok) == 1
 
 
 async def test_reload_counter() -> None:

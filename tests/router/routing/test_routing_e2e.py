@@ -82,10 +82,10 @@ async def test_stream_cut_before_first_chunk_fails_over(
 @pytest.mark.parametrize(
     ("model", "match"), [("break-mid-stream", "upstream"), ("malformed", "malformed")]
 )
-async def test_stream_broken_after_first_chunk_is_an_error(
+async def test_with_resume_off_a_stream_broken_after_its_first_chunk_is_an_error(
     start_router: RouterFactory, fake_openai: FakeOpenAI, model: str, match: str
 ) -> None:
-    routes = f'[routes.r]\nfallback = ["up:{model}", "backup:gpt-4o"]'
+    routes = f'[routes.r]\nfallback = ["up:{model}", "backup:gpt-4o"]\nresume = "off"'
     async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
         stream = await client.chat.completions.create(
             model="r", messages=[{"role": "user", "content": "a b c d"}], stream=True
@@ -93,6 +93,25 @@ async def test_stream_broken_after_first_chunk_is_an_error(
         with pytest.raises(openai.APIError, match=match):
             _ = [c async for c in stream]
     assert [r.body["model"] for r in fake_openai.received] == [model]  # committed: no failover
+
+
+@pytest.mark.parametrize("model", ["break-mid-stream", "malformed"])
+async def test_a_stream_broken_after_its_first_chunk_is_resumed_whole(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, model: str
+) -> None:
+    routes = f'[routes.r]\nfallback = ["up:{model}", "backup:gpt-4o"]'
+    async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
+        stream = await client.chat.completions.create(
+            model="r", messages=[{"role": "user", "content": "a b c d"}], stream=True
+        )
+        chunks = [c async for c in stream]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "echo: a b c d"  # one whole answer, nothing repeated
+    assert len({c.id for c in chunks}) == 1
+    assert [r.body["model"] for r in fake_openai.received] == [model, "gpt-4o"]
+    # An OpenAI target does not continue a prefill: the backup answered the original
+    # request anew, and only what follows the delivered text was forwarded.
+    assert fake_openai.received[1].body["messages"] == [{"role": "user", "content": "a b c d"}]
 
 
 async def test_stall_ends_the_stream_with_an_error(

@@ -1,0 +1,136 @@
+"""Resuming a committed stream that broke: what was delivered, and how another target
+continues it. Pure: chunks in, chunks out.
+
+When a stream that already sent content to the client breaks (a reset, an error event,
+a malformed event, a stall), another candidate of the route can finish the answer:
+
+- a target that takes a prefill gets the original request plus the delivered text as a
+  trailing assistant message (:func:`prefill_request`), and what it streams is the rest
+  of the answer;
+- any other target (and one that refuses the prefill) answers the original request
+  anew; :class:`Spliced` forwards only what follows the delivered text, after checking
+  that the new answer begins with exactly that text. If it does not, the attempt fails:
+  never a spliced answer.
+
+A stream whose tool-call deltas had begun is not resumed: a client never receives a
+corrupted tool call. Every chunk of the continuation carries the id and creation time of
+the first stream (:meth:`Delivered.restamp`), so the client sees one answer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+from adapters import ChatChunk, ChunkChoice, Delta, Message, StreamError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from adapters import GatewayRequest
+
+__all__ = ["Delivered", "Spliced", "prefill_request"]
+
+
+class Delivered:
+    """What a committed stream has sent the client so far."""
+
+    def __init__(self) -> None:
+        self._text: list[str] = []
+        self.tool_calls = False  # tool-call deltas went out: not resumable
+        self.finished = False  # a finish reason went out: nothing to resume
+        self.id: str | None = None
+        self.created = 0
+
+    @property
+    def text(self) -> str:
+        """The answer's text (first choice) as the client has it."""
+        return "".join(self._text)
+
+    @property
+    def resumable(self) -> bool:
+        """Whether another target may finish this answer."""
+        return not (self.tool_calls or self.finished) and self.id is not None
+
+    def note(self, batch: list[ChatChunk]) -> None:
+        """Record a batch the client is being sent."""
+        for chunk in batch:
+            if self.id is None:
+                self.id, self.created = chunk.id, chunk.created
+            for choice in chunk.choices:
+                if choice.index != 0:
+                    self.tool_calls = True  # several choices: not ours to continue
+                delta = choice.delta
+                if delta.content:
+                    self._text.append(delta.content)
+                if delta.tool_calls:
+                    self.tool_calls = True
+                if choice.finish_reason:
+                    self.finished = True
+
+    def restamp(self, batch: list[ChatChunk]) -> list[ChatChunk]:
+        """A continuation's chunks as part of the first answer: its id and time, and no
+        second role announcement."""
+        out: list[ChatChunk] = []
+        for chunk in batch:
+            if not chunk.has_content and chunk.usage is None:
+                continue  # a role chunk (or an empty one): the client has had its own
+            out.append(attrs.evolve(chunk, id=self.id or chunk.id, created=self.created))
+        return out
+
+
+def prefill_request(req: GatewayRequest, delivered: str) -> GatewayRequest:
+    """The original request, with the delivered text as the assistant's turn to go on."""
+    prefill = Message(role="assistant", content=delivered)
+    return attrs.evolve(req, messages=(*req.messages, prefill))
+
+
+class Spliced:
+    """A regenerated answer with the already delivered text taken off its front.
+
+    Iterates the batches of ``chunks`` (an upstream stream of the original request);
+    until the delivered text has been matched, content is compared and dropped, and a
+    difference raises StreamError. Batches that end up empty are skipped.
+    """
+
+    def __init__(self, chunks: AsyncIterator[list[ChatChunk]], delivered: str) -> None:
+        self._chunks = chunks
+        self._left = delivered  # what the new answer must still repeat
+
+    def __aiter__(self) -> Spliced:
+        return self
+
+    async def __anext__(self) -> list[ChatChunk]:
+        while True:
+            batch = await anext(self._chunks)
+            if not self._left:
+                return batch
+            out = [c for c in map(self._trim, batch) if c is not None]
+            if out:
+                return out
+
+    def _trim(self, chunk: ChatChunk) -> ChatChunk | None:
+        """``chunk`` with the part the client already has removed (None: nothing left)."""
+        if not self._left:
+            return chunk
+        choices: list[ChunkChoice] = []
+        for choice in chunk.choices:
+            delta = choice.delta
+            if choice.index != 0 or delta.tool_calls:
+                raise StreamError("the new answer diverged from the text already sent")
+            text = delta.content or ""
+            if self._left:
+                shared = min(len(text), len(self._left))
+                if text[:shared] != self._left[:shared] or (
+                    choice.finish_reason and shared < len(self._left)
+                ):
+                    raise StreamError("the new answer diverged from the text already sent")
+                self._left = self._left[shared:]
+                text = text[shared:]
+            if text or choice.finish_reason:
+                new_delta = Delta(content=text or None, refusal=delta.refusal)
+                choices.append(attrs.evolve(choice, delta=new_delta))
+        if not choices and chunk.usage is None:
+            return None
+        return attrs.evolve(chunk, choices=tuple(choices))
