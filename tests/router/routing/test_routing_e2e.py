@@ -14,7 +14,11 @@ import trio
 from tests.conftest import RouterFactory, openai_client
 
 if TYPE_CHECKING:
-    from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMessageParam
+    from openai.types.chat import (
+        ChatCompletionChunk,
+        ChatCompletionContentPartParam,
+        ChatCompletionMessageParam,
+    )
 
     from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -330,3 +334,42 @@ hedge = {{ after = "100ms", max = 1 }}
     assert raw.headers["x-router-target"] == "up:gpt-4o"
     assert raw.headers["x-router-hedges"] == "1"
     assert again.choices[0].message.content == "echo: hi"
+
+
+@pytest.mark.parametrize("model", ["break-mid-stream", "malformed"])
+async def test_the_anthropic_ingress_sees_one_whole_answer_after_a_break(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, model: str
+) -> None:
+    import anthropic
+
+    routes = f'[routes.r]\nfallback = ["up:{model}", "backup:gpt-4o"]'
+    async with (
+        start_router(config(fake_openai.url, routes)) as url,
+        anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0) as client,
+        client.messages.stream(
+            model="r", max_tokens=100, messages=[{"role": "user", "content": "a b c d"}]
+        ) as stream,
+    ):
+        message = await stream.get_final_message()
+    assert [b.text for b in message.content if b.type == "text"] == ["echo: a b c d"]
+    assert [r.body["model"] for r in fake_openai.received] == [model, "gpt-4o"]
+
+
+async def test_a_regeneration_that_differs_ends_the_stream_with_the_error(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    # stall-mid-stream answers "first second"; the backup would answer "echo: ...".
+    routes = '[routes.r]\nfallback = ["up:stall-mid-stream", "backup:gpt-4o"]'
+    toml = config(fake_openai.url, routes, 'stall_timeout = "200ms"')
+    received: list[str] = []
+
+    async def read(stream: openai.AsyncStream[ChatCompletionChunk]) -> None:
+        async for chunk in stream:
+            received.extend(c.delta.content or "" for c in chunk.choices)
+
+    async with start_router(toml) as url, openai_client(url) as client:
+        stream = await client.chat.completions.create(model="r", messages=HI, stream=True)
+        with pytest.raises(openai.APIError, match="stalled"):
+            await read(stream)
+    assert "".join(received) == "first second"  # the broken stream's text, nothing spliced
+    assert [r.body["model"] for r in fake_openai.received] == ["stall-mid-stream", "gpt-4o"]
