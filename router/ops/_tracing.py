@@ -104,6 +104,8 @@ class Tracing:
             attributes["gen_ai.request.model"] = trace.route
         if trace.target:
             attributes["llm_router.target"] = trace.target
+        if trace.resumes:
+            attributes["llm_router.resumes"] = [f"{t} {o}" for t, o in trace.resumes]
         winner = _winner(trace)
         if winner is not None:
             attributes["gen_ai.system"] = _system(winner.upstream)

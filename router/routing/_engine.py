@@ -152,6 +152,7 @@ class Engine:
             GatewayError: no candidate could continue the answer.
         """
         req, text = routed.request, delivered.text
+        delivered.broke(estimate_tokens(sum(len(m.text()) for m in req.messages), 0))
         first_token_timeout = routed.options.first_token_timeout
 
         async def call(upstream: Upstream, model: str) -> StreamStart:

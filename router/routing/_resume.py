@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from adapters import ChatChunk, ChunkChoice, Delta, Message, StreamError
+from adapters import ChatChunk, ChunkChoice, Delta, Message, StreamError, Usage
+
+from ..traffic._tokens import CHARS_PER_TOKEN
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -42,6 +44,10 @@ class Delivered:
         self.finished = False  # a finish reason went out: nothing to resume
         self.id: str | None = None
         self.created = 0
+        #: What the broken attempts consumed (estimated: they reported no usage), added
+        #: to the usage the continuation reports, so the client and budgets see the sum.
+        self.broken_usage = Usage()
+        self._counted = 0  # characters of text already counted in broken_usage
 
     @property
     def text(self) -> str:
@@ -76,8 +82,27 @@ class Delivered:
         for chunk in batch:
             if not chunk.has_content and chunk.usage is None:
                 continue  # a role chunk (or an empty one): the client has had its own
-            out.append(attrs.evolve(chunk, id=self.id or chunk.id, created=self.created))
+            usage = chunk.usage
+            if usage is not None:
+                extra = self.broken_usage
+                usage = Usage(
+                    usage.prompt_tokens + extra.prompt_tokens,
+                    usage.completion_tokens + extra.completion_tokens,
+                )
+            out.append(
+                attrs.evolve(chunk, id=self.id or chunk.id, created=self.created, usage=usage)
+            )
         return out
+
+    def broke(self, prompt_tokens: int) -> None:
+        """An attempt broke: count what it consumed (its prompt, and what it delivered
+        since the last break), estimated at four characters a token."""
+        delivered = len(self.text) - self._counted
+        self._counted = len(self.text)
+        self.broken_usage = Usage(
+            self.broken_usage.prompt_tokens + prompt_tokens,
+            self.broken_usage.completion_tokens + -(-delivered // CHARS_PER_TOKEN),
+        )
 
 
 def prefill_request(req: GatewayRequest, delivered: str) -> GatewayRequest:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adapters import ChatChunk, ChunkChoice, Delta, Message, StreamError, ToolCallDelta
+from adapters import ChatChunk, ChunkChoice, Delta, Message, StreamError, ToolCallDelta, Usage
 from router.routing._resume import Delivered, Spliced, prefill_request
 from tests.fakes.scripted import REQ
 
@@ -81,3 +81,14 @@ async def test_a_regenerated_answer_is_spliced_after_the_delivered_text(cut: int
 async def test_a_regenerated_answer_that_differs_is_refused() -> None:
     with pytest.raises(StreamError, match="diverged"):
         await _spliced(["Hello ", "there"], "Hello brave ")
+
+
+def test_usage_after_a_resume_adds_what_the_broken_attempts_consumed() -> None:
+    delivered = Delivered()
+    delivered.note([chunk("12345678")])  # 8 characters: 2 tokens
+    delivered.broke(prompt_tokens=10)
+    delivered.note([chunk("abcd")])  # 1 more token before a second break
+    delivered.broke(prompt_tokens=10)
+    final = ChatChunk("y", "m", 0, (), Usage(prompt_tokens=12, completion_tokens=30))
+    [restamped] = delivered.restamp([final])
+    assert restamped.usage == Usage(prompt_tokens=32, completion_tokens=33)

@@ -106,11 +106,21 @@ async def test_a_stream_broken_after_its_first_chunk_is_resumed_whole(
     routes = f'[routes.r]\nfallback = ["up:{model}", "backup:gpt-4o"]'
     async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
         stream = await client.chat.completions.create(
-            model="r", messages=[{"role": "user", "content": "a b c d"}], stream=True
+            model="r",
+            messages=[{"role": "user", "content": "a b c d"}],
+            stream=True,
+            stream_options={"include_usage": True},
         )
         chunks = [c async for c in stream]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: a b c d"  # one whole answer, nothing repeated
+    # Usage is the sum: the backup's report plus an estimate of the broken attempt
+    # (its prompt "a b c d" is 2 tokens at 4 characters a token, plus what it delivered).
+    usage = chunks[-1].usage
+    assert usage is not None
+    prompt, completion = fake_openai.USAGE
+    assert usage.prompt_tokens == prompt + 2
+    assert usage.completion_tokens > completion
     assert len({c.id for c in chunks}) == 1
     assert [r.body["model"] for r in fake_openai.received] == [model, "gpt-4o"]
     # An OpenAI target does not continue a prefill: the backup answered the original
