@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 
+import adapters
+import rules
 from adapters import GatewayRequest, HTTPAdapter, Message, Seam, adapter_factory, prefilled
 from adapters._bedrock import make_adapter as bedrock_adapter
 
@@ -170,3 +173,34 @@ def _fields(req: GatewayRequest) -> dict[str, Any]:
 def test_seam(delivered: str, pieces: list[str], passed: list[str]) -> None:
     seam = Seam.after(delivered)
     assert [seam.feed(p) for p in pieces] == passed
+
+
+def test_config_sets_prefill_per_provider_and_per_model() -> None:
+    config = rules.parse_config(
+        """
+[providers.claude]
+kind = "anthropic"
+api_key = "env:CLAUDE_KEY"
+model_capabilities = { "claude-new" = { prefill = false } }
+
+[providers.local]
+kind = "openai_compatible"
+base_url = "http://127.0.0.1:9/v1"
+capabilities = { prefill = true }
+
+[routes.r]
+fallback = ["claude:claude-new", "local:m"]
+""",
+        kinds=adapters.provider_kinds(),
+    )
+    claude, local = config.providers["claude"], config.providers["local"]
+    assert claude.capabilities.prefill is None  # the adapter's default
+    assert claude.model_capabilities["claude-new"].prefill is False
+    assert local.capabilities.prefill is True
+
+
+def test_every_capability_the_config_names_is_the_adapters() -> None:
+    # The daemon overlays the config's capabilities onto the adapter's by field name.
+    assert {f.name for f in attrs.fields(rules.Capabilities)} == {
+        f.name for f in attrs.fields(adapters.Capabilities)
+    }
