@@ -35,7 +35,16 @@ Body = dict[str, Any]
 
 
 def prefilled(req: GatewayRequest, delivered: str) -> GatewayRequest:
-    """``req`` with ``delivered`` appended as the start of the assistant's answer."""
+    """``req`` with ``delivered`` appended as the start of the assistant's answer.
+
+    If the client's request already ended with a prefill of its own (an assistant
+    text), the answer continued it: the two become one message, since not every
+    provider joins two assistant turns in a row.
+    """
+    last = req.messages[-1] if req.messages else None
+    if last is not None and last.role == "assistant" and not (last.tool_calls or last.has_images):
+        merged = Message("assistant", last.text() + delivered, name=last.name)
+        return attrs.evolve(req, messages=(*req.messages[:-1], merged))
     return attrs.evolve(req, messages=(*req.messages, Message("assistant", delivered)))
 
 

@@ -204,3 +204,13 @@ def test_every_capability_the_config_names_is_the_adapters() -> None:
     assert {f.name for f in attrs.fields(rules.Capabilities)} == {
         f.name for f in attrs.fields(adapters.Capabilities)
     }
+
+
+def test_a_clients_own_prefill_and_the_delivered_text_are_one_message() -> None:
+    asked = GatewayRequest(
+        model="r", messages=(Message("user", "list"), Message("assistant", "1."))
+    )
+    assert prefilled(asked, " apples").messages == (
+        Message("user", "list"),
+        Message("assistant", "1. apples"),
+    )
