@@ -48,6 +48,8 @@ from ._openai_response import chunk_from_wire as chunk_from_wire
 from ._openai_response import chunk_to_wire as chunk_to_wire
 from ._openai_response import response_from_wire as response_from_wire
 from ._openai_response import response_to_wire as response_to_wire
+from ._prefill import Seam as Seam
+from ._prefill import prefilled as prefilled
 from ._ratelimit_headers import RateLimitParser as RateLimitParser
 from ._ratelimit_headers import UpstreamLimits as UpstreamLimits
 from ._ratelimit_headers import parse_anthropic_headers as parse_anthropic_headers

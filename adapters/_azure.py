@@ -24,6 +24,7 @@ import orjson
 
 from ._base import (
     AdapterBase,
+    Capabilities,
     Headers,
     error_for_status,
     error_object,
@@ -125,6 +126,10 @@ class AzureAdapter(AdapterBase):
             if found:
                 err.retry_after = float(found.group(1))
         return err
+
+    def capabilities(self, model: str) -> Capabilities:
+        # OpenAI's models answer a trailing assistant message anew, never continue it.
+        return Capabilities(prefill=False)
 
     def stream_decoder(self) -> AzureStreamDecoder:
         return AzureStreamDecoder()

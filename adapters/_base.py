@@ -64,10 +64,17 @@ class StreamDecoder(Protocol):
 
 @attrs.frozen
 class Capabilities:
-    """What a model can take. Routing skips a target that lacks what a request needs."""
+    """What a model can take. Routing skips a target that lacks what a request needs.
+
+    Attributes:
+        prefill: Whether a trailing assistant message is continued (its text is the
+            start of the answer), so that a broken stream can be resumed where it
+            broke; else the model answers anew and a resume must regenerate.
+    """
 
     vision: bool = True
     tools: bool = True
+    prefill: bool = True
 
 
 class HTTPAdapter(Protocol):

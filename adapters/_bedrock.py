@@ -22,6 +22,7 @@ from botocore.eventstream import EventStreamBuffer, ParserError
 
 from ._base import (
     AdapterBase,
+    Capabilities,
     Headers,
     error_object,
     header,
@@ -129,6 +130,12 @@ class BedrockAdapter(AdapterBase):
                 f" ({error_type})" if error_type else ""
             )
         return error_from_wire(status, error_type, message, headers)
+
+    def capabilities(self, model: str) -> Capabilities:
+        # Converse continues a trailing assistant message for Anthropic's models (the
+        # ids ``anthropic.*``, or ``us.anthropic.*`` and the like for inference
+        # profiles); for the others Bedrock documents no such thing.
+        return Capabilities(prefill="anthropic." in model)
 
     def stream_decoder(self, model: str = "") -> BedrockStreamDecoder:
         return BedrockStreamDecoder(model)

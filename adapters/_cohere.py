@@ -96,7 +96,9 @@ class CohereAdapter(AdapterBase):
         return f"CohereAdapter(name={self.name!r}, base_url={self.base_url!r})"
 
     def capabilities(self, model: str) -> Capabilities:
-        return Capabilities(vision=is_vision_model(model), tools=True)
+        # Cohere documents no continuation of a trailing assistant message: the model
+        # answers anew, so a resume regenerates unless the operator says otherwise.
+        return Capabilities(vision=is_vision_model(model), tools=True, prefill=False)
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
         """Raises UnsupportedCapability for images sent to a text-only model."""

@@ -20,7 +20,9 @@ is parsed, and to an error after it is mapped:
 * Together: a 403 for prompt + ``max_tokens`` over the context window;
 * OpenRouter: 408 is its generation timeout; ``finish_reason: "error"``;
 * any of them: 402 (credits, balance) is the operator's account, not the client's
-  request.
+  request;
+* a trailing assistant message (a prefill): vLLM and Mistral continue it when told
+  to (``adapters._prefill``), Groq as it is; OpenAI and the others answer it anew.
 
 SSE comment keep-alives (OpenRouter, DeepSeek) and vLLM's flat error body need nothing
 here: the SSE decoder and the openai adapter's error reader already handle them.
@@ -44,6 +46,7 @@ from ._errors import (
     Timeout,
     UnsupportedCapability,
 )
+from ._prefill import mistral_prefix, vllm_continue
 
 __all__ = [
     "COMPATIBLE_HOSTS",
@@ -191,7 +194,7 @@ def _mistral_request(body: Body) -> Body:
                 m["tool_call_id"] = short(str(m["tool_call_id"]))
         messages.append(m)
     if "messages" in body:
-        body = {**body, "messages": messages}
+        body = mistral_prefix({**body, "messages": messages})
     return body
 
 
@@ -296,6 +299,7 @@ class CompatibleHost:
         stream_usage: Whether it takes ``stream_options.include_usage``.
         rate_limits: Whether it sends OpenAI's ``x-ratelimit-*`` headers.
         system: Its ``gen_ai.system`` name in traces (None: the kind).
+        prefill: Whether it continues a trailing assistant message (with its fix-ups).
     """
 
     kind: str
@@ -304,14 +308,16 @@ class CompatibleHost:
     stream_usage: bool = True
     rate_limits: bool = True
     system: str | None = None
+    prefill: bool = False
 
 
 _HOSTS = (
     CompatibleHost(
         "vllm",
         "http://127.0.0.1:8000/v1",
-        Fixups(request=_system_not_developer),
+        Fixups(request=lambda body: vllm_continue(_system_not_developer(body))),
         rate_limits=False,
+        prefill=True,
     ),
     CompatibleHost(
         "together",
@@ -322,6 +328,7 @@ _HOSTS = (
         "groq",
         "https://api.groq.com/openai/v1",
         Fixups(request=_groq_request, chunk=_groq_chunk, error=_groq_error),
+        prefill=True,  # documented: "Assistant Message Prefilling"
     ),
     CompatibleHost(
         "mistral",
@@ -335,6 +342,7 @@ _HOSTS = (
         stream_usage=False,
         rate_limits=False,
         system="mistral_ai",
+        prefill=True,
     ),
     CompatibleHost(
         "deepseek",

@@ -131,6 +131,7 @@ class GeminiAdapter(AdapterBase):
         # ("Function calling is not enabled for models/gemma-3-27b-it").
         if model.removeprefix("models/").startswith("gemma-"):
             return Capabilities(vision=True, tools=False)
+        # A trailing ``model`` turn is continued (the answer starts with its text).
         return Capabilities()
 
 

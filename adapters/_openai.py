@@ -9,6 +9,7 @@ import orjson
 
 from ._base import (
     AdapterBase,
+    Capabilities,
     Headers,
     error_for_status,
     error_object,
@@ -38,6 +39,9 @@ class OpenAIAdapter(AdapterBase):
         headers: Extra headers for every request (``OpenAI-Organization``, ...).
         name: The provider's name in the config, for error messages.
         fixups: The host's known deviations (``adapters._compat``); none for OpenAI.
+        prefill: Whether the host continues a trailing assistant message. OpenAI's
+            Chat Completions answers it anew, so OpenAI and unknown hosts say no; the
+            hosts known to continue it (with their fix-ups) say yes.
     """
 
     def __init__(
@@ -48,8 +52,10 @@ class OpenAIAdapter(AdapterBase):
         name: str = "openai",
         fixups: Fixups = IDENTITY,
         stream_usage: bool = False,
+        prefill: bool = False,
     ) -> None:
         self.name = name
+        self._prefill = prefill
         self._fixups = fixups
         # Ask for usage on every stream (the client still gets it only if it asked):
         # without it a streamed answer has no cost and budgets would miss it.
@@ -69,6 +75,9 @@ class OpenAIAdapter(AdapterBase):
         body = orjson.dumps(self._fixups.request(wire))
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url, headers, body)
+
+    def capabilities(self, model: str) -> Capabilities:
+        return Capabilities(prefill=self._prefill)
 
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
         raw = upstream_json(body)

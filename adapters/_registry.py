@@ -106,7 +106,12 @@ class ProviderSpec:
 
 
 def _openai(
-    name: str, settings: Mapping[str, Any], *, fixups: Fixups = IDENTITY, stream_usage: bool
+    name: str,
+    settings: Mapping[str, Any],
+    *,
+    fixups: Fixups = IDENTITY,
+    stream_usage: bool,
+    prefill: bool = False,
 ) -> HTTPAdapter:
     headers = dict(settings.get("headers") or {})
     if settings.get("organization"):
@@ -118,6 +123,7 @@ def _openai(
         name=name,
         fixups=fixups,
         stream_usage=stream_usage,
+        prefill=prefill,
     )
 
 
@@ -126,7 +132,7 @@ def _compatible(host: CompatibleHost) -> ProviderSpec:
     return ProviderSpec(
         host.kind,
         OpenAIProvider,
-        partial(_openai, fixups=host.fixups, stream_usage=host.stream_usage),
+        partial(_openai, fixups=host.fixups, stream_usage=host.stream_usage, prefill=host.prefill),
         default_base_url=host.base_url,
         rate_limits=parse_openai_headers if host.rate_limits else None,
         system=host.system or "",

@@ -137,10 +137,17 @@ class SimulatedModel:
 
 
 def _answer_text(req: GatewayRequest, model: str) -> str:
-    """``echo`` repeats the last user message; any other model gives a canned answer."""
+    """``echo`` repeats the last user message; any other model gives a canned answer.
+
+    A trailing assistant message that begins that answer is continued (a prefill): the
+    answer is the rest of it.
+    """
+    text = _CANNED
     if model == "echo":
-        for message in reversed(req.messages):
-            if message.role == "user":
-                return message.text()
-        return ""
-    return _CANNED
+        users = [m for m in req.messages if m.role == "user"]
+        text = users[-1].text() if users else ""
+    if req.messages and req.messages[-1].role == "assistant":
+        prefill = req.messages[-1].text()
+        if text.startswith(prefill):
+            return text[len(prefill) :]
+    return text

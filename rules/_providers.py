@@ -113,6 +113,7 @@ class Capabilities:
 
     vision: bool | None = None
     tools: bool | None = None
+    prefill: bool | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -88,6 +88,9 @@ PUBLIC = {
     "UpstreamLimits",
     "parse_anthropic_headers",
     "parse_openai_headers",
+    # resuming a broken stream by prefill
+    "Seam",
+    "prefilled",
 }
 
 

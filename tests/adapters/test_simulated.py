@@ -197,3 +197,19 @@ def test_chunks_and_response_agree() -> None:
     assert resp.usage == chunks[-1].usage == plan.usage
     assert (resp.id, resp.model, resp.created) == (plan.id, "gpt-sim", 5)
     assert len(chunks) == len(plan.tokens) + 3
+
+
+def test_a_prefill_is_continued() -> None:
+    model = SimulatedModel(0.01, 0.02, seed=0)
+    whole = "".join(model.plan(REQ, "gpt-sim", created=0).tokens)
+    prefix = whole[:20]
+    req = attrs.evolve(REQ, messages=(*REQ.messages, Message("assistant", prefix)))
+    rest = "".join(model.plan(req, "gpt-sim", created=0).tokens)
+    assert prefix + rest == whole
+    assert rest == whole[20:]
+
+
+def test_a_prefill_the_answer_does_not_begin_with_is_answered_anew() -> None:
+    req = echo_request(Message("user", "say this"), Message("assistant", "something else"))
+    plan = SimulatedModel(0.01, 0.02, seed=0).plan(req, "echo", created=0)
+    assert "".join(plan.tokens) == "say this"

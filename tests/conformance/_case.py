@@ -96,6 +96,9 @@ class ProviderCase:
         unsafe: The model whose answer a filter ends, its content, its streamed text.
         blocked: The model whose prompt a filter refuses, a fragment of the message.
         stream_error: A fragment of the error an in-band stream error gives the client.
+        prefill: Whether the kind continues a trailing assistant message (the adapter's
+            default ``prefill`` capability for :attr:`story`); else it answers anew.
+        story: The model that tells :data:`tests.fakes._base.STORY`.
     """
 
     kind: str
@@ -129,6 +132,8 @@ class ProviderCase:
     blocked: tuple[str, str] | None = None
     stream_error: str
     truncated: str = "before the answer was complete"
+    prefill: bool = True
+    story: str = "story"
 
     def __str__(self) -> str:
         return self.kind

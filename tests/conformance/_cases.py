@@ -81,6 +81,7 @@ OPENAI = ProviderCase(
     overloaded=(503, "overloaded"),
     unsafe=("unsafe", None, ""),
     stream_error="The server had an error.",
+    prefill=False,  # Chat Completions answers a trailing assistant message anew
 )
 ANTHROPIC = ProviderCase(
     kind="anthropic",
@@ -171,6 +172,7 @@ AZURE = ProviderCase(
     unsafe=("unsafe", None, ""),
     blocked=("blocked", "violence"),
     stream_error="The server had an error.",
+    prefill=False,
 )
 BEDROCK = ProviderCase(
     kind="bedrock",
@@ -255,6 +257,7 @@ BEDROCK = ProviderCase(
     operator=(403,),
     unsafe=("guarded", _GUARDED, _GUARDED),
     stream_error="modelStreamErrorException: The model stream broke.",
+    story="anthropic.story",  # Converse continues a prefill for Anthropic's models
 )
 COHERE = ProviderCase(
     kind="cohere",
@@ -286,6 +289,7 @@ COHERE = ProviderCase(
     overloaded=(503, "service unavailable"),
     stream_error="Cohere reported an error (finish_reason ERROR)",
     truncated="ended before message-end",
+    prefill=False,  # Cohere documents no continuation
 )
 GEMINI = ProviderCase(
     kind="gemini",

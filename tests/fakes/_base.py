@@ -17,15 +17,28 @@ every provider:
   ``break-before-content`` (the connection drops before any piece), ``truncated`` (a
   clean end without the stream's tail), ``error-mid-stream`` (one piece, then the
   provider's in-band error), ``stall-mid-stream`` (two pieces, then silence);
+- ``story`` (any model whose name holds ``story``, such as Bedrock's
+  ``anthropic.story``): :data:`STORY`, 60 words, streamed a word an event; its cuts
+  ``story-break-N`` (N words, then the connection drops), ``story-stall-N`` (N words,
+  then silence), ``story-corrupt-N`` (its Nth event is not JSON, the rest follows) and
+  ``story-end-N`` (N words, then a clean end without the stream's tail);
 - any other model: the provider's answer, usually ``echo: <last user text>`` (with
   `` [N image(s)]`` when the last user turn held images, :func:`echo`), split into
   word pieces when streamed (:func:`words`).
+
+Prefill: a request whose last message is the assistant's (in the provider's form, its
+:meth:`FakeServer.prefill`) is continued where the provider continues one
+(:meth:`FakeServer.continues`): the answer is the rest of the model's answer after that
+text (:func:`answer_text`). A model whose name holds ``no-prefill``, or any model while
+:attr:`FakeServer.reject_prefill` is set, refuses such a request with the provider's 400
+(:meth:`FakeServer.invalid`), as recent Claude models do.
 """
 
 from __future__ import annotations
 
 import binascii
 import enum
+import re
 import struct
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -44,6 +57,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ARGUMENT_PIECES",
+    "PREFILL_REFUSED",
+    "STORY",
     "SILENT",
     "Answer",
     "Chunks",
@@ -55,6 +70,7 @@ __all__ = [
     "Silent",
     "Stream",
     "UpstreamBroke",
+    "answer_text",
     "echo",
     "event_frame",
     "exception_frame",
@@ -72,6 +88,24 @@ Headers = Sequence[tuple[bytes, bytes]]
 
 #: The ``get_weather`` arguments ``{"city":"Paris"}``, in the pieces fakes stream them.
 ARGUMENT_PIECES = ('{"city"', ':"Par', 'is"}')
+
+#: The answer of the ``story`` models: 60 words, streamed a word an event.
+STORY = (
+    "The lighthouse keeper counted ships every night for years. "
+    "Each autumn the storms grew louder, yet his lamp never failed once. "
+    "One winter a small boat drifted close with no sail or oars. "
+    "He rowed out alone, towed it home through black water, "
+    "and found inside a sleeping child wrapped in a map of distant islands "
+    "nobody had ever charted."
+)
+assert len(STORY.split()) == 60
+
+#: What a model that takes no prefill says to one (Anthropic's words).
+PREFILL_REFUSED = (
+    "This model does not support assistant message prefill. "
+    "The conversation must end with a user message."
+)
+_STORY_CUT = re.compile(r"story-(break|stall|corrupt|end)-(\d+)")
 
 
 class UpstreamBroke(Exception):
@@ -131,6 +165,8 @@ class Stream:
     end: bytes = b""
     content_type: bytes = b"text/event-stream"
     headers: Headers = ()
+    #: An event that is not JSON, for ``story-corrupt-N``.
+    garbage: bytes = b'data: {"text": "unfinished\n\n'
 
 
 class Cut(enum.Enum):
@@ -165,7 +201,16 @@ def echo(texts: Sequence[str], images: int = 0) -> str:
 
 def words(text: str) -> list[str]:
     """``text`` in the pieces fakes stream it: a word each, its space in front."""
-    return [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
+    return re.findall(r"\s*\S+(?:\s+$)?", text) or [text]
+
+
+def answer_text(model: str, default: str, prefill: str | None = None) -> str:
+    """What ``model`` answers: :data:`STORY` for a ``story`` model, else ``default``;
+    after a ``prefill`` that begins it, only the rest."""
+    text = STORY if "story" in model else default
+    if prefill is not None and text.startswith(prefill):
+        return text[len(prefill) :]
+    return text
 
 
 def sse(data: Any, event: str | None = None, eol: bytes = b"\n") -> bytes:
@@ -222,6 +267,8 @@ class FakeServer:
     disconnected: trio.Event = attrs.field(factory=trio.Event, kw_only=True)
     #: Scripted requests per model so far.
     calls: dict[str, int] = attrs.field(factory=dict, kw_only=True)
+    #: While True, every model refuses a prefill (as ``no-prefill`` models do).
+    reject_prefill: bool = attrs.field(default=False, kw_only=True)
 
     async def __call__(self, scope: Message, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -251,6 +298,8 @@ class FakeServer:
             return SILENT
         if model.startswith("fail-"):
             return self.failure(model.removeprefix("fail-"), got)
+        if self.prefill(got) is not None and (self.reject_prefill or "no-prefill" in model):
+            return self.invalid(PREFILL_REFUSED)
         if not stream:
             return self.reply(model, got)
         return Chunks(answer := self.stream(model, got), self.cut(model, answer))
@@ -258,6 +307,24 @@ class FakeServer:
     def failure(self, code: str, got: Received) -> Reply:
         """The provider's error for ``fail-<code>``."""
         raise NotImplementedError
+
+    def invalid(self, message: str) -> Reply:
+        """The provider's 400 for a request it refuses, saying ``message``."""
+        raise NotImplementedError
+
+    def prefill(self, got: Received) -> str | None:
+        """The text of the trailing assistant message ``got`` ends with, if it does."""
+        return None
+
+    def continues(self, got: Received) -> bool:
+        """Whether the provider continues the trailing assistant message of ``got``
+        (else it answers anew)."""
+        return True
+
+    def answer_text(self, model: str, got: Received, default: str) -> str:
+        """What ``model`` answers ``got``, continuing its prefill where it does."""
+        prefill = self.prefill(got) if self.continues(got) else None
+        return answer_text(model, default, prefill)
 
     def reply(self, model: str, got: Received) -> Reply:
         raise NotImplementedError
@@ -268,6 +335,14 @@ class FakeServer:
     def cut(self, model: str, stream: Stream) -> list[bytes | Cut]:
         """The parts ``model`` sends of ``stream``."""
         head, pieces, end = list(stream.head), list(stream.pieces), [stream.end]
+        story = _STORY_CUT.search(model)
+        if story is not None:
+            how, n = story.group(1), int(story.group(2))
+            cut = {"break": [Cut.BREAK], "stall": [Cut.STALL], "end": end}.get(how)
+            if cut is not None:
+                return [*head, *pieces[:n], *cut]
+            # corrupt: the Nth event is not JSON, then the rest as if nothing happened
+            return [*head, *pieces[: n - 1], stream.garbage, *pieces[n:], *stream.tail, *end]
         if model == "break-mid-stream":
             return [*head, *pieces[:2], Cut.BREAK]
         if model == "stall-mid-stream":

@@ -15,7 +15,9 @@ streams are named SSE events with ``ping``s, ``input_json_delta`` pieces, and cu
 - ``fail-400``, ``fail-401``, ``fail-403``, ``fail-404``, ``fail-429`` (with
   ``retry-after`` and ``anthropic-ratelimit-*`` headers), ``fail-500``, ``fail-529``
   (``overloaded_error``), ``fail-ctx`` ("prompt is too long");
-- the shared stream cuts; ``error-mid-stream`` is an ``event: error`` overloaded.
+- the shared stream cuts; ``error-mid-stream`` is an ``event: error`` overloaded;
+- a final assistant message is continued (the shared prefill script); one whose text
+  ends in whitespace is refused, as Anthropic does.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ class FakeAnthropic(FakeServer):
             return _error(404, f"{got.method} {got.path} not found")
         if not isinstance(got.body.get("max_tokens"), int):
             return _error(400, "max_tokens: Field required")
+        prefill = self.prefill(got)
+        if prefill is not None and prefill != prefill.rstrip():
+            return _error(400, "final assistant content cannot end with trailing whitespace")
         return self.scripted(got.body["model"], got, stream=bool(got.body.get("stream")))
 
     def failure(self, code: str, got: Received) -> Reply:
@@ -74,11 +79,23 @@ class FakeAnthropic(FakeServer):
             return _error(400, "prompt is too long: 250000 tokens > 200000 maximum")
         return _error(int(code))
 
+    def invalid(self, message: str) -> Reply:
+        return _error(400, message)
+
+    def prefill(self, got: Received) -> str | None:
+        messages = got.body.get("messages") or []
+        if not messages or messages[-1]["role"] != "assistant":
+            return None
+        content = messages[-1]["content"]
+        if isinstance(content, str):
+            return content
+        return "".join(b["text"] for b in content if b["type"] == "text")
+
     def reply(self, model: str, got: Received) -> Reply:
-        return Reply(200, _message(got.body))
+        return Reply(200, _message(got.body, self.answer_text(model, got, _answer(got.body))))
 
     def stream(self, model: str, got: Received) -> Stream:
-        return _stream(model, _answer(got.body))
+        return _stream(model, self.answer_text(model, got, _answer(got.body)))
 
 
 _MODELS = {
@@ -116,7 +133,7 @@ def _stop_reason(model: str) -> str:
     )
 
 
-def _message(payload: dict[str, Any]) -> dict[str, Any]:
+def _message(payload: dict[str, Any], text: str) -> dict[str, Any]:
     model = payload["model"]
     if model == "tool-caller":
         content: list[dict[str, Any]] = [
@@ -126,7 +143,7 @@ def _message(payload: dict[str, Any]) -> dict[str, Any]:
     elif model == "refuser":
         content = []
     else:
-        content = [{"type": "text", "text": _answer(payload)}]
+        content = [{"type": "text", "text": text}]
     return {
         "id": MSG_ID,
         "type": "message",

@@ -133,6 +133,12 @@ class FakeAzure(FakeOpenAI):
         retry = [(b"retry-after", b"2"), (b"retry-after-ms", b"2000")] if status == 429 else []
         return Reply(status, body, [*retry, (b"x-should-retry", b"false")])
 
+    def invalid(self, message: str) -> Reply:
+        return Reply(400, _error("BadRequest", message))
+
+    def continues(self, got: Received) -> bool:
+        return False  # OpenAI's models answer a trailing assistant message anew
+
     def answered(self, model: str) -> str:
         return "gpt-4o-2024-08-06"
 

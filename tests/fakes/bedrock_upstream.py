@@ -43,6 +43,7 @@ from tests.fakes._base import (
     Received,
     Reply,
     Stream,
+    answer_text,
     echo,
     event_frame,
     exception_frame,
@@ -95,6 +96,12 @@ class FakeBedrock(FakeServer):
         if code == "ctx":
             return _error(400, "ValidationException", "Input is too long for requested model.")
         return _error(int(code), *_ERRORS[int(code)])
+
+    def invalid(self, message: str) -> Reply:
+        return _error(400, "ValidationException", message)
+
+    def prefill(self, got: Received) -> str | None:
+        return _prefill(got.body)
 
     def reply(self, model: str, got: Received) -> Reply:
         return Reply(200, _converse(model, got.body))
@@ -168,10 +175,17 @@ _TOOL_USE = {"toolUseId": "tooluse_fake1", "name": "get_weather"}
 _STOPS = {"tool-caller": "tool_use", "guarded": "guardrail_intervened", "long": "max_tokens"}
 
 
+def _prefill(payload: dict[str, Any]) -> str | None:
+    messages = payload.get("messages") or []
+    if not messages or messages[-1]["role"] != "assistant":
+        return None
+    return "".join(b["text"] for b in messages[-1]["content"] if "text" in b)
+
+
 def _text(model: str, payload: dict[str, Any]) -> str:
     if model == "guarded":
         return "Sorry, the model cannot answer this question."
-    return _answer(payload)
+    return answer_text(model, _answer(payload), _prefill(payload))
 
 
 def _converse(model: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -208,7 +222,22 @@ def _stream(model: str, payload: dict[str, Any]) -> Stream:
         event_frame("metadata", metadata),
     ]
     error = exception_frame("modelStreamErrorException", "The model stream broke.")
-    return Stream(head, pieces, tail, error, content_type=b"application/vnd.amazon.eventstream")
+    garbage = frame(
+        {
+            ":event-type": "contentBlockDelta",
+            ":content-type": "application/json",
+            ":message-type": "event",
+        },
+        b'{"contentBlockIndex": 0, "delta": {"text": "unfin',
+    )
+    return Stream(
+        head,
+        pieces,
+        tail,
+        error,
+        content_type=b"application/vnd.amazon.eventstream",
+        garbage=garbage,
+    )
 
 
 def _error(status: int, kind: str, message: str) -> Reply:

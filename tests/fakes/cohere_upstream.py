@@ -107,6 +107,21 @@ class FakeCohere(FakeServer):
         status, message = _ERRORS[code]
         return Reply(status, {"id": "e-1", "message": message})
 
+    def invalid(self, message: str) -> Reply:
+        return Reply(400, {"id": "e-2", "message": message})
+
+    def prefill(self, got: Received) -> str | None:
+        messages = got.body.get("messages") or []
+        if not messages or messages[-1]["role"] != "assistant":
+            return None
+        content = messages[-1].get("content") or ""
+        if isinstance(content, str):
+            return content
+        return "".join(p["text"] for p in content if p["type"] == "text")
+
+    def continues(self, got: Received) -> bool:
+        return False  # Cohere documents no continuation: it answers anew
+
     def reply(self, model: str, got: Received) -> Reply:
         if model == "tool-caller":
             function = {"name": "get_weather", "arguments": '{"city":"Paris"}'}
@@ -117,7 +132,7 @@ class FakeCohere(FakeServer):
             }
             finish = "TOOL_CALL"
         else:
-            text = _last_user(got.body["messages"])[0]
+            text = self.answer_text(model, got, _last_user(got.body["messages"])[0])
             message = {"role": "assistant", "content": [{"type": "text", "text": text}]}
             finish = "MAX_TOKENS" if model == "long" else "COMPLETE"
         return Reply(
@@ -143,7 +158,7 @@ class FakeCohere(FakeServer):
         else:
             content = _message(content={"type": "text", "text": ""})
             head.append(_event({"type": "content-start", "index": 0, "delta": content}))
-            text = _last_user(got.body["messages"])[0]
+            text = self.answer_text(model, got, _last_user(got.body["messages"])[0])
             deltas = [{"content": {"text": w}} for w in words(text)]
             kind = "content"
             finish = "MAX_TOKENS" if model == "long" else "COMPLETE"

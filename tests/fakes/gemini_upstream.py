@@ -29,7 +29,17 @@ from urllib.parse import unquote
 import attrs
 import orjson
 
-from tests.fakes._base import Answer, FakeServer, Received, Reply, Stream, echo, sse, words
+from tests.fakes._base import (
+    Answer,
+    FakeServer,
+    Received,
+    Reply,
+    Stream,
+    answer_text,
+    echo,
+    sse,
+    words,
+)
 
 _TOP_LEVEL = frozenset(
     {
@@ -141,6 +151,12 @@ class FakeGemini(FakeServer):
             ]
         return _error(int(code), status, message, details)
 
+    def invalid(self, message: str) -> Reply:
+        return _error(400, "INVALID_ARGUMENT", message)
+
+    def prefill(self, got: Received) -> str | None:
+        return _prefill(got.body)
+
     def reply(self, model: str, got: Received) -> Reply:
         return Reply(200, _response(model, got.body))
 
@@ -152,7 +168,8 @@ class FakeGemini(FakeServer):
         pieces, tail = framed[: len(events) - 1], framed[len(events) - 1 : -1]
         content_type = b"text/event-stream" if sse_mode else b"application/json"
         end = b"" if sse_mode else b"]"
-        return Stream([], pieces, tail, framed[-1], end, content_type)
+        garbage = b'data: {"candidates": [\r\n\r\n' if sse_mode else b',\r\n{"candidates": ['
+        return Stream([], pieces, tail, framed[-1], end, content_type, garbage=garbage)
 
 
 def _framed(index: int, event: dict[str, Any], sse_mode: bool) -> bytes:
@@ -194,8 +211,20 @@ def _validate(payload: dict[str, Any]) -> None:
                 raise BadRequest(f"* GenerateContentRequest.contents[{i}].parts: invalid part")
 
 
-def _answer(payload: dict[str, Any]) -> str:
-    last = payload["contents"][-1]["parts"]
+def _prefill(payload: dict[str, Any]) -> str | None:
+    last = payload["contents"][-1]
+    if last.get("role") != "model":
+        return None
+    return "".join(p.get("text", "") for p in last["parts"])
+
+
+def _answer(model: str, payload: dict[str, Any]) -> str:
+    """The answer to the last user turn, continuing a final ``model`` turn."""
+    users = [c for c in payload["contents"] if c.get("role", "user") == "user"]
+    return answer_text(model, _echo(users[-1]["parts"]), _prefill(payload))
+
+
+def _echo(last: list[dict[str, Any]]) -> str:
     results = [p["functionResponse"] for p in last if "functionResponse" in p]
     if results:
         return "tool said: " + "; ".join(str(r["response"].get("output")) for r in results)
@@ -247,7 +276,7 @@ def _response(model: str, payload: dict[str, Any]) -> dict[str, Any]:
     if model in ("tool-caller", "two-tools"):
         return _event(model, _calls(model), "STOP", USAGE)
     finish = "MAX_TOKENS" if model == "long" else "STOP"
-    return _event(model, [{"text": _answer(payload)}], finish, USAGE)
+    return _event(model, [{"text": _answer(model, payload)}], finish, USAGE)
 
 
 def _events(model: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -262,7 +291,7 @@ def _events(model: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
             _event(model, [{"text": "I was about"}], None, early),
             _event(model, None, "SAFETY", USAGE),
         ]
-    events = [_event(model, [{"text": w}], None, early) for w in words(_answer(payload))]
+    events = [_event(model, [{"text": w}], None, early) for w in words(_answer(model, payload))]
     finish = "MAX_TOKENS" if model == "long" else "STOP"
     return [*events, _event(model, [{"text": ""}], finish, USAGE)]
 

@@ -70,8 +70,17 @@ class FakeOllama(FakeServer):
         status, error = _ERRORS[code]
         return Reply(status, {"error": error})
 
+    def invalid(self, message: str) -> Reply:
+        return Reply(400, {"error": message})
+
+    def prefill(self, got: Received) -> str | None:
+        messages = got.body.get("messages") or []
+        if not messages or messages[-1]["role"] != "assistant":
+            return None
+        return str(messages[-1].get("content") or "")
+
     def reply(self, model: str, got: Received) -> Reply:
-        lines = self._lines(model, got.body)
+        lines = self._lines(model, got)
         content = "".join(line["message"]["content"] for line in lines)
         calls = [c for line in lines for c in line["message"].get("tool_calls") or ()]
         message: dict[str, Any] = {"role": "assistant", "content": content}
@@ -80,11 +89,14 @@ class FakeOllama(FakeServer):
         return Reply(200, {**lines[-1], "message": message})
 
     def stream(self, model: str, got: Received) -> Stream:
-        *pieces, done = (ndjson(line) for line in self._lines(model, got.body))
+        *pieces, done = (ndjson(line) for line in self._lines(model, got))
         error = ndjson({"error": "an error was encountered while running the model"})
-        return Stream([], pieces, [done], error, content_type=b"application/x-ndjson")
+        garbage = b'{"message": {"role": "assistant", "content": "unfin\n'
+        return Stream(
+            [], pieces, [done], error, content_type=b"application/x-ndjson", garbage=garbage
+        )
 
-    def _lines(self, model: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    def _lines(self, model: str, got: Received) -> list[dict[str, Any]]:
         def line(content: str, **more: Any) -> dict[str, Any]:
             message = {"role": "assistant", "content": content}
             return {
@@ -100,7 +112,8 @@ class FakeOllama(FakeServer):
             call = {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
             lines.append(line("", message={"tool_calls": [call]}))
         else:
-            lines.extend(line(w) for w in words(_answer(payload["messages"])))
+            text = self.answer_text(model, got, _answer(got.body["messages"]))
+            lines.extend(line(w) for w in words(text))
         lines.append(
             line(
                 "",

@@ -15,7 +15,9 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 - streams: ``no-done`` (ends after its finish without ``[DONE]``), ``malformed`` (a chunk
   of garbage after the first piece), ``stall-mid-stream`` ("first second", then silence).
 
-Streams carry usage when ``stream_options.include_usage`` is set.
+Streams carry usage when ``stream_options.include_usage`` is set. A trailing assistant
+message is answered anew, as OpenAI does, unless the body says to continue it as vLLM
+(``continue_final_message``) or Mistral (``prefix`` on it) take it.
 """
 
 from __future__ import annotations
@@ -104,6 +106,23 @@ class FakeOpenAI(FakeServer):
             return self.failure("500", got)
         return answer
 
+    def invalid(self, message: str) -> Reply:
+        body = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+        return Reply(400, {"error": body})
+
+    def prefill(self, got: Received) -> str | None:
+        messages = got.body.get("messages") or []
+        if not messages or messages[-1]["role"] != "assistant":
+            return None
+        content = messages[-1].get("content") or ""
+        if isinstance(content, str):
+            return content
+        return "".join(p["text"] for p in content if p["type"] == "text")
+
+    def continues(self, got: Received) -> bool:
+        last = (got.body.get("messages") or [{}])[-1]
+        return got.body.get("continue_final_message") is True or last.get("prefix") is True
+
     def failure(self, code: str, got: Received) -> Reply:
         status, kind, name, message = _ERRORS[code]
         key = got.headers.get("authorization", "").removeprefix("Bearer ")
@@ -140,7 +159,7 @@ class FakeOpenAI(FakeServer):
             arguments = "".join(ARGUMENT_PIECES)
             message["tool_calls"] = [self._call(arguments)]
         elif finish != "content_filter":
-            message["content"] = last_user(got.body["messages"])
+            message["content"] = self.answer_text(model, got, last_user(got.body["messages"]))
         choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
         body = {
             "id": self.ID,
@@ -188,7 +207,7 @@ class FakeOpenAI(FakeServer):
         elif finish == "content_filter":
             pieces = []
         else:
-            text = last_user(got.body["messages"])
+            text = self.answer_text(model, got, last_user(got.body["messages"]))
             if model == "stall-mid-stream":
                 text = "first second"
             pieces = [self._chunk(model, {"content": w}) for w in words(text)]
