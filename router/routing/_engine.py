@@ -26,7 +26,15 @@ from typing import TYPE_CHECKING, TypeVar
 import attrs
 import trio
 
-from adapters import GatewayError, GatewayRequest, GatewayResponse, InvalidRequest, Timeout
+from adapters import (
+    ChatChunk,
+    GatewayError,
+    GatewayRequest,
+    GatewayResponse,
+    InvalidRequest,
+    Timeout,
+    prefilled,
+)
 from rules import Balance, Defaults, Fallback, HedgeConfig, Leaf, Node, Percentile, Split
 
 from ..traffic._cost import PriceTable
@@ -38,7 +46,7 @@ from ._hedge_budget import TokenBucket
 from ._order import CandidateOrder, node_key
 from ._race import Race
 from ._racer import run_race
-from ._resume import Delivered, prefill_request
+from ._resume import Delivered, Seamed, Spliced
 from ._stats import TargetRegistry
 from ._streams import Chunks, StreamStart, close_stream, first_chunk
 
@@ -155,14 +163,20 @@ class Engine:
         delivered.broke(estimate_tokens(sum(len(m.text()) for m in req.messages), 0))
         first_token_timeout = routed.options.first_token_timeout
 
+        def seamed(chunks: AsyncIterator[list[ChatChunk]]) -> AsyncIterator[list[ChatChunk]]:
+            return Seamed(chunks, text)
+
+        def spliced(chunks: AsyncIterator[list[ChatChunk]]) -> AsyncIterator[list[ChatChunk]]:
+            return Spliced(chunks, text)
+
         async def call(upstream: Upstream, model: str) -> StreamStart:
-            if _takes_prefill(upstream, model):
+            if upstream.capabilities(model).prefill:
                 try:
-                    prefilled = prefill_request(req, text)
-                    return await first_chunk(upstream, model, prefilled, first_token_timeout)
+                    go_on = prefilled(req, text)
+                    return await first_chunk(upstream, model, go_on, first_token_timeout, seamed)
                 except InvalidRequest:
                     pass  # it refuses a prefill (some models do): answer anew, spliced
-            return await first_chunk(upstream, model, req, first_token_timeout, splice=text)
+            return await first_chunk(upstream, model, req, first_token_timeout, spliced)
 
         work = attrs.evolve(_work(routed, call, close_stream), exclude=broken)
         served = await self._run(routed.node, work, routed)
@@ -248,12 +262,6 @@ class Engine:
         stats = self.registry.get(node_key(first)).stats
         quantile = stats.quantile(hedge.after.q)
         return UNKNOWN_QUANTILE_DELAY if quantile is None else quantile
-
-
-def _takes_prefill(upstream: Upstream, model: str) -> bool:
-    """Whether ``model`` continues a trailing assistant message (unknown: no, and the
-    answer is regenerated and checked instead)."""
-    return bool(getattr(upstream.capabilities(model), "prefill", False))
 
 
 def _note_race(trace: RequestTrace, race: Race) -> None:

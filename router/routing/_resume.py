@@ -5,8 +5,8 @@ When a stream that already sent content to the client breaks (a reset, an error 
 a malformed event, a stall), another candidate of the route can finish the answer:
 
 - a target that takes a prefill gets the original request plus the delivered text as a
-  trailing assistant message (:func:`prefill_request`), and what it streams is the rest
-  of the answer;
+  trailing assistant message (:func:`adapters.prefilled`), and what it streams is the
+  rest of the answer, joined without doubling whitespace (:class:`Seamed`);
 - any other target (and one that refuses the prefill) answers the original request
   anew; :class:`Spliced` forwards only what follows the delivered text, after checking
   that the new answer begins with exactly that text. If it does not, the attempt fails:
@@ -23,16 +23,14 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from adapters import ChatChunk, ChunkChoice, Delta, Message, StreamError, Usage
+from adapters import ChatChunk, ChunkChoice, Delta, Seam, StreamError, Usage
 
 from ..traffic._tokens import CHARS_PER_TOKEN
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from adapters import GatewayRequest
-
-__all__ = ["Delivered", "Spliced", "prefill_request"]
+__all__ = ["Delivered", "Seamed", "Spliced"]
 
 
 class Delivered:
@@ -105,10 +103,32 @@ class Delivered:
         )
 
 
-def prefill_request(req: GatewayRequest, delivered: str) -> GatewayRequest:
-    """The original request, with the delivered text as the assistant's turn to go on."""
-    prefill = Message(role="assistant", content=delivered)
-    return attrs.evolve(req, messages=(*req.messages, prefill))
+class Seamed:
+    """A prefilled continuation, its start joined onto the delivered text: whitespace
+    the delivered text ended with is not repeated (:class:`adapters.Seam`)."""
+
+    def __init__(self, chunks: AsyncIterator[list[ChatChunk]], delivered: str) -> None:
+        self._chunks = chunks
+        self._seam = Seam.after(delivered)
+
+    def __aiter__(self) -> Seamed:
+        return self
+
+    async def __anext__(self) -> list[ChatChunk]:
+        batch = await anext(self._chunks)
+        if not self._seam.pending:
+            return batch
+        return [self._join(chunk) for chunk in batch]
+
+    def _join(self, chunk: ChatChunk) -> ChatChunk:
+        choices = []
+        for choice in chunk.choices:
+            content = choice.delta.content
+            if choice.index == 0 and content:
+                delta = attrs.evolve(choice.delta, content=self._seam.feed(content) or None)
+                choice = attrs.evolve(choice, delta=delta)
+            choices.append(choice)
+        return attrs.evolve(chunk, choices=tuple(choices))
 
 
 class Spliced:

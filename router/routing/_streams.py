@@ -20,7 +20,7 @@ import trio
 
 from adapters import ChatChunk, GatewayError, StreamError, Timeout
 
-from ._resume import Delivered, Spliced
+from ._resume import Delivered
 
 if TYPE_CHECKING:
     from adapters import GatewayRequest
@@ -50,17 +50,17 @@ async def first_chunk(
     model: str,
     req: GatewayRequest,
     first_token_timeout: float,
-    splice: str | None = None,
+    wrap: Callable[[AsyncIterator[list[ChatChunk]]], AsyncIterator[list[ChatChunk]]] | None = None,
 ) -> StreamStart:
     """Open a stream and read it up to its first content chunk.
 
-    ``splice``: the text a resumed stream already delivered, which this (regenerated)
-    answer must repeat first; it is checked and taken off (:class:`Spliced`).
+    ``wrap``: applied to the upstream's batches first (a resumed stream's splice or
+    seam, :mod:`._resume`).
 
     Raises:
         Timeout: no content within ``first_token_timeout``.
         GatewayError: the upstream refused or broke before any content (StreamError
-            too when a regenerated answer diverges from ``splice``).
+            too when a regenerated answer diverges from what was delivered).
     """
     head: list[ChatChunk] = []
     rest: AsyncIterator[list[ChatChunk]] | None = None
@@ -68,8 +68,8 @@ async def first_chunk(
         with trio.move_on_after(first_token_timeout) as scope:
             chunks: AsyncIterator[list[ChatChunk]]
             chunks = await attempt.enter_async_context(upstream.stream(req, model))
-            if splice:
-                chunks = Spliced(chunks, splice)
+            if wrap is not None:
+                chunks = wrap(chunks)
             rest = chunks
             async for batch in chunks:
                 head += batch

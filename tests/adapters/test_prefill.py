@@ -28,7 +28,12 @@ def make(kind: str, **settings: Any) -> HTTPAdapter:
 
 
 def bedrock() -> HTTPAdapter:
-    settings = {"region": "us-east-1", "base_url": None, "api_key": "k", "headers": {}}
+    settings: dict[str, Any] = {
+        "region": "us-east-1",
+        "base_url": None,
+        "api_key": "k",
+        "headers": {},
+    }
     return bedrock_adapter("aws", settings)
 
 
@@ -194,6 +199,8 @@ fallback = ["claude:claude-new", "local:m"]
         kinds=adapters.provider_kinds(),
     )
     claude, local = config.providers["claude"], config.providers["local"]
+    assert isinstance(claude, rules.HTTPProvider)
+    assert isinstance(local, rules.HTTPProvider)
     assert claude.capabilities.prefill is None  # the adapter's default
     assert claude.model_capabilities["claude-new"].prefill is False
     assert local.capabilities.prefill is True

@@ -338,7 +338,12 @@ class FakeServer:
         story = _STORY_CUT.search(model)
         if story is not None:
             how, n = story.group(1), int(story.group(2))
-            cut = {"break": [Cut.BREAK], "stall": [Cut.STALL], "end": end}.get(how)
+            cuts: dict[str, list[bytes | Cut]] = {
+                "break": [Cut.BREAK],
+                "stall": [Cut.STALL],
+                "end": [*end],
+            }
+            cut = cuts.get(how)
             if cut is not None:
                 return [*head, *pieces[:n], *cut]
             # corrupt: the Nth event is not JSON, then the rest as if nothing happened

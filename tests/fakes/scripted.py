@@ -26,6 +26,7 @@ from adapters import (
     GatewayError,
     GatewayRequest,
     GatewayResponse,
+    InvalidRequest,
     Message,
     ProviderInternalError,
     provider_kinds,
@@ -108,10 +109,14 @@ class Scripted:
     blind: frozenset[str] = frozenset()
     #: Every request streamed, as received (to check prefills).
     requests: list[GatewayRequest] = attrs.field(factory=list)
+    #: Whether its models say they continue a prefill, and whether they refuse one
+    #: (with a 400, as some models do) though they say so.
+    prefill: bool = True
+    refuses_prefill: bool = False
     _calls: dict[str, int] = attrs.field(factory=dict)
 
     def capabilities(self, model: str) -> Capabilities:
-        return Capabilities(vision=model not in self.blind)
+        return Capabilities(vision=model not in self.blind, prefill=self.prefill)
 
     def _step(self, model: str) -> Step:
         self.started.append((model, trio.current_time()))
@@ -144,6 +149,8 @@ class Scripted:
         self.requests.append(req)
         words = list(step.words or (f"{self.name}{i}" for i in range(len(step.gaps))))
         last = req.messages[-1]
+        if last.role == "assistant" and self.refuses_prefill:
+            raise InvalidRequest("this model does not take a final assistant message")
         if last.role == "assistant":  # a prefill: go on after it
             prefix = last.text()
             while words and prefix.startswith(words[0]):

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from adapters import ChatChunk, StreamError, Timeout
+from adapters import ChatChunk, Message, StreamError, Timeout
 from router import Engine, RequestTrace, RoutedRequest
 from tests.fakes.scripted import REQ, SEED, Scripted, Step, options, rules_of
 
@@ -59,6 +59,7 @@ async def test_a_cut_stream_is_regenerated_and_spliced(
     ups, engine, routed = setup(
         Step(gaps=(0.0, 1.0), words=WORDS, broken=CUT), Step(gaps=(0.5,) * 5, words=WORDS)
     )
+    ups["b"].prefill = False
     got = await read(engine, with_resumes(routed, 1))
     assert text(got) == "".join(WORDS)
     assert {c.id for c in got} == {"a"}  # the continuation carries the first stream's id
@@ -69,6 +70,33 @@ async def test_a_cut_stream_is_regenerated_and_spliced(
     trace = routed.trace
     assert (trace.target, trace.attempts, trace.resumes) == ("b:m", 2, [("b:m", "resumed")])
     assert engine.registry.get("a:m").failures == 1  # the break is charged to a
+
+
+async def test_a_target_that_takes_a_prefill_streams_only_the_rest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ups, engine, routed = setup(
+        Step(gaps=(0.0, 1.0), words=WORDS, broken=CUT), Step(gaps=(0.5,) * 5, words=WORDS)
+    )
+    got = await read(engine, with_resumes(routed, 1))
+    assert text(got) == "".join(WORDS)
+    [sent] = ups["b"].requests
+    assert sent.messages == (*REQ.messages, Message(role="assistant", content="The quick "))
+    assert trio.current_time() == 2.5  # three words left, 0.5 s apart, from 1.0
+
+
+async def test_a_refused_prefill_is_answered_anew_and_spliced(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    ups, engine, routed = setup(
+        Step(gaps=(0.0, 1.0), words=WORDS, broken=CUT), Step(gaps=(0.5,) * 5, words=WORDS)
+    )
+    ups["b"].refuses_prefill = True  # says it takes one, answers 400 (as some models do)
+    got = await read(engine, with_resumes(routed, 1))
+    assert text(got) == "".join(WORDS)
+    assert [len(r.messages) for r in ups["b"].requests] == [2, 1]  # prefilled, then anew
+    assert ups["b"].started == [("m", 1.0), ("m", 1.0)]
+    assert engine.registry.get("b:m").breaker.state(3.5) == "closed"
 
 
 async def test_a_stall_after_commit_is_resumed_at_the_stall_timeout(
@@ -92,6 +120,7 @@ async def test_a_regeneration_that_diverges_is_never_spliced(
     ups, engine, routed = setup(
         Step(gaps=(0.0, 0.0), words=WORDS, broken=CUT), Step(gaps=(0.0,) * 5, words=other)
     )
+    ups["b"].prefill = False
     got: list[ChatChunk] = []
     with pytest.raises(StreamError, match="mid-stream"):  # the original failure
         await read(engine, with_resumes(routed, 1), got)

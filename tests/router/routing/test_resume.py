@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adapters import ChatChunk, ChunkChoice, Delta, Message, StreamError, ToolCallDelta, Usage
-from router.routing._resume import Delivered, Spliced, prefill_request
-from tests.fakes.scripted import REQ
+from adapters import ChatChunk, ChunkChoice, Delta, StreamError, ToolCallDelta, Usage
+from router.routing._resume import Delivered, Seamed, Spliced
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -53,9 +52,16 @@ def test_a_continuation_is_restamped_and_loses_its_role_chunk() -> None:
     )
 
 
-def test_the_prefill_is_the_delivered_text_as_the_assistants_turn() -> None:
-    prefilled = prefill_request(REQ, "Once upon")
-    assert prefilled.messages == (*REQ.messages, Message(role="assistant", content="Once upon"))
+async def test_a_prefilled_continuation_does_not_repeat_the_delivered_whitespace() -> None:
+    async def source() -> AsyncGenerator[list[ChatChunk]]:
+        yield [chunk(" upon")]
+        yield [chunk(" a time")]
+
+    async with aclosing(source()) as batches:
+        got = [
+            c.choices[0].delta.content async for batch in Seamed(batches, "Once ") for c in batch
+        ]
+    assert got == ["upon", " a time"]
 
 
 async def _spliced(pieces: list[str], delivered: str) -> str:
