@@ -181,6 +181,7 @@ class Engine:
         work = attrs.evolve(_work(routed, call, close_stream), exclude=broken)
         served = await self._run(routed.node, work, routed)
         routed.trace.target = served.target
+        self.registry.get(served.target).resumed += 1
         return served.value
 
     def _broke(self, target: str, error: GatewayError) -> None:

@@ -125,6 +125,7 @@ class TargetState:
     successes: int = 0
     failures: int = 0
     last_error: str | None = None
+    resumed: int = 0  # broken streams (of other targets) this one finished
 
     def record_success(self, now: float, seconds: float) -> None:
         """An attempt answered after ``seconds``: feeds the latency stats and the breaker."""
@@ -146,6 +147,7 @@ class TargetState:
             "in_flight": self.in_flight,
             "successes": self.successes,
             "failures": self.failures,
+            "resumed": self.resumed,
             "last_error": self.last_error,
             "latency_estimate": self.stats.estimate(),
             "latency_p90": self.stats.quantile(0.9),

@@ -112,6 +112,8 @@ async def test_a_stream_broken_after_its_first_chunk_is_resumed_whole(
             stream_options={"include_usage": True},
         )
         chunks = [c async for c in stream]
+        async with httpx2.AsyncClient(base_url=url, trust_env=False) as admin:
+            admin_status = (await admin.get("/admin/status")).json()
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: a b c d"  # one whole answer, nothing repeated
     # Usage is the sum: the backup's report plus an estimate of the broken attempt
@@ -126,6 +128,10 @@ async def test_a_stream_broken_after_its_first_chunk_is_resumed_whole(
     # An OpenAI target does not continue a prefill: the backup answered the original
     # request anew, and only what follows the delivered text was forwarded.
     assert fake_openai.received[1].body["messages"] == [{"role": "user", "content": "a b c d"}]
+    assert (
+        admin_status["targets"]["backup:gpt-4o"]["resumed"],
+        admin_status["targets"][f"up:{model}"]["failures"],
+    ) == (1, 1)
 
 
 async def test_stall_ends_the_stream_with_an_error(
