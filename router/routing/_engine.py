@@ -123,11 +123,30 @@ class Engine:
         async def call(upstream: Upstream, model: str) -> StreamStart:
             return await first_chunk(upstream, model, req, first_token_timeout)
 
-        start = (await self._start(routed, _work(routed, call, close_stream))).value
-        async with start.exit:
-            yield Chunks(
-                start, routed.trace, routed.options.deadline, self.stall_timeout, self._broke
-            )
+        work = _work(routed, call, close_stream, verdict_later=True)
+        served = await self._start(routed, work)
+        start, verdict = served.value, served.verdict
+
+        def broke(target: str, error: GatewayError) -> None:
+            if verdict is not None and verdict.target == target:
+                verdict.failure(error)
+            else:
+                self._broke(target, error)
+
+        def ended(target: str) -> None:
+            if verdict is not None and verdict.target == target:
+                verdict.success()
+
+        try:
+            async with start.exit:
+                if start.rest is None:  # the whole stream came with its first chunk
+                    ended(served.target)
+                yield Chunks(
+                    start, routed.trace, routed.options.deadline, self.stall_timeout, broke, ended
+                )
+        finally:
+            if verdict is not None:
+                verdict.release()  # closed before it ended (the client left): no verdict
 
     def _broke(self, target: str, error: GatewayError) -> None:
         """A committed stream broke: it counts against its target like any failure."""
@@ -162,6 +181,8 @@ class Engine:
             return await self._child(node, candidates[index], call, routed)
 
         async def discard(served: Served[T]) -> None:
+            if served.verdict is not None:
+                served.verdict.release()
             await call.discard(served.value)
 
         try:
@@ -221,6 +242,8 @@ def _work(
     attempt: Callable[[Upstream, str], Awaitable[T]],
     discard: Callable[[T], Awaitable[None]],
     used: Callable[[T], int | None] = lambda _: None,
+    *,
+    verdict_later: bool = False,
 ) -> Call[T]:
     """One kind of attempt for this request, with what it needs of a target."""
     req = routed.request
@@ -231,6 +254,7 @@ def _work(
         tools=req.needs_tools,
         tokens=_request_tokens(routed),
         used=used,
+        verdict_later=verdict_later,
     )
 
 

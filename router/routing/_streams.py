@@ -81,6 +81,7 @@ class Chunks:
         deadline: The request's deadline (trio time).
         stall_timeout: Seconds allowed between two batches.
         broke: Charges a break to its target (breaker and stats).
+        ended: Credits the target whose upstream stream ended complete.
 
     Iterating raises StreamError when the upstream stalls or breaks, and Timeout when
     the deadline passes mid-stream.
@@ -93,6 +94,7 @@ class Chunks:
         deadline: float,
         stall_timeout: float,
         broke: Callable[[str, GatewayError], None],
+        ended: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._head: list[ChatChunk] | None = start.head or None
         self._rest = start.rest
@@ -100,6 +102,7 @@ class Chunks:
         self._deadline = deadline
         self._stall = stall_timeout
         self._broke = broke
+        self._ended = ended
 
     def __aiter__(self) -> Chunks:
         return self
@@ -117,6 +120,8 @@ class Chunks:
                 return await anext(self._rest)
             except StopAsyncIteration:
                 self._rest = None
+                if self._trace.target is not None:
+                    self._ended(self._trace.target)
                 raise
             except GatewayError as exc:
                 self._fail(exc)

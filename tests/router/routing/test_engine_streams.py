@@ -134,3 +134,94 @@ async def test_leaving_early_closes_the_upstream_stream(
             await anext(chunks)
             await anext(chunks)  # cancelled half-way: the client left
     assert a.closed == [("m", 0.5)]
+
+
+async def test_a_target_that_cuts_every_stream_opens_its_circuit_after_n_breaks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    circuit = '[defaults]\ncircuit = { failures = 3, successes = 1, open_for = "30s" }\n'
+    cut = StreamError("connection reset mid-stream")
+    a, _, engine, routes = engine_for(circuit, Step(gaps=(0.0, 1.0), broken=cut))
+    breaker = engine.registry.get("a:m").breaker
+    for n in range(1, 4):
+        trace = RequestTrace("r")
+        async with engine.stream(RoutedRequest(routes["r"], REQ, trace, options())) as chunks:
+            assert trace.target == "a:m"
+            # Committed, content flowing: not a success yet, so the count stands.
+            assert breaker.consecutive_failures == n - 1
+            with pytest.raises(StreamError, match="mid-stream"):
+                await _batches(chunks)
+        assert breaker.consecutive_failures == n
+        assert breaker.state(trio.current_time()) == ("open" if n == 3 else "closed")
+    assert trio.current_time() == 3.0
+    assert engine.registry.get("a:m").failures == 3
+    assert engine.registry.get("a:m").successes == 0
+    trace = RequestTrace("r")
+    async with engine.stream(RoutedRequest(routes["r"], REQ, trace, options())):
+        assert trace.target == "b:m"  # a's circuit is open: not even tried
+    assert len(a.started) == 3
+
+
+async def test_a_stream_counts_as_a_success_when_it_ends_not_when_it_commits(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    circuit = '[defaults]\ncircuit = { failures = 2, successes = 1, open_for = "30s" }\n'
+    cut = StreamError("connection reset mid-stream")
+    _, _, engine, routes = engine_for(
+        circuit, [Step(broken=cut), Step(gaps=(0.0, 1.0)), Step(broken=cut)]
+    )
+    state = engine.registry.get("a:m")
+
+    def routed() -> RoutedRequest:
+        return RoutedRequest(routes["r"], REQ, RequestTrace("r"), options())
+
+    async with engine.stream(routed()) as chunks:
+        with pytest.raises(StreamError):
+            await _batches(chunks)
+    assert state.breaker.consecutive_failures == 1
+    async with engine.stream(routed()) as chunks:
+        assert state.breaker.consecutive_failures == 1  # committed, not over
+        assert await _batches(chunks) == [[None, "a0"], ["a1"]]
+        assert (state.breaker.consecutive_failures, state.successes) == (0, 1)  # it ended
+    assert trio.current_time() == 1.0
+    assert state.stats.count == 2  # each commit measured its time to first chunk
+    async with engine.stream(routed()) as chunks:
+        with pytest.raises(StreamError):
+            await _batches(chunks)
+    assert state.breaker.state(trio.current_time()) == "closed"  # 1 failure in a row, not 2
+
+
+async def test_a_half_open_probe_stream_holds_the_probe_until_it_ends(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    circuit = '[defaults]\ncircuit = { failures = 1, successes = 1, open_for = "10s" }\n'
+    cut = StreamError("connection reset mid-stream")
+    _, _, engine, routes = engine_for(
+        circuit, [Step(broken=cut), Step(gaps=(0.0, 5.0)), Step(gaps=(0.0, 5.0))]
+    )
+    breaker = engine.registry.get("a:m").breaker
+
+    async def read(chunks: AsyncIterator[list[ChatChunk]]) -> None:
+        with pytest.raises(StreamError):
+            await _batches(chunks)
+
+    async with engine.stream(RoutedRequest(routes["r"], REQ, RequestTrace("r"), options())) as c:
+        await read(c)
+    assert breaker.state(0.0) == "open"
+    await trio.sleep(10.0)
+    # The probe commits and the client leaves before the end: no verdict, slot freed.
+    with trio.move_on_after(1.0):
+        routed = RoutedRequest(routes["r"], REQ, RequestTrace("r"), options())
+        async with engine.stream(routed) as chunks:
+            assert breaker.probe_in_flight
+            await _batches(chunks)
+    assert not breaker.probe_in_flight
+    assert breaker.state(trio.current_time()) == "half_open"
+    # The next probe ends whole: the circuit closes when it ends, at 11 + 5.
+    trace = RequestTrace("r")
+    async with engine.stream(RoutedRequest(routes["r"], REQ, trace, options())) as chunks:
+        assert trace.target == "a:m"
+        assert breaker.state(trio.current_time()) == "half_open"
+        await _batches(chunks)
+    assert trio.current_time() == 16.0
+    assert breaker.state(trio.current_time()) == "closed"
