@@ -158,7 +158,12 @@ class Engine:
         self.budget.on_request()
         trace = routed.trace
         with trio.move_on_at(routed.options.deadline) as scope:
-            served = await self._run(routed.node, call, routed)
+            try:
+                served = await self._run(routed.node, call, routed)
+            except GatewayError as exc:
+                if exc.upstream_status is not None and exc in trace.errors:
+                    trace.target = exc.upstream  # its answer goes to the client: name it
+                raise
             trace.target = served.target
             return served
         assert scope.cancelled_caught

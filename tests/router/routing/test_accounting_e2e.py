@@ -1,5 +1,6 @@
 """Failure accounting through the daemon: the official SDK over loopback, a fake OpenAI
-upstream. A target that cuts every stream opens its circuit."""
+upstream. A target that cuts every stream opens its circuit; an upstream refusal passed
+through still names the target that refused."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import httpx2
 import openai
+import orjson
 import pytest
 
 from tests.conftest import RouterFactory, openai_client
@@ -46,3 +48,21 @@ async def test_a_target_that_cuts_every_stream_opens_its_circuit(
     assert (text, raw.headers["x-router-target"]) == ("echo: hi", "backup:gpt-4o")
     models = [r.body["model"] for r in fake_openai.received]
     assert models == ["break-mid-stream"] * 3 + ["gpt-4o"]  # open: the cutter sees nothing
+
+
+async def test_an_upstream_refusal_passed_through_names_its_target(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes = '[routes.r]\nfallback = ["up:fail-400", "backup:gpt-4o"]'
+    toml = config(fake_openai.url, routes)  # the access log is on by default, on stderr
+    async with start_router(toml) as url, openai_client(url) as client:
+        with pytest.raises(openai.BadRequestError) as stream_refused:
+            await client.chat.completions.create(model="r", messages=HI, stream=True)
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.chat.completions.create(model="r", messages=HI)
+        # On the same keep-alive connection: the two before it have ended and logged.
+        await client.chat.completions.create(model="backup:gpt-4o", messages=HI)
+    for caught in (stream_refused, refused):
+        assert caught.value.response.headers["x-router-target"] == "up:fail-400"
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines() if line[:1] == "{"]
+    assert [(line["status"], line["target"]) for line in lines[:2]] == [(400, "up:fail-400")] * 2
