@@ -76,6 +76,8 @@ def _label(node: Node, table: RouteTable) -> str:
         details.append(f"timeout {format_duration(settings.timeout)}")
     if settings.first_token_timeout != defaults.first_token_timeout:
         details.append(f"first_token_timeout {format_duration(settings.first_token_timeout)}")
+    if settings.stream_timeout != defaults.stream_timeout:
+        details.append(f"stream_timeout {format_duration(settings.stream_timeout)}")
     if settings.retries != defaults.retries:
         details.append(f"retries {settings.retries}")
     if settings.cache is not None:

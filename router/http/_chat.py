@@ -168,6 +168,7 @@ class Chat:
             first_token_timeout=settings.first_token_timeout,
             headers=scope["headers"],
             tokens=tokens,
+            stream_deadline=ex.started + settings.stream_timeout,
         )
         self.controls.admit(key, tokens)
         entry, hit = self.controls.lookup(

@@ -113,9 +113,9 @@ class Engine:
         """A stream from the first candidate to send content within the first-token time.
 
         Entering raises (GatewayError, as :meth:`complete`) before any content exists;
-        the chunks it yields raise StreamError or Timeout if the committed stream breaks,
-        stalls or outlives the deadline (the break counted against its target). Leaving
-        closes the upstream stream.
+        the chunks it yields raise StreamError if the committed stream breaks, stalls or
+        outlives its stream deadline (counted against its target; its success counts
+        when it ends whole). Leaving closes the upstream stream.
         """
         req = routed.request
         first_token_timeout = routed.options.first_token_timeout
@@ -142,7 +142,7 @@ class Engine:
                 if start.rest is None:  # the whole stream came with its first chunk
                     ended(served.target)
                 yield Chunks(
-                    start, routed.trace, routed.options.deadline, self.stall_timeout, broke, ended
+                    start, routed.trace, routed.options.stream_end, self.stall_timeout, broke, ended
                 )
         finally:
             if verdict is not None:

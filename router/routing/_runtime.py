@@ -65,5 +65,7 @@ class Runtime:
         """The entry route's settings; a direct ``provider:model`` gets ``[defaults]``."""
         if isinstance(node, Leaf):
             d = self.table.config.defaults
-            return RouteSettings(d.timeout, d.first_token_timeout, d.retries)
+            return RouteSettings(
+                d.timeout, d.first_token_timeout, d.retries, stream_timeout=d.stream_timeout
+            )
         return node.settings

@@ -4,7 +4,7 @@ the rest of a committed one.
 A stream is committed to an attempt when its first content chunk arrives; before that,
 failures and silence move on unseen (:func:`first_chunk` runs inside an attempt). After
 it, :class:`Chunks` hands the client's side every batch as it comes, each within the
-stall timeout and all within the request's deadline; a break is charged to the target
+stall timeout and all within the stream's deadline; a break is charged to the target
 that broke and raised as a GatewayError for the caller to end the stream with.
 """
 
@@ -78,13 +78,14 @@ class Chunks:
     Args:
         start: The stream, opened up to its first content chunk.
         trace: The request's trace (``target`` names who answers).
-        deadline: The request's deadline (trio time).
+        deadline: When the stream must have ended (trio time): ``stream_timeout`` after
+            the request began.
         stall_timeout: Seconds allowed between two batches.
         broke: Charges a break to its target (breaker and stats).
         ended: Credits the target whose upstream stream ended complete.
 
-    Iterating raises StreamError when the upstream stalls or breaks, and Timeout when
-    the deadline passes mid-stream.
+    Iterating raises StreamError when the upstream stalls, breaks or has not ended by
+    the deadline (a stall too: charged to the target).
     """
 
     def __init__(
@@ -129,9 +130,13 @@ class Chunks:
         self._rest = None
         if stall_at < self._deadline:
             stalled = StreamError(f"upstream stream stalled for {self._stall:g}s")
-            self._fail(stalled)
-            raise stalled
-        raise Timeout("the stream took longer than its deadline")
+        else:  # the stream's deadline ended the wait: the target had not finished by then
+            silent = trio.current_time() - (stall_at - self._stall)
+            stalled = StreamError(
+                f"upstream stream stalled for {silent:g}s and did not end by its deadline"
+            )
+        self._fail(stalled)
+        raise stalled
 
     def _fail(self, exc: GatewayError) -> None:
         """A break of the committed stream: charged to the target that broke."""

@@ -86,7 +86,7 @@ async def test_a_stall_after_commit_is_a_stream_error_at_the_stall_timeout(
     assert b.started == []  # committed: never a second answer spliced in
 
 
-async def test_the_deadline_ends_a_committed_stream_with_a_timeout(
+async def test_the_stream_deadline_ends_a_stall_charged_to_the_target(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     a, _, engine, routes = engine_for("", Step(gaps=(0.0, 5.0, 5.0)))
@@ -94,12 +94,46 @@ async def test_the_deadline_ends_a_committed_stream_with_a_timeout(
     async with engine.stream(routed) as chunks:
         assert texts(await anext(chunks)) == [None, "a0"]
         assert texts(await anext(chunks)) == ["a1"]
-        with pytest.raises(Timeout, match="deadline"):
+        with pytest.raises(StreamError, match=r"stalled for 2\.5s and did not end") as caught:
             await anext(chunks)
         assert trio.current_time() == 7.5
+        assert caught.value.upstream == "a:m"
     assert a.closed == [("m", 7.5)]
-    # The deadline is the request's, not the target's fault: the circuit stays closed.
-    assert engine.registry.get("a:m").failures == 0
+    # Silent when its time ran out (stall_timeout 30 s not reached): still the target's.
+    assert engine.registry.get("a:m").failures == 1
+
+
+async def test_timeout_bounds_the_wait_and_stream_timeout_the_stream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    flowing = Step(gaps=(0.0, 4.0, 4.0, 4.0))  # content until 12 s, past the 5 s timeout
+    a, _, engine, routes = engine_for("", flowing)
+    trace = RequestTrace("r")
+    routed = RoutedRequest(routes["r"], REQ, trace, options(deadline=5.0, stream_deadline=600.0))
+    async with engine.stream(routed) as chunks:
+        assert await _batches(chunks) == [[None, "a0"], ["a1"], ["a2"], ["a3"]]
+    assert trio.current_time() == 12.0
+    assert (engine.registry.get("a:m").successes, trace.errors) == (1, [])
+    # Cut at its total: 10 s after the request began, while it still flows.
+    routed = RoutedRequest(routes["r"], REQ, RequestTrace("r"), options(22.0, stream_deadline=22.0))
+    async with engine.stream(routed) as chunks:
+        with pytest.raises(StreamError, match="did not end by its deadline"):
+            await _batches(chunks)
+        assert trio.current_time() == 22.0
+    assert a.closed == [("m", 12.0), ("m", 22.0)]
+    assert engine.registry.get("a:m").failures == 1
+
+
+async def test_the_wait_for_the_first_chunk_is_bounded_by_timeout_not_stream_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    _, _, engine, routes = engine_for("", Step(latency=100.0))
+    trace = RequestTrace("solo")
+    routed = RoutedRequest(routes["solo"], REQ, trace, options(deadline=5.0, stream_deadline=600.0))
+    with pytest.raises(Timeout, match="deadline"):
+        async with engine.stream(routed):
+            pass
+    assert trio.current_time() == 5.0
 
 
 async def test_a_committed_stream_failure_counts_against_the_circuit(
