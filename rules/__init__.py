@@ -36,7 +36,7 @@ from ._providers import (
     ProviderKinds,
     url_field,
 )
-from ._render import render_tree
+from ._render import render_tree, timeout_warnings
 from ._schema import (
     FALLBACK_ON,
     STRATEGIES,
@@ -111,4 +111,5 @@ __all__ = [
     "Balance",
     "Split",
     "render_tree",
+    "timeout_warnings",
 ]

@@ -55,6 +55,7 @@ def test_all_is_pinned() -> None:
         "Balance",
         "Split",
         "render_tree",
+        "timeout_warnings",
     ]
 
 
