@@ -138,6 +138,13 @@ class Call(Generic[T]):
     used: Callable[[T], int | None] = lambda _: None
     #: A stream: the target has served only when it ends complete (see Verdict).
     verdict_later: bool = False
+    #: The attempt for a candidate with nowhere else to go after it, when it differs
+    #: (a whole answer: no first-token bound, the request's deadline only).
+    final: Callable[[Upstream, str], Awaitable[T]] | None = None
+
+    def elsewhere(self) -> Call[T]:
+        """This call for a candidate that has others after it."""
+        return self if self.final is None else attrs.evolve(self, final=None)
 
 
 def _check_capabilities(upstream: Upstream, model: str, call: Call[Any], name: str) -> None:
@@ -204,7 +211,8 @@ class LeafRunner:
             trace.log.append(record)
             state.in_flight += 1
             try:
-                value = await call.attempt(upstream, target.model)
+                attempt = call.attempt if call.final is None else call.final
+                value = await attempt(upstream, target.model)
             except GatewayError as exc:
                 exc.upstream = exc.upstream or name
                 trace.errors.append(exc)

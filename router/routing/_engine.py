@@ -22,6 +22,7 @@ import random
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
+import attrs
 import trio
 
 from adapters import GatewayError, GatewayRequest, GatewayResponse, Timeout
@@ -96,17 +97,29 @@ class Engine:
     async def complete(self, routed: RoutedRequest) -> GatewayResponse:
         """A whole answer from the first candidate that gives one, within the deadline.
 
+        An attempt that has others after it fails with Timeout when it has no answer
+        within the first-token time, so a silent target does not eat the whole deadline;
+        the last candidate (a route's only target too) has until the deadline.
+
         Raises:
             GatewayError: the failure to report (AllTargetsFailed naming every attempt,
                 NoHealthyTarget when every target's circuit is open, Timeout when the
                 deadline passed).
         """
         req = routed.request
+        first_token_timeout = routed.options.first_token_timeout
 
         async def call(upstream: Upstream, model: str) -> GatewayResponse:
+            # Nothing by the first-token time: move on, as a silent stream does.
+            with trio.move_on_after(first_token_timeout):
+                return await upstream.complete(req, model)
+            raise Timeout(f"no answer within {first_token_timeout:g}s")
+
+        async def final(upstream: Upstream, model: str) -> GatewayResponse:
             return await upstream.complete(req, model)
 
-        return (await self._start(routed, _work(routed, call, _nothing, _total_tokens))).value
+        work = attrs.evolve(_work(routed, call, _nothing, _total_tokens), final=final)
+        return (await self._start(routed, work)).value
 
     @asynccontextmanager
     async def stream(self, routed: RoutedRequest) -> AsyncIterator[Chunks]:
@@ -183,7 +196,10 @@ class Engine:
         race = self._race(node, candidates)
 
         async def run(index: int) -> Served[T]:
-            return await self._child(node, candidates[index], call, routed)
+            last = index == len(candidates) - 1
+            return await self._child(
+                node, candidates[index], call if last else call.elsewhere(), routed
+            )
 
         async def discard(served: Served[T]) -> None:
             if served.verdict is not None:
