@@ -1,6 +1,7 @@
 """Failure accounting through the daemon: the official SDK over loopback, a fake OpenAI
 upstream. A target that cuts every stream opens its circuit; an upstream refusal passed
-through still names the target that refused."""
+through still names the target that refused; a silent target in a non-stream fallback
+costs the first-token time, not the whole timeout."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx2
 import openai
 import orjson
 import pytest
+import trio
 
 from tests.conftest import RouterFactory, openai_client
 from tests.router.routing.test_routing_e2e import HI, config
@@ -66,3 +68,16 @@ async def test_an_upstream_refusal_passed_through_names_its_target(
         assert caught.value.response.headers["x-router-target"] == "up:fail-400"
     lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines() if line[:1] == "{"]
     assert [(line["status"], line["target"]) for line in lines[:2]] == [(400, "up:fail-400")] * 2
+
+
+async def test_a_silent_target_in_a_non_stream_fallback_costs_the_first_token_time(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    routes = '[routes.r]\nfallback = ["up:silent", "backup:gpt-4o"]\nfirst_token_timeout = "200ms"'
+    async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
+        with trio.fail_after(5):  # the route's timeout is 60 s: far from it
+            raw = await client.chat.completions.with_raw_response.create(model="r", messages=HI)
+            await fake_openai.disconnected.wait()  # the silent attempt's connection closed
+    assert raw.parse().choices[0].message.content == "echo: hi"
+    assert raw.headers["x-router-target"] == "backup:gpt-4o"
+    assert [r.body["model"] for r in fake_openai.received] == ["silent", "gpt-4o"]
