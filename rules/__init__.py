@@ -36,7 +36,7 @@ from ._providers import (
     ProviderKinds,
     url_field,
 )
-from ._render import render_tree
+from ._render import render_tree, timeout_warnings
 from ._schema import (
     FALLBACK_ON,
     STRATEGIES,
@@ -112,4 +112,5 @@ __all__ = [
     "Split",
     "render_tree",
     "resume_max",
+    "timeout_warnings",
 ]

@@ -143,6 +143,11 @@ def compile_routes(config: Config) -> RouteTable:
             retries=route.retries if route.retries is not None else defaults.retries,
             cache=route.cache,
             resume_max=resume_max(route, defaults),
+            stream_timeout=(
+                route.stream_timeout
+                if route.stream_timeout is not None
+                else defaults.stream_timeout
+            ),
         )
         node: Node
         if route.fallback is not None:

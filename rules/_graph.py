@@ -58,11 +58,13 @@ class RouteSettings:
     """A route's effective policy: its own values, else ``[defaults]``.
 
     Attributes:
-        timeout: Seconds for the whole request (retries, hedges and fallbacks included).
+        timeout: Seconds to wait for an answer (retries, hedges and fallbacks included),
+            up to a stream's first content chunk.
         first_token_timeout: Seconds until a stream's first content chunk.
         retries: Extra attempts per target for fast, retryable failures.
         cache: The route's response cache, or None when it does not cache.
         resume_max: Resumes of a broken stream per request (0: ``resume = "off"``).
+        stream_timeout: Seconds a committed stream may last, from the request's start.
     """
 
     timeout: float
@@ -70,6 +72,7 @@ class RouteSettings:
     retries: int
     cache: RouteCacheConfig | None = None
     resume_max: int = 1
+    stream_timeout: float = 600.0
 
 
 @attrs.frozen(cache_hash=True)

@@ -1,15 +1,16 @@
-"""``llm-router check`` output: the providers and the resolved routing tree.
+"""``llm-router check`` output: the providers and the resolved routing tree, and
+warnings about timeouts that can never take effect.
 
 Secrets appear as their references (``env:OPENAI_API_KEY``); values are never read.
 """
 
-from ._graph import Balance, Fallback, Leaf, Node, RouteTable, Split
+from ._graph import Balance, Fallback, Leaf, Node, RouteSettings, RouteTable, Split
 from ._providers import ProviderConfig
 from ._schema import FALLBACK_ON
 from ._secrets import SecretRef
 from ._units import Percentile, format_duration
 
-__all__ = ["render_tree"]
+__all__ = ["render_tree", "timeout_warnings"]
 
 
 def render_tree(table: RouteTable) -> str:
@@ -76,8 +77,57 @@ def _label(node: Node, table: RouteTable) -> str:
         details.append(f"timeout {format_duration(settings.timeout)}")
     if settings.first_token_timeout != defaults.first_token_timeout:
         details.append(f"first_token_timeout {format_duration(settings.first_token_timeout)}")
+    if settings.stream_timeout != defaults.stream_timeout:
+        details.append(f"stream_timeout {format_duration(settings.stream_timeout)}")
     if settings.retries != defaults.retries:
         details.append(f"retries {settings.retries}")
     if settings.cache is not None:
         details.append(f"cache ttl {format_duration(settings.cache.ttl)}")
     return ", ".join([head, *details])
+
+
+def timeout_warnings(table: RouteTable) -> list[str]:
+    """One line per timeout a route can never reach, because another one always comes
+    first. ``[defaults]`` is checked too (direct ``provider:model`` requests use it); a
+    route is not told again what its inherited values already earned the defaults.
+
+    Not warned: a ``backoff.initial`` past ``timeout``, since the jittered wait is drawn
+    from ``[0, initial]`` and can still fit; a percentile hedge, known only at run time.
+    """
+    d = table.config.defaults
+    settings = RouteSettings(
+        d.timeout, d.first_token_timeout, d.retries, stream_timeout=d.stream_timeout
+    )
+    inherited = _unreachable(settings, d.stall_timeout, None)
+    lines = [f"defaults: {problem}" for problem in inherited]
+    for name, node in table.routes.items():
+        if isinstance(node, Leaf):
+            continue
+        hedge = None if isinstance(node, Split) else node.hedge
+        after = None if hedge is None or isinstance(hedge.after, Percentile) else hedge.after
+        for problem in _unreachable(node.settings, d.stall_timeout, after):
+            if problem not in inherited:
+                lines.append(f"routes.{name}: {problem}")
+    return lines
+
+
+def _unreachable(s: RouteSettings, stall_timeout: float, hedge_after: float | None) -> list[str]:
+    f = format_duration
+    problems = []
+    if s.first_token_timeout >= s.timeout:
+        problems.append(
+            f"first_token_timeout ({f(s.first_token_timeout)}) is not shorter than timeout "
+            f"({f(s.timeout)}): a silent target takes the whole timeout and the next "
+            "target is never tried"
+        )
+    if stall_timeout >= s.stream_timeout:
+        problems.append(
+            f"stall_timeout ({f(stall_timeout)}) is not shorter than stream_timeout "
+            f"({f(s.stream_timeout)}): a stalled stream is never cut before its deadline"
+        )
+    if hedge_after is not None and hedge_after >= s.timeout:
+        problems.append(
+            f"hedge after {f(hedge_after)} is not shorter than timeout ({f(s.timeout)}): "
+            "the hedge never starts"
+        )
+    return problems

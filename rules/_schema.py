@@ -159,6 +159,7 @@ class Defaults:
     first_token_timeout: Duration = attrs.field(default=15.0, validator=positive)
     connect_timeout: Duration = attrs.field(default=5.0, validator=positive)
     stall_timeout: Duration = attrs.field(default=30.0, validator=positive)
+    stream_timeout: Duration = attrs.field(default=600.0, validator=positive)
     retries: int = attrs.field(default=2, validator=at_least(0))
     backoff: Backoff = Backoff()
     circuit: Circuit = Circuit()
@@ -232,6 +233,7 @@ class RouteConfig:
     on: tuple[FailureClass, ...] | None = attrs.field(default=None, validator=non_empty)
     timeout: Duration | None = attrs.field(default=None, validator=positive)
     first_token_timeout: Duration | None = attrs.field(default=None, validator=positive)
+    stream_timeout: Duration | None = attrs.field(default=None, validator=positive)
     retries: int | None = attrs.field(default=None, validator=at_least(0))
     resume: Literal["auto", "off"] | None = None
     resume_max: int | None = attrs.field(default=None, validator=at_least(0))

@@ -169,6 +169,7 @@ class Chat:
             headers=scope["headers"],
             tokens=tokens,
             resume_max=settings.resume_max,
+            stream_deadline=ex.started + settings.stream_timeout,
         )
         self.controls.admit(key, tokens)
         entry, hit = self.controls.lookup(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from adapters import provider_kinds
-from rules import ConfigError, compile_routes, load_config, render_tree
+from rules import ConfigError, compile_routes, load_config, render_tree, timeout_warnings
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -64,6 +64,8 @@ def _check(path: str) -> int:
         return 1
     print(f"{path}: OK")
     print(render_tree(table))
+    for warning in timeout_warnings(table):  # the file is valid: warnings do not fail it
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 

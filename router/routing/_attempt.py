@@ -7,6 +7,11 @@ after a backoff with full jitter, or after the upstream's Retry-After when it ga
 and it fits; a slow failure (a timeout, a stream that broke after it started) is not:
 retrying a silent target only multiplies the wait. Every outcome feeds the target's
 breaker and latency statistics, which outlive the request (and a reload).
+
+A stream's verdict comes later than its attempt: the attempt ends at the first content
+chunk (its latency is measured there), but the target has served only when the stream
+ends complete, and a break after that is its failure. Such an attempt hands back a
+:class:`Verdict` for whoever reads the stream to settle.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from adapters import (
 from ..upstream._upstream import Upstream
 from ._backoff import fits, retry_delay
 from ._request import AttemptRecord
+from ._stats import TargetState
 
 if TYPE_CHECKING:
     import random
@@ -39,9 +45,9 @@ if TYPE_CHECKING:
 
     from ..traffic._targetlimits import TargetLimits
     from ._request import RequestTrace
-    from ._stats import TargetRegistry, TargetState
+    from ._stats import TargetRegistry
 
-__all__ = ["Call", "CircuitOpen", "LeafRunner", "Served", "attempt_result"]
+__all__ = ["Call", "CircuitOpen", "LeafRunner", "Served", "Verdict", "attempt_result"]
 
 T = TypeVar("T")
 
@@ -71,12 +77,53 @@ class CircuitOpen(NoHealthyTarget):
     code = "circuit_open"
 
 
+@attrs.define(eq=False)
+class Verdict:
+    """The breaker's word on an attempt that is not over when it returns (a stream).
+
+    Exactly one of :meth:`success`, :meth:`failure` or :meth:`release` counts; later
+    calls do nothing. ``release`` (the stream was closed before it ended: a hedge lost,
+    the client left) gives no verdict but frees a half-open probe slot.
+    """
+
+    runner: LeafRunner
+    state: TargetState
+    probe: bool
+    done: bool = False
+
+    @property
+    def target(self) -> str:
+        return self.state.name
+
+    def success(self) -> None:
+        """The stream ended complete."""
+        if not self.done:
+            self.done = True
+            self.state.breaker.record_success(trio.current_time())
+            self.state.successes += 1
+
+    def failure(self, exc: GatewayError) -> None:
+        """The stream broke with ``exc`` (counted if it is the target's fault)."""
+        if not self.done:
+            self.done = True
+            self.runner.record_failure(self.state, exc, trio.current_time())
+
+    def release(self) -> None:
+        """No verdict after all."""
+        if not self.done:
+            self.done = True
+            if self.probe:
+                self.state.breaker.release_probe()
+
+
 @attrs.frozen
 class Served(Generic[T]):
-    """An answer and the ``provider:model`` that gave it."""
+    """An answer and the ``provider:model`` that gave it; ``verdict`` is still to give
+    when the call's verdict comes later (a stream), and None for any other answer."""
 
     value: T
     target: str
+    verdict: Verdict | None = None
 
 
 @attrs.frozen
@@ -97,6 +144,15 @@ class Call(Generic[T]):
     used: Callable[[T], int | None] = lambda _: None
     #: Targets not to try (those that broke the stream being resumed).
     exclude: frozenset[str] = frozenset()
+    #: A stream: the target has served only when it ends complete (see Verdict).
+    verdict_later: bool = False
+    #: The attempt for a candidate with nowhere else to go after it, when it differs
+    #: (a whole answer: no first-token bound, the request's deadline only).
+    final: Callable[[Upstream, str], Awaitable[T]] | None = None
+
+    def elsewhere(self) -> Call[T]:
+        """This call for a candidate that has others after it."""
+        return self if self.final is None else attrs.evolve(self, final=None)
 
 
 def _check_capabilities(upstream: Upstream, model: str, call: Call[Any], name: str) -> None:
@@ -165,7 +221,8 @@ class LeafRunner:
             trace.log.append(record)
             state.in_flight += 1
             try:
-                value = await call.attempt(upstream, target.model)
+                attempt = call.attempt if call.final is None else call.final
+                value = await attempt(upstream, target.model)
             except GatewayError as exc:
                 exc.upstream = exc.upstream or name
                 trace.errors.append(exc)
@@ -184,9 +241,10 @@ class LeafRunner:
             else:
                 if taken:
                     self.limits.settle(taken, call.tokens, call.used(value))  # type: ignore[union-attr]
-                elapsed = trio.current_time() - now
+                state.stats.observe(trio.current_time() - now)
+                if call.verdict_later:
+                    return Served(value, name, Verdict(self, state, probe))
                 state.breaker.record_success(trio.current_time())
-                state.stats.observe(elapsed)
                 state.successes += 1
                 return Served(value, name)
             finally:

@@ -39,7 +39,7 @@ from rules import Balance, Defaults, Fallback, HedgeConfig, Leaf, Node, Percenti
 
 from ..traffic._cost import PriceTable
 from ..traffic._tokens import estimate_tokens
-from ._attempt import Call, LeafRunner, Served
+from ._attempt import Call, LeafRunner, Served, Verdict
 from ._breaker import CircuitBreaker
 from ._failures import DEFAULT_ON
 from ._hedge_budget import TokenBucket
@@ -107,26 +107,38 @@ class Engine:
     async def complete(self, routed: RoutedRequest) -> GatewayResponse:
         """A whole answer from the first candidate that gives one, within the deadline.
 
+        An attempt that has others after it fails with Timeout when it has no answer
+        within the first-token time, so a silent target does not eat the whole deadline;
+        the last candidate (a route's only target too) has until the deadline.
+
         Raises:
             GatewayError: the failure to report (AllTargetsFailed naming every attempt,
                 NoHealthyTarget when every target's circuit is open, Timeout when the
                 deadline passed).
         """
         req = routed.request
+        first_token_timeout = routed.options.first_token_timeout
 
         async def call(upstream: Upstream, model: str) -> GatewayResponse:
+            # Nothing by the first-token time: move on, as a silent stream does.
+            with trio.move_on_after(first_token_timeout):
+                return await upstream.complete(req, model)
+            raise Timeout(f"no answer within {first_token_timeout:g}s")
+
+        async def final(upstream: Upstream, model: str) -> GatewayResponse:
             return await upstream.complete(req, model)
 
-        return (await self._start(routed, _work(routed, call, _nothing, _total_tokens))).value
+        work = attrs.evolve(_work(routed, call, _nothing, _total_tokens), final=final)
+        return (await self._start(routed, work)).value
 
     @asynccontextmanager
     async def stream(self, routed: RoutedRequest) -> AsyncIterator[Chunks]:
         """A stream from the first candidate to send content within the first-token time.
 
         Entering raises (GatewayError, as :meth:`complete`) before any content exists;
-        the chunks it yields raise StreamError or Timeout if the committed stream breaks,
-        stalls or outlives the deadline (the break counted against its target). Leaving
-        closes the upstream stream.
+        the chunks it yields raise StreamError if the committed stream breaks, stalls or
+        outlives its stream deadline (counted against its target; its success counts
+        when it ends whole). Leaving closes the upstream stream.
         """
         req = routed.request
         first_token_timeout = routed.options.first_token_timeout
@@ -134,23 +146,52 @@ class Engine:
         async def call(upstream: Upstream, model: str) -> StreamStart:
             return await first_chunk(upstream, model, req, first_token_timeout)
 
-        start = (await self._start(routed, _work(routed, call, close_stream))).value
+        work = _work(routed, call, close_stream, verdict_later=True)
+        served = await self._start(routed, work)
+        start = served.value
+        # The breaker's verdict on each stream still open: given when it ends whole or
+        # breaks (a resumed stream's target gets its own), none when it is closed early.
+        verdicts: dict[str, Verdict] = {}
+        if served.verdict is not None:
+            verdicts[served.verdict.target] = served.verdict
+
+        def broke(target: str, error: GatewayError) -> None:
+            verdict = verdicts.pop(target, None)
+            if verdict is not None:
+                verdict.failure(error)
+            else:
+                self._broke(target, error)
+
+        def ended(target: str) -> None:
+            verdict = verdicts.pop(target, None)
+            if verdict is not None:
+                verdict.success()
+
         chunks = Chunks(
             start,
             routed.trace,
-            routed.options.deadline,
+            routed.options.stream_end,
             self.stall_timeout,
-            self._broke,
-            resume=partial(self._resume, routed),
+            broke,
+            ended,
+            resume=partial(self._resume, routed, verdicts),
             resume_max=routed.options.resume_max,
         )
         try:
+            if start.rest is None:  # the whole stream came with its first chunk
+                ended(served.target)
             yield chunks
         finally:
             await chunks.aclose()
+            for verdict in verdicts.values():
+                verdict.release()  # closed before it ended (the client left): no verdict
 
     async def _resume(
-        self, routed: RoutedRequest, delivered: Delivered, broken: frozenset[str]
+        self,
+        routed: RoutedRequest,
+        verdicts: dict[str, Verdict],
+        delivered: Delivered,
+        broken: frozenset[str],
     ) -> StreamStart:
         """The rest of a broken stream from the route's next candidate (the route's own
         policy, the broken targets skipped): prefilled with the delivered text where the
@@ -178,9 +219,11 @@ class Engine:
                     pass  # it refuses a prefill (some models do): answer anew, spliced
             return await first_chunk(upstream, model, req, first_token_timeout, spliced)
 
-        work = attrs.evolve(_work(routed, call, close_stream), exclude=broken)
+        work = attrs.evolve(_work(routed, call, close_stream, verdict_later=True), exclude=broken)
         served = await self._run(routed.node, work, routed)
         routed.trace.target = served.target
+        if served.verdict is not None:
+            verdicts[served.target] = served.verdict
         self.registry.get(served.target).resumed += 1
         return served.value
 
@@ -194,7 +237,12 @@ class Engine:
         self.budget.on_request()
         trace = routed.trace
         with trio.move_on_at(routed.options.deadline) as scope:
-            served = await self._run(routed.node, call, routed)
+            try:
+                served = await self._run(routed.node, call, routed)
+            except GatewayError as exc:
+                if exc.upstream_status is not None and exc in trace.errors:
+                    trace.target = exc.upstream  # its answer goes to the client: name it
+                raise
             trace.target = served.target
             return served
         assert scope.cancelled_caught
@@ -214,9 +262,14 @@ class Engine:
         race = self._race(node, candidates)
 
         async def run(index: int) -> Served[T]:
-            return await self._child(node, candidates[index], call, routed)
+            last = index == len(candidates) - 1
+            return await self._child(
+                node, candidates[index], call if last else call.elsewhere(), routed
+            )
 
         async def discard(served: Served[T]) -> None:
+            if served.verdict is not None:
+                served.verdict.release()
             await call.discard(served.value)
 
         try:
@@ -276,6 +329,8 @@ def _work(
     attempt: Callable[[Upstream, str], Awaitable[T]],
     discard: Callable[[T], Awaitable[None]],
     used: Callable[[T], int | None] = lambda _: None,
+    *,
+    verdict_later: bool = False,
 ) -> Call[T]:
     """One kind of attempt for this request, with what it needs of a target."""
     req = routed.request
@@ -286,6 +341,7 @@ def _work(
         tools=req.needs_tools,
         tokens=_request_tokens(routed),
         used=used,
+        verdict_later=verdict_later,
     )
 
 

@@ -76,7 +76,11 @@ class RequestTrace:
 @attrs.frozen
 class RequestOptions:
     """What bounds one request: its deadline (trio time), retries per target, time to
-    first token (streams), and its headers (lower-case names) for sticky splits."""
+    first token (streams), and its headers (lower-case names) for sticky splits.
+
+    ``deadline`` bounds the wait for an answer (a stream's, up to its first content
+    chunk); ``stream_deadline`` bounds a committed stream (None: ``deadline`` too).
+    """
 
     deadline: float
     retries: int = 0
@@ -88,6 +92,12 @@ class RequestOptions:
     tokens: int | None = None
     #: Resumes allowed when a committed stream breaks (0: a break ends the stream).
     resume_max: int = 0
+    stream_deadline: float | None = None
+
+    @property
+    def stream_end(self) -> float:
+        """When a committed stream must have ended (trio time)."""
+        return self.deadline if self.stream_deadline is None else self.stream_deadline
 
     def sticky_key(self, sticky: str | None) -> str | None:
         """The value a split with ``sticky`` hashes: a header, or the client's key."""

@@ -66,6 +66,10 @@ class Runtime:
         if isinstance(node, Leaf):
             d = self.table.config.defaults
             return RouteSettings(
-                d.timeout, d.first_token_timeout, d.retries, resume_max=resume_max(None, d)
+                d.timeout,
+                d.first_token_timeout,
+                d.retries,
+                resume_max=resume_max(None, d),
+                stream_timeout=d.stream_timeout,
             )
         return node.settings

@@ -4,7 +4,7 @@ the rest of a committed one.
 A stream is committed to an attempt when its first content chunk arrives; before that,
 failures and silence move on unseen (:func:`first_chunk` runs inside an attempt). After
 it, :class:`Chunks` hands the client's side every batch as it comes, each within the
-stall timeout and all within the request's deadline; a break is charged to the target
+stall timeout and all within the stream's deadline; a break is charged to the target
 that broke and raised as a GatewayError for the caller to end the stream with.
 """
 
@@ -97,8 +97,8 @@ async def _close(exit: AsyncExitStack) -> None:
 Resume = Callable[[Delivered, frozenset[str]], Awaitable[StreamStart]]
 
 
-class _DeadlinePassed(Timeout):
-    """The request's deadline passed mid-stream: nobody's fault to resume from."""
+class _DeadlinePassed(StreamError):
+    """The stream's deadline passed mid-stream: charged, but not resumed (no time left)."""
 
 
 class Chunks:
@@ -107,15 +107,17 @@ class Chunks:
     Args:
         start: The stream, opened up to its first content chunk.
         trace: The request's trace (``target`` names who answers).
-        deadline: The request's deadline (trio time).
+        deadline: When the stream must have ended (trio time): ``stream_timeout`` after
+            the request began.
         stall_timeout: Seconds allowed between two batches.
         broke: Charges a break to its target (breaker and stats).
+        ended: Credits the target whose upstream stream ended complete.
         resume: Continues the answer on another target after a break; None: never.
         resume_max: Resumes allowed for this request.
 
-    Iterating raises StreamError when the upstream stalls or breaks and no other target
-    could continue the answer, and Timeout when the deadline passes mid-stream. Close it
-    with :meth:`aclose`.
+    Iterating raises StreamError when the upstream stalls or breaks (charged to the
+    target) and no other target could continue the answer, or when the stream has not
+    ended by its deadline. Close it with :meth:`aclose`.
     """
 
     def __init__(
@@ -125,6 +127,7 @@ class Chunks:
         deadline: float,
         stall_timeout: float,
         broke: Callable[[str, GatewayError], None],
+        ended: Callable[[str], None] = lambda _: None,
         resume: Resume | None = None,
         resume_max: int = 0,
     ) -> None:
@@ -135,6 +138,7 @@ class Chunks:
         self._deadline = deadline
         self._stall = stall_timeout
         self._broke = broke
+        self._ended = ended
         self._resume = resume
         self._resumes_left = resume_max if resume is not None else 0
         self._delivered = Delivered()
@@ -178,6 +182,8 @@ class Chunks:
                 return await anext(rest)
             except StopAsyncIteration:
                 self._rest = None
+                if self._trace.target is not None:
+                    self._ended(self._trace.target)
                 raise
             except GatewayError as exc:
                 self._fail(exc)
@@ -187,7 +193,13 @@ class Chunks:
             stalled = StreamError(f"upstream stream stalled for {self._stall:g}s")
             self._fail(stalled)
             raise stalled
-        raise _DeadlinePassed("the stream took longer than its deadline")
+        # The stream's deadline ended the wait: the target had not finished by then.
+        silent = trio.current_time() - (stall_at - self._stall)
+        late = _DeadlinePassed(
+            f"upstream stream stalled for {silent:g}s and did not end by its deadline"
+        )
+        self._fail(late)
+        raise late
 
     def _fail(self, exc: GatewayError) -> None:
         """A break of the committed stream: charged to the target that broke."""
@@ -219,6 +231,8 @@ class Chunks:
             trace.resumes.append((trace.target or "", "resumed"))
             self._exit, self._head, self._rest = start.exit, start.head or None, start.rest
             self._resumed = True
+            if start.rest is None and trace.target is not None:
+                self._ended(trace.target)  # the whole rest came with its first chunk
             return True
         trace.resumes.append((broken, "failed"))
         return False

@@ -224,9 +224,12 @@ def options(
     retries: int = 0,
     first_token_timeout: float = 15.0,
     headers: Mapping[str, str] | None = None,
+    stream_deadline: float | None = None,
 ) -> RequestOptions:
     raw = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    return RequestOptions(deadline, retries, first_token_timeout, raw)
+    return RequestOptions(
+        deadline, retries, first_token_timeout, raw, stream_deadline=stream_deadline
+    )
 
 
 def boom(status: int = 500) -> GatewayError:

@@ -56,6 +56,7 @@ def test_all_is_pinned() -> None:
         "Split",
         "render_tree",
         "resume_max",
+        "timeout_warnings",
     ]
 
 

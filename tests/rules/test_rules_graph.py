@@ -99,12 +99,14 @@ def test_route_settings_override_defaults() -> None:
 [defaults]
 timeout = "30s"
 retries = 1
+stream_timeout = "20m"
 [providers.p]
 kind = "simulated"
 [routes.a]
 fallback = ["p:m"]
 timeout = "5s"
 first_token_timeout = "2s"
+stream_timeout = "2m"
 on = ["timeout", "network"]
 [routes.b]
 fallback = ["p:m"]
@@ -113,10 +115,14 @@ fallback = ["p:m"]
     table = compile_routes(config)
     a, b = table.routes["a"], table.routes["b"]
     assert isinstance(a, Fallback)
-    assert a.settings == RouteSettings(timeout=5.0, first_token_timeout=2.0, retries=1)
+    assert a.settings == RouteSettings(
+        timeout=5.0, first_token_timeout=2.0, retries=1, stream_timeout=120.0
+    )
     assert a.on == frozenset({"timeout", "network"})
     assert isinstance(b, Fallback)
-    assert b.settings == RouteSettings(timeout=30.0, first_token_timeout=15.0, retries=1)
+    assert b.settings == RouteSettings(
+        timeout=30.0, first_token_timeout=15.0, retries=1, stream_timeout=1200.0
+    )
 
 
 def test_weighted_balance_keeps_weights() -> None:

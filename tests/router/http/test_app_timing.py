@@ -25,6 +25,7 @@ CONFIG = """
 [defaults]
 timeout = "10s"
 first_token_timeout = "3s"
+stream_timeout = "10s"
 
 [providers.slow]
 kind = "simulated"

@@ -34,6 +34,7 @@ def test_shipped_configs_check(path: Path) -> None:
     result = run("check", str(path))
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+    assert "warning" not in result.stderr
     assert "├──" in result.stdout or "└──" in result.stdout
 
 
@@ -131,3 +132,18 @@ def test_status_of_no_daemon_is_a_clear_error() -> None:
     assert result.returncode == 1
     assert "cannot reach" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_check_warns_of_an_unreachable_timeout_and_still_passes(tmp_path: Path) -> None:
+    path = tmp_path / "router.toml"
+    path.write_text(
+        '[providers.sim]\nkind = "simulated"\n\n'
+        '[routes.chat]\nfallback = ["sim:a", "sim:b"]\ntimeout = "10s"\nfirst_token_timeout = "10s"\n'
+    )
+    result = run("check", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+    assert result.stderr.splitlines() == [
+        "warning: routes.chat: first_token_timeout (10s) is not shorter than timeout (10s): "
+        "a silent target takes the whole timeout and the next target is never tried"
+    ]

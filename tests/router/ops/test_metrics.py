@@ -129,7 +129,7 @@ async def test_failures_fallbacks_retries_and_circuit_state(
     assert value(samples, "llm_router_fallbacks_total", route="chat") == 1
     ok = {"route": "chat", "target": "up:gpt-4o", "outcome": "ok"}
     assert value(samples, "llm_router_requests_total", **ok) == 1
-    failed = {"route": "broken", "target": "-", "outcome": "upstream_error"}
+    failed = {"route": "broken", "target": "up:fail-503", "outcome": "upstream_error"}
     assert value(samples, "llm_router_requests_total", **failed) == 1
     unknown = {"route": "-", "target": "-", "outcome": "client_error"}
     assert value(samples, "llm_router_requests_total", **unknown) == 1

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from adapters import ChatChunk, Message, StreamError, Timeout
+from adapters import ChatChunk, Message, StreamError
 from router import Engine, RequestTrace, RoutedRequest
 from tests.fakes.scripted import REQ, SEED, Scripted, Step, options, rules_of
 
@@ -161,7 +161,8 @@ async def test_the_deadline_is_not_resumed(autojump_clock: trio.testing.MockCloc
     )
     opts = routed.options
     routed = RoutedRequest(routed.node, REQ, routed.trace, type(opts)(20.0, resume_max=1))
-    with pytest.raises(Timeout, match="deadline"):
+    with pytest.raises(StreamError, match="did not end by its deadline"):
         await read(engine, routed)
     assert trio.current_time() == 20.0
-    assert ups["b"].started == []
+    assert ups["b"].started == []  # no time left to resume in
+    assert engine.registry.get("a:m").failures == 1  # charged to the target that was late
