@@ -23,7 +23,6 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, TypeVar
 
-import attrs
 import trio
 
 from adapters import (
@@ -128,7 +127,7 @@ class Engine:
         async def final(upstream: Upstream, model: str) -> GatewayResponse:
             return await upstream.complete(req, model)
 
-        work = attrs.evolve(_work(routed, call, _nothing, _total_tokens), final=final)
+        work = _work(routed, call, _nothing, _total_tokens, final=final)
         return (await self._start(routed, work)).value
 
     @asynccontextmanager
@@ -219,7 +218,7 @@ class Engine:
                     pass  # it refuses a prefill (some models do): answer anew, spliced
             return await first_chunk(upstream, model, req, first_token_timeout, spliced)
 
-        work = attrs.evolve(_work(routed, call, close_stream, verdict_later=True), exclude=broken)
+        work = _work(routed, call, close_stream, verdict_later=True, exclude=broken)
         served = await self._run(routed.node, work, routed)
         routed.trace.target = served.target
         if served.verdict is not None:
@@ -331,6 +330,8 @@ def _work(
     used: Callable[[T], int | None] = lambda _: None,
     *,
     verdict_later: bool = False,
+    final: Callable[[Upstream, str], Awaitable[T]] | None = None,
+    exclude: frozenset[str] = frozenset(),
 ) -> Call[T]:
     """One kind of attempt for this request, with what it needs of a target."""
     req = routed.request
@@ -342,6 +343,8 @@ def _work(
         tokens=_request_tokens(routed),
         used=used,
         verdict_later=verdict_later,
+        final=final,
+        exclude=exclude,
     )
 
 
