@@ -31,7 +31,7 @@ from rules import RouteCacheConfig
 from ..routing._request import RequestOptions, RequestTrace, RoutedRequest
 from ..traffic._cache import assemble, replay
 from ..traffic._keys import ClientKey, Forbidden
-from ..traffic._tokens import estimate_tokens
+from ..traffic._tokens import request_tokens
 from ._framing import (
     JSON,
     SSE_HEADERS,
@@ -161,7 +161,7 @@ class Chat:
         trace.route = req.model
         self.observer.started(trace, runtime.table)
         settings = runtime.settings_for(node)
-        tokens = estimate_tokens(sum(len(m.text()) for m in req.messages), req.max_tokens)
+        tokens = request_tokens(req)
         options = RequestOptions(
             deadline=ex.started + settings.timeout,
             retries=settings.retries,

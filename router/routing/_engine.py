@@ -37,7 +37,7 @@ from adapters import (
 from rules import Balance, Defaults, Fallback, HedgeConfig, Leaf, Node, Percentile, Split
 
 from ..traffic._cost import PriceTable
-from ..traffic._tokens import estimate_tokens
+from ..traffic._tokens import request_tokens
 from ._attempt import Call, LeafRunner, Served, Verdict
 from ._breaker import CircuitBreaker
 from ._failures import DEFAULT_ON
@@ -200,7 +200,7 @@ class Engine:
             GatewayError: no candidate could continue the answer.
         """
         req, text = routed.request, delivered.text
-        delivered.broke(estimate_tokens(sum(len(m.text()) for m in req.messages), 0))
+        delivered.broke(request_tokens(req, with_output=False))
         first_token_timeout = routed.options.first_token_timeout
 
         def seamed(chunks: AsyncIterator[list[ChatChunk]]) -> AsyncIterator[list[ChatChunk]]:
@@ -353,7 +353,7 @@ def _request_tokens(routed: RoutedRequest) -> int:
     if routed.options.tokens is not None:
         return routed.options.tokens  # the app estimated it already, for the key's window
     req: GatewayRequest = routed.request
-    return estimate_tokens(sum(len(m.text()) for m in req.messages), req.max_tokens)
+    return request_tokens(req)
 
 
 def _total_tokens(resp: GatewayResponse) -> int | None:

@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
-__all__ = ["CHARS_PER_TOKEN", "estimate_tokens"]
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adapters import GatewayRequest
+
+__all__ = ["CHARS_PER_TOKEN", "estimate_tokens", "request_tokens"]
 
 CHARS_PER_TOKEN = 4
 
@@ -21,3 +26,10 @@ def estimate_tokens(prompt_chars: int, max_tokens: int | None, default_output: i
     prompt = -(-max(prompt_chars, 0) // CHARS_PER_TOKEN)
     output = max_tokens if max_tokens is not None else default_output
     return prompt + max(output, 0)
+
+
+def request_tokens(req: GatewayRequest, with_output: bool = True) -> int:
+    """:func:`estimate_tokens` for ``req``: its messages' text, and its ``max_tokens``
+    (or the default allowance) unless ``with_output`` is False (the prompt alone)."""
+    prompt_chars = sum(len(m.text()) for m in req.messages)
+    return estimate_tokens(prompt_chars, req.max_tokens if with_output else 0)
