@@ -85,6 +85,13 @@ class ServerConfig:
             access log is written whatever it is).
         state_file: Where budgets' spend is kept across restarts (JSON, written every
             10 s and at exit); absent, spend lives in memory only.
+        read_timeout: A request's head, and then its body, must each arrive within it
+            (else 408 and the connection closes).
+        keepalive_timeout: Idle client connections are closed after it.
+        max_connections: Client connections held at once; past it a new connection
+            gets 503 and is closed at once. Unset: half the process's descriptor limit
+            (``ulimit -n``), so upstream connections and files always have descriptors.
+        backlog: The listen queue (connections the kernel holds before accept).
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -97,6 +104,11 @@ class ServerConfig:
     watch: bool = True
     log_level: LogLevel = "info"
     state_file: str | None = None
+    # Connections (the hardening settings of DESIGN.md).
+    read_timeout: Duration = attrs.field(default=30.0, validator=positive)
+    keepalive_timeout: Duration = attrs.field(default=75.0, validator=positive)
+    max_connections: int | None = attrs.field(default=None, validator=positive)
+    backlog: int = attrs.field(default=4096, validator=positive)
 
 
 def _check_endpoint(instance: Any, attribute: "attrs.Attribute[Any]", value: str) -> None:

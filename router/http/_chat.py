@@ -11,6 +11,7 @@ cancels the request's scope, which cancels every upstream attempt.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,8 @@ from ._framing import (
     JSON,
     SSE_HEADERS,
     ClientGone,
+    ClientStalled,
+    RequestTimeout,
     make_request_id,
     read_body,
     send_error,
@@ -66,7 +69,7 @@ class Exchange:
     """One request and its answer on the HTTP side: what the handlers share."""
 
     scope: Scope
-    send: Any
+    asgi_send: Any
     codec: Ingress
     request_id: str
     started: float  # trio time at arrival
@@ -76,6 +79,32 @@ class Exchange:
     cache_entry: bytes | None = None
     cache: RouteCacheConfig | None = None
     tokens: int = 0
+    #: The whole body was read (else the connection closes after the answer).
+    body_read: bool = False
+    #: The last byte of the answer is being sent: a disconnect now is the server's own.
+    finishing: bool = False
+    #: A client must take each write within this many seconds (the route's
+    #: ``stall_timeout``, as for upstreams), and the whole answer by ``write_end``.
+    write_stall: float = math.inf
+    write_end: float = math.inf
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """One ASGI message, bounded: a client that stops reading is cut off.
+
+        Raises:
+            ClientStalled: the client took nothing for ``write_stall`` seconds (or
+                ``write_end`` passed); its connection is closed.
+        """
+        deadline = min(trio.current_time() + self.write_stall, self.write_end)
+        with trio.move_on_at(deadline) as writing:
+            await self.asgi_send(message)
+        if writing.cancelled_caught:
+            raise ClientStalled
+
+    async def send_last(self, body: bytes) -> None:
+        """The answer's last body bytes."""
+        self.finishing = True
+        await self.send({"type": "http.response.body", "body": body})
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The headers that say what happened (``x-request-id``, ``x-router-*``)."""
@@ -83,7 +112,9 @@ class Exchange:
 
     async def error(self, err: GatewayError) -> None:
         """Answer with ``err`` in the client's format, before any byte was sent."""
-        await send_error(self.send, self.codec, err, self.trace, self.request_id)
+        self.finishing = True
+        close = not self.body_read  # an unread body would be read as the next request
+        await send_error(self.send, self.codec, err, self.trace, self.request_id, close=close)
 
 
 class Chat:
@@ -104,14 +135,35 @@ class Chat:
         """The whole request, from its first byte read to its last byte sent."""
         ex = Exchange(scope, send, codec, make_request_id(scope), trio.current_time())
         trace = ex.trace
+        ex.write_stall = runtime.engine.stall_timeout
         runtime.users.enter()
         wall_ns = time.time_ns()
         try:
-            body = await read_body(scope, receive, runtime.max_body)
+            # The key first, from the headers: a client without one costs no body read.
+            ex.key = key = runtime.keys.identify(scope["headers"])
+            if key is not None:
+                trace.client = key.name
+            with trio.move_on_at(ex.started + runtime.read_timeout):
+                body = await read_body(scope, receive, runtime.max_body)
+                ex.body_read = True
+            if not ex.body_read:
+                raise RequestTimeout(
+                    f"the request body did not arrive within {runtime.read_timeout:g}s"
+                    " (server.read_timeout)"
+                )
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, trace)
+                nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, ex)
                 try:
                     await self._answer(ex, body, runtime)
+                except ClientStalled:
+                    # Its connection is closed already; the upstream closes as we leave.
+                    trace.error = "ClientStalled"
+                    trace.outcome = "cancelled"
+                    error_log.warning(
+                        "request %s: the client took nothing for %gs; connection closed",
+                        ex.request_id,
+                        ex.write_stall,
+                    )
                 except GatewayError as exc:
                     err = _client_error(exc)
                     trace.status = codec.status(err)
@@ -128,7 +180,7 @@ class Chat:
                 nursery.cancel_scope.cancel()
         except ClientGone:
             pass
-        except GatewayError as exc:  # from reading the body
+        except GatewayError as exc:  # the key, or reading the body
             trace.status = codec.status(exc)
             _failed(trace, exc)
             await ex.error(exc)
@@ -144,10 +196,7 @@ class Chat:
             self.observer.ended(trace, facts)
 
     async def _answer(self, ex: Exchange, body: bytes, runtime: Runtime) -> None:
-        scope, trace = ex.scope, ex.trace
-        key = runtime.keys.identify(scope["headers"])
-        if key is not None:
-            trace.client = key.name
+        scope, trace, key = ex.scope, ex.trace, ex.key
         req = ex.codec.decode(body)
         node = runtime.table.lookup(req.model)
         if node is None:
@@ -171,6 +220,7 @@ class Chat:
             resume_max=settings.resume_max,
             stream_deadline=ex.started + settings.stream_timeout,
         )
+        ex.write_end = options.stream_end
         self.controls.admit(key, tokens)
         entry, hit = self.controls.lookup(
             settings.cache, req.model, req, key, _bypasses_cache(scope["headers"])
@@ -181,7 +231,7 @@ class Chat:
         if hit is not None:
             await _replay(ex, req, hit)
             return
-        ex.key, ex.cache_entry, ex.cache, ex.tokens = key, entry, settings.cache, tokens
+        ex.cache_entry, ex.cache, ex.tokens = entry, settings.cache, tokens
         routed = RoutedRequest(node, req, trace, options)
         if req.stream:
             async with runtime.engine.stream(routed) as chunks:
@@ -204,7 +254,7 @@ class Chat:
         await ex.send({"type": "http.response.start", "status": 200, "headers": headers})
         # Before the last send: hypercorn reports a disconnect as soon as it is sent.
         trace.outcome = trace.outcome or "ok"
-        await ex.send({"type": "http.response.body", "body": body})
+        await ex.send_last(body)
 
     async def _stream(self, ex: Exchange, req: GatewayRequest, chunks: Chunks) -> None:
         """Forward a committed stream; a break ends it with the format's error event."""
@@ -232,13 +282,15 @@ class Chat:
             end = encoder.error(exc)
             _failed(trace, exc)
             error_log.warning("stream from %s broke: %s", trace.target, exc.message)
+        except ClientStalled:
+            raise
         except Exception as exc:
             error_log.exception("request %s: stream failed", ex.request_id)
             trace.error = type(exc).__name__
             trace.outcome = "internal_error"
             end = encoder.error(_INTERNAL)
         trace.outcome = trace.outcome or "ok"  # before the last send, as above
-        await send({"type": "http.response.body", "body": end})
+        await ex.send_last(end)
 
     def _settle_stream(self, ex: Exchange, kept: list[ChatChunk] | None) -> None:
         """A stream that ended complete: its cost, and into the cache if it has one."""
@@ -265,15 +317,19 @@ async def _replay(ex: Exchange, req: GatewayRequest, resp: GatewayResponse) -> N
         headers = [JSON, (b"content-length", b"%d" % len(body)), *ex.headers()]
     await ex.send({"type": "http.response.start", "status": 200, "headers": headers})
     trace.outcome = "ok"
-    await ex.send({"type": "http.response.body", "body": body})
+    await ex.send_last(body)
 
 
-async def _watch_disconnect(receive: Any, scope: trio.CancelScope, trace: RequestTrace) -> None:
+async def _watch_disconnect(receive: Any, scope: trio.CancelScope, ex: Exchange) -> None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            trace.outcome = trace.outcome or "cancelled"
-            scope.cancel()
+            # Sending the last byte makes hypercorn report a disconnect while it still
+            # closes or recycles the connection: cancelling that would leave the socket
+            # open for good (neither closed nor timed out as idle).
+            if not ex.finishing:
+                ex.trace.outcome = ex.trace.outcome or "cancelled"
+                scope.cancel()
             return
 
 

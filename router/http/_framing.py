@@ -21,7 +21,9 @@ __all__ = [
     "JSON",
     "SSE_HEADERS",
     "ClientGone",
+    "ClientStalled",
     "PayloadTooLarge",
+    "RequestTimeout",
     "lifespan",
     "not_found",
     "read_body",
@@ -46,9 +48,18 @@ class ClientGone(Exception):
     """The client disconnected before its request was read."""
 
 
+class ClientStalled(Exception):
+    """The client stopped taking the answer; its connection was closed."""
+
+
 class PayloadTooLarge(InvalidRequest):
     status_hint = 413
     code = "request_too_large"
+
+
+class RequestTimeout(InvalidRequest):
+    status_hint = 408
+    code = "request_timeout"
 
 
 FORBIDDEN = {
@@ -115,9 +126,18 @@ def trace_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, byt
 
 
 async def send_error(
-    send: Any, codec: Ingress, err: GatewayError, trace: RequestTrace, request_id: str
+    send: Any,
+    codec: Ingress,
+    err: GatewayError,
+    trace: RequestTrace,
+    request_id: str,
+    *,
+    close: bool = False,
 ) -> None:
+    """``err`` in the client's format; ``close`` ends the connection after it."""
     headers = [JSON, *trace_headers(trace, request_id)]
+    if close:
+        headers.append((b"connection", b"close"))
     if err.retry_after is not None:
         headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
     body = codec.error(err)

@@ -39,6 +39,9 @@ RESTART_ONLY = (
     "server.state_file",  # read at start, written by a task started with it
     "server.access_log",  # its writer task starts with the daemon
     "server.watch",  # so does the file watcher
+    "server.keepalive_timeout",  # the connection settings are the server's, set at start
+    "server.max_connections",
+    "server.backlog",
     "telemetry",  # the span exporter is set up once
 )
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import gc
 import logging
+import resource
 import signal
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 
 from adapters import provider_kinds
 from rules import Config, RouteTable, load_config
 
 from ..http._app import App
+from ..http._server import ConnectionLimits, serve
 from ..routing._health import health_loop
 from ..traffic._state import StateFile
 from ._accesslog import AccessLog
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
     from ..routing._runtime import Runtime
 
-__all__ = ["hypercorn_config", "run_daemon"]
+__all__ = ["connection_limits", "hypercorn_config", "run_daemon"]
 
 log = logging.getLogger("llm_router")
 
@@ -52,10 +53,21 @@ def hypercorn_config(
     hc = HypercornConfig()
     hc.bind = binds_for((listen,) if listen else config.server.listen, list(activated))
     hc.graceful_timeout = config.server.drain_timeout
-    hc.keep_alive_timeout = 75.0
+    hc.keep_alive_timeout = config.server.keepalive_timeout
+    hc.backlog = config.server.backlog
     hc.accesslog = None  # our own access log carries route, target and request id
     hc.errorlog = logging.getLogger("hypercorn.error")
     return hc
+
+
+def connection_limits(config: Config, app: App) -> ConnectionLimits:
+    """What one client connection may take; the connection cap defaults to half the
+    descriptor limit, so upstream connections and files always find a descriptor."""
+    cap = config.server.max_connections
+    if cap is None:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        cap = max(1, soft // 2) if soft != resource.RLIM_INFINITY else 0
+    return ConnectionLimits(read_timeout=lambda: app.runtime.read_timeout, max_connections=cap)
 
 
 async def run_daemon(
@@ -135,8 +147,9 @@ async def run_daemon(
             asgi: Any = app  # hypercorn's typed scopes vs our plain dicts
             async with trio.open_nursery() as server_nursery:
                 hc = hypercorn_config(config, listen, activated)
+                limits = connection_limits(config, app)
                 binds = await server_nursery.start(
-                    partial(serve, asgi, hc, shutdown_trigger=stop.wait)
+                    partial(serve, asgi, hc, limits, shutdown_trigger=stop.wait)
                 )
                 digest = runtime.table.short_digest
                 log.info("llm-router serving on %s (rules %s)", " ".join(binds), digest)

@@ -61,6 +61,10 @@ class Runtime:
     def max_body(self) -> int:
         return self.table.config.server.max_body
 
+    @property
+    def read_timeout(self) -> float:
+        return self.table.config.server.read_timeout
+
     def settings_for(self, node: Node) -> RouteSettings:
         """The entry route's settings; a direct ``provider:model`` gets ``[defaults]``."""
         if isinstance(node, Leaf):

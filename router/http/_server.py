@@ -1,0 +1,260 @@
+"""Client connections: listening, accepting, and the limits a client can't get past.
+
+hypercorn speaks HTTP/1.1 (h11) for us; this module owns what surrounds it, because
+hypercorn's own serve loop leaves a hostile or careless client too much:
+
+- the listen queue is ``server.backlog`` and at most ``server.max_connections`` client
+  connections are held at once: past the cap a new one gets a ``503`` and is closed at
+  once, instead of waiting unseen in the kernel's queue;
+- a request's head must arrive within ``server.read_timeout`` of its first byte (a
+  header a second, forever, is a slow-loris attack), else ``408`` and the connection
+  closes; the body's own deadline is the app's (see :mod:`._chat`);
+- a write to the client is not shielded from cancellation as in hypercorn: a client
+  that stops reading is reached by the request's deadlines and by the drain deadline
+  of SIGTERM. A write cut short leaves the HTTP framing broken, so the connection is
+  closed at once.
+
+Idle keep-alive connections close after ``server.keepalive_timeout`` (hypercorn's idle
+timer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import h11
+import orjson
+import trio
+from hypercorn.events import Closed, RawData
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import repr_socket_addr, wrap_app
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from hypercorn.config import Config as HypercornConfig
+    from hypercorn.events import Event
+
+__all__ = ["ConnectionLimits", "serve"]
+
+log = logging.getLogger("llm_router")
+
+MAX_RECV = 2**16
+
+
+def _thirty_seconds() -> float:
+    return 30.0
+
+
+@attrs.frozen
+class ConnectionLimits:
+    """What one client connection may take (``[server]`` settings, in seconds).
+
+    Attributes:
+        read_timeout: A request's head must arrive within it, from its first byte
+            (asked for each request: a reload changes it).
+        max_connections: Client connections held at once; 0 for no cap.
+    """
+
+    read_timeout: Callable[[], float] = _thirty_seconds
+    max_connections: int = 0
+
+
+def _plain_answer(status: int, reason: str, message: str, *extra: bytes) -> bytes:
+    """A whole HTTP/1.1 answer that closes the connection, for when no app runs."""
+    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error"}})
+    head = [
+        b"HTTP/1.1 %d %s" % (status, reason.encode()),
+        b"content-type: application/json",
+        b"content-length: %d" % len(body),
+        b"connection: close",
+        *extra,
+    ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + body
+
+
+REQUEST_TIMEOUT = _plain_answer(
+    408, "Request Timeout", "the request did not arrive within server.read_timeout"
+)
+TOO_MANY_CONNECTIONS = _plain_answer(
+    503,
+    "Service Unavailable",
+    "too many connections (server.max_connections); retry shortly",
+    b"retry-after: 1",
+)
+
+
+class Connection(TCPServer):
+    """One client connection: hypercorn's, with a head deadline and cancellable writes."""
+
+    def __init__(self, *args: Any, limits: ConnectionLimits) -> None:
+        super().__init__(*args)
+        self.limits = limits
+        self._head_started: float | None = None  # first byte of a request head
+
+    async def protocol_send(self, event: Event) -> None:
+        if not isinstance(event, RawData):
+            await super().protocol_send(event)
+            return
+        async with self.send_lock:
+            try:
+                await self.stream.send_all(event.data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                await self.protocol.handle(Closed())
+            except BaseException:
+                # Cancelled part-way (a deadline, the drain): the client may hold half
+                # a message, so the connection is unusable. Closing the socket also
+                # wakes the reader.
+                self._abort()
+                raise
+
+    async def _close(self) -> None:
+        # hypercorn's close awaits send_eof() first: cancelled there (the drain, a
+        # shutdown), it would never reach the close and the descriptor would leak.
+        with trio.CancelScope(shield=True):
+            await super()._close()
+
+    def _abort(self) -> None:
+        socket = getattr(self.stream, "socket", None)
+        if socket is not None:
+            socket.close()
+
+    async def _read_data(self) -> None:
+        while True:
+            try:
+                with trio.fail_at(self._head_deadline()):
+                    data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError):
+                break
+            except trio.TooSlowError:
+                await self._refuse(REQUEST_TIMEOUT)
+                await self.idle_task.stop()
+                await self._close()
+                break
+            await self.protocol.handle(RawData(bytes(data)))
+            if data == b"":
+                break
+            self._note_head(trio.current_time())
+        await self.protocol.handle(Closed())
+
+    def _head_deadline(self) -> float:
+        if self._head_started is None:
+            return math.inf
+        return self._head_started + self.limits.read_timeout()
+
+    def _note_head(self, now: float) -> None:
+        """Start the head's clock at its first byte; stop it once the head is whole."""
+        h11_connection = getattr(self.protocol.protocol, "connection", None)
+        if not isinstance(h11_connection, h11.Connection):
+            return  # HTTP/2 frames its own requests
+        waiting = h11_connection.their_state is h11.IDLE
+        if waiting and h11_connection.trailing_data[0]:
+            if self._head_started is None:
+                self._head_started = now
+        else:
+            self._head_started = None
+
+    async def _refuse(self, answer: bytes) -> None:
+        async with self.send_lock:
+            with (
+                trio.CancelScope(shield=True),
+                trio.move_on_after(1),
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+            ):
+                await self.stream.send_all(answer)
+
+
+async def serve(
+    app: Any,
+    config: HypercornConfig,
+    limits: ConnectionLimits,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``app`` on ``config.bind`` until ``shutdown_trigger`` returns, then drain.
+
+    The drain lets requests in flight finish for up to ``config.graceful_timeout``
+    and then cancels them, the ones stuck writing to a client that stopped reading
+    included; idle keep-alive connections close at once.
+    """
+    asgi = wrap_app(app, config.wsgi_max_body_size, "asgi")
+    context = WorkerContext(None)
+    sockets = config.create_sockets()
+    listeners: list[trio.SocketListener] = []
+    binds: list[str] = []
+    for sock in sockets.insecure_sockets:
+        sock.listen(config.backlog)
+        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+        binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
+    held = _Held(limits.max_connections)
+
+    async def handle(stream: trio.SocketStream) -> None:
+        if not held.enter():
+            await _refuse_at_once(stream)
+            return
+        try:
+            state = ConnectionState({})
+            await Connection(asgi, config, context, state, stream, limits=limits)
+        finally:
+            held.exit()
+
+    async with trio.open_nursery() as connections:
+        try:
+            async with trio.open_nursery() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(_accept_forever, listener, handle, connections)
+                task_status.started(binds)
+                await shutdown_trigger()
+                accepting.cancel_scope.cancel()
+        finally:
+            for listener in listeners:
+                await listener.aclose()
+            await context.terminated.set()  # idle keep-alive connections close now
+            connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
+
+
+async def _accept_forever(
+    listener: trio.SocketListener,
+    handle: Callable[[trio.SocketStream], Awaitable[None]],
+    nursery: trio.Nursery,
+) -> None:
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:  # EMFILE and the like: wait a little, as trio does
+            log.error("accept() failed: %s; retrying in 100 ms", exc.strerror or exc)
+            await trio.sleep(0.1)
+            continue
+        nursery.start_soon(handle, stream)
+
+
+async def _refuse_at_once(stream: trio.SocketStream) -> None:
+    with trio.move_on_after(1):
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.send_all(TOO_MANY_CONNECTIONS)
+    await trio.aclose_forcefully(stream)
+
+
+@attrs.define
+class _Held:
+    """Client connections held now, against the cap (0: none)."""
+
+    cap: int
+    count: int = 0
+
+    def enter(self) -> bool:
+        if self.cap and self.count >= self.cap:
+            return False
+        self.count += 1
+        return True
+
+    def exit(self) -> None:
+        self.count -= 1
