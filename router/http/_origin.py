@@ -11,10 +11,13 @@ operator's keys or reloads the rules; and a page whose name is rebound to 127.0.
   ``Access-Control-Request-Method``) get 204. Clients that are not browsers send no
   ``Origin`` and are not affected, whatever their ``Content-Type``.
 - A connection that reached a loopback address must name ``localhost`` (or a
-  ``*.localhost`` name, or a loopback address) in its ``Host``, with any port, or an
-  entry of ``server.allowed_hosts``; otherwise 421. Once ``allowed_hosts`` is set, this
-  holds on every address. A rebound name is never one of these, and a client of a
-  daemon on a public address names whatever it likes until the operator says otherwise.
+  ``*.localhost`` name, a loopback address, or the address it reached) in its
+  ``Host``, with any port, or an entry of ``server.allowed_hosts``; otherwise 421. Once
+  ``allowed_hosts`` is set, this holds on every address. A rebound name is never one of
+  these (an address is no name to rebind), and a client of a daemon on a public address
+  names whatever it likes until the operator says otherwise. The connection's own
+  address decides, not ``server.listen``: ``--listen`` and inherited sockets override
+  that.
 
 Refusals are errors in the client's dialect (OpenAI's or Anthropic's shape by path).
 A WebSocket handshake gets a JSON 400: nothing here speaks WebSocket.
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["HostRefused", "OriginRefused", "admit", "refuse_websocket"]
 
 Scope = dict[str, Any]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class OriginRefused(GatewayError):
@@ -99,7 +103,7 @@ async def admit(scope: Scope, send: Any, server: ServerConfig, codec: Ingress | 
                 requested_headers = value
             elif name == b"access-control-request-private-network":
                 private_network = value
-    if host is not None and not _host_allowed(host, _local(scope), server.allowed_hosts):
+    if host is not None and not _host_allowed(host, _local_address(scope), server.allowed_hosts):
         shown = host.decode("latin-1")
         await _refuse(
             send,
@@ -172,34 +176,39 @@ async def _refuse(send: Any, codec: Ingress | None, err: GatewayError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _local(scope: Scope) -> bool:
-    """Whether the connection reached a loopback address of ours."""
+def _local_address(scope: Scope) -> str:
+    """The address the connection reached ("" if not an IP: a unix socket, say)."""
     server = scope.get("server")
-    return server is not None and _is_loopback(str(server[0]))
+    return str(server[0]) if server is not None else ""
 
 
 @lru_cache(maxsize=64)
-def _is_loopback(address: str) -> bool:
+def _ip(text: str) -> IPAddress | None:
     try:
-        ip = ipaddress.ip_address(address.strip("[]").partition("%")[0])
+        ip = ipaddress.ip_address(text.strip("[]").partition("%")[0])
     except ValueError:
-        return False  # a unix socket path, say
+        return None  # a name, or a unix socket path
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # a dual-stack socket's 127.0.0.1
-    return ip.is_loopback
+        return ip.ipv4_mapped  # a dual-stack socket's 127.0.0.1
+    return ip
 
 
 @lru_cache(maxsize=256)
-def _host_allowed(host: bytes, local: bool, allowed: tuple[str, ...]) -> bool:
-    """Whether a ``Host`` header is served (bounded cache: the value is the client's)."""
-    if not allowed and not local:
+def _host_allowed(host: bytes, local_address: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a ``Host`` header is served on a connection to ``local_address``
+    (a bounded cache: the value is the client's)."""
+    ours = _ip(local_address)
+    if not allowed and (ours is None or not ours.is_loopback):
         return True
     text = host.decode("latin-1").strip().lower()
     if not text:
         return True  # no name given: nothing to rebind
     name, port = _split_host(text)
-    if name == "localhost" or name.endswith(".localhost") or _is_loopback(name):
+    if name == "localhost" or name.endswith(".localhost"):
         return True
+    ip = _ip(name)
+    if ip is not None and (ip.is_loopback or ip == ours):
+        return True  # an address, not a name: nothing to rebind
     for entry in allowed:
         if entry == "*":
             return True

@@ -201,19 +201,24 @@ async def test_clients_without_origin_keep_any_content_type(
 @pytest.mark.parametrize(
     ("host", "local", "allowed", "served"),
     [
-        (b"anything.example", False, (), True),  # a public bind: no check until configured
-        (b"anything.example", False, ("router.example",), False),
-        (b"router.example:80", False, ("router.example",), True),
-        (b"localhost:8080", False, ("router.example",), True),
-        (b"anything.example", True, ("*",), True),
-        (b"localhost.:8080", True, (), True),
-        (b"127.9.9.9", True, (), True),
-        (b"[::ffff:127.0.0.1]:80", True, (), True),
-        (b"10.0.0.1:8080", True, (), False),
-        (b"", True, (), True),  # HTTP/1.0 may give no name: nothing to rebind
+        (b"anything.example", "10.0.0.5", (), True),  # a public address: no check until set
+        (b"anything.example", "10.0.0.5", ("router.example",), False),
+        (b"router.example:80", "10.0.0.5", ("router.example",), True),
+        (b"localhost:8080", "10.0.0.5", ("router.example",), True),
+        (b"10.0.0.5:8080", "10.0.0.5", ("router.example",), True),  # the address it reached
+        (b"10.0.0.6:8080", "10.0.0.5", ("router.example",), False),
+        (b"10.0.0.5", "::ffff:10.0.0.5", ("router.example",), True),
+        (b"anything.example", "127.0.0.1", ("*",), True),
+        (b"localhost.:8080", "127.0.0.1", (), True),
+        (b"127.9.9.9", "127.0.0.1", (), True),
+        (b"[::ffff:127.0.0.1]:80", "::1", (), True),
+        (b"10.0.0.1:8080", "127.0.0.1", (), False),
+        (b"anything.example", "::ffff:127.0.0.1", (), False),  # a dual-stack socket
+        (b"anything.example", "/run/router.sock", (), True),  # not an IP: no check until set
+        (b"", "127.0.0.1", (), True),  # HTTP/1.0 may give no name: nothing to rebind
     ],
 )
-def test_host_rules(host: bytes, local: bool, allowed: tuple[str, ...], served: bool) -> None:
+def test_host_rules(host: bytes, local: str, allowed: tuple[str, ...], served: bool) -> None:
     assert _host_allowed(host, local, allowed) is served
 
 
