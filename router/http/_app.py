@@ -76,7 +76,7 @@ class App:
         elif kind == "lifespan":
             await lifespan(receive, send)
         elif kind == "websocket":
-            await refuse_websocket(receive, send)
+            await refuse_websocket(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope["path"]

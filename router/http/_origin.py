@@ -152,12 +152,15 @@ async def admit(scope: Scope, send: Any, server: ServerConfig, codec: Ingress | 
     return send_with_cors
 
 
-async def refuse_websocket(receive: Any, send: Any) -> None:
+async def refuse_websocket(scope: Scope, receive: Any, send: Any) -> None:
     """A JSON 400 for a WebSocket handshake (the ASGI ``websocket.http.response``
     extension; without it, a plain refusal, which servers send as 403)."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return  # the client is gone already
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
     err = InvalidRequest(
         "WebSockets are not served here: use plain HTTP (POST /v1/chat/completions or "
         "/v1/messages, with stream: true for server-sent events)"

@@ -7,14 +7,14 @@ origins get CORS headers and preflight answers; clients without ``Origin`` are u
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import pytest
 import trio
 
 from adapters import provider_kinds
-from router.http._origin import _host_allowed
+from router.http._origin import _host_allowed, refuse_websocket
 from rules import ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -266,3 +266,16 @@ def test_bad_entries_are_refused_at_load(tmp_path: Path, setting: str, error: st
     with pytest.raises(ConfigError) as caught:
         load_config(str(path), kinds=provider_kinds())
     assert caught.value.errors[0].startswith(error)
+
+
+async def test_a_server_without_the_response_extension_gets_a_plain_refusal() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await refuse_websocket({"type": "websocket", "extensions": {}}, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
