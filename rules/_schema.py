@@ -7,12 +7,13 @@ anything that looks across tables (does this provider exist?) is checked when ro
 are compiled.
 """
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
 import attrs
 
-from ._errors import FieldError
+from ._errors import FieldError, describe
 from ._fields import (
     After,
     Duration,
@@ -64,6 +65,34 @@ FailureClass = Literal[
 FALLBACK_ON: tuple[str, ...] = get_args(FailureClass)
 
 
+_ORIGIN = re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s]+")
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9_-]+(\.[a-z0-9_-]+)*)(:[0-9]{1,5})?")
+
+
+@field_local
+def _check_origins(
+    instance: Any, attribute: "attrs.Attribute[Any]", value: tuple[str, ...]
+) -> None:
+    for i, origin in enumerate(value):
+        if origin != "*" and not _ORIGIN.fullmatch(origin.lower()):
+            raise FieldError(
+                f'{describe(origin)} is not an origin like "https://app.example" '
+                '(scheme://host[:port], no path, no trailing slash) or "*"',
+                (attribute.name, i),
+            )
+
+
+@field_local
+def _check_hosts(instance: Any, attribute: "attrs.Attribute[Any]", value: tuple[str, ...]) -> None:
+    for i, host in enumerate(value):
+        if host != "*" and not _HOST.fullmatch(host.lower()):
+            raise FieldError(
+                f'{describe(host)} is not a host name like "router.example" or '
+                '"router.example:8080" (no scheme, no path) or "*"',
+                (attribute.name, i),
+            )
+
+
 @attrs.frozen
 class ServerConfig:
     """``[server]``: where to listen and who may call.
@@ -92,6 +121,11 @@ class ServerConfig:
             gets 503 and is closed at once. Unset: half the process's descriptor limit
             (``ulimit -n``), so upstream connections and files always have descriptors.
         backlog: The listen queue (connections the kernel holds before accept).
+        cors_origins: Browser origins (``scheme://host[:port]``, or ``"*"``) allowed to
+            call the daemon; a request with any other ``Origin`` header gets 403.
+        allowed_hosts: ``Host`` names (optionally ``:port``, or ``"*"``) served besides
+            localhost; on loopback connections, or anywhere once set, another ``Host``
+            gets 421 (DNS rebinding).
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -109,6 +143,9 @@ class ServerConfig:
     keepalive_timeout: Duration = attrs.field(default=75.0, validator=positive)
     max_connections: int | None = attrs.field(default=None, validator=positive)
     backlog: int = attrs.field(default=4096, validator=positive)
+    # Browsers: Origin and Host checks (router/http/_origin.py).
+    cors_origins: tuple[str, ...] = attrs.field(default=(), validator=_check_origins)
+    allowed_hosts: tuple[str, ...] = attrs.field(default=(), validator=_check_hosts)
 
 
 def _check_endpoint(instance: Any, attribute: "attrs.Attribute[Any]", value: str) -> None:

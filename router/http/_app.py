@@ -19,6 +19,7 @@ from ._chat import Chat
 from ._framing import FORBIDDEN, lifespan, not_found, send_json
 from ._observer import NoObserver
 from ._openai_ingress import OPENAI, Ingress
+from ._origin import admit, refuse_websocket
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -74,11 +75,17 @@ class App:
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await lifespan(receive, send)
+        elif kind == "websocket":
+            await refuse_websocket(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
         path = scope["path"]
         method = scope["method"]
         codec = _INGRESS.get(path)
+        # Browsers: Origin and Host checks, CORS (None: refused or a preflight, answered).
+        send = await admit(scope, send, self.runtime.table.config.server, codec)
+        if send is None:
+            return
         if codec is not None:
             if method != "POST":
                 await send_json(send, 405, {"error": {"message": "use POST"}})

@@ -26,6 +26,7 @@ from ..routing._health import health_loop
 from ..traffic._state import StateFile
 from ._accesslog import AccessLog
 from ._assemble import build_runtime
+from ._logsafe import install as one_line_logs
 from ._metrics import Metrics
 from ._observability import Observability
 from ._reload import Reloader
@@ -86,6 +87,7 @@ async def run_daemon(
     Raises:
         ConfigError: the config is invalid or a secret cannot be resolved.
     """
+    one_line_logs()  # upstream text in a log record cannot start a line of its own
     config = load_config(config_path, kinds=provider_kinds())  # plugins load first
     if log_level is None:
         logging.getLogger().setLevel(config.server.log_level.upper())
