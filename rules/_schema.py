@@ -29,6 +29,7 @@ from ._fields import (
 )
 from ._providers import Limits, ProviderConfig
 from ._secrets import SecretRef
+from ._telemetry import TelemetryConfig
 
 __all__ = [
     "FALLBACK_ON",
@@ -121,6 +122,10 @@ class ServerConfig:
             gets 503 and is closed at once. Unset: half the process's descriptor limit
             (``ulimit -n``), so upstream connections and files always have descriptors.
         backlog: The listen queue (connections the kernel holds before accept).
+        max_in_flight: Chat requests in progress at once (0: no bound); past it, new
+            ones get 503 with Retry-After at once.
+        overload_lag: When the event loop runs this late, new chat requests get 503
+            with Retry-After at once (requests in flight, streams included, go on).
         cors_origins: Browser origins (``scheme://host[:port]``, or ``"*"``) allowed to
             call the daemon; a request with any other ``Origin`` header gets 403.
         allowed_hosts: ``Host`` names (optionally ``:port``, or ``"*"``) served besides
@@ -143,42 +148,11 @@ class ServerConfig:
     keepalive_timeout: Duration = attrs.field(default=75.0, validator=positive)
     max_connections: int | None = attrs.field(default=None, validator=positive)
     backlog: int = attrs.field(default=4096, validator=positive)
+    max_in_flight: int = attrs.field(default=0, validator=at_least(0))
+    overload_lag: Duration = attrs.field(default=0.1, validator=positive)
     # Browsers: Origin and Host checks (router/http/_origin.py).
     cors_origins: tuple[str, ...] = attrs.field(default=(), validator=_check_origins)
     allowed_hosts: tuple[str, ...] = attrs.field(default=(), validator=_check_hosts)
-
-
-def _check_endpoint(instance: Any, attribute: "attrs.Attribute[Any]", value: str) -> None:
-    if not value.startswith(("http://", "https://")):
-        # The value is not echoed: a collector URL may carry credentials.
-        raise FieldError("must be an http:// or https:// URL", (attribute.name,))
-
-
-def _check_ratio(instance: Any, attribute: "attrs.Attribute[Any]", value: float) -> None:
-    if not 0 <= value <= 1:
-        raise FieldError(f"must be between 0 and 1, got {value:g}", (attribute.name,))
-
-
-@attrs.frozen
-class TelemetryConfig:
-    """``[telemetry]``: OpenTelemetry traces, a span per request and one per attempt.
-
-    Attributes:
-        exporter: ``"none"`` (the default: no tracing objects exist at all),
-            ``"console"`` (spans as JSON on stdout) or ``"otlp"`` (OTLP over HTTP,
-            needs the ``otlp`` extra).
-        endpoint: The OTLP/HTTP traces URL of the collector.
-        service_name: The ``service.name`` resource attribute.
-        sample_ratio: Fraction of requests traced (a client's sampled ``traceparent``
-            is not consulted: the daemon starts its own traces).
-    """
-
-    exporter: Literal["none", "console", "otlp"] = "none"
-    endpoint: str = attrs.field(
-        default="http://127.0.0.1:4318/v1/traces", validator=_check_endpoint
-    )
-    service_name: str = attrs.field(default="llm-router", validator=non_empty)
-    sample_ratio: float = attrs.field(default=1.0, validator=_check_ratio)
 
 
 @attrs.frozen
@@ -391,6 +365,6 @@ class Config:
     routes: Mapping[str, RouteConfig] = attrs.field(factory=dict, validator=_check_routes)
     cache: CacheConfig = CacheConfig()
     keys: Mapping[str, KeyConfig] = attrs.field(factory=dict)
-    telemetry: TelemetryConfig = TelemetryConfig()
+    telemetry: TelemetryConfig = attrs.field(factory=TelemetryConfig)
     #: Prices by ``provider:model`` or model id, over the shipped defaults.
     prices: Mapping[str, Price] = attrs.field(factory=dict)

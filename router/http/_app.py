@@ -20,6 +20,7 @@ from ._framing import FORBIDDEN, lifespan, not_found, send_json
 from ._observer import NoObserver
 from ._openai_ingress import OPENAI, Ingress
 from ._origin import admit, refuse_websocket
+from ._overload import Overload
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -67,7 +68,10 @@ class App:
         self.status_extra: Callable[[], dict[str, Any]] = dict
         #: Budgets, cost, the response cache: state that outlives a reload.
         self.controls = Controls(runtime.table.config)
-        self._chat = Chat(self.controls, self.observer)
+        #: Requests in flight and the loop's lag against their limits (server settings).
+        server = runtime.table.config.server
+        self.overload = Overload(server.max_in_flight, server.overload_lag)
+        self._chat = Chat(self.controls, self.observer, self.overload)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -132,6 +136,7 @@ class App:
                 name: attrs.asdict(usage) for name, usage in limits.limiter.snapshot().items()
             }
         report["traffic"] = traffic
+        report["overload"] = self.overload.snapshot()
         return report
 
     async def _admin_reload(self, scope: Scope, method: str, send: Any) -> None:

@@ -46,6 +46,7 @@ from ._framing import (
 )
 from ._observer import RequestFacts
 from ._openai_ingress import Ingress
+from ._overload import Overload, Overloaded
 
 if TYPE_CHECKING:
     from adapters import ChatChunk, GatewayRequest, GatewayResponse
@@ -125,9 +126,12 @@ class Chat:
         observer: Told of each request (metrics, traces, the access log).
     """
 
-    def __init__(self, controls: Controls, observer: Observer) -> None:
+    def __init__(
+        self, controls: Controls, observer: Observer, overload: Overload | None = None
+    ) -> None:
         self.controls = controls
         self.observer = observer
+        self.overload = overload or Overload()
 
     async def serve(
         self, scope: Scope, receive: Any, send: Any, codec: Ingress, runtime: Runtime
@@ -138,7 +142,11 @@ class Chat:
         ex.write_stall = runtime.engine.stall_timeout
         runtime.users.enter()
         wall_ns = time.time_ns()
+        admitted = False
         try:
+            # Refused fast when saturated, before any work: in-flight streams keep flowing.
+            self.overload.admit()
+            admitted = True
             # The key first, from the headers: a client without one costs no body read.
             ex.key = key = runtime.keys.identify(scope["headers"])
             if key is not None:
@@ -187,6 +195,8 @@ class Chat:
         finally:
             # Runs on every exit, cancellation included; nothing here awaits.
             runtime.users.exit()
+            if admitted:
+                self.overload.done()
             if not trace.outcome:  # cancelled before an answer was complete
                 trace.outcome = "cancelled"
             facts = RequestFacts(
@@ -345,7 +355,7 @@ def outcome_of(err: GatewayError) -> str:
         return "rate_limited"
     if isinstance(err, Timeout):
         return "timeout"
-    if isinstance(err, NoHealthyTarget):
+    if isinstance(err, NoHealthyTarget | Overloaded):
         return "unavailable"
     if err.status_hint < 500:
         return "client_error"

@@ -36,6 +36,8 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from ._overload import Overload
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
@@ -176,11 +178,13 @@ async def serve(
     config: HypercornConfig,
     limits: ConnectionLimits,
     *,
+    overload: Overload | None = None,
     shutdown_trigger: Callable[[], Awaitable[None]],
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` on ``config.bind`` until ``shutdown_trigger`` returns, then drain.
 
+    ``overload`` is told how many connections are held (for status and metrics).
     The drain lets requests in flight finish for up to ``config.graceful_timeout``
     and then cancels them, the ones stuck writing to a client that stopped reading
     included; idle keep-alive connections close at once.
@@ -194,17 +198,20 @@ async def serve(
         sock.listen(config.backlog)
         listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
         binds.append(f"http://{repr_socket_addr(sock.family, sock.getsockname())}")
-    held = _Held(limits.max_connections)
+    held = overload if overload is not None else Overload()
+    held.max_connections = limits.max_connections
 
     async def handle(stream: trio.SocketStream) -> None:
-        if not held.enter():
+        if held.max_connections and held.connections >= held.max_connections:
+            held.refused["connections"] += 1
             await _refuse_at_once(stream)
             return
+        held.connections += 1
         try:
             state = ConnectionState({})
             await Connection(asgi, config, context, state, stream, limits=limits)
         finally:
-            held.exit()
+            held.connections -= 1
 
     async with trio.open_nursery() as connections:
         try:
@@ -241,20 +248,3 @@ async def _refuse_at_once(stream: trio.SocketStream) -> None:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(TOO_MANY_CONNECTIONS)
     await trio.aclose_forcefully(stream)
-
-
-@attrs.define
-class _Held:
-    """Client connections held now, against the cap (0: none)."""
-
-    cap: int
-    count: int = 0
-
-    def enter(self) -> bool:
-        if self.cap and self.count >= self.cap:
-            return False
-        self.count += 1
-        return True
-
-    def exit(self) -> None:
-        self.count -= 1

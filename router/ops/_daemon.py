@@ -96,7 +96,8 @@ async def run_daemon(
     access_log = AccessLog() if config.server.access_log else None
     admin_key = config.server.admin_key.resolve() if config.server.admin_key else None
     tracing = setup_tracing(config.telemetry)
-    metrics = Metrics(lambda: app.runtime)  # breaker states of the rules in force
+    # Breaker states of the rules in force, and the overload state, read at scrape time.
+    metrics = Metrics(lambda: app.runtime, lambda: app.overload)
     app = App(
         runtime,
         observer=Observability(metrics, access_log, tracing),
@@ -134,6 +135,7 @@ async def run_daemon(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop, reloader, nursery, notifier, config)
             nursery.start_soon(reloader.close_retired)
+            nursery.start_soon(app.overload.watch_lag)
             # In the outer nursery: the watchdog keeps pinging while hypercorn drains.
             nursery.start_soon(notifier.watchdog_loop)
             if config.server.watch:
@@ -151,7 +153,9 @@ async def run_daemon(
                 hc = hypercorn_config(config, listen, activated)
                 limits = connection_limits(config, app)
                 binds = await server_nursery.start(
-                    partial(serve, asgi, hc, limits, shutdown_trigger=stop.wait)
+                    partial(
+                        serve, asgi, hc, limits, overload=app.overload, shutdown_trigger=stop.wait
+                    )
                 )
                 digest = runtime.table.short_digest
                 log.info("llm-router serving on %s (rules %s)", " ".join(binds), digest)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from rules import RouteTable
 
+    from ..http._overload import Overload
     from ..routing._request import RequestTrace
     from ..routing._runtime import Runtime
 
@@ -64,9 +65,15 @@ class Metrics:
     Args:
         runtime: Returns the rules snapshot in force (the app's ``runtime``), read at
             scrape time for breaker states; None exports no ``circuit_state``.
+        overload: The overload state (connections, requests in flight, the loop's
+            lag, refusals), read at scrape time; None exports none of it.
     """
 
-    def __init__(self, runtime: Callable[[], Runtime] | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Callable[[], Runtime] | None = None,
+        overload: Callable[[], Overload] | None = None,
+    ) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "llm_router_requests",
@@ -160,6 +167,8 @@ class Metrics:
         self._runtime = runtime
         if runtime is not None:
             registry.register(_CircuitCollector(runtime))
+        if overload is not None:
+            registry.register(_OverloadCollector(overload))
         self._children: dict[tuple[Any, ...], Any] = {}
         self._table: RouteTable | None = None
         self._targets: frozenset[str] = frozenset()
@@ -276,3 +285,49 @@ class _CircuitCollector(Collector):
             "Circuit breaker per target: 0 closed, 1 half-open, 2 open.",
             labels=["target"],
         )
+
+
+class _OverloadCollector(Collector):
+    """The overload limits and where the daemon stands against them, at scrape time."""
+
+    def __init__(self, overload: Callable[[], Overload]) -> None:
+        self._overload = overload
+
+    def describe(self) -> list[Metric]:
+        return []  # registered before the app exists: nothing to read yet
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._overload()
+        gauges = (
+            ("llm_router_connections", "Client connections held now.", state.connections),
+            (
+                "llm_router_max_connections",
+                "The cap on client connections (server.max_connections; 0: none).",
+                state.max_connections,
+            ),
+            (
+                "llm_router_requests_in_flight",
+                "Chat requests in progress now, all routes.",
+                state.in_flight,
+            ),
+            (
+                "llm_router_max_in_flight",
+                "The bound on chat requests in progress (server.max_in_flight; 0: none).",
+                state.max_in_flight,
+            ),
+            (
+                "llm_router_event_loop_lag_seconds",
+                "How late the event loop ran a timer, last measured (every 50 ms).",
+                state.lag,
+            ),
+        )
+        for name, documentation, value in gauges:
+            yield GaugeMetricFamily(name, documentation, value=value)
+        refusals = CounterMetricFamily(
+            "llm_router_overload_refusals",
+            "Requests or connections refused because the daemon was saturated, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(state.refused.items()):
+            refusals.add_metric([reason], count)
+        yield refusals
