@@ -7,6 +7,7 @@ anything that looks across tables (does this provider exist?) is checked when ro
 are compiled.
 """
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
@@ -64,6 +65,19 @@ FailureClass = Literal[
 FALLBACK_ON: tuple[str, ...] = get_args(FailureClass)
 
 
+def _check_networks(
+    instance: Any, attribute: "attrs.Attribute[Any]", value: tuple[str, ...]
+) -> None:
+    for i, network in enumerate(value):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise FieldError(
+                f"{network!r} is not a network (CIDR such as 10.0.0.0/8 or an address)",
+                (attribute.name, i),
+            ) from None
+
+
 @attrs.frozen
 class ServerConfig:
     """``[server]``: where to listen and who may call.
@@ -85,6 +99,11 @@ class ServerConfig:
             access log is written whatever it is).
         state_file: Where budgets' spend is kept across restarts (JSON, written every
             10 s and at exit); absent, spend lives in memory only.
+        fetch_images_allow: Networks (CIDR) image fetches may reach besides public
+            addresses; loopback, private, link-local and other special addresses are
+            refused unless listed here.
+        max_response: Largest upstream answer body, and largest single stream event or
+            line, in bytes; past it the attempt fails and its connection is closed.
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -97,6 +116,9 @@ class ServerConfig:
     watch: bool = True
     log_level: LogLevel = "info"
     state_file: str | None = None
+    # Bounds on what upstreams and image URLs may send back.
+    fetch_images_allow: tuple[str, ...] = attrs.field(default=(), validator=_check_networks)
+    max_response: Size = attrs.field(default=32 * MiB, validator=positive)
 
 
 def _check_endpoint(instance: Any, attribute: "attrs.Attribute[Any]", value: str) -> None:

@@ -24,7 +24,7 @@ from adapters import (
     UpstreamRequest,
 )
 
-from ._images import inline_images, wants_fetch
+from ._images import ImageFetcher, inline_images, wants_fetch
 from ._transport import HttpxTransport, Transport
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ class HTTPUpstream:
         secrets: tuple[str, ...] = (),
         *,
         capabilities: CapabilityOverrides | None = None,
-        fetch_images: bool = False,
+        images: ImageFetcher | None = None,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -113,7 +113,8 @@ class HTTPUpstream:
         self.transport = transport
         self._secrets = tuple(s for s in secrets if s)
         self._capabilities = capabilities or CapabilityOverrides()
-        self._fetch_images = fetch_images
+        #: Fetches clients' image URLs for an adapter that needs bytes (None: refused).
+        self._images = images
         self._side_transport: HttpxTransport | None = None
         #: Given each answer's headers (rate-limit windows read them).
         self.on_headers: Callable[[Sequence[tuple[str, str]]], None] | None = None
@@ -123,15 +124,15 @@ class HTTPUpstream:
 
     @property
     def _side(self) -> HttpxTransport:
-        """httpx2, off the data path: health probes and image fetches."""
+        """httpx2, off the data path: health probes."""
         if self._side_transport is None:
             self._side_transport = HttpxTransport(max_connections=4)
         return self._side_transport
 
     async def _prepare(self, req: GatewayRequest, model: str) -> UpstreamRequest:
         """The signed upstream request for ``req``, images fetched if allowed and needed."""
-        if self._fetch_images and not self.adapter.image_urls and wants_fetch(req):
-            req = await inline_images(req, self._side)
+        if self._images is not None and not self.adapter.image_urls and wants_fetch(req):
+            req = await inline_images(req, self._images)
         request = self.adapter.build_request(req, model)
         if getattr(self.adapter, "sign_may_block", False):
             # botocore refreshes expiring role credentials over the network, blocking.
