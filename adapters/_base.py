@@ -61,6 +61,12 @@ class StreamDecoder(Protocol):
         """End of body. Raises StreamError if the stream ended before it was complete."""
         ...
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held of an event, line or frame not yet whole: the caller bounds it
+        (``server.max_response``), since an upstream may never end one."""
+        ...
+
 
 @attrs.frozen
 class Capabilities:

@@ -74,6 +74,7 @@ def build_upstream(name: str, provider: ProviderConfig, config: Config) -> Upstr
         images=ImageFetcher(config.server.fetch_images_allow)
         if config.server.fetch_images
         else None,
+        max_response=config.server.max_response,
     )
 
 
