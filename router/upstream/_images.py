@@ -135,18 +135,28 @@ class ImageFetcher:
         """
         budget = self.max_bytes if budget is None else budget
         try:
-            with trio.move_on_after(self.timeout):
+            with trio.move_on_at(self._give_up_at()):
                 for _ in range(MAX_REDIRECTS + 1):
                     kind, data, location = await self._get(url, budget)
                     if location is None:
                         return kind, data
                     url = urljoin(url, location)
                 raise _Refused("too many redirects")
-            raise _Refused(f"no answer within {self.timeout:g}s")
+            raise _Refused("no answer in time")
         except (_Refused, OSError, ValueError, h11.ProtocolError, trio.BrokenResourceError) as exc:
             # ssl.SSLError is an OSError; ValueError covers malformed URLs and ports.
             log.info("image fetch refused or failed: %s", exc)
             raise InvalidRequest(FETCH_FAILED, param="messages") from None
+
+    def _give_up_at(self) -> float:
+        """When a fetch gives up: after ``timeout``, or just before the attempt's own
+        deadline (a first-token time shorter than ``timeout``), so that a slow image is
+        the client's failure and never a timeout of the target."""
+        now = trio.current_time()
+        outer = trio.current_effective_deadline()
+        if outer >= now + self.timeout:
+            return now + self.timeout
+        return max(now, outer - min(0.5, (outer - now) / 10))
 
     async def _get(self, url: str, budget: int) -> tuple[str, bytes, str | None]:
         """One GET: (content type, body, None), or a redirect's ("", b"", location)."""

@@ -238,6 +238,25 @@ async def test_a_silent_server_is_given_up_on(autojump_clock: trio.testing.MockC
         nursery.cancel_scope.cancel()
 
 
+async def test_a_fetch_gives_up_before_the_attempt_does(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A slow image must fail as the client's error, not time the target's attempt out."""
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, silent, listeners)
+        start = trio.current_time()
+        with trio.move_on_after(3) as attempt:
+            await refused(LOOPBACK, f"http://127.0.0.1:{port}/cat.png")
+        assert not attempt.cancelled_caught
+        assert trio.current_time() - start == 2.7
+        with trio.move_on_after(20):
+            await refused(LOOPBACK, f"http://127.0.0.1:{port}/cat.png")
+        assert trio.current_time() - start == 12.7
+        nursery.cancel_scope.cancel()
+
+
 async def test_closed_and_open_ports_fail_alike() -> None:
     async with running(images) as base:
         closed = socket.socket()

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import openai
 import pytest
+import trio
 
 from router.upstream._images import FETCH_FAILED
 from tests.conftest import RouterFactory, openai_client
 from tests.fakes._base import running
 from tests.fakes.ollama_upstream import FakeOllama
-from tests.router.upstream.test_images import images, listening
+from tests.router.upstream.test_images import images, listening, silent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ async def ollama() -> AsyncIterator[FakeOllama]:
         yield fake
 
 
-def config(ollama: FakeOllama, allow: str = "") -> str:
+def config(ollama: FakeOllama, allow: str = "", route: str = '["local:llama3.2"]') -> str:
     return f"""
 [server]
 fetch_images = true
@@ -44,7 +45,8 @@ kind = "ollama"
 base_url = "{ollama.url}"
 
 [routes.chat]
-fallback = ["local:llama3.2"]
+fallback = {route}
+first_token_timeout = "500ms"
 """
 
 
@@ -113,3 +115,31 @@ async def test_allowed_networks_are_fetched_and_their_failures_are_the_clients(
             model="chat", messages=picture(f"{base}/cat.png")
         )
     assert answer.choices[0].message.content == "echo: what [1 image(s)]"
+
+
+async def test_a_slow_image_is_the_clients_failure_not_a_timeout_of_the_target(
+    start_router: RouterFactory, ollama: FakeOllama
+) -> None:
+    """The first candidate has 500ms to answer: an image that takes longer must fail
+    the request (400) before that, not time the target out (twice opens its circuit)."""
+    allow = 'fetch_images_allow = ["127.0.0.1/32"]'
+    route = '["local:llama3.2", "local:other"]'
+    async with (
+        trio.open_nursery() as nursery,
+        start_router(config(ollama, allow, route)) as url,
+        openai_client(url) as client,
+    ):
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        port = listeners[0].socket.getsockname()[1]
+        nursery.start_soon(trio.serve_listeners, silent, listeners)
+        for _ in range(3):
+            with pytest.raises(openai.BadRequestError, match=FETCH_FAILED):
+                await client.chat.completions.create(
+                    model="chat", messages=picture(f"http://127.0.0.1:{port}/slow.png")
+                )
+        answer = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "still there?"}]
+        )
+        nursery.cancel_scope.cancel()
+    assert answer.choices[0].message.content == "echo: still there?"
+    assert [r.body["model"] for r in ollama.received] == ["llama3.2"]
