@@ -26,7 +26,8 @@ from tests.fakes._base import frame
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from openai.types.chat import ChatCompletionMessageParam
+    from openai import AsyncStream
+    from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
     from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -187,6 +188,29 @@ async def test_a_stream_event_that_never_ends_moves_on(
                 )
                 await upstream.gone.wait()
     assert text == "echo: hi"
+
+
+async def test_an_event_past_the_bound_breaks_a_committed_stream(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    first = b'data: {"id": "c", "choices": [{"index": 0, "delta": {"content": "x"}}]}\n\n'
+    body = endless(first + b'data: {"id": "c", "choices": [{"index": 0, "delta": {"content": "')
+    upstream = Upstream(headers=[("content-type", "text/event-stream")], body=body, end=False)
+    texts: list[str] = []
+
+    async def read(stream: AsyncStream[ChatCompletionChunk]) -> None:
+        async for chunk in stream:
+            texts.extend(c.delta.content or "" for c in chunk.choices)
+
+    with trio.fail_after(10):
+        async with serving(upstream) as url:
+            toml = config(openai_kind(url), fake_openai.url, '["bad:m"]\nresume = "off"')
+            async with start_router(toml) as router, openai_client(router) as client:
+                stream = await client.chat.completions.create(model="r", messages=HI, stream=True)
+                with pytest.raises(openai.APIError, match=r"server\.max_response"):
+                    await read(stream)
+                await upstream.gone.wait()
+    assert "".join(texts) == "x"
 
 
 @pytest.mark.parametrize("stream", [False, True])
