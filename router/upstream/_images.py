@@ -143,9 +143,8 @@ class ImageFetcher:
                     url = urljoin(url, location)
                 raise _Refused("too many redirects")
             raise _Refused("no answer in time")
-        except (_Refused, OSError, ValueError, h11.ProtocolError, trio.BrokenResourceError) as exc:
-            # ssl.SSLError is an OSError; ValueError covers malformed URLs and ports.
-            log.info("image fetch refused or failed: %s", exc)
+        except Exception as exc:  # refused, unreachable, TLS, HTTP, malformed URL: all alike
+            log.info("image fetch refused or failed: %r", exc)  # repr: no raw control chars
             raise InvalidRequest(FETCH_FAILED, param="messages") from None
 
     def _give_up_at(self) -> float:
