@@ -64,7 +64,8 @@ class StreamDecoder(Protocol):
     @property
     def buffered(self) -> int:
         """Bytes held of an event, line or frame not yet whole: the caller bounds it
-        (``server.max_response``), since an upstream may never end one."""
+        (``server.max_response``), since an upstream may never end one. (A plugin's
+        decoder without it is bounded by the bytes fed since it last gave chunks.)"""
         ...
 
 

@@ -225,11 +225,15 @@ class HTTPUpstream:
             decoder = self.adapter.stream_decoder()
 
             async def chunks() -> AsyncGenerator[list[ChatChunk]]:
+                # A plugin's decoder that does not say what it holds: the bytes fed
+                # since it last gave chunks.
+                unread = 0
                 try:
                     async with aclosing(response.aiter_bytes()) as body:
                         async for data in body:
                             batch = decoder.feed(data)
-                            if decoder.buffered > self._max_response:
+                            unread = 0 if batch else unread + len(data)
+                            if getattr(decoder, "buffered", unread) > self._max_response:
                                 # Raised inside the body's loop: the connection closes.
                                 raise StreamError(
                                     "upstream sent a stream event larger than "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import h11
@@ -20,6 +20,15 @@ import orjson
 import pytest
 import trio
 
+from adapters import (
+    GatewayRequest,
+    Message,
+    OpenAIAdapter,
+    OpenAIStreamDecoder,
+    StreamError,
+)
+from router import H11Pool
+from router.upstream._upstream import HTTPUpstream
 from tests.conftest import RouterFactory, openai_client
 from tests.fakes._base import frame
 
@@ -29,6 +38,7 @@ if TYPE_CHECKING:
     from openai import AsyncStream
     from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
+    from adapters import ChatChunk
     from tests.fakes.openai_upstream import FakeOpenAI
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
@@ -211,6 +221,39 @@ async def test_an_event_past_the_bound_breaks_a_committed_stream(
                     await read(stream)
                 await upstream.gone.wait()
     assert "".join(texts) == "x"
+
+
+class Unsaying:
+    """A plugin's decoder that does not say how much it holds (no ``buffered``)."""
+
+    def __init__(self) -> None:
+        self._inner = OpenAIStreamDecoder()
+
+    def feed(self, data: bytes) -> list[ChatChunk]:
+        return self._inner.feed(data)
+
+    def close(self) -> list[ChatChunk]:
+        return self._inner.close()
+
+
+class PluginAdapter(OpenAIAdapter):
+    def stream_decoder(self) -> Any:
+        return Unsaying()
+
+
+async def test_a_decoder_that_does_not_say_what_it_holds_is_bounded_too() -> None:
+    opening = b'data: {"id": "c", "choices": [{"index": 0, "delta": {"content": "'
+    upstream = Upstream(headers=[("content-type", "text/event-stream")], body=endless(opening))
+    with trio.fail_after(10):
+        async with serving(upstream) as url:
+            adapter: Any = PluginAdapter(f"{url}/v1")  # written before decoders said
+            http = HTTPUpstream("p", "plugin", adapter, H11Pool(), max_response=65536)
+            req = GatewayRequest(model="m", messages=(Message("user", "hi"),), stream=True)
+            with pytest.raises(StreamError, match=r"server\.max_response"):
+                async with http.stream(req, "m") as chunks:
+                    await chunks.__anext__()
+            await upstream.gone.wait()
+            await http.aclose()
 
 
 @pytest.mark.parametrize("stream", [False, True])
