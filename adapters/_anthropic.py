@@ -210,6 +210,10 @@ class AnthropicStreamDecoder:
     def feed(self, data: bytes) -> list[ChatChunk]:
         return self._chunks(self._sse.feed(data))
 
+    @property
+    def buffered(self) -> int:
+        return self._sse.buffered
+
     def close(self) -> list[ChatChunk]:
         chunks = self._chunks(self._sse.close())
         if not self._done:

@@ -61,6 +61,13 @@ class StreamDecoder(Protocol):
         """End of body. Raises StreamError if the stream ended before it was complete."""
         ...
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held of an event, line or frame not yet whole: the caller bounds it
+        (``server.max_response``), since an upstream may never end one. (A plugin's
+        decoder without it is bounded by the bytes fed since it last gave chunks.)"""
+        ...
+
 
 @attrs.frozen
 class Capabilities:

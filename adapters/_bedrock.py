@@ -246,6 +246,10 @@ class BedrockStreamDecoder:
             raise StreamError(f"upstream sent a malformed event-stream frame: {exc}") from exc
         return out
 
+    @property
+    def buffered(self) -> int:
+        return self._unparsed
+
     def close(self) -> list[ChatChunk]:
         if self._unparsed:
             raise StreamError("upstream stream ended inside an event-stream frame")

@@ -50,6 +50,7 @@ from ._errors import (
     Timeout,
     UnsupportedCapability,
 )
+from ._sse import LineBuffer
 from ._types import (
     ChatChunk,
     Choice,
@@ -203,29 +204,27 @@ class CohereStreamDecoder:
     """Cohere's v2 stream events -> ChatChunks, in any chunking of the bytes."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._lines = LineBuffer()
         self._id = ""
         self._started = False
         self._ended = False
         self._calls = 0
 
     def feed(self, data: bytes) -> list[ChatChunk]:
-        self._buffer += data
-        if b"\n" not in data and b"\r" not in data:
-            return []
         # Every line end is a split point; the empty lines this makes of "\r\n" (and of
         # SSE's blank separators) carry nothing.
-        lines = self._buffer.replace(b"\r", b"\n").split(b"\n")
-        self._buffer = lines.pop()
         out: list[ChatChunk] = []
-        for line in lines:
+        for line in self._lines.feed(data.replace(b"\r", b"\n")):
             out.extend(self._line(line))
         return out
 
+    @property
+    def buffered(self) -> int:
+        return self._lines.buffered
+
     def close(self) -> list[ChatChunk]:
         """Raises StreamError unless ``message-end`` arrived."""
-        line, self._buffer = self._buffer, b""
-        out = self._line(line)
+        out = self._line(self._lines.rest())
         if not self._ended:
             raise StreamError("Cohere's stream ended before message-end")
         return out

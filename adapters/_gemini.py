@@ -246,6 +246,10 @@ class GeminiStreamDecoder:
     def feed(self, data: bytes) -> list[ChatChunk]:
         return self._chunks(self._sse.feed(data))
 
+    @property
+    def buffered(self) -> int:
+        return self._sse.buffered
+
     def close(self) -> list[ChatChunk]:
         incomplete = "upstream stream ended before the answer was complete"
         try:

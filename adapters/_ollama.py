@@ -41,6 +41,7 @@ from ._ollama_wire import (
     tool_to_wire,
     usage_from_wire,
 )
+from ._sse import LineBuffer
 from ._types import (
     ChatChunk,
     Choice,
@@ -171,7 +172,7 @@ class OllamaStreamDecoder:
     """NDJSON ChatResponse lines -> ChatChunks, in any chunking of the bytes."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._lines = LineBuffer()
         self._id = ""
         self._model = ""
         self._created = 0
@@ -180,19 +181,18 @@ class OllamaStreamDecoder:
         self._calls = 0
 
     def feed(self, data: bytes) -> list[ChatChunk]:
-        self._buffer += data
-        if b"\n" not in data:
-            return []
-        *lines, self._buffer = self._buffer.split(b"\n")
         out: list[ChatChunk] = []
-        for line in lines:
+        for line in self._lines.feed(data):
             out.extend(self._line(line))
         return out
 
+    @property
+    def buffered(self) -> int:
+        return self._lines.buffered
+
     def close(self) -> list[ChatChunk]:
         """Raises StreamError unless the ``done: true`` line arrived."""
-        line, self._buffer = self._buffer, b""
-        out = self._line(line)
+        out = self._line(self._lines.rest())
         if not self._done:
             raise StreamError("Ollama's stream ended before its done line")
         return out

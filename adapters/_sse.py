@@ -9,7 +9,40 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["SSEDecoder", "SSEEvent"]
+__all__ = ["LineBuffer", "SSEDecoder", "SSEEvent"]
+
+
+class LineBuffer:
+    """Bytes in any chunking -> whole lines, split at ``\\n`` (without it).
+
+    The unfinished last line is held in the pieces it came in and joined once it ends,
+    so a long line costs linear time, not quadratic; :attr:`buffered` is its size, for
+    the caller to bound (an upstream may never end a line).
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self.buffered = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if b"\n" not in data:
+            if data:
+                self._parts.append(data)
+                self.buffered += len(data)
+            return []
+        lines = data.split(b"\n")
+        if self._parts:
+            lines[0] = b"".join([*self._parts, lines[0]])
+        tail = lines.pop()
+        self._parts = [tail] if tail else []
+        self.buffered = len(tail)
+        return lines
+
+    def rest(self) -> bytes:
+        """The unfinished line, taken out (end of input)."""
+        rest = b"".join(self._parts)
+        self._parts, self.buffered = [], 0
+        return rest
 
 
 @attrs.frozen
@@ -23,9 +56,10 @@ class SSEDecoder:
     """Feed bytes in any chunking; get whole events out."""
 
     def __init__(self) -> None:
-        self._buffer = b""
+        self._lines = LineBuffer()
         self._pending_cr = False
         self._data: list[bytes] = []
+        self._data_size = 0
         self._event: bytes | None = None
         self._id: bytes | None = None
 
@@ -41,13 +75,8 @@ class SSEDecoder:
         if b"\r" in chunk:
             self._pending_cr = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if b"\n" not in chunk:
-            self._buffer += chunk
-            return []
-        lines = (self._buffer + chunk).split(b"\n")
-        self._buffer = lines.pop()
         events: list[SSEEvent] = []
-        for line in lines:
+        for line in self._lines.feed(chunk):
             event = self._line(line)
             if event is not None:
                 events.append(event)
@@ -60,8 +89,7 @@ class SSEDecoder:
         knows its protocol's terminator, decides whether the stream was complete.
         """
         events: list[SSEEvent] = []
-        if self._buffer:
-            line, self._buffer = self._buffer, b""
+        if line := self._lines.rest():
             self._line(line)
         event = self._dispatch()
         if event is not None:
@@ -71,7 +99,12 @@ class SSEDecoder:
     @property
     def has_partial(self) -> bool:
         """Whether bytes of an unfinished event are buffered."""
-        return bool(self._buffer or self._data or self._event)
+        return bool(self._lines.buffered or self._data or self._event)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held of the unfinished event: its data so far and its unfinished line."""
+        return self._lines.buffered + self._data_size
 
     def _line(self, line: bytes) -> SSEEvent | None:
         if not line:
@@ -83,6 +116,7 @@ class SSEDecoder:
             value = value[1:]
         if name == b"data":
             self._data.append(value)
+            self._data_size += len(value) + 1
         elif name == b"event":
             self._event = value
         elif name == b"id":
@@ -101,5 +135,6 @@ class SSEDecoder:
             id=self._id.decode("utf-8", errors="replace") if self._id is not None else None,
         )
         self._data = []
+        self._data_size = 0
         self._event = None
         return event

@@ -7,6 +7,7 @@ anything that looks across tables (does this provider exist?) is checked when ro
 are compiled.
 """
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any, Literal, get_args
@@ -94,6 +95,19 @@ def _check_hosts(instance: Any, attribute: "attrs.Attribute[Any]", value: tuple[
             )
 
 
+def _check_networks(
+    instance: Any, attribute: "attrs.Attribute[Any]", value: tuple[str, ...]
+) -> None:
+    for i, network in enumerate(value):
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise FieldError(
+                f"{network!r} is not a network (CIDR such as 10.0.0.0/8 or an address)",
+                (attribute.name, i),
+            ) from None
+
+
 @attrs.frozen
 class ServerConfig:
     """``[server]``: where to listen and who may call.
@@ -131,6 +145,11 @@ class ServerConfig:
         allowed_hosts: ``Host`` names (optionally ``:port``, or ``"*"``) served besides
             localhost; on loopback connections, or anywhere once set, another ``Host``
             gets 421 (DNS rebinding).
+        fetch_images_allow: Networks (CIDR) image fetches may reach besides public
+            addresses; loopback, private, link-local and other special addresses are
+            refused unless listed here.
+        max_response: Largest upstream answer body, and largest single stream event or
+            line, in bytes; past it the attempt fails and its connection is closed.
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -153,6 +172,9 @@ class ServerConfig:
     # Browsers: Origin and Host checks (router/http/_origin.py).
     cors_origins: tuple[str, ...] = attrs.field(default=(), validator=_check_origins)
     allowed_hosts: tuple[str, ...] = attrs.field(default=(), validator=_check_hosts)
+    # Bounds on what upstreams and image URLs may send back.
+    fetch_images_allow: tuple[str, ...] = attrs.field(default=(), validator=_check_networks)
+    max_response: Size = attrs.field(default=32 * MiB, validator=positive)
 
 
 @attrs.frozen

@@ -158,7 +158,14 @@ def _upstreams(config: Config, previous: Runtime | None) -> tuple[dict[str, Upst
 
 def _build_key(provider: ProviderConfig, config: Config) -> tuple[object, ...]:
     """What an upstream is built from: a change of any of it needs a new upstream."""
-    return (provider, config.defaults.connect_timeout, config.server.fetch_images)
+    server = config.server
+    return (
+        provider,
+        config.defaults.connect_timeout,
+        server.fetch_images,
+        server.fetch_images_allow,
+        server.max_response,
+    )
 
 
 def _lookup(config: Config, dotted: str) -> object:

@@ -13,6 +13,7 @@ import attrs
 from adapters import BedrockProvider, SimulatedModel, SimulatedProvider, provider_spec
 from rules import Config, ConfigError, HTTPProvider, ProviderConfig, SecretRef
 
+from ._images import ImageFetcher
 from ._pool import H11Pool
 from ._transport import HttpxTransport, Transport
 from ._upstream import CapabilityOverrides, HTTPUpstream, SimulatedUpstream, Upstream
@@ -70,7 +71,10 @@ def build_upstream(name: str, provider: ProviderConfig, config: Config) -> Upstr
         _transport(provider, config),
         secrets,
         capabilities=_capabilities(provider),
-        fetch_images=config.server.fetch_images,
+        images=ImageFetcher(config.server.fetch_images_allow)
+        if config.server.fetch_images
+        else None,
+        max_response=config.server.max_response,
     )
 
 

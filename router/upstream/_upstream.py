@@ -21,11 +21,13 @@ from adapters import (
     AuthenticationFailed,
     Capabilities,
     GatewayError,
+    SerializationError,
+    StreamError,
     UpstreamRequest,
 )
 
-from ._images import inline_images, wants_fetch
-from ._transport import HttpxTransport, Transport
+from ._images import ImageFetcher, inline_images, wants_fetch
+from ._transport import HttpxTransport, Transport, UpstreamResponse
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
@@ -42,6 +44,9 @@ if TYPE_CHECKING:
     pass
 
 __all__ = ["HTTPUpstream", "SimulatedUpstream", "Upstream"]
+
+#: ``server.max_response``'s default: the largest answer body, stream event or line.
+MAX_RESPONSE = 32 * 1024 * 1024
 
 # Key-shaped tokens in upstream messages ("Incorrect API key provided: sk-proj-****abcd").
 _KEY_LIKE = re.compile(r"\b(?:sk|pk|rk|key)-[A-Za-z0-9_*.-]{4,}")
@@ -105,7 +110,8 @@ class HTTPUpstream:
         secrets: tuple[str, ...] = (),
         *,
         capabilities: CapabilityOverrides | None = None,
-        fetch_images: bool = False,
+        images: ImageFetcher | None = None,
+        max_response: int = MAX_RESPONSE,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -113,7 +119,9 @@ class HTTPUpstream:
         self.transport = transport
         self._secrets = tuple(s for s in secrets if s)
         self._capabilities = capabilities or CapabilityOverrides()
-        self._fetch_images = fetch_images
+        #: Fetches clients' image URLs for an adapter that needs bytes (None: refused).
+        self._images = images
+        self._max_response = max_response
         self._side_transport: HttpxTransport | None = None
         #: Given each answer's headers (rate-limit windows read them).
         self.on_headers: Callable[[Sequence[tuple[str, str]]], None] | None = None
@@ -123,15 +131,15 @@ class HTTPUpstream:
 
     @property
     def _side(self) -> HttpxTransport:
-        """httpx2, off the data path: health probes and image fetches."""
+        """httpx2, off the data path: health probes."""
         if self._side_transport is None:
             self._side_transport = HttpxTransport(max_connections=4)
         return self._side_transport
 
     async def _prepare(self, req: GatewayRequest, model: str) -> UpstreamRequest:
         """The signed upstream request for ``req``, images fetched if allowed and needed."""
-        if self._fetch_images and not self.adapter.image_urls and wants_fetch(req):
-            req = await inline_images(req, self._side)
+        if self._images is not None and not self.adapter.image_urls and wants_fetch(req):
+            req = await inline_images(req, self._images)
         request = self.adapter.build_request(req, model)
         if getattr(self.adapter, "sign_may_block", False):
             # botocore refreshes expiring role credentials over the network, blocking.
@@ -147,12 +155,49 @@ class HTTPUpstream:
         async with self.transport.request(upstream_request) as response:
             if self.on_headers is not None:
                 self.on_headers(response.headers)
-            body = await response.aread()
+            body = await self._read(response)
         if 200 <= response.status < 300:
             answer = self.adapter.parse_response(response.status, response.headers, body)
             # Some providers (Bedrock) do not name the model that answered: it is ours.
             return answer if answer.model else attrs.evolve(answer, model=model)
-        raise self._scrubbed(self.adapter.parse_error(response.status, response.headers, body))
+        raise self._failure(response, body)
+
+    async def _read(self, response: UpstreamResponse) -> bytes:
+        """The whole body, at most ``max_response`` bytes.
+
+        Raises:
+            SerializationError: the body is larger (left unread: its connection closes).
+        """
+        limit = self._max_response
+        too_large = SerializationError(
+            f"upstream answer (HTTP {response.status}) is larger than "
+            f"server.max_response ({limit} bytes)",
+            upstream_status=response.status,
+        )
+        declared = next((v for k, v in response.headers if k.lower() == "content-length"), "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        pieces: list[bytes] = []
+        size = 0
+        async with aclosing(response.aiter_bytes()) as body:
+            async for data in body:
+                size += len(data)
+                if size > limit:
+                    raise too_large
+                pieces.append(data)
+        return b"".join(pieces)
+
+    def _failure(self, response: UpstreamResponse, body: bytes) -> GatewayError:
+        """The error an upstream's non-2xx answer stands for."""
+        if 300 <= response.status < 400:
+            # Not the client's fault (it would be a 400): the provider's base_url or
+            # proxy is wrong, and another target may well answer.
+            return SerializationError(
+                f"upstream answered HTTP {response.status}, a redirect (not followed): "
+                "is the provider's base_url right?",
+                upstream_status=response.status,
+            )
+        return self._scrubbed(self.adapter.parse_error(response.status, response.headers, body))
 
     def _scrubbed(self, err: GatewayError) -> GatewayError:
         """``err`` with no credential in its message."""
@@ -176,16 +221,25 @@ class HTTPUpstream:
             if self.on_headers is not None:
                 self.on_headers(response.headers)
             if not 200 <= response.status < 300:
-                body = await response.aread()
-                error = self.adapter.parse_error(response.status, response.headers, body)
-                raise self._scrubbed(error)
+                raise self._failure(response, await self._read(response))
             decoder = self.adapter.stream_decoder()
 
             async def chunks() -> AsyncGenerator[list[ChatChunk]]:
+                # A plugin's decoder that does not say what it holds: the bytes fed
+                # since it last gave chunks.
+                unread = 0
                 try:
                     async with aclosing(response.aiter_bytes()) as body:
                         async for data in body:
-                            if batch := decoder.feed(data):
+                            batch = decoder.feed(data)
+                            unread = 0 if batch else unread + len(data)
+                            if getattr(decoder, "buffered", unread) > self._max_response:
+                                # Raised inside the body's loop: the connection closes.
+                                raise StreamError(
+                                    "upstream sent a stream event larger than "
+                                    f"server.max_response ({self._max_response} bytes)"
+                                )
+                            if batch:
                                 yield _named(batch, model)
                     if batch := decoder.close():
                         yield _named(batch, model)
@@ -199,9 +253,9 @@ class HTTPUpstream:
         # Off the data path: httpx2, not the lean pool.
         request = self.adapter.sign(self.adapter.probe_request(), datetime.now(UTC))
         async with self._side.request(request) as response:
-            body = await response.aread()
+            body = await self._read(response)
         if not 200 <= response.status < 300:
-            raise self._scrubbed(self.adapter.parse_error(response.status, response.headers, body))
+            raise self._failure(response, body)
 
     async def aclose(self) -> None:
         await self.transport.aclose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters import SSEDecoder, SSEEvent
+from adapters._sse import LineBuffer
 
 
 def decode(*chunks: bytes) -> list[SSEEvent]:
@@ -208,3 +209,38 @@ def test_has_partial() -> None:
     assert not decoder.has_partial
     decoder.feed(b": ping\n\n")
     assert not decoder.has_partial
+
+
+def test_buffered_counts_the_unfinished_event() -> None:
+    decoder = SSEDecoder()
+    decoder.feed(b"data: " + b"a" * 1000)
+    decoder.feed(b"b" * 1000)
+    assert decoder.buffered == 2006  # an unfinished line
+    decoder.feed(b"\ndata: x\n")
+    assert decoder.buffered == 2001 + 2  # the event's two data lines, each with its "\n"
+    assert decoder.feed(b"\n") == [SSEEvent("a" * 1000 + "b" * 1000 + "\nx")]
+    assert decoder.buffered == 0
+    decoder.feed(b": a long comment " * 100)
+    assert decoder.buffered == 1700  # nothing ends it yet
+
+
+def test_a_long_line_costs_linear_time() -> None:
+    """32 MiB in 64 KiB reads: one join at the end, not a copy per read."""
+    decoder = SSEDecoder()
+    piece = b"a" * 65536
+    decoder.feed(b"data: ")
+    for _ in range(512):
+        assert decoder.feed(piece) == []
+    (event,) = decoder.feed(b"\n\n")
+    assert len(event.data) == 512 * 65536
+
+
+def test_line_buffer_joins_pieces_and_hands_back_the_rest() -> None:
+    lines = LineBuffer()
+    assert lines.feed(b"ab") == []
+    assert lines.feed(b"c\nde\nf") == [b"abc", b"de"]
+    assert lines.buffered == 1
+    assert lines.feed(b"") == []
+    assert lines.rest() == b"f"
+    assert lines.buffered == 0
+    assert lines.rest() == b""
