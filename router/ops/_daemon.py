@@ -189,12 +189,16 @@ class HealthChecks:
                 )
                 scope = trio.CancelScope()
                 self._scopes.append(scope)
-                self._nursery.start_soon(_scoped, scope, loop, name=f"health probe of {name}")
+                self._nursery.start_soon(_scoped, scope, loop, name, name=f"health of {name}")
 
 
-async def _scoped(scope: trio.CancelScope, fn: Callable[[], Awaitable[None]]) -> None:
+async def _scoped(scope: trio.CancelScope, fn: Callable[[], Awaitable[None]], name: str) -> None:
     with scope:
-        await fn()
+        try:
+            await fn()
+        except Exception as exc:  # the probes of one provider end; the daemon serves on
+            # By type only: a foreign exception's message may hold a header value.
+            log.error("health probes of provider %s stopped: %s", name, type(exc).__name__)
 
 
 def _targets_of(table: RouteTable, provider: str) -> list[str]:

@@ -193,13 +193,10 @@ class ConfigWatcher:
                 waiting = True
                 changes = await _next_batch(watcher, self._batch_ms)
                 waiting = False
-                self.batches += 1
-                self._batch_seen.set()
-                self._batch_seen = trio.Event()
-                if not any(path in self._relevant for _, path in changes):
-                    continue
-                await self._settle_and_reload()
-                # The links may point elsewhere now, the rules may reference other files.
+                if any(path in self._relevant for _, path in changes):
+                    await self._settle_and_reload()
+                # The links may point elsewhere now, the rules may reference other files
+                # (a reload by request or signal also changed the file: seen here too).
                 folders = self._folders
                 self._plan()
                 if self._folders != folders:
@@ -208,6 +205,9 @@ class ConfigWatcher:
                     # Missed while no watch was in place? The fingerprint tells.
                     if await trio.to_thread.run_sync(_fingerprint, self._files()) != self._loaded:
                         await self._settle_and_reload()
+                self.batches += 1
+                self._batch_seen.set()
+                self._batch_seen = trio.Event()
         finally:
             if not waiting:  # else the abandoned thread closes it (it must not be in use)
                 watcher.close()

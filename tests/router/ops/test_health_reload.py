@@ -3,6 +3,7 @@ probed at once, and a reload into such rules answered and then served."""
 
 from __future__ import annotations
 
+import logging
 from contextlib import AsyncExitStack
 from functools import partial
 from typing import TYPE_CHECKING
@@ -15,6 +16,8 @@ from tests.fakes.openai_upstream import FakeOpenAI, running
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    import pytest
 
 HI = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -94,3 +97,17 @@ async def test_a_probe_that_raises_a_foreign_error_counts_as_a_failure(tmp_path:
     assert error is not None
     assert "ValueError" in error.message
     assert "sk-secret" not in error.message  # a foreign message may hold a key
+
+
+async def test_a_probe_loop_that_fails_ends_alone(caplog: pytest.LogCaptureFixture) -> None:
+    """Whatever escapes a provider's probe loop stops that loop, never the daemon, and
+    is logged by type only."""
+    from router.ops._daemon import _scoped
+
+    async def failing() -> None:
+        await trio.lowlevel.checkpoint()
+        raise KeyError("sk-secret")
+
+    with caplog.at_level(logging.ERROR, logger="llm_router"):
+        await _scoped(trio.CancelScope(), failing, "up")
+    assert caplog.messages == ["health probes of provider up stopped: KeyError"]

@@ -21,6 +21,7 @@ import trio
 import trio.testing
 
 from adapters import provider_kinds
+from router import run_daemon
 from router.ops._watch import ConfigWatcher, referenced_files, resolution
 from rules import load_config
 
@@ -306,3 +307,22 @@ def test_referenced_files_are_the_file_secrets(
     assert found == sorted(
         [str(tmp_path / "keys" / "server"), "/run/keys/alice", str(tmp_path / "keys" / "openai")]
     )
+
+
+async def test_the_daemon_reloads_when_a_secret_file_is_rotated(tmp_path: Path) -> None:
+    """The daemon watches the ``file:`` secrets of its rules, in their own folder."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    secret = secrets / "alice"
+    secret.write_text("alice-key-1\n")
+    path = tmp_path / "router.toml"
+    server = '[server]\nlisten = ["127.0.0.1:0"]\naccess_log = false\n'
+    path.write_text(f'{server}{HEAD}\n[keys.alice]\nsecret = "file:{secret}"\n')
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(run_daemon, str(path)))
+        with logged("reload (file changed)") as rotated:
+            tmp = secrets / "alice.tmp"
+            tmp.write_text("alice-key-2\n")
+            tmp.replace(secret)
+            await wait(rotated)
+        nursery.cancel_scope.cancel()
