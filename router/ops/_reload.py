@@ -142,13 +142,17 @@ class Reloader:
                 log.info("reload (%s): no change (rules %s)", reason, old.table.short_digest)
                 return ReloadResult(True, old.table.digest, restart_needed=self.restart_needed)
             built = build_runtime(config, old, table=table)
+            # Resolved before anything changes: a key that cannot be read is refused
+            # with the rest, as at start (it used to fail after the swap: a 500).
+            admin_key = config.server.admin_key
+            admin = admin_key.resolve() if admin_key is not None else None
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
         runtime = built.runtime
         self.app.runtime = runtime
         _log_auth_change(old, runtime, reason)
         self.app.controls.configure(config)
-        self._apply_server(config)
+        self._apply_server(config, admin)
         old.users.retired = True
         if self._on_swap is not None:
             self._on_swap(runtime)
@@ -185,12 +189,11 @@ class Reloader:
         )
         return ReloadResult(False, old.table.digest, errors=errors)
 
-    def _apply_server(self, config: Config) -> None:
+    def _apply_server(self, config: Config, admin_key: str | None) -> None:
         """Server settings that apply live; the others are reported."""
         needed = restart_needed(self.started, config)
         self.restart_needed = tuple(key for key in needed if key not in self._overridden)
-        admin_key = config.server.admin_key
-        self.app.admin_key = admin_key.resolve() if admin_key is not None else None
+        self.app.admin_key = admin_key
         if "server.log_level" not in self._overridden:
             logging.getLogger().setLevel(config.server.log_level.upper())
 

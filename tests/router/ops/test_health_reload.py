@@ -1,5 +1,6 @@
-"""Active health checks across start and reload, over loopback: several providers
-probed at once, and a reload into such rules answered and then served."""
+"""Start and reload agree, over loopback: several providers with active health checks
+start, and a reload into such rules is answered and then served; what a start would
+refuse, a reload refuses whole while the old rules keep serving."""
 
 from __future__ import annotations
 
@@ -111,3 +112,41 @@ async def test_a_probe_loop_that_fails_ends_alone(caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.ERROR, logger="llm_router"):
         await _scoped(trio.CancelScope(), failing, "up")
     assert caplog.messages == ["health probes of provider up stopped: KeyError"]
+
+
+SIM = """
+[server]
+listen = ["127.0.0.1:0"]
+access_log = false
+watch = false
+{server}
+
+[providers.sim]
+kind = "simulated"
+
+[routes.chat]
+fallback = ["sim:echo"]
+"""
+
+
+async def test_a_reload_that_start_would_refuse_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin key that cannot be read stops a start; a reload into it is refused
+    whole (it used to swap the rules in and then fail with a 500)."""
+    monkeypatch.delenv("LLM_ROUTER_UNSET_ADMIN_KEY", raising=False)
+    path = tmp_path / "router.toml"
+    path.write_text(SIM.format(server=""))
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(run_daemon, str(path)))
+        async with httpx2.AsyncClient(base_url=binds[0], trust_env=False) as client:
+            before = (await client.get("/admin/status")).json()["rules"]
+            path.write_text(SIM.format(server='admin_key = "env:LLM_ROUTER_UNSET_ADMIN_KEY"'))
+            result = await client.post("/admin/reload")
+            assert result.status_code == 422
+            assert result.json()["ok"] is False
+            assert any("env:LLM_ROUTER_UNSET_ADMIN_KEY" in e for e in result.json()["errors"])
+            assert (await client.get("/admin/status")).json()["rules"] == before
+            answer = await client.post("/v1/chat/completions", json=HI)
+            assert answer.status_code == 200
+        nursery.cancel_scope.cancel()
