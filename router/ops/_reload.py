@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +149,8 @@ class Reloader:
             admin = admin_key.resolve() if admin_key is not None else None
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
+        except Exception as exc:  # a plugin's adapter, say: refused, never the daemon's end
+            return self._failed((_unexpected(exc),), old, reason)
         runtime = built.runtime
         self.app.runtime = runtime
         _log_auth_change(old, runtime, reason)
@@ -232,6 +235,13 @@ class Reloader:
             quiet=quiet,
         )
         await watcher.run(task_status=task_status)
+
+
+def _unexpected(exc: Exception) -> str:
+    """An unexpected failure, by type and place only: a foreign message may hold a key."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"building the new rules failed: {type(exc).__name__}{where}"
 
 
 def _log_auth_change(old: Runtime, new: Runtime, reason: str) -> None:

@@ -33,7 +33,7 @@ import attrs
 import trio
 
 from adapters import provider_kinds
-from rules import Config, ConfigError, SecretRef, compile_routes, load_config
+from rules import Config, SecretRef, compile_routes, load_config
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -124,7 +124,7 @@ def _fingerprint(paths: Iterable[str]) -> Fingerprint:
 def _valid(path: str) -> bool:
     try:
         compile_routes(load_config(path, kinds=provider_kinds()))
-    except ConfigError:
+    except Exception:  # ConfigError, or anything else: the reload will say what
         return False
     return True
 
@@ -201,7 +201,7 @@ class ConfigWatcher:
                 self._plan()
                 if self._folders != folders:
                     watcher.close()
-                    watcher = _open(self._folders)
+                    watcher = await self._reopen()
                     # Missed while no watch was in place? The fingerprint tells.
                     if await trio.to_thread.run_sync(_fingerprint, self._files()) != self._loaded:
                         await self._settle_and_reload()
@@ -211,6 +211,17 @@ class ConfigWatcher:
         finally:
             if not waiting:  # else the abandoned thread closes it (it must not be in use)
                 watcher.close()
+
+    async def _reopen(self) -> RustNotify:
+        """A watch on the folders planned; retried while it cannot be placed (a folder
+        removed since the plan, the inotify limit): the daemon serves on meanwhile."""
+        while True:
+            try:
+                return _open(self._folders)
+            except (OSError, RuntimeError) as exc:
+                log.warning("config watcher: cannot watch %s (%s); retrying", self._folders, exc)
+            await trio.sleep(max(self.quiet, 1.0))
+            self._plan()
 
     async def _settle_and_reload(self) -> None:
         current = await trio.to_thread.run_sync(_fingerprint, self._files())

@@ -5,6 +5,8 @@ refuse, a reload refuses whole while the old rules keep serving."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from contextlib import AsyncExitStack
 from functools import partial
 from typing import TYPE_CHECKING
@@ -14,6 +16,7 @@ import trio
 
 from router import run_daemon
 from tests.fakes.openai_upstream import FakeOpenAI, running
+from tests.router.ops.test_reload import logged
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -147,6 +150,37 @@ async def test_a_reload_that_start_would_refuse_changes_nothing(
             assert result.json()["ok"] is False
             assert any("env:LLM_ROUTER_UNSET_ADMIN_KEY" in e for e in result.json()["errors"])
             assert (await client.get("/admin/status")).json()["rules"] == before
+            answer = await client.post("/v1/chat/completions", json=HI)
+            assert answer.status_code == 200
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_unexpected_failure_of_a_reload_by_signal_is_a_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A build that raises something unforeseen (a plugin's adapter, say) is refused
+    like an invalid file; it used to end the daemon when the reload came by SIGHUP."""
+    from router.ops import _reload
+
+    path = tmp_path / "router.toml"
+    path.write_text(SIM.format(server=""))
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise ValueError("Invalid header value b'Bearer sk-secret\\n'")
+
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(run_daemon, str(path)))
+        async with httpx2.AsyncClient(base_url=binds[0], trust_env=False) as client:
+            monkeypatch.setattr(_reload, "build_runtime", broken)
+            path.write_text(SIM.format(server='log_level = "warning"'))
+            with logged("reload (SIGHUP) refused") as refused:
+                os.kill(os.getpid(), signal.SIGHUP)
+                with trio.fail_after(10):  # a hang guard
+                    await refused.wait()
+            assert "building the new rules failed: ValueError at" in caplog.text
+            assert "sk-secret" not in caplog.text
+            status = (await client.get("/admin/status")).json()["reload"]
+            assert status["counts"]["failure"] == 1
             answer = await client.post("/v1/chat/completions", json=HI)
             assert answer.status_code == 200
         nursery.cancel_scope.cancel()
