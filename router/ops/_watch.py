@@ -45,6 +45,7 @@ __all__ = ["ConfigWatcher", "referenced_files", "resolution"]
 log = logging.getLogger("llm_router")
 
 _MAX_LINKS = 40  # as the kernel's own limit on links followed in one lookup
+_MAX_READ = 2**20
 Fingerprint = tuple[tuple[str, str, str], ...]
 
 
@@ -102,19 +103,23 @@ def referenced_files(config: Config) -> list[str]:
 def _fingerprint(paths: Iterable[str]) -> Fingerprint:
     """What each file is now: the path it resolves to and a hash of its content.
 
-    Only regular files are read: a FIFO or device would block (or never end); those
-    count by type, size and modification time.
+    Only regular files up to 1 MiB are read: a FIFO or device would block (or never
+    end), and a config or a secret is small; others count by type, size, inode and
+    modification time.
     """
     result: list[tuple[str, str, str]] = []
     for path in paths:
         target = os.path.realpath(path)
         try:
             info = os.stat(target)
-            if stat.S_ISREG(info.st_mode):
+            if stat.S_ISREG(info.st_mode) and info.st_size <= _MAX_READ:
                 with open(target, "rb") as file:
-                    summary = hashlib.sha256(file.read()).hexdigest()
+                    summary = hashlib.sha256(file.read(_MAX_READ + 1)).hexdigest()
             else:
-                summary = f"mode {info.st_mode:o}, {info.st_size} bytes, {info.st_mtime_ns}"
+                summary = (
+                    f"mode {info.st_mode:o}, {info.st_size} bytes,"
+                    f" inode {info.st_ino}, {info.st_mtime_ns}"
+                )
         except OSError as exc:
             summary = f"unreadable: {exc.strerror}"
         result.append((path, target, summary))
