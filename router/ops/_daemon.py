@@ -172,11 +172,17 @@ async def run_daemon(
 
 
 class HealthChecks:
-    """The health-probe loops of the providers in force, restarted on each reload."""
+    """The health-probe loops of the providers in force, restarted on each reload.
+
+    Each loop runs in a cancel scope of its own (a scope can be entered once only: one
+    shared by several loops made the second provider's loop crash the daemon), and
+    :func:`health_loop` turns whatever a probe raises into the provider's failure, so
+    no probe can end the daemon, at start or after a reload that was answered ok.
+    """
 
     def __init__(self) -> None:
         self._nursery: trio.Nursery | None = None
-        self._scope: trio.CancelScope | None = None
+        self._scopes: list[trio.CancelScope] = []
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -186,9 +192,9 @@ class HealthChecks:
 
     def reconcile(self, runtime: Runtime) -> None:
         """Stop the running probes; start one per provider with ``health`` set."""
-        if self._scope is not None:
-            self._scope.cancel()
-        self._scope = scope = trio.CancelScope()
+        for scope in self._scopes:
+            scope.cancel()
+        self._scopes = []
         assert self._nursery is not None, "run() first"
         engine, table = runtime.engine, runtime.table
         for name, provider in table.config.providers.items():
@@ -200,12 +206,18 @@ class HealthChecks:
                     engine.registry,
                     partial(_targets_of, table, name),
                 )
-                self._nursery.start_soon(_scoped, scope, loop)
+                scope = trio.CancelScope()
+                self._scopes.append(scope)
+                self._nursery.start_soon(_scoped, scope, loop, name, name=f"health of {name}")
 
 
-async def _scoped(scope: trio.CancelScope, fn: Callable[[], Awaitable[None]]) -> None:
+async def _scoped(scope: trio.CancelScope, fn: Callable[[], Awaitable[None]], name: str) -> None:
     with scope:
-        await fn()
+        try:
+            await fn()
+        except Exception as exc:  # the probes of one provider end; the daemon serves on
+            # By type only: a foreign exception's message may hold a header value.
+            log.error("health probes of provider %s stopped: %s", name, type(exc).__name__)
 
 
 def _targets_of(table: RouteTable, provider: str) -> list[str]:

@@ -1,8 +1,7 @@
 """Hot reload: a new rules snapshot swapped in whole, or nothing at all.
 
-Triggers: a change of the config file (watchfiles on its directory, so editors that
-save by writing a new file and renaming it over the old one are seen; bursts are
-debounced), SIGHUP, and ``POST /admin/reload``. The whole file is parsed, validated
+Triggers: a change of the config file or of a file it references, once settled
+(:mod:`._watch`), SIGHUP, and ``POST /admin/reload``. The whole file is parsed, validated
 and compiled, and every provider it names is built, before anything changes; then the
 new :class:`Runtime` replaces the old in one assignment. Requests in flight finish on
 the snapshot they started with. Providers whose settings did not change keep their
@@ -23,9 +22,8 @@ and ``/admin/status``, until the daemon runs with them.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,11 +34,10 @@ from adapters import provider_kinds
 from rules import Config, ConfigError, compile_routes, load_config
 
 from ._assemble import build_runtime, restart_needed
+from ._watch import ConfigWatcher, referenced_files
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
-
-    from watchfiles._rust_notify import RustNotify
 
     from ..http._app import App
     from ..routing._runtime import Runtime
@@ -96,8 +93,6 @@ class Reloader:
         metrics: Metrics | None = None,
     ) -> None:
         self.path = Path(path)
-        resolved = self.path.resolve()
-        self._watched = (str(resolved.parent), resolved.name)
         self.app = app
         self.metrics = metrics
         self.started = config
@@ -148,12 +143,19 @@ class Reloader:
                 log.info("reload (%s): no change (rules %s)", reason, old.table.short_digest)
                 return ReloadResult(True, old.table.digest, restart_needed=self.restart_needed)
             built = build_runtime(config, old, table=table)
+            # Resolved before anything changes: a key that cannot be read is refused
+            # with the rest, as at start (it used to fail after the swap: a 500).
+            admin_key = config.server.admin_key
+            admin = admin_key.resolve() if admin_key is not None else None
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
+        except Exception as exc:  # a plugin's adapter, say: refused, never the daemon's end
+            return self._failed((_unexpected(exc),), old, reason)
         runtime = built.runtime
         self.app.runtime = runtime
+        _log_auth_change(old, runtime, reason)
         self.app.controls.configure(config)
-        self._apply_server(config)
+        self._apply_server(config, admin)
         old.users.retired = True
         if self._on_swap is not None:
             self._on_swap(runtime)
@@ -190,12 +192,11 @@ class Reloader:
         )
         return ReloadResult(False, old.table.digest, errors=errors)
 
-    def _apply_server(self, config: Config) -> None:
+    def _apply_server(self, config: Config, admin_key: str | None) -> None:
         """Server settings that apply live; the others are reported."""
         needed = restart_needed(self.started, config)
         self.restart_needed = tuple(key for key in needed if key not in self._overridden)
-        admin_key = config.server.admin_key
-        self.app.admin_key = admin_key.resolve() if admin_key is not None else None
+        self.app.admin_key = admin_key
         if "server.log_level" not in self._overridden:
             logging.getLogger().setLevel(config.server.log_level.upper())
 
@@ -217,54 +218,54 @@ class Reloader:
 
     async def watch_file(
         self,
-        debounce_ms: int = 300,
         *,
+        quiet: float = 0.5,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Reload on changes of the config file, until cancelled.
+        """Reload on changes of the config file and the files it references, once they
+        have settled (:class:`ConfigWatcher`), until cancelled.
 
-        Reports started (``nursery.start``) once the directory is watched: a change
-        made after that is seen.
+        Reports started (``nursery.start``) once the files are watched: a change made
+        after that is seen.
         """
-        # Only daemons that watch pay for the import. RustNotify is what watchfiles'
-        # own awatch() drives; driving it here gives the moment the watch is in place
-        # (changes are queued from construction on), which awatch() keeps to itself.
-        from watchfiles._rust_notify import RustNotify
-
-        folder, name = self._watched
-        polling = os.environ.get("WATCHFILES_FORCE_POLLING", "").lower()
-        force_polling = polling not in ("", "false", "disable", "disabled")
-        watcher = RustNotify([folder], False, force_polling, 300, False, False)
-        stop = threading.Event()
-        waiting = False
-        task_status.started()
-        try:
-            while True:
-                waiting = True
-                # Abandoned on cancel: the stop event ends the wait within one step
-                # (50 ms) and the thread closes the watcher.
-                changes = await trio.to_thread.run_sync(
-                    _wait_for_changes, watcher, debounce_ms, stop, abandon_on_cancel=True
-                )
-                waiting = False
-                # Editors that save by rename show up as an added file of the same name.
-                if any(os.path.basename(path) == name for _, path in changes):
-                    await self.reload("file changed")
-        finally:
-            stop.set()
-            if not waiting:
-                watcher.close()
+        watcher = ConfigWatcher(
+            str(self.path),
+            self.reload,
+            lambda: referenced_files(self.app.runtime.table.config),
+            quiet=quiet,
+        )
+        await watcher.run(task_status=task_status)
 
 
-def _wait_for_changes(
-    watcher: RustNotify, debounce_ms: int, stop: threading.Event
-) -> set[tuple[int, str]]:
-    """The next batch of changes (in a worker thread); empty once ``stop`` is set."""
-    result = watcher.watch(debounce_ms, 50, 0, stop)
-    if stop.is_set():  # the watching task is gone (it abandoned this thread)
-        watcher.close()
-    # "signal" and "timeout" are not for a worker thread without a timeout: nothing new
-    return set() if isinstance(result, str) else set(result)
+def _unexpected(exc: Exception) -> str:
+    """An unexpected failure, by type and place only: a foreign message may hold a key."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return f"building the new rules failed: {type(exc).__name__}{where}"
+
+
+def _log_auth_change(old: Runtime, new: Runtime, reason: str) -> None:
+    """Say loudly when a reload changes who may call: a file saved without its keys
+    switches client auth off, and that must not pass unnoticed."""
+    before, after = old.keys.digests, new.keys.digests
+    if before == after:
+        return
+    if not after:
+        log.warning(
+            "reload (%s): client keys disabled: every caller is let in (%d key(s) removed)",
+            reason,
+            len(before),
+        )
+    elif not before:
+        log.warning("reload (%s): client keys enabled: %d key(s)", reason, len(after))
+    else:
+        log.warning(
+            "reload (%s): client keys changed: %d key(s) added, %d removed, %d in force",
+            reason,
+            len(after - before),
+            len(before - after),
+            len(after),
+        )
 
 
 def _iso(wall: float | None) -> str | None:

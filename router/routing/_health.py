@@ -6,6 +6,10 @@ sending a client's request to find out. A probe's verdict goes to the breaker of
 of the provider's targets: a failure counts like a failed request; a success closes a
 half-open circuit (it is the probe the breaker was waiting for) and resets the count of
 consecutive failures. A circuit that is open and not yet due a probe is left alone.
+
+A probe that raises anything else (a transport's own exception) fails the same way,
+named by its type only: its message may hold a header value, a key included. Probes run
+in the daemon's top nursery, so an exception let through would end the daemon.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from adapters import GatewayError, Timeout
+from adapters import GatewayError, NetworkError, Timeout
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -34,6 +38,8 @@ async def probe_once(upstream: Upstream, check: HealthCheck) -> GatewayError | N
             await upstream.probe()
         except GatewayError as exc:
             return exc
+        except Exception as exc:  # any failure of the probe is the provider's
+            return NetworkError(f"health probe failed: {type(exc).__name__}")
         return None
     return Timeout(f"health probe took longer than {check.timeout:g}s")
 

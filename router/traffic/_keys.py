@@ -80,6 +80,11 @@ class KeyRing:
         return cls(keys)
 
     @property
+    def digests(self) -> frozenset[bytes]:
+        """The SHA-256 digests of the keys accepted (what a reload compares)."""
+        return frozenset(digest for digest, _ in self._keys)
+
+    @property
     def open(self) -> bool:
         """No keys configured: every caller is let in, unnamed."""
         return not self._keys

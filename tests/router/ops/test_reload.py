@@ -227,19 +227,18 @@ async def test_reload_by_file_change(config: Path) -> None:
 
 async def test_watch_file_reports_readiness(config: Path) -> None:
     """The watcher is started with ``nursery.start``: a save right after is seen."""
-    from router.ops._reload import Reloader
+    from router.ops._watch import ConfigWatcher
 
     calls: list[str] = []
 
-    class Recording(Reloader):
-        async def reload(self, reason: str = "request") -> Any:
-            calls.append(reason)
-            nursery.cancel_scope.cancel()
+    async def reload(reason: str) -> None:
+        calls.append(reason)
+        nursery.cancel_scope.cancel()
 
-    reloader = Recording(str(config), None, None)  # type: ignore[arg-type]
+    watcher = ConfigWatcher(str(config), reload, quiet=0.01)
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            await nursery.start(partial(reloader.watch_file, debounce_ms=10))
+            await nursery.start(partial(watcher.run))
             write(config, "sim-b:echo")
     assert calls == ["file changed"]
 
