@@ -83,8 +83,8 @@ class ServerConfig:
             reload either way).
         log_level: The lifecycle log's threshold: debug, info, warning or error (the
             access log is written whatever it is).
-        state_file: Where budgets' spend is kept across restarts (JSON, written every
-            10 s and at exit); absent, spend lives in memory only.
+        state_file: Where budgets' spend is kept across restarts (JSON, written within
+            about a second of a change and at exit); absent, spend lives in memory only.
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)

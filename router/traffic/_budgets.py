@@ -78,6 +78,9 @@ class Budgets:
         self._clock = clock
         self._budgets: dict[str, Budget] = {}
         self._spend: dict[str, _Spend] = {}
+        #: Called after every charge (the state file's writer listens), never with an
+        #: argument; it must not raise.
+        self.on_change: Callable[[], None] | None = None
 
     def configure(self, key: str, budget: Budget | None) -> None:
         """Set ``key``'s budget (None: no budget). What it spent so far is kept."""
@@ -103,6 +106,8 @@ class Budgets:
         spend = self._current(key, self._clock(), keep=True)
         spend.day_usd += usd
         spend.month_usd += usd
+        if self.on_change is not None and usd:
+            self.on_change()
 
     def spent(self, key: str) -> float:
         """USD ``key`` spent in its budget's current period (the UTC day without one)."""
@@ -176,17 +181,25 @@ class Budgets:
         }
 
     def load(self, data: Mapping[str, Any]) -> None:
-        """Spend saved by :meth:`dump`; entries that do not parse are skipped. Periods
-        that have rolled over since count as zero, as always."""
+        """Spend saved by :meth:`dump`. Periods that have rolled over since count as
+        zero, as always.
+
+        Raises:
+            ValueError: an entry does not parse (nothing is loaded then): a damaged file
+                must not pass for a budget with nothing spent.
+        """
+        loaded = {}
         for key, raw in data.items():
             try:
                 day = (int(raw["day"][0]), int(raw["day"][1]), int(raw["day"][2]))
                 month = (int(raw["month"][0]), int(raw["month"][1]))
                 day_usd, month_usd = float(raw["day_usd"]), float(raw["month_usd"])
-            except (KeyError, IndexError, TypeError, ValueError):
-                continue
-            if min(day_usd, month_usd) >= 0 and math.isfinite(day_usd + month_usd):
-                self._spend[str(key)] = _Spend(day, day_usd, month, month_usd)
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise ValueError(f"the entry of key {key!r} does not parse ({exc!r})") from None
+            if not (min(day_usd, month_usd) >= 0 and math.isfinite(day_usd + month_usd)):
+                raise ValueError(f"the entry of key {key!r} has a negative or infinite spend")
+            loaded[str(key)] = _Spend(day, day_usd, month, month_usd)
+        self._spend.update(loaded)
 
     def _current(self, key: str, now: float, *, keep: bool = False) -> _Spend:
         """``key``'s spend, rolled over to the periods ``now`` falls in; a key never
