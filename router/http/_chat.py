@@ -29,9 +29,10 @@ from adapters import (
 from rules import RouteCacheConfig
 
 from ..routing._request import RequestOptions, RequestTrace, RoutedRequest
+from ..traffic._budgets import Reservation
 from ..traffic._cache import assemble, replay
 from ..traffic._keys import ClientKey, Forbidden
-from ..traffic._tokens import request_tokens
+from ..traffic._tokens import answer_usage, chunk_chars, request_tokens, stream_usage
 from ._framing import (
     JSON,
     SSE_HEADERS,
@@ -71,11 +72,17 @@ class Exchange:
     request_id: str
     started: float  # trio time at arrival
     trace: RequestTrace = attrs.field(factory=lambda: RequestTrace(route=""))
-    #: What the controls said: the caller's key, its cache entry, the charged estimate.
+    #: What the controls said: the caller's key, its cache entry, the charged estimate,
+    #: the worst case held in its budget.
     key: ClientKey | None = None
     cache_entry: bytes | None = None
     cache: RouteCacheConfig | None = None
     tokens: int = 0
+    hold: Reservation | None = None
+    #: A stream: committed (its 200 sent), characters of answer received, charged.
+    streaming: bool = False
+    streamed: int = 0
+    charged: bool = False
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The headers that say what happened (``x-request-id``, ``x-router-*``)."""
@@ -182,16 +189,25 @@ class Chat:
             await _replay(ex, req, hit)
             return
         ex.key, ex.cache_entry, ex.cache, ex.tokens = key, entry, settings.cache, tokens
+        # No await since admit(): concurrent requests see each other's holds.
+        ex.hold = self.controls.reserve(key, node, req)
         routed = RoutedRequest(node, req, trace, options)
-        if req.stream:
-            async with runtime.engine.stream(routed) as chunks:
-                await self._stream(ex, req, chunks)
-        else:
-            await self._complete(ex, await runtime.engine.complete(routed))
+        try:
+            if req.stream:
+                async with runtime.engine.stream(routed) as chunks:
+                    await self._stream(ex, req, chunks)
+            else:
+                await self._complete(ex, req, await runtime.engine.complete(routed))
+        finally:  # cancellation included; nothing here awaits
+            if ex.streaming and not ex.charged:
+                self._settle_stream(ex, req, None)  # cut short: what it consumed so far
+            elif ex.hold is not None:
+                ex.hold.release()  # no answer (a settled hold ignores this)
 
-    async def _complete(self, ex: Exchange, resp: GatewayResponse) -> None:
+    async def _complete(self, ex: Exchange, req: GatewayRequest, resp: GatewayResponse) -> None:
         trace = ex.trace
-        trace.cost_usd = self.controls.settle(ex.key, trace.target, resp.usage, ex.tokens)
+        usage = answer_usage(req, resp)  # estimated from the text when the upstream gave none
+        trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
         self.controls.store(ex.cache_entry, ex.cache, resp)
         body = ex.codec.response(resp)
         trace.status = 200
@@ -211,6 +227,7 @@ class Chat:
         trace, send = ex.trace, ex.send
         trace.status = 200
         headers = [*SSE_HEADERS, *ex.headers()]
+        ex.streaming = True
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         encoder = ex.codec.stream(req)
         # A stream is kept for the cache only whole: its chunks are gathered as they go.
@@ -221,13 +238,14 @@ class Chat:
                 if trace.ttft is None:
                     trace.response_model = batch[0].model if batch else None
                 _note_chunks(trace, batch)
+                ex.streamed += chunk_chars(batch)
                 if kept is not None:
                     kept += batch
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 if trace.ttft is None:
                     trace.ttft = trio.current_time() - ex.started
             end = encoder.done()
-            self._settle_stream(ex, kept)
+            self._settle_stream(ex, req, kept)
         except GatewayError as exc:
             end = encoder.error(exc)
             _failed(trace, exc)
@@ -240,13 +258,19 @@ class Chat:
         trace.outcome = trace.outcome or "ok"  # before the last send, as above
         await send({"type": "http.response.body", "body": end})
 
-    def _settle_stream(self, ex: Exchange, kept: list[ChatChunk] | None) -> None:
-        """A stream that ended complete: its cost, and into the cache if it has one."""
+    def _settle_stream(
+        self, ex: Exchange, req: GatewayRequest, kept: list[ChatChunk] | None
+    ) -> None:
+        """A stream's cost, charged once whatever way it ended (the usage it reported,
+        else counted from the prompt and the streamed text); a whole one goes into the
+        cache if it has one."""
         trace = ex.trace
-        usage = None
+        ex.charged = True
         if trace.tokens_in is not None or trace.tokens_out is not None:
             usage = Usage(trace.tokens_in or 0, trace.tokens_out or 0)
-        trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens)
+        else:
+            usage = stream_usage(req, ex.streamed)
+        trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
         if kept is not None and (whole := assemble(kept)) is not None:
             self.controls.store(ex.cache_entry, ex.cache, whole)
 
