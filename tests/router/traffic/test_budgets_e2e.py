@@ -242,3 +242,24 @@ async def test_a_failed_or_abandoned_request_gives_its_hold_back(
                 await trio.sleep(0.01)
         await client.close()
     assert budget["spent_day"] == 0.0
+
+
+async def test_a_huge_max_tokens_does_not_fill_a_providers_window(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    toml = config(fake_openai.url).replace(
+        'base_url = "', 'limits = { tpm = 1000 }\nbase_url = "', 1
+    )
+    async with start_router(toml) as url:
+        client = client_for(url)
+        huge = await client.chat.completions.create(
+            model="up:gpt-4o-mini", messages=HI, max_tokens=1_000_000, stream=True
+        )
+        assert [c async for c in huge]
+        # A stream's usage never reaches the window: it holds its estimate for a minute.
+        after = await client.chat.completions.with_raw_response.create(
+            model="up:gpt-4o-mini", messages=HI, max_tokens=100
+        )
+        await client.close()
+    assert after.status_code == 200  # not a 429 for the next minute
+    assert len(fake_openai.received) == 2
