@@ -13,6 +13,7 @@ import openai
 import pytest
 import trio
 
+from tests.fakes.azure_upstream import FakeAzure
 from tests.fakes.openai_upstream import FakeOpenAI, running
 
 if TYPE_CHECKING:
@@ -118,6 +119,29 @@ async def test_a_stream_without_usage_is_charged_from_its_text(
     assert "stream_options" not in fake_openai.received[0].body  # these kinds ask for none
     assert text == "echo: hi there"
     assert spent == PROMPT_TOKENS + math.ceil(len(text) / 4)  # $1 a token: 2 + 4
+
+
+async def test_an_azure_stream_without_usage_is_charged_from_its_text(
+    start_router: RouterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_TEST_KEY", "azure-fake-key")
+    fake = FakeAzure()
+    async with running(fake) as fake_url:
+        toml = config(fake_url, "azure").replace(
+            f'base_url = "{fake_url}"',
+            f'base_url = "{fake_url}"\napi_key = "env:AZURE_TEST_KEY"\napi_version = "2024-10-21"',
+        )
+        async with start_router(toml) as url:
+            client = client_for(url)
+            stream = await client.chat.completions.create(
+                model="up:dollar", messages=HI, stream=True
+            )
+            text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+            await client.close()
+            spent = (await team_budget(url))["spent_day"]
+    assert "stream_options" not in fake.received[0].body  # the client asked for none
+    assert text == "echo: hi there"
+    assert spent == PROMPT_TOKENS + math.ceil(len(text) / 4)
 
 
 async def test_an_answer_without_usage_is_charged_from_its_text(
