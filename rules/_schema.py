@@ -127,8 +127,6 @@ class ServerConfig:
             reload either way).
         log_level: The lifecycle log's threshold: debug, info, warning or error (the
             access log is written whatever it is).
-        state_file: Where budgets' spend is kept across restarts (JSON, written every
-            10 s and at exit); absent, spend lives in memory only.
         read_timeout: A request's head, and then its body, must each arrive within it
             (else 408 and the connection closes).
         keepalive_timeout: Idle client connections are closed after it.
@@ -150,6 +148,8 @@ class ServerConfig:
             refused unless listed here.
         max_response: Largest upstream answer body, and largest single stream event or
             line, in bytes; past it the attempt fails and its connection is closed.
+        state_file: Where budgets' spend is kept across restarts (JSON, written within
+            about a second of a change and at exit); absent, spend lives in memory only.
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)

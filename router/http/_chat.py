@@ -19,20 +19,17 @@ import attrs
 import trio
 
 from adapters import (
-    AllTargetsFailed,
     GatewayError,
-    NoHealthyTarget,
     NotFound,
-    RateLimitExceeded,
-    Timeout,
     Usage,
 )
 from rules import RouteCacheConfig
 
 from ..routing._request import RequestOptions, RequestTrace, RoutedRequest
+from ..traffic._budgets import Reservation
 from ..traffic._cache import assemble, replay
 from ..traffic._keys import ClientKey, Forbidden
-from ..traffic._tokens import request_tokens
+from ..traffic._tokens import answer_usage, chunk_chars, request_tokens, stream_usage
 from ._framing import (
     JSON,
     SSE_HEADERS,
@@ -46,7 +43,8 @@ from ._framing import (
 )
 from ._observer import RequestFacts
 from ._openai_ingress import Ingress
-from ._overload import Overload, Overloaded
+from ._outcome import client_error, failed, note_chunks
+from ._overload import Overload
 
 if TYPE_CHECKING:
     from adapters import ChatChunk, GatewayRequest, GatewayResponse
@@ -56,7 +54,7 @@ if TYPE_CHECKING:
     from ..traffic._controls import Controls
     from ._observer import Observer
 
-__all__ = ["Chat", "outcome_of"]
+__all__ = ["Chat"]
 
 error_log = logging.getLogger("llm_router")
 
@@ -75,7 +73,8 @@ class Exchange:
     request_id: str
     started: float  # trio time at arrival
     trace: RequestTrace = attrs.field(factory=lambda: RequestTrace(route=""))
-    #: What the controls said: the caller's key, its cache entry, the charged estimate.
+    #: What the controls said: the caller's key, its cache entry, the charged estimate,
+    #: the worst case held in its budget.
     key: ClientKey | None = None
     cache_entry: bytes | None = None
     cache: RouteCacheConfig | None = None
@@ -106,6 +105,12 @@ class Exchange:
         """The answer's last body bytes."""
         self.finishing = True
         await self.send({"type": "http.response.body", "body": body})
+
+    hold: Reservation | None = None
+    #: A stream: committed (its 200 sent), characters of answer received, charged.
+    streaming: bool = False
+    streamed: int = 0
+    charged: bool = False
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The headers that say what happened (``x-request-id``, ``x-router-*``)."""
@@ -173,9 +178,9 @@ class Chat:
                         ex.write_stall,
                     )
                 except GatewayError as exc:
-                    err = _client_error(exc)
+                    err = client_error(exc)
                     trace.status = codec.status(err)
-                    _failed(trace, err)
+                    failed(trace, err)
                     await ex.error(err)
                 except Exception as exc:
                     # A bug of ours: still a well-formed answer, and the traceback logged.
@@ -190,7 +195,7 @@ class Chat:
             pass
         except GatewayError as exc:  # the key, or reading the body
             trace.status = codec.status(exc)
-            _failed(trace, exc)
+            failed(trace, exc)
             await ex.error(exc)
         finally:
             # Runs on every exit, cancellation included; nothing here awaits.
@@ -242,16 +247,25 @@ class Chat:
             await _replay(ex, req, hit)
             return
         ex.cache_entry, ex.cache, ex.tokens = entry, settings.cache, tokens
+        # No await since admit(): concurrent requests see each other's holds.
+        ex.hold = self.controls.reserve(key, node, req)
         routed = RoutedRequest(node, req, trace, options)
-        if req.stream:
-            async with runtime.engine.stream(routed) as chunks:
-                await self._stream(ex, req, chunks)
-        else:
-            await self._complete(ex, await runtime.engine.complete(routed))
+        try:
+            if req.stream:
+                async with runtime.engine.stream(routed) as chunks:
+                    await self._stream(ex, req, chunks)
+            else:
+                await self._complete(ex, req, await runtime.engine.complete(routed))
+        finally:  # cancellation included; nothing here awaits
+            if ex.streaming and not ex.charged:
+                self._settle_stream(ex, req, None)  # cut short: what it consumed so far
+            elif ex.hold is not None:
+                ex.hold.release()  # no answer (a settled hold ignores this)
 
-    async def _complete(self, ex: Exchange, resp: GatewayResponse) -> None:
+    async def _complete(self, ex: Exchange, req: GatewayRequest, resp: GatewayResponse) -> None:
         trace = ex.trace
-        trace.cost_usd = self.controls.settle(ex.key, trace.target, resp.usage, ex.tokens)
+        usage = answer_usage(req, resp)  # estimated from the text when the upstream gave none
+        trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
         self.controls.store(ex.cache_entry, ex.cache, resp)
         body = ex.codec.response(resp)
         trace.status = 200
@@ -271,6 +285,7 @@ class Chat:
         trace, send = ex.trace, ex.send
         trace.status = 200
         headers = [*SSE_HEADERS, *ex.headers()]
+        ex.streaming = True
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         encoder = ex.codec.stream(req)
         # A stream is kept for the cache only whole: its chunks are gathered as they go.
@@ -280,17 +295,18 @@ class Chat:
                 body = b"".join([encoder.feed(c) for c in batch])
                 if trace.ttft is None:
                     trace.response_model = batch[0].model if batch else None
-                _note_chunks(trace, batch)
+                note_chunks(trace, batch)
+                ex.streamed += chunk_chars(batch)
                 if kept is not None:
                     kept += batch
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 if trace.ttft is None:
                     trace.ttft = trio.current_time() - ex.started
             end = encoder.done()
-            self._settle_stream(ex, kept)
+            self._settle_stream(ex, req, kept)
         except GatewayError as exc:
             end = encoder.error(exc)
-            _failed(trace, exc)
+            failed(trace, exc)
             error_log.warning("stream from %s broke: %s", trace.target, exc.message)
         except ClientStalled:
             raise
@@ -302,13 +318,19 @@ class Chat:
         trace.outcome = trace.outcome or "ok"  # before the last send, as above
         await ex.send_last(end)
 
-    def _settle_stream(self, ex: Exchange, kept: list[ChatChunk] | None) -> None:
-        """A stream that ended complete: its cost, and into the cache if it has one."""
+    def _settle_stream(
+        self, ex: Exchange, req: GatewayRequest, kept: list[ChatChunk] | None
+    ) -> None:
+        """A stream's cost, charged once whatever way it ended (the usage it reported,
+        else counted from the prompt and the streamed text); a whole one goes into the
+        cache if it has one."""
         trace = ex.trace
-        usage = None
+        ex.charged = True
         if trace.tokens_in is not None or trace.tokens_out is not None:
             usage = Usage(trace.tokens_in or 0, trace.tokens_out or 0)
-        trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens)
+        else:
+            usage = stream_usage(req, ex.streamed)
+        trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
         if kept is not None and (whole := assemble(kept)) is not None:
             self.controls.store(ex.cache_entry, ex.cache, whole)
 
@@ -341,46 +363,6 @@ async def _watch_disconnect(receive: Any, scope: trio.CancelScope, ex: Exchange)
                 ex.trace.outcome = ex.trace.outcome or "cancelled"
                 scope.cancel()
             return
-
-
-def _failed(trace: RequestTrace, err: GatewayError) -> None:
-    """Note the failure the client gets, by class name and metrics outcome."""
-    trace.error = type(err).__name__
-    trace.outcome = outcome_of(err)
-
-
-def outcome_of(err: GatewayError) -> str:
-    """The ``requests_total`` outcome of a request that failed with ``err``."""
-    if isinstance(err, RateLimitExceeded):
-        return "rate_limited"
-    if isinstance(err, Timeout):
-        return "timeout"
-    if isinstance(err, NoHealthyTarget | Overloaded):
-        return "unavailable"
-    if err.status_hint < 500:
-        return "client_error"
-    return "upstream_error"
-
-
-def _note_chunks(trace: RequestTrace, batch: list[ChatChunk]) -> None:
-    """Usage and finish reasons, from the chunks of a stream as they pass."""
-    for chunk in batch:
-        if chunk.usage is not None:
-            trace.tokens_in = chunk.usage.prompt_tokens
-            trace.tokens_out = chunk.usage.completion_tokens
-        for choice in chunk.choices:
-            if choice.finish_reason:
-                trace.finish_reasons = (*trace.finish_reasons, choice.finish_reason)
-
-
-def _client_error(exc: GatewayError) -> GatewayError:
-    """The error the client gets: all-rate-limited is a 429 with the shortest wait."""
-    if isinstance(exc, AllTargetsFailed) and all(
-        isinstance(a, RateLimitExceeded) for a in exc.attempts
-    ):
-        waits = [a.retry_after for a in exc.attempts if a.retry_after is not None]
-        return RateLimitExceeded(exc.message, retry_after=min(waits) if waits else None)
-    return exc
 
 
 def _bypasses_cache(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -14,6 +14,9 @@ import trio
 from adapters import provider_kinds
 from rules import ConfigError, compile_routes, load_config, render_tree, timeout_warnings
 
+from ..traffic._budgets import Budgets
+from ..traffic._state import StateFile
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -59,6 +62,8 @@ def _check(path: str) -> int:
     try:
         # Plugins' kinds are registered first, so their blocks parse.
         table = compile_routes(load_config(path, kinds=provider_kinds()))
+        if table.config.server.state_file is not None:  # as `serve` reads it at start
+            StateFile(table.config.server.state_file, Budgets()).load()
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -85,7 +85,8 @@ async def run_daemon(
     SIGHUP, a change of the config file and ``POST /admin/reload`` reload the rules.
 
     Raises:
-        ConfigError: the config is invalid or a secret cannot be resolved.
+        ConfigError: the config is invalid or a secret cannot be resolved;
+            StateFileError (one) when ``server.state_file`` cannot be read or parsed.
     """
     one_line_logs()  # upstream text in a log record cannot start a line of its own
     config = load_config(config_path, kinds=provider_kinds())  # plugins load first
@@ -131,7 +132,12 @@ async def run_daemon(
     app.reload = reloader.reload
     app.status_extra = reloader.status
     stop = trio.Event()
+    state = None
     try:
+        if config.server.state_file is not None:
+            # Before any task starts: a damaged file stops the start (StateFileError).
+            state = StateFile(config.server.state_file, app.controls.budgets)
+            await trio.to_thread.run_sync(state.load)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop, reloader, nursery, notifier, config)
             nursery.start_soon(reloader.close_retired)
@@ -144,9 +150,7 @@ async def run_daemon(
             health.reconcile(runtime)
             if access_log is not None:
                 nursery.start_soon(access_log.run)
-            if config.server.state_file is not None:
-                state = StateFile(config.server.state_file, app.controls.budgets)
-                await trio.to_thread.run_sync(state.load)
+            if state is not None:
                 nursery.start_soon(state.run)
             asgi: Any = app  # hypercorn's typed scopes vs our plain dicts
             async with trio.open_nursery() as server_nursery:

@@ -18,7 +18,7 @@ from rules import Budget
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["BudgetState", "Budgets"]
+__all__ = ["BudgetState", "Budgets", "Reservation"]
 
 _Day = tuple[int, int, int]
 _Month = tuple[int, int]
@@ -34,6 +34,7 @@ class BudgetState:
         spent_month: USD spent in the current UTC month.
         remaining: USD left in the budget's period (None: no budget).
         resets_in: Seconds until the budget's period ends (None: no budget).
+        reserved: USD held by the key's requests in flight (their worst-case cost).
     """
 
     budget: Budget | None
@@ -41,6 +42,39 @@ class BudgetState:
     spent_month: float
     remaining: float | None
     resets_in: float | None
+    reserved: float = 0.0
+
+
+@attrs.define
+class _Held:
+    count: int = 0  # reservations outstanding
+    usd: float = 0.0
+
+
+@attrs.define(eq=False)
+class Reservation:
+    """One request's hold on its key's budget (`Budgets.reserve`): replaced by what the
+    request cost (:meth:`settle`), or given back (:meth:`release`). Either happens once;
+    later calls do nothing, so a ``finally: release()`` after a settle is safe."""
+
+    budgets: Budgets
+    key: str
+    usd: float
+    done: bool = False
+
+    def settle(self, cost: float | None) -> None:
+        """Replace the hold by ``cost`` (None: not priced, nothing charged)."""
+        if self.done:
+            return
+        self.release()
+        if cost is not None:
+            self.budgets.charge(self.key, cost)
+
+    def release(self) -> None:
+        """Give the hold back (the request failed, or was cancelled)."""
+        if not self.done:
+            self.done = True
+            self.budgets._unhold(self.key, self.usd)
 
 
 @attrs.define
@@ -64,9 +98,11 @@ class Budgets:
     Spend is kept in memory; :meth:`dump` and :meth:`load` carry it across restarts
     (``server.state_file``).
 
-    A request is let through while anything is left (`exhausted` is false) and charged
-    when it has finished, so a budget can be overshot by the requests in flight when it
-    runs out.
+    A request is let through while anything is left once the requests in flight are
+    counted at their worst case (`exhausted` is false), and holds its own worst case
+    (:meth:`reserve`) until it is charged what it really cost. So the requests in flight
+    together can overshoot a budget by at most the one let in last (as long as none
+    costs more than its worst case).
 
     Keys are client key names (``[keys.NAME]``), never the secrets.
 
@@ -78,6 +114,10 @@ class Budgets:
         self._clock = clock
         self._budgets: dict[str, Budget] = {}
         self._spend: dict[str, _Spend] = {}
+        self._held: dict[str, _Held] = {}
+        #: Called after every charge (the state file's writer listens), never with an
+        #: argument; it must not raise.
+        self.on_change: Callable[[], None] | None = None
 
     def configure(self, key: str, budget: Budget | None) -> None:
         """Set ``key``'s budget (None: no budget). What it spent so far is kept."""
@@ -103,6 +143,36 @@ class Budgets:
         spend = self._current(key, self._clock(), keep=True)
         spend.day_usd += usd
         spend.month_usd += usd
+        if self.on_change is not None and usd:
+            self.on_change()
+
+    def reserve(self, key: str, usd: float) -> Reservation:
+        """Hold ``usd`` of ``key``'s budget for a request in flight, until the
+        reservation is settled or released.
+
+        Raises:
+            ValueError: a negative or non-finite amount.
+        """
+        if not math.isfinite(usd) or usd < 0:
+            raise ValueError(f"a reservation must be a finite amount of at least 0, got {usd!r}")
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = _Held()
+        held.count += 1
+        held.usd += usd
+        return Reservation(self, key, usd)
+
+    def reserved(self, key: str) -> float:
+        """USD held by ``key``'s requests in flight."""
+        held = self._held.get(key)
+        return 0.0 if held is None else held.usd
+
+    def _unhold(self, key: str, usd: float) -> None:
+        held = self._held[key]
+        held.count -= 1
+        held.usd -= usd
+        if held.count == 0:  # exactly zero again: no float residue of many adds
+            del self._held[key]
 
     def spent(self, key: str) -> float:
         """USD ``key`` spent in its budget's current period (the UTC day without one)."""
@@ -114,9 +184,10 @@ class Budgets:
         return self._remaining(key, self._current(key, self._clock()))
 
     def exhausted(self, key: str) -> bool:
-        """``key`` has a budget and nothing is left of it."""
+        """``key`` has a budget and nothing is left of it once what its requests in
+        flight hold is set aside."""
         remaining = self.remaining(key)
-        return remaining is not None and remaining <= 0
+        return remaining is not None and remaining - self.reserved(key) <= 0
 
     def resets_in(self, key: str) -> float | None:
         """Seconds until ``key``'s budget period rolls over (for ``Retry-After``); None
@@ -129,7 +200,7 @@ class Budgets:
         clock."""
         now = self._clock()
         states = {}
-        for key in sorted(self._budgets.keys() | self._spend.keys()):
+        for key in sorted(self._budgets.keys() | self._spend.keys() | self._held.keys()):
             spend = self._current(key, now)
             states[key] = BudgetState(
                 budget=self._budgets.get(key),
@@ -137,6 +208,7 @@ class Budgets:
                 spent_month=spend.month_usd,
                 remaining=self._remaining(key, spend),
                 resets_in=self._resets_in(key, spend, now),
+                reserved=self.reserved(key),
             )
         return states
 
@@ -176,17 +248,25 @@ class Budgets:
         }
 
     def load(self, data: Mapping[str, Any]) -> None:
-        """Spend saved by :meth:`dump`; entries that do not parse are skipped. Periods
-        that have rolled over since count as zero, as always."""
+        """Spend saved by :meth:`dump`. Periods that have rolled over since count as
+        zero, as always.
+
+        Raises:
+            ValueError: an entry does not parse (nothing is loaded then): a damaged file
+                must not pass for a budget with nothing spent.
+        """
+        loaded = {}
         for key, raw in data.items():
             try:
                 day = (int(raw["day"][0]), int(raw["day"][1]), int(raw["day"][2]))
                 month = (int(raw["month"][0]), int(raw["month"][1]))
                 day_usd, month_usd = float(raw["day_usd"]), float(raw["month_usd"])
-            except (KeyError, IndexError, TypeError, ValueError):
-                continue
-            if min(day_usd, month_usd) >= 0 and math.isfinite(day_usd + month_usd):
-                self._spend[str(key)] = _Spend(day, day_usd, month, month_usd)
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise ValueError(f"the entry of key {key!r} does not parse ({exc!r})") from None
+            if not (min(day_usd, month_usd) >= 0 and math.isfinite(day_usd + month_usd)):
+                raise ValueError(f"the entry of key {key!r} has a negative or infinite spend")
+            loaded[str(key)] = _Spend(day, day_usd, month, month_usd)
+        self._spend.update(loaded)
 
     def _current(self, key: str, now: float, *, keep: bool = False) -> _Spend:
         """``key``'s spend, rolled over to the periods ``now`` falls in; a key never

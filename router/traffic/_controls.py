@@ -15,16 +15,19 @@ import attrs
 import trio
 
 from adapters import GatewayError, RateLimitExceeded, Usage
+from rules import Leaf
 
 from ._budgets import Budgets
 from ._cache import ResponseCache, cache_key
 from ._cost import PriceTable
+from ._tokens import RESERVE_OUTPUT, request_tokens
 from ._window import RateLimiter
 
 if TYPE_CHECKING:
     from adapters import GatewayRequest, GatewayResponse
-    from rules import Config, RouteCacheConfig
+    from rules import Config, Node, RouteCacheConfig
 
+    from ._budgets import Reservation
     from ._keys import ClientKey
 
 __all__ = ["BudgetExhausted", "Controls", "KeyRateLimited"]
@@ -79,10 +82,14 @@ class Controls:
         if key is None:
             return
         if key.budget is not None and self.budgets.exhausted(key.name):
-            resets = self.budgets.resets_in(key.name)
+            budget = f"the budget of key {key.name!r} (${key.budget.usd:g} a {key.budget.per})"
+            if self.budgets.remaining(key.name):  # what is left is held by requests in flight
+                raise BudgetExhausted(
+                    f"{budget} is held by its requests in flight; retry when they end",
+                    retry_after=1.0,
+                )
             raise BudgetExhausted(
-                f"the budget of key {key.name!r} (${key.budget.usd:g} a {key.budget.per}) is spent",
-                retry_after=resets,
+                f"{budget} is spent", retry_after=self.budgets.resets_in(key.name)
             )
         if key.limits is not None:
             wait = self.key_limits.acquire(f"key:{key.name}", tokens)
@@ -109,19 +116,44 @@ class Controls:
             return entry, None
         return entry, self.cache.get(entry)
 
+    def reserve(self, key: ClientKey | None, node: Node, req: GatewayRequest) -> Reservation | None:
+        """Hold the request's worst-case cost in its key's budget while it is in flight
+        (None: the key has no budget): its prompt estimate plus its ``max_tokens`` (or
+        RESERVE_OUTPUT) at the dearest target ``node`` can reach. The caller settles it
+        with the real cost (:meth:`settle`) or releases it, in a ``finally``.
+
+        Called right after :meth:`admit`, with no ``await`` between, so concurrent
+        requests see each other's holds.
+        """
+        if key is None or key.budget is None:
+            return None
+        prompt = request_tokens(req, with_output=False)
+        output = max(req.max_tokens if req.max_tokens is not None else RESERVE_OUTPUT, 0)
+        worst = 0.0
+        for target in _targets(node):
+            worst = max(worst, self.prices.estimate(target, prompt, output) or 0.0)
+        return self.budgets.reserve(key.name, worst)
+
     # -- after the engine ------------------------------------------------------------
 
     def settle(
-        self, key: ClientKey | None, target: str | None, usage: Usage | None, estimated: int = 0
+        self,
+        key: ClientKey | None,
+        target: str | None,
+        usage: Usage | None,
+        estimated: int = 0,
+        hold: Reservation | None = None,
     ) -> float | None:
-        """The request's cost in USD (None: unknown price or usage); charged to the key,
-        whose token window learns the real count."""
-        if target is None or usage is None:
-            return None
-        if key is not None and key.limits is not None:
-            self.key_limits.reconcile(f"key:{key.name}", estimated, usage.total_tokens)
-        cost = self.prices.cost(target, usage)
-        if cost is not None and key is not None:
+        """The request's cost in USD (None: unknown price or usage); charged to the key
+        in place of its ``hold``, and its token window learns the real count."""
+        cost = None
+        if target is not None and usage is not None:
+            if key is not None and key.limits is not None:
+                self.key_limits.reconcile(f"key:{key.name}", estimated, usage.total_tokens)
+            cost = self.prices.cost(target, usage)
+        if hold is not None:
+            hold.settle(cost)
+        elif cost is not None and key is not None:
             self.budgets.charge(key.name, cost)
         return cost
 
@@ -142,3 +174,16 @@ class Controls:
     ) -> None:
         if entry is not None and cache is not None:
             self.cache.put(entry, resp, cache.ttl)
+
+
+def _targets(node: Node) -> list[str]:
+    """The targets ``node`` can reach (a route is a small tree: walked per request)."""
+    found: list[str] = []
+    stack = [node]
+    while stack:
+        here = stack.pop()
+        if isinstance(here, Leaf):
+            found.append(str(here.target))
+        else:
+            stack.extend(here.children)
+    return found

@@ -7,6 +7,12 @@ window that applies; when one is full the target is skipped like an unavailable 
 wait). After the answer, the estimate is corrected with the usage the upstream
 reported. The providers' own rate-limit headers (OpenAI ``x-ratelimit-*``, Anthropic
 ``anthropic-ratelimit-*``) close a window before the provider answers 429.
+
+An estimate counts a request's ``max_tokens`` in full, and a client may ask for any
+number: until its usage is known a request holds at most a quarter of a window's tpm
+(``HOLD_SHARE``), so one request asking for a million tokens cannot fill a provider's
+window for everyone else while it runs, nor (a stream, whose usage the window never
+learns) for the minute after.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ if TYPE_CHECKING:
     from ..upstream._upstream import Upstream
     from ._window import RateLimiter
 
-__all__ = ["TargetLimited", "TargetLimits", "observe_headers"]
+__all__ = ["HOLD_SHARE", "TargetLimited", "TargetLimits", "observe_headers"]
+
+#: One request holds at most 1/HOLD_SHARE of a window's tpm until its usage is known.
+HOLD_SHARE = 4
 
 
 class TargetLimited(RateLimitExceeded):
@@ -43,6 +52,7 @@ class TargetLimits:
         self.limiter = limiter
         self._limited: frozenset[str] = frozenset()
         self._noted: set[str] = set()
+        self._tpm: dict[str, int] = {}  # the tpm of each window that has one
 
     def configure(self, config: Config) -> None:
         """Apply the limits of a (re)loaded config.
@@ -53,13 +63,17 @@ class TargetLimits:
         headers of a provider still in the config are honoured again from scratch).
         """
         limited: set[str] = set()
+        tpm: dict[str, int] = {}
         for name, provider in config.providers.items():
+            windows = {f"{name}:{m}": limits for m, limits in provider.model_limits.items()}
             if provider.limits is not None:
-                self.limiter.configure(name, provider.limits.rpm, provider.limits.tpm)
-                limited.add(name)
-            for model, limits in provider.model_limits.items():
-                self.limiter.configure(f"{name}:{model}", limits.rpm, limits.tpm)
-                limited.add(f"{name}:{model}")
+                windows[name] = provider.limits
+            for key, limits in windows.items():
+                self.limiter.configure(key, limits.rpm, limits.tpm)
+                limited.add(key)
+                if limits.tpm is not None:
+                    tpm[key] = limits.tpm
+        self._tpm = tpm
         gone = (self._limited - limited) | (self._noted - config.providers.keys())
         for key in gone:
             self.limiter.forget(key)
@@ -79,10 +93,10 @@ class TargetLimits:
         for key in (target.provider, str(target)):
             if key not in self._limited and key not in self._noted:
                 continue  # the hot path of an unlimited target: two set lookups
-            wait = self.limiter.acquire(key, tokens)
+            wait = self.limiter.acquire(key, self._held(key, tokens))
             if wait is not None:
                 for done in taken:
-                    self.limiter.release(done, tokens)
+                    self.limiter.release(done, self._held(done, tokens))
                 raise TargetLimited(
                     f"{target} is at its rate limit ({key})", upstream=str(target), retry_after=wait
                 )
@@ -94,12 +108,17 @@ class TargetLimits:
         if actual is None:
             return
         for key in taken:
-            self.limiter.reconcile(key, estimated, actual)
+            self.limiter.reconcile(key, self._held(key, estimated), actual)
 
     def give_back(self, taken: Sequence[str], tokens: int) -> None:
         """An attempt that never reached the upstream returns what it took."""
         for key in taken:
-            self.limiter.release(key, tokens)
+            self.limiter.release(key, self._held(key, tokens))
+
+    def _held(self, key: str, tokens: int) -> int:
+        """What a request estimated at ``tokens`` holds in ``key``'s window."""
+        tpm = self._tpm.get(key)
+        return tokens if tpm is None else min(tokens, max(tpm // HOLD_SHARE, 1))
 
     def observe(self, provider: str, kind: str, headers: Sequence[tuple[str, str]]) -> None:
         """An upstream's answer: its rate-limit headers, if its kind sends any."""

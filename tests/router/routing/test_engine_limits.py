@@ -61,17 +61,18 @@ async def test_all_limited_is_a_429_with_a_true_retry_after(
 
 async def test_model_limits_are_their_own_window(autojump_clock: trio.testing.MockClock) -> None:
     _ups, engine, node = setup(
-        'model_limits = { "m" = { tpm = 30 } }',
+        'model_limits = { "m" = { tpm = 48 } }',
         '[routes.r]\nbalance = "round_robin"\ntargets = ["a:m", "a:n"]\n',
     )
-    # Each request is estimated at ceil(5 / 4) + 10 = 12 tokens: a:m takes two (24 <= 30).
+    # Each request is estimated at ceil(5 / 4) + 10 = 12 tokens (a quarter of the tpm, the
+    # most one request holds): a:m takes four (48 <= 48).
     targets = []
-    for _ in range(6):
+    for _ in range(10):
         trace = RequestTrace("r")
         await engine.complete(RoutedRequest(node, REQ, trace, options()))
         targets.append(trace.target)
-    assert targets.count("a:m") == 2
-    assert targets.count("a:n") == 4
+    assert targets.count("a:m") == 4
+    assert targets.count("a:n") == 6
 
 
 async def test_upstream_headers_close_a_window(autojump_clock: trio.testing.MockClock) -> None:
