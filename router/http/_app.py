@@ -140,7 +140,7 @@ class App:
 
     def _models(self) -> dict[str, Any]:
         table = self.runtime.table
-        ids = [*table.route_names(), *(str(t) for t in table.targets())]
+        ids = [*table.route_names(), *(str(t) for t in table.listed())]
         data = [{"id": i, "object": "model", "created": 0, "owned_by": "llm-router"} for i in ids]
         return {"object": "list", "data": data}
 

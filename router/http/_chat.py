@@ -20,13 +20,14 @@ import trio
 from adapters import (
     AllTargetsFailed,
     GatewayError,
+    InvalidRequest,
     NoHealthyTarget,
     NotFound,
     RateLimitExceeded,
     Timeout,
     Usage,
 )
-from rules import RouteCacheConfig
+from rules import MAX_MODEL_NAME, RouteCacheConfig, model_problem
 
 from ..routing._request import RequestOptions, RequestTrace, RoutedRequest
 from ..traffic._cache import assemble, replay
@@ -149,6 +150,7 @@ class Chat:
         if key is not None:
             trace.client = key.name
         req = ex.codec.decode(body)
+        _check_model(req.model)
         node = runtime.table.lookup(req.model)
         if node is None:
             raise NotFound(
@@ -315,6 +317,18 @@ def _client_error(exc: GatewayError) -> GatewayError:
         waits = [a.retry_after for a in exc.attempts if a.retry_after is not None]
         return RateLimitExceeded(exc.message, retry_after=min(waits) if waits else None)
     return exc
+
+
+def _check_model(model: str) -> None:
+    """A model name an upstream URL could misread is refused before anything else
+    (the model part of ``provider:model``; a route name is checked whole)."""
+    _, colon, name = model.partition(":")
+    problem = model_problem(name if colon else model)
+    if problem is not None:
+        raise InvalidRequest(
+            f"model {model[:MAX_MODEL_NAME]!r} is not a valid model name: it {problem}",
+            param="model",
+        )
 
 
 def _bypasses_cache(headers: list[tuple[bytes, bytes]]) -> bool:
