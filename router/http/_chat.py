@@ -34,12 +34,15 @@ from ..traffic._cache import assemble, replay
 from ..traffic._keys import ClientKey, Forbidden
 from ..traffic._tokens import request_tokens
 from ._framing import (
+    INTERNAL,
     JSON,
     SSE_HEADERS,
     ClientGone,
+    Sending,
     make_request_id,
     read_body,
     send_error,
+    send_internal_error,
     trace_headers,
 )
 from ._observer import RequestFacts
@@ -59,15 +62,13 @@ error_log = logging.getLogger("llm_router")
 
 Scope = dict[str, Any]
 
-_INTERNAL = GatewayError("internal error in the router; the log has the details")
-
 
 @attrs.define
 class Exchange:
     """One request and its answer on the HTTP side: what the handlers share."""
 
     scope: Scope
-    send: Any
+    send: Sending
     codec: Ingress
     request_id: str
     started: float  # trio time at arrival
@@ -100,7 +101,7 @@ class Chat:
         self.observer = observer
 
     async def serve(
-        self, scope: Scope, receive: Any, send: Any, codec: Ingress, runtime: Runtime
+        self, scope: Scope, receive: Any, send: Sending, codec: Ingress, runtime: Runtime
     ) -> None:
         """The whole request, from its first byte read to its last byte sent."""
         ex = Exchange(scope, send, codec, make_request_id(scope), trio.current_time())
@@ -119,13 +120,7 @@ class Chat:
                     _failed(trace, err)
                     await ex.error(err)
                 except Exception as exc:
-                    # A bug of ours: still a well-formed answer, and the traceback logged.
-                    error_log.exception("request %s failed", ex.request_id)
-                    trace.error = type(exc).__name__
-                    trace.outcome = "internal_error"
-                    if not trace.status:
-                        trace.status = 500
-                        await ex.error(_INTERNAL)
+                    await _internal_error(ex, exc)
                 nursery.cancel_scope.cancel()
         except ClientGone:
             pass
@@ -133,6 +128,8 @@ class Chat:
             trace.status = codec.status(exc)
             _failed(trace, exc)
             await ex.error(exc)
+        except Exception as exc:  # answering an error failed too
+            await _internal_error(ex, exc)
         finally:
             # Runs on every exit, cancellation included; nothing here awaits.
             runtime.users.exit()
@@ -238,7 +235,7 @@ class Chat:
             error_log.exception("request %s: stream failed", ex.request_id)
             trace.error = type(exc).__name__
             trace.outcome = "internal_error"
-            end = encoder.error(_INTERNAL)
+            end = encoder.error(INTERNAL)
         trace.outcome = trace.outcome or "ok"  # before the last send, as above
         await send({"type": "http.response.body", "body": end})
 
@@ -251,6 +248,18 @@ class Chat:
         trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens)
         if kept is not None and (whole := assemble(kept)) is not None:
             self.controls.store(ex.cache_entry, ex.cache, whole)
+
+
+async def _internal_error(ex: Exchange, exc: BaseException) -> None:
+    """A bug of ours, or headers the server refused: the traceback logged, and a JSON
+    500 in the client's format unless the answer had begun (the access log says 500)."""
+    error_log.error("request %s failed", ex.request_id, exc_info=exc)
+    trace = ex.trace
+    trace.error = type(exc).__name__
+    trace.outcome = "internal_error"
+    if not ex.send.started:
+        trace.status = 500
+        await send_internal_error(ex.send, ex.codec, ex.request_id)
 
 
 async def _replay(ex: Exchange, req: GatewayRequest, resp: GatewayResponse) -> None:
