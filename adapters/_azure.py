@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import orjson
 
@@ -28,6 +28,7 @@ from ._base import (
     Headers,
     error_for_status,
     error_object,
+    path_segment,
     request_headers,
     upstream_json,
 )
@@ -93,7 +94,7 @@ class AzureAdapter(AdapterBase):
         return urlencode({"api-version": self.api_version})
 
     def url(self, model: str) -> str:
-        deployment = quote(self.deployment or model, safe="")
+        deployment = path_segment(self.deployment or model)
         return f"{self.base_url}/openai/deployments/{deployment}/chat/completions?{self._query()}"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 import attrs
 import orjson
@@ -43,11 +44,27 @@ __all__ = [
     "StreamDecoder",
     "error_for_status",
     "header",
+    "path_segment",
     "request_headers",
     "retry_after",
 ]
 
 Headers = Sequence[tuple[str, str]]
+
+
+def path_segment(text: str) -> str:
+    """``text`` percent-encoded as one URL path segment (RFC 3986).
+
+    Everything but unreserved characters is encoded, ``/``, ``:``, ``?``, ``#`` and
+    ``%`` included, and a segment that is all dots (``.``, ``..``) has them encoded too,
+    so no URL parser or server reads it as a step up the path. Model names are checked
+    before they get here (``rules.model_problem``); this makes sure a name can never
+    leave its segment, whatever reaches an adapter.
+    """
+    encoded = quote(text, safe="-._~")
+    if encoded.strip(".") == "":  # "", ".", "..", "...": "." is unreserved, not escaped
+        return "%2E" * len(encoded)
+    return encoded
 
 
 class StreamDecoder(Protocol):

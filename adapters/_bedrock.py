@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import quote
 
 import orjson
 from botocore.auth import SigV4Auth
@@ -26,6 +25,7 @@ from ._base import (
     Headers,
     error_object,
     header,
+    path_segment,
     request_headers,
     stream_event_object,
     upstream_json,
@@ -105,7 +105,7 @@ class BedrockAdapter(AdapterBase):
 
     def url(self, model: str, stream: bool) -> str:
         """The Converse URL for ``model``; ``:`` and ``/`` of ARNs and ids encoded."""
-        label = quote(model, safe="-._~")
+        label = path_segment(model)
         return f"{self.base_url}/model/{label}/{'converse-stream' if stream else 'converse'}"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:

@@ -19,6 +19,7 @@ from rules import (
     ProviderConfig,
     SecretRef,
     fraction,
+    model_name,
     positive,
     url_field,
 )
@@ -178,7 +179,7 @@ class AzureProvider(HTTPProvider):
 
     kind: Literal["azure"] = "azure"
     base_url: str = url_field()
-    deployment: str | None = None
+    deployment: str | None = attrs.field(default=None, validator=model_name)
     api_version: str = "2024-10-21"
     api_key: SecretRef | None = None
     ad_token: SecretRef | None = None

@@ -14,7 +14,6 @@ The key travels in the ``x-goog-api-key`` header, never in the URL (Gemini also 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import orjson
 
@@ -23,6 +22,7 @@ from ._base import (
     Capabilities,
     Headers,
     error_for_status,
+    path_segment,
     retry_after,
     stream_event_object,
     upstream_json,
@@ -136,10 +136,12 @@ class GeminiAdapter(AdapterBase):
 
 
 def _model_path(model: str) -> str:
-    """``models/{id}`` (or a ``tunedModels/`` name as given), escaped for a URL path."""
-    if not model.startswith(("models/", "tunedModels/")):
-        model = f"models/{model}"
-    return quote(model, safe="/")  # a ":" in an id must not reach the ":method" suffix
+    """``models/{id}`` (or ``tunedModels/{id}``), the id one escaped path segment: a
+    ``:`` must not reach the ``:method`` suffix, nor a ``/`` or ``..`` another path."""
+    collection, slash, name = model.partition("/")
+    if not slash or collection not in ("models", "tunedModels"):
+        collection, name = "models", model
+    return f"{collection}/{path_segment(name)}"
 
 
 # -- errors -----------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ._graph import (
     parse_target,
 )
 from ._load import load_config, parse_config
+from ._names import MAX_MODEL_NAME, model_name, model_problem
 from ._providers import (
     Capabilities,
     HealthCheck,
@@ -102,6 +103,9 @@ __all__ = [
     # compiled routes
     "Target",
     "parse_target",
+    "model_problem",
+    "model_name",
+    "MAX_MODEL_NAME",
     "compile_routes",
     "RouteTable",
     "RouteSettings",

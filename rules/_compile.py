@@ -19,6 +19,7 @@ from ._graph import (
     Target,
     config_digest,
 )
+from ._names import model_problem
 from ._schema import FALLBACK_ON, Config, Defaults, RouteConfig
 
 __all__ = ["check_references", "compile_routes"]
@@ -51,6 +52,11 @@ def _check_entry(config: Config, entry: str) -> str | None:
         return f"unknown provider {_q(provider)} in target {_q(entry)}"
     if not model:
         return f"target {_q(entry)} names no model"
+    if (problem := model_problem(model)) is not None:
+        return f"the model name of a target {problem}"
+    listed = config.providers[provider].models
+    if listed and model not in listed:
+        return f"{_q(model)} is not in providers.{provider}.models"
     return None
 
 
@@ -96,6 +102,7 @@ def check_references(config: Config) -> list[tuple[Path, str]]:
                 errors.append(
                     ((table, name), 'names cannot contain ":" (it separates provider from model)')
                 )
+    errors += _check_model_names(config)
     for name, route in config.routes.items():
         for where, entry, _ in _children(route):
             problem = _check_entry(config, entry)
@@ -106,6 +113,27 @@ def check_references(config: Config) -> list[tuple[Path, str]]:
             if route_name not in config.routes:
                 errors.append((("keys", name, "routes", index), f"unknown route {_q(route_name)}"))
     return errors + _find_cycles(config)
+
+
+def _check_model_names(config: Config) -> list[tuple[Path, str]]:
+    """Model names a provider block writes, and route names (what clients send as
+    ``model``), against the rule of `model_problem`."""
+    errors: list[tuple[Path, str]] = []
+    for name in config.routes:
+        if (problem := model_problem(name)) is not None:
+            errors.append((("routes", name), f"a route name (a client's model) {problem}"))
+    for name, provider in config.providers.items():
+        fields: list[tuple[Path, str]] = [
+            (("models", index), model) for index, model in enumerate(provider.models)
+        ]
+        fields += [(("model_limits", model), model) for model in provider.model_limits]
+        # HTTP kinds only; rules does not know the kinds' classes.
+        per_model = getattr(provider, "model_capabilities", {})
+        fields += [(("model_capabilities", model), model) for model in per_model]
+        for where, model in fields:
+            if (problem := model_problem(model)) is not None:
+                errors.append((("providers", name, *where), f"the model name {problem}"))
+    return errors
 
 
 def compile_routes(config: Config) -> RouteTable:

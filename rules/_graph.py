@@ -159,19 +159,31 @@ class RouteTable:
 
         Returns:
             The route's node; else a `Leaf` when ``model`` is ``provider:model`` with a
-            defined provider; else None (the client gets 404).
+            defined provider that serves ``model`` (any, or one of its ``models`` when
+            it lists them); else None (the client gets 404).
         """
         node = self.routes.get(model)
         if node is not None:
             return node
         provider, colon, name = model.partition(":")
-        if colon and name and provider in self.config.providers:
-            return Leaf(Target(provider, name))
-        return None
+        if not colon or not name:
+            return None
+        block = self.config.providers.get(provider)
+        if block is None or (block.models and name not in block.models):
+            return None
+        return Leaf(Target(provider, name))
 
     def route_names(self) -> tuple[str, ...]:
         """The route names, in file order."""
         return tuple(self.routes)
+
+    def listed(self) -> tuple[Target, ...]:
+        """Every target of the routes and every model a provider lists, once each, sorted:
+        what ``GET /v1/models`` shows besides the route names."""
+        found = set(self.targets())
+        for provider, block in self.config.providers.items():
+            found.update(Target(provider, model) for model in block.models)
+        return tuple(sorted(found))
 
     def targets(self) -> tuple[Target, ...]:
         """Every target some route can reach, once each, sorted."""

@@ -52,7 +52,8 @@ def status(runtime: Runtime) -> dict[str, Any]:
     now = trio.current_time()
     engine = runtime.engine
     targets = {str(t) for t in runtime.table.targets()}
-    registry = engine.registry.snapshot(now)
+    registry = engine.registry
+    kept = registry.snapshot(now)
     return {
         "rules": {
             "digest": runtime.table.digest,
@@ -62,8 +63,12 @@ def status(runtime: Runtime) -> dict[str, Any]:
         "ready": is_ready(runtime),
         "hedge_budget": engine.budget.snapshot(),
         # Targets of the rules in force first, with routes balanced as a whole after.
-        "targets": {name: registry[name] for name in sorted(registry) if name in targets},
-        "routes": {name: registry[name] for name in sorted(registry) if name not in targets},
+        "targets": {
+            name: registry.get(name).snapshot(now) for name in sorted(targets) if name in registry
+        },
+        "routes": {name: state for name, state in kept.items() if name not in targets},
+        # provider:model names no route has, that clients asked for: bounded per provider
+        "dynamic_targets": registry.dynamic_snapshot(now),
     }
 
 

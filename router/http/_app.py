@@ -8,6 +8,7 @@ it once, so a reload swaps it without touching requests in flight.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -16,7 +17,14 @@ from ..traffic._controls import Controls
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
 from ._chat import Chat
-from ._framing import FORBIDDEN, lifespan, not_found, send_json
+from ._framing import (
+    FORBIDDEN,
+    Sending,
+    lifespan,
+    not_found,
+    send_internal_error,
+    send_json,
+)
 from ._observer import NoObserver
 from ._openai_ingress import OPENAI, Ingress
 from ._origin import admit, refuse_websocket
@@ -31,6 +39,8 @@ if TYPE_CHECKING:
 __all__ = ["App", "ReloadOutcome"]
 
 Scope = dict[str, Any]
+
+error_log = logging.getLogger("llm_router")
 
 
 class ReloadOutcome(Protocol):
@@ -76,13 +86,22 @@ class App:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            sending = Sending(send)
+            try:
+                await self._http(scope, receive, sending)
+            except Exception:
+                # The last net: a bug anywhere still gets a JSON answer, never the
+                # server's bare 500, and the traceback is logged.
+                error_log.exception("%s %s failed", scope["method"], scope["path"])
+                if not sending.started:
+                    codec = _INGRESS.get(scope["path"])
+                    await send_internal_error(sending, codec, None)
         elif kind == "lifespan":
             await lifespan(receive, send)
         elif kind == "websocket":
             await refuse_websocket(scope, receive, send)
 
-    async def _http(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def _http(self, scope: Scope, receive: Any, send: Sending) -> None:
         path = scope["path"]
         method = scope["method"]
         codec = _INGRESS.get(path)
@@ -152,7 +171,7 @@ class App:
 
     def _models(self) -> dict[str, Any]:
         table = self.runtime.table
-        ids = [*table.route_names(), *(str(t) for t in table.targets())]
+        ids = [*table.route_names(), *(str(t) for t in table.listed())]
         data = [{"id": i, "object": "model", "created": 0, "owned_by": "llm-router"} for i in ids]
         return {"object": "list", "data": data}
 

@@ -20,10 +20,11 @@ import trio
 
 from adapters import (
     GatewayError,
+    InvalidRequest,
     NotFound,
     Usage,
 )
-from rules import RouteCacheConfig
+from rules import MAX_MODEL_NAME, RouteCacheConfig, model_problem
 
 from ..routing._request import RequestOptions, RequestTrace, RoutedRequest
 from ..traffic._budgets import Reservation
@@ -31,14 +32,17 @@ from ..traffic._cache import assemble, replay
 from ..traffic._keys import ClientKey, Forbidden
 from ..traffic._tokens import answer_usage, chunk_chars, request_tokens, stream_usage
 from ._framing import (
+    INTERNAL,
     JSON,
     SSE_HEADERS,
     ClientGone,
     ClientStalled,
     RequestTimeout,
+    Sending,
     make_request_id,
     read_body,
     send_error,
+    send_internal_error,
     trace_headers,
 )
 from ._observer import RequestFacts
@@ -60,15 +64,13 @@ error_log = logging.getLogger("llm_router")
 
 Scope = dict[str, Any]
 
-_INTERNAL = GatewayError("internal error in the router; the log has the details")
-
 
 @attrs.define
 class Exchange:
     """One request and its answer on the HTTP side: what the handlers share."""
 
     scope: Scope
-    asgi_send: Any
+    asgi_send: Sending
     codec: Ingress
     request_id: str
     started: float  # trio time at arrival
@@ -139,7 +141,7 @@ class Chat:
         self.overload = overload or Overload()
 
     async def serve(
-        self, scope: Scope, receive: Any, send: Any, codec: Ingress, runtime: Runtime
+        self, scope: Scope, receive: Any, send: Sending, codec: Ingress, runtime: Runtime
     ) -> None:
         """The whole request, from its first byte read to its last byte sent."""
         ex = Exchange(scope, send, codec, make_request_id(scope), trio.current_time())
@@ -183,13 +185,7 @@ class Chat:
                     failed(trace, err)
                     await ex.error(err)
                 except Exception as exc:
-                    # A bug of ours: still a well-formed answer, and the traceback logged.
-                    error_log.exception("request %s failed", ex.request_id)
-                    trace.error = type(exc).__name__
-                    trace.outcome = "internal_error"
-                    if not trace.status:
-                        trace.status = 500
-                        await ex.error(_INTERNAL)
+                    await _internal_error(ex, exc)
                 nursery.cancel_scope.cancel()
         except ClientGone:
             pass
@@ -197,6 +193,8 @@ class Chat:
             trace.status = codec.status(exc)
             failed(trace, exc)
             await ex.error(exc)
+        except Exception as exc:  # answering an error failed too
+            await _internal_error(ex, exc)
         finally:
             # Runs on every exit, cancellation included; nothing here awaits.
             runtime.users.exit()
@@ -213,6 +211,7 @@ class Chat:
     async def _answer(self, ex: Exchange, body: bytes, runtime: Runtime) -> None:
         scope, trace, key = ex.scope, ex.trace, ex.key
         req = ex.codec.decode(body)
+        _check_model(req.model)
         node = runtime.table.lookup(req.model)
         if node is None:
             raise NotFound(
@@ -314,7 +313,7 @@ class Chat:
             error_log.exception("request %s: stream failed", ex.request_id)
             trace.error = type(exc).__name__
             trace.outcome = "internal_error"
-            end = encoder.error(_INTERNAL)
+            end = encoder.error(INTERNAL)
         trace.outcome = trace.outcome or "ok"  # before the last send, as above
         await ex.send_last(end)
 
@@ -333,6 +332,18 @@ class Chat:
         trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
         if kept is not None and (whole := assemble(kept)) is not None:
             self.controls.store(ex.cache_entry, ex.cache, whole)
+
+
+async def _internal_error(ex: Exchange, exc: BaseException) -> None:
+    """A bug of ours, or headers the server refused: the traceback logged, and a JSON
+    500 in the client's format unless the answer had begun (the access log says 500)."""
+    error_log.error("request %s failed", ex.request_id, exc_info=exc)
+    trace = ex.trace
+    trace.error = type(exc).__name__
+    trace.outcome = "internal_error"
+    if not ex.asgi_send.started:
+        trace.status = 500
+        await send_internal_error(ex.asgi_send, ex.codec, ex.request_id)
 
 
 async def _replay(ex: Exchange, req: GatewayRequest, resp: GatewayResponse) -> None:
@@ -363,6 +374,18 @@ async def _watch_disconnect(receive: Any, scope: trio.CancelScope, ex: Exchange)
                 ex.trace.outcome = ex.trace.outcome or "cancelled"
                 scope.cancel()
             return
+
+
+def _check_model(model: str) -> None:
+    """A model name an upstream URL could misread is refused before anything else
+    (the model part of ``provider:model``; a route name is checked whole)."""
+    _, colon, name = model.partition(":")
+    problem = model_problem(name if colon else model)
+    if problem is not None:
+        raise InvalidRequest(
+            f"model {model[:MAX_MODEL_NAME]!r} is not a valid model name: it {problem}",
+            param="model",
+        )
 
 
 def _bypasses_cache(headers: list[tuple[bytes, bytes]]) -> bool:

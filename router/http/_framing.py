@@ -20,8 +20,10 @@ __all__ = [
     "FORBIDDEN",
     "JSON",
     "SSE_HEADERS",
+    "INTERNAL",
     "ClientGone",
     "ClientStalled",
+    "Sending",
     "PayloadTooLarge",
     "RequestTimeout",
     "lifespan",
@@ -29,6 +31,7 @@ __all__ = [
     "read_body",
     "make_request_id",
     "send_error",
+    "send_internal_error",
     "send_json",
     "trace_headers",
 ]
@@ -42,6 +45,26 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+class Sending:
+    """An ASGI ``send`` that knows whether the response has begun.
+
+    ``started`` turns true once ``http.response.start`` was accepted: before that, a
+    request that failed in any way can still be answered (hypercorn refuses bad
+    headers by raising from ``send`` and keeps waiting for a response).
+    """
+
+    __slots__ = ("_send", "started")
+
+    def __init__(self, send: Any) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        await self._send(message)
+        if not self.started and message["type"] == "http.response.start":
+            self.started = True
 
 
 class ClientGone(Exception):
@@ -143,6 +166,20 @@ async def send_error(
     body = codec.error(err)
     headers.append((b"content-length", b"%d" % len(body)))
     await send({"type": "http.response.start", "status": codec.status(err), "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+INTERNAL = GatewayError("internal error in the router; the log has the details")
+
+
+async def send_internal_error(send: Any, codec: Ingress | None, request_id: str | None) -> None:
+    """A 500 in the client's format (OpenAI's shape outside the chat paths), with no
+    header taken from the request's state, which may be what failed."""
+    body = codec.error(INTERNAL) if codec is not None else orjson.dumps(INTERNAL.to_openai())
+    headers = [JSON, (b"content-length", b"%d" % len(body))]
+    if request_id is not None:
+        headers.append((b"x-request-id", request_id.encode()))
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

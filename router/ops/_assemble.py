@@ -99,13 +99,14 @@ def build_runtime(
         old = previous.engine
         registry = old.registry
         registry.configure_breakers(circuit.failures, circuit.successes, circuit.open_for)
-        registry.retain([str(t) for t in table.targets()] + list(table.route_names()))
         budget = old.budget
         budget.configure(config.defaults.hedge_budget)
         limits = (
             old.limits if old.limits is not None else TargetLimits(RateLimiter(trio.current_time))
         )
         retired = tuple(u for name, u in old.upstreams.items() if upstreams.get(name) is not u)
+    # What the rules name is kept for good; what clients invent is bounded per provider.
+    registry.retain([str(t) for t in table.targets()] + list(table.route_names()))
     limits.configure(config)
     observe_headers(upstreams, limits)
     engine = Engine(

@@ -94,8 +94,13 @@ class Engine:
         self.prices = prices or PriceTable()
         self.defaults = defaults = defaults or Defaults()
         circuit = defaults.circuit
-        self.registry = registry or TargetRegistry(
-            lambda: CircuitBreaker(circuit.failures, circuit.successes, circuit.open_for)
+        # Not `registry or ...`: an empty registry is falsy (it has a length).
+        self.registry = (
+            registry
+            if registry is not None
+            else TargetRegistry(
+                lambda: CircuitBreaker(circuit.failures, circuit.successes, circuit.open_for)
+            )
         )
         self.budget = budget or TokenBucket(defaults.hedge_budget)
         self.stall_timeout = defaults.stall_timeout

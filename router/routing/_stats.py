@@ -11,8 +11,9 @@ Nothing here reads a clock; callers pass ``now`` and measured durations in.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from functools import partial
+from itertools import islice
 from typing import TYPE_CHECKING
 
 import attrs
@@ -22,7 +23,13 @@ from ._breaker import CircuitBreaker
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-__all__ = ["LatencyStats", "TargetRegistry", "TargetState"]
+__all__ = ["DYNAMIC_TARGETS", "LatencyStats", "TargetRegistry", "TargetState"]
+
+#: Dynamic targets (a ``provider:model`` no route names, asked for by a client) whose
+#: live state is kept per provider; past it the least recently used idle one is dropped.
+DYNAMIC_TARGETS = 1000
+#: Dynamic targets `/admin/status` shows one by one, per provider (the most recent).
+SHOWN_DYNAMIC = 20
 
 
 class LatencyStats:
@@ -126,6 +133,8 @@ class TargetState:
     failures: int = 0
     last_error: str | None = None
     resumed: int = 0  # broken streams (of other targets) this one finished
+    #: Its provider's dynamic targets when it is one of them (see TargetRegistry).
+    lru: OrderedDict[str, None] | None = attrs.field(default=None, repr=False)
 
     def record_success(self, now: float, seconds: float) -> None:
         """An attempt answered after ``seconds``: feeds the latency stats and the breaker."""
@@ -158,20 +167,34 @@ class TargetState:
 class TargetRegistry:
     """Target name -> :class:`TargetState`, created on first use; outlives config reloads.
 
+    The targets of the rules in force (and route names) are named by :meth:`retain` and
+    kept for as long as they are configured. Any other ``provider:model`` is dynamic: a
+    client may invent any number of them, so at most ``dynamic_limit`` per provider are
+    kept; a new one past that drops the provider's least recently used dynamic target
+    with no attempt in flight (its latency history and breaker start afresh if it is
+    asked for again). A provider with a ``models`` list never gets past it.
+
     Args:
         circuit_factory: Makes the breaker of a target seen for the first time;
             :meth:`configure_breakers` replaces it (and re-tunes the existing breakers).
         stats_factory: Makes the latency stats of a new target.
+        dynamic_limit: Dynamic targets kept per provider.
     """
 
     def __init__(
         self,
         circuit_factory: Callable[[], CircuitBreaker],
         stats_factory: Callable[[], LatencyStats] = LatencyStats,
+        dynamic_limit: int = DYNAMIC_TARGETS,
     ) -> None:
         self.circuit_factory = circuit_factory
         self.stats_factory = stats_factory
+        self.dynamic_limit = dynamic_limit
         self._targets: dict[str, TargetState] = {}
+        self._configured: frozenset[str] = frozenset()
+        # provider -> its dynamic targets, least recently used first
+        self._dynamic: dict[str, OrderedDict[str, None]] = {}
+        self._dropped: dict[str, int] = {}  # provider -> dynamic targets dropped
 
     def get(self, target: str) -> TargetState:
         """The live state of ``target``, created (closed, no samples) if new."""
@@ -179,7 +202,24 @@ class TargetRegistry:
         if state is None:
             state = TargetState(target, self.circuit_factory(), self.stats_factory())
             self._targets[target] = state
+            provider, colon, _ = target.partition(":")
+            if colon and target not in self._configured:
+                state.lru = self._admit(provider, target)
+        elif state.lru is not None:
+            state.lru.move_to_end(target)
         return state
+
+    def _admit(self, provider: str, target: str) -> OrderedDict[str, None]:
+        lru = self._dynamic.setdefault(provider, OrderedDict())
+        excess = len(lru) + 1 - self.dynamic_limit
+        if excess > 0:
+            # Ones in flight stay: at most the requests in flight go past the limit.
+            idle = (name for name in lru if self._targets[name].in_flight == 0)
+            for name in list(islice(idle, excess)):
+                del lru[name], self._targets[name]
+                self._dropped[provider] = self._dropped.get(provider, 0) + 1
+        lru[target] = None
+        return lru
 
     def configure_breakers(self, failures: int, successes: int, open_for: float) -> None:
         """New circuit thresholds (``[defaults.circuit]`` of a reload) for every target,
@@ -193,18 +233,42 @@ class TargetRegistry:
         self.circuit_factory = partial(CircuitBreaker, failures, successes, open_for)
 
     def retain(self, names: Iterable[str]) -> None:
-        """Drop the targets not in ``names`` (no longer configured after a reload).
+        """The targets and routes configured now (at start and on each reload): keep
+        their state for good, and drop every other (dynamic ones included).
 
         An attempt still running on a dropped target keeps its own reference, so its
         verdict lands on the old object harmlessly.
         """
-        keep = set(names)
+        keep = self._configured = frozenset(names)
         for name in [name for name in self._targets if name not in keep]:
             del self._targets[name]
+        for state in self._targets.values():
+            state.lru = None
+        self._dynamic.clear()
 
     def snapshot(self, now: float) -> dict[str, dict[str, object]]:
-        """Every target's :meth:`TargetState.snapshot`, by name, sorted."""
-        return {name: self._targets[name].snapshot(now) for name in sorted(self._targets)}
+        """Every target's :meth:`TargetState.snapshot`, by name, sorted; dynamic ones
+        only in :meth:`dynamic_snapshot`."""
+        return {
+            name: state.snapshot(now)
+            for name, state in sorted(self._targets.items())
+            if state.lru is None
+        }
+
+    def dynamic_snapshot(self, now: float) -> dict[str, dict[str, object]]:
+        """Per provider: how many dynamic targets are kept, the limit, how many were
+        dropped, and the most recently used ones (a few) by name."""
+        report: dict[str, dict[str, object]] = {}
+        for provider in sorted(self._dynamic.keys() | self._dropped.keys()):
+            lru = self._dynamic.get(provider, OrderedDict())
+            recent = islice(reversed(lru), SHOWN_DYNAMIC)
+            report[provider] = {
+                "kept": len(lru),
+                "limit": self.dynamic_limit,
+                "dropped": self._dropped.get(provider, 0),
+                "recent": {name: self._targets[name].snapshot(now) for name in recent},
+            }
+        return report
 
     def __len__(self) -> int:
         return len(self._targets)

@@ -123,6 +123,10 @@ def _is_prefix(key: str, name: str) -> bool:
     return name.startswith(key) and (len(name) == len(key) or not name[len(key)].isalnum())
 
 
+#: Prices remembered by target before the memo starts over.
+_MEMO_MAX = 4096
+
+
 class PriceTable:
     """Prices for targets: the ``[prices]`` overrides over `SHIPPED_PRICES`.
 
@@ -151,8 +155,8 @@ class PriceTable:
         # (key, rank, price) for stage 4, lower-cased; rank breaks length ties.
         self._shipped = [(key.lower(), 0, price) for key, price in SHIPPED_PRICES.items()]
         self._bare = [(key.lower(), 1, price) for key, price in self._overrides.items()]
-        # Every answer is priced: remember each target's price (targets come from the
-        # config, so the memo is bounded); normalising a model id costs ~10 µs.
+        # Every answer is priced: remember each target's price (normalising a model id
+        # costs ~10 µs). Clients may invent targets, so the memo starts over when full.
         self._memo: dict[str, Price | None] = {}
 
     def price(self, target: str) -> Price | None:
@@ -160,6 +164,8 @@ class PriceTable:
         try:
             return self._memo[target]
         except KeyError:
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
             price = self._memo[target] = self._lookup(target)
             return price
 

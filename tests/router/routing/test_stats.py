@@ -165,3 +165,51 @@ def test_configure_breakers_retunes_existing_and_new_targets() -> None:
     assert old.breaker.state(12.0) == "half_open"  # the new open_for
     fresh = registry.get("p/new").breaker
     assert (fresh.failures, fresh.successes, fresh.open_for) == (2, 1, 10.0)
+
+
+def test_dynamic_targets_are_bounded_per_provider_least_recently_used_first() -> None:
+    registry = TargetRegistry(lambda: CircuitBreaker(1, 1, 10.0), dynamic_limit=3)
+    registry.retain(["p:configured", "chat"])
+    configured = registry.get("p:configured")
+    for name in ("p:a", "p:b", "p:c", "q:a"):
+        registry.get(name)
+    registry.get("p:a")  # used again: now the most recent
+    busy = registry.get("p:b")
+    busy.in_flight = 1  # an attempt in flight: never dropped
+    registry.get("p:d")  # p:c is the least recently used idle one
+    assert "p:c" not in registry
+    assert all(name in registry for name in ("p:a", "p:b", "p:d", "q:a", "p:configured"))
+    for n in range(10):
+        registry.get(f"p:new-{n}")
+    assert registry.get("p:configured") is configured  # configured targets stay
+    assert registry.get("p:b") is busy
+    assert len(registry) == 1 + 3 + 1  # configured, p's limit, q:a
+    report = registry.dynamic_snapshot(0.0)
+    assert report["p"]["kept"] == 3
+    assert report["p"]["dropped"] == 11
+    assert list(report["p"]["recent"]) == ["p:b", "p:new-9", "p:new-8"]  # type: ignore[call-overload]
+    assert report["q"]["kept"] == 1
+    assert list(registry.snapshot(0.0)) == ["p:configured"]  # dynamic ones apart
+
+
+def test_all_dynamic_targets_in_flight_go_past_the_limit_until_one_is_idle() -> None:
+    registry = TargetRegistry(lambda: CircuitBreaker(1, 1, 10.0), dynamic_limit=1)
+    registry.get("p:a").in_flight = 1
+    registry.get("p:b")
+    assert "p:a" in registry  # held by a request
+    assert "p:b" in registry
+    registry.get("p:a").in_flight = 0
+    registry.get("p:c")  # back to the limit: both idle ones go
+    assert ("p:a" in registry, "p:b" in registry, "p:c" in registry) == (False, False, True)
+
+
+def test_a_reload_drops_dynamic_targets_and_pins_what_it_configures() -> None:
+    registry = TargetRegistry(lambda: CircuitBreaker(1, 1, 10.0), dynamic_limit=2)
+    kept = registry.get("p:a")
+    registry.get("p:gone")
+    registry.retain(["p:a"])  # p:a is configured now
+    assert "p:gone" not in registry
+    for name in ("p:x", "p:y", "p:z"):
+        registry.get(name)
+    assert registry.get("p:a") is kept
+    assert registry.dynamic_snapshot(0.0)["p"]["kept"] == 2
