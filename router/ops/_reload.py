@@ -36,6 +36,7 @@ from adapters import provider_kinds
 from rules import Config, ConfigError, compile_routes, load_config
 
 from ._assemble import build_runtime, restart_needed
+from ._secrets import protect_logs, secrets_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection
@@ -142,12 +143,13 @@ class Reloader:
         old = self.app.runtime
         try:
             config = await trio.to_thread.run_sync(_load, str(self.path))
+            secrets = await secrets_for(config)  # off the loop, each within a deadline
             table = compile_routes(config)
-            if table.digest == old.table.digest:
+            if table.digest == old.table.digest and secrets == old.secrets:
                 self._count("unchanged")
                 log.info("reload (%s): no change (rules %s)", reason, old.table.short_digest)
                 return ReloadResult(True, old.table.digest, restart_needed=self.restart_needed)
-            built = build_runtime(config, old, table=table)
+            built = build_runtime(config, old, table=table, secrets=secrets)
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
         runtime = built.runtime
@@ -195,9 +197,10 @@ class Reloader:
         needed = restart_needed(self.started, config)
         self.restart_needed = tuple(key for key in needed if key not in self._overridden)
         admin_key = config.server.admin_key
-        self.app.admin_key = admin_key.resolve() if admin_key is not None else None
+        self.app.admin_key = self.app.runtime.secrets[admin_key] if admin_key else None
         if "server.log_level" not in self._overridden:
             logging.getLogger().setLevel(config.server.log_level.upper())
+            protect_logs()  # the header-printing loggers follow, never below INFO
 
     @property
     def upstreams(self) -> list[Upstream]:

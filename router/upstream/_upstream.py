@@ -25,6 +25,7 @@ from adapters import (
 )
 
 from ._images import inline_images, wants_fetch
+from ._redact import Redactor
 from ._transport import HttpxTransport, Transport
 
 if TYPE_CHECKING:
@@ -94,7 +95,9 @@ class CapabilityOverrides:
 
 class HTTPUpstream:
     """A provider over HTTP: its adapter, its transport, and the secrets to keep out of
-    every error message (upstreams echo keys back, OpenAI masked but in part)."""
+    every error message (upstreams echo keys back, OpenAI masked but in part; any piece
+    of 8+ characters of a key is redacted, :class:`Redactor`). Errors of the transport
+    are scrubbed as well: they may quote the request's headers."""
 
     def __init__(
         self,
@@ -111,7 +114,7 @@ class HTTPUpstream:
         self.kind = kind
         self.adapter = adapter
         self.transport = transport
-        self._secrets = tuple(s for s in secrets if s)
+        self._redact = Redactor(secrets)
         self._capabilities = capabilities or CapabilityOverrides()
         self._fetch_images = fetch_images
         self._side_transport: HttpxTransport | None = None
@@ -144,10 +147,13 @@ class HTTPUpstream:
         if req.stream:
             req = attrs.evolve(req, stream=False, include_usage=False)
         upstream_request = await self._prepare(req, model)
-        async with self.transport.request(upstream_request) as response:
-            if self.on_headers is not None:
-                self.on_headers(response.headers)
-            body = await response.aread()
+        try:
+            async with self.transport.request(upstream_request) as response:
+                if self.on_headers is not None:
+                    self.on_headers(response.headers)
+                body = await response.aread()
+        except GatewayError as exc:  # the transport's, whose text may quote a header
+            raise self._scrubbed(exc) from None
         if 200 <= response.status < 300:
             answer = self.adapter.parse_response(response.status, response.headers, body)
             # Some providers (Bedrock) do not name the model that answered: it is ours.
@@ -160,10 +166,7 @@ class HTTPUpstream:
             err.message = (
                 f"the upstream refused the configured credentials (HTTP {err.upstream_status})"
             )
-        message = err.message
-        for secret in self._secrets:
-            message = message.replace(secret, "[redacted]")
-        err.message = _KEY_LIKE.sub("[redacted]", message)
+        err.message = _KEY_LIKE.sub("[redacted]", self._redact(err.message))
         err.args = (err.message,)
         return err
 
@@ -172,34 +175,40 @@ class HTTPUpstream:
         self, req: GatewayRequest, model: str
     ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
         upstream_request = await self._prepare(req, model)
-        async with self.transport.request(upstream_request) as response:
-            if self.on_headers is not None:
-                self.on_headers(response.headers)
-            if not 200 <= response.status < 300:
-                body = await response.aread()
-                error = self.adapter.parse_error(response.status, response.headers, body)
-                raise self._scrubbed(error)
-            decoder = self.adapter.stream_decoder()
+        try:
+            async with self.transport.request(upstream_request) as response:
+                if self.on_headers is not None:
+                    self.on_headers(response.headers)
+                if not 200 <= response.status < 300:
+                    body = await response.aread()
+                    error = self.adapter.parse_error(response.status, response.headers, body)
+                    raise self._scrubbed(error)
+                decoder = self.adapter.stream_decoder()
 
-            async def chunks() -> AsyncGenerator[list[ChatChunk]]:
-                try:
-                    async with aclosing(response.aiter_bytes()) as body:
-                        async for data in body:
-                            if batch := decoder.feed(data):
-                                yield _named(batch, model)
-                    if batch := decoder.close():
-                        yield _named(batch, model)
-                except GatewayError as exc:  # in-band errors carry upstream text too
-                    raise self._scrubbed(exc) from None
+                async def chunks() -> AsyncGenerator[list[ChatChunk]]:
+                    try:
+                        async with aclosing(response.aiter_bytes()) as body:
+                            async for data in body:
+                                if batch := decoder.feed(data):
+                                    yield _named(batch, model)
+                        if batch := decoder.close():
+                            yield _named(batch, model)
+                    except GatewayError as exc:  # in-band errors carry upstream text too
+                        raise self._scrubbed(exc) from None
 
-            async with aclosing(chunks()) as iterator:
-                yield iterator
+                async with aclosing(chunks()) as iterator:
+                    yield iterator
+        except GatewayError as exc:  # the transport's text may quote a header
+            raise self._scrubbed(exc) from None
 
     async def probe(self) -> None:
         # Off the data path: httpx2, not the lean pool.
         request = self.adapter.sign(self.adapter.probe_request(), datetime.now(UTC))
-        async with self._side.request(request) as response:
-            body = await response.aread()
+        try:
+            async with self._side.request(request) as response:
+                body = await response.aread()
+        except GatewayError as exc:
+            raise self._scrubbed(exc) from None
         if not 200 <= response.status < 300:
             raise self._scrubbed(self.adapter.parse_error(response.status, response.headers, body))
 
