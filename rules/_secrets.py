@@ -127,7 +127,8 @@ class SecretRef:
         else:
             path = self.path(env)
             try:
-                value = path.read_text(encoding="utf-8")
+                # Bytes as they are: text mode would turn "\r\n" and a lone "\r" into "\n".
+                value = path.read_bytes().decode("utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
                 # Not chained: a UnicodeDecodeError holds the file's bytes, i.e. the secret.

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import traceback
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
+from trio.lowlevel import RunVar
 
 from rules import ConfigError, MalformedSecret, SecretRef, find_secrets
 
@@ -33,7 +34,14 @@ from ..upstream._redact import Redactor
 if TYPE_CHECKING:
     from rules import Config
 
-__all__ = ["Resolution", "close_log_scope", "protect_logs", "resolve_secrets", "secrets_for"]
+__all__ = [
+    "Resolution",
+    "close_log_scope",
+    "protect_logs",
+    "resolve_secrets",
+    "resolve_secrets_now",
+    "secrets_for",
+]
 
 log = logging.getLogger("llm_router")
 
@@ -46,7 +54,17 @@ HEADER_LOGGERS = ("hpack", "h2", "h11", "httpcore", "httpcore2", "httpx", "httpx
 
 # Threads stuck on a FIFO hold a token until a writer appears: a limiter of their own
 # keeps them from starving the default one (the config file is read in a thread too).
-_READERS = trio.CapacityLimiter(4)
+# One per trio run: a token is given back through the run that lent it.
+_READERS: RunVar[trio.CapacityLimiter] = RunVar("secret_readers")
+
+
+def _readers() -> trio.CapacityLimiter:
+    try:
+        return _READERS.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(4)
+        _READERS.set(limiter)
+        return limiter
 
 
 @attrs.frozen
@@ -66,39 +84,75 @@ class Resolution:
     warnings: tuple[str, ...] = ()
 
 
-async def resolve_secrets(config: Config, *, seconds: float = READ_TIMEOUT) -> Resolution:
-    """Read every secret reference of ``config``, each within ``seconds``."""
-    values: dict[SecretRef, str] = {}
-    malformed: list[str] = []
-    unreadable: list[str] = []
-    warnings: list[str] = []
-    for path, ref in find_secrets(config):
-        if ref in values:
-            continue
-        multiline = path.rpartition(".")[2] in MULTILINE_FIELDS
-        read = partial(_read, ref, multiline)
+async def resolve_secrets(config: Config, *, seconds: float | None = None) -> Resolution:
+    """Read every secret reference of ``config`` in worker threads, each within
+    ``seconds`` (:data:`READ_TIMEOUT` by default)."""
+    seconds = READ_TIMEOUT if seconds is None else seconds
+    found = _Found()
+    for path, ref in found.pending(config):
         with trio.move_on_after(seconds):
             try:
                 value, warning = await trio.to_thread.run_sync(
-                    read, abandon_on_cancel=True, limiter=_READERS
+                    partial(_read, ref, path), abandon_on_cancel=True, limiter=_readers()
                 )
-            except MalformedSecret as exc:
-                malformed.extend(f"{path}: {e}" for e in exc.errors)
             except ConfigError as exc:
-                unreadable.extend(f"{path}: {e}" for e in exc.errors)
+                found.failed(path, exc)
             else:
-                values[ref] = value
-                if warning is not None:
-                    warnings.append(f"{path}: {warning}")
+                found.read(path, ref, value, warning)
             continue
-        unreadable.append(
-            f"{path}: secret {ref}: not read within {seconds:g}s (a FIFO with no writer?)"
-        )
-    return Resolution(values, tuple(malformed), tuple(unreadable), tuple(warnings))
+        message = f"secret {ref}: not read within {seconds:g}s (a FIFO with no writer?)"
+        found.failed(path, ConfigError(message))
+    return found.result()
 
 
-def _read(ref: SecretRef, multiline: bool) -> tuple[str, str | None]:
+def resolve_secrets_now(config: Config) -> Resolution:
+    """The same, read in the calling thread, without deadlines (``check``, which may run
+    inside another program's event loop)."""
+    found = _Found()
+    for path, ref in found.pending(config):
+        try:
+            value, warning = _read(ref, path)
+        except ConfigError as exc:
+            found.failed(path, exc)
+        else:
+            found.read(path, ref, value, warning)
+    return found.result()
+
+
+def _read(ref: SecretRef, path: str) -> tuple[str, str | None]:
+    multiline = path.rpartition(".")[2] in MULTILINE_FIELDS
     return ref.resolve(multiline=multiline), ref.warning()
+
+
+class _Found:
+    """What reading the secrets found so far, each reference read once."""
+
+    def __init__(self) -> None:
+        self.values: dict[SecretRef, str] = {}
+        self.malformed: list[str] = []
+        self.unreadable: list[str] = []
+        self.warnings: list[str] = []
+
+    def pending(self, config: Config) -> Iterator[tuple[str, SecretRef]]:
+        seen: set[SecretRef] = set()
+        for path, ref in find_secrets(config):
+            if ref not in seen:
+                seen.add(ref)
+                yield path, ref
+
+    def read(self, path: str, ref: SecretRef, value: str, warning: str | None) -> None:
+        self.values[ref] = value
+        if warning is not None:
+            self.warnings.append(f"{path}: {warning}")
+
+    def failed(self, path: str, exc: ConfigError) -> None:
+        errors = self.malformed if isinstance(exc, MalformedSecret) else self.unreadable
+        errors.extend(f"{path}: {e}" for e in exc.errors)
+
+    def result(self) -> Resolution:
+        return Resolution(
+            self.values, tuple(self.malformed), tuple(self.unreadable), tuple(self.warnings)
+        )
 
 
 async def secrets_for(config: Config) -> Mapping[SecretRef, str]:
