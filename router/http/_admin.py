@@ -40,7 +40,7 @@ def is_admin(scope: dict[str, Any], admin_key: str | None) -> bool:
         if name in (b"authorization", b"x-admin-key"):
             presented = value.strip()
             scheme, _, token = presented.partition(b" ")
-            if name == b"authorization" and scheme.lower() == b"bearer":
+            if scheme.lower() == b"bearer":
                 presented = token.strip()
             digest = hashlib.sha256(presented).digest()
             allowed |= hmac.compare_digest(digest, expected)  # every header: no early out
