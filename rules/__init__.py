@@ -55,7 +55,7 @@ from ._schema import (
     ServerConfig,
     TelemetryConfig,
 )
-from ._secrets import SecretRef
+from ._secrets import MalformedSecret, SecretRef, find_secrets
 from ._units import Percentile, parse_duration, parse_percentile, parse_size
 
 __all__ = [
@@ -69,6 +69,8 @@ __all__ = [
     "parse_percentile",
     "Percentile",
     "SecretRef",
+    "MalformedSecret",
+    "find_secrets",
     # schema
     "Config",
     "ServerConfig",

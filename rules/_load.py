@@ -24,6 +24,7 @@ from ._convert import structure
 from ._errors import ConfigError, FieldError, Path, format_path
 from ._providers import ProviderKinds
 from ._schema import Config
+from ._secrets import secrets_relative_to
 
 __all__ = ["load_config", "parse_config"]
 
@@ -36,6 +37,8 @@ def load_config(path: str | os.PathLike[str], *, kinds: ProviderKinds) -> Config
 
     ``kinds`` maps each provider ``kind`` to its config class (``adapters`` holds the
     registry: ``load_config(path, kinds=adapters.provider_kinds())``).
+
+    A relative ``file:`` secret path is relative to the file's folder.
 
     Raises:
         ConfigError: The file cannot be read, or is invalid (every problem listed).
@@ -50,7 +53,8 @@ def load_config(path: str | os.PathLike[str], *, kinds: ProviderKinds) -> Config
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: not UTF-8 (byte {exc.start})") from None
-    return parse_config(text, source, kinds=kinds)
+    with secrets_relative_to(os.path.dirname(os.path.abspath(source))):
+        return parse_config(text, source, kinds=kinds)
 
 
 def parse_config(text: str, source: str = "router.toml", *, kinds: ProviderKinds) -> Config:

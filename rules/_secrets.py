@@ -4,11 +4,21 @@ The config file never holds a key itself, only where to find it, so the file can
 shown, diffed and logged. A `SecretRef` prints as its reference; the value exists only
 as the return value of `SecretRef.resolve`, and no error message ever contains it
 (nor a string that failed to parse as a reference, since that may be a pasted key).
+
+A key goes into an HTTP header: a value with surrounding whitespace or a control
+character (a CRLF line end, a pasted space) is refused when it is read
+(:class:`MalformedSecret`), rather than failing later inside a transport whose error
+would quote it. One trailing ``\n`` of a file is not part of the key (editors add it);
+anything else is. A relative ``file:`` path is relative to the config file's folder.
 """
 
 import os
 import re
-from collections.abc import Mapping
+import stat
+import unicodedata
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -16,7 +26,29 @@ import attrs
 
 from ._errors import ConfigError, FieldError
 
-__all__ = ["SecretRef", "SecretScheme"]
+__all__ = ["MalformedSecret", "SecretRef", "SecretScheme", "find_secrets", "secrets_relative_to"]
+
+#: Where relative ``file:`` paths of the config being loaded point (its folder).
+_BASE: ContextVar[str | None] = ContextVar("secret_base", default=None)
+
+
+@contextmanager
+def secrets_relative_to(folder: str) -> Iterator[None]:
+    """References parsed inside resolve a relative ``file:`` path against ``folder``."""
+    token = _BASE.set(folder)
+    try:
+        yield
+    finally:
+        _BASE.reset(token)
+
+
+class MalformedSecret(ConfigError):
+    """A secret was read but its value cannot be a key (whitespace, control characters)."""
+
+
+def _malformed(value: str) -> bool:
+    return value != value.strip() or any(unicodedata.category(ch) == "Cc" for ch in value)
+
 
 SecretScheme = Literal["env", "file", "cred"]
 _SCHEMES: tuple[str, ...] = get_args(SecretScheme)
@@ -48,6 +80,8 @@ class SecretRef:
 
     scheme: SecretScheme = attrs.field(validator=attrs.validators.in_(_SCHEMES))
     name: str = attrs.field(validator=_check_name)
+    #: The folder a relative ``file:`` path is read from (None: the working directory).
+    base: str | None = attrs.field(default=None, kw_only=True)
 
     @classmethod
     def parse(cls, text: object) -> "SecretRef":
@@ -64,19 +98,24 @@ class SecretRef:
         scheme, colon, name = text.partition(":")
         if not colon or scheme not in _SCHEMES:
             raise FieldError(NOT_A_REFERENCE)
-        return cls(scheme, name)  # type: ignore[arg-type]  # checked just above
+        base = _BASE.get() if scheme == "file" and not os.path.isabs(name) else None
+        return cls(scheme, name, base=base)  # type: ignore[arg-type]  # checked just above
 
-    def resolve(self, environ: Mapping[str, str] | None = None) -> str:
+    def resolve(self, environ: Mapping[str, str] | None = None, *, multiline: bool = False) -> str:
         """Read the secret's value.
 
         Args:
             environ: Environment to read ``env:`` names and ``CREDENTIALS_DIRECTORY``
                 from; ``os.environ`` when None.
+            multiline: The secret is a block of text (a PEM key), not a key sent in a
+                header: newlines and surrounding whitespace are kept and allowed.
 
         Returns:
-            The secret, without a trailing newline.
+            The secret; from a file, without one trailing ``\\n``.
 
         Raises:
+            MalformedSecret: (a ConfigError) the value has surrounding whitespace or a
+                control character; only a ``multiline`` secret may.
             ConfigError: The variable is unset or empty, or the file is unreadable or
                 empty. The message names the reference, never a value.
         """
@@ -85,30 +124,82 @@ class SecretRef:
             value = env.get(self.name, "")
             if not value:
                 raise ConfigError(f"secret {self}: environment variable {self.name} is not set")
-            return value
-        if self.scheme == "file":
-            path = Path(self.name)
         else:
-            directory = env.get("CREDENTIALS_DIRECTORY")
-            if not directory:
-                raise ConfigError(
-                    f"secret {self}: CREDENTIALS_DIRECTORY is not set"
-                    " (cred: needs systemd LoadCredential=)"
-                )
-            path = Path(directory, self.name)
-        try:
-            # Editors and `echo key > file` add a newline that is not part of the key.
-            value = path.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            # Not chained: a UnicodeDecodeError holds the file's bytes, i.e. the secret.
-            raise ConfigError(f"secret {self}: cannot read {path}: {reason}") from None
-        if not value:
-            raise ConfigError(f"secret {self}: {path} is empty")
+            path = self.path(env)
+            try:
+                # Bytes as they are: text mode would turn "\r\n" and a lone "\r" into "\n".
+                value = path.read_bytes().decode("utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                # Not chained: a UnicodeDecodeError holds the file's bytes, i.e. the secret.
+                raise ConfigError(f"secret {self}: cannot read {path}: {reason}") from None
+            if not multiline:
+                # Editors and `echo key > file` add one newline that is not part of the
+                # key; a "\r\n" (a file from Windows) or a second one is refused below.
+                value = value.removesuffix("\n")
+            if not value.strip():
+                raise ConfigError(f"secret {self}: {path} is empty")
+        if not multiline and _malformed(value):
+            raise MalformedSecret(
+                f"secret {self}: the value has surrounding whitespace or a control"
+                " character (a CRLF line end, a stray space or newline): refused, as it"
+                " cannot be sent in a header; write the key alone"
+            )
         return value
+
+    def path(self, environ: Mapping[str, str] | None = None) -> Path:
+        """The file a ``file:`` or ``cred:`` secret is read from.
+
+        Raises:
+            ConfigError: ``cred:`` without ``CREDENTIALS_DIRECTORY``; or an ``env:``.
+        """
+        env = os.environ if environ is None else environ
+        if self.scheme == "file":
+            return Path(self.base or "", self.name)
+        if self.scheme == "cred":
+            directory = env.get("CREDENTIALS_DIRECTORY")
+            if directory:
+                return Path(directory, self.name)
+            raise ConfigError(
+                f"secret {self}: CREDENTIALS_DIRECTORY is not set"
+                " (cred: needs systemd LoadCredential=)"
+            )
+        raise ConfigError(f"secret {self}: not a file")
+
+    def warning(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """A ``file:`` secret every user of the machine may read is worth a warning."""
+        if self.scheme != "file":
+            return None  # systemd's credentials are private to the service
+        path = self.path(environ)
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            return None  # resolving it says why
+        if stat.S_ISREG(mode) and mode & stat.S_IROTH:
+            return f"secret {self}: {path} is readable by every user (chmod o-r {path})"
+        return None
 
     def __str__(self) -> str:
         return f"{self.scheme}:{self.name}"
 
     def __repr__(self) -> str:
         return f"SecretRef({str(self)!r})"
+
+
+def find_secrets(value: object, path: str = "") -> Iterator[tuple[str, SecretRef]]:
+    """Every secret reference in a config (or part of one), with its dotted key path."""
+    if isinstance(value, SecretRef):
+        yield path, value
+    elif attrs.has(type(value)):
+        for field in attrs.fields(type(value)):  # type: ignore[arg-type]  # attrs.has, above
+            yield from find_secrets(getattr(value, field.name), _join(path, field.name))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from find_secrets(item, _join(path, str(key)))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from find_secrets(item, f"{path}[{index}]")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key

@@ -12,11 +12,12 @@ new config changes. What it cannot apply while serving is named by
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
-from rules import Config, ConfigError, ProviderConfig, RouteTable, compile_routes
+from rules import Config, ConfigError, ProviderConfig, RouteTable, SecretRef, compile_routes
 
 from ..routing._breaker import CircuitBreaker
 from ..routing._engine import Engine
@@ -29,6 +30,9 @@ from ..traffic._targetlimits import TargetLimits, observe_headers
 from ..traffic._window import RateLimiter
 from ..upstream._providers import build_upstream
 from ..upstream._upstream import Upstream
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["RESTART_ONLY", "Assembly", "build_runtime", "restart_needed"]
 
@@ -65,7 +69,11 @@ class Assembly:
 
 
 def build_runtime(
-    config: Config, previous: Runtime | None = None, *, table: RouteTable | None = None
+    config: Config,
+    previous: Runtime | None = None,
+    *,
+    table: RouteTable | None = None,
+    secrets: Mapping[SecretRef, str] | None = None,
 ) -> Assembly:
     """The runtime for ``config``; with ``previous``, on its live state.
 
@@ -73,19 +81,22 @@ def build_runtime(
     the hedge budget and the rate windows, and applies to them the new
     ``[defaults.circuit]`` (existing breakers included), ``hedge_budget`` and provider
     limits (a removed limit is forgotten). Upstreams whose build settings are unchanged
-    are reused with their pooled connections. Nothing of ``previous`` changes unless
-    the whole build succeeds.
+    are reused with their pooled connections, unless a secret of theirs has a new
+    value. Nothing of ``previous`` changes unless the whole build succeeds.
 
     Args:
         table: ``compile_routes(config)``, when the caller has it already.
+        secrets: The config's secrets, read already (``secrets_for``, off the event
+            loop); each is read here when missing.
 
     Raises:
         ConfigError: the rules do not compile, a secret cannot be resolved, or a
             provider cannot be built.
     """
     table = table if table is not None else compile_routes(config)
-    keys = KeyRing.from_config(config)
-    upstreams, rebuilt = _upstreams(config, previous)
+    secrets = secrets if secrets is not None else {}
+    keys = KeyRing.from_config(config, secrets)
+    upstreams, rebuilt = _upstreams(config, previous, secrets)
     # Nothing below raises: from here the live state may change.
     circuit = config.defaults.circuit
     if previous is None:
@@ -117,7 +128,8 @@ def build_runtime(
         limits=limits,
         prices=PriceTable(config.prices),
     )
-    return Assembly(Runtime(table, engine, keys=keys), tuple(rebuilt), retired)
+    runtime = Runtime(table, engine, keys=keys, secrets=secrets)
+    return Assembly(runtime, tuple(rebuilt), retired)
 
 
 def restart_needed(started: Config, config: Config) -> tuple[str, ...]:
@@ -126,13 +138,17 @@ def restart_needed(started: Config, config: Config) -> tuple[str, ...]:
     return tuple(key for key in RESTART_ONLY if _lookup(started, key) != _lookup(config, key))
 
 
-def _upstreams(config: Config, previous: Runtime | None) -> tuple[dict[str, Upstream], list[str]]:
-    """Every provider's upstream: the running one if its build settings are unchanged.
+def _upstreams(
+    config: Config, previous: Runtime | None, secrets: Mapping[SecretRef, str]
+) -> tuple[dict[str, Upstream], list[str]]:
+    """Every provider's upstream: the running one if its build settings (the values of
+    its secrets included) are unchanged.
 
     Raises:
         ConfigError: every provider that cannot be built, at once.
     """
     old_config = previous.table.config if previous is not None else None
+    old_secrets = previous.secrets if previous is not None else {}
     running = previous.engine.upstreams if previous is not None else {}
     upstreams: dict[str, Upstream] = {}
     rebuilt: list[str] = []
@@ -143,12 +159,13 @@ def _upstreams(config: Config, previous: Runtime | None) -> tuple[dict[str, Upst
             current is not None
             and old_config is not None
             and name in old_config.providers
-            and _build_key(old_config.providers[name], old_config) == _build_key(provider, config)
+            and _build_key(old_config.providers[name], old_config, old_secrets)
+            == _build_key(provider, config, secrets)
         ):
             upstreams[name] = current
             continue
         try:
-            upstreams[name] = build_upstream(name, provider, config)
+            upstreams[name] = build_upstream(name, provider, config, secrets)
             rebuilt.append(name)
         except ConfigError as exc:
             errors.extend(exc.errors)
@@ -157,11 +174,22 @@ def _upstreams(config: Config, previous: Runtime | None) -> tuple[dict[str, Upst
     return upstreams, rebuilt
 
 
-def _build_key(provider: ProviderConfig, config: Config) -> tuple[object, ...]:
-    """What an upstream is built from: a change of any of it needs a new upstream."""
+def _build_key(
+    provider: ProviderConfig, config: Config, secrets: Mapping[SecretRef, str]
+) -> tuple[object, ...]:
+    """What an upstream is built from: a change of any of it needs a new upstream.
+
+    A secret counts by its value (None: not read before, so read anew when built).
+    """
+    values = tuple(
+        secrets.get(value)
+        for field in attrs.fields(type(provider))
+        if isinstance(value := getattr(provider, field.name), SecretRef)
+    )
     server = config.server
     return (
         provider,
+        values,
         config.defaults.connect_timeout,
         server.fetch_images,
         server.fetch_images_allow,

@@ -59,6 +59,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(path: str) -> int:
+    from ._secrets import resolve_secrets_now
+
     try:
         # Plugins' kinds are registered first, so their blocks parse.
         table = compile_routes(load_config(path, kinds=provider_kinds()))
@@ -67,9 +69,19 @@ def _check(path: str) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1
+    # Secrets are read as serve would: a value that cannot be a key fails the check; one
+    # that cannot be read here (another machine's environment) is not for check to say.
+    secrets = resolve_secrets_now(table.config)
+    if secrets.malformed:
+        print(str(ConfigError(secrets.malformed)), file=sys.stderr)
+        return 1
     print(f"{path}: OK")
     print(render_tree(table))
-    for warning in timeout_warnings(table):  # the file is valid: warnings do not fail it
+    warnings = [
+        *timeout_warnings(table),  # the file is valid: warnings do not fail it
+        *secrets.warnings,
+    ]
+    for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
 

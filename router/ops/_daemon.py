@@ -30,6 +30,7 @@ from ._logsafe import install as one_line_logs
 from ._metrics import Metrics
 from ._observability import Observability
 from ._reload import Reloader
+from ._secrets import close_log_scope, protect_logs, secrets_for
 from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
 
@@ -92,10 +93,12 @@ async def run_daemon(
     config = load_config(config_path, kinds=provider_kinds())  # plugins load first
     if log_level is None:
         logging.getLogger().setLevel(config.server.log_level.upper())
-    runtime = build_runtime(config).runtime
+    protect_logs()  # before any secret is used: no record shows one from here on
+    secrets = await secrets_for(config)
+    runtime = build_runtime(config, secrets=secrets).runtime
     _tune_gc()
     access_log = AccessLog() if config.server.access_log else None
-    admin_key = config.server.admin_key.resolve() if config.server.admin_key else None
+    admin_key = secrets[config.server.admin_key] if config.server.admin_key else None
     tracing = setup_tracing(config.telemetry)
     # Breaker states of the rules in force, and the overload state, read at scrape time.
     metrics = Metrics(lambda: app.runtime, lambda: app.overload)
@@ -173,6 +176,7 @@ async def run_daemon(
             for upstream in reloader.upstreams:
                 await upstream.aclose()
             await tracing.aclose()  # flush the spans still buffered
+        close_log_scope()
 
 
 class HealthChecks:

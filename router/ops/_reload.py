@@ -34,6 +34,7 @@ from adapters import provider_kinds
 from rules import Config, ConfigError, compile_routes, load_config
 
 from ._assemble import build_runtime, restart_needed
+from ._secrets import protect_logs, secrets_for
 from ._watch import ConfigWatcher, referenced_files
 
 if TYPE_CHECKING:
@@ -137,16 +138,13 @@ class Reloader:
         old = self.app.runtime
         try:
             config = await trio.to_thread.run_sync(_load, str(self.path))
+            secrets = await secrets_for(config)  # off the loop, each within a deadline
             table = compile_routes(config)
-            if table.digest == old.table.digest:
+            if table.digest == old.table.digest and secrets == old.secrets:
                 self._count("unchanged")
                 log.info("reload (%s): no change (rules %s)", reason, old.table.short_digest)
                 return ReloadResult(True, old.table.digest, restart_needed=self.restart_needed)
-            built = build_runtime(config, old, table=table)
-            # Resolved before anything changes: a key that cannot be read is refused
-            # with the rest, as at start (it used to fail after the swap: a 500).
-            admin_key = config.server.admin_key
-            admin = admin_key.resolve() if admin_key is not None else None
+            built = build_runtime(config, old, table=table, secrets=secrets)
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
         except Exception as exc:  # a plugin's adapter, say: refused, never the daemon's end
@@ -155,7 +153,7 @@ class Reloader:
         self.app.runtime = runtime
         _log_auth_change(old, runtime, reason)
         self.app.controls.configure(config)
-        self._apply_server(config, admin)
+        self._apply_server(config)
         old.users.retired = True
         if self._on_swap is not None:
             self._on_swap(runtime)
@@ -192,13 +190,15 @@ class Reloader:
         )
         return ReloadResult(False, old.table.digest, errors=errors)
 
-    def _apply_server(self, config: Config, admin_key: str | None) -> None:
+    def _apply_server(self, config: Config) -> None:
         """Server settings that apply live; the others are reported."""
         needed = restart_needed(self.started, config)
         self.restart_needed = tuple(key for key in needed if key not in self._overridden)
-        self.app.admin_key = admin_key
+        admin_key = config.server.admin_key
+        self.app.admin_key = self.app.runtime.secrets[admin_key] if admin_key else None
         if "server.log_level" not in self._overridden:
             logging.getLogger().setLevel(config.server.log_level.upper())
+            protect_logs()  # the header-printing loggers follow, never below INFO
 
     @property
     def upstreams(self) -> list[Upstream]:

@@ -85,7 +85,7 @@ def referenced_files(config: Config) -> list[str]:
     def visit(value: object) -> None:
         if isinstance(value, SecretRef):
             if value.scheme == "file":
-                found.append(os.path.abspath(value.name))
+                found.append(os.path.abspath(value.path()))  # relative: to the config's folder
         elif attrs.has(kind := type(value)):
             for field in attrs.fields(kind):
                 visit(getattr(value, field.name))

@@ -7,11 +7,12 @@ keep the snapshot they started with.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import attrs
 import trio
 
-from rules import Leaf, Node, RouteSettings, RouteTable, resume_max
+from rules import Leaf, Node, RouteSettings, RouteTable, SecretRef, resume_max
 
 from ..traffic._keys import KeyRing
 from ._engine import Engine
@@ -56,6 +57,9 @@ class Runtime:
     loaded_at: float = attrs.field(factory=time.time)
     users: Users = attrs.field(factory=Users, eq=False)
     keys: KeyRing = attrs.field(factory=lambda: KeyRing([]), eq=False)
+    #: The values of the config's secrets it was built with: a reload compares them,
+    #: so a rotated key takes effect although the config did not change.
+    secrets: Mapping[SecretRef, str] = attrs.field(factory=dict, eq=False, repr=False)
 
     @property
     def max_body(self) -> int:

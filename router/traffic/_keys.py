@@ -23,7 +23,7 @@ from rules import Budget, Limits
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from rules import Config
+    from rules import Config, SecretRef
 
 __all__ = ["ClientKey", "Forbidden", "KeyRing", "Unauthorized"]
 
@@ -64,17 +64,25 @@ class KeyRing:
         self._keys = keys
 
     @classmethod
-    def from_config(cls, config: Config) -> KeyRing:
-        """Raises ConfigError (from SecretRef.resolve) for a key that cannot be read."""
+    def from_config(cls, config: Config, secrets: Mapping[SecretRef, str] | None = None) -> KeyRing:
+        """The keys of ``config``; ``secrets``: its secrets read already (else read here).
+
+        Raises ConfigError (from SecretRef.resolve) for a key that cannot be read.
+        """
+        known = secrets or {}
+
+        def read(ref: SecretRef) -> str:
+            return known[ref] if ref in known else ref.resolve()
+
         keys: list[tuple[bytes, ClientKey]] = []
         for ref in config.server.api_keys:
-            keys.append((_digest(ref.resolve()), ClientKey("server")))
+            keys.append((_digest(read(ref)), ClientKey("server")))
         for name, key in config.keys.items():
             if key.sha256 is not None:
                 digest = bytes.fromhex(key.sha256)
             else:
                 assert key.secret is not None  # the schema wants one of the two
-                digest = _digest(key.secret.resolve())
+                digest = _digest(read(key.secret))
             routes = frozenset(key.routes) if key.routes is not None else None
             keys.append((digest, ClientKey(name, routes, key.limits, key.budget)))
         return cls(keys)

@@ -28,7 +28,7 @@ import trio
 
 from adapters import NetworkError, StreamError, Timeout, UpstreamRequest
 
-from ._transport import UpstreamResponse
+from ._transport import UpstreamResponse, unsendable
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
@@ -114,7 +114,8 @@ class H11Pool:
         """Send ``req``; yield the response with its body still to be read.
 
         Raises:
-            NetworkError: connect failure, or the connection broke before the head.
+            NetworkError: connect failure, the request cannot be encoded (an invalid
+                header value), or the connection broke before the head.
             Timeout: connecting took longer than ``connect_timeout``.
         """
         origin, path = self._route(req.url)
@@ -126,7 +127,11 @@ class H11Pool:
             conn = await self._checkout(origin)
             reusable = False
             try:
-                head = self._encode(conn, req, origin.host_header, path)
+                try:
+                    head = self._encode(conn, req, origin.host_header, path)
+                except (h11.LocalProtocolError, ValueError, TypeError) as exc:
+                    # h11 quotes the header it refused: a key with a stray "\r", say.
+                    raise NetworkError(unsendable(exc)) from None
                 try:
                     await conn.stream.send_all(head)
                     response = await self._receive_head(conn)

@@ -38,7 +38,17 @@ def build_upstreams(config: Config) -> dict[str, Upstream]:
     return upstreams
 
 
-def build_upstream(name: str, provider: ProviderConfig, config: Config) -> Upstream:
+def build_upstream(
+    name: str,
+    provider: ProviderConfig,
+    config: Config,
+    resolved: Mapping[SecretRef, str] | None = None,
+) -> Upstream:
+    """The upstream of one provider.
+
+    Args:
+        resolved: Its secrets, read already (off the event loop); read here if None.
+    """
     if isinstance(provider, SimulatedProvider):
         model = SimulatedModel(
             median=provider.latency.median,
@@ -53,7 +63,7 @@ def build_upstream(name: str, provider: ProviderConfig, config: Config) -> Upstr
         factory = provider_spec(provider.kind).adapter_factory()
     except KeyError:
         raise ConfigError((f"providers.{name}.kind: no adapter for {provider.kind!r}",)) from None
-    settings = dict(_plain_settings(name, provider))
+    settings = dict(_plain_settings(name, provider, resolved or {}))
     secrets = tuple(
         settings[field.name]
         for field in attrs.fields(type(provider))
@@ -122,12 +132,16 @@ def _transport(provider: ProviderConfig, config: Config) -> Transport:
     )
 
 
-def _plain_settings(name: str, provider: ProviderConfig) -> Mapping[str, Any]:
+def _plain_settings(
+    name: str, provider: ProviderConfig, secrets: Mapping[SecretRef, str]
+) -> Mapping[str, Any]:
     """The provider's fields as plain values, secret references resolved."""
     settings: dict[str, Any] = {}
     for field in attrs.fields(type(provider)):
         value = getattr(provider, field.name)
-        if isinstance(value, SecretRef):
+        if isinstance(value, SecretRef) and value in secrets:
+            value = secrets[value]
+        elif isinstance(value, SecretRef):
             try:
                 value = value.resolve()
             except ConfigError as exc:

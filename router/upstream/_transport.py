@@ -2,7 +2,9 @@
 
 Two implementations: :class:`~router._pool.H11Pool`, the lean pool on the data path,
 and :class:`HttpxTransport` on httpx2, for what the lean pool does not do (HTTP/2,
-proxies) and for work off the hot path. Both raise only our taxonomy's errors.
+proxies) and for work off the hot path. Both raise only our taxonomy's errors: a
+foreign exception never leaves a transport, and one that may quote the request (a
+header value, so a key) is not quoted, nor chained.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from adapters import NetworkError, StreamError, Timeout, UpstreamRequest
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, AsyncIterator
 
-__all__ = ["HttpxTransport", "Transport", "UpstreamResponse"]
+__all__ = ["HttpxTransport", "Transport", "UpstreamResponse", "unsendable"]
 
 
 class UpstreamResponse:
@@ -84,15 +86,20 @@ class HttpxTransport:
 
     @asynccontextmanager
     async def request(self, req: UpstreamRequest) -> AsyncIterator[UpstreamResponse]:
-        request = self._client.build_request(
-            req.method, req.url, headers=list(req.headers), content=req.body
-        )
         try:
+            request = self._client.build_request(
+                req.method, req.url, headers=list(req.headers), content=req.body
+            )
             response = await self._client.send(request, stream=True)
         except httpx2.TimeoutException as exc:
             raise Timeout(f"upstream request timed out: {type(exc).__name__}") from exc
+        except (httpx2.LocalProtocolError, httpx2.InvalidURL, ValueError, TypeError) as exc:
+            # Their text quotes what could not be sent (a header value: a key).
+            raise NetworkError(unsendable(exc)) from None
         except httpx2.TransportError as exc:
             raise NetworkError(f"upstream connection failed: {exc!r}") from exc
+        except Exception as exc:
+            raise NetworkError(unsendable(exc)) from None
         try:
             headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw]
             yield UpstreamResponse(response.status_code, headers, _body(response))
@@ -103,9 +110,19 @@ class HttpxTransport:
         await self._client.aclose()
 
 
+def unsendable(exc: BaseException) -> str:
+    """What to say of a request that could not be sent, without quoting the exception."""
+    return (
+        f"the request could not be sent ({type(exc).__name__}): a header or the URL"
+        " is not valid HTTP (a provider secret with a stray character?)"
+    )
+
+
 async def _body(response: httpx2.Response) -> AsyncGenerator[bytes]:
     try:
         async for data in response.aiter_raw():
             yield data
     except httpx2.TransportError as exc:
         raise StreamError(f"upstream body broke: {exc!r}") from exc
+    except Exception as exc:  # a decoder's or the pool's own: not ours to pass on
+        raise StreamError(f"upstream body broke: {type(exc).__name__}") from None

@@ -27,6 +27,7 @@ from adapters import (
 )
 
 from ._images import ImageFetcher, inline_images, wants_fetch
+from ._redact import Redactor
 from ._transport import HttpxTransport, Transport, UpstreamResponse
 
 if TYPE_CHECKING:
@@ -99,7 +100,9 @@ class CapabilityOverrides:
 
 class HTTPUpstream:
     """A provider over HTTP: its adapter, its transport, and the secrets to keep out of
-    every error message (upstreams echo keys back, OpenAI masked but in part)."""
+    every error message (upstreams echo keys back, OpenAI masked but in part; any piece
+    of 8+ characters of a key is redacted, :class:`Redactor`). Errors of the transport
+    are scrubbed as well: they may quote the request's headers."""
 
     def __init__(
         self,
@@ -117,7 +120,7 @@ class HTTPUpstream:
         self.kind = kind
         self.adapter = adapter
         self.transport = transport
-        self._secrets = tuple(s for s in secrets if s)
+        self._redact = Redactor(secrets)
         self._capabilities = capabilities or CapabilityOverrides()
         #: Fetches clients' image URLs for an adapter that needs bytes (None: refused).
         self._images = images
@@ -152,10 +155,13 @@ class HTTPUpstream:
         if req.stream:
             req = attrs.evolve(req, stream=False, include_usage=False)
         upstream_request = await self._prepare(req, model)
-        async with self.transport.request(upstream_request) as response:
-            if self.on_headers is not None:
-                self.on_headers(response.headers)
-            body = await self._read(response)
+        try:
+            async with self.transport.request(upstream_request) as response:
+                if self.on_headers is not None:
+                    self.on_headers(response.headers)
+                body = await self._read(response)
+        except GatewayError as exc:  # the transport's, whose text may quote a header
+            raise self._scrubbed(exc) from None
         if 200 <= response.status < 300:
             answer = self.adapter.parse_response(response.status, response.headers, body)
             # Some providers (Bedrock) do not name the model that answered: it is ours.
@@ -205,10 +211,7 @@ class HTTPUpstream:
             err.message = (
                 f"the upstream refused the configured credentials (HTTP {err.upstream_status})"
             )
-        message = err.message
-        for secret in self._secrets:
-            message = message.replace(secret, "[redacted]")
-        err.message = _KEY_LIKE.sub("[redacted]", message)
+        err.message = _KEY_LIKE.sub("[redacted]", self._redact(err.message))
         err.args = (err.message,)
         return err
 
@@ -217,43 +220,49 @@ class HTTPUpstream:
         self, req: GatewayRequest, model: str
     ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
         upstream_request = await self._prepare(req, model)
-        async with self.transport.request(upstream_request) as response:
-            if self.on_headers is not None:
-                self.on_headers(response.headers)
-            if not 200 <= response.status < 300:
-                raise self._failure(response, await self._read(response))
-            decoder = self.adapter.stream_decoder()
+        try:
+            async with self.transport.request(upstream_request) as response:
+                if self.on_headers is not None:
+                    self.on_headers(response.headers)
+                if not 200 <= response.status < 300:
+                    raise self._failure(response, await self._read(response))
+                decoder = self.adapter.stream_decoder()
 
-            async def chunks() -> AsyncGenerator[list[ChatChunk]]:
-                # A plugin's decoder that does not say what it holds: the bytes fed
-                # since it last gave chunks.
-                unread = 0
-                try:
-                    async with aclosing(response.aiter_bytes()) as body:
-                        async for data in body:
-                            batch = decoder.feed(data)
-                            unread = 0 if batch else unread + len(data)
-                            if getattr(decoder, "buffered", unread) > self._max_response:
-                                # Raised inside the body's loop: the connection closes.
-                                raise StreamError(
-                                    "upstream sent a stream event larger than "
-                                    f"server.max_response ({self._max_response} bytes)"
-                                )
-                            if batch:
-                                yield _named(batch, model)
-                    if batch := decoder.close():
-                        yield _named(batch, model)
-                except GatewayError as exc:  # in-band errors carry upstream text too
-                    raise self._scrubbed(exc) from None
+                async def chunks() -> AsyncGenerator[list[ChatChunk]]:
+                    # A plugin's decoder that does not say what it holds: the bytes fed
+                    # since it last gave chunks.
+                    unread = 0
+                    try:
+                        async with aclosing(response.aiter_bytes()) as body:
+                            async for data in body:
+                                batch = decoder.feed(data)
+                                unread = 0 if batch else unread + len(data)
+                                if getattr(decoder, "buffered", unread) > self._max_response:
+                                    # Raised inside the body's loop: the connection closes.
+                                    raise StreamError(
+                                        "upstream sent a stream event larger than "
+                                        f"server.max_response ({self._max_response} bytes)"
+                                    )
+                                if batch:
+                                    yield _named(batch, model)
+                        if batch := decoder.close():
+                            yield _named(batch, model)
+                    except GatewayError as exc:  # in-band errors carry upstream text too
+                        raise self._scrubbed(exc) from None
 
-            async with aclosing(chunks()) as iterator:
-                yield iterator
+                async with aclosing(chunks()) as iterator:
+                    yield iterator
+        except GatewayError as exc:  # the transport's text may quote a header
+            raise self._scrubbed(exc) from None
 
     async def probe(self) -> None:
         # Off the data path: httpx2, not the lean pool.
         request = self.adapter.sign(self.adapter.probe_request(), datetime.now(UTC))
-        async with self._side.request(request) as response:
-            body = await self._read(response)
+        try:
+            async with self._side.request(request) as response:
+                body = await self._read(response)
+        except GatewayError as exc:
+            raise self._scrubbed(exc) from None
         if not 200 <= response.status < 300:
             raise self._failure(response, body)
 

@@ -293,9 +293,9 @@ COHERE = ProviderCase(
 )
 GEMINI = ProviderCase(
     kind="gemini",
-    fake=lambda: FakeGemini(key="AIza-upstream-secret"),
+    fake=lambda: FakeGemini(key="AIza-gemini-secret"),
     base="/v1beta",
-    credentials=api_key("GEMINI", "AIza-upstream-secret", "AIza-wrong-key"),
+    credentials=api_key("GEMINI", "AIza-gemini-secret", "AIza-wrong-key"),
     model="gemini-2.5-flash",
     answered="gemini-2.5-flash-001",  # the model that really answered
     usage=((7, 7), (7, 7)),  # completion tokens include the thoughts'
@@ -304,7 +304,7 @@ GEMINI = ProviderCase(
         "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
     ),
     query=({}, {"alt": "sse"}),  # the key never travels in the URL
-    auth={"x-goog-api-key": "AIza-upstream-secret"},
+    auth={"x-goog-api-key": "AIza-gemini-secret"},
     body={
         "contents": [{"role": "user", "parts": [{"text": "hi there"}]}],
         "systemInstruction": {"parts": [{"text": "Be brief."}]},

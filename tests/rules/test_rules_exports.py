@@ -16,6 +16,8 @@ def test_all_is_pinned() -> None:
         "parse_percentile",
         "Percentile",
         "SecretRef",
+        "MalformedSecret",
+        "find_secrets",
         "Config",
         "ServerConfig",
         "Price",

@@ -1,10 +1,12 @@
 """Secret references: parsing, resolving, and never showing a value."""
 
+import os
 from pathlib import Path
 
 import pytest
 
-from rules import ConfigError, SecretRef
+from adapters import provider_kinds
+from rules import ConfigError, MalformedSecret, SecretRef, find_secrets, load_config
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -89,7 +91,7 @@ def test_resolve_cred(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_resolve_cred_from_given_environ(tmp_path: Path) -> None:
-    (tmp_path / "openai").write_text(KEY + "\r\n")
+    (tmp_path / "openai").write_text(KEY + "\n")
     ref = SecretRef("cred", "openai")
     assert ref.resolve({"CREDENTIALS_DIRECTORY": str(tmp_path)}) == KEY
 
@@ -103,3 +105,123 @@ def test_resolve_cred_without_credentials_directory(monkeypatch: pytest.MonkeyPa
 def test_resolve_cred_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^secret cred:openai: cannot read"):
         SecretRef("cred", "openai").resolve({"CREDENTIALS_DIRECTORY": str(tmp_path)})
+
+
+# --- values that cannot be a key (whitespace, control characters) -----------------------
+
+# What a CRLF env file, a pasted space or a second line leave around or inside a key.
+MALFORMED = [
+    KEY + "\r",
+    KEY + " ",
+    " " + KEY,
+    KEY[:6] + "\n" + KEY[6:],
+    KEY + "\t",
+    KEY[:6] + "\x00" + KEY[6:],
+    KEY + "\x7f",
+    KEY + "\u0085",  # a C1 control (NEL)
+    KEY + "\u00a0",  # a no-break space
+]
+
+
+@pytest.mark.parametrize("value", MALFORMED)
+def test_env_value_with_whitespace_or_control_character_refused(value: str) -> None:
+    with pytest.raises(MalformedSecret) as info:
+        SecretRef("env", "K").resolve({"K": value})
+    message = str(info.value)
+    assert message.startswith("secret env:K: the value has surrounding whitespace")
+    assert KEY not in message
+    assert KEY[:8] not in message
+
+
+@pytest.mark.parametrize(
+    "content",
+    [KEY + "\r\n", KEY + " \n", KEY + "\n\n", KEY + "\r", "\n" + KEY, *MALFORMED],
+)
+def test_file_value_refused_unless_only_one_newline_follows(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "key"
+    path.write_bytes(content.encode())
+    with pytest.raises(MalformedSecret) as info:
+        SecretRef("file", str(path)).resolve({})
+    assert f"secret file:{path}: the value has surrounding" in str(info.value)
+    assert KEY[:8] not in str(info.value)
+
+
+def test_file_with_one_trailing_newline_or_none_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    for content in (KEY, KEY + "\n"):
+        path.write_bytes(content.encode())
+        assert SecretRef("file", str(path)).resolve({}) == KEY
+
+
+def test_a_multiline_secret_keeps_its_newlines(tmp_path: Path) -> None:
+    pem = "-----BEGIN PRIVATE KEY-----\nMIIEv\r\nQIBAD\n-----END PRIVATE KEY-----\n"
+    path = tmp_path / "tls.key"
+    path.write_bytes(pem.encode())
+    assert SecretRef("file", str(path)).resolve({}, multiline=True) == pem
+    with pytest.raises(MalformedSecret):
+        SecretRef("file", str(path)).resolve({})
+
+
+# --- where file: paths point; who may read the file -------------------------------------
+
+ROUTES = """
+[providers.up]
+kind = "openai"
+api_key = "{ref}"
+
+[routes.chat]
+fallback = ["up:gpt-4o"]
+"""
+
+
+def test_relative_file_path_is_relative_to_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "etc"
+    folder.mkdir()
+    (folder / "openai.key").write_text(KEY + "\n")
+    (folder / "router.toml").write_text(ROUTES.format(ref="file:openai.key"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "openai.key").write_text("the-wrong-key")
+    monkeypatch.chdir(elsewhere)
+    config = load_config("../etc/router.toml", kinds=provider_kinds())
+    ref = config.providers["up"].api_key  # type: ignore[attr-defined]
+    assert str(ref) == "file:openai.key"  # shown as written
+    assert ref.resolve() == KEY
+
+
+def test_absolute_file_path_stays(tmp_path: Path) -> None:
+    (tmp_path / "router.toml").write_text(ROUTES.format(ref=f"file:{tmp_path}/k"))
+    (tmp_path / "k").write_text(KEY)
+    config = load_config(tmp_path / "router.toml", kinds=provider_kinds())
+    assert config.providers["up"].api_key.resolve() == KEY  # type: ignore[attr-defined]
+
+
+def test_world_readable_secret_file_gets_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    path.write_text(KEY)
+    os.chmod(path, 0o640)
+    ref = SecretRef("file", str(path))
+    assert ref.warning() is None
+    os.chmod(path, 0o644)
+    assert ref.warning() == (
+        f"secret file:{path}: {path} is readable by every user (chmod o-r {path})"
+    )
+    assert SecretRef("env", "K").warning() is None
+
+
+def test_find_secrets_names_each_reference_by_its_key_path(tmp_path: Path) -> None:
+    text = '[server]\napi_keys = ["env:A", "env:B"]\nadmin_key = "env:C"\n' + ROUTES.format(
+        ref="env:D"
+    )
+    (tmp_path / "router.toml").write_text(text + '[keys.team]\nsecret = "env:E"\n')
+    config = load_config(tmp_path / "router.toml", kinds=provider_kinds())
+    found = {path: str(ref) for path, ref in find_secrets(config)}
+    assert found == {
+        "server.api_keys[0]": "env:A",
+        "server.api_keys[1]": "env:B",
+        "server.admin_key": "env:C",
+        "providers.up.api_key": "env:D",
+        "keys.team.secret": "env:E",
+    }
