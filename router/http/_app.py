@@ -16,7 +16,7 @@ from ..traffic._controls import Controls
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
 from ._chat import Chat
-from ._framing import FORBIDDEN, lifespan, not_found, send_json
+from ._framing import FORBIDDEN, MethodNotAllowed, lifespan, not_found, refuse, send_json
 from ._observer import NoObserver
 from ._openai_ingress import OPENAI, Ingress
 from ._origin import admit, refuse_websocket
@@ -88,7 +88,7 @@ class App:
             return
         if codec is not None:
             if method != "POST":
-                await send_json(send, 405, {"error": {"message": "use POST"}})
+                await refuse(send, codec, MethodNotAllowed(f"{path} takes POST"))
                 return
             await self._chat.serve(scope, receive, send, codec, self.runtime)
         elif path == "/admin/reload":

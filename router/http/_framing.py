@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORBIDDEN",
     "JSON",
+    "MethodNotAllowed",
     "SSE_HEADERS",
     "ClientGone",
     "ClientStalled",
@@ -27,6 +28,7 @@ __all__ = [
     "lifespan",
     "not_found",
     "read_body",
+    "refuse",
     "make_request_id",
     "send_error",
     "send_json",
@@ -60,6 +62,11 @@ class PayloadTooLarge(InvalidRequest):
 class RequestTimeout(InvalidRequest):
     status_hint = 408
     code = "request_timeout"
+
+
+class MethodNotAllowed(InvalidRequest):
+    status_hint = 405
+    code = "method_not_allowed"
 
 
 FORBIDDEN = {
@@ -142,6 +149,14 @@ async def send_error(
         headers.append((b"retry-after", str(max(1, math.ceil(err.retry_after))).encode()))
     body = codec.error(err)
     headers.append((b"content-length", b"%d" % len(body)))
+    await send({"type": "http.response.start", "status": codec.status(err), "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def refuse(send: Any, codec: Ingress, err: GatewayError) -> None:
+    """``err`` in the client's format, before a request was read."""
+    body = codec.error(err)
+    headers = [JSON, (b"content-length", b"%d" % len(body))]
     await send({"type": "http.response.start", "status": codec.status(err), "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
