@@ -1,4 +1,4 @@
-"""Developer and CI sessions: tests, lint, typecheck, serve, bench."""
+"""Developer and CI sessions: tests, lint, typecheck, serve, bench, soak."""
 
 from __future__ import annotations
 
@@ -46,3 +46,11 @@ def bench(session: nox.Session) -> None:
     """Throughput and latency, direct vs through the router; writes docs/benchmarks.md."""
     session.install("-e", ".")
     session.run("python", "tests/bench/run.py", *session.posargs)
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Minutes of mixed traffic with client hang-ups: RSS flat, descriptors back (not
+    in the default sessions; `-- --duration 60` for a shorter run)."""
+    session.install("-e", ".")
+    session.run("python", "tests/soak/run.py", *session.posargs)

@@ -265,7 +265,10 @@ class CohereStreamDecoder:
             call = message["tool_calls"]
             fn = call.get("function") or {}
             start = ToolCallDelta(
-                self._calls, str(call.get("id") or ""), str(fn["name"]), fn.get("arguments") or ""
+                self._calls,
+                str(call.get("id") or ""),
+                str(fn["name"]),
+                str(fn.get("arguments") or ""),
             )
             self._calls += 1
             out.append(self._chunk(Delta(tool_calls=(start,))))

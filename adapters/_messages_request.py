@@ -143,7 +143,7 @@ def _image_from_wire(block: Mapping[str, Any], at: str) -> ImagePart:
             return ImagePart(source["url"])
         if source.get("type") == "base64" and isinstance(source.get("data"), str):
             media_type = source.get("media_type")
-            if media_type not in MEDIA_TYPES:
+            if not isinstance(media_type, str) or media_type not in MEDIA_TYPES:
                 raise InvalidRequest(f"'{at}.source.media_type' is not supported", param=at)
             try:
                 base64.b64decode(source["data"], validate=True)

@@ -231,7 +231,10 @@ class OllamaStreamDecoder:
         if raw.get("done"):
             self._done = True
             out.append(self._chunk(finish=finish_reason(raw.get("done_reason"), self._calls > 0)))
-            usage = usage_from_wire(raw)
+            try:
+                usage = usage_from_wire(raw)
+            except (TypeError, ValueError) as exc:
+                raise StreamError(f"Ollama sent malformed token counts: {exc!r}") from exc
             if usage is not None:
                 out.append(ChatChunk(self._id, self._model, self._created, (), usage))
         return out

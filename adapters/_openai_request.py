@@ -166,7 +166,7 @@ def _message_from_wire(raw: Any, index: int) -> Message:
     if not isinstance(raw, dict):
         raise InvalidRequest(f"'{where}' must be an object", param=where)
     role = raw.get("role")
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise InvalidRequest(
             f"'{where}.role' must be one of {', '.join(sorted(_ROLES))}", param=f"{where}.role"
         )

@@ -134,19 +134,29 @@ def _chunk_choice_from_wire(raw: Mapping[str, Any]) -> ChunkChoice:
     calls = tuple(
         ToolCallDelta(
             index=int(c.get("index", 0)),
-            id=c.get("id"),
-            name=(c.get("function") or {}).get("name"),
-            arguments=(c.get("function") or {}).get("arguments"),
+            id=_text(c.get("id")),
+            name=_text((c.get("function") or {}).get("name")),
+            arguments=_text((c.get("function") or {}).get("arguments")),
         )
         for c in d.get("tool_calls") or ()
     )
     return ChunkChoice(
         index=int(raw.get("index", 0)),
         delta=Delta(
-            role=d.get("role"), content=d.get("content"), tool_calls=calls, refusal=d.get("refusal")
+            role=_text(d.get("role")),
+            content=_text(d.get("content")),
+            tool_calls=calls,
+            refusal=_text(d.get("refusal")),
         ),
-        finish_reason=raw.get("finish_reason"),
+        finish_reason=_text(raw.get("finish_reason")),
     )
+
+
+def _text(value: Any) -> Any:
+    """A string field of a chunk: a string or null, else the chunk is malformed."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"expected a string or null, got {type(value).__name__}")
+    return value
 
 
 def chunk_to_wire(chunk: ChatChunk) -> dict[str, Any]:

@@ -121,10 +121,20 @@ class GatewayRequest:
         return bool(self.tools)
 
 
+#: More tokens than any answer has; a count beyond it is an upstream's garbage.
+MAX_TOKENS = 2**53
+
+
+def _token_count(value: int) -> int:
+    """A count within 0..MAX_TOKENS: an upstream's negative count would credit a budget,
+    and one past 64 bits could not even be written back as JSON."""
+    return min(max(value, 0), MAX_TOKENS)
+
+
 @attrs.frozen
 class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    prompt_tokens: int = attrs.field(default=0, converter=_token_count)
+    completion_tokens: int = attrs.field(default=0, converter=_token_count)
 
     @property
     def total_tokens(self) -> int:

@@ -19,9 +19,11 @@ from ._anthropic_ingress import ANTHROPIC
 from ._chat import Chat
 from ._framing import (
     FORBIDDEN,
+    MethodNotAllowed,
     Sending,
     lifespan,
     not_found,
+    refuse,
     send_internal_error,
     send_json,
 )
@@ -111,7 +113,7 @@ class App:
             return
         if codec is not None:
             if method != "POST":
-                await send_json(send, 405, {"error": {"message": "use POST"}})
+                await refuse(send, codec, MethodNotAllowed(f"{path} takes POST"))
                 return
             await self._chat.serve(scope, receive, send, codec, self.runtime)
         elif path == "/admin/reload":

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FORBIDDEN",
     "JSON",
+    "MethodNotAllowed",
     "SSE_HEADERS",
     "INTERNAL",
     "ClientGone",
@@ -29,6 +30,7 @@ __all__ = [
     "lifespan",
     "not_found",
     "read_body",
+    "refuse",
     "make_request_id",
     "send_error",
     "send_internal_error",
@@ -83,6 +85,11 @@ class PayloadTooLarge(InvalidRequest):
 class RequestTimeout(InvalidRequest):
     status_hint = 408
     code = "request_timeout"
+
+
+class MethodNotAllowed(InvalidRequest):
+    status_hint = 405
+    code = "method_not_allowed"
 
 
 FORBIDDEN = {
@@ -180,6 +187,14 @@ async def send_internal_error(send: Any, codec: Ingress | None, request_id: str 
     if request_id is not None:
         headers.append((b"x-request-id", request_id.encode()))
     await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def refuse(send: Any, codec: Ingress, err: GatewayError) -> None:
+    """``err`` in the client's format, before a request was read."""
+    body = codec.error(err)
+    headers = [JSON, (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": codec.status(err), "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -15,7 +15,7 @@ hypercorn's own serve loop leaves a hostile or careless client too much:
   closed at once.
 
 Idle keep-alive connections close after ``server.keepalive_timeout`` (hypercorn's idle
-timer).
+timer), or as soon as the client closes them.
 """
 
 from __future__ import annotations
@@ -145,6 +145,10 @@ class Connection(TCPServer):
                 break
             self._note_head(trio.current_time())
         await self.protocol.handle(Closed())
+        # The client is gone: hypercorn would keep its keep-alive timer running, and with
+        # it the socket (in CLOSE_WAIT) and its place under max_connections, for
+        # keepalive_timeout after a client closed an idle connection.
+        await self.idle_task.stop()
 
     def _head_deadline(self) -> float:
         if self._head_started is None:

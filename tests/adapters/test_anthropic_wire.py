@@ -284,6 +284,22 @@ def test_tools_and_tool_choice() -> None:
             },
             "messages[0].content[0]",
         ),
+        (  # not a string: once a TypeError (an unhashable list) and a 500
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {"type": "base64", "media_type": [], "data": PNG},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content[0]",
+        ),
         ({"system": 5}, "system"),
         ({"system": [{"type": "image"}]}, "system"),
         ({"stream": "yes"}, "stream"),

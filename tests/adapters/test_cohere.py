@@ -546,3 +546,18 @@ def test_in_band_error_raises() -> None:
 def test_malformed_event_raises() -> None:
     with pytest.raises(StreamError):
         decode(ev(TEXT_EVENTS[0]) + b"data: {nope\n\n")
+
+
+def test_tool_call_arguments_of_another_type_are_text() -> None:
+    # Once passed on as a list, to fail in the ingress encoders: found by tests/fuzz.
+    start = {
+        "type": "tool-call-start",
+        "index": 0,
+        "delta": {
+            "message": {"tool_calls": {"id": "c1", "function": {"name": "f", "arguments": [1]}}}
+        },
+    }
+    end = {"type": "message-end", "delta": {"finish_reason": "TOOL_CALL"}}
+    chunks = decode(ev(TEXT_EVENTS[0]) + ev(start) + ev(end))
+    calls = [d for ch in chunks for c in ch.choices for d in c.delta.tool_calls]
+    assert calls == [ToolCallDelta(0, "c1", "f", "[1]")]

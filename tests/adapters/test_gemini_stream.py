@@ -15,6 +15,7 @@ from adapters import (
     StreamError,
     ToolCallDelta,
     Usage,
+    chunk_to_wire,
 )
 from adapters._gemini import GeminiAdapter, GeminiStreamDecoder
 
@@ -255,3 +256,16 @@ def test_blocked_prompt_in_a_stream_is_content_filtered() -> None:
 def test_malformed_events_raise(data: bytes) -> None:
     with pytest.raises(StreamError):
         GeminiStreamDecoder().feed(data)
+
+
+@pytest.mark.parametrize(
+    ("count", "expected"), [(2**64 - 1, 2**53), (-5, 0)], ids=["past-64-bits", "negative"]
+)
+def test_token_counts_out_of_range_are_bounded(count: int, expected: int) -> None:
+    # 2**64 - 1 once failed to be written back as JSON (orjson takes 64-bit signed
+    # integers) and ended the client's stream as a router bug; a negative count would
+    # credit a budget. Found by tests/fuzz.
+    usage = {"promptTokenCount": 1, "candidatesTokenCount": count}
+    chunks = decode(sse(event([{"text": "a"}], "STOP", usage)))
+    assert chunks[-1].usage == Usage(1, expected)
+    orjson.dumps(chunk_to_wire(chunks[-1]))

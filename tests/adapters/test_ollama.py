@@ -480,3 +480,10 @@ def test_malformed_line_raises() -> None:
 
 def test_lines_after_done_are_ignored() -> None:
     assert decode(STREAM + line({"content": "late"})) == EXPECTED
+
+
+@pytest.mark.parametrize("count", [[None], ":", {"n": 1}])
+def test_malformed_token_counts_raise_stream_error(count: object) -> None:
+    # Once a TypeError or ValueError out of the decoder: found by tests/fuzz.
+    with pytest.raises(StreamError, match="token counts"):
+        decode(line({"content": "a"}) + line({"content": ""}, done=True, eval_count=count))

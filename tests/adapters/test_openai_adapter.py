@@ -592,7 +592,17 @@ def test_close_without_done_or_finish_raises(stream: bytes) -> None:
 
 @pytest.mark.parametrize(
     "data",
-    ["{not json", '{"id": "x", "choices": [', "<html>", "[DONE] "],
+    [
+        "{not json",
+        '{"id": "x", "choices": [',
+        "<html>",
+        "[DONE] ",
+        # Fields of the wrong type: once passed on as they were, to fail in the encoders.
+        '{"choices": [{"index": 0, "delta": {"role": []}}]}',
+        '{"choices": [{"index": 0, "delta": {"content": 5}}]}',
+        '{"choices": [{"index": 0, "delta": {}, "finish_reason": ["stop"]}]}',
+        '{"choices": [{"index": 0, "delta": {"tool_calls": [{"function": {"name": {}}}]}}]}',
+    ],
 )
 def test_malformed_event_raises_stream_error(data: str) -> None:
     decoder = OpenAIStreamDecoder()

@@ -321,6 +321,8 @@ def body(**fields: Any) -> dict[str, Any]:
         pytest.param(body(messages="hi"), "messages", id="messages-string"),
         pytest.param(body(messages=[USER, "hi"]), "messages[1]", id="message-not-object"),
         pytest.param(body(messages=[{"role": "robot"}]), "messages[0].role", id="role-bad"),
+        # Once a TypeError (a list is unhashable), a 500: found by tests/fuzz.
+        pytest.param(body(messages=[{"role": []}]), "messages[0].role", id="role-list"),
         pytest.param(body(messages=[{"content": "x"}]), "messages[0].role", id="role-missing"),
         pytest.param(body(messages=[USER, {"role": "User"}]), "messages[1].role", id="role-case"),
         pytest.param(

@@ -129,6 +129,20 @@ async def test_unknown_path_and_method(start_router: RouterFactory) -> None:
     assert ready.json()["status"] == "ready"
 
 
+async def test_wrong_method_on_a_chat_path_is_an_error_in_the_clients_format(
+    start_router: RouterFactory,
+) -> None:
+    async with start_router(SIMULATED) as url, httpx2.AsyncClient(base_url=url) as client:
+        openai = await client.get(URL)
+        anthropic = await client.get("/v1/messages")
+    assert openai.status_code == anthropic.status_code == 405
+    assert openai.json()["error"]["type"] == "invalid_request_error"
+    assert "takes POST" in openai.json()["error"]["message"]
+    assert anthropic.json()["type"] == "error"  # Anthropic's shape, which its SDKs read
+    assert anthropic.json()["error"]["type"] == "invalid_request_error"
+    assert "takes POST" in anthropic.json()["error"]["message"]
+
+
 async def test_shipped_config_serves_with_no_keys(
     start_router: RouterFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

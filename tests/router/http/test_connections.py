@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import trio
+import trio.testing
 
 from router import run_daemon
 
@@ -110,6 +111,24 @@ async def test_idle_keepalive_connection_closed_after_a_chat_request(
         answer = await _read_answer(stream)
         assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
         with trio.fail_after(5):  # closed once idle for keepalive_timeout
+            assert await _read_until_closed(stream) == b""
+
+
+async def test_a_keepalive_connection_the_client_ends_is_closed_at_once(
+    start_router: RouterFactory,
+) -> None:
+    # Not held for keepalive_timeout, a descriptor and a max_connections place each:
+    # found by the soak (tests/soak/run.py), as descriptors that did not come back.
+    server = 'keepalive_timeout = "60s"'
+    async with start_router(CONFIG.format(server=server)) as url, await _connect(url) as stream:
+        await stream.send_all(_request())
+        answer = await _read_answer(stream)
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+        # The server is done with the answer and waits for the next request (a client
+        # that closes sooner races the server's own cleanup, which then closes it).
+        await trio.testing.wait_all_tasks_blocked()
+        await stream.send_eof()  # the client's end: the server reads EOF
+        with trio.fail_after(5):
             assert await _read_until_closed(stream) == b""
 
 
