@@ -23,10 +23,8 @@ __all__ = [
     "SSE_HEADERS",
     "INTERNAL",
     "ClientGone",
-    "ClientStalled",
     "Sending",
     "PayloadTooLarge",
-    "RequestTimeout",
     "lifespan",
     "not_found",
     "read_body",
@@ -73,18 +71,9 @@ class ClientGone(Exception):
     """The client disconnected before its request was read."""
 
 
-class ClientStalled(Exception):
-    """The client stopped taking the answer; its connection was closed."""
-
-
 class PayloadTooLarge(InvalidRequest):
     status_hint = 413
     code = "request_too_large"
-
-
-class RequestTimeout(InvalidRequest):
-    status_hint = 408
-    code = "request_timeout"
 
 
 class MethodNotAllowed(InvalidRequest):

@@ -6,9 +6,9 @@ hypercorn's own serve loop leaves a hostile or careless client too much:
 - the listen queue is ``server.backlog`` and at most ``server.max_connections`` client
   connections are held at once: past the cap a new one gets a ``503`` and is closed at
   once, instead of waiting unseen in the kernel's queue;
-- a request's head must arrive within ``server.read_timeout`` of its first byte (a
-  header a second, forever, is a slow-loris attack), else ``408`` and the connection
-  closes; the body's own deadline is the app's (see :mod:`._chat`);
+- a request (head and body) must arrive within ``server.read_timeout`` of its first
+  byte (a header a second, forever, is a slow-loris attack; so is a body's last byte
+  withheld), else ``408`` and the connection closes;
 - a write to the client is not shielded from cancellation as in hypercorn: a client
   that stops reading is reached by the request's deadlines and by the drain deadline
   of SIGTERM. A write cut short leaves the HTTP framing broken, so the connection is
@@ -60,8 +60,8 @@ class ConnectionLimits:
     """What one client connection may take (``[server]`` settings, in seconds).
 
     Attributes:
-        read_timeout: A request's head must arrive within it, from its first byte
-            (asked for each request: a reload changes it).
+        read_timeout: A request, head and body, must arrive within it, from its first
+            byte (asked for each request: a reload changes it).
         max_connections: Client connections held at once; 0 for no cap.
     """
 
@@ -156,16 +156,19 @@ class Connection(TCPServer):
         return self._head_started + self.limits.read_timeout()
 
     def _note_head(self, now: float) -> None:
-        """Start the head's clock at its first byte; stop it once the head is whole."""
+        """Start the request's clock at its first byte; stop it once the request (head
+        and body) is whole."""
         h11_connection = getattr(self.protocol.protocol, "connection", None)
         if not isinstance(h11_connection, h11.Connection):
             return  # HTTP/2 frames its own requests
-        waiting = h11_connection.their_state is h11.IDLE
-        if waiting and h11_connection.trailing_data[0]:
-            if self._head_started is None:
-                self._head_started = now
-        else:
+        state = h11_connection.their_state
+        arriving = state is h11.SEND_BODY or (
+            state is h11.IDLE and bool(h11_connection.trailing_data[0])
+        )
+        if not arriving:
             self._head_started = None
+        elif self._head_started is None:
+            self._head_started = now
 
     async def _refuse(self, answer: bytes) -> None:
         async with self.send_lock:

@@ -175,21 +175,18 @@ class HTTPUpstream:
             SerializationError: the body is larger (left unread: its connection closes).
         """
         limit = self._max_response
-        too_large = SerializationError(
-            f"upstream answer (HTTP {response.status}) is larger than "
-            f"server.max_response ({limit} bytes)",
-            upstream_status=response.status,
-        )
         declared = next((v for k, v in response.headers if k.lower() == "content-length"), "")
-        if declared.isdigit() and int(declared) > limit:
-            raise too_large
+        if declared.isdigit():
+            if int(declared) > limit:
+                raise _too_large(response.status, limit)
+            return await response.aread()  # HTTP/1.1 framing holds it to the length
         pieces: list[bytes] = []
         size = 0
         async with aclosing(response.aiter_bytes()) as body:
             async for data in body:
                 size += len(data)
                 if size > limit:
-                    raise too_large
+                    raise _too_large(response.status, limit)
                 pieces.append(data)
         return b"".join(pieces)
 
@@ -273,6 +270,13 @@ class HTTPUpstream:
 
 
 _SIGNERS = trio.CapacityLimiter(4)
+
+
+def _too_large(status: int, limit: int) -> SerializationError:
+    return SerializationError(
+        f"upstream answer (HTTP {status}) is larger than server.max_response ({limit} bytes)",
+        upstream_status=status,
+    )
 
 
 def _named(batch: list[ChatChunk], model: str) -> list[ChatChunk]:
