@@ -8,15 +8,14 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING
 
-import httpx2
 import trio
 import trio.testing
 
 from adapters import provider_kinds
-from router import run_daemon
 from router.ops import _secrets
 from router.ops._secrets import resolve_secrets
 from rules import parse_config
+from tests.router.ops._secret_daemon import CONFIG, chat, daemon, write_secret
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -25,43 +24,6 @@ if TYPE_CHECKING:
     import pytest
 
     from tests.fakes.openai_upstream import FakeOpenAI
-
-HI = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
-
-CONFIG = """
-[server]
-access_log = false
-watch = false
-api_keys = ["file:secrets/client.key"]
-
-[providers.up]
-kind = "openai"
-base_url = "{url}"
-api_key = "file:secrets/up.key"
-
-[routes.chat]
-fallback = ["up:gpt-4o"]
-"""
-
-
-@asynccontextmanager
-async def daemon(path: Path) -> AsyncIterator[httpx2.AsyncClient]:
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(run_daemon, str(path)))
-        async with httpx2.AsyncClient(base_url=binds[0], trust_env=False) as client:
-            yield client
-        nursery.cancel_scope.cancel()
-
-
-def write_secret(path: Path, value: str) -> None:
-    path.write_text(value + "\n")
-    path.chmod(0o600)
-
-
-async def chat(client: httpx2.AsyncClient, key: str) -> int:
-    headers = {"authorization": f"Bearer {key}"}
-    response = await client.post("/v1/chat/completions", json=HI, headers=headers)
-    return response.status_code
 
 
 @asynccontextmanager
