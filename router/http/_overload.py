@@ -10,6 +10,7 @@ connections (:mod:`._server`), and :class:`Overload` only reports it.
 
 from __future__ import annotations
 
+import collections
 import time
 
 import attrs
@@ -21,6 +22,8 @@ __all__ = ["Overload", "Overloaded"]
 
 #: How often the lag probe wakes; its lateness is the loop's lag.
 PROBE_INTERVAL = 0.05
+#: Probes in a row that must all be late (200 ms of saturation, not one slow moment).
+SUSTAINED = 4
 
 
 class Overloaded(GatewayError):
@@ -38,7 +41,7 @@ class Overload:
         max_in_flight: Chat requests in progress at once (0: no bound).
         lag_limit: Lag of the event loop past which new requests are refused, seconds.
         in_flight: Chat requests in progress now.
-        lag: The last measured lag of the event loop, seconds.
+        lag: The event loop's sustained lag (the least of the last few probes), seconds.
         refused: Requests refused so far, by reason (``in_flight``, ``lag``, and
             ``connections`` refused by the server past its cap).
     """
@@ -83,13 +86,18 @@ class Overload:
     async def watch_lag(self) -> None:
         """Measure the loop's lag forever: a timer's lateness, every 50 ms.
 
+        ``lag`` is the smallest of the last :data:`SUSTAINED` lateness readings: a
+        saturated loop is late on every probe, while one slow moment (a collection, a
+        big JSON body) is late once and must not refuse the requests after it.
         Lateness is read on the wall clock, so a test's virtual clock (which jumps,
         and wakes the timer early in wall time) never reads as lag.
         """
+        recent = collections.deque([0.0] * SUSTAINED, maxlen=SUSTAINED)
         while True:
             due = time.perf_counter() + PROBE_INTERVAL
             await trio.sleep(PROBE_INTERVAL)
-            self.lag = max(0.0, time.perf_counter() - due)
+            recent.append(max(0.0, time.perf_counter() - due))
+            self.lag = min(recent)
 
     def snapshot(self) -> dict[str, object]:
         """For ``/admin/status``."""

@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from router.http._overload import Overload, Overloaded
+from router.http._overload import SUSTAINED, Overload, Overloaded
 from tests.conftest import openai_client
 
 if TYPE_CHECKING:
@@ -103,12 +103,16 @@ def test_admit_counts_and_refuses_by_reason() -> None:
     assert overload.refused == {"in_flight": 1, "lag": 1, "connections": 0}
 
 
-async def test_the_lag_probe_reads_a_late_timer() -> None:
+async def test_the_lag_probe_reads_sustained_lateness_not_one_slow_moment() -> None:
     overload = Overload()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(overload.watch_lag)
         await trio.testing.wait_all_tasks_blocked()  # the probe waits for its timer
-        time.sleep(0.2)  # noqa: ASYNC251 (the point: the loop can run nothing for 200 ms)
-        await trio.testing.wait_all_tasks_blocked()  # the probe woke late, and measured it
+        time.sleep(0.2)  # noqa: ASYNC251 (one slow moment: the loop runs nothing for 200 ms)
+        await trio.testing.wait_all_tasks_blocked()  # the probe woke late, once
+        assert overload.lag < 0.1
+        for _ in range(SUSTAINED):  # a saturated loop: late on every probe
+            time.sleep(0.2)  # noqa: ASYNC251
+            await trio.testing.wait_all_tasks_blocked()
         assert overload.lag >= 0.1
         nursery.cancel_scope.cancel()
