@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
 __all__ = [
+    "trailing_assistant_text",
     "ARGUMENT_PIECES",
     "PREFILL_REFUSED",
     "STORY",
@@ -197,6 +198,18 @@ Answer = Reply | Chunks | Silent
 def echo(texts: Sequence[str], images: int = 0) -> str:
     """A fake's answer to the last user turn's texts and images."""
     return "echo: " + " ".join(texts) + (f" [{images} image(s)]" if images else "")
+
+
+def trailing_assistant_text(got: Received) -> str | None:
+    """The text of a chat body's trailing assistant message (a prefill), if it ends
+    with one: the messages shape that OpenAI-compatible hosts and Cohere share."""
+    messages = got.body.get("messages") or []
+    if not messages or messages[-1]["role"] != "assistant":
+        return None
+    content = messages[-1].get("content") or ""
+    if isinstance(content, str):
+        return content
+    return "".join(p["text"] for p in content if p["type"] == "text")
 
 
 def words(text: str) -> list[str]:

@@ -35,6 +35,7 @@ from tests.fakes._base import (
     Stream,
     echo,
     sse,
+    trailing_assistant_text,
     words,
 )
 
@@ -111,13 +112,7 @@ class FakeCohere(FakeServer):
         return Reply(400, {"id": "e-2", "message": message})
 
     def prefill(self, got: Received) -> str | None:
-        messages = got.body.get("messages") or []
-        if not messages or messages[-1]["role"] != "assistant":
-            return None
-        content = messages[-1].get("content") or ""
-        if isinstance(content, str):
-            return content
-        return "".join(p["text"] for p in content if p["type"] == "text")
+        return trailing_assistant_text(got)
 
     def continues(self, got: Received) -> bool:
         return False  # Cohere documents no continuation: it answers anew

@@ -38,6 +38,7 @@ from tests.fakes._base import (
     echo,
     running,
     sse,
+    trailing_assistant_text,
     words,
 )
 
@@ -111,13 +112,7 @@ class FakeOpenAI(FakeServer):
         return Reply(400, {"error": body})
 
     def prefill(self, got: Received) -> str | None:
-        messages = got.body.get("messages") or []
-        if not messages or messages[-1]["role"] != "assistant":
-            return None
-        content = messages[-1].get("content") or ""
-        if isinstance(content, str):
-            return content
-        return "".join(p["text"] for p in content if p["type"] == "text")
+        return trailing_assistant_text(got)
 
     def continues(self, got: Received) -> bool:
         last = (got.body.get("messages") or [{}])[-1]
