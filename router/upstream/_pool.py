@@ -18,7 +18,6 @@ taking or returning one is O(1) and the warmest connection is reused first.
 
 from __future__ import annotations
 
-import ssl
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -26,11 +25,13 @@ from urllib.parse import urlsplit
 import h11
 import trio
 
-from adapters import NetworkError, StreamError, Timeout, UpstreamRequest
+from adapters import NetworkError, StreamError, UpstreamRequest
 
+from ._connect import Dialer
 from ._transport import UpstreamResponse, unsendable
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import AsyncGenerator, AsyncIterator
 
 __all__ = ["H11Pool"]
@@ -97,8 +98,7 @@ class H11Pool:
         self._origins: dict[tuple[str, str], _Origin] = {}
         self._limiter = trio.CapacityLimiter(max_connections)
         self._keepalive = keepalive
-        self._connect_timeout = connect_timeout
-        self._ssl_context = ssl_context
+        self._dialer = Dialer(connect_timeout=connect_timeout, ssl_context=ssl_context)
         self._closed = False
 
     @property
@@ -185,23 +185,10 @@ class H11Pool:
         return await self._connect(origin)
 
     async def _connect(self, origin: _Origin) -> _Connection:
-        try:
-            with trio.fail_after(self._connect_timeout):
-                tcp = await trio.open_tcp_stream(origin.host, origin.port)
-                if not origin.tls:
-                    return _Connection(tcp)
-                context = self._ssl_context or ssl.create_default_context()
-                tls = trio.SSLStream(tcp, context, server_hostname=origin.host)
-                try:
-                    await tls.do_handshake()
-                except BaseException:  # refused, timed out or cancelled: no socket left open
-                    tcp.socket.close()
-                    raise
-                return _Connection(tls)
-        except trio.TooSlowError as exc:
-            raise Timeout(f"connecting to {origin.host_header} timed out") from exc
-        except (OSError, trio.BrokenResourceError) as exc:
-            raise NetworkError(f"cannot connect to {origin.host_header}: {exc}") from exc
+        stream = await self._dialer.open(
+            "https" if origin.tls else "http", origin.host, origin.port
+        )
+        return _Connection(stream)
 
     def _encode(self, conn: _Connection, req: UpstreamRequest, host: str, path: str) -> bytes:
         headers = [("host", host), ("content-length", str(len(req.body)))]
