@@ -285,3 +285,52 @@ async def test_connections_past_max_connections_are_refused_at_once(
         assert refused.startswith(b"HTTP/1.1 503"), refused[:80]
         assert b"retry-after: 1" in refused
         assert b"max_connections" in refused
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the scheduler steps of the task named ``name``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.count = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name == self.name:
+            self.count += 1
+
+
+async def test_a_burst_of_connections_is_accepted_in_batches() -> None:
+    """Queued connections are taken many per wake-up, not one per scheduler pass."""
+    import socket
+
+    from router.http._server import _accept_forever
+
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(256)
+    listener = trio.SocketListener(trio.socket.from_stdlib_socket(listening))
+    clients = [socket.create_connection(listening.getsockname()) for _ in range(100)]
+    accepted: list[trio.SocketStream] = []
+
+    async def handle(stream: trio.SocketStream) -> None:
+        accepted.append(stream)
+        await trio.lowlevel.checkpoint()
+
+    steps = _Steps("accepting")
+    trio.lowlevel.add_instrument(steps)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(
+                _accept_forever, listener, listening, handle, nursery, name="accepting"
+            )
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+        for stream in accepted:
+            stream.socket.close()
+        for client in clients:
+            client.close()
+        listening.close()
+    assert len(accepted) == 100
+    assert steps.count <= 4, f"{steps.count} scheduler steps to accept 100 connections"
