@@ -33,6 +33,7 @@ from ._reload import Reloader
 from ._secrets import close_log_scope, protect_logs, secrets_for
 from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
+from ._upstream_tasks import UpstreamTasks
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -108,6 +109,7 @@ async def run_daemon(
         admin_key=admin_key,
     )
     health = HealthChecks()
+    upstream_tasks = UpstreamTasks()
     notifier = Notifier.from_env()
     activated = listen_fds()  # once, before anything could start a child process
 
@@ -131,6 +133,7 @@ async def run_daemon(
             *(["server.log_level"] if log_level is not None else []),
         ],
         metrics=metrics,
+        start_upstreams=upstream_tasks.start,
     )
     app.reload = reloader.reload
     app.status_extra = reloader.status
@@ -149,6 +152,8 @@ async def run_daemon(
             nursery.start_soon(notifier.watchdog_loop)
             if config.server.watch:
                 await nursery.start(reloader.watch_file)  # a save from now on is seen
+            await nursery.start(upstream_tasks.run)
+            await upstream_tasks.start(runtime.engine.upstreams.values())
             await nursery.start(health.run)
             health.reconcile(runtime)
             if access_log is not None:

@@ -38,7 +38,7 @@ from ._secrets import protect_logs, secrets_for
 from ._watch import ConfigWatcher, referenced_files
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Collection
+    from collections.abc import Awaitable, Callable, Collection, Iterable
 
     from ..http._app import App
     from ..routing._runtime import Runtime
@@ -78,6 +78,8 @@ class Reloader:
         config: The config the daemon started with (restart-only settings come from it).
         on_event: Called with ``"reloading"``/``"ready"`` around a reload (systemd).
         on_swap: Called with each new runtime once it is in force.
+        start_upstreams: Awaited with a new runtime's upstreams before it is swapped
+            in, so that their background work runs before their first request.
         overridden: Settings the command line gave (``server.listen``,
             ``server.log_level``): the file's value neither applies nor asks for a restart.
     """
@@ -92,6 +94,7 @@ class Reloader:
         *,
         overridden: Collection[str] = (),
         metrics: Metrics | None = None,
+        start_upstreams: Callable[[Iterable[Upstream]], Awaitable[None]] | None = None,
     ) -> None:
         self.path = Path(path)
         self.app = app
@@ -99,6 +102,7 @@ class Reloader:
         self.started = config
         self._on_event = on_event or (lambda _: None)
         self._on_swap = on_swap
+        self._start_upstreams = start_upstreams
         self._overridden = frozenset(overridden)
         self._pending: list[Upstream] = []
         self._lock = trio.Lock()
@@ -150,6 +154,8 @@ class Reloader:
         except Exception as exc:  # a plugin's adapter, say: refused, never the daemon's end
             return self._failed((_unexpected(exc),), old, reason)
         runtime = built.runtime
+        if self._start_upstreams is not None:
+            await self._start_upstreams(runtime.engine.upstreams.values())
         self.app.runtime = runtime
         _log_auth_change(old, runtime, reason)
         self.app.controls.configure(config)

@@ -151,6 +151,9 @@ class H11Pool:
         finally:
             self._limiter.release_on_behalf_of(borrower)
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()  # HTTP/1.1 needs no task beside the request's own
+
     async def aclose(self) -> None:
         """Close idle connections; connections in use close when their request ends."""
         self._closed = True

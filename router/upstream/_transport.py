@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanage
 from typing import TYPE_CHECKING, Protocol
 
 import httpx2
+import trio
 
 from adapters import NetworkError, StreamError, Timeout, UpstreamRequest
 
@@ -49,6 +50,11 @@ class UpstreamResponse:
 class Transport(Protocol):
     def request(self, req: UpstreamRequest) -> AbstractAsyncContextManager[UpstreamResponse]:
         """Send ``req``; the context yields the response while its body is readable."""
+        ...
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Background work of the transport's connections (reported started once
+        requests may be sent); returns after :meth:`aclose`, or at once if none."""
         ...
 
     async def aclose(self) -> None: ...
@@ -105,6 +111,9 @@ class HttpxTransport:
             yield UpstreamResponse(response.status_code, headers, _body(response))
         finally:
             await response.aclose()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()  # httpx2 keeps no task of its own
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -80,6 +80,11 @@ class Upstream(Protocol):
         """What ``model`` here can take (routing skips a target that lacks it)."""
         ...
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The upstream's background work while it is open (an HTTP/2 connection's
+        reader and writer); returns once it is closed, or at once when it has none."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -263,6 +268,9 @@ class HTTPUpstream:
         if not 200 <= response.status < 300:
             raise self._failure(response, body)
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        await self.transport.run(task_status=task_status)
+
     async def aclose(self) -> None:
         await self.transport.aclose()
         if self._side_transport is not None:
@@ -328,6 +336,9 @@ class SimulatedUpstream:
 
     def capabilities(self, model: str) -> Capabilities:
         return Capabilities()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()  # nothing runs in the background
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()

@@ -179,6 +179,9 @@ class Scripted:
         if self.probe_error is not None:
             raise _raise(self.probe_error)
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
 

@@ -162,6 +162,9 @@ class Buggy:
     def capabilities(self, model: str) -> Capabilities:
         return Capabilities()
 
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
 
