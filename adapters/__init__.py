@@ -39,6 +39,7 @@ from ._errors import SerializationError as SerializationError
 from ._errors import StreamError as StreamError
 from ._errors import Timeout as Timeout
 from ._errors import UnsupportedCapability as UnsupportedCapability
+from ._errors import UnsupportedParameter as UnsupportedParameter
 from ._messages_request import messages_request_from_wire as messages_request_from_wire
 from ._openai import OpenAIAdapter as OpenAIAdapter
 from ._openai import OpenAIStreamDecoder as OpenAIStreamDecoder

@@ -6,7 +6,8 @@ and which HTTP status and OpenAI-style error body the client gets::
 
     GatewayError
     ├── InvalidRequest            the client's request is wrong (400)
-    │   └── UnsupportedCapability no target can do what it asks (400)
+    │   ├── UnsupportedCapability no target can do what it asks (400)
+    │   └── UnsupportedParameter  a field this gateway does not serve (400, names it)
     ├── NotFound                  unknown model or route (404)
     ├── AuthenticationFailed      a credential was refused (upstream: 502 to the client)
     ├── RateLimitExceeded         429, with Retry-After when known
@@ -46,6 +47,7 @@ __all__ = [
     "StreamError",
     "Timeout",
     "UnsupportedCapability",
+    "UnsupportedParameter",
 ]
 
 
@@ -106,6 +108,16 @@ class UnsupportedCapability(InvalidRequest):
     """The request needs a capability (tools, vision) that no candidate target has."""
 
     code = "unsupported_capability"
+
+
+class UnsupportedParameter(InvalidRequest):
+    """A request field the gateway does not serve, refused rather than dropped.
+
+    ``param`` names it, so the client sees exactly which field to leave out (OpenAI's
+    own code for a parameter a model does not take).
+    """
+
+    code = "unsupported_parameter"
 
 
 class NotFound(GatewayError):

@@ -111,6 +111,10 @@ class GatewayRequest:
     #: The OpenAI name the client gave its token limit under (``max_completion_tokens``
     #: or ``max_tokens``), sent on unchanged to OpenAI-compatible targets.
     limit_name: str = "max_tokens"
+    #: What the client's format repeats in its answer and no upstream gets: the
+    #: Responses API echoes its request's settings (instructions, tools, metadata, ...)
+    #: in the response object. Not part of the cache key: it does not change the answer.
+    echo: Mapping[str, Any] = attrs.field(factory=dict)
 
     @property
     def needs_vision(self) -> bool:

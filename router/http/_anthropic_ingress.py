@@ -31,7 +31,7 @@ class AnthropicIngress:
     def decode(self, body: bytes) -> GatewayRequest:
         return messages_request_from_wire(parse_json(body))
 
-    def response(self, resp: GatewayResponse) -> bytes:
+    def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:
         return orjson.dumps(messages_response_to_wire(resp))
 
     def error(self, err: GatewayError) -> bytes:

@@ -268,7 +268,7 @@ class Chat:
         usage = answer_usage(req, resp)  # estimated from the text when the upstream gave none
         trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
         self.controls.store(ex.cache_entry, ex.cache, resp)
-        body = ex.codec.response(resp)
+        body = ex.codec.response(resp, req)
         trace.status = 200
         trace.response_model = resp.model
         if resp.usage is not None:
@@ -356,7 +356,7 @@ async def _replay(ex: Exchange, req: GatewayRequest, resp: GatewayResponse) -> N
         body = b"".join([encoder.feed(c) for c in replay(resp)]) + encoder.done()
         headers = [*SSE_HEADERS, *ex.headers()]
     else:
-        body = ex.codec.response(resp)
+        body = ex.codec.response(resp, req)
         headers = [JSON, (b"content-length", b"%d" % len(body)), *ex.headers()]
     await ex.send({"type": "http.response.start", "status": 200, "headers": headers})
     trace.outcome = "ok"

@@ -47,7 +47,9 @@ class Ingress(Protocol):
         """Raises InvalidRequest naming what is wrong."""
         ...
 
-    def response(self, resp: GatewayResponse) -> bytes: ...
+    def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:
+        """The answer ``resp`` to ``req`` (a format may echo the request's settings)."""
+        ...
 
     def error(self, err: GatewayError) -> bytes: ...
 
@@ -72,7 +74,7 @@ class OpenAIIngress:
     def decode(self, body: bytes) -> GatewayRequest:
         return request_from_wire(parse_json(body))
 
-    def response(self, resp: GatewayResponse) -> bytes:
+    def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:
         return orjson.dumps(response_to_wire(resp))
 
     def error(self, err: GatewayError) -> bytes:

@@ -7,6 +7,7 @@ PUBLIC = {
     "GatewayError",
     "InvalidRequest",
     "UnsupportedCapability",
+    "UnsupportedParameter",
     "NotFound",
     "AuthenticationFailed",
     "RateLimitExceeded",
@@ -109,6 +110,6 @@ def test_every_public_exception_is_a_gateway_error() -> None:
         for name in PUBLIC
         if isinstance(obj := getattr(adapters, name), type) and issubclass(obj, BaseException)
     }
-    assert len(exceptions) == 16
+    assert len(exceptions) == 17
     for name in exceptions:
         assert issubclass(getattr(adapters, name), adapters.GatewayError), name
