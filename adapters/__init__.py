@@ -62,6 +62,9 @@ from ._registry import known_kinds as known_kinds
 from ._registry import provider_kinds as provider_kinds
 from ._registry import provider_spec as provider_spec
 from ._registry import register_adapter as register_adapter
+from ._responses_request import responses_request_from_wire as responses_request_from_wire
+from ._responses_response import responses_response_to_wire as responses_response_to_wire
+from ._responses_stream import ResponsesStreamEncoder as ResponsesStreamEncoder
 from ._simulated import SimulatedModel as SimulatedModel
 from ._simulated import SimulatedPlan as SimulatedPlan
 from ._sse import SSEDecoder as SSEDecoder

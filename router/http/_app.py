@@ -1,8 +1,8 @@
 """The raw ASGI application: paths to handlers. No framework on the hot path.
 
-Chat requests (``/v1/chat/completions``, ``/v1/messages``) go to :class:`~._chat.Chat`;
-the rest are small JSON endpoints: health, readiness, models, metrics, and the admin
-endpoints (status, reload). ``runtime`` is the rules snapshot in force; a request reads
+Chat requests (``/v1/chat/completions``, ``/v1/messages``, ``/v1/responses``) go to
+:class:`~._chat.Chat`; the rest are small JSON endpoints: health, readiness, models,
+metrics, and the admin endpoints (status, reload). ``runtime`` is the rules snapshot in force; a request reads
 it once, so a reload swaps it without touching requests in flight.
 """
 
@@ -31,6 +31,7 @@ from ._observer import NoObserver
 from ._openai_ingress import OPENAI, Ingress
 from ._origin import admit, refuse_websocket
 from ._overload import Overload
+from ._responses_ingress import RESPONSES
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -182,6 +183,8 @@ _INGRESS: dict[str, Ingress] = {
     "/v1/chat/completions": OPENAI,
     "/chat/completions": OPENAI,
     "/v1/messages": ANTHROPIC,
+    "/v1/responses": RESPONSES,
+    "/responses": RESPONSES,
 }
 _GET_PATHS = frozenset(
     {"/healthz", "/readyz", "/v1/models", "/models", "/admin/status", "/metrics"}

@@ -43,6 +43,10 @@ PUBLIC = {
     "anthropic_error_to_wire",
     "messages_request_from_wire",
     "messages_response_to_wire",
+    # the OpenAI Responses ingress codec
+    "ResponsesStreamEncoder",
+    "responses_request_from_wire",
+    "responses_response_to_wire",
     # adapter protocol and helpers
     "AdapterBase",
     "Capabilities",

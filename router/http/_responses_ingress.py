@@ -1,0 +1,71 @@
+"""The OpenAI Responses ingress codec: ``POST /v1/responses``, served by any chat target.
+
+Stateless: each request carries its whole conversation, nothing is stored, and what
+would need stored state is refused (:mod:`adapters` says what and why, and does the
+translation). A client of the OpenAI SDK gets a ``response`` object, the Responses
+event stream, and errors in OpenAI's shape. The response's id and creation time are
+made here, the one place with a clock and randomness.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import orjson
+
+from adapters import (
+    ChatChunk,
+    GatewayError,
+    GatewayRequest,
+    GatewayResponse,
+    ResponsesStreamEncoder,
+    responses_request_from_wire,
+    responses_response_to_wire,
+)
+
+from ._openai_ingress import parse_json
+
+__all__ = ["RESPONSES", "ResponsesIngress"]
+
+
+def _new_id() -> tuple[str, int]:
+    """A fresh ``resp_`` id and the time now (Unix seconds)."""
+    return "resp_" + secrets.token_hex(24), int(time.time())
+
+
+class ResponsesIngress:
+    def decode(self, body: bytes) -> GatewayRequest:
+        return responses_request_from_wire(parse_json(body))
+
+    def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:
+        response_id, created_at = _new_id()
+        return orjson.dumps(responses_response_to_wire(resp, req, response_id, created_at))
+
+    def error(self, err: GatewayError) -> bytes:
+        return orjson.dumps(err.to_openai())
+
+    def status(self, err: GatewayError) -> int:
+        return err.status_hint
+
+    def stream(self, req: GatewayRequest) -> ResponsesStream:
+        return ResponsesStream(req)
+
+
+class ResponsesStream:
+    """The Responses API's named events, built from OpenAI-shaped chunks of any provider."""
+
+    def __init__(self, req: GatewayRequest) -> None:
+        self._encoder = ResponsesStreamEncoder(req, *_new_id())
+
+    def feed(self, chunk: ChatChunk) -> bytes:
+        return self._encoder.feed(chunk)
+
+    def done(self) -> bytes:
+        return self._encoder.close()
+
+    def error(self, err: GatewayError) -> bytes:
+        return self._encoder.error_event(err)
+
+
+RESPONSES = ResponsesIngress()
