@@ -11,13 +11,15 @@ file id) are refused, naming where they are.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ._errors import InvalidRequest, UnsupportedParameter
 from ._types import ContentPart, ImagePart, Message, TextPart, ToolCall
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from ._types import Role
 
 __all__ = ["input_from_wire"]
 
@@ -58,7 +60,7 @@ def input_from_wire(raw: Any) -> list[Message]:
             messages.append(_output_from_wire(item, where))
         elif kind == "reasoning":
             continue  # a model's hidden state: no chat target takes it back
-        elif kind in _STATEFUL_ITEMS:
+        elif isinstance(kind, str) and kind in _STATEFUL_ITEMS:
             raise UnsupportedParameter(
                 f"'{where}': {kind!r} items need state on the server, which this gateway "
                 "does not keep",
@@ -74,11 +76,12 @@ def input_from_wire(raw: Any) -> list[Message]:
 
 
 def _message_from_wire(item: Mapping[str, Any], where: str) -> Message:
-    role = item.get("role")
-    if role not in _ROLES:
+    raw_role = item.get("role")
+    if not isinstance(raw_role, str) or raw_role not in _ROLES:
         raise InvalidRequest(
             f"'{where}.role' must be one of {', '.join(sorted(_ROLES))}", param=f"{where}.role"
         )
+    role = cast("Role", raw_role)
     content = item.get("content")
     if isinstance(content, str):
         return Message(role, content)

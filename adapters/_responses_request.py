@@ -293,7 +293,7 @@ def _reasoning_from_wire(raw: Any, extra: dict[str, Any]) -> dict[str, Any] | No
         if value is None:
             continue
         allowed = _EFFORTS if key == "effort" else _SUMMARIES
-        if value not in allowed:
+        if not isinstance(value, str) or value not in allowed:
             raise InvalidRequest(
                 f"'reasoning.{key}' must be one of {', '.join(sorted(allowed))}",
                 param=f"reasoning.{key}",

@@ -202,6 +202,7 @@ def test_function_calls_join_their_turn_and_outputs_become_tool_messages() -> No
         ({"reasoning": {"effort": "low", "mode": "pro"}}, "reasoning.mode"),
         ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0].type"),
         ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input[0].type"),
+        ({"input": [{"type": ["message"]}]}, "input[0].type"),  # unhashable: still named
         (
             {"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]},
             "input[0].content[0].type",
@@ -245,6 +246,7 @@ def test_stateless_settings_are_accepted() -> None:
         ({"input": 3}, "input"),
         ({"input": ["hi"]}, "input[0]"),
         ({"input": [{"role": "tool", "content": "x"}]}, "input[0].role"),
+        ({"input": [{"role": ["user"], "content": "x"}]}, "input[0].role"),
         ({"input": [{"role": "user", "content": 3}]}, "input[0].content"),
         (
             {"input": [{"role": "user", "content": [{"type": "output_text", "text": "x"}]}]},
@@ -272,6 +274,7 @@ def test_stateless_settings_are_accepted() -> None:
         ({"text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format.schema"),
         ({"text": {"verbosity": "loud"}}, "text.verbosity"),
         ({"reasoning": {"effort": "extreme"}}, "reasoning.effort"),
+        ({"reasoning": {"summary": {"auto": 1}}}, "reasoning.summary"),
         ({"user": 7}, "user"),
     ],
 )

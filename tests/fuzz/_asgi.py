@@ -17,11 +17,12 @@ import trio
 
 __all__ = ["INGRESS", "SANE", "Exchange", "check_answer"]
 
-#: Paths of the two chat ingresses, by client format.
+#: Paths of the chat ingresses, by client format.
 INGRESS = {
     "/v1/chat/completions": "openai",
     "/chat/completions": "openai",
     "/v1/messages": "anthropic",
+    "/v1/responses": "responses",
 }
 #: Every status a request may get: never a 500 (a router bug), no other 5xx than the
 #: upstream's (502, 503, 504) and Anthropic's overloaded (529).
@@ -105,7 +106,7 @@ def check_answer(scope: dict[str, Any], sent: list[dict[str, Any]]) -> None:
     if fields.get(b"content-type", b"").startswith(b"text/event-stream"):
         assert status == 200
         assert client is not None, "a stream off the chat paths"
-        (check_openai_stream if client == "openai" else check_anthropic_stream)(body)
+        STREAM_CHECKS[client](body)
         return
     if scope["path"] == "/metrics" and status == 200:
         return  # the Prometheus text format
@@ -122,6 +123,10 @@ def check_answer(scope: dict[str, Any], sent: list[dict[str, Any]]) -> None:
     elif client == "anthropic":
         assert answer["type"] == "message", answer
         assert isinstance(answer["content"], list)
+    elif client == "responses":
+        assert answer["object"] == "response", answer
+        assert answer["status"] in ("completed", "incomplete"), answer
+        assert isinstance(answer["output"], list)
 
 
 def check_error(client: str, answer: Any) -> None:
@@ -167,3 +172,34 @@ def check_anthropic_stream(body: bytes) -> None:
     assert names, "an empty stream"
     assert names[-1] in ("message_stop", "error"), names
     assert names[0] == "message_start" or names == ["error"], names
+
+
+#: The events that end a Responses stream: its completion, or a failure then ``error``.
+_RESPONSES_ENDS = ("response.completed", "response.incomplete", "error")
+
+
+def check_responses_stream(body: bytes) -> None:
+    """Named events whose data says the same type, numbered from 0: ``response.created``
+    first, then ``response.completed`` / ``.incomplete``, or ``response.failed`` and
+    ``error``, last."""
+    events = body.decode().split("\n\n")
+    assert events[-1] == "", "the stream does not end with a whole event"
+    names = []
+    for number, event in enumerate(events[:-1]):
+        name_line, data_line = event.split("\n")
+        name = name_line.removeprefix("event: ")
+        data = orjson.loads(data_line.removeprefix("data: "))
+        assert data["type"] == name, event
+        assert data["sequence_number"] == number, event
+        names.append(name)
+    assert names[:2] == ["response.created", "response.in_progress"], names
+    assert names[-1] in _RESPONSES_ENDS, names
+    if names[-1] == "error":
+        assert names[-2] == "response.failed", names
+
+
+STREAM_CHECKS = {
+    "openai": check_openai_stream,
+    "anthropic": check_anthropic_stream,
+    "responses": check_responses_stream,
+}

@@ -2,7 +2,7 @@
 
 :func:`chat_requests` are POSTs to a chat ingress that look like a client's (a host, a
 JSON type, most often a key), with a body that is most often a valid request in the
-path's own format, as it is or changed in one or two places, and sometimes the other
+path's own format (OpenAI chat, Anthropic Messages, OpenAI Responses), as it is or changed in one or two places, and sometimes the other
 format's, random JSON or random bytes. :func:`any_requests` are any method on any path
 with any of those bodies and hostile headers (odd hosts, a web page's ``Origin``).
 """
@@ -133,6 +133,49 @@ def anthropic_requests(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
+def responses_requests(draw: st.DrawFn) -> dict[str, Any]:
+    text = draw(TEXT)
+    shape = draw(st.integers(0, 4))
+    items: Any = text
+    if shape == 1:
+        parts = [
+            {"type": "input_text", "text": text},
+            {"type": "input_image", "image_url": IMAGE, "detail": "low"},
+        ]
+        items = [{"role": "user", "content": parts}]
+    elif shape == 2:
+        items = [
+            {"role": "user", "content": text},
+            {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "42"},
+        ]
+    elif shape == 3:
+        items = [{"role": draw(ROLES), "content": text} for _ in range(draw(st.integers(1, 3)))]
+    elif shape == 4:
+        items = [{"type": draw(ODD_TEXT), "role": "user", "content": text}]
+    body: dict[str, Any] = {"model": draw(MODELS), "input": items}
+    if draw(st.booleans()):
+        body["stream"] = True
+    if draw(st.booleans()):
+        body["instructions"] = draw(st.sampled_from(["be brief", "", 3]))
+    if draw(st.booleans()):
+        body["max_output_tokens"] = draw(st.integers(-2, 2**40))
+    if draw(st.integers(0, 3)) == 0:
+        tool = {"type": "function", "name": draw(ODD_TEXT), "parameters": draw(SCHEMAS)}
+        body["tools"] = [tool, {"type": "web_search"}][: draw(st.integers(1, 2))]
+        body["tool_choice"] = draw(st.sampled_from(["auto", "none", "required", {"x": 1}]))
+    if draw(st.integers(0, 3)) == 0:
+        fmt = {"type": "json_schema", "name": "x", "schema": draw(SCHEMAS)}
+        body["text"] = {"format": draw(st.sampled_from([fmt, {"type": "json_object"}, {}]))}
+    if draw(st.integers(0, 5)) == 0:
+        body[draw(st.sampled_from(["previous_response_id", "store", "metadata"]))] = "x"
+    return body
+
+
+_OWN = {"openai": openai_requests, "anthropic": anthropic_requests, "responses": responses_requests}
+
+
+@st.composite
 def near_valid(draw: st.DrawFn, requests: st.SearchStrategy[dict[str, Any]]) -> Any:
     """A valid request, as it is or changed in one or two places."""
     body: Any = draw(requests)
@@ -251,9 +294,8 @@ Request = tuple[dict[str, Any], list[bytes]]
 def chat_requests(draw: st.DrawFn) -> Request:
     """A POST to a chat ingress, most often in its own format, near valid."""
     path = draw(st.sampled_from(list(INGRESS)))
-    own, other = openai_requests(), anthropic_requests()
-    if INGRESS[path] == "anthropic":
-        own, other = other, own
+    own = _OWN[INGRESS[path]]()
+    other = anthropic_requests() if INGRESS[path] != "anthropic" else openai_requests()
     body = orjson.dumps(draw(near_valid(own))) if draw(st.integers(0, 5)) else b""
     if not body:
         body = orjson.dumps(draw(near_valid(other))) if draw(st.booleans()) else draw(ODD_BODIES)
@@ -272,6 +314,7 @@ def any_requests(draw: st.DrawFn) -> Request:
         ODD_BODIES
         | near_valid(openai_requests()).map(orjson.dumps)
         | near_valid(anthropic_requests()).map(orjson.dumps)
+        | near_valid(responses_requests()).map(orjson.dumps)
     )
     hs = draw(headers(hostile=True))
     if draw(st.booleans()):
