@@ -2,7 +2,7 @@
 answer that dies after 40 words, goes silent after 20, or turns malformed at its 10th
 event, each resumed by the route's fallback (one that takes a prefill, one that refuses
 it, one that does not continue it). The client's text is the canonical answer exactly,
-on the OpenAI and on the Anthropic ingress."""
+on the OpenAI, the Anthropic and the Responses ingress."""
 
 from __future__ import annotations
 
@@ -96,3 +96,26 @@ async def test_the_anthropic_ingress_gets_the_whole_answer(
         message = await stream.get_final_message()
     assert [b.text for b in message.content if b.type == "text"] == [STORY]
     assert message.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize("fallback", FALLBACKS)
+@pytest.mark.parametrize("cut", CUTS)
+async def test_the_responses_ingress_gets_the_whole_answer(
+    start_router: RouterFactory,
+    fake_openai: FakeOpenAI,
+    fake_anthropic: FakeAnthropic,
+    cut: str,
+    fallback: str,
+) -> None:
+    toml = config(fake_openai.url, fake_anthropic.url, cut, fallback)
+    async with (
+        start_router(toml) as url,
+        openai_client(url) as client,
+        client.responses.stream(model="r", input="tell me") as stream,
+    ):
+        deltas = [e.delta async for e in stream if e.type == "response.output_text.delta"]
+        response = await stream.get_final_response()
+    assert "".join(deltas) == STORY
+    assert response.output_text == STORY
+    assert response.status == "completed"
+    assert [item.type for item in response.output] == ["message"]
