@@ -67,6 +67,10 @@ api_key = "env:ANTHROPIC_TEST_KEY"
 
 [routes.chat]
 fallback = ["oa:gpt-4o"]
+
+[routes.cached]
+fallback = ["oa:gpt-4o"]
+cache = {{ ttl = "10m" }}
 """
 
 
@@ -275,6 +279,24 @@ async def test_max_tokens_make_an_incomplete_response(
     assert events[-1].type == "response.incomplete"
     assert events[-1].response.incomplete_details is not None
     assert events[-1].response.incomplete_details.reason == "max_output_tokens"
+
+
+async def test_cached_answers_are_replayed_as_responses(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, toml: str
+) -> None:
+    async with start_router(toml) as url, openai_client(url) as client:
+        first = await client.responses.create(model="cached", input="hi", metadata={"n": "1"})
+        raw = await client.responses.with_raw_response.create(
+            model="cached", input="hi", metadata={"n": "2"}
+        )
+        again = raw.parse()
+        async with client.responses.stream(model="cached", input="hi") as stream:
+            streamed = await stream.get_final_response()
+    assert raw.headers["x-router-cache"] == "hit"
+    assert len(fake_openai.received) == 1
+    assert first.output_text == again.output_text == streamed.output_text == "echo: hi"
+    assert again.metadata == {"n": "2"}  # the settings are this request's own
+    assert len({first.id, again.id, streamed.id}) == 3
 
 
 def error_body(error: openai.APIStatusError) -> dict[str, Any]:
