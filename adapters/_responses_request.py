@@ -46,6 +46,9 @@ _STATEFUL = {
 _PASSED = ("user", "safety_identifier", "prompt_cache_key", "service_tier")
 #: Fields taken whatever their value, since they change nothing in the answer.
 _HARMLESS = frozenset({"model", "store", "stream", "stream_options"})
+#: ``include`` values served: chat targets give no reasoning items, so their encrypted
+#: content is trivially all there (stateless clients ask for it on every request).
+_INCLUDABLE = ("reasoning.encrypted_content",)
 _TOOL_CHOICES = frozenset({"none", "auto", "required"})
 _EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh"})
 _SUMMARIES = frozenset({"auto", "concise", "detailed"})
@@ -147,9 +150,12 @@ def _refuse_unserved(fields: Mapping[str, Any]) -> None:
             "'truncation' must be 'disabled': no target drops input items to fit",
             param="truncation",
         )
-    if fields.get("include", []) != []:
+    include = fields.get("include", [])
+    if not isinstance(include, list) or any(i not in _INCLUDABLE for i in include):
         raise UnsupportedParameter(
-            "'include' is not supported: no extra output data is available", param="include"
+            "'include' may hold only 'reasoning.encrypted_content': no other extra output "
+            "data is available",
+            param="include",
         )
     known = {*_HARMLESS, *_PASSED, "truncation", "include"} | _SERVED
     for name in fields:

@@ -192,7 +192,9 @@ def test_function_calls_join_their_turn_and_outputs_become_tool_messages() -> No
         ({"frobnicate": 1}, "frobnicate"),
         ({"top_logprobs": 2}, "top_logprobs"),
         ({"max_tool_calls": 3}, "max_tool_calls"),
-        ({"include": ["reasoning.encrypted_content"]}, "include"),
+        ({"include": ["message.output_text.logprobs"]}, "include"),
+        ({"include": "reasoning.encrypted_content"}, "include"),
+        ({"include": [["x"]]}, "include"),
         ({"truncation": "auto"}, "truncation"),
         ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
         ({"tools": [WEATHER, {"type": "file_search"}]}, "tools[1].type"),
@@ -236,6 +238,7 @@ def test_what_is_not_served_is_refused_by_name(fields: dict[str, Any], param: st
 def test_stateless_settings_are_accepted() -> None:
     assert decode(background=False, store=False, truncation="disabled", include=[]) == decode()
     assert decode(store=True, stream_options={"include_obfuscation": False}) == decode()
+    assert decode(include=["reasoning.encrypted_content"]) == decode()  # none to give
 
 
 @pytest.mark.parametrize(

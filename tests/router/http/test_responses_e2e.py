@@ -155,7 +155,7 @@ async def test_function_call_round_trip(
         assert call.arguments.replace(" ", "") == '{"city":"Paris"}'
         assert first.status == "completed"
         assert first.tools[0].type == "function"
-        replayed: Any = [item.model_dump(exclude_none=True) for item in first.output]
+        replayed: Any = first.output  # as the SDK docs show: output items go back as they are
         answer: ResponseInputParam = [
             *question,
             *replayed,
