@@ -17,6 +17,7 @@ from ..traffic._controls import Controls
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
 from ._chat import Chat
+from ._count_tokens import count_tokens
 from ._framing import (
     FORBIDDEN,
     MethodNotAllowed,
@@ -117,6 +118,11 @@ class App:
                 await refuse(send, codec, MethodNotAllowed(f"{path} takes POST"))
                 return
             await self._chat.serve(scope, receive, send, codec, self.runtime)
+        elif path == "/v1/messages/count_tokens":
+            if method != "POST":
+                await refuse(send, ANTHROPIC, MethodNotAllowed(f"{path} takes POST"))
+                return
+            await count_tokens(scope, receive, send, self.runtime)
         elif path == "/admin/reload":
             await self._admin_reload(scope, method, send)
         elif method != "GET":

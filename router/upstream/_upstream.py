@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
@@ -23,6 +23,8 @@ from adapters import (
     GatewayError,
     SerializationError,
     StreamError,
+    TokenCounter,
+    UnsupportedCapability,
     UpstreamRequest,
 )
 
@@ -256,6 +258,22 @@ class HTTPUpstream:
                     yield iterator
         except GatewayError as exc:  # the transport's text may quote a header
             raise self._scrubbed(exc) from None
+
+    async def count_tokens(self, body: Mapping[str, Any], model: str) -> int:
+        """The provider's own count of a request's input tokens (the client's body in
+        the provider's format). Raises GatewayError; Unsupported when it cannot count."""
+        adapter = self.adapter
+        if not isinstance(adapter, TokenCounter):
+            raise UnsupportedCapability(f"provider {self.name} ({self.kind}) does not count tokens")
+        request = adapter.sign(adapter.count_tokens_request(body, model), datetime.now(UTC))
+        try:
+            async with self.transport.request(request) as response:
+                answer = await self._read(response)
+        except GatewayError as exc:
+            raise self._scrubbed(exc) from None
+        if not 200 <= response.status < 300:
+            raise self._failure(response, answer)
+        return adapter.parse_token_count(answer)
 
     async def probe(self) -> None:
         # Off the data path: httpx2, not the lean pool.
