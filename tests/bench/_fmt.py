@@ -46,3 +46,10 @@ def target_rows(targets: list[Target]) -> str:
     """A Markdown table of targets."""
     rows = "\n".join(f"| {t.name} | {t.goal} | {t.measured} | {verdict(t.ok)} |" for t in targets)
     return f"| target | goal | measured | result |\n| --- | --- | --- | --- |\n{rows}\n"
+
+
+def fmt_statuses(statuses: dict[str, int] | None) -> str:
+    """Non-200 answers by status, e.g. ``502 x 218, 503 x 3``; ``-`` for none."""
+    if not statuses:
+        return "-"
+    return ", ".join(f"{code} x {n:,}" for code, n in sorted(statuses.items()))

@@ -24,6 +24,23 @@ __all__ = ["extract_notes", "failures", "render", "summary", "summary_line", "ta
 NOTES_HEADING = "## Notes"
 #: What ``run.py`` measures when ``--only`` is not given (keep in step with it).
 DEFAULT_GROUPS = ("base", "tls", "h2", "held", "overload", "cold")
+GROUPS_TEXT = (
+    "- Scenario groups (`--only`, comma-separated; all but `soak` by default, `all` for "
+    "every one): `base` (the ceiling and the plain-HTTP tables), `tls` and `h2` "
+    "(non-stream c=16 and c=256, streams c=64 against the fast upstream over HTTPS and "
+    "over HTTP/2), `held` (the slow streams held by 256, 1,000, 2,000 and 5,000 clients "
+    "at once, a fresh router with `[server] backlog = 4096` for each, 10 s each with the "
+    "connection burst counted: streams/s, connection errors, incomplete streams, 503s, "
+    "first byte p50/p99/max, router CPU and RSS, and the share of clients given their "
+    "first byte or a 503 within 100 ms), `overload` (non-stream at c=1,024 with "
+    "`[server] max_in_flight = 256` and a 2 s client timeout, clients asking again at "
+    "once after a 503: req/s, 503 share, p99 of answers and of 503s), `cold` (a freshly "
+    "started router, 500 new clients at once against the TLS upstream and then plain "
+    "HTTP, `GET /healthz` every 10 ms meanwhile from another process: failures, total "
+    "time, p50/p99, probe p99/max) and `soak` (`--soak-duration`, 600 s by default: "
+    "c=64, half streams, the router's RSS and descriptors every 10 s; RSS at start, "
+    "after warm-up and at the end, its slope per million requests, the descriptor range)."
+)
 NOTES_PLACEHOLDER = (
     "_Hand-written history (what changed, what the numbers meant). The report writer keeps "
     "everything from this heading to the end of the file._\n"
@@ -215,6 +232,7 @@ def _method(run: Run) -> str:
         "- Router RSS: VmRSS from `/proc/PID/status` sampled every 20 ms during each run "
         "(peak shown), and VmHWM at the end; router CPU: its user + system time over the "
         "run's wall time (1.0 = its core busy). Start: spawn to first 200 on `/healthz`.",
+        GROUPS_TEXT + f" This run: {', '.join(run.groups) or 'base'}.",
     ]
     if cpu_peak is not None:
         warn = (

@@ -36,6 +36,7 @@ class Samples:
     timeouts: int = 0  # no whole answer within the client timeout
     incomplete: int = 0  # a 200 stream that ended without its ``data: [DONE]``
     other_status: int = 0  # any status but 200 and 503
+    statuses: dict[str, int] = field(default_factory=dict)  # every non-200 answer, by status
     cut: int = 0  # open when the run ended
     cpu_s: float = 0.0  # the load processes' CPU time
     wall_s: float = 0.0  # the longest load process's wall time
@@ -62,6 +63,8 @@ def merge(parts: list[Samples]) -> Samples:
         out.told += p.told
         for name in ("untold", *FAILURES, "cut"):
             setattr(out, name, getattr(out, name) + getattr(p, name))
+        for status, n in p.statuses.items():
+            out.statuses[status] = out.statuses.get(status, 0) + n
         out.cpu_s += p.cpu_s
         out.wall_s = max(out.wall_s, p.wall_s)
         out.elapsed_s = max(out.elapsed_s, p.elapsed_s)
@@ -109,6 +112,7 @@ def summarise(s: Samples, connections: int, duration: float) -> dict[str, Any]:
         "p50_503_ms": percentile_ms(s.refused, 0.50),
         "p99_503_ms": percentile_ms(s.refused, 0.99),
         **failures,
+        "statuses": dict(sorted(s.statuses.items())),
         "attempts": attempts,
         "cut": s.cut,
         "told_100ms": told_share(s),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from _fmt import Target, fmt_mb, fmt_ms, fmt_rate, fmt_share, target_rows
+from _fmt import Target, fmt_mb, fmt_ms, fmt_rate, fmt_share, fmt_statuses, target_rows
 from _soak import trend
 
 if TYPE_CHECKING:
@@ -134,6 +134,7 @@ def held_section(run: Run) -> str:
         "conn errors: connect / reset / timeout",
         "incomplete",
         "503",
+        "other statuses",
         "open at end",
         "first byte p50 / p99 / max ms",
         "told ≤ 100 ms",
@@ -156,6 +157,7 @@ def held_section(run: Run) -> str:
                     f"{r['connect_errors']} / {r['read_errors']} / {r['timeouts']}",
                     str(r["incomplete"]),
                     str(r["status_503"]),
+                    fmt_statuses({k: n for k, n in r["statuses"].items() if k != "503"}),
                     str(r["cut"]),
                     f"{fmt_ms(r['ttfb_p50_ms'])} / {fmt_ms(r['ttfb_p99_ms'])} / "
                     f"{fmt_ms(r['ttfb_max_ms'])}",
@@ -201,7 +203,10 @@ def overload_section(run: Run) -> str:
         if sat
         else "The fast non-stream rows were not measured in this run.\n\n"
     )
-    head = "| answered 200 /s | 503 share | 200 p50 / p99 ms | 503 p50 / p99 ms | timeouts | conn errors | router CPU | router peak RSS MB |"
+    head = (
+        "| answered 200 /s | 503 share | 200 p50 / p99 ms | 503 p50 / p99 ms | timeouts "
+        "| conn errors | other statuses | router CPU | router peak RSS MB |"
+    )
     r = m.result
     if r is None:
         return text + f"**Failed**: {m.error}\n"
@@ -213,6 +218,7 @@ def overload_section(run: Run) -> str:
         f"{fmt_ms(r['p50_503_ms'])} / {fmt_ms(r['p99_503_ms'])}",
         str(r["timeouts"]),
         str(r["connect_errors"] + r["read_errors"]),
+        fmt_statuses({k: n for k, n in r["statuses"].items() if k != "503"}),
         fmt_share(r["router_cpu"]),
         fmt_mb(r["rss_peak_mb"]),
     ]
@@ -263,7 +269,7 @@ def cold_section(run: Run) -> str:
         "each on a new connection with one non-stream request (30 s timeout); meanwhile "
         "`GET /healthz` on a new connection every 10 ms from a separate process. The TLS "
         "row opens every upstream connection with a TLS handshake inside the burst.\n\n"
-        "| upstream | failed (connect / reset / timeout / status) | total s | p50 / p99 ms "
+        "| upstream | failed (connect / reset / timeout / statuses) | total s | p50 / p99 ms "
         "| probes | /healthz p99 / max ms | router peak RSS MB |\n"
         "| --- | --- | --- | --- | --- | --- | --- |\n"
         + "\n".join(rows) + "\n\n" + target_rows(cold_targets(run))
@@ -276,7 +282,9 @@ def _cold_row(m: Measured) -> str:
         return f"| {m.label} | **failed**: {m.error} | - | - | - | - | - |"
     p = m.extra.get("probes") or {}
     kinds = f"{r['connect_errors']} / {r['read_errors']} / {r['timeouts']} / "
-    kinds += str(r["other_status"] + r["status_503"] + r["incomplete"])
+    kinds += fmt_statuses(r.get("statuses"))
+    if r["incomplete"]:
+        kinds += f", {r['incomplete']} incomplete"
     return (
         f"| {m.label} | {r['errors']} ({kinds}) | {r['elapsed_s']:.2f} | "
         f"{fmt_ms(r['p50_ms'])} / {fmt_ms(r['p99_ms'])} | {p.get('attempts', '-')} | "

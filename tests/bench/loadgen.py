@@ -262,6 +262,9 @@ class Client(asyncio.Protocol):
             self.timer = None
         load = self.load
         pause = 0.0
+        if parser.status != 200 and load.counts(now):
+            key = str(parser.status)
+            load.samples.statuses[key] = load.samples.statuses.get(key, 0) + 1
         if parser.status == 200 and self.stream and not parser.ended_with_done():
             load.failure("incomplete", self.start, now, told=True)
         elif parser.status == 200:
