@@ -177,7 +177,7 @@ class Load:
         """An attempt ends at ``t``."""
         self.last_end = max(self.last_end, t)
 
-    def failure(self, kind: str, start: float, now: float, told: bool) -> None:
+    def failure(self, kind: str, now: float, told: bool) -> None:
         """An attempt failed (``kind`` is a field of :class:`Samples`)."""
         self.ended(now)
         if self.counts(now):
@@ -266,7 +266,7 @@ class Client(asyncio.Protocol):
             key = str(parser.status)
             load.samples.statuses[key] = load.samples.statuses.get(key, 0) + 1
         if parser.status == 200 and self.stream and not parser.ended_with_done():
-            load.failure("incomplete", self.start, now, told=True)
+            load.failure("incomplete", now, told=True)
         elif parser.status == 200:
             load.ended(now)
             if load.counts(now):
@@ -277,7 +277,7 @@ class Client(asyncio.Protocol):
                 load.samples.refused.append(now - self.start)
             pause = min(parser.retry_after, load.retry_cap)
         else:
-            load.failure("other_status", self.start, now, told=True)
+            load.failure("other_status", now, told=True)
         if parser.close or load.once or now >= load.end:
             self.pause = pause
             self.stop()
@@ -291,7 +291,7 @@ class Client(asyncio.Protocol):
         self.timer = None
         if self.parser is not None:
             self.parser = None
-            self.load.failure("timeouts", self.start, time.perf_counter(), self.told)
+            self.load.failure("timeouts", time.perf_counter(), self.told)
         self.stop(abort=True)
 
     def cut(self) -> None:
@@ -320,7 +320,7 @@ class Client(asyncio.Protocol):
             self.timer = None
         if self.parser is not None:
             self.parser = None
-            self.load.failure("read_errors", self.start, time.perf_counter(), self.told)
+            self.load.failure("read_errors", time.perf_counter(), self.told)
         self.stopping = True
         if not self.closed.done():
             self.closed.set_result(None)
@@ -361,7 +361,7 @@ async def client_loop(load: Load) -> None:
                 else:
                     load.cut(started, time.perf_counter(), told=False)  # still connecting
                 return
-            load.failure("connect_errors", started, time.perf_counter(), told=False)
+            load.failure("connect_errors", time.perf_counter(), told=False)
             if load.once:
                 return
             await asyncio.sleep(0.05)

@@ -215,7 +215,7 @@ def execute(args: argparse.Namespace, tmp: Path) -> Run:
         for up in (FAST, SLOW):
             bench_upstream(up, [sc for sc in todo if sc.upstream == up], ctx, run)
     for name, up in (("tls", FAST_TLS), ("h2", FAST_H2)):
-        if name in groups:
+        if name in groups and not (args.direct_only and up.proto == "h2"):  # no direct h2 load
             bench_upstream(up, proto_scenarios(up, args.quick), ctx, run)
     if args.direct_only:
         return run  # the groups below measure the router only
