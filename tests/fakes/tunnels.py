@@ -107,7 +107,8 @@ class TLSFront:
         peer = stream.getpeercert()
         subject = None
         if peer:
-            subject = next(v for rdn in peer["subject"] for k, v in rdn if k == "commonName")
+            names = [v for rdn in peer["subject"] for k, v in rdn if k == "commonName"]
+            subject = names[0] if names else ""
         self.accepted.append(Accepted(stream.session_reused, stream.version(), subject))
         self.selected_alpn.append(stream.selected_alpn_protocol())
         await _pipe_to(stream, self.target_port, b"")
