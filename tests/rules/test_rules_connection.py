@@ -13,9 +13,11 @@ from rules import (
     ProxyURL,
     SecretRef,
     TLSConfig,
+    compile_routes,
     connection_warnings,
     load_config,
     parse_config,
+    render_tree,
 )
 
 if TYPE_CHECKING:
@@ -151,3 +153,22 @@ def test_warnings_for_risky_connections() -> None:
     ]
     safe = parse_config(config('proxy = "env:EGRESS_PROXY_URL"'), kinds=KINDS)
     assert connection_warnings(safe.providers) == []
+
+
+def test_check_shows_how_a_provider_is_reached() -> None:
+    loaded = parse_config(
+        config(
+            'tls = { ca_file = "/etc/ca.pem", cert_file = "/etc/c.pem", key_file = "env:K" }\n'
+            'proxy = "http://user:secret-pw@proxy.internal:3128"'
+        ),
+        kinds=KINDS,
+    )
+    first = render_tree(compile_routes(loaded)).splitlines()[0]
+    assert first == (
+        "providers: up (openai, https://api.test/v1, trusting /etc/ca.pem, client certificate"
+        " /etc/c.pem, proxy http://proxy.internal:3128)"
+    )
+    unverified = parse_config(config('tls = { verify = false }\nproxy = "env"'), kinds=KINDS)
+    assert render_tree(compile_routes(unverified)).splitlines()[0] == (
+        "providers: up (openai, https://api.test/v1, certificate NOT verified, proxy env)"
+    )
