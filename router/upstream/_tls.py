@@ -38,7 +38,9 @@ import weakref
 from typing import TYPE_CHECKING
 
 import trio
+from trio.lowlevel import RunVar
 
+from adapters import NetworkError
 from rules import ConfigError, HTTPProvider, SecretRef, TLSConfig
 
 if TYPE_CHECKING:
@@ -62,8 +64,18 @@ log = logging.getLogger("llm_router")
 ALPN = tuple[str, ...] | None
 
 # Contexts are built in threads of their own: a slow disk must not hold up the
-# default limiter, which reads the config file.
-_BUILDERS = trio.CapacityLimiter(2)
+# default limiter, which reads the config file. One per trio run: a token is given
+# back through the run that lent it.
+_BUILDERS: RunVar[trio.CapacityLimiter] = RunVar("tls_builders")
+
+
+def _builders() -> trio.CapacityLimiter:
+    try:
+        return _BUILDERS.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(2)
+        _BUILDERS.set(limiter)
+        return limiter
 
 
 class ClientTLS:
@@ -99,11 +111,19 @@ class ClientTLS:
             return context
 
     async def context(self, alpn: ALPN = None) -> ssl.SSLContext:
-        """The context for ``alpn``; one not built yet is built in a worker thread."""
+        """The context for ``alpn``; one not built yet is built in a worker thread.
+
+        Raises:
+            NetworkError: it cannot be built (a certificate file gone since the
+                provider was built): the connection fails, as one that cannot connect.
+        """
         context = self._contexts.get(alpn)
         if context is not None:
             return context
-        return await trio.to_thread.run_sync(self.context_now, alpn, limiter=_BUILDERS)
+        try:
+            return await trio.to_thread.run_sync(self.context_now, alpn, limiter=_builders())
+        except ConfigError as exc:
+            raise NetworkError(f"cannot set up TLS: {exc}") from None
 
 
 def _with_alpn(context: ssl.SSLContext, alpn: ALPN) -> ssl.SSLContext:
@@ -334,7 +354,7 @@ def prepare_tls_now(config: Config, secrets: Mapping[SecretRef, str]) -> dict[st
 
 async def prepare_tls(config: Config, secrets: Mapping[SecretRef, str]) -> dict[str, ClientTLS]:
     """:func:`prepare_tls_now` in a worker thread."""
-    return await trio.to_thread.run_sync(prepare_tls_now, config, secrets, limiter=_BUILDERS)
+    return await trio.to_thread.run_sync(prepare_tls_now, config, secrets, limiter=_builders())
 
 
 def transport_alpn(provider: HTTPProvider) -> ALPN:

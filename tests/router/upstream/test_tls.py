@@ -14,7 +14,7 @@ import pytest
 import trio
 import trustme
 
-from adapters import provider_kinds
+from adapters import NetworkError, provider_kinds
 from router.upstream._tls import (
     HTTPX_H1,
     SYSTEM,
@@ -261,3 +261,15 @@ def test_prepare_tls_reports_every_provider_at_once(tmp_path: Path) -> None:
         "providers.a.tls.ca_file",
         "providers.b.tls.cert_file",
     ]
+
+
+async def test_a_context_that_cannot_be_built_later_fails_the_connection(tmp_path: Path) -> None:
+    """A context for another ALPN list is built on first use; its certificate file may
+    have gone since: the connection fails as one that cannot connect, naming why."""
+    ca, _ = write_ca(tmp_path)
+    cert, key, _ = client_cert(tmp_path, ca)
+    settings = TLSConfig(cert_file=str(cert), key_file=SecretRef("file", str(key)))
+    tls = client_tls("up", settings)
+    cert.unlink()
+    with pytest.raises(NetworkError, match=r"cannot set up TLS: providers\.up\.tls\.cert_file"):
+        await tls.context(HTTPX_H1)
