@@ -161,11 +161,16 @@ async def open_tunnel(stream: trio.abc.Stream, proxy: ProxyURL, host: str, port:
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                conn.receive_data(bytes(await stream.receive_some(_READ_SIZE)))
+                data = await stream.receive_some(_READ_SIZE)
+                if not data:
+                    raise NetworkError(
+                        f"proxy {proxy} closed the connection before answering CONNECT"
+                    )
+                conn.receive_data(bytes(data))
             elif isinstance(event, h11.Response):
                 break
             elif not isinstance(event, h11.InformationalResponse):
-                raise NetworkError(f"proxy {proxy} closed the connection before answering CONNECT")
+                raise NetworkError(f"proxy {proxy} did not answer CONNECT in HTTP")
     except h11.RemoteProtocolError:
         raise NetworkError(f"proxy {proxy} did not answer CONNECT in HTTP") from None
     if not 200 <= event.status_code < 300:

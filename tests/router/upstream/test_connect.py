@@ -81,6 +81,27 @@ async def test_new_connections_resume_the_last_session(version: ssl.TLSVersion) 
     assert {a.version for a in front.accepted} == {version.name.replace("v1_", "v1.")}
 
 
+async def test_tls12_without_tickets_resumes_by_session_id() -> None:
+    """A server that issues no tickets keeps sessions by id (TLS 1.2 only). The pool
+    closes a connection without a close_notify, which OpenSSL takes for a fatal error
+    that drops the session from the server's cache, unless told to ignore it, as
+    nginx does (SSL_OP_IGNORE_UNEXPECTED_EOF)."""
+    ca = trustme.CA()
+
+    def front_of(port: int) -> TLSFront:
+        front = TLSFront(ca, port, maximum_version=ssl.TLSVersion.TLSv1_2)
+        front.context.options |= ssl.OP_NO_TICKET | ssl.OP_IGNORE_UNEXPECTED_EOF
+        return front
+
+    async with tls_upstream(front_of) as (url, front):
+        pool = H11Pool(ssl_context=trusting(ca))
+        for _ in range(3):
+            async with pool.request(post(url)) as response:
+                await response.aread()
+        await pool.aclose()
+    assert front.resumed == [False, True, True]
+
+
 async def test_sessions_are_kept_per_origin() -> None:
     ca = trustme.CA()
     pool = H11Pool(ssl_context=trusting(ca))

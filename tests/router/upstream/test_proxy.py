@@ -23,6 +23,8 @@ from tests.fakes.tunnels import ConnectProxy, ForwardProxy, TLSFront, serving, s
 from tests.router.upstream.test_pool import Server, ok
 
 if TYPE_CHECKING:
+    import trio
+
     from router import Transport
 
 BASIC = "Basic " + base64.b64encode(b"user:p@ss").decode()
@@ -252,3 +254,24 @@ def test_an_unset_secret_names_the_setting() -> None:
 )
 def test_no_proxy_entries(host: str, port: int, no_proxy: tuple[str, ...], direct: bool) -> None:
     assert bypassed(host, port, no_proxy) is direct
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (b"", "closed the connection before answering CONNECT"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "did not answer CONNECT in HTTP"),
+        (b"HTTP/1.1 200 OK\r\n\r\nearly", "sent bytes of its own into the tunnel"),
+    ],
+)
+async def test_a_proxy_that_does_not_tunnel_properly(answer: bytes, message: str) -> None:
+    async def handle(stream: trio.SocketStream) -> None:
+        await stream.receive_some(65536)  # the CONNECT
+        await stream.send_all(answer)
+        await stream.aclose()
+
+    async with serving(handle) as proxy_port:
+        pool = H11Pool(proxy=via(proxy_port))
+        with pytest.raises(NetworkError, match=message):
+            async with pool.request(post("https://upstream.test:443")):
+                pass
