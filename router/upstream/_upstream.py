@@ -122,6 +122,7 @@ class HTTPUpstream:
         capabilities: CapabilityOverrides | None = None,
         images: ImageFetcher | None = None,
         max_response: int = MAX_RESPONSE,
+        side_transport: HttpxTransport | None = None,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -132,7 +133,9 @@ class HTTPUpstream:
         #: Fetches clients' image URLs for an adapter that needs bytes (None: refused).
         self._images = images
         self._max_response = max_response
-        self._side_transport: HttpxTransport | None = None
+        #: httpx2 for health probes, with the provider's TLS and proxy (made lazily
+        #: when not given).
+        self._side_transport = side_transport
         #: Given each answer's headers (rate-limit windows read them).
         self.on_headers: Callable[[Sequence[tuple[str, str]]], None] | None = None
 
