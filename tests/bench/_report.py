@@ -219,8 +219,8 @@ def _method(run: Run) -> str:
         "at that upstream. Added p50 = router p50 - direct p50 at the same concurrency.",
         "- TLS rows: the same upstream serving HTTPS (`--tls`, a throwaway CA made with "
         "`trustme` per run); the router's provider has `base_url = "
-        '"https://localhost:PORT/v1"` and trusts the CA through `SSL_CERT_FILE`, which '
-        "OpenSSL's default verify paths read. HTTP/2 rows: `tests/bench/upstream_h2.py` "
+        '"https://localhost:PORT/v1"` and trusts the CA through `tls = { ca_file = ... }`. '
+        "HTTP/2 rows: `tests/bench/upstream_h2.py` "
         "(the `h2` library on asyncio, TLS with ALPN h2, 100 concurrent streams per "
         "connection, the same answers) and `pool = { http2 = true }`; measured through the "
         "router only.",

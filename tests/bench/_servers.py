@@ -87,14 +87,19 @@ def start_upstream(up: Upstream, ctx: Context) -> tuple[subprocess.Popen[bytes],
         raise
 
 
-def router_config(up: Upstream, upstream_port: int, server: str = "") -> str:
+def router_config(
+    up: Upstream, upstream_port: int, server: str = "", ca_file: Path | None = None
+) -> str:
     """The router's config: one OpenAI-compatible provider on the fake upstream.
 
     ``server`` holds extra ``[server]`` lines (``backlog = 4096``, ``max_in_flight``).
-    A TLS upstream is named ``localhost``, as its certificate is.
+    A TLS upstream is named ``localhost``, as its certificate is, and trusted through the
+    provider's ``tls.ca_file`` (the run's throwaway CA).
     """
     base = f"https://localhost:{upstream_port}" if up.tls else f"http://127.0.0.1:{upstream_port}"
     pool = "pool = { http2 = true }\n" if up.proto == "h2" else ""
+    if up.tls and ca_file is not None:
+        pool += f'tls = {{ ca_file = "{ca_file}" }}\n'
     return CONFIG.format(server=server + "\n" if server else "", base=base, pool=pool)
 
 
@@ -108,15 +113,12 @@ def start_router(
     """
     tag = f"{up.name}-{next(_serial)}"
     config = ctx.tmp / f"router-{tag}.toml"
-    config.write_text(router_config(up, upstream_port, server))
+    ca_file = ctx.certs.ca if ctx.certs is not None else None
+    config.write_text(router_config(up, upstream_port, server, ca_file))
     port = free_port()
     cmd = [ctx.python, "-m", "router", "serve", "--config", str(config)]
     cmd += ["--listen", f"127.0.0.1:{port}"]
     env = {**os.environ, "BENCH_KEY": "sk-bench"}
-    if ctx.certs is not None:
-        # OpenSSL's default verify paths, which the router's TLS context loads, include
-        # the file named by SSL_CERT_FILE: that is how it trusts the throwaway CA here.
-        env["SSL_CERT_FILE"] = str(ctx.certs.ca)
     log_path = ctx.tmp / f"router-{tag}.log"
     log = log_path.open("wb")
     started = time.perf_counter()
