@@ -43,8 +43,11 @@ def serve(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Throughput and latency, direct vs through the router; writes docs/benchmarks.md."""
-    session.install("-e", ".")
+    """Throughput and latency, direct vs through the router (plain HTTP, TLS and HTTP/2
+    upstreams), held streams up to 5,000 clients, overload, cold start; writes
+    docs/benchmarks.md (about 7 minutes). `-- --quick` for fewer, shorter points;
+    `-- --only held,cold` for some groups; `-- --only soak` for the 10-minute soak."""
+    session.install("-e", ".", "trustme>=1.1")  # trustme: the TLS rows' throwaway CA
     session.run("python", "tests/bench/run.py", *session.posargs)
 
 

@@ -10,6 +10,7 @@ from ._base import AdapterBase as AdapterBase
 from ._base import Capabilities as Capabilities
 from ._base import HTTPAdapter as HTTPAdapter
 from ._base import StreamDecoder as StreamDecoder
+from ._base import TokenCounter as TokenCounter
 from ._base import error_for_status as error_for_status
 from ._base import header as header
 from ._base import retry_after as retry_after

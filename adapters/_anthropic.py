@@ -32,6 +32,7 @@ from ._errors import (
     GatewayError,
     InvalidRequest,
     Overloaded,
+    SerializationError,
     StreamError,
     Timeout,
 )
@@ -87,6 +88,7 @@ class AnthropicAdapter(AdapterBase):
         self.max_tokens = max_tokens
         root = base_url.rstrip("/")
         self.url = root + "/v1/messages"
+        self._count_url = root + "/v1/messages/count_tokens"
         self._models_url = root + "/v1/models"
         merged = {
             "content-type": "application/json",
@@ -126,6 +128,20 @@ class AnthropicAdapter(AdapterBase):
 
     def stream_decoder(self) -> AnthropicStreamDecoder:
         return AnthropicStreamDecoder()
+
+    def count_tokens_request(self, body: Mapping[str, Any], model: str) -> UpstreamRequest:
+        """``POST {base_url}/v1/messages/count_tokens``: the client's body as it came
+        (the same format), only ``model`` replaced."""
+        return UpstreamRequest(
+            "POST", self._count_url, self._headers, orjson.dumps({**body, "model": model})
+        )
+
+    def parse_token_count(self, body: bytes) -> int:
+        raw = upstream_json(body)
+        count = raw.get("input_tokens") if isinstance(raw, dict) else None
+        if type(count) is not int or count < 0:
+            raise SerializationError("count_tokens answer without a valid 'input_tokens'")
+        return count
 
     def probe_request(self) -> UpstreamRequest:
         """``GET {base_url}/v1/models``: cheap, authenticated, costs no tokens."""

@@ -8,7 +8,7 @@ unified types or a :class:`GatewayError`. The transport layer does all the I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
 import attrs
@@ -42,6 +42,7 @@ __all__ = [
     "Headers",
     "HTTPAdapter",
     "StreamDecoder",
+    "TokenCounter",
     "error_for_status",
     "header",
     "path_segment",
@@ -99,6 +100,21 @@ class Capabilities:
     vision: bool = True
     tools: bool = True
     prefill: bool = True
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """An adapter whose provider counts a request's input tokens for free (Anthropic's
+    ``/v1/messages/count_tokens``)."""
+
+    def count_tokens_request(self, body: Mapping[str, Any], model: str) -> UpstreamRequest:
+        """The provider's count request for a client's body in the provider's own
+        format, ``model`` put in."""
+        ...
+
+    def parse_token_count(self, body: bytes) -> int:
+        """The count from a 2xx answer. Raises SerializationError."""
+        ...
 
 
 class HTTPAdapter(Protocol):

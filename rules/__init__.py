@@ -12,6 +12,7 @@ provides it (``adapters.provider_kinds()``), so this package never imports adapt
 """
 
 from ._compile import compile_routes, resume_max
+from ._connection import ProxySetting, ProxyURL, TLSConfig, connection_warnings
 from ._errors import ConfigError, FieldError
 from ._fields import Duration, at_least, fraction, positive
 from ._graph import (
@@ -96,6 +97,11 @@ __all__ = [
     "ProviderConfig",
     "ProviderKinds",
     "url_field",
+    # how a provider is reached
+    "TLSConfig",
+    "ProxyURL",
+    "ProxySetting",
+    "connection_warnings",
     # for the fields of a provider class (a plugin's too)
     "Duration",
     "FieldError",

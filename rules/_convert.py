@@ -16,10 +16,11 @@ from cattrs.errors import IterableValidationError, IterableValidationNote
 from cattrs.gen import make_dict_structure_fn, override
 from cattrs.preconf.tomlkit import make_converter
 
+from ._connection import ProxySetting, parse_proxy
 from ._errors import FieldError, describe
 from ._fields import Parse, is_field_local
 from ._providers import ProviderConfig, ProviderKinds
-from ._secrets import SecretRef
+from ._secrets import SecretRef, config_relative
 from ._units import parse_duration, parse_percentile, parse_size
 
 __all__ = ["structure"]
@@ -150,6 +151,17 @@ def _targets(value: object, _: object) -> object:
     )
 
 
+def _path(value: object, _: object) -> str:
+    text = _str(value, None)
+    if not text:
+        raise FieldError("must not be empty")
+    return config_relative(text)
+
+
+def _proxy(value: object, _: object) -> ProxySetting:
+    return parse_proxy(value)
+
+
 # typed Any: mypy wants a concrete class where cattrs takes any type form.
 _WEIGHTS: Any = Mapping[str, float]
 
@@ -159,6 +171,8 @@ _PARSERS: dict[Parse, Hook] = {
     Parse.AFTER: _after,
     Parse.LISTEN: _listen,
     Parse.TARGETS: _targets,
+    Parse.PATH: _path,
+    Parse.PROXY: _proxy,
 }
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "is_field_local",
     "field_local",
     "Duration",
+    "FilePath",
     "Listen",
     "Parse",
     "Size",
@@ -46,6 +47,8 @@ class Parse(enum.Enum):
     AFTER = "a duration or percentile"
     LISTEN = "listen addresses"
     TARGETS = "targets"
+    PATH = "a file path"
+    PROXY = "a proxy"
 
 
 #: Seconds; ``"250ms"`` / ``"5s"`` in TOML, or a number of seconds.
@@ -58,6 +61,9 @@ After = Annotated[float | Percentile, Parse.AFTER]
 Listen = Annotated[tuple[str, ...], Parse.LISTEN]
 #: A list of targets, or a table of target -> weight.
 Targets = Annotated[tuple[str, ...] | Mapping[str, float], Parse.TARGETS]
+#: A file's path; a relative one is relative to the config file's folder, as a
+#: ``file:`` secret's is.
+FilePath = Annotated[str, Parse.PATH]
 
 
 Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]

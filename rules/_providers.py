@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import attrs
 
+from ._connection import Proxy, TLSConfig
 from ._errors import FieldError
 from ._fields import Duration, at_least, field_local, positive
 
@@ -125,9 +126,14 @@ class HTTPProvider(ProviderConfig):
         pool: The provider's connection pool.
         capabilities: Overrides of what the provider's models can take.
         model_capabilities: The same, per model id, where a model differs.
+        tls: Whom to trust and which client certificate to show (None: the system's
+            trust store, no client certificate).
+        proxy: The HTTP proxy to go through (None: none); see ``_connection``.
     """
 
     headers: Mapping[str, str] = attrs.field(factory=dict)
     pool: PoolConfig = PoolConfig()
     capabilities: Capabilities = Capabilities()
     model_capabilities: Mapping[str, Capabilities] = attrs.field(factory=dict)
+    tls: TLSConfig | None = None
+    proxy: Proxy | None = None

@@ -4,6 +4,7 @@ warnings about timeouts that can never take effect.
 Secrets appear as their references (``env:OPENAI_API_KEY``); values are never read.
 """
 
+from ._connection import TLSConfig
 from ._graph import Balance, Fallback, Leaf, Node, RouteSettings, RouteTable, Split
 from ._providers import ProviderConfig
 from ._schema import FALLBACK_ON
@@ -37,6 +38,17 @@ def _describe_provider(provider: ProviderConfig) -> str:
     api_key = getattr(provider, "api_key", None)
     if isinstance(api_key, SecretRef):
         parts.append(f"api_key {api_key}")
+    tls = getattr(provider, "tls", None)
+    if isinstance(tls, TLSConfig):
+        if tls.ca_file:
+            parts.append(f"trusting {tls.ca_file}")
+        if tls.cert_file:
+            parts.append(f"client certificate {tls.cert_file}")
+        if not tls.verify:
+            parts.append("certificate NOT verified")
+    proxy = getattr(provider, "proxy", None)
+    if proxy is not None:
+        parts.append(f"proxy {proxy}")  # a URL prints without its password
     return ", ".join(parts)
 
 

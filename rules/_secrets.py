@@ -26,7 +26,14 @@ import attrs
 
 from ._errors import ConfigError, FieldError
 
-__all__ = ["MalformedSecret", "SecretRef", "SecretScheme", "find_secrets", "secrets_relative_to"]
+__all__ = [
+    "MalformedSecret",
+    "SecretRef",
+    "SecretScheme",
+    "config_relative",
+    "find_secrets",
+    "secrets_relative_to",
+]
 
 #: Where relative ``file:`` paths of the config being loaded point (its folder).
 _BASE: ContextVar[str | None] = ContextVar("secret_base", default=None)
@@ -40,6 +47,13 @@ def secrets_relative_to(folder: str) -> Iterator[None]:
         yield
     finally:
         _BASE.reset(token)
+
+
+def config_relative(path: str) -> str:
+    """``path`` as the config being parsed means it: relative to the config's folder, as a
+    ``file:`` secret's path is (unchanged outside `secrets_relative_to`, or if absolute)."""
+    base = _BASE.get()
+    return os.path.join(base, path) if base and not os.path.isabs(path) else path
 
 
 class MalformedSecret(ConfigError):

@@ -17,6 +17,7 @@ from ..traffic._controls import Controls
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
 from ._chat import Chat
+from ._count_tokens import count_tokens
 from ._framing import (
     FORBIDDEN,
     MethodNotAllowed,
@@ -27,6 +28,7 @@ from ._framing import (
     send_internal_error,
     send_json,
 )
+from ._models import model_list, model_one
 from ._observer import NoObserver
 from ._openai_ingress import OPENAI, Ingress
 from ._origin import admit, refuse_websocket
@@ -117,10 +119,16 @@ class App:
                 await refuse(send, codec, MethodNotAllowed(f"{path} takes POST"))
                 return
             await self._chat.serve(scope, receive, send, codec, self.runtime)
+        elif path == "/v1/messages/count_tokens":
+            if method != "POST":
+                await refuse(send, ANTHROPIC, MethodNotAllowed(f"{path} takes POST"))
+                return
+            await count_tokens(scope, receive, send, self.runtime)
         elif path == "/admin/reload":
             await self._admin_reload(scope, method, send)
         elif method != "GET":
-            await send_json(send, 405 if path in _GET_PATHS else 404, not_found(path))
+            known = path in _GET_PATHS or path.startswith(("/v1/models/", "/models/"))
+            await send_json(send, 405 if known else 404, not_found(path))
         elif path == "/healthz":
             await send_json(send, 200, {"status": "ok"})
         elif path == "/readyz":
@@ -137,7 +145,10 @@ class App:
             else:
                 await send_json(send, 403, FORBIDDEN)
         elif path in ("/v1/models", "/models"):
-            await send_json(send, 200, self._models())
+            await send_json(send, 200, model_list(self.runtime.table, _anthropic(scope)))
+        elif path.startswith(("/v1/models/", "/models/")):
+            model = path.split("/models/", 1)[1]
+            await send_json(send, *model_one(self.runtime.table, model, _anthropic(scope)))
         elif path == "/metrics" and (page := self.observer.metrics_page()) is not None:
             body, content_type = page
             headers = [
@@ -172,11 +183,10 @@ class App:
             result = await self.reload()
             await send_json(send, 200 if result.ok else 422, result.to_json())
 
-    def _models(self) -> dict[str, Any]:
-        table = self.runtime.table
-        ids = [*table.route_names(), *(str(t) for t in table.listed())]
-        data = [{"id": i, "object": "model", "created": 0, "owned_by": "llm-router"} for i in ids]
-        return {"object": "list", "data": data}
+
+def _anthropic(scope: Scope) -> bool:
+    """An Anthropic SDK asks (it sends ``anthropic-version``): answer in its shape."""
+    return any(name == b"anthropic-version" for name, _ in scope["headers"])
 
 
 _INGRESS: dict[str, Ingress] = {

@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from rules import Config, ConfigError, ProviderConfig, RouteTable, SecretRef, compile_routes
+from rules import (
+    Config,
+    ConfigError,
+    ProviderConfig,
+    RouteTable,
+    SecretRef,
+    compile_routes,
+    find_secrets,
+)
 
 from ..routing._breaker import CircuitBreaker
 from ..routing._engine import Engine
@@ -29,6 +37,7 @@ from ..traffic._keys import KeyRing
 from ..traffic._targetlimits import TargetLimits, observe_headers
 from ..traffic._window import RateLimiter
 from ..upstream._providers import build_upstream
+from ..upstream._tls import ClientTLS, prepare_tls_now
 from ..upstream._upstream import Upstream
 
 if TYPE_CHECKING:
@@ -74,6 +83,7 @@ def build_runtime(
     *,
     table: RouteTable | None = None,
     secrets: Mapping[SecretRef, str] | None = None,
+    tls: Mapping[str, ClientTLS] | None = None,
 ) -> Assembly:
     """The runtime for ``config``; with ``previous``, on its live state.
 
@@ -82,21 +92,25 @@ def build_runtime(
     ``[defaults.circuit]`` (existing breakers included), ``hedge_budget`` and provider
     limits (a removed limit is forgotten). Upstreams whose build settings are unchanged
     are reused with their pooled connections, unless a secret of theirs has a new
-    value. Nothing of ``previous`` changes unless the whole build succeeds.
+    value or their TLS files new contents. Nothing of ``previous`` changes unless the
+    whole build succeeds.
 
     Args:
         table: ``compile_routes(config)``, when the caller has it already.
         secrets: The config's secrets, read already (``secrets_for``, off the event
             loop); each is read here when missing.
+        tls: Every HTTP provider's TLS contexts, built already (``prepare_tls``, off
+            the event loop); built here when None (blocking: tests).
 
     Raises:
-        ConfigError: the rules do not compile, a secret cannot be resolved, or a
-            provider cannot be built.
+        ConfigError: the rules do not compile, a secret cannot be resolved, a TLS
+            file cannot be used, or a provider cannot be built.
     """
     table = table if table is not None else compile_routes(config)
     secrets = secrets if secrets is not None else {}
+    tls = tls if tls is not None else prepare_tls_now(config, secrets)
     keys = KeyRing.from_config(config, secrets)
-    upstreams, rebuilt = _upstreams(config, previous, secrets)
+    upstreams, rebuilt = _upstreams(config, previous, secrets, tls)
     # Nothing below raises: from here the live state may change.
     circuit = config.defaults.circuit
     if previous is None:
@@ -128,7 +142,8 @@ def build_runtime(
         limits=limits,
         prices=PriceTable(config.prices),
     )
-    runtime = Runtime(table, engine, keys=keys, secrets=secrets)
+    digests = {name: t.digest for name, t in tls.items()}
+    runtime = Runtime(table, engine, keys=keys, secrets=secrets, tls=digests)
     return Assembly(runtime, tuple(rebuilt), retired)
 
 
@@ -139,16 +154,20 @@ def restart_needed(started: Config, config: Config) -> tuple[str, ...]:
 
 
 def _upstreams(
-    config: Config, previous: Runtime | None, secrets: Mapping[SecretRef, str]
+    config: Config,
+    previous: Runtime | None,
+    secrets: Mapping[SecretRef, str],
+    tls: Mapping[str, ClientTLS],
 ) -> tuple[dict[str, Upstream], list[str]]:
     """Every provider's upstream: the running one if its build settings (the values of
-    its secrets included) are unchanged.
+    its secrets and its TLS digest included) are unchanged.
 
     Raises:
         ConfigError: every provider that cannot be built, at once.
     """
     old_config = previous.table.config if previous is not None else None
     old_secrets = previous.secrets if previous is not None else {}
+    old_tls = previous.tls if previous is not None else {}
     running = previous.engine.upstreams if previous is not None else {}
     upstreams: dict[str, Upstream] = {}
     rebuilt: list[str] = []
@@ -159,13 +178,14 @@ def _upstreams(
             current is not None
             and old_config is not None
             and name in old_config.providers
+            and old_tls.get(name) == (tls[name].digest if name in tls else None)
             and _build_key(old_config.providers[name], old_config, old_secrets)
             == _build_key(provider, config, secrets)
         ):
             upstreams[name] = current
             continue
         try:
-            upstreams[name] = build_upstream(name, provider, config, secrets)
+            upstreams[name] = build_upstream(name, provider, config, secrets, tls.get(name))
             rebuilt.append(name)
         except ConfigError as exc:
             errors.extend(exc.errors)
@@ -179,13 +199,10 @@ def _build_key(
 ) -> tuple[object, ...]:
     """What an upstream is built from: a change of any of it needs a new upstream.
 
-    A secret counts by its value (None: not read before, so read anew when built).
+    A secret counts by its value (None: not read before, so read anew when built),
+    one in a table (``tls.key_file``) included.
     """
-    values = tuple(
-        secrets.get(value)
-        for field in attrs.fields(type(provider))
-        if isinstance(value := getattr(provider, field.name), SecretRef)
-    )
+    values = tuple(secrets.get(ref) for _, ref in find_secrets(provider))
     server = config.server
     return (
         provider,

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 import trio
 
 from adapters import provider_kinds
-from rules import ConfigError, compile_routes, load_config, render_tree, timeout_warnings
+from rules import (
+    ConfigError,
+    compile_routes,
+    connection_warnings,
+    load_config,
+    render_tree,
+    timeout_warnings,
+)
 
 from ..traffic._budgets import Budgets
 from ..traffic._state import StateFile
@@ -79,6 +86,7 @@ def _check(path: str) -> int:
     print(render_tree(table))
     warnings = [
         *timeout_warnings(table),  # the file is valid: warnings do not fail it
+        *connection_warnings(table.config.providers),
         *secrets.warnings,
     ]
     for warning in warnings:

@@ -18,12 +18,13 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 
 from adapters import provider_kinds
-from rules import Config, RouteTable, load_config
+from rules import Config, RouteTable, connection_warnings, load_config
 
 from ..http._app import App
 from ..http._server import ConnectionLimits, serve
 from ..routing._health import health_loop
 from ..traffic._state import StateFile
+from ..upstream._tls import prepare_tls
 from ._accesslog import AccessLog
 from ._assemble import build_runtime
 from ._logsafe import install as one_line_logs
@@ -96,7 +97,11 @@ async def run_daemon(
         logging.getLogger().setLevel(config.server.log_level.upper())
     protect_logs()  # before any secret is used: no record shows one from here on
     secrets = await secrets_for(config)
-    runtime = build_runtime(config, secrets=secrets).runtime
+    # TLS contexts: built in a worker thread, never on the loop (~40 ms each).
+    tls = await prepare_tls(config, secrets)
+    runtime = build_runtime(config, secrets=secrets, tls=tls).runtime
+    for warning in connection_warnings(config.providers):
+        log.warning("%s", warning)
     _tune_gc()
     access_log = AccessLog() if config.server.access_log else None
     admin_key = secrets[config.server.admin_key] if config.server.admin_key else None

@@ -31,8 +31,9 @@ import attrs
 import trio
 
 from adapters import provider_kinds
-from rules import Config, ConfigError, compile_routes, load_config
+from rules import Config, ConfigError, compile_routes, connection_warnings, load_config
 
+from ..upstream._tls import prepare_tls
 from ._assemble import build_runtime, restart_needed
 from ._secrets import protect_logs, secrets_for
 from ._watch import ConfigWatcher, referenced_files
@@ -144,11 +145,13 @@ class Reloader:
             config = await trio.to_thread.run_sync(_load, str(self.path))
             secrets = await secrets_for(config)  # off the loop, each within a deadline
             table = compile_routes(config)
-            if table.digest == old.table.digest and secrets == old.secrets:
+            tls = await prepare_tls(config, secrets)  # off the loop: files and contexts
+            digests = {name: t.digest for name, t in tls.items()}
+            if table.digest == old.table.digest and secrets == old.secrets and digests == old.tls:
                 self._count("unchanged")
                 log.info("reload (%s): no change (rules %s)", reason, old.table.short_digest)
                 return ReloadResult(True, old.table.digest, restart_needed=self.restart_needed)
-            built = build_runtime(config, old, table=table, secrets=secrets)
+            built = build_runtime(config, old, table=table, secrets=secrets, tls=tls)
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
         except Exception as exc:  # a plugin's adapter, say: refused, never the daemon's end
@@ -157,6 +160,8 @@ class Reloader:
         if self._start_upstreams is not None:
             await self._start_upstreams(runtime.engine.upstreams.values())
         self.app.runtime = runtime
+        for warning in connection_warnings(config.providers):
+            log.warning("%s", warning)
         _log_auth_change(old, runtime, reason)
         self.app.controls.configure(config)
         self._apply_server(config)

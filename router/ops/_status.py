@@ -55,6 +55,9 @@ def render_status(state: dict[str, Any]) -> str:
         lines.append(
             f"hedges   {budget.get('tokens', 0):.1f} of {budget.get('burst', 0):g} in hand"
         )
+    overload = state.get("overload")
+    if overload:
+        lines.append(_overload_line(overload))
     lines.append("")
     header = ("target", "circuit", "in flight", "ok", "failed", "latency", "p90", "last error")
     rows = [header]
@@ -76,7 +79,29 @@ def render_status(state: dict[str, Any]) -> str:
         lines.append(
             "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
+    for provider, dynamic in state.get("dynamic_targets", {}).items():
+        lines.append(
+            f"{provider}: {dynamic.get('kept', 0)} more target(s) asked for directly "
+            f"(kept up to {dynamic.get('limit', '?')}, {dynamic.get('dropped', 0)} forgotten); "
+            f"recent: {', '.join(dynamic.get('recent', {})) or '-'}"
+        )
     return "\n".join(lines)
+
+
+def _overload_line(overload: dict[str, Any]) -> str:
+    """Connections, requests in flight and loop lag against their limits; refusals."""
+
+    def of(value: object, limit: object) -> str:
+        return f"{value}/{limit}" if limit else f"{value}"
+
+    refused = overload.get("refused", {})
+    shed = ", ".join(f"{n} {reason}" for reason, n in refused.items() if n) or "none"
+    return (
+        f"load     connections {of(overload.get('connections', 0), overload.get('max_connections'))}"
+        f", in flight {of(overload.get('in_flight', 0), overload.get('max_in_flight'))}"
+        f", loop lag {overload.get('loop_lag_ms', 0):g} ms"
+        f" (limit {overload.get('overload_lag_ms', 0):g} ms); refused: {shed}"
+    )
 
 
 def _ms(seconds: object) -> str:

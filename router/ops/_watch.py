@@ -1,8 +1,8 @@
 """The config watcher: a reload when the config file, or a file it references, has
 changed and settled.
 
-What is watched: the config file and the ``file:`` secrets of the rules in force,
-each followed through its symlinks. The folder of every symlink met and of the file at
+What is watched: the config file, the ``file:`` secrets and the ``tls`` certificate
+files of the rules in force, each followed through its symlinks. The folder of every symlink met and of the file at
 the end is watched (not recursively), and only a change of one of those paths counts:
 a log written next to ``router.toml`` is never a reason to reload. Following the links
 is what makes an atomic swap visible: ``ln -sfn v2/router.toml router.toml``, or a
@@ -33,7 +33,7 @@ import attrs
 import trio
 
 from adapters import provider_kinds
-from rules import Config, SecretRef, compile_routes, load_config
+from rules import Config, SecretRef, TLSConfig, compile_routes, load_config
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -79,13 +79,17 @@ def _first_link(path: str) -> str | None:
 
 
 def referenced_files(config: Config) -> list[str]:
-    """The files that ``file:`` secrets of ``config`` read (where they are read from)."""
+    """The files that ``file:`` secrets of ``config`` read (where they are read from),
+    and the certificates of providers' ``tls``."""
     found: list[str] = []
 
     def visit(value: object) -> None:
         if isinstance(value, SecretRef):
             if value.scheme == "file":
                 found.append(os.path.abspath(value.path()))  # relative: to the config's folder
+        elif isinstance(value, TLSConfig):
+            found.extend(os.path.abspath(p) for p in (value.ca_file, value.cert_file) if p)
+            visit(value.key_file)
         elif attrs.has(kind := type(value)):
             for field in attrs.fields(kind):
                 visit(getattr(value, field.name))

@@ -60,6 +60,10 @@ class Runtime:
     #: The values of the config's secrets it was built with: a reload compares them,
     #: so a rotated key takes effect although the config did not change.
     secrets: Mapping[SecretRef, str] = attrs.field(factory=dict, eq=False, repr=False)
+    #: Each HTTP provider's TLS digest (its ``tls`` and what its files held): a reload
+    #: compares them, so a renewed certificate takes effect though the config did not
+    #: change.
+    tls: Mapping[str, str] = attrs.field(factory=dict, eq=False)
 
     @property
     def max_body(self) -> int:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import logging
-import ssl
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
@@ -30,6 +29,8 @@ import h11
 import trio
 
 from adapters import ImagePart, InvalidRequest
+
+from ._tls import SYSTEM, ClientTLS
 
 if TYPE_CHECKING:
     from adapters import GatewayRequest
@@ -111,7 +112,8 @@ class ImageFetcher:
     timeout: float = FETCH_TIMEOUT
     max_bytes: int = MAX_IMAGE_BYTES
     _networks: tuple[Network, ...] = attrs.field(init=False)
-    _tls: ssl.SSLContext | None = attrs.field(init=False, default=None)
+    #: The system's trust store, shared with every provider without ``tls``.
+    tls: ClientTLS = attrs.field(default=SYSTEM, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         self._networks = tuple(ipaddress.ip_network(n, strict=False) for n in self.allow)
@@ -167,9 +169,8 @@ class ImageFetcher:
         stream: trio.abc.Stream = await self._connect(parts.hostname, port)
         try:
             if tls:
-                if self._tls is None:
-                    self._tls = await trio.to_thread.run_sync(ssl.create_default_context)
-                stream = trio.SSLStream(stream, self._tls, server_hostname=parts.hostname)
+                context = await self.tls.context()  # built once, off the loop
+                stream = trio.SSLStream(stream, context, server_hostname=parts.hostname)
             return await _exchange(stream, parts.netloc.rpartition("@")[2], url, budget)
         finally:
             with trio.CancelScope(shield=True):

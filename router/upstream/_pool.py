@@ -14,6 +14,10 @@ taking or returning one is O(1) and the warmest connection is reused first.
 - Connect deadlines are cancel scopes; read deadlines belong to the caller, whose
   scopes (first token, stall, whole request) wrap the reads.
 - A response not read to its end (cancellation, error) closes its connection.
+- Connections open through the pool's :class:`~._connect.Dialer` (proxy tunnel, TLS,
+  session resumption); a plain http origin behind a forwarding proxy gets its
+  requests in absolute form (``POST http://host/path``) on connections to the proxy,
+  still pooled per origin.
 """
 
 from __future__ import annotations
@@ -27,12 +31,16 @@ import trio
 
 from adapters import NetworkError, StreamError, UpstreamRequest
 
-from ._connect import Dialer
+from ._connect import Dialer, tls_problem
+from ._proxy import proxy_authorization
 from ._transport import UpstreamResponse, unsendable
 
 if TYPE_CHECKING:
     import ssl
     from collections.abc import AsyncGenerator, AsyncIterator
+
+    from ._proxy import ProxyRoutes
+    from ._tls import ClientTLS
 
 __all__ = ["H11Pool"]
 
@@ -40,12 +48,13 @@ _READ_SIZE = 65536
 
 
 class _Connection:
-    __slots__ = ("h11", "idle_since", "stream")
+    __slots__ = ("answered", "h11", "idle_since", "stream")
 
     def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT)
         self.idle_since = 0.0
+        self.answered = False  # a whole response has been read on it
 
     def socket(self) -> trio.socket.SocketType:
         stream = self.stream
@@ -64,17 +73,26 @@ class _Connection:
 
 
 class _Origin:
-    """Where connections go: scheme, host and port, with its stack of idle connections."""
+    """Where connections go: scheme, host and port, with its stack of idle connections.
 
-    __slots__ = ("host", "host_header", "idle", "port", "tls")
+    ``forward`` is set for a plain http origin reached through a forwarding proxy: the
+    request target is then the absolute URL, and ``proxy_headers`` go with it.
+    """
 
-    def __init__(self, scheme: str, host: str, port: int | None) -> None:
-        self.tls = scheme == "https"
-        default_port = 443 if self.tls else 80
+    __slots__ = ("forward", "host", "host_header", "idle", "port", "proxy_headers", "scheme")
+
+    def __init__(self, scheme: str, host: str, port: int | None, dialer: Dialer) -> None:
+        self.scheme = scheme
+        default_port = 443 if scheme == "https" else 80
         self.host = host
         self.port = port or default_port
-        self.host_header = host if self.port == default_port else f"{host}:{self.port}"
+        authority = f"[{host}]" if ":" in host else host
+        self.host_header = authority if self.port == default_port else f"{authority}:{self.port}"
         self.idle: list[_Connection] = []
+        proxy = dialer.forwarding_proxy(scheme, host, self.port)
+        self.forward = f"{scheme}://{self.host_header}" if proxy is not None else ""
+        auth = proxy_authorization(proxy) if proxy is not None else None
+        self.proxy_headers = [("proxy-authorization", auth)] if auth else []
 
 
 class H11Pool:
@@ -83,8 +101,10 @@ class H11Pool:
     Args:
         max_connections: Cap on connections in use (and so in all).
         keepalive: Seconds an idle connection is kept.
-        connect_timeout: Seconds to open a connection (TCP and TLS).
-        ssl_context: For https; the system's default trust store if None.
+        connect_timeout: Seconds to open a connection (TCP, proxy tunnel and TLS).
+        tls: The provider's TLS contexts; the system's trust store (shared) if None.
+        ssl_context: A context to use as it is instead (tests).
+        proxy: The provider's proxies (None: direct connections).
     """
 
     def __init__(
@@ -93,12 +113,16 @@ class H11Pool:
         max_connections: int = 100,
         keepalive: float = 90.0,
         connect_timeout: float = 5.0,
+        tls: ClientTLS | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: ProxyRoutes | None = None,
     ) -> None:
         self._origins: dict[tuple[str, str], _Origin] = {}
         self._limiter = trio.CapacityLimiter(max_connections)
         self._keepalive = keepalive
-        self._dialer = Dialer(connect_timeout=connect_timeout, ssl_context=ssl_context)
+        self._dialer = Dialer(
+            connect_timeout=connect_timeout, tls=tls, ssl_context=ssl_context, proxy=proxy
+        )
         self._closed = False
 
     @property
@@ -128,7 +152,7 @@ class H11Pool:
             reusable = False
             try:
                 try:
-                    head = self._encode(conn, req, origin.host_header, path)
+                    head = self._encode(conn, req, origin, path)
                 except (h11.LocalProtocolError, ValueError, TypeError) as exc:
                     # h11 quotes the header it refused: a key with a stray "\r", say.
                     raise NetworkError(unsendable(exc)) from None
@@ -136,6 +160,11 @@ class H11Pool:
                     await conn.stream.send_all(head)
                     response = await self._receive_head(conn)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    # TLS 1.3 checks a client certificate after the handshake: a refusal
+                    # arrives here, on the first read.
+                    problem = tls_problem(exc)
+                    if problem is not None:
+                        raise NetworkError(f"upstream TLS failed: {problem}") from exc
                     raise NetworkError(f"upstream connection failed: {exc!r}") from exc
                 except h11.RemoteProtocolError as exc:
                     raise NetworkError(f"upstream broke the HTTP protocol: {exc}") from exc
@@ -144,6 +173,9 @@ class H11Pool:
                     response.status_code, headers, self._body(conn)
                 )
                 yield upstream_response
+                if upstream_response.complete and not conn.answered:
+                    conn.answered = True  # TLS 1.3's session tickets have come by now
+                    self._dialer.keep_session(conn.stream, origin.host, origin.port)
                 reusable = upstream_response.complete and self._recycle(origin, conn)
             finally:
                 if not reusable:
@@ -172,7 +204,9 @@ class H11Pool:
         if origin is None:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise NetworkError(f"not an http(s) URL: {parts.scheme}://{parts.netloc}")
-            origin = self._origins[key] = _Origin(parts.scheme, parts.hostname, parts.port)
+            origin = self._origins[key] = _Origin(
+                parts.scheme, parts.hostname, parts.port, self._dialer
+            )
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return origin, path
 
@@ -188,18 +222,18 @@ class H11Pool:
         return await self._connect(origin)
 
     async def _connect(self, origin: _Origin) -> _Connection:
-        stream = await self._dialer.open(
-            "https" if origin.tls else "http", origin.host, origin.port
-        )
+        stream = await self._dialer.open(origin.scheme, origin.host, origin.port)
         return _Connection(stream)
 
-    def _encode(self, conn: _Connection, req: UpstreamRequest, host: str, path: str) -> bytes:
-        headers = [("host", host), ("content-length", str(len(req.body)))]
+    def _encode(self, conn: _Connection, req: UpstreamRequest, origin: _Origin, path: str) -> bytes:
+        headers = [("host", origin.host_header), ("content-length", str(len(req.body)))]
+        headers += origin.proxy_headers
         headers += req.headers
+        target = origin.forward + path  # absolute form through a forwarding proxy
         c = conn.h11
         return b"".join(
             (
-                c.send(h11.Request(method=req.method, target=path, headers=headers)) or b"",
+                c.send(h11.Request(method=req.method, target=target, headers=headers)) or b"",
                 c.send(h11.Data(data=req.body)) or b"",
                 c.send(h11.EndOfMessage()) or b"",
             )

@@ -15,6 +15,8 @@ from rules import Config, ConfigError, HTTPProvider, ProviderConfig, SecretRef
 
 from ._images import ImageFetcher
 from ._pool import H11Pool
+from ._proxy import ProxyRoutes, proxy_routes
+from ._tls import ClientTLS, client_tls
 from ._transport import HttpxTransport, Transport
 from ._upstream import CapabilityOverrides, HTTPUpstream, SimulatedUpstream, Upstream
 
@@ -38,16 +40,27 @@ def build_upstreams(config: Config) -> dict[str, Upstream]:
     return upstreams
 
 
+#: Fields of an HTTP provider that shape its connections, not its requests: the
+#: adapter is not given them (a proxy URL may hold a password).
+CONNECTION_FIELDS = frozenset({"tls", "proxy"})
+
+
 def build_upstream(
     name: str,
     provider: ProviderConfig,
     config: Config,
     resolved: Mapping[SecretRef, str] | None = None,
+    tls: ClientTLS | None = None,
 ) -> Upstream:
     """The upstream of one provider.
 
     Args:
         resolved: Its secrets, read already (off the event loop); read here if None.
+        tls: Its TLS contexts, built already (``prepare_tls``, off the event loop);
+            built here if None (blocking: tests, ``build_upstreams``).
+
+    Raises:
+        ConfigError: a secret, a TLS file or the proxy setting cannot be used.
     """
     if isinstance(provider, SimulatedProvider):
         model = SimulatedModel(
@@ -63,12 +76,17 @@ def build_upstream(
         factory = provider_spec(provider.kind).adapter_factory()
     except KeyError:
         raise ConfigError((f"providers.{name}.kind: no adapter for {provider.kind!r}",)) from None
-    settings = dict(_plain_settings(name, provider, resolved or {}))
+    resolved = resolved or {}
+    settings = dict(_plain_settings(name, provider, resolved))
+    # Kept out of every error message: the proxy's URL (with its password) included.
     secrets = tuple(
         settings[field.name]
         for field in attrs.fields(type(provider))
         if isinstance(getattr(provider, field.name), SecretRef)
     )
+    for field_name in CONNECTION_FIELDS:
+        settings.pop(field_name, None)
+    connection = _connection(name, provider, resolved, tls)
     if isinstance(provider, BedrockProvider) and not (
         provider.api_key or provider.aws_access_key_id
     ):
@@ -78,9 +96,15 @@ def build_upstream(
         name,
         provider.kind,
         adapter,
-        _transport(provider, config),
+        _transport(provider, config, connection),
         secrets,
         capabilities=_capabilities(provider),
+        side_transport=HttpxTransport(
+            max_connections=4,
+            connect_timeout=config.defaults.connect_timeout,
+            tls=connection.tls,
+            proxy=connection.proxy,
+        ),
         images=ImageFetcher(config.server.fetch_images_allow)
         if config.server.fetch_images
         else None,
@@ -113,22 +137,46 @@ def _aws_credential_chain(name: str) -> Any:
     return credentials
 
 
-def _transport(provider: ProviderConfig, config: Config) -> Transport:
+@attrs.frozen
+class _Connection:
+    """How a provider's transports reach it: TLS contexts and proxies."""
+
+    tls: ClientTLS | None = None
+    proxy: ProxyRoutes | None = None
+
+
+def _connection(
+    name: str, provider: ProviderConfig, secrets: Mapping[SecretRef, str], tls: ClientTLS | None
+) -> _Connection:
+    if not isinstance(provider, HTTPProvider):
+        return _Connection(tls)
+    if tls is None:
+        settings = provider.tls
+        key = secrets.get(settings.key_file) if settings and settings.key_file else None
+        tls = client_tls(name, settings, key)
+    return _Connection(tls, proxy_routes(name, provider.proxy, secrets))
+
+
+def _transport(provider: ProviderConfig, config: Config, connection: _Connection) -> Transport:
     pool = getattr(provider, "pool", None)
     connect_timeout = config.defaults.connect_timeout
     if pool is None:
-        return H11Pool(connect_timeout=connect_timeout)
+        return H11Pool(connect_timeout=connect_timeout, tls=connection.tls, proxy=connection.proxy)
     if pool.transport == "httpx" or pool.http2:
         return HttpxTransport(
             max_connections=pool.max_connections,
             keepalive=pool.keepalive,
             connect_timeout=connect_timeout,
             http2=pool.http2,
+            tls=connection.tls,
+            proxy=connection.proxy,
         )
     return H11Pool(
         max_connections=pool.max_connections,
         keepalive=pool.keepalive,
         connect_timeout=connect_timeout,
+        tls=connection.tls,
+        proxy=connection.proxy,
     )
 
 

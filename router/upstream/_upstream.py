@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import trio
@@ -23,6 +23,8 @@ from adapters import (
     GatewayError,
     SerializationError,
     StreamError,
+    TokenCounter,
+    UnsupportedCapability,
     UpstreamRequest,
 )
 
@@ -120,6 +122,7 @@ class HTTPUpstream:
         capabilities: CapabilityOverrides | None = None,
         images: ImageFetcher | None = None,
         max_response: int = MAX_RESPONSE,
+        side_transport: HttpxTransport | None = None,
     ) -> None:
         self.name = name
         self.kind = kind
@@ -130,7 +133,9 @@ class HTTPUpstream:
         #: Fetches clients' image URLs for an adapter that needs bytes (None: refused).
         self._images = images
         self._max_response = max_response
-        self._side_transport: HttpxTransport | None = None
+        #: httpx2 for health probes, with the provider's TLS and proxy (made lazily
+        #: when not given).
+        self._side_transport = side_transport
         #: Given each answer's headers (rate-limit windows read them).
         self.on_headers: Callable[[Sequence[tuple[str, str]]], None] | None = None
 
@@ -256,6 +261,22 @@ class HTTPUpstream:
                     yield iterator
         except GatewayError as exc:  # the transport's text may quote a header
             raise self._scrubbed(exc) from None
+
+    async def count_tokens(self, body: Mapping[str, Any], model: str) -> int:
+        """The provider's own count of a request's input tokens (the client's body in
+        the provider's format). Raises GatewayError; Unsupported when it cannot count."""
+        adapter = self.adapter
+        if not isinstance(adapter, TokenCounter):
+            raise UnsupportedCapability(f"provider {self.name} ({self.kind}) does not count tokens")
+        request = adapter.sign(adapter.count_tokens_request(body, model), datetime.now(UTC))
+        try:
+            async with self.transport.request(request) as response:
+                answer = await self._read(response)
+        except GatewayError as exc:
+            raise self._scrubbed(exc) from None
+        if not 200 <= response.status < 300:
+            raise self._failure(response, answer)
+        return adapter.parse_token_count(answer)
 
     async def probe(self) -> None:
         # Off the data path: httpx2, not the lean pool.

@@ -53,6 +53,7 @@ PUBLIC = {
     "header",
     "HTTPAdapter",
     "StreamDecoder",
+    "TokenCounter",
     "error_for_status",
     "retry_after",
     # OpenAI wire format and adapter

@@ -11,21 +11,36 @@ STREAM_EVENTS = 20  # events the fake upstream sends per stream (before [DONE])
 
 @dataclass(frozen=True)
 class Upstream:
-    """One fake upstream process: how long it waits before answering and between events."""
+    """One fake upstream process: how long it waits before answering and between events,
+    and how the router reaches it: ``http``, ``https`` (HTTP/1.1 over TLS) or ``h2``
+    (HTTP/2 over TLS)."""
 
     name: str
     delay_ms: float
     chunk_delay_ms: float
+    proto: str = "http"
+
+    @property
+    def tls(self) -> bool:
+        """Whether it serves TLS."""
+        return self.proto != "http"
 
     @property
     def label(self) -> str:
         """Human-readable description."""
+        over = {"http": "", "https": ", HTTPS", "h2": ", HTTP/2 over TLS"}[self.proto]
         if not self.delay_ms and not self.chunk_delay_ms:
-            return "fast upstream (0 ms)"
+            return f"fast upstream (0 ms{over})"
         text = f"slow upstream ({self.delay_ms:g} ms"
         if self.chunk_delay_ms:
             text += f"; streams +{self.chunk_delay_ms:g} ms between events"
-        return text + ")"
+        return text + over + ")"
+
+
+FAST = Upstream("fast", 0.0, 0.0)
+SLOW = Upstream("slow", 50.0, 5.0)
+FAST_TLS = Upstream("fast-tls", 0.0, 0.0, "https")
+FAST_H2 = Upstream("fast-h2", 0.0, 0.0, "h2")
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,7 @@ class Point:
     concurrency: int
     direct: Result | None
     router: Result | None
+    error: str | None = None  # why the router was not measured (it failed)
 
     @property
     def added_p50_ms(self) -> float | None:
@@ -83,6 +99,29 @@ class RouterStart:
 
 
 @dataclass
+class Measured:
+    """One router measurement of the later scenarios, or why there is none."""
+
+    label: str  # what was loaded (e.g. "c=1000", "TLS upstream")
+    concurrency: int
+    result: Result | None
+    error: str | None = None
+    extra: Result = field(default_factory=dict)  # scenario-specific numbers
+
+
+@dataclass
+class Soak:
+    """The soak: load, and the router's memory and descriptors every ``interval_s``."""
+
+    concurrency: int
+    interval_s: float
+    warmup_s: float
+    samples: list[tuple[float, float, int]]  # (seconds into the load, RSS MB, descriptors)
+    result: Result | None
+    error: str | None = None
+
+
+@dataclass
 class Run:
     """Everything one invocation measured."""
 
@@ -91,10 +130,16 @@ class Run:
     warmup_s: float
     direct_only: bool
     quick: bool
+    groups: tuple[str, ...] = ()  # the scenario groups asked for (--only)
     points: list[Point] = field(default_factory=list)
     starts: list[RouterStart] = field(default_factory=list)
     #: req/s of the fixed-answer hypercorn app on the router's core, by concurrency.
     ceiling: dict[int, float] = field(default_factory=dict)
+    held: list[Measured] = field(default_factory=list)
+    overload: list[Measured] = field(default_factory=list)
+    cold: list[Measured] = field(default_factory=list)
+    soak: Soak | None = None
+    held_duration_s: float = 0.0
 
     def find(self, upstream: str, stream: bool, concurrency: int) -> Point | None:
         """Return the point for this upstream, kind and concurrency, if measured."""

@@ -140,13 +140,34 @@ def _status_kb(pid: int, field: str) -> float | None:
     return None
 
 
-def wait_sampling(proc: subprocess.Popen[bytes], watch_pid: int | None) -> float | None:
-    """Wait for ``proc`` to exit, sampling ``watch_pid``'s RSS every 20 ms; return the peak."""
+def cpu_seconds(pid: int) -> float | None:
+    """Return the CPU time (user + system) ``pid`` has used, or None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)": state is field 3
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_sampling(
+    procs: subprocess.Popen[bytes] | Sequence[subprocess.Popen[bytes]],
+    watch_pid: int | None,
+    on_tick: Callable[[float], None] | None = None,
+) -> float | None:
+    """Wait for ``procs`` to exit, sampling ``watch_pid``'s RSS every 20 ms; return the peak.
+
+    ``on_tick`` (if given) is called on every sample with the seconds since the start.
+    """
+    group = [procs] if isinstance(procs, subprocess.Popen) else list(procs)
     peak: float | None = None
-    while proc.poll() is None:
+    started = time.perf_counter()
+    while any(p.poll() is None for p in group):
         if watch_pid is not None:
             now = rss_mb(watch_pid)
             if now is not None and (peak is None or now > peak):
                 peak = now
+        if on_tick is not None:
+            on_tick(time.perf_counter() - started)
         time.sleep(0.02)
     return peak

@@ -3,44 +3,48 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from _fmt import Target, fmt_mb, fmt_ms, fmt_rate, target_rows, verdict
+from _sections import (
+    cold_section,
+    failures,
+    held_section,
+    overload_section,
+    proto_targets,
+    section_targets,
+    soak_section,
+)
 
 if TYPE_CHECKING:
     from _model import Point, Result, Run
 
+__all__ = ["extract_notes", "failures", "render", "summary", "summary_line", "targets"]
+
 NOTES_HEADING = "## Notes"
+#: What ``run.py`` measures when ``--only`` is not given (keep in step with it).
+DEFAULT_GROUPS = ("base", "tls", "h2", "held", "overload", "cold")
+GROUPS_TEXT = (
+    "- Scenario groups (`--only`, comma-separated; all but `soak` by default, `all` for "
+    "every one): `base` (the ceiling and the plain-HTTP tables), `tls` and `h2` "
+    "(non-stream c=16 and c=256, streams c=64 against the fast upstream over HTTPS and "
+    "over HTTP/2), `held` (the slow streams held by 256, 1,000, 2,000 and 5,000 clients "
+    "at once, a fresh router with `[server] backlog = 4096` for each, 10 s each with the "
+    "connection burst counted: streams/s, connection errors, incomplete streams, 503s, "
+    "first byte p50/p99/max, router CPU and RSS, and the share of clients given their "
+    "first byte or a 503 within 100 ms), `overload` (non-stream at c=1,024 with "
+    "`[server] max_in_flight = 256` and a 2 s client timeout, clients asking again at "
+    "once after a 503: req/s, 503 share, p99 of answers and of 503s), `cold` (a freshly "
+    "started router, 500 new clients at once against the TLS upstream and then plain "
+    "HTTP, `GET /healthz` every 10 ms meanwhile from another process: failures, total "
+    "time, p50/p99, probe p99/max) and `soak` (`--soak-duration`, 600 s by default: "
+    "c=64, half streams, the router's RSS and descriptors every 10 s; RSS at start, "
+    "after warm-up and at the end, its slope per million requests, the descriptor range)."
+)
 NOTES_PLACEHOLDER = (
     "_Hand-written history (what changed, what the numbers meant). The report writer keeps "
     "everything from this heading to the end of the file._\n"
 )
-
-
-@dataclass(frozen=True)
-class Target:
-    """One target from the issue, with the measured value and whether it is met."""
-
-    name: str
-    goal: str
-    measured: str
-    ok: bool | None  # None: not measured
-
-
-def fmt_rate(value: float | None) -> str:
-    """Format req/s."""
-    return "-" if value is None else f"{value:,.0f}"
-
-
-def fmt_ms(value: float | None) -> str:
-    """Format milliseconds with sensible precision."""
-    if value is None:
-        return "-"
-    return f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
-
-
-def fmt_mb(value: float | None) -> str:
-    """Format MB."""
-    return "-" if value is None else f"{value:.1f}"
 
 
 def _pair(result: Result | None, a: str, b: str) -> str:
@@ -55,7 +59,13 @@ def _rps(result: Result | None) -> float | None:
 
 
 def targets(run: Run) -> list[Target]:
-    """Evaluate the issue's targets against the router's numbers."""
+    """Evaluate the issues' targets against the router's numbers, for the groups run."""
+    out = base_targets(run) if "base" in run.groups else []
+    return out + proto_targets(run) + section_targets(run)
+
+
+def base_targets(run: Run) -> list[Target]:
+    """The foundation issue's targets (plain HTTP rows)."""
     out: list[Target] = []
     c16 = run.find("fast", False, 16)
     rps16 = _rps(c16.router) if c16 else None
@@ -124,14 +134,11 @@ def _scaling(run: Run, upstream: str) -> Target:
     return Target(name, goal, measured, ratio >= 0.70 and r256 >= 1000)
 
 
-def _verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("pass" if ok else "**FAIL**")
-
-
 def render(run: Run, notes: str | None) -> str:
     """Return the whole Markdown report."""
     parts = [_header(run), _machine(run), _method(run), _targets(run), _ceiling(run)]
     parts += [_scenario_table(run, points) for points in _by_scenario(run.points)]
+    parts += [held_section(run), overload_section(run), cold_section(run), soak_section(run)]
     parts.append(_starts(run))
     parts.append(f"{NOTES_HEADING}\n\n{(notes or NOTES_PLACEHOLDER).strip()}\n")
     return "\n".join(parts)
@@ -160,6 +167,8 @@ def _header(run: Run) -> str:
     m = run.meta
     mode = " --quick" if run.quick else ""
     mode += " --direct-only" if run.direct_only else ""
+    if run.groups and run.groups != DEFAULT_GROUPS:
+        mode += " --only " + ",".join(run.groups)
     return (
         "# llm-router benchmarks\n\n"
         f"Measured {m['date']} at git `{m['git']}` by `python tests/bench/run.py{mode}`; "
@@ -200,15 +209,30 @@ def _method(run: Run) -> str:
         "measured, with N keep-alive connections each sending the next request as soon as "
         "the previous answer ends (closed loop).",
         f"- Non-stream load: {m['nonstream_tool']}. Streams: `tests/bench/loadgen.py` "
-        "(asyncio, raw sockets), which also measures TTFB = time from sending the request "
-        "to the first complete SSE chunk.",
+        "(asyncio, raw sockets), which also measures TTFB = time from the request's start "
+        "(sending it; the connect, for a connection's first request) to the first complete "
+        "SSE chunk.",
         "- The upstream is `tests/bench/upstream.py` (asyncio, hand-rolled HTTP/1.1); alone "
         "it serves tens of thousands of req/s, so it is never the bottleneck.",
         "- Direct = the load tool against the upstream; router = the same load through "
         "`python -m router serve` configured with one OpenAI-compatible provider pointing "
         "at that upstream. Added p50 = router p50 - direct p50 at the same concurrency.",
+        "- TLS rows: the same upstream serving HTTPS (`--tls`, a throwaway CA made with "
+        "`trustme` per run); the router's provider has `base_url = "
+        '"https://localhost:PORT/v1"` and trusts the CA through `tls = { ca_file = ... }`. '
+        "HTTP/2 rows: `tests/bench/upstream_h2.py` "
+        "(the `h2` library on asyncio, TLS with ALPN h2, 100 concurrent streams per "
+        "connection, the same answers) and `pool = { http2 = true }`; measured through the "
+        "router only.",
+        "- Held streams, overload, cold start and soak: `tests/bench/loadgen.py` too, "
+        "counting apart connection errors (refused, reset, timed out), streams that ended "
+        "without `data: [DONE]` (incomplete: never a success), 503 answers (the daemon's "
+        "overload refusal, a correct answer) and other statuses; each section says how its "
+        "clients behave.",
         "- Router RSS: VmRSS from `/proc/PID/status` sampled every 20 ms during each run "
-        "(peak shown), and VmHWM at the end. Start: spawn to first 200 on `/healthz`.",
+        "(peak shown), and VmHWM at the end; router CPU: its user + system time over the "
+        "run's wall time (1.0 = its core busy). Start: spawn to first 200 on `/healthz`.",
+        GROUPS_TEXT + f" This run: {', '.join(run.groups) or 'base'}.",
     ]
     if cpu_peak is not None:
         warn = (
@@ -217,18 +241,27 @@ def _method(run: Run) -> str:
             else ""
         )
         lines.append(f"- The Python load generator used at most {cpu_peak:.0%} of its core{warn}.")
+    for proto, name in (("https", "HTTPS"), ("h2", "HTTP/2")):
+        peak = max(
+            (
+                p.router.get("upstream_cpu") or 0.0
+                for p in run.points
+                if p.router and p.scenario.upstream.proto == proto
+            ),
+            default=None,
+        )
+        if peak is not None:
+            lines.append(
+                f"- The {name} fake upstream used at most {peak:.0%} of the load core while "
+                "the router was loaded" + (" (**it may be the limit**)." if peak > 0.6 else ".")
+            )
     return "\n".join(lines) + "\n"
 
 
 def _targets(run: Run) -> str:
     if run.direct_only:
         return "## Targets\n\nNot evaluated: `--direct-only` run (no router).\n"
-    rows = "\n".join(
-        f"| {t.name} | {t.goal} | {t.measured} | {_verdict(t.ok)} |" for t in targets(run)
-    )
-    return (
-        f"## Targets\n\n| target | goal | measured | result |\n| --- | --- | --- | --- |\n{rows}\n"
-    )
+    return "## Targets\n\n" + target_rows(targets(run))
 
 
 def _by_scenario(points: list[Point]) -> list[list[Point]]:
@@ -252,8 +285,13 @@ def _scenario_table(run: Run, points: list[Point]) -> str:
     if sc.stream:
         head += ["direct TTFB p50 / p99 ms", "router TTFB p50 / p99 ms"]
     head += ["router peak RSS MB", "errors direct / router"]
-    rows = [_row(p) for p in points]
+    rows = [_row(p) if p.error is None else _failed_row(p, len(head)) for p in points]
     text = f"### {sc.title}\n\n"
+    if sc.upstream.proto == "h2":
+        text += (
+            "Through the router only: the load tools speak HTTP/1.1, so there is no "
+            "direct column.\n\n"
+        )
     if sc.floor_s() > 0:
         text += (
             f"Each request takes at least {sc.floor_s() * 1000:g} ms upstream, so req/s ≤ "
@@ -277,6 +315,12 @@ def _row(p: Point) -> str:
         cells += [_pair(d, "ttfb_p50_ms", "ttfb_p99_ms"), _pair(r, "ttfb_p50_ms", "ttfb_p99_ms")]
     errors = f"{d['errors'] if d else '-'} / {r['errors'] if r else '-'}"
     cells += [fmt_mb(r["rss_peak_mb"] if r else None), errors]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _failed_row(p: Point, width: int) -> str:
+    """A row for a point the router could not be measured at."""
+    cells = [str(p.concurrency), f"**failed**: {p.error}"] + ["-"] * (width - 2)
     return "| " + " | ".join(cells) + " |"
 
 
@@ -307,6 +351,8 @@ def summary_line(p: Point) -> str:
     sc = p.scenario
     kind = "stream" if sc.stream else "plain "
     text = f"{sc.upstream.name:4} {kind} c={p.concurrency:<3}"
+    if p.error:
+        return f"{text} failed: {p.error}"
     text += f" direct {fmt_rate(_rps(p.direct)):>7}/s p50 {fmt_ms(_p50(p.direct)):>6} ms"
     if p.router:
         text += f" | router {fmt_rate(_rps(p.router)):>6}/s p50 {fmt_ms(_p50(p.router)):>6} ms"
@@ -326,6 +372,6 @@ def summary(run: Run) -> str:
     lines += [f"router start ({s.upstream}): {s.start_s:.3f} s" for s in run.starts]
     if not run.direct_only:
         lines += [
-            f"{_verdict(t.ok).strip('*'):8} {t.name}: {t.measured} ({t.goal})" for t in targets(run)
+            f"{verdict(t.ok).strip('*'):8} {t.name}: {t.measured} ({t.goal})" for t in targets(run)
         ]
     return "\n".join(lines)

@@ -1,14 +1,26 @@
-"""Benchmark llm-router against a fast fake upstream; write docs/benchmarks.md.
+"""Benchmark llm-router against fast fake upstreams; write docs/benchmarks.md.
 
-``python tests/bench/run.py [--quick] [--direct-only] [--out docs/benchmarks.md]``
+``python tests/bench/run.py [--quick] [--only GROUPS] [--direct-only] [--out docs/benchmarks.md]``
 
-For each fake upstream (fast: 0 ms; slow: 50 ms, streams +5 ms between events) it starts
-the upstream (pinned with the load generator to the second CPU) and a router configured
-to use it (pinned to the first CPU), then loads both directly and through the router,
-non-stream and streaming, at several concurrencies.  It prints a summary, writes the
-Markdown report (keeping the hand-written ``## Notes`` section) and exits 0 even when
-targets fail; it exits 1 only when something broke (the router did not start, a load
-tool crashed, ...).  Every process it starts is stopped by PID in a ``finally``.
+The router runs pinned to the first CPU; the fake upstreams, the load generators and
+this script share the second. Scenario groups (``--only``, comma-separated; all but
+``soak`` by default):
+
+- ``base``: the fixed-answer ceiling, then plain HTTP upstreams (fast: 0 ms; slow:
+  50 ms, streams +5 ms between events) loaded directly and through the router,
+  non-stream and streaming, at several concurrencies.
+- ``tls``, ``h2``: the fast upstream over HTTPS and over HTTP/2 (TLS, ALPN h2), the
+  router's provider pointing at it: non-stream c=16 and c=256, streams c=64.
+- ``held``: slow streams held by 256 to 5,000 clients at once (a fresh router each).
+- ``overload``: non-stream far past saturation with ``server.max_in_flight`` set.
+- ``cold``: a freshly started router, 500 new clients at once, ``/healthz`` probed.
+- ``soak`` (only when asked, or ``all``): ``--soak-duration`` seconds of mixed load, the
+  router's RSS and descriptors sampled every 10 s.
+
+It prints a summary, writes the Markdown report (keeping the hand-written ``## Notes``
+section) and exits 0 when everything ran (targets may still be missed), 1 when something
+broke: the harness itself (then no report), or a router failing rows (reported).
+Every process it starts is stopped by PID in a ``finally``.
 """
 
 from __future__ import annotations
@@ -21,173 +33,32 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-from _load import find_wrk, run_loadgen, run_wrk, write_lua
-from _model import Point, Result, RouterStart, Run, Scenario, Upstream
-from _procs import (
-    cpu_plan,
-    free_port,
-    hwm_mb,
-    post,
-    read_port_line,
-    rss_mb,
-    spawn,
-    stop,
-    wait_healthy,
+from _cold import bench_cold
+from _load import find_wrk, write_lua
+from _model import FAST, FAST_H2, FAST_TLS, SLOW, Run
+from _procs import cpu_plan
+from _report import extract_notes, failures, render, summary
+from _scenarios import (
+    HELD_CONCURRENCY,
+    base_scenarios,
+    bench_ceiling,
+    bench_held,
+    bench_overload,
+    bench_upstream,
+    proto_scenarios,
 )
-from _report import extract_notes, render, summary, summary_line
-from loadgen import CHAT_BODY, STREAM_BODY
+from _servers import Context
+from _soak import bench_soak
+from _tls import write_certs
+from loadgen import raise_nofile
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-UPSTREAM_PY = HERE / "upstream.py"
-FAST = Upstream("fast", 0.0, 0.0)
-SLOW = Upstream("slow", 50.0, 5.0)
-FULL_CONCURRENCY = (1, 16, 64, 256)
-ROUTER_START_LIMIT_S = 30.0
-CONFIG = """\
-[server]
-listen = ["127.0.0.1:0"]
-
-[providers.up]
-kind = "openai"
-base_url = "http://127.0.0.1:{port}/v1"
-api_key = "env:BENCH_KEY"
-
-[routes.bench]
-fallback = ["up:bench-model"]
-"""
-
-
-@dataclass(frozen=True)
-class Context:
-    """What every measurement needs."""
-
-    tmp: Path
-    python: str
-    router_cpus: set[int] | None
-    load_cpus: set[int] | None
-    wrk: str | None
-    lua: Path
-    duration: float
-    warmup: float
-    direct_only: bool
-
-
-def scenarios(quick: bool) -> list[Scenario]:
-    """The scenario matrix; ``quick`` keeps only the points the targets need."""
-    if not quick:
-        return [
-            Scenario(up, stream, FULL_CONCURRENCY)
-            for up in (FAST, SLOW)
-            for stream in (False, True)
-        ]
-    return [
-        Scenario(FAST, False, (1, 16, 256)),
-        Scenario(FAST, True, (64,)),
-        Scenario(SLOW, False, (16, 256)),
-        Scenario(SLOW, True, (64,)),
-    ]
-
-
-def start_upstream(up: Upstream, ctx: Context) -> tuple[subprocess.Popen[bytes], int]:
-    """Spawn the fake upstream on the load CPU; return it and its port."""
-    cmd = [sys.executable, str(UPSTREAM_PY), "--port", "0", "--delay-ms", str(up.delay_ms)]
-    cmd += ["--chunk-delay-ms", str(up.chunk_delay_ms)]
-    proc = spawn(cmd, ctx.load_cpus)
-    try:
-        return proc, read_port_line(proc)
-    except BaseException:
-        stop(proc)
-        raise
-
-
-def start_router(
-    up: Upstream, upstream_port: int, ctx: Context
-) -> tuple[subprocess.Popen[bytes], int, RouterStart]:
-    """Spawn the router on the router CPU; return it, its port and its start measurement."""
-    config = ctx.tmp / f"router-{up.name}.toml"
-    config.write_text(CONFIG.format(port=upstream_port))
-    port = free_port()
-    cmd = [ctx.python, "-m", "router", "serve", "--config", str(config)]
-    cmd += ["--listen", f"127.0.0.1:{port}"]
-    env = {**os.environ, "BENCH_KEY": "sk-bench"}
-    log = (ctx.tmp / f"router-{up.name}.log").open("wb")
-    started = time.perf_counter()
-    proc = spawn(cmd, ctx.router_cpus, env=env, cwd=ROOT, stdout=log, stderr=log)
-    log.close()
-    try:
-        start_s = wait_healthy(proc, port, started, ROUTER_START_LIMIT_S)
-        probe_router(port)
-    except BaseException as exc:
-        stop(proc)
-        tail = (ctx.tmp / f"router-{up.name}.log").read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"{exc}\n--- router log (tail) ---\n{tail}") from exc
-    return proc, port, RouterStart(up.name, start_s, rss_mb(proc.pid))
-
-
-def probe_router(port: int) -> None:
-    """Check the router answers one plain and one streaming request correctly."""
-    status, body = post(port, CHAT_BODY)
-    if status != 200 or b"Hello from the bench upstream." not in body:
-        raise RuntimeError(f"router non-stream probe: {status} {body[:500]!r}")
-    status, body = post(port, STREAM_BODY)
-    if status != 200 or b"[DONE]" not in body or body.count(b"data:") < 20:
-        raise RuntimeError(f"router stream probe: {status} {body[:500]!r}")
-
-
-def measure(port: int, stream: bool, concurrency: int, ctx: Context, watch: int | None) -> Result:
-    """One load run against ``port``: wrk for non-stream when present, else loadgen."""
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    if ctx.wrk and not stream:
-        return run_wrk(
-            ctx.wrk, ctx.lua, url, concurrency, ctx.duration, ctx.warmup, ctx.load_cpus, watch
-        )
-    return run_loadgen(url, concurrency, ctx.duration, ctx.warmup, stream, ctx.load_cpus, watch)
-
-
-def bench_upstream(up: Upstream, todo: list[Scenario], ctx: Context, run: Run) -> None:
-    """Start ``up`` (and a router on it), measure its scenarios, stop both."""
-    upstream: subprocess.Popen[bytes] | None = None
-    router: subprocess.Popen[bytes] | None = None
-    try:
-        upstream, uport = start_upstream(up, ctx)
-        rport, start = 0, None
-        if not ctx.direct_only:
-            router, rport, start = start_router(up, uport, ctx)
-            run.starts.append(start)
-        for sc in todo:
-            for c in sc.concurrencies:
-                direct = measure(uport, sc.stream, c, ctx, None)
-                routed = measure(rport, sc.stream, c, ctx, router.pid) if router else None
-                if router and router.poll() is not None:
-                    raise RuntimeError(f"router exited with {router.returncode} under load")
-                point = Point(sc, c, direct, routed)
-                run.points.append(point)
-                print(summary_line(point), flush=True)
-        if router and start:
-            start.hwm_mb = hwm_mb(router.pid)
-    finally:
-        stop(router)
-        stop(upstream)
-
-
-def bench_ceiling(ctx: Context, run: Run) -> None:
-    """Measure the fixed-answer hypercorn app on the router's core at c=16 and c=256."""
-    port = free_port()
-    cmd = [ctx.python, str(HERE / "ceiling.py"), "--port", str(port)]
-    proc = spawn(cmd, ctx.router_cpus, cwd=ROOT)
-    try:
-        wait_healthy(proc, port, time.perf_counter(), ROUTER_START_LIMIT_S)
-        for c in (16, 256):
-            result = measure(port, False, c, ctx, None)
-            run.ceiling[c] = result["rps"]
-            print(f"ceiling (fixed-answer hypercorn app) c={c}: {result['rps']:.0f} req/s")
-    finally:
-        stop(proc)
+GROUPS = ("base", "tls", "h2", "held", "overload", "cold", "soak")
+DEFAULT_GROUPS = tuple(g for g in GROUPS if g != "soak")
 
 
 def git_describe() -> str:
@@ -275,22 +146,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="2 s per point, fewer points")
+    p.add_argument(
+        "--only",
+        type=groups_arg,
+        default=DEFAULT_GROUPS,
+        help=f"comma-separated groups of {', '.join(GROUPS)}, or all "
+        f"(default: {','.join(DEFAULT_GROUPS)})",
+    )
     p.add_argument("--direct-only", action="store_true", help="no router: check the harness")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--json", type=Path, help="also dump raw results as JSON here")
     p.add_argument("--duration", type=float, help="seconds measured per point")
     p.add_argument("--warmup", type=float, help="seconds of warm-up per point")
+    p.add_argument(
+        "--held-duration", type=float, help="seconds per held-stream point (default 10; quick 2)"
+    )
+    p.add_argument(
+        "--held-c",
+        type=lambda text: tuple(int(c) for c in text.split(",")),
+        help="held-stream concurrencies (default 256,1000,2000,5000; quick 256,1000)",
+    )
+    p.add_argument("--held-procs", type=int, default=1, help="load processes per held-stream point")
+    p.add_argument("--soak-duration", type=float, default=600.0, help="seconds of soak load")
     p.add_argument("--no-wrk", action="store_true", help="use loadgen.py even if wrk exists")
     p.add_argument("--python", default=sys.executable, help="interpreter for the router")
     return p.parse_args(argv)
 
 
+def groups_arg(text: str) -> tuple[str, ...]:
+    """``--only``: names from :data:`GROUPS`, or ``all``."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if names == ("all",):
+        return GROUPS
+    unknown = [n for n in names if n not in GROUPS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown group(s) {unknown}; choose from {GROUPS}")
+    return tuple(g for g in GROUPS if g in names)
+
+
 def execute(args: argparse.Namespace, tmp: Path) -> Run:
-    """Run every scenario; return the measurements."""
+    """Run every scenario group asked for; return the measurements."""
+    raise_nofile()  # inherited: the held streams need thousands of descriptors, both sides
     plan = cpu_plan()
     router_cpus, load_cpus = plan if plan else (None, None)
     if load_cpus:
         os.sched_setaffinity(0, load_cpus)  # keep this script off the router's core
+    groups: tuple[str, ...] = args.only
+    tls = any(g in groups for g in ("tls", "h2", "cold"))
     ctx = Context(
         tmp=tmp,
         python=args.python,
@@ -301,18 +203,36 @@ def execute(args: argparse.Namespace, tmp: Path) -> Run:
         duration=args.duration or (2.0 if args.quick else 5.0),
         warmup=args.warmup if args.warmup is not None else (0.5 if args.quick else 1.0),
         direct_only=args.direct_only,
+        certs=write_certs(tmp) if tls else None,
     )
     run = Run(machine_meta(ctx), ctx.duration, ctx.warmup, args.direct_only, args.quick)
-    todo = scenarios(args.quick)
-    if not args.direct_only:
-        bench_ceiling(ctx, run)
-    for up in (FAST, SLOW):
-        bench_upstream(up, [sc for sc in todo if sc.upstream == up], ctx, run)
+    run.groups = groups
+    run.held_duration_s = args.held_duration or (ctx.duration if args.quick else 10.0)
+    if "base" in groups:
+        if not args.direct_only:
+            bench_ceiling(ctx, run)
+        todo = base_scenarios(args.quick)
+        for up in (FAST, SLOW):
+            bench_upstream(up, [sc for sc in todo if sc.upstream == up], ctx, run)
+    for name, up in (("tls", FAST_TLS), ("h2", FAST_H2)):
+        if name in groups and not (args.direct_only and up.proto == "h2"):  # no direct h2 load
+            bench_upstream(up, proto_scenarios(up, args.quick), ctx, run)
+    if args.direct_only:
+        return run  # the groups below measure the router only
+    if "held" in groups:
+        held = args.held_c or (HELD_CONCURRENCY[:2] if args.quick else HELD_CONCURRENCY)
+        bench_held(ctx, run, held, args.held_procs)
+    if "overload" in groups:
+        bench_overload(ctx, run)
+    if "cold" in groups:
+        bench_cold(ctx, run)
+    if "soak" in groups:
+        bench_soak(ctx, run, args.soak_duration)
     return run
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; 0 when the measurement ran (targets may still fail), 1 on a crash."""
+    """Entry point: 0 when everything ran (targets may still be missed), 1 otherwise."""
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="llm-router-bench-") as tmp:
         try:
@@ -322,9 +242,15 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     write_report(run, args.out)
     if args.json:
-        args.json.write_text(json.dumps([asdict(p) for p in run.points], indent=2))
+        args.json.write_text(json.dumps(asdict(run), indent=2, default=str))
     print(summary(run))
     print(f"report: {args.out}")
+    failed = failures(run)
+    if failed:
+        print(f"{len(failed)} measurement(s) failed (see the report):", file=sys.stderr)
+        for line in failed:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     return 0
 
 

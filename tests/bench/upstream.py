@@ -9,7 +9,9 @@ the benchmark measures.
 ``POST /v1/chat/completions`` answers a fixed ``chat.completion``; with ``"stream": true``
 in the body it answers 20 ``chat.completion.chunk`` SSE events then ``data: [DONE]``,
 chunked.  ``--delay-ms`` delays each response (timers, never blocking);
-``--chunk-delay-ms`` spaces the stream's events.
+``--chunk-delay-ms`` spaces the stream's events.  ``--tls CERT KEY`` serves HTTPS (ALPN
+``http/1.1``) with that certificate chain and key.  ``upstream_h2.py`` serves the same
+answers over HTTP/2 and reuses the pieces here.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import ssl
 import sys
 import time
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 MODEL: Final = "bench-model"
 CONTENT: Final = "Hello from the bench upstream."
@@ -51,8 +57,8 @@ def _completion_body(created: int) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def _chunk(created: int, delta: dict[str, str], finish: str | None) -> bytes:
-    """Return one SSE event carrying a ``chat.completion.chunk``, chunk-encoded."""
+def _event(created: int, delta: dict[str, str], finish: str | None) -> bytes:
+    """Return one SSE event carrying a ``chat.completion.chunk``."""
     doc = {
         "id": "chatcmpl-bench",
         "object": "chat.completion.chunk",
@@ -60,7 +66,7 @@ def _chunk(created: int, delta: dict[str, str], finish: str | None) -> bytes:
         "model": MODEL,
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
     }
-    return _chunked(b"data: " + json.dumps(doc, separators=(",", ":")).encode() + b"\n\n")
+    return b"data: " + json.dumps(doc, separators=(",", ":")).encode() + b"\n\n"
 
 
 def _chunked(data: bytes) -> bytes:
@@ -68,21 +74,25 @@ def _chunked(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def stream_pieces(created: int) -> list[bytes]:
-    """Return the stream's pieces: headers + first event, 19 more events, [DONE] + end."""
-    events = [_chunk(created, {"role": "assistant", "content": ""}, None)]
+def sse_events(created: int) -> list[bytes]:
+    """Return the stream's SSE events, unframed: 20 chunks, then ``data: [DONE]``."""
+    events = [_event(created, {"role": "assistant", "content": ""}, None)]
     events += [
-        _chunk(created, {"content": w if i == 0 else " " + w}, None) for i, w in enumerate(WORDS)
+        _event(created, {"content": w if i == 0 else " " + w}, None) for i, w in enumerate(WORDS)
     ]
-    events.append(_chunk(created, {}, "stop"))
+    events.append(_event(created, {}, "stop"))
     assert len(events) == 20, len(events)
+    return [*events, b"data: [DONE]\n\n"]
+
+
+def stream_pieces(events: list[bytes]) -> list[bytes]:
+    """Return the HTTP/1.1 pieces: headers + first event, 19 more events, [DONE] + end."""
     head = (
         b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
         b"transfer-encoding: chunked\r\n\r\n"
     )
-    pieces = [head + events[0], *events[1:]]
-    pieces.append(_chunked(b"data: [DONE]\n\n") + b"0\r\n\r\n")
-    return pieces
+    framed = [_chunked(e) for e in events]
+    return [head + framed[0], *framed[1:-1], framed[-1] + b"0\r\n\r\n"]
 
 
 def _response(status: bytes, ctype: bytes, body: bytes) -> bytes:
@@ -102,8 +112,10 @@ class Answers:
         created = int(time.time())
         self.delay = delay_ms / 1000.0
         self.chunk_delay = chunk_delay_ms / 1000.0
-        self.completion = _response(b"200 OK", b"application/json", _completion_body(created))
-        self.pieces = stream_pieces(created)
+        self.completion_body = _completion_body(created)
+        self.completion = _response(b"200 OK", b"application/json", self.completion_body)
+        self.events = sse_events(created)
+        self.pieces = stream_pieces(self.events)
         self.stream = b"".join(self.pieces)
         self.ok = _response(b"200 OK", b"text/plain", b"ok")
         models = {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "b"}]}
@@ -284,15 +296,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
     p.add_argument("--delay-ms", type=float, default=0.0, help="delay before each response")
     p.add_argument("--chunk-delay-ms", type=float, default=0.0, help="delay between events")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS")
     return p.parse_args(argv)
 
 
-async def serve(args: argparse.Namespace) -> None:
+def server_tls(cert: str, key: str, alpn: str) -> ssl.SSLContext:
+    """A server TLS context with ``cert`` (a PEM chain), ``key`` and one ALPN protocol."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols([alpn])
+    return ctx
+
+
+async def serve(
+    args: argparse.Namespace,
+    protocol: Callable[[Answers], asyncio.Protocol],
+    tls: ssl.SSLContext | None,
+) -> None:
     """Listen, print ``PORT=<n>``, serve forever."""
     loop = asyncio.get_running_loop()
     answers = Answers(args.delay_ms, args.chunk_delay_ms)
     server = await loop.create_server(
-        lambda: UpstreamProtocol(answers), args.host, args.port, backlog=4096, reuse_address=True
+        lambda: protocol(answers),
+        args.host,
+        args.port,
+        backlog=4096,
+        reuse_address=True,
+        ssl=tls,
     )
     port = server.sockets[0].getsockname()[1]
     sys.stdout.write(f"PORT={port}\n")
@@ -301,16 +331,27 @@ async def serve(args: argparse.Namespace) -> None:
         await server.serve_forever()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the server on uvloop if available, else asyncio."""
-    args = parse_args(argv)
+def run_server(
+    args: argparse.Namespace,
+    protocol: Callable[[Answers], asyncio.Protocol],
+    tls: ssl.SSLContext | None,
+) -> None:
+    """Run :func:`serve` on uvloop if available, else asyncio."""
+    coro = serve(args, protocol, tls)
     try:
         # Optional, not a dependency: unused-ignore covers machines that have it.
         import uvloop  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
-        asyncio.run(serve(args))
+        asyncio.run(coro)
     else:
-        uvloop.run(serve(args))
+        uvloop.run(coro)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: HTTP/1.1, over TLS with ``--tls``."""
+    args = parse_args(argv)
+    tls = server_tls(args.tls[0], args.tls[1], "http/1.1") if args.tls else None
+    run_server(args, UpstreamProtocol, tls)
 
 
 if __name__ == "__main__":

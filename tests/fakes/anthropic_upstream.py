@@ -22,6 +22,7 @@ streams are named SSE events with ``ping``s, ``input_json_delta`` pieces, and cu
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import attrs
@@ -65,6 +66,8 @@ class FakeAnthropic(FakeServer):
             return _error(400, "anthropic-version: header is required")
         if got.method == "GET" and got.path == "/v1/models":
             return Reply(200, _MODELS)
+        if got.method == "POST" and got.path == "/v1/messages/count_tokens":
+            return _count(got.body)
         if got.method != "POST" or got.path != "/v1/messages":
             return _error(404, f"{got.method} {got.path} not found")
         if not isinstance(got.body.get("max_tokens"), int):
@@ -204,6 +207,21 @@ def stream_events(model: str, text: str) -> list[bytes]:
     """The whole event sequence of one streamed answer (also a recorded test stream)."""
     stream = _stream(model, text)
     return [*stream.head, *stream.pieces, *stream.tail]
+
+
+def _count(body: dict[str, Any]) -> Reply:
+    """``/v1/messages/count_tokens``: a count the tests can recompute (the messages' and
+    tools' JSON over 3, plus 1000); models named ``fail-<status>`` fail with it."""
+    if "max_tokens" in body:  # as Anthropic: the count takes no generation settings
+        return _error(400, "max_tokens: Extra inputs are not permitted")
+    model = str(body.get("model", ""))
+    if model.startswith("fail-"):
+        return _error(int(model.removeprefix("fail-")))
+    return Reply(200, {"input_tokens": fake_count(body)})
+
+
+def fake_count(body: dict[str, Any]) -> int:
+    return 1000 + len(json.dumps([body.get("messages"), body.get("tools")])) // 3
 
 
 def _error(status: int, message: str | None = None) -> Reply:

@@ -326,6 +326,30 @@ def fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
+#: RSS growth allowed between the second and the last quarter: this many MB, or this
+#: percentage of the second quarter's median, whichever is larger.
+RSS_MB = 4.0
+RSS_PCT = 5.0
+
+
+def rss_quarters(samples: list[tuple[float, float, int]], load_s: float) -> tuple[float, float]:
+    """Median RSS of the second and of the last quarter of a run of ``load_s`` seconds.
+
+    ``samples`` are (seconds into the load, RSS MB, descriptors); the first quarter is
+    warm-up (caches, pools and the allocator's arenas fill), so it is left out.
+    """
+
+    def median(lo: float, hi: float) -> float:
+        return statistics.median(r for t, r, _ in samples if lo * load_s <= t < hi * load_s)
+
+    return median(0.25, 0.5), median(0.75, 1.01)
+
+
+def allowed_growth(q2: float, mb: float = RSS_MB, pct: float = RSS_PCT) -> float:
+    """The RSS growth (MB) past the second quarter's median still counted as flat."""
+    return max(mb, q2 * pct / 100)
+
+
 async def healthy(port: int) -> bool:
     client = await Client.open(port)
     try:
@@ -378,12 +402,9 @@ async def soak(args: argparse.Namespace, proc: subprocess.Popen[bytes], port: in
     alive = proc.poll() is None and await healthy(port)
     idle_rss = rss_mb(pid)
 
-    def median(lo: float, hi: float) -> float:
-        return statistics.median(r for t, r, _ in samples if lo * load_s <= t < hi * load_s)
-
-    q2, q4 = median(0.25, 0.5), median(0.75, 1.01)
+    q2, q4 = rss_quarters(samples, load_s)
     growth = q4 - q2
-    allowed = max(args.rss_mb, q2 * args.rss_pct / 100)
+    allowed = allowed_growth(q2, args.rss_mb, args.rss_pct)
     total = sum(runner.done.values()) + sum(runner.failures.values())
     between = total / 2  # requests between the middles of the second and last quarters
     checks = {
@@ -415,8 +436,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
-    parser.add_argument("--rss-mb", type=float, default=4.0, help="RSS growth allowed, MB")
-    parser.add_argument("--rss-pct", type=float, default=5.0, help="or this %% of the RSS")
+    parser.add_argument("--rss-mb", type=float, default=RSS_MB, help="RSS growth allowed, MB")
+    parser.add_argument("--rss-pct", type=float, default=RSS_PCT, help="or this %% of the RSS")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds to idle fds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="llm-router-soak-") as tmp:

@@ -13,7 +13,7 @@ import pytest
 
 from adapters import provider_kinds
 from router import App, Engine, Runtime
-from router.http import _chat
+from router.http import _app, _chat
 from router.ops._accesslog import AccessLog
 from router.ops._observability import Observability
 from router.upstream._providers import build_upstreams
@@ -88,10 +88,10 @@ async def test_headers_the_server_refuses_give_a_json_500_and_a_500_in_the_log(
 async def test_a_bug_outside_the_chat_paths_gives_a_json_500(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(self: App) -> dict[str, Any]:
+    def broken(*args: object) -> dict[str, Any]:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(App, "_models", broken)
+    monkeypatch.setattr(_app, "model_list", broken)
     async with serving() as (_, client, _log, _lines):
         answer = await client.get("/v1/models")
         after = await client.get("/healthz")

@@ -147,3 +147,18 @@ def test_check_warns_of_an_unreachable_timeout_and_still_passes(tmp_path: Path) 
         "warning: routes.chat: first_token_timeout (10s) is not shorter than timeout (10s): "
         "a silent target takes the whole timeout and the next target is never tried"
     ]
+
+
+def test_check_warns_of_an_unverified_upstream_and_still_passes(tmp_path: Path) -> None:
+    path = tmp_path / "router.toml"
+    path.write_text(
+        '[providers.lab]\nkind = "openai_compatible"\nbase_url = "https://lab.test/v1"\n'
+        "tls = { verify = false }\n\n"
+        '[routes.chat]\nfallback = ["lab:m"]\n'
+    )
+    result = run("check", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "warning: providers.lab.tls.verify = false: the upstream's certificate is NOT checked;"
+        " anyone on the path can read and change the traffic, keys included"
+    ]

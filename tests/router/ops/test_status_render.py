@@ -1,0 +1,38 @@
+"""``llm-router status`` as text: the overload and dynamic-target sections."""
+
+from __future__ import annotations
+
+from router.ops._status import render_status
+
+
+def test_overload_and_dynamic_targets_are_shown() -> None:
+    state = {
+        "rules": {"digest": "abcdef0123456789", "loaded_at": "now", "routes": ["chat"]},
+        "ready": True,
+        "overload": {
+            "in_flight": 3,
+            "max_in_flight": 256,
+            "loop_lag_ms": 1.5,
+            "overload_lag_ms": 100.0,
+            "connections": 12,
+            "max_connections": None,
+            "refused": {"in_flight": 4, "lag": 0, "connections": 1},
+        },
+        "dynamic_targets": {
+            "oa": {"kept": 2, "limit": 1000, "dropped": 5, "recent": {"oa:x": {}, "oa:y": {}}}
+        },
+    }
+    text = render_status(state)
+    assert (
+        "load     connections 12, in flight 3/256, loop lag 1.5 ms (limit 100 ms);"
+        " refused: 4 in_flight, 1 connections"
+    ) in text
+    assert (
+        "oa: 2 more target(s) asked for directly (kept up to 1000, 5 forgotten); recent: oa:x, oa:y"
+        in text
+    )
+
+
+def test_nothing_refused_says_none() -> None:
+    overload = {"in_flight": 0, "connections": 1, "refused": {"lag": 0}}
+    assert "refused: none" in render_status({"overload": overload})
