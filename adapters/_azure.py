@@ -31,6 +31,7 @@ from ._base import (
     path_segment,
     request_headers,
     upstream_json,
+    with_upstream_detail,
 )
 from ._errors import ContentFiltered, GatewayError
 from ._openai import OpenAIStreamDecoder
@@ -122,6 +123,7 @@ class AzureAdapter(AdapterBase):
                 param=error.get("param") if isinstance(error.get("param"), str) else None,
             )
         err = error_for_status(status, message, code=code or None, headers=headers)
+        err = with_upstream_detail(err, error.get("param"), error.get("code"))
         if status == 429 and err.retry_after is None:
             found = _RETRY_IN_TEXT.search(message)
             if found:

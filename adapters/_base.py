@@ -37,6 +37,7 @@ __all__ = [
     "error_object",
     "stream_event_object",
     "upstream_json",
+    "with_upstream_detail",
     "AdapterBase",
     "Capabilities",
     "Headers",
@@ -233,6 +234,23 @@ def error_for_status(
     elif status >= 500 or status in (408, 409):
         cls = ProviderInternalError
     return cls(message, upstream=upstream, upstream_status=status, retry_after=retry_after(headers))
+
+
+#: Faults in the client's own request: an upstream's ``param`` and ``code`` say which
+#: field and what about it, so they are passed back as the upstream gave them.
+_CLIENT_FAULTS = (InvalidRequest, ContextLengthExceeded, ContentFiltered)
+
+
+def with_upstream_detail(err: GatewayError, param: Any, code: Any) -> GatewayError:
+    """``err`` with an OpenAI-format upstream's ``param`` and ``code``, when it is a
+    fault in the client's request (never for the operator's: an upstream's
+    ``invalid_api_key`` is not the client's key)."""
+    if isinstance(err, _CLIENT_FAULTS):
+        if isinstance(param, str) and param:
+            err.param = param
+        if isinstance(code, str) and code:
+            err.code = code
+    return err
 
 
 def upstream_json(data: bytes | str, error: type[GatewayError] = SerializationError) -> Any:

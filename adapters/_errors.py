@@ -63,7 +63,9 @@ class GatewayError(Exception):
 
     status_hint: ClassVar[int] = 500
     error_type: ClassVar[str] = "server_error"
-    code: ClassVar[str | None] = None
+    #: The OpenAI-style ``code``: the class's, or an upstream's own for a fault in the
+    #: client's request (``invalid_value``, ``unsupported_parameter``), passed back.
+    code: str | None = None
     #: Whether trying again (the same target later, or another one) can succeed.
     retryable: ClassVar[bool] = False
     #: The name used in a route's ``on = [...]`` list, if this failure can fall back.
@@ -77,6 +79,7 @@ class GatewayError(Exception):
         upstream_status: int | None = None,
         retry_after: float | None = None,
         param: str | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -84,6 +87,8 @@ class GatewayError(Exception):
         self.upstream_status = upstream_status
         self.retry_after = retry_after
         self.param = param
+        if code is not None:
+            self.code = code
 
     def to_openai(self) -> dict[str, Any]:
         """The OpenAI-style error body: ``{"error": {message, type, param, code}}``."""

@@ -16,6 +16,7 @@ from ._base import (
     header,
     request_headers,
     upstream_json,
+    with_upstream_detail,
 )
 from ._compat import IDENTITY, Fixups
 from ._errors import GatewayError, SerializationError, StreamError
@@ -89,9 +90,10 @@ class OpenAIAdapter(AdapterBase):
         message, code = _error_fields(body)
         if message is None:
             message = f"upstream answered HTTP {status}"
-        return self._fixups.error(
-            status, error_for_status(status, message, code=code, headers=headers)
-        )
+        err = error_for_status(status, message, code=code, headers=headers)
+        detail = _error_detail(body)
+        err = with_upstream_detail(err, detail.get("param"), detail.get("code"))
+        return self._fixups.error(status, err)
 
     def stream_decoder(self) -> OpenAIStreamDecoder:
         return OpenAIStreamDecoder(self._fixups)
@@ -102,12 +104,24 @@ class OpenAIAdapter(AdapterBase):
         return UpstreamRequest("GET", self._models_url, headers, b"")
 
 
-def _error_fields(body: bytes) -> tuple[str | None, str | None]:
-    """``(message, code)`` of an OpenAI error body, tolerating anything else."""
+def _error_object(body: bytes) -> Any:
+    """The ``error`` of an OpenAI error body (vLLM's flat body is its own), as sent."""
     raw = error_object(body)
     error = raw.get("error")
     if error is None and raw.get("object") == "error":  # vLLM and other compatible hosts
         error = raw
+    return error
+
+
+def _error_detail(body: bytes) -> dict[str, Any]:
+    """The ``error`` object of an OpenAI error body, or ``{}``."""
+    error = _error_object(body)
+    return error if isinstance(error, dict) else {}
+
+
+def _error_fields(body: bytes) -> tuple[str | None, str | None]:
+    """``(message, code)`` of an OpenAI error body, tolerating anything else."""
+    error = _error_object(body)
     if isinstance(error, str):
         return error, None
     if not isinstance(error, dict):

@@ -22,11 +22,13 @@ from ._framing import (
     FORBIDDEN,
     MethodNotAllowed,
     Sending,
+    error_json,
     lifespan,
     not_found,
     refuse,
     send_internal_error,
     send_json,
+    send_method_not_allowed,
 )
 from ._models import model_list, model_one
 from ._observer import NoObserver
@@ -127,8 +129,10 @@ class App:
         elif path == "/admin/reload":
             await self._admin_reload(scope, method, send)
         elif method != "GET":
-            known = path in _GET_PATHS or path.startswith(("/v1/models/", "/models/"))
-            await send_json(send, 405 if known else 404, not_found(path))
+            if path in _GET_PATHS or path.startswith(("/v1/models/", "/models/")):
+                await send_method_not_allowed(send, path, "GET")
+            else:
+                await send_json(send, 404, not_found(path))
         elif path == "/healthz":
             await send_json(send, 200, {"status": "ok"})
         elif path == "/readyz":
@@ -174,11 +178,12 @@ class App:
 
     async def _admin_reload(self, scope: Scope, method: str, send: Any) -> None:
         if method != "POST":
-            await send_json(send, 405, {"error": {"message": "use POST"}})
+            await send_method_not_allowed(send, "/admin/reload", "POST")
         elif not is_admin(scope, self.admin_key):
             await send_json(send, 403, FORBIDDEN)
         elif self.reload is None:
-            await send_json(send, 503, {"error": {"message": "this daemon cannot reload"}})
+            body = error_json("this daemon cannot reload", "service_unavailable")
+            await send_json(send, 503, body)
         else:
             result = await self.reload()
             await send_json(send, 200 if result.ok else 422, result.to_json())

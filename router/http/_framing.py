@@ -26,6 +26,7 @@ __all__ = [
     "Sending",
     "PayloadTooLarge",
     "lifespan",
+    "error_json",
     "not_found",
     "read_body",
     "refuse",
@@ -33,6 +34,7 @@ __all__ = [
     "send_error",
     "send_internal_error",
     "send_json",
+    "send_method_not_allowed",
     "trace_headers",
 ]
 
@@ -81,12 +83,16 @@ class MethodNotAllowed(InvalidRequest):
     code = "method_not_allowed"
 
 
-FORBIDDEN = {
-    "error": {
-        "message": "admin endpoints answer on loopback or with the admin key",
-        "type": "permission_error",
-    }
-}
+def error_json(
+    message: str, kind: str = "invalid_request_error", code: str | None = None
+) -> dict[str, Any]:
+    """An error body in OpenAI's shape, all four keys present (its SDKs read each)."""
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+FORBIDDEN = error_json(
+    "admin endpoints answer on loopback or with the admin key", "permission_error"
+)
 
 
 async def read_body(scope: Scope, receive: Any, limit: int) -> bytes:
@@ -187,12 +193,20 @@ async def refuse(send: Any, codec: Ingress, err: GatewayError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def send_json(send: Any, status: int, payload: Any) -> None:
+async def send_json(
+    send: Any, status: int, payload: Any, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = orjson.dumps(payload)
-    headers = [JSON, (b"content-length", b"%d" % len(body))]
+    headers = [JSON, (b"content-length", b"%d" % len(body)), *(headers or ())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
 def not_found(path: str) -> dict[str, Any]:
-    return {"error": {"message": f"no such endpoint: {path}", "type": "invalid_request_error"}}
+    return error_json(f"no such endpoint: {path}", code="unknown_url")
+
+
+async def send_method_not_allowed(send: Any, path: str, allow: str) -> None:
+    """405 with the ``allow`` header HTTP requires, the body in OpenAI's shape."""
+    body = error_json(f"{path} takes {allow} only", code="method_not_allowed")
+    await send_json(send, 405, body, [(b"allow", allow.encode())])

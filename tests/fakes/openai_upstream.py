@@ -124,6 +124,8 @@ class FakeOpenAI(FakeServer):
         body = {"message": message.format(key), "type": kind, "param": None, "code": name}
         if code == "ctx":
             body["param"] = "messages"
+        if code == "400":
+            body["param"] = "temperature"
         retry = [(b"retry-after", b"2")] if status == 429 else []
         return Reply(status, {"error": body}, retry)
 

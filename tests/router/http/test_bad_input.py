@@ -182,3 +182,27 @@ fallback = ["up:gpt-4o"]
     ):
         async with start_router(toml):
             pass
+
+
+OPENAI_ERROR_KEYS = {"message", "type", "param", "code"}
+
+
+async def test_path_and_method_errors_have_openais_four_keys(start_router: RouterFactory) -> None:
+    async with start_router(SIMULATED) as url, httpx2.AsyncClient(base_url=url) as client:
+        missing = await client.get("/v2/nothing")
+        wrong = await client.post("/healthz")
+        model = await client.post("/v1/models/chat")
+        reload = await client.get("/admin/reload")
+    assert (missing.status_code, wrong.status_code, model.status_code) == (404, 405, 405)
+    assert reload.status_code == 405
+    for answer in (missing, wrong, model, reload):
+        error = answer.json()["error"]
+        assert set(error) == OPENAI_ERROR_KEYS, answer.url
+        assert error["type"] == "invalid_request_error"
+    assert missing.json()["error"]["code"] == "unknown_url"
+    assert "no such endpoint: /v2/nothing" in missing.json()["error"]["message"]
+    for answer in (wrong, model, reload):
+        assert answer.json()["error"]["code"] == "method_not_allowed"
+        assert "no such endpoint" not in answer.json()["error"]["message"]
+    assert wrong.headers["allow"] == "GET"
+    assert reload.headers["allow"] == "POST"

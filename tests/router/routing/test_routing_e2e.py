@@ -68,6 +68,17 @@ async def test_no_fallback_on_400(start_router: RouterFactory, fake_openai: Fake
     assert [r.body["model"] for r in fake_openai.received] == ["fail-400"]
 
 
+async def test_an_upstream_400_keeps_its_param_and_code(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    routes = '[routes.r]\nfallback = ["up:fail-400"]'
+    async with start_router(config(fake_openai.url, routes)) as url, openai_client(url) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(model="r", messages=HI)
+    assert (caught.value.param, caught.value.code) == ("temperature", "invalid_value")
+    assert caught.value.type == "invalid_request_error"
+
+
 async def test_stream_cut_before_first_chunk_fails_over(
     start_router: RouterFactory, fake_openai: FakeOpenAI
 ) -> None:
