@@ -37,6 +37,7 @@ from ._framing import (
     SSE_HEADERS,
     ClientGone,
     Sending,
+    id_headers,
     make_request_id,
     read_body,
     send_error,
@@ -122,7 +123,10 @@ class Exchange:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The headers that say what happened (``x-request-id``, ``x-router-*``)."""
-        return trace_headers(self.trace, self.request_id)
+        return [
+            *trace_headers(self.trace, self.request_id),
+            *id_headers(self.codec, self.request_id),
+        ]
 
     async def error(self, err: GatewayError) -> None:
         """Answer with ``err`` in the client's format, before any byte was sent."""

@@ -12,12 +12,15 @@ import orjson
 
 from adapters import GatewayError, InvalidRequest
 
+from ._anthropic_ingress import AnthropicIngress
+
 if TYPE_CHECKING:
     from ..routing._request import RequestTrace
     from ._openai_ingress import Ingress
 
 __all__ = [
     "FORBIDDEN",
+    "id_headers",
     "JSON",
     "MethodNotAllowed",
     "SSE_HEADERS",
@@ -150,6 +153,14 @@ def trace_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, byt
     return headers
 
 
+def id_headers(codec: Ingress | None, request_id: str) -> list[tuple[bytes, bytes]]:
+    """The request id under the name ``codec``'s SDK reads, besides ``x-request-id``
+    (Anthropic's reads ``request-id``: its ``_request_id``)."""
+    if isinstance(codec, AnthropicIngress):
+        return [(b"request-id", request_id.encode())]
+    return []
+
+
 async def send_error(
     send: Any,
     codec: Ingress,
@@ -160,7 +171,7 @@ async def send_error(
     close: bool = False,
 ) -> None:
     """``err`` in the client's format; ``close`` ends the connection after it."""
-    headers = [JSON, *trace_headers(trace, request_id)]
+    headers = [JSON, *trace_headers(trace, request_id), *id_headers(codec, request_id)]
     if close:
         headers.append((b"connection", b"close"))
     if err.retry_after is not None:
@@ -181,6 +192,7 @@ async def send_internal_error(send: Any, codec: Ingress | None, request_id: str 
     headers = [JSON, (b"content-length", b"%d" % len(body))]
     if request_id is not None:
         headers.append((b"x-request-id", request_id.encode()))
+        headers += id_headers(codec, request_id)
     await send({"type": "http.response.start", "status": 500, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

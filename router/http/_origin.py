@@ -59,7 +59,7 @@ class HostRefused(InvalidRequest):
 
 #: Headers a browser's script may read from an answer.
 EXPOSE = (
-    b"x-request-id, x-router-route, x-router-target, x-router-attempts, x-router-arm, "
+    b"x-request-id, request-id, x-router-route, x-router-target, x-router-attempts, x-router-arm, "
     b"x-router-hedges, x-router-cache, retry-after"
 )
 #: Request headers always allowed in a preflight (what the OpenAI and Anthropic SDKs send);

@@ -189,3 +189,19 @@ async def test_a_broken_stream_raises_in_the_sdk(
                 messages=[{"role": "user", "content": "one two three four"}],
             ) as stream:
                 _ = [t async for t in stream.text_stream]
+
+
+async def test_request_id_as_the_anthropic_sdk_reads_it(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url, anthropic_client(url) as client:
+        message = await client.messages.create(model="chat", max_tokens=10, messages=HI)
+        raw = await client.messages.with_raw_response.create(
+            model="chat", max_tokens=10, messages=HI
+        )
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            await client.messages.create(model="nope", max_tokens=10, messages=HI)
+    assert message._request_id  # the SDK reads ``request-id``
+    assert raw.headers["request-id"] == raw.headers["x-request-id"]
+    assert missing.value.request_id
+    assert missing.value.request_id == missing.value.response.headers["x-request-id"]
