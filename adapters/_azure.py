@@ -99,7 +99,9 @@ class AzureAdapter(AdapterBase):
         return f"{self.base_url}/openai/deployments/{deployment}/chat/completions?{self._query()}"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        body = request_to_wire(req, model)
+        # Azure serves OpenAI's models: a reasoning one (by its deployment's name, as
+        # deployments are usually named) takes only max_completion_tokens.
+        body = request_to_wire(req, self.deployment or model, openai_limits=True)
         del body["model"]  # the deployment in the URL chooses the model
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url(model), headers, orjson.dumps(body))

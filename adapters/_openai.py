@@ -43,6 +43,9 @@ class OpenAIAdapter(AdapterBase):
         prefill: Whether the host continues a trailing assistant message. OpenAI's
             Chat Completions answers it anew, so OpenAI and unknown hosts say no; the
             hosts known to continue it (with their fix-ups) say yes.
+        openai_limits: The host is OpenAI itself: its reasoning models (o-series,
+            gpt-5) get the token limit as ``max_completion_tokens``, the only name they
+            take; compatible hosts get the name the client used.
     """
 
     def __init__(
@@ -54,8 +57,11 @@ class OpenAIAdapter(AdapterBase):
         fixups: Fixups = IDENTITY,
         stream_usage: bool = False,
         prefill: bool = False,
+        openai_limits: bool = False,
     ) -> None:
         self.name = name
+        # OpenAI's own API: its reasoning models get max_completion_tokens.
+        self._openai_limits = openai_limits
         self._prefill = prefill
         self._fixups = fixups
         # Ask for usage on every stream (the client still gets it only if it asked):
@@ -70,7 +76,7 @@ class OpenAIAdapter(AdapterBase):
         return f"OpenAIAdapter(name={self.name!r}, url={self.url!r})"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        wire = request_to_wire(req, model)
+        wire = request_to_wire(req, model, openai_limits=self._openai_limits)
         if req.stream and self._stream_usage:
             wire["stream_options"] = {**wire.get("stream_options", {}), "include_usage": True}
         body = orjson.dumps(self._fixups.request(wire))

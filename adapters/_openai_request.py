@@ -8,6 +8,7 @@ already-parsed JSON values; malformed input from a client raises :class:`Invalid
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, cast
 
 import orjson
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "client_body",
+    "is_reasoning_model",
     "message_to_wire",
     "number_param",
     "part_to_wire",
@@ -102,8 +104,28 @@ def request_from_wire(body: Any) -> GatewayRequest:
     )
 
 
-def request_to_wire(req: GatewayRequest, model: str) -> dict[str, Any]:
-    """GatewayRequest -> an OpenAI request body for ``model`` (the upstream's own id)."""
+#: OpenAI's reasoning models, by name: the o-series (``o1``, ``o3-mini``, ``o4-mini``,
+#: ...) and ``gpt-5`` (``gpt-5-mini``, ``gpt-5.1``, ...), fine-tunes (``ft:o4-mini-...``)
+#: included. They refuse ``max_tokens`` and take only ``max_completion_tokens``.
+_REASONING_MODEL = re.compile(r"(?:ft:)?(?:o\d+(?:$|-)|gpt-5(?:$|[-.]))", re.IGNORECASE)
+
+
+def is_reasoning_model(model: str) -> bool:
+    """Whether ``model`` names one of OpenAI's reasoning models (see above)."""
+    return _REASONING_MODEL.match(model) is not None
+
+
+def request_to_wire(
+    req: GatewayRequest, model: str, *, openai_limits: bool = False
+) -> dict[str, Any]:
+    """GatewayRequest -> an OpenAI request body for ``model`` (the upstream's own id).
+
+    The token limit goes under the name the client used (an Anthropic client's is
+    ``max_tokens``), except that with ``openai_limits`` (the upstream is OpenAI's own
+    API, or Azure OpenAI) a reasoning model (:func:`is_reasoning_model`) always gets
+    ``max_completion_tokens``, the only name it takes. OpenAI-compatible hosts keep
+    ``max_tokens``: some know no other, whatever their models are called.
+    """
     body: dict[str, Any] = dict(req.extra)
     body["model"] = model
     body["messages"] = [message_to_wire(m) for m in req.messages]
@@ -116,8 +138,10 @@ def request_to_wire(req: GatewayRequest, model: str) -> dict[str, Any]:
     if req.top_p is not None:
         body["top_p"] = req.top_p
     if req.max_tokens is not None:
-        # OpenAI's reasoning models refuse the older name; keep the one the client used.
-        body[req.limit_name] = req.max_tokens
+        name = req.limit_name
+        if openai_limits and is_reasoning_model(model):
+            name = "max_completion_tokens"
+        body[name] = req.max_tokens
     if req.stop:
         body["stop"] = list(req.stop)
     if req.tools:

@@ -112,6 +112,7 @@ def _openai(
     fixups: Fixups = IDENTITY,
     stream_usage: bool,
     prefill: bool = False,
+    openai_limits: bool = False,
 ) -> HTTPAdapter:
     headers = dict(settings.get("headers") or {})
     if settings.get("organization"):
@@ -124,6 +125,7 @@ def _openai(
         fixups=fixups,
         stream_usage=stream_usage,
         prefill=prefill,
+        openai_limits=openai_limits,
     )
 
 
@@ -143,7 +145,7 @@ BUILT_IN: tuple[ProviderSpec, ...] = (
     ProviderSpec(
         "openai",
         OpenAIProvider,
-        partial(_openai, stream_usage=True),
+        partial(_openai, stream_usage=True, openai_limits=True),
         default_base_url=OPENAI_URL,
         rate_limits=parse_openai_headers,
     ),

@@ -34,6 +34,7 @@ from adapters import (
     ToolCallDelta,
     UnsupportedCapability,
     Usage,
+    adapter_factory,
 )
 
 KEY = "sk-test-0123456789abcdef"
@@ -645,3 +646,46 @@ def test_adapter_stream_decoder_is_fresh_each_time() -> None:
     with pytest.raises(StreamError):
         d2.close()
     assert d1.close() == []
+
+
+# -- the token limit's name -------------------------------------------------------------
+
+REASONING = (
+    *("o1", "o1-mini", "o3", "o3-mini-2025-01-31", "o4-mini", "O3-PRO"),
+    *("gpt-5", "gpt-5-mini", "gpt-5.1", "ft:o4-mini-2025-04-16:org::abc"),
+)
+NOT_REASONING = ("gpt-4o", "gpt-4.1-mini", "omni-moderation", "gpt-50x", "foo-o3", "o")
+
+
+def limit_sent(kind: str, model: str, limit_name: str = "max_tokens") -> dict[str, Any]:
+    settings: dict[str, Any] = {"base_url": "https://api.example.test/v1", "api_key": KEY}
+    if kind == "azure":
+        settings["api_version"] = "2024-10-21"
+    req = GatewayRequest(
+        model="r", messages=(Message("user", "hi"),), max_tokens=50, limit_name=limit_name
+    )
+    up = adapter_factory(kind)("p", settings).build_request(req, model)
+    sent = orjson.loads(up.body)
+    return {k: v for k, v in sent.items() if k in ("max_tokens", "max_completion_tokens")}
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure"])
+@pytest.mark.parametrize("model", REASONING)
+def test_openais_reasoning_models_get_max_completion_tokens(kind: str, model: str) -> None:
+    # An Anthropic client's max_tokens, or an OpenAI client's older name: both renamed.
+    assert limit_sent(kind, model) == {"max_completion_tokens": 50}
+    assert limit_sent(kind, model, "max_completion_tokens") == {"max_completion_tokens": 50}
+
+
+@pytest.mark.parametrize("kind", ["openai", "azure"])
+@pytest.mark.parametrize("model", NOT_REASONING)
+def test_other_openai_models_get_the_name_the_client_used(kind: str, model: str) -> None:
+    assert limit_sent(kind, model) == {"max_tokens": 50}
+    assert limit_sent(kind, model, "max_completion_tokens") == {"max_completion_tokens": 50}
+
+
+@pytest.mark.parametrize("kind", ["openai_compatible", "vllm", "mistral", "deepseek"])
+def test_compatible_hosts_keep_max_tokens_whatever_the_model(kind: str) -> None:
+    # Hosts that serve a model named like OpenAI's may know only max_tokens.
+    assert limit_sent(kind, "o3-mini") == {"max_tokens": 50}
+    assert limit_sent(kind, "gpt-5") == {"max_tokens": 50}

@@ -15,13 +15,15 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 - streams: ``no-done`` (ends after its finish without ``[DONE]``), ``malformed`` (a chunk
   of garbage after the first piece), ``stall-mid-stream`` ("first second", then silence).
 
-Streams carry usage when ``stream_options.include_usage`` is set. A trailing assistant
+Models named like OpenAI's reasoning models (``o1``..., ``gpt-5``...) refuse ``max_tokens``
+with OpenAI's 400 ``unsupported_parameter``. Streams carry usage when ``stream_options.include_usage`` is set. A trailing assistant
 message is answered anew, as OpenAI does, unless the body says to continue it as vLLM
 (``continue_final_message``) or Mistral (``prefix`` on it) take it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import attrs
@@ -58,6 +60,8 @@ _ERRORS: dict[str, tuple[int, str, str | None, str]] = {
         "This model's maximum context length is 8192 tokens.",
     ),
 }
+#: OpenAI's reasoning models, which refuse ``max_tokens`` as OpenAI does.
+_REASONING = re.compile(r"o\d|gpt-5")
 _FINISH = {"tool-caller": "tool_calls", "long": "length", "unsafe": "content_filter"}
 
 
@@ -97,7 +101,17 @@ class FakeOpenAI(FakeServer):
             return Reply(
                 400, {"error": {"message": f"Missing required parameter: '{missing[0]}'.", **error}}
             )
-        return self.scripted(got.body["model"], got, stream=bool(got.body.get("stream")))
+        model = str(got.body["model"])
+        if "max_tokens" in got.body and _REASONING.match(model):
+            message = (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead."
+            )
+            error = {"type": "invalid_request_error", "param": "max_tokens"}
+            return Reply(
+                400, {"error": {"message": message, **error, "code": "unsupported_parameter"}}
+            )
+        return self.scripted(model, got, stream=bool(got.body.get("stream")))
 
     def scripted(self, model: str, got: Received, *, stream: bool) -> Answer:
         answer = super().scripted(model, got, stream=stream)

@@ -205,3 +205,18 @@ async def test_request_id_as_the_anthropic_sdk_reads_it(
     assert raw.headers["request-id"] == raw.headers["x-request-id"]
     assert missing.value.request_id
     assert missing.value.request_id == missing.value.response.headers["x-request-id"]
+
+
+async def test_an_openai_reasoning_model_gets_max_completion_tokens(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url, anthropic_client(url) as client:
+        message = await client.messages.create(model="oa:o3-mini", max_tokens=100, messages=HI)
+        async with client.messages.stream(
+            model="oa:gpt-5-mini", max_tokens=100, messages=HI
+        ) as stream:
+            streamed = await stream.get_final_message()
+    assert message.content[0].type == streamed.content[0].type == "text"
+    for got in fake_openai.received:
+        assert got.body["max_completion_tokens"] == 100
+        assert "max_tokens" not in got.body
