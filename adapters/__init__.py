@@ -46,6 +46,7 @@ from ._openai import OpenAIAdapter as OpenAIAdapter
 from ._openai import OpenAIStreamDecoder as OpenAIStreamDecoder
 from ._openai_request import request_from_wire as request_from_wire
 from ._openai_request import request_to_wire as request_to_wire
+from ._openai_response import chat_completion_id as chat_completion_id
 from ._openai_response import chunk_from_wire as chunk_from_wire
 from ._openai_response import chunk_to_wire as chunk_to_wire
 from ._openai_response import response_from_wire as response_from_wire

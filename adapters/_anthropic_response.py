@@ -46,6 +46,7 @@ __all__ = [
     "error_event",
     "error_to_wire",
     "finish_reason_from_wire",
+    "message_id",
     "messages_response_to_wire",
     "response_from_wire",
     "stop_reason_to_wire",
@@ -134,8 +135,20 @@ def response_from_wire(raw: Any) -> GatewayResponse:
 # -- ingress: any provider's answer out -------------------------------------------------
 
 
-def messages_response_to_wire(resp: GatewayResponse) -> dict[str, Any]:
-    """GatewayResponse (from any provider) -> an Anthropic ``message`` object."""
+def message_id(upstream_id: str, fallback: str) -> str:
+    """An answer's id as Anthropic's format has it, ``msg_...``: an upstream's own is
+    kept, another format's is derived from it (OpenAI's ``chatcmpl-X`` is ``msg_X``),
+    and an answer without one gets ``fallback`` (made unique by the caller)."""
+    if upstream_id.startswith("msg_"):
+        return upstream_id
+    return "msg_" + (upstream_id.removeprefix("chatcmpl-") or fallback)
+
+
+def messages_response_to_wire(resp: GatewayResponse, fallback_id: str = "") -> dict[str, Any]:
+    """GatewayResponse (from any provider) -> an Anthropic ``message`` object.
+
+    ``fallback_id`` (unique, from the caller) names an answer that came without an id.
+    """
     choice = resp.choices[0] if resp.choices else None
     content: list[dict[str, Any]] = []
     if choice is not None:
@@ -148,7 +161,7 @@ def messages_response_to_wire(resp: GatewayResponse) -> dict[str, Any]:
         )
     usage = resp.usage or Usage()
     return {
-        "id": resp.id,
+        "id": message_id(resp.id, fallback_id),
         "type": "message",
         "role": "assistant",
         "model": resp.model,
@@ -188,7 +201,9 @@ class MessagesStreamEncoder:
     what is held: the answer is lost anyway.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fallback_id: str = "") -> None:
+        #: The message's id if the upstream gives none (unique, from the caller).
+        self._fallback_id = fallback_id
         self._started = False
         self._closed = False
         self._open: str | int | None = None  # _TEXT or the open call's OpenAI index
@@ -301,7 +316,7 @@ class MessagesStreamEncoder:
 
     def _message_start(self, id_: str, model: str) -> bytes:
         message: dict[str, Any] = {
-            "id": id_,
+            "id": message_id(id_, self._fallback_id),
             "type": "message",
             "role": "assistant",
             "model": model,

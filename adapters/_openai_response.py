@@ -27,7 +27,23 @@ from ._types import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["chunk_from_wire", "chunk_to_wire", "response_from_wire", "response_to_wire"]
+__all__ = [
+    "chat_completion_id",
+    "chunk_from_wire",
+    "chunk_to_wire",
+    "response_from_wire",
+    "response_to_wire",
+]
+
+
+def chat_completion_id(upstream_id: str, fallback: str) -> str:
+    """An answer's id as OpenAI's format has it, ``chatcmpl-...``: an upstream's own is
+    kept, another format's is derived from it (Anthropic's ``msg_01X`` is
+    ``chatcmpl-01X``), and an answer without one gets ``fallback`` (made unique by the
+    caller, who has the randomness)."""
+    if upstream_id.startswith("chatcmpl-"):
+        return upstream_id
+    return "chatcmpl-" + (upstream_id.removeprefix("msg_") or fallback)
 
 
 def response_from_wire(raw: Any) -> GatewayResponse:

@@ -8,6 +8,8 @@ sequence, and errors in Anthropic's shape (``{"type": "error", "error": {...}}``
 
 from __future__ import annotations
 
+import secrets
+
 import orjson
 
 from adapters import (
@@ -27,12 +29,17 @@ from ._openai_ingress import parse_json
 __all__ = ["ANTHROPIC", "AnthropicIngress"]
 
 
+def _new_id() -> str:
+    """An id for an answer whose upstream gave none (the adapters have no randomness)."""
+    return secrets.token_hex(12)
+
+
 class AnthropicIngress:
     def decode(self, body: bytes) -> GatewayRequest:
         return messages_request_from_wire(parse_json(body))
 
     def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:
-        return orjson.dumps(messages_response_to_wire(resp))
+        return orjson.dumps(messages_response_to_wire(resp, _new_id()))
 
     def error(self, err: GatewayError) -> bytes:
         return orjson.dumps(error_to_wire(err))
@@ -49,7 +56,7 @@ class AnthropicStream:
     """Anthropic's named SSE events, built from OpenAI-shaped chunks of any provider."""
 
     def __init__(self) -> None:
-        self._encoder = MessagesStreamEncoder()
+        self._encoder = MessagesStreamEncoder(_new_id())
 
     def feed(self, chunk: ChatChunk) -> bytes:
         return self._encoder.feed(chunk)

@@ -8,6 +8,8 @@ and the client's dialect meet. The OpenAI codec serves ``/v1/chat/completions``.
 
 from __future__ import annotations
 
+import secrets
+import time
 from typing import Protocol
 
 import orjson
@@ -18,6 +20,7 @@ from adapters import (
     GatewayRequest,
     GatewayResponse,
     InvalidRequest,
+    chat_completion_id,
     chunk_to_wire,
     request_from_wire,
     response_to_wire,
@@ -75,7 +78,9 @@ class OpenAIIngress:
         return request_from_wire(parse_json(body))
 
     def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:
-        return orjson.dumps(response_to_wire(resp))
+        wire = response_to_wire(resp)
+        wire["id"], wire["created"] = identity(resp.id, resp.created)
+        return orjson.dumps(wire)
 
     def error(self, err: GatewayError) -> bytes:
         return orjson.dumps(err.to_openai())
@@ -87,6 +92,13 @@ class OpenAIIngress:
         return OpenAIStreamEncoder(req.include_usage)
 
 
+def identity(upstream_id: str, created: int) -> tuple[str, int]:
+    """An answer's ``id`` and ``created`` as OpenAI's format has them, whatever format
+    it came in: a ``chatcmpl-`` id, and the time now where the upstream gave none
+    (Anthropic, Bedrock and Cohere do not): made here, where the clock is."""
+    return chat_completion_id(upstream_id, secrets.token_hex(12)), created or int(time.time())
+
+
 class OpenAIStreamEncoder:
     """``data: {chunk}`` per chunk; usage-only chunks only if the client asked.
 
@@ -96,11 +108,17 @@ class OpenAIStreamEncoder:
 
     def __init__(self, include_usage: bool) -> None:
         self._include_usage = include_usage
+        #: Every chunk's id and created: the first chunk's, as OpenAI's (:func:`identity`).
+        self._identity: tuple[str, int] | None = None
 
     def feed(self, chunk: ChatChunk) -> bytes:
         if not chunk.choices and chunk.usage is not None and not self._include_usage:
             return b""
-        return b"data: " + orjson.dumps(chunk_to_wire(chunk)) + b"\n\n"
+        if self._identity is None:
+            self._identity = identity(chunk.id, chunk.created)
+        wire = chunk_to_wire(chunk)
+        wire["id"], wire["created"] = self._identity
+        return b"data: " + orjson.dumps(wire) + b"\n\n"
 
     def done(self) -> bytes:
         return b"data: [DONE]\n\n"

@@ -398,7 +398,7 @@ def response(message: Message, finish: str | None = "stop") -> GatewayResponse:
 
 def test_response_golden() -> None:
     assert messages_response_to_wire(response(Message("assistant", "Hello!"))) == {
-        "id": "chatcmpl-1",
+        "id": "msg_1",
         "type": "message",
         "role": "assistant",
         "model": "gpt-4o-2024-08-06",
@@ -583,7 +583,7 @@ def test_encoder_event_sequence() -> None:
 
 def test_encoder_output_parsed_by_the_sdk() -> None:
     msg = final_message(encode(openai_chunks()))
-    assert msg.id == "chatcmpl-1"
+    assert msg.id == "msg_1"
     assert msg.model == "gpt-4o"
     assert [b.type for b in msg.content] == ["text", "tool_use", "tool_use"]
     text, call, empty = msg.content

@@ -65,6 +65,7 @@ PUBLIC = {
     "response_to_wire",
     "chunk_from_wire",
     "chunk_to_wire",
+    "chat_completion_id",
     # SSE
     "SSEDecoder",
     "SSEEvent",

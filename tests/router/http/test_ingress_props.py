@@ -2,7 +2,8 @@
 
 The OpenAI encoder's ``data:`` events, read by our own OpenAI stream decoder in any
 chunking, give back exactly the chunks encoded (usage-only chunks only when the client
-asked for usage); an error event is raised with its message. The Anthropic encoder's
+asked for usage), each named with the first's id and time as OpenAI names answers; an
+error event is raised with its message. The Anthropic encoder's
 named events, for any interleaving of text and tool-call deltas, keep Anthropic's block
 order (each block started, fed and stopped before the next) and, read by our Anthropic
 stream decoder, give back the text, and every tool call with its id, name and arguments
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import attrs
 import orjson
 import pytest
 from hypothesis import given
@@ -29,8 +31,10 @@ from adapters import (
     StreamError,
     ToolCall,
     ToolCallDelta,
+    chat_completion_id,
 )
 from adapters._anthropic import AnthropicStreamDecoder
+from adapters._anthropic_response import message_id
 from router.http._anthropic_ingress import AnthropicStream
 from router.http._openai_ingress import OpenAIStreamEncoder
 from tests.strategies import TEXT, chat_chunks, chunkings
@@ -51,7 +55,16 @@ def test_openai_events_decode_to_the_chunks_encoded(
     encoder = OpenAIStreamEncoder(include_usage)
     raw = b"".join(encoder.feed(c) for c in chunks) + encoder.done()
     sent = [c for c in chunks if c.choices or include_usage]
-    assert decode_openai(data.draw(chunkings(raw))) == sent
+    got = decode_openai(data.draw(chunkings(raw)))
+    assert len(got) == len(sent)
+    if sent:  # every chunk named as the first: its id as OpenAI's, its time (or now)
+        first = got[0]
+        assert all((c.id, c.created) == (first.id, first.created) for c in got)
+        assert first.id == chat_completion_id(sent[0].id, first.id.removeprefix("chatcmpl-"))
+        assert first.created == (sent[0].created or first.created) != 0
+    assert [
+        attrs.evolve(g, id=s.id, created=s.created) for g, s in zip(got, sent, strict=True)
+    ] == sent
 
 
 @given(st.data(), st.lists(chat_chunks(), max_size=3), TEXT.filter(str.strip))
@@ -141,7 +154,9 @@ def test_anthropic_events_decode_to_the_text_and_tool_calls_encoded(
         assert g.arguments == s.arguments or (
             is_object(g.arguments) and s.arguments.startswith(g.arguments)
         )
-    assert out[0].id == (chunks[0].id if chunks else "")
+    assert out[0].id.startswith("msg_")
+    if chunks and chunks[0].id:
+        assert out[0].id == message_id(chunks[0].id, "")
 
 
 def is_object(text: str) -> bool:
