@@ -117,9 +117,15 @@ def response_from_wire(raw: Any) -> GatewayResponse:
                 )
             # thinking, redacted_thinking and server-tool blocks have no OpenAI place.
         text = "".join(texts)
-        message = Message(
-            role="assistant", content=text if text or not calls else None, tool_calls=tuple(calls)
-        )
+        if raw.get("stop_reason") == "refusal":
+            # What a refusing answer says is its refusal, as OpenAI's format keeps it.
+            message = Message(role="assistant", tool_calls=tuple(calls), refusal=text or None)
+        else:
+            message = Message(
+                role="assistant",
+                content=text if text or not calls else None,
+                tool_calls=tuple(calls),
+            )
         finish = finish_reason_from_wire(raw.get("stop_reason"))
         return GatewayResponse(
             id=str(raw.get("id") or ""),
@@ -152,7 +158,7 @@ def messages_response_to_wire(resp: GatewayResponse, fallback_id: str = "") -> d
     choice = resp.choices[0] if resp.choices else None
     content: list[dict[str, Any]] = []
     if choice is not None:
-        text = choice.message.text()
+        text = choice.message.text() + (choice.message.refusal or "")
         if text:
             content.append({"type": "text", "text": text})
         content.extend(
@@ -166,10 +172,18 @@ def messages_response_to_wire(resp: GatewayResponse, fallback_id: str = "") -> d
         "role": "assistant",
         "model": resp.model,
         "content": content,
-        "stop_reason": stop_reason_to_wire(choice.finish_reason if choice else None),
+        "stop_reason": _stop_reason(choice),
         "stop_sequence": None,
         "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens},
     }
+
+
+def _stop_reason(choice: Choice | None) -> str:
+    """An answer's stop reason; one that carries a refusal was a refusal, whatever the
+    upstream's finish reason (OpenAI ends a structured-output refusal with ``stop``)."""
+    if choice is not None and choice.message.refusal:
+        return "refusal"
+    return stop_reason_to_wire(choice.finish_reason if choice else None)
 
 
 def _sse(name: str, data: Mapping[str, Any]) -> bytes:
@@ -213,6 +227,7 @@ class MessagesStreamEncoder:
         self._arguments = ""  # the open call's so far
         self._stopped: set[int] = set()  # the calls whose blocks are stopped
         self._finish: str | None = None
+        self._refused = False  # a refusal came: that is the stop reason
         self._usage = Usage()
 
     def feed(self, chunk: ChatChunk) -> bytes:
@@ -227,6 +242,8 @@ class MessagesStreamEncoder:
                 continue  # Anthropic has one answer per message
             d = choice.delta
             text = (d.content or "") + (d.refusal or "")
+            if d.refusal:
+                self._refused = True
             if text:
                 out += self._piece(_TEXT, {"type": "text", "text": ""}, text)
             for call in d.tool_calls:
@@ -267,7 +284,12 @@ class MessagesStreamEncoder:
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": stop_reason_to_wire(self._finish), "stop_sequence": None},
+                "delta": {
+                    "stop_reason": "refusal"
+                    if self._refused
+                    else stop_reason_to_wire(self._finish),
+                    "stop_sequence": None,
+                },
                 "usage": usage,
             },
         )

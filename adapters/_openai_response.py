@@ -82,7 +82,7 @@ def response_to_wire(resp: GatewayResponse) -> dict[str, Any]:
         "choices": [
             {
                 "index": c.index,
-                "message": message_to_wire(c.message),
+                "message": _answer_to_wire(c.message),
                 "logprobs": None,
                 "finish_reason": c.finish_reason,
             }
@@ -96,6 +96,11 @@ def response_to_wire(resp: GatewayResponse) -> dict[str, Any]:
     return out
 
 
+def _answer_to_wire(m: Message) -> dict[str, Any]:
+    """An answer's message: ``refusal`` always there, null when none (the schema's)."""
+    return {**message_to_wire(m), "refusal": m.refusal}
+
+
 def _answer_from_wire(raw: Mapping[str, Any]) -> Message:
     content = raw.get("content")
     if content is not None and not isinstance(content, str):
@@ -104,7 +109,9 @@ def _answer_from_wire(raw: Mapping[str, Any]) -> Message:
         tool_call_from_wire(c, "tool_calls", SerializationError)
         for c in raw.get("tool_calls") or ()
     )
-    return Message(role="assistant", content=content, tool_calls=calls)
+    return Message(
+        role="assistant", content=content, tool_calls=calls, refusal=_text(raw.get("refusal"))
+    )
 
 
 def _usage_from_wire(raw: Any) -> Usage | None:

@@ -63,14 +63,17 @@ def responses_response_to_wire(
     output: list[dict[str, Any]] = []
     if choice is not None:
         text = choice.message.text()
-        if text:
+        content = [output_text(text)] if text else []
+        if choice.message.refusal:
+            content.append({"type": "refusal", "refusal": choice.message.refusal})
+        if content:
             output.append(
                 {
                     "type": "message",
                     "id": item_id("msg", response_id, 0),
                     "status": status,
                     "role": "assistant",
-                    "content": [output_text(text)],
+                    "content": content,
                 }
             )
         output.extend(

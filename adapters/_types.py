@@ -72,6 +72,8 @@ class Message:
     name: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
+    #: An answer's refusal: the model declined, and says so here, not in ``content``.
+    refusal: str | None = None
 
     def text(self) -> str:
         """The message's text parts joined, images left out."""

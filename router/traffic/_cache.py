@@ -281,6 +281,7 @@ def replay(resp: GatewayResponse) -> list[ChatChunk]:
     For each choice, in order: a role chunk (``role="assistant"`` and nothing else);
     the content, if the message has any, in chunks of :data:`REPLAY_WORDS` words split
     at whitespace (an empty string is one empty chunk, so it survives a round trip);
+    its refusal, if it has one, in one chunk;
     each tool call as two deltas, its id and name with ``arguments=""`` and then its
     arguments (left out when empty); and a finish chunk with no delta and the answer's
     ``finish_reason`` (``"stop"`` if it had none, so the stream still ends). Then, if
@@ -305,6 +306,8 @@ def replay(resp: GatewayResponse) -> list[ChatChunk]:
             words = _WORD.split(text)
             for i in range(0, len(words), REPLAY_WORDS):
                 out.append(chunk(c.index, Delta(content="".join(words[i : i + REPLAY_WORDS]))))
+        if m.refusal is not None:
+            out.append(chunk(c.index, Delta(refusal=m.refusal)))
         for i, call in enumerate(m.tool_calls):
             first = ToolCallDelta(i, id=call.id, name=call.name, arguments="")
             out.append(chunk(c.index, Delta(tool_calls=(first,))))
@@ -327,6 +330,7 @@ class _CallParts:
 @attrs.define
 class _ChoiceParts:
     content: list[str] | None = None
+    refusal: list[str] | None = None
     calls: dict[int, _CallParts] = attrs.field(factory=dict)
     finish_reason: str | None = None
 
@@ -335,13 +339,13 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
     """The complete answer a finished stream's chunks add up to, for the cache.
 
     The id, model and created come from the first chunk. Per choice index: the content
-    deltas concatenated (``None`` if there were none), tool-call deltas merged by their
+    deltas concatenated (``None`` if there were none), the refusal deltas likewise,
+    tool-call deltas merged by their
     index (the first id and name given win, since they arrive whole; the arguments
     concatenated), the last ``finish_reason``; and the last usage seen.
 
-    Returns ``None`` (do not cache) when there were no choices, when any choice has no
-    ``finish_reason`` (the stream did not finish), or when a choice carried a refusal,
-    which a :class:`Message` cannot hold.
+    Returns ``None`` (do not cache) when there were no choices, or when any choice has no
+    ``finish_reason`` (the stream did not finish).
     """
     first: ChatChunk | None = None
     usage: Usage | None = None
@@ -355,7 +359,9 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
             p = parts.setdefault(c.index, _ChoiceParts())
             d = c.delta
             if d.refusal is not None:
-                return None
+                if p.refusal is None:
+                    p.refusal = []
+                p.refusal.append(d.refusal)
             if d.content is not None:
                 if p.content is None:
                     p.content = []
@@ -378,6 +384,7 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
             message=Message(
                 role="assistant",
                 content=None if p.content is None else "".join(p.content),
+                refusal=None if p.refusal is None else "".join(p.refusal),
                 tool_calls=tuple(
                     ToolCall(call.id or "", call.name or "", "".join(call.arguments))
                     for _, call in sorted(p.calls.items())

@@ -32,7 +32,7 @@ from adapters import (
     adapter_factory,
 )
 from adapters._anthropic import AnthropicAdapter, AnthropicStreamDecoder, make_adapter
-from tests.fakes.anthropic_upstream import event, stream_events
+from tests.fakes.anthropic_upstream import REFUSAL, event, stream_events
 
 KEY = "sk-ant-test-0123456789abcdef"
 USER = Message("user", "hi")
@@ -571,7 +571,7 @@ def test_stream_text_answer_and_stop_reasons() -> None:
     for model, finish in [("x", "stop"), ("long", "length"), ("refuser", "content_filter")]:
         chunks = decode(b"".join(stream_events(model, "a b")), [])
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-        assert text == ("" if model == "refuser" else "a b")
+        assert text == (REFUSAL if model == "refuser" else "a b")
         assert chunks[-2].choices[0].finish_reason == finish
         assert {(c.id, c.model, c.created) for c in chunks} == {
             ("msg_01fake", f"{model}-20250101", 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import attrs
 import pytest
 
 from adapters import (
@@ -433,7 +434,7 @@ RESPONSE_WIRE: dict[str, Any] = {
     "choices": [
         {
             "index": 0,
-            "message": {"role": "assistant", "content": "Bonjour ☃"},
+            "message": {"role": "assistant", "content": "Bonjour ☃", "refusal": None},
             "logprobs": None,
             "finish_reason": "stop",
         },
@@ -449,6 +450,7 @@ RESPONSE_WIRE: dict[str, Any] = {
                         "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'},
                     }
                 ],
+                "refusal": None,
             },
             "logprobs": None,
             "finish_reason": "tool_calls",
@@ -488,6 +490,26 @@ def test_response_from_wire_golden() -> None:
 
 def test_response_to_wire_golden() -> None:
     assert response_to_wire(RESPONSE) == RESPONSE_WIRE
+
+
+def test_a_refusal_round_trips_and_is_always_a_key() -> None:
+    wire = {
+        "id": "x",
+        "created": 1,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": None, "refusal": "No."},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    resp = response_from_wire(wire)
+    assert resp.choices[0].message == Message("assistant", None, refusal="No.")
+    assert response_to_wire(resp)["choices"][0]["message"]["refusal"] == "No."
+    plain = attrs.evolve(resp, choices=(Choice(0, Message("assistant", "hi"), "stop"),))
+    assert response_to_wire(plain)["choices"][0]["message"]["refusal"] is None
 
 
 def test_response_without_usage_or_fingerprint() -> None:

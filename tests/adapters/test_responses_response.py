@@ -192,6 +192,16 @@ def test_response_without_text_or_usage() -> None:
     assert responses_response_to_wire(empty, request(), RID, 1)["model"] == "chat"
 
 
+def test_a_refusal_is_a_refusal_part() -> None:
+    message = Message("assistant", None, refusal="I can't help with that.")
+    response = parsed(responses_response_to_wire(answer(message), request(), RID, 1))
+    [item] = response.output
+    assert isinstance(item, ResponseOutputMessage)
+    [part] = item.content
+    assert part.type == "refusal"
+    assert part.refusal == "I can't help with that."
+
+
 def test_output_items_go_back_in_as_the_same_turn() -> None:
     """A client replays ``output`` as input: the next request holds the same turn."""
     calls = (ToolCall("call_1", "get_weather", '{"city":"Paris"}'),)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conformance._case import PNG, TOOLS, WEATHER, Credentials, ProviderCase, api_key
-from tests.fakes.anthropic_upstream import FakeAnthropic
+from tests.fakes.anthropic_upstream import REFUSAL, FakeAnthropic
 from tests.fakes.azure_upstream import FakeAzure
 from tests.fakes.bedrock_upstream import FakeBedrock
 from tests.fakes.cohere_upstream import FakeCohere
@@ -145,7 +145,7 @@ ANTHROPIC = ProviderCase(
     image_urls=True,
     retry_after="7",
     overloaded=(529, "Overloaded"),
-    unsafe=("refuser", "", ""),
+    unsafe=("refuser", None, REFUSAL),
     stream_error="overloaded_error: Overloaded",
     truncated="ended before message_stop",
 )

@@ -11,7 +11,7 @@ streams are named SSE events with ``ping``s, ``input_json_delta`` pieces, and cu
   last user turn held images;
 - ``tool-caller``: "Let me check." then a ``get_weather`` tool_use (arguments streamed
   in three pieces), stop reason ``tool_use``;
-- ``refuser``: stop reason ``refusal``; ``long``: stop reason ``max_tokens``;
+- ``refuser``: :data:`REFUSAL`, stop reason ``refusal``; ``long``: stop reason ``max_tokens``;
 - ``fail-400``, ``fail-401``, ``fail-403``, ``fail-404``, ``fail-429`` (with
   ``retry-after`` and ``anthropic-ratelimit-*`` headers), ``fail-500``, ``fail-529``
   (``overloaded_error``), ``fail-ctx`` ("prompt is too long");
@@ -31,6 +31,8 @@ from tests.fakes._base import Answer, FakeServer, Headers, Received, Reply, Stre
 
 KEY = "sk-ant-fake-key"
 MSG_ID = "msg_01fake"
+#: What ``refuser`` says before its stop reason ``refusal``.
+REFUSAL = "I can't help with that."
 TOOL_ID = "toolu_01fake"
 USAGE = {
     "input_tokens": 20,
@@ -144,7 +146,7 @@ def _message(payload: dict[str, Any], text: str) -> dict[str, Any]:
             {"type": "tool_use", "id": TOOL_ID, "name": "get_weather", "input": {"city": "Paris"}},
         ]
     elif model == "refuser":
-        content = []
+        content = [{"type": "text", "text": REFUSAL}]
     else:
         content = [{"type": "text", "text": text}]
     return {
@@ -175,19 +177,15 @@ def _stream(model: str, text: str) -> Stream:
         "usage": {**USAGE, "output_tokens": 1},
     }
     head = [event("message_start", {"message": start}), event("ping", {})]
-    pieces: list[bytes] = []
-    tail: list[bytes] = []
-    index = 0
-    if model != "refuser":
-        first = "Let me check." if model == "tool-caller" else text
-        text_block = {"type": "text", "text": ""}
-        head.append(event("content_block_start", {"index": 0, "content_block": text_block}))
-        pieces = [
-            event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": w}})
-            for w in words(first)
-        ]
-        tail.append(event("content_block_stop", {"index": 0}))
-        index = 1
+    first = {"tool-caller": "Let me check.", "refuser": REFUSAL}.get(model, text)
+    text_block = {"type": "text", "text": ""}
+    head.append(event("content_block_start", {"index": 0, "content_block": text_block}))
+    pieces = [
+        event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": w}})
+        for w in words(first)
+    ]
+    tail = [event("content_block_stop", {"index": 0})]
+    index = 1
     if model == "tool-caller":
         block = {"type": "tool_use", "id": TOOL_ID, "name": "get_weather", "input": {}}
         tail.append(event("content_block_start", {"index": index, "content_block": block}))

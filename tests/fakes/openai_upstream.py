@@ -8,6 +8,8 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 
 - ``tool-caller``: a ``get_weather`` tool call (arguments streamed in pieces);
 - ``long``: finish ``length``; ``unsafe``: finish ``content_filter``, no content;
+- ``refuses``: :attr:`FakeOpenAI.REFUSAL` as the message's ``refusal`` (streamed as
+  ``refusal`` deltas), no content, finish ``stop``, as a structured-output refusal;
 - ``fail-401`` echoes the key it got whole (OpenAI masks most of it: the worst case);
 - ``flaky-429``: a 429 with ``retry-after-ms: 50`` on its first call, answers after;
 - ``toggle-*``: 500 while :attr:`FakeOpenAI.down`, answers otherwise (``GET`` follows it);
@@ -87,6 +89,7 @@ class FakeOpenAI(FakeServer):
     #: Prompt and completion tokens of every answer.
     USAGE: ClassVar[tuple[int, int]] = (7, 5)
     CALL_ID: ClassVar[str] = "call_abc"
+    REFUSAL: ClassVar[str] = "I'm sorry, I cannot help with that."
 
     def answer(self, got: Received) -> Answer:
         if got.method == "GET":
@@ -165,10 +168,12 @@ class FakeOpenAI(FakeServer):
 
     def reply(self, model: str, got: Received) -> Reply:
         finish = _FINISH.get(model, "stop")
-        message: dict[str, Any] = {"role": "assistant", "content": None}
+        message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
         if model == "tool-caller":
             arguments = "".join(ARGUMENT_PIECES)
             message["tool_calls"] = [self._call(arguments)]
+        elif model == "refuses":
+            message["refusal"] = self.REFUSAL
         elif finish != "content_filter":
             message["content"] = self.answer_text(model, got, last_user(got.body["messages"]))
         choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
@@ -217,6 +222,8 @@ class FakeOpenAI(FakeServer):
             pieces = [self._chunk(model, {"tool_calls": [c]}) for c in [start, *more]]
         elif finish == "content_filter":
             pieces = []
+        elif model == "refuses":
+            pieces = [self._chunk(model, {"refusal": w}) for w in words(self.REFUSAL)]
         else:
             text = self.answer_text(model, got, last_user(got.body["messages"]))
             if model == "stall-mid-stream":

@@ -220,3 +220,16 @@ async def test_an_openai_reasoning_model_gets_max_completion_tokens(
     for got in fake_openai.received:
         assert got.body["max_completion_tokens"] == 100
         assert "max_tokens" not in got.body
+
+
+async def test_a_refusal_is_anthropics_refusal(
+    start_router: RouterFactory, fake_openai: FakeOpenAI
+) -> None:
+    async with start_router(config(fake_openai.url)) as url, anthropic_client(url) as client:
+        message = await client.messages.create(model="oa:refuses", max_tokens=10, messages=HI)
+        async with client.messages.stream(model="oa:refuses", max_tokens=10, messages=HI) as stream:
+            streamed = await stream.get_final_message()
+    for answer in (message, streamed):
+        assert answer.stop_reason == "refusal"
+        assert isinstance(block := answer.content[0], anthropic.types.TextBlock)
+        assert block.text == FakeOpenAI.REFUSAL

@@ -574,12 +574,17 @@ def test_assemble_refuses_an_unfinished_stream() -> None:
     assert assemble(two) is None  # one of two choices never finished
 
 
-def test_assemble_refuses_a_refusal() -> None:
+def test_assemble_keeps_a_refusal_and_replay_gives_it_back() -> None:
     chunks = [
-        chunk(ChunkChoice(0, Delta(role="assistant", refusal="I can't help with that."))),
+        chunk(ChunkChoice(0, Delta(role="assistant", refusal="I can't "))),
+        chunk(ChunkChoice(0, Delta(refusal="help with that."))),
         chunk(ChunkChoice(0, Delta(), "stop")),
     ]
-    assert assemble(chunks) is None
+    whole = assemble(chunks)
+    assert whole is not None
+    assert whole.choices[0].message.refusal == "I can't help with that."
+    assert whole.choices[0].message.content is None
+    assert assemble(replay(whole)) == whole
 
 
 def test_assemble_accepts_a_generator() -> None:

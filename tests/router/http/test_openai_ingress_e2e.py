@@ -1,0 +1,110 @@
+"""The OpenAI ingress carries what the answer holds, whichever format it came in: the
+official openai SDK on /v1/chat/completions, routed to a fake OpenAI upstream and to a
+fake Anthropic one."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+import pytest
+
+from tests.conftest import RouterFactory, openai_client
+from tests.fakes.anthropic_upstream import KEY, REFUSAL, FakeAnthropic
+from tests.fakes.openai_upstream import FakeOpenAI, running
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from openai.types.chat import ChatCompletionChunk
+
+HI: Any = [{"role": "user", "content": "hi there"}]
+
+
+@pytest.fixture(autouse=True)
+def anthropic_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_TEST_KEY", KEY)
+
+
+@pytest.fixture
+async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
+    app = FakeAnthropic()
+    async with running(app) as url:
+        app.url = url
+        yield app
+
+
+def config(openai_url: str, anthropic_url: str) -> str:
+    return f"""
+[defaults]
+retries = 0
+
+[providers.oa]
+kind = "openai"
+base_url = "{openai_url}"
+
+[providers.claude]
+kind = "anthropic"
+base_url = "{anthropic_url}"
+api_key = "env:ANTHROPIC_TEST_KEY"
+
+[routes.chat]
+fallback = ["oa:gpt-4o"]
+"""
+
+
+async def raw_answer(url: str, model: str) -> dict[str, Any]:
+    """The JSON body as sent, before the SDK fills in what is missing."""
+    body = {"model": model, "messages": HI}
+    async with httpx2.AsyncClient(base_url=url, trust_env=False) as http:
+        answer = await http.post("/v1/chat/completions", json=body)
+    assert answer.status_code == 200, answer.text
+    got: dict[str, Any] = answer.json()
+    return got
+
+
+async def test_every_answer_message_has_a_refusal_key(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    async with start_router(config(fake_openai.url, fake_anthropic.url)) as url:
+        for model in ("oa:gpt-4o", "claude:claude-test"):
+            message = (await raw_answer(url, model))["choices"][0]["message"]
+            assert "refusal" in message, model
+            assert message["refusal"] is None
+
+
+async def test_an_anthropic_refusal_is_a_refusal(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    async with (
+        start_router(config(fake_openai.url, fake_anthropic.url)) as url,
+        openai_client(url) as client,
+    ):
+        answer = await client.chat.completions.create(model="claude:refuser", messages=HI)
+        stream = await client.chat.completions.create(
+            model="claude:refuser", messages=HI, stream=True
+        )
+        chunks: list[ChatCompletionChunk] = [c async for c in stream]
+    choice = answer.choices[0]
+    assert choice.finish_reason == "content_filter"
+    assert choice.message.refusal == REFUSAL
+    assert choice.message.content is None
+    # Streamed, the text came before the stop reason said what it was: it stays content.
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == REFUSAL
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "content_filter"
+
+
+async def test_an_openai_refusal_passes_through(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    async with (
+        start_router(config(fake_openai.url, fake_anthropic.url)) as url,
+        openai_client(url) as client,
+    ):
+        answer = await client.chat.completions.create(model="oa:refuses", messages=HI)
+        stream = await client.chat.completions.create(model="oa:refuses", messages=HI, stream=True)
+        chunks: list[ChatCompletionChunk] = [c async for c in stream]
+    assert answer.choices[0].message.refusal == FakeOpenAI.REFUSAL
+    assert answer.choices[0].message.content is None
+    refusal = "".join(c.choices[0].delta.refusal or "" for c in chunks if c.choices)
+    assert refusal == FakeOpenAI.REFUSAL
