@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ._anthropic_request import request_to_wire
-from ._anthropic_response import finish_reason_from_wire, response_from_wire
+from ._anthropic_response import (
+    finish_reason_from_wire,
+    response_from_wire,
+    stop_sequence_from_wire,
+)
 from ._base import (
     AdapterBase,
     Headers,
@@ -220,6 +224,7 @@ class AnthropicStreamDecoder:
         self._tools: dict[int, int] = {}  # block index -> OpenAI tool_calls index
         self._has_args: dict[int, bool] = {}  # block index -> any argument piece sent
         self._stop_reason: Any = None
+        self._stop_sequence: str | None = None
         self._inputs: dict[str, int] = {}
         self._output = 0
 
@@ -315,14 +320,19 @@ class AnthropicStreamDecoder:
                 return [self._chunk(Delta(tool_calls=(call,)))]
             return []
         if name == "message_delta":
-            self._stop_reason = (raw.get("delta") or {}).get("stop_reason") or self._stop_reason
+            delta = raw.get("delta") or {}
+            self._stop_reason = delta.get("stop_reason") or self._stop_reason
+            self._stop_sequence = stop_sequence_from_wire(delta) or self._stop_sequence
             self._usage(raw.get("usage"))
             return []
         # message_stop
         self._done = True
         usage = Usage(sum(self._inputs.values()), self._output)
+        finish = ChunkChoice(
+            0, Delta(), finish_reason_from_wire(self._stop_reason), self._stop_sequence
+        )
         return [
-            self._chunk(Delta(), finish_reason_from_wire(self._stop_reason)),
+            ChatChunk(self._id, self._model, 0, (finish,)),
             ChatChunk(self._id, self._model, 0, (), usage=usage),
         ]
 

@@ -50,6 +50,7 @@ __all__ = [
     "messages_response_to_wire",
     "response_from_wire",
     "stop_reason_to_wire",
+    "stop_sequence_from_wire",
     "usage_from_wire",
 ]
 
@@ -79,6 +80,14 @@ def finish_reason_from_wire(stop_reason: Any) -> str:
 def stop_reason_to_wire(finish_reason: str | None) -> str:
     """OpenAI ``finish_reason`` -> Anthropic ``stop_reason`` (unknown ones -> ``end_turn``)."""
     return _STOP.get(finish_reason or "stop", "end_turn")
+
+
+def stop_sequence_from_wire(raw: Mapping[str, Any]) -> str | None:
+    """The stop sequence a message (or a ``message_delta``'s delta) ended at, if it did."""
+    value = raw.get("stop_sequence")
+    if raw.get("stop_reason") == "stop_sequence" and isinstance(value, str):
+        return value
+    return None
 
 
 def usage_from_wire(raw: Any) -> Usage | None:
@@ -127,11 +136,12 @@ def response_from_wire(raw: Any) -> GatewayResponse:
                 tool_calls=tuple(calls),
             )
         finish = finish_reason_from_wire(raw.get("stop_reason"))
+        choice = Choice(0, message, finish, stop_sequence_from_wire(raw))
         return GatewayResponse(
             id=str(raw.get("id") or ""),
             model=str(raw.get("model") or ""),
             created=0,  # Anthropic gives no creation time
-            choices=(Choice(index=0, message=message, finish_reason=finish),),
+            choices=(choice,),
             usage=usage_from_wire(raw.get("usage")),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -173,16 +183,19 @@ def messages_response_to_wire(resp: GatewayResponse, fallback_id: str = "") -> d
         "model": resp.model,
         "content": content,
         "stop_reason": _stop_reason(choice),
-        "stop_sequence": None,
+        "stop_sequence": choice.stop_sequence if choice else None,
         "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens},
     }
 
 
 def _stop_reason(choice: Choice | None) -> str:
     """An answer's stop reason; one that carries a refusal was a refusal, whatever the
-    upstream's finish reason (OpenAI ends a structured-output refusal with ``stop``)."""
+    upstream's finish reason (OpenAI ends a structured-output refusal with ``stop``),
+    and one that names its stop sequence ended at it."""
     if choice is not None and choice.message.refusal:
         return "refusal"
+    if choice is not None and choice.stop_sequence is not None:
+        return "stop_sequence"
     return stop_reason_to_wire(choice.finish_reason if choice else None)
 
 
@@ -228,6 +241,7 @@ class MessagesStreamEncoder:
         self._stopped: set[int] = set()  # the calls whose blocks are stopped
         self._finish: str | None = None
         self._refused = False  # a refusal came: that is the stop reason
+        self._stop_sequence: str | None = None
         self._usage = Usage()
 
     def feed(self, chunk: ChatChunk) -> bytes:
@@ -256,6 +270,7 @@ class MessagesStreamEncoder:
                 out += self._piece(call.index, start, call.arguments or "")
             if choice.finish_reason:
                 self._finish = choice.finish_reason
+                self._stop_sequence = choice.stop_sequence
         if chunk.usage is not None:
             self._usage = chunk.usage
         return bytes(out)
@@ -284,17 +299,19 @@ class MessagesStreamEncoder:
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {
-                    "stop_reason": "refusal"
-                    if self._refused
-                    else stop_reason_to_wire(self._finish),
-                    "stop_sequence": None,
-                },
+                "delta": {"stop_reason": self._stop_reason(), "stop_sequence": self._stop_sequence},
                 "usage": usage,
             },
         )
         out += _sse("message_stop", {"type": "message_stop"})
         return bytes(out)
+
+    def _stop_reason(self) -> str:
+        if self._refused:
+            return "refusal"
+        if self._stop_sequence is not None:
+            return "stop_sequence"
+        return stop_reason_to_wire(self._finish)
 
     def error_event(self, err: GatewayError) -> bytes:
         """A mid-stream failure; nothing more is sent after it, nor what is held."""

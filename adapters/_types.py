@@ -152,6 +152,9 @@ class Choice:
     index: int
     message: Message
     finish_reason: FinishReason | None
+    #: The stop sequence that ended the answer, where the upstream says which
+    #: (Anthropic's ``stop_sequence``); ``finish_reason`` is ``stop`` then.
+    stop_sequence: str | None = None
 
 
 @attrs.frozen
@@ -187,6 +190,8 @@ class ChunkChoice:
     index: int
     delta: Delta
     finish_reason: FinishReason | None = None
+    #: With the finish reason: the stop sequence that ended the answer (see Choice).
+    stop_sequence: str | None = None
 
 
 @attrs.frozen

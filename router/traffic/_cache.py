@@ -284,7 +284,8 @@ def replay(resp: GatewayResponse) -> list[ChatChunk]:
     its refusal, if it has one, in one chunk;
     each tool call as two deltas, its id and name with ``arguments=""`` and then its
     arguments (left out when empty); and a finish chunk with no delta and the answer's
-    ``finish_reason`` (``"stop"`` if it had none, so the stream still ends). Then, if
+    ``finish_reason`` (``"stop"`` if it had none, so the stream still ends) and its
+    ``stop_sequence``. Then, if
     the answer has usage, one usage-only chunk (``choices=()``); a caller whose client
     did not ask for ``include_usage`` leaves it out.
 
@@ -314,7 +315,8 @@ def replay(resp: GatewayResponse) -> list[ChatChunk]:
             if call.arguments:
                 rest = ToolCallDelta(i, arguments=call.arguments)
                 out.append(chunk(c.index, Delta(tool_calls=(rest,))))
-        out.append(chunk(c.index, Delta(), finish=c.finish_reason or "stop"))
+        finish = ChunkChoice(c.index, Delta(), c.finish_reason or "stop", c.stop_sequence)
+        out.append(ChatChunk(resp.id, resp.model, resp.created, (finish,)))
     if resp.usage is not None:
         out.append(chunk(-1, Delta(), usage=resp.usage))
     return out
@@ -333,6 +335,7 @@ class _ChoiceParts:
     refusal: list[str] | None = None
     calls: dict[int, _CallParts] = attrs.field(factory=dict)
     finish_reason: str | None = None
+    stop_sequence: str | None = None
 
 
 def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
@@ -340,9 +343,9 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
 
     The id, model and created come from the first chunk. Per choice index: the content
     deltas concatenated (``None`` if there were none), the refusal deltas likewise,
-    tool-call deltas merged by their
-    index (the first id and name given win, since they arrive whole; the arguments
-    concatenated), the last ``finish_reason``; and the last usage seen.
+    tool-call deltas merged by their index (the first id and name given win, since they
+    arrive whole; the arguments concatenated), the last ``finish_reason`` with its
+    ``stop_sequence``; and the last usage seen.
 
     Returns ``None`` (do not cache) when there were no choices, or when any choice has no
     ``finish_reason`` (the stream did not finish).
@@ -376,6 +379,7 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
                     call.arguments.append(t.arguments)
             if c.finish_reason is not None:
                 p.finish_reason = c.finish_reason
+                p.stop_sequence = c.stop_sequence
     if first is None or not parts or any(p.finish_reason is None for p in parts.values()):
         return None
     choices = tuple(
@@ -391,6 +395,7 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
                 ),
             ),
             finish_reason=p.finish_reason,
+            stop_sequence=p.stop_sequence,
         )
         for i, p in sorted(parts.items())
     )

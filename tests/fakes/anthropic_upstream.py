@@ -12,6 +12,7 @@ streams are named SSE events with ``ping``s, ``input_json_delta`` pieces, and cu
 - ``tool-caller``: "Let me check." then a ``get_weather`` tool_use (arguments streamed
   in three pieces), stop reason ``tool_use``;
 - ``refuser``: :data:`REFUSAL`, stop reason ``refusal``; ``long``: stop reason ``max_tokens``;
+- ``stopper``: stop reason ``stop_sequence``, the request's first stop sequence (or ``END``);
 - ``fail-400``, ``fail-401``, ``fail-403``, ``fail-404``, ``fail-429`` (with
   ``retry-after`` and ``anthropic-ratelimit-*`` headers), ``fail-500``, ``fail-529``
   (``overloaded_error``), ``fail-ctx`` ("prompt is too long");
@@ -100,7 +101,8 @@ class FakeAnthropic(FakeServer):
         return Reply(200, _message(got.body, self.answer_text(model, got, _answer(got.body))))
 
     def stream(self, model: str, got: Received) -> Stream:
-        return _stream(model, self.answer_text(model, got, _answer(got.body)))
+        text = self.answer_text(model, got, _answer(got.body))
+        return _stream(model, text, _stop_sequence(got.body))
 
 
 _MODELS = {
@@ -133,9 +135,15 @@ def _answer(payload: dict[str, Any]) -> str:
 
 
 def _stop_reason(model: str) -> str:
-    return {"tool-caller": "tool_use", "refuser": "refusal", "long": "max_tokens"}.get(
-        model, "end_turn"
-    )
+    stops = {"tool-caller": "tool_use", "refuser": "refusal", "long": "max_tokens"}
+    return stops.get(model, "stop_sequence" if model == "stopper" else "end_turn")
+
+
+def _stop_sequence(payload: dict[str, Any]) -> str | None:
+    """``stopper`` ends at the request's first stop sequence, as if it had met it."""
+    if payload["model"] != "stopper":
+        return None
+    return str((payload.get("stop_sequences") or ["END"])[0])
 
 
 def _message(payload: dict[str, Any], text: str) -> dict[str, Any]:
@@ -156,7 +164,7 @@ def _message(payload: dict[str, Any], text: str) -> dict[str, Any]:
         "model": model + "-20250101",
         "content": content,
         "stop_reason": _stop_reason(model),
-        "stop_sequence": None,
+        "stop_sequence": _stop_sequence(payload),
         "usage": USAGE,
     }
 
@@ -165,7 +173,7 @@ def event(name: str, data: dict[str, Any]) -> bytes:
     return sse({"type": name, **data}, event=name)
 
 
-def _stream(model: str, text: str) -> Stream:
+def _stream(model: str, text: str, stop_sequence: str | None = None) -> Stream:
     start: dict[str, Any] = {
         "id": MSG_ID,
         "type": "message",
@@ -194,7 +202,7 @@ def _stream(model: str, text: str) -> Stream:
             tail.append(event("content_block_delta", {"index": index, "delta": delta}))
         tail.append(event("ping", {}))
         tail.append(event("content_block_stop", {"index": index}))
-    final: dict[str, Any] = {"stop_reason": _stop_reason(model), "stop_sequence": None}
+    final: dict[str, Any] = {"stop_reason": _stop_reason(model), "stop_sequence": stop_sequence}
     tail.append(event("message_delta", {"delta": final, "usage": {"output_tokens": 9}}))
     tail.append(event("message_stop", {}))
     error = {"error": {"type": "overloaded_error", "message": "Overloaded"}}

@@ -233,3 +233,19 @@ async def test_a_refusal_is_anthropics_refusal(
         assert answer.stop_reason == "refusal"
         assert isinstance(block := answer.content[0], anthropic.types.TextBlock)
         assert block.text == FakeOpenAI.REFUSAL
+
+
+async def test_a_stop_sequence_comes_back_as_anthropic_said_it(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    toml = config(fake_openai.url, fake_anthropic.url)
+    async with start_router(toml) as url, anthropic_client(url) as client:
+        create: Any = {"max_tokens": 50, "messages": HI, "stop_sequences": ["STOP", "END"]}
+        message = await client.messages.create(model="claude:stopper", **create)
+        async with client.messages.stream(model="claude:stopper", **create) as stream:
+            streamed = await stream.get_final_message()
+        plain = await client.messages.create(model="claude", max_tokens=50, messages=HI)
+    for answer in (message, streamed):
+        assert (answer.stop_reason, answer.stop_sequence) == ("stop_sequence", "STOP")
+    assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
+    assert fake_anthropic.received[0].body["stop_sequences"] == ["STOP", "END"]

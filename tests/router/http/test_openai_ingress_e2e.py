@@ -108,3 +108,21 @@ async def test_an_openai_refusal_passes_through(
     assert answer.choices[0].message.content is None
     refusal = "".join(c.choices[0].delta.refusal or "" for c in chunks if c.choices)
     assert refusal == FakeOpenAI.REFUSAL
+
+
+async def test_an_anthropic_stop_sequence_is_a_stop(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    async with (
+        start_router(config(fake_openai.url, fake_anthropic.url)) as url,
+        openai_client(url) as client,
+    ):
+        answer = await client.chat.completions.create(
+            model="claude:stopper", messages=HI, stop=["STOP"]
+        )
+        stream = await client.chat.completions.create(
+            model="claude:stopper", messages=HI, stop=["STOP"], stream=True
+        )
+        chunks: list[ChatCompletionChunk] = [c async for c in stream]
+    assert answer.choices[0].finish_reason == "stop"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"

@@ -33,7 +33,8 @@ WORDY = st.lists(
 @st.composite
 def answers(draw: st.DrawFn) -> GatewayResponse:
     """A complete answer as a cache holds it: one to three choices in index order, each
-    an assistant message with text (or none) and tool calls."""
+    an assistant message with text (or none), tool calls and maybe a refusal, and its
+    finish reason and maybe the stop sequence it met."""
     choices = tuple(
         Choice(
             i,
@@ -43,8 +44,10 @@ def answers(draw: st.DrawFn) -> GatewayResponse:
                 tool_calls=tuple(
                     draw(st.lists(st.builds(ToolCall, TEXT, TEXT, TEXT | WORDY), max_size=3))
                 ),
+                refusal=draw(st.none() | TEXT),
             ),
             draw(st.none() | FINISH),
+            draw(st.none() | TEXT),
         )
         for i in range(draw(st.integers(1, 3)))
     )
@@ -93,7 +96,10 @@ def test_a_replay_sent_as_openai_events_reassembles_in_any_chunking(
     # Named as OpenAI names answers (the ingress's part), else the same answer.
     assert whole.id.startswith("chatcmpl-")
     assert whole.created == (resp.created or whole.created) != 0
-    assert attrs.evolve(whole, id=resp.id, created=resp.created) == as_replayed(resp)
+    # OpenAI's chunks have no place for a stop sequence (its finish reason is "stop").
+    choices = tuple(attrs.evolve(c, stop_sequence=None) for c in as_replayed(resp).choices)
+    expected = attrs.evolve(as_replayed(resp), choices=choices)
+    assert attrs.evolve(whole, id=resp.id, created=resp.created) == expected
 
 
 def size_of(resp: GatewayResponse) -> int:
