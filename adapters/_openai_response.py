@@ -58,6 +58,7 @@ def response_from_wire(raw: Any) -> GatewayResponse:
                 index=c.get("index", i),
                 message=_answer_from_wire(c["message"]),
                 finish_reason=c.get("finish_reason"),
+                logprobs=_logprobs(c.get("logprobs")),
             )
             for i, c in enumerate(raw["choices"])
         )
@@ -83,7 +84,7 @@ def response_to_wire(resp: GatewayResponse) -> dict[str, Any]:
             {
                 "index": c.index,
                 "message": _answer_to_wire(c.message),
-                "logprobs": None,
+                "logprobs": c.logprobs,
                 "finish_reason": c.finish_reason,
             }
             for c in resp.choices
@@ -172,7 +173,15 @@ def _chunk_choice_from_wire(raw: Mapping[str, Any]) -> ChunkChoice:
             refusal=_text(d.get("refusal")),
         ),
         finish_reason=_text(raw.get("finish_reason")),
+        logprobs=_logprobs(raw.get("logprobs")),
     )
+
+
+def _logprobs(value: Any) -> Mapping[str, Any] | None:
+    """A choice's ``logprobs``: an object passed on as it is, or null."""
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"logprobs must be an object or null, got {type(value).__name__}")
+    return value
 
 
 def _text(value: Any) -> Any:
@@ -206,7 +215,12 @@ def _chunk_choice_to_wire(c: ChunkChoice) -> dict[str, Any]:
         delta["refusal"] = d.refusal
     if d.tool_calls:
         delta["tool_calls"] = [_tool_call_delta_to_wire(t) for t in d.tool_calls]
-    return {"index": c.index, "delta": delta, "logprobs": None, "finish_reason": c.finish_reason}
+    return {
+        "index": c.index,
+        "delta": delta,
+        "logprobs": c.logprobs,
+        "finish_reason": c.finish_reason,
+    }
 
 
 def _tool_call_delta_to_wire(t: ToolCallDelta) -> dict[str, Any]:

@@ -155,6 +155,9 @@ class Choice:
     #: The stop sequence that ended the answer, where the upstream says which
     #: (Anthropic's ``stop_sequence``); ``finish_reason`` is ``stop`` then.
     stop_sequence: str | None = None
+    #: OpenAI's ``logprobs`` object (``{"content": [...], "refusal": [...]}``) as the
+    #: upstream sent it: opaque here, passed through to clients of the same format.
+    logprobs: Mapping[str, Any] | None = None
 
 
 @attrs.frozen
@@ -192,6 +195,8 @@ class ChunkChoice:
     finish_reason: FinishReason | None = None
     #: With the finish reason: the stop sequence that ended the answer (see Choice).
     stop_sequence: str | None = None
+    #: This delta's ``logprobs``, opaque (see Choice).
+    logprobs: Mapping[str, Any] | None = None
 
 
 @attrs.frozen

@@ -284,8 +284,9 @@ def replay(resp: GatewayResponse) -> list[ChatChunk]:
     its refusal, if it has one, in one chunk;
     each tool call as two deltas, its id and name with ``arguments=""`` and then its
     arguments (left out when empty); and a finish chunk with no delta and the answer's
-    ``finish_reason`` (``"stop"`` if it had none, so the stream still ends) and its
-    ``stop_sequence``. Then, if
+    ``finish_reason`` (``"stop"`` if it had none, so the stream still ends), its
+    ``stop_sequence`` and its ``logprobs`` whole (a client's SDK adds them up across
+    chunks, so one chunk holding them all adds up the same). Then, if
     the answer has usage, one usage-only chunk (``choices=()``); a caller whose client
     did not ask for ``include_usage`` leaves it out.
 
@@ -315,7 +316,9 @@ def replay(resp: GatewayResponse) -> list[ChatChunk]:
             if call.arguments:
                 rest = ToolCallDelta(i, arguments=call.arguments)
                 out.append(chunk(c.index, Delta(tool_calls=(rest,))))
-        finish = ChunkChoice(c.index, Delta(), c.finish_reason or "stop", c.stop_sequence)
+        finish = ChunkChoice(
+            c.index, Delta(), c.finish_reason or "stop", c.stop_sequence, c.logprobs
+        )
         out.append(ChatChunk(resp.id, resp.model, resp.created, (finish,)))
     if resp.usage is not None:
         out.append(chunk(-1, Delta(), usage=resp.usage))
@@ -336,6 +339,7 @@ class _ChoiceParts:
     calls: dict[int, _CallParts] = attrs.field(factory=dict)
     finish_reason: str | None = None
     stop_sequence: str | None = None
+    logprobs: Mapping[str, Any] | None = None
 
 
 def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
@@ -344,8 +348,8 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
     The id, model and created come from the first chunk. Per choice index: the content
     deltas concatenated (``None`` if there were none), the refusal deltas likewise,
     tool-call deltas merged by their index (the first id and name given win, since they
-    arrive whole; the arguments concatenated), the last ``finish_reason`` with its
-    ``stop_sequence``; and the last usage seen.
+    arrive whole; the arguments concatenated), the ``logprobs`` lists concatenated, the
+    last ``finish_reason`` with its ``stop_sequence``; and the last usage seen.
 
     Returns ``None`` (do not cache) when there were no choices, or when any choice has no
     ``finish_reason`` (the stream did not finish).
@@ -377,6 +381,8 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
                     call.name = t.name
                 if t.arguments is not None:
                     call.arguments.append(t.arguments)
+            if c.logprobs is not None:
+                p.logprobs = _more_logprobs(p.logprobs, c.logprobs)
             if c.finish_reason is not None:
                 p.finish_reason = c.finish_reason
                 p.stop_sequence = c.stop_sequence
@@ -396,9 +402,24 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
             ),
             finish_reason=p.finish_reason,
             stop_sequence=p.stop_sequence,
+            logprobs=p.logprobs,
         )
         for i, p in sorted(parts.items())
     )
     return GatewayResponse(
         id=first.id, model=first.model, created=first.created, choices=choices, usage=usage
     )
+
+
+def _more_logprobs(held: Mapping[str, Any] | None, more: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``logprobs`` so far, and a chunk's: their lists (``content``, ``refusal``) joined,
+    as OpenAI's SDK adds them up."""
+    if held is None:
+        return more
+    out = dict(held)
+    for key, value in more.items():
+        if isinstance(value, list) and isinstance(out.get(key), list):
+            out[key] = [*out[key], *value]
+        elif value is not None or key not in out:
+            out[key] = value
+    return out

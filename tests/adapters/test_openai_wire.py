@@ -512,6 +512,21 @@ def test_a_refusal_round_trips_and_is_always_a_key() -> None:
     assert response_to_wire(plain)["choices"][0]["message"]["refusal"] is None
 
 
+def test_logprobs_pass_through_answers_and_chunks() -> None:
+    scored = {"content": [{"token": "Hi", "logprob": -0.1, "bytes": [72, 105]}], "refusal": None}
+    wire = copy.deepcopy(RESPONSE_WIRE)
+    wire["choices"][0]["logprobs"] = scored
+    resp = response_from_wire(wire)
+    assert resp.choices[0].logprobs == scored
+    assert response_to_wire(resp) == wire
+    piece = wire_chunk([{"index": 0, "delta": {"content": "Hi"}, "logprobs": scored}])
+    parsed = chunk_from_wire(piece)
+    assert parsed.choices[0].logprobs == scored
+    assert chunk_to_wire(parsed)["choices"][0]["logprobs"] == scored
+    with pytest.raises(SerializationError):
+        chunk_from_wire(wire_chunk([{"index": 0, "delta": {}, "logprobs": [1]}]))
+
+
 def test_response_without_usage_or_fingerprint() -> None:
     wire = {
         "id": "x",

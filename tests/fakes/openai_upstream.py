@@ -17,6 +17,8 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 - streams: ``no-done`` (ends after its finish without ``[DONE]``), ``malformed`` (a chunk
   of garbage after the first piece), ``stall-mid-stream`` ("first second", then silence).
 
+A request with ``logprobs: true`` gets OpenAI's ``logprobs`` (:func:`logprobs`: one
+entry per word of the content) on its choice, or on each content chunk.
 Models named like OpenAI's reasoning models (``o1``..., ``gpt-5``...) refuse ``max_tokens``
 with OpenAI's 400 ``unsupported_parameter``. Streams carry usage when ``stream_options.include_usage`` is set. A trailing assistant
 message is answered anew, as OpenAI does, unless the body says to continue it as vLLM
@@ -65,6 +67,15 @@ _ERRORS: dict[str, tuple[int, str, str | None, str]] = {
 #: OpenAI's reasoning models, which refuse ``max_tokens`` as OpenAI does.
 _REASONING = re.compile(r"o\d|gpt-5")
 _FINISH = {"tool-caller": "tool_calls", "long": "length", "unsafe": "content_filter"}
+
+
+def logprobs(text: str) -> dict[str, Any]:
+    """OpenAI's ``logprobs`` for ``text``: a token per word (as the fakes stream it)."""
+    entries = [
+        {"token": w, "logprob": -0.5, "bytes": list(w.encode()), "top_logprobs": []}
+        for w in words(text)
+    ]
+    return {"content": entries, "refusal": None}
 
 
 def last_user(messages: list[dict[str, Any]]) -> str:
@@ -177,6 +188,8 @@ class FakeOpenAI(FakeServer):
         elif finish != "content_filter":
             message["content"] = self.answer_text(model, got, last_user(got.body["messages"]))
         choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+        if got.body.get("logprobs") and message["content"]:
+            choice["logprobs"] = logprobs(message["content"])
         body = {
             "id": self.ID,
             "object": "chat.completion",
@@ -197,8 +210,16 @@ class FakeOpenAI(FakeServer):
         function = {"name": "get_weather", "arguments": arguments}
         return {"id": self.CALL_ID, "type": "function", "function": function}
 
-    def _chunk(self, model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def _chunk(
+        self,
+        model: str,
+        delta: dict[str, Any],
+        finish: str | None = None,
+        with_logprobs: bool = False,
+    ) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        if with_logprobs and delta.get("content"):
+            choice["logprobs"] = logprobs(delta["content"])
         return sse(self.decorate(self._chunk_body(model, [self.choice(choice)])))
 
     def _chunk_body(self, model: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -228,7 +249,8 @@ class FakeOpenAI(FakeServer):
             text = self.answer_text(model, got, last_user(got.body["messages"]))
             if model == "stall-mid-stream":
                 text = "first second"
-            pieces = [self._chunk(model, {"content": w}) for w in words(text)]
+            scored = bool(got.body.get("logprobs"))
+            pieces = [self._chunk(model, {"content": w}, None, scored) for w in words(text)]
         tail = [self._chunk(model, {}, finish)]
         if (got.body.get("stream_options") or {}).get("include_usage"):
             tail.append(sse(self.decorate({**self._chunk_body(model, []), "usage": self.usage()})))

@@ -126,3 +126,34 @@ async def test_an_anthropic_stop_sequence_is_a_stop(
         chunks: list[ChatCompletionChunk] = [c async for c in stream]
     assert answer.choices[0].finish_reason == "stop"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+
+
+async def test_logprobs_pass_through(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    async with (
+        start_router(config(fake_openai.url, fake_anthropic.url)) as url,
+        openai_client(url) as client,
+    ):
+        answer = await client.chat.completions.create(
+            model="chat", messages=HI, logprobs=True, top_logprobs=2
+        )
+        stream = await client.chat.completions.create(
+            model="chat", messages=HI, logprobs=True, stream=True
+        )
+        chunks: list[ChatCompletionChunk] = [c async for c in stream]
+    logprobs = answer.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.content is not None
+    assert [t.token for t in logprobs.content] == ["echo:", " hi", " there"]
+    assert logprobs.content[0].logprob == -0.5
+    streamed = [
+        t.token
+        for c in chunks
+        for choice in c.choices
+        if choice.logprobs is not None and choice.logprobs.content
+        for t in choice.logprobs.content
+    ]
+    assert streamed == ["echo:", " hi", " there"]
+    sent = fake_openai.received[0].body
+    assert (sent["logprobs"], sent["top_logprobs"]) == (True, 2)

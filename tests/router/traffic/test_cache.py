@@ -587,6 +587,25 @@ def test_assemble_keeps_a_refusal_and_replay_gives_it_back() -> None:
     assert assemble(replay(whole)) == whole
 
 
+def test_assemble_joins_logprobs_and_replay_gives_them_back() -> None:
+    def scored(text: str) -> dict[str, Any]:
+        return {"content": [{"token": text, "logprob": -1.0}], "refusal": None}
+
+    chunks = [
+        chunk(ChunkChoice(0, Delta(role="assistant", content=""))),
+        chunk(ChunkChoice(0, Delta(content="Hel"), logprobs=scored("Hel"))),
+        chunk(ChunkChoice(0, Delta(content="lo"), logprobs=scored("lo"))),
+        chunk(ChunkChoice(0, Delta(), "stop")),
+    ]
+    whole = assemble(chunks)
+    assert whole is not None
+    assert whole.choices[0].logprobs == {
+        "content": [{"token": "Hel", "logprob": -1.0}, {"token": "lo", "logprob": -1.0}],
+        "refusal": None,
+    }
+    assert assemble(replay(whole)) == whole
+
+
 def test_assemble_accepts_a_generator() -> None:
     assembled = assemble(c for c in replay(answer()))
     assert assembled == answer()

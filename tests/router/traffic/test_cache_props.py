@@ -30,11 +30,22 @@ WORDY = st.lists(
 ).map("".join)
 
 
+#: OpenAI's logprobs object, as opaque as the cache keeps it.
+LOGPROBS = st.fixed_dictionaries(
+    {
+        "content": st.lists(
+            st.fixed_dictionaries({"token": TEXT, "logprob": st.floats(-20, 0)}), max_size=3
+        ),
+        "refusal": st.none(),
+    }
+)
+
+
 @st.composite
 def answers(draw: st.DrawFn) -> GatewayResponse:
     """A complete answer as a cache holds it: one to three choices in index order, each
     an assistant message with text (or none), tool calls and maybe a refusal, and its
-    finish reason and maybe the stop sequence it met."""
+    finish reason, maybe the stop sequence it met, and maybe logprobs."""
     choices = tuple(
         Choice(
             i,
@@ -48,6 +59,7 @@ def answers(draw: st.DrawFn) -> GatewayResponse:
             ),
             draw(st.none() | FINISH),
             draw(st.none() | TEXT),
+            draw(st.none() | LOGPROBS),
         )
         for i in range(draw(st.integers(1, 3)))
     )
