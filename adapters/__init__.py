@@ -3,7 +3,6 @@ provider's wire format, with a streaming decoder per format; and the registry of
 provider kinds (one `ProviderSpec` each: config class, adapter factory, defaults)."""
 
 from ._anthropic import AnthropicAdapter as AnthropicAdapter
-from ._anthropic_response import MessagesStreamEncoder as MessagesStreamEncoder
 from ._anthropic_response import anthropic_error_to_wire as anthropic_error_to_wire
 from ._anthropic_response import messages_response_to_wire as messages_response_to_wire
 from ._base import AdapterBase as AdapterBase
@@ -42,6 +41,7 @@ from ._errors import Timeout as Timeout
 from ._errors import UnsupportedCapability as UnsupportedCapability
 from ._errors import UnsupportedParameter as UnsupportedParameter
 from ._messages_request import messages_request_from_wire as messages_request_from_wire
+from ._messages_stream import MessagesStreamEncoder as MessagesStreamEncoder
 from ._openai import OpenAIAdapter as OpenAIAdapter
 from ._openai import OpenAIStreamDecoder as OpenAIStreamDecoder
 from ._openai_request import request_from_wire as request_from_wire

@@ -327,7 +327,12 @@ class AnthropicStreamDecoder:
             return []
         # message_stop
         self._done = True
-        usage = Usage(sum(self._inputs.values()), self._output)
+        usage = Usage(
+            sum(self._inputs.values()),
+            self._output,
+            cache_read_tokens=self._inputs.get("cache_read_input_tokens", 0),
+            cache_write_tokens=self._inputs.get("cache_creation_input_tokens", 0),
+        )
         finish = ChunkChoice(
             0, Delta(), finish_reason_from_wire(self._stop_reason), self._stop_sequence
         )

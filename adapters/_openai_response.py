@@ -118,17 +118,28 @@ def _answer_from_wire(raw: Mapping[str, Any]) -> Message:
 def _usage_from_wire(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
+    prompt = raw.get("prompt_tokens_details")
+    completion = raw.get("completion_tokens_details")
     return Usage(
         prompt_tokens=int(raw.get("prompt_tokens") or 0),
         completion_tokens=int(raw.get("completion_tokens") or 0),
+        cache_read_tokens=_count(prompt, "cached_tokens"),
+        reasoning_tokens=_count(completion, "reasoning_tokens"),
     )
 
 
-def _usage_to_wire(u: Usage) -> dict[str, int]:
+def _count(details: Any, key: str) -> int:
+    """A count in a usage details object, which hosts may leave out or set to null."""
+    return int(details.get(key) or 0) if isinstance(details, dict) else 0
+
+
+def _usage_to_wire(u: Usage) -> dict[str, Any]:
     return {
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
         "total_tokens": u.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cache_read_tokens},
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
     }
 
 

@@ -142,15 +142,18 @@ def call_item(
 
 
 def usage_to_wire(usage: Usage | None) -> dict[str, Any] | None:
-    """Our usage -> the Responses shape. The details are not known through the unified
-    answer: they say 0, as they would for an upstream that reports none."""
+    """Our usage -> the Responses shape, with the cache and reasoning details (0 where
+    the upstream reported none)."""
     if usage is None:
         return None
     return {
         "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "input_tokens_details": {
+            "cached_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        },
         "output_tokens": usage.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.total_tokens,
     }
 

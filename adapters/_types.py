@@ -139,8 +139,21 @@ def _token_count(value: int) -> int:
 
 @attrs.frozen
 class Usage:
+    """Tokens an answer used, counted as OpenAI counts them.
+
+    ``prompt_tokens`` counts every input token, cached or not (Anthropic's
+    ``input_tokens`` plus its two cache counts); the details say how many of them were
+    read from the provider's prompt cache (OpenAI's ``cached_tokens``, Anthropic's
+    ``cache_read_input_tokens``) or written to it (Anthropic's
+    ``cache_creation_input_tokens``), and how many of ``completion_tokens`` were spent
+    reasoning (OpenAI's ``reasoning_tokens``). Each is 0 where the upstream does not say.
+    """
+
     prompt_tokens: int = attrs.field(default=0, converter=_token_count)
     completion_tokens: int = attrs.field(default=0, converter=_token_count)
+    cache_read_tokens: int = attrs.field(default=0, converter=_token_count)
+    cache_write_tokens: int = attrs.field(default=0, converter=_token_count)
+    reasoning_tokens: int = attrs.field(default=0, converter=_token_count)
 
     @property
     def total_tokens(self) -> int:

@@ -83,9 +83,10 @@ class Delivered:
             usage = chunk.usage
             if usage is not None:
                 extra = self.broken_usage
-                usage = Usage(
-                    usage.prompt_tokens + extra.prompt_tokens,
-                    usage.completion_tokens + extra.completion_tokens,
+                usage = attrs.evolve(  # the continuation's details, as it reported them
+                    usage,
+                    prompt_tokens=usage.prompt_tokens + extra.prompt_tokens,
+                    completion_tokens=usage.completion_tokens + extra.completion_tokens,
                 )
             out.append(
                 attrs.evolve(chunk, id=self.id or chunk.id, created=self.created, usage=usage)

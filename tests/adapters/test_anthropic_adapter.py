@@ -392,7 +392,9 @@ def test_usage_counts_cached_input_as_prompt() -> None:
         "cache_creation_input_tokens": 100,
         "cache_read_input_tokens": 1000,
     }
-    assert adapter().parse_response(200, (), message(usage=usage)).usage == Usage(1110, 4)
+    assert adapter().parse_response(200, (), message(usage=usage)).usage == Usage(
+        1110, 4, cache_read_tokens=1000, cache_write_tokens=100
+    )
 
 
 @pytest.mark.parametrize(
@@ -549,7 +551,7 @@ EXPECTED = [
     chunk(call(': "Par')),
     chunk(call('is"}')),
     chunk(Delta(), "tool_calls"),
-    ChatChunk("msg_01fake", "tool-caller-20250101", 0, (), usage=Usage(25, 9)),
+    ChatChunk("msg_01fake", "tool-caller-20250101", 0, (), usage=Usage(25, 9, cache_read_tokens=5)),
 ]
 
 
@@ -632,7 +634,7 @@ def test_stream_usage_cumulative_fields_kept() -> None:
         ]
     )
     chunks = decode(data, [])
-    assert chunks[-1].usage == Usage(106, 8)
+    assert chunks[-1].usage == Usage(106, 8, cache_read_tokens=100)
     assert chunks[-2].choices[0].finish_reason == "stop"
 
 

@@ -47,12 +47,12 @@ from adapters import (
 )
 from adapters._anthropic import AnthropicAdapter, AnthropicStreamDecoder
 from adapters._anthropic_response import (
-    MessagesStreamEncoder,
     error_event,
     error_to_wire,
     messages_response_to_wire,
 )
 from adapters._messages_request import messages_request_from_wire
+from adapters._messages_stream import MessagesStreamEncoder
 from tests.fakes.anthropic_upstream import stream_events
 
 PNG = "iVBORw0KGgo="

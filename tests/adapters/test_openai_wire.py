@@ -456,7 +456,13 @@ RESPONSE_WIRE: dict[str, Any] = {
             "finish_reason": "tool_calls",
         },
     ],
-    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+    "usage": {
+        "prompt_tokens": 11,
+        "completion_tokens": 7,
+        "total_tokens": 18,
+        "prompt_tokens_details": {"cached_tokens": 4},
+        "completion_tokens_details": {"reasoning_tokens": 2},
+    },
     "system_fingerprint": "fp_44709d6fcb",
 }
 
@@ -476,7 +482,7 @@ RESPONSE = GatewayResponse(
             "tool_calls",
         ),
     ),
-    usage=Usage(11, 7),
+    usage=Usage(11, 7, cache_read_tokens=4, reasoning_tokens=2),
     system_fingerprint="fp_44709d6fcb",
 )
 
@@ -662,7 +668,16 @@ CHUNK_GOLDEN = [
         id="finish",
     ),
     pytest.param(
-        wire_chunk([], usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}),
+        wire_chunk(
+            [],
+            usage={
+                "prompt_tokens": 3,
+                "completion_tokens": 4,
+                "total_tokens": 7,
+                "prompt_tokens_details": {"cached_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0},
+            },
+        ),
         chunk(usage=Usage(3, 4)),
         False,
         id="usage-only",
@@ -682,6 +697,25 @@ def test_chunk_from_wire_golden(
 @pytest.mark.parametrize(("wire", "expected", "has_content"), CHUNK_GOLDEN)
 def test_chunk_to_wire_golden(wire: dict[str, Any], expected: ChatChunk, has_content: bool) -> None:
     assert chunk_to_wire(expected) == wire
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": 3, "completion_tokens": 4},
+        {"prompt_tokens": 3, "completion_tokens": 4, "prompt_tokens_details": None},
+        {"prompt_tokens": 3, "completion_tokens": 4, "completion_tokens_details": {}},
+        {
+            "prompt_tokens": 3,
+            "completion_tokens": 4,
+            "prompt_tokens_details": {"cached_tokens": None},
+            "completion_tokens_details": {"reasoning_tokens": None},
+        },
+    ],
+)
+def test_usage_without_details_has_none(usage: dict[str, Any]) -> None:
+    # Hosts leave the details out, or send them as nulls.
+    assert chunk_from_wire(wire_chunk([], usage=usage)).usage == Usage(3, 4)
 
 
 def test_chunk_from_wire_tolerates_nulls() -> None:

@@ -99,6 +99,8 @@ class FakeOpenAI(FakeServer):
     ID: ClassVar[str] = "chatcmpl-fake1"
     #: Prompt and completion tokens of every answer.
     USAGE: ClassVar[tuple[int, int]] = (7, 5)
+    #: Of those: prompt tokens read from the cache, completion tokens spent reasoning.
+    DETAILS: ClassVar[tuple[int, int]] = (3, 2)
     CALL_ID: ClassVar[str] = "call_abc"
     REFUSAL: ClassVar[str] = "I'm sorry, I cannot help with that."
 
@@ -157,12 +159,20 @@ class FakeOpenAI(FakeServer):
         retry = [(b"retry-after", b"2")] if status == 429 else []
         return Reply(status, {"error": body}, retry)
 
-    def usage(self) -> dict[str, int]:
+    def usage(self) -> dict[str, Any]:
         prompt, completion = self.USAGE
+        cached, reasoning = self.DETAILS
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
             "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": reasoning,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
         }
 
     def answered(self, model: str) -> str:

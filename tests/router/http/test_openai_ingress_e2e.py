@@ -157,3 +157,34 @@ async def test_logprobs_pass_through(
     assert streamed == ["echo:", " hi", " there"]
     sent = fake_openai.received[0].body
     assert (sent["logprobs"], sent["top_logprobs"]) == (True, 2)
+
+
+async def test_usage_details_reach_the_client(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    async with (
+        start_router(config(fake_openai.url, fake_anthropic.url)) as url,
+        openai_client(url) as client,
+    ):
+        usages = []
+        for model in ("oa:gpt-4o", "claude:claude-test"):
+            answer = await client.chat.completions.create(model=model, messages=HI)
+            stream = await client.chat.completions.create(
+                model=model, messages=HI, stream=True, stream_options={"include_usage": True}
+            )
+            last = [c async for c in stream][-1]
+            usages += [answer.usage, last.usage]
+    details = []
+    for usage in usages:
+        assert usage is not None
+        assert usage.prompt_tokens_details is not None
+        assert usage.completion_tokens_details is not None
+        details.append(
+            (
+                usage.prompt_tokens,
+                usage.prompt_tokens_details.cached_tokens,
+                usage.completion_tokens_details.reasoning_tokens,
+            )
+        )
+    # Anthropic's cache reads are OpenAI's cached tokens, and counted in the prompt.
+    assert details == [(7, 3, 2)] * 2 + [(25, 5, 0)] * 2

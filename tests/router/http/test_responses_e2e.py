@@ -104,6 +104,8 @@ async def test_text_with_instructions_from_openai(
     assert response.usage is not None
     usage = response.usage
     assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (7, 5, 12)
+    assert usage.input_tokens_details.cached_tokens == 3
+    assert usage.output_tokens_details.reasoning_tokens == 2
     assert raw.headers["x-router-target"] == "oa:gpt-4o"
     body = fake_openai.received[-1].body
     assert body["messages"] == [
@@ -130,6 +132,7 @@ async def test_text_from_anthropic(
     assert response.model == "claude-test-20250101"
     assert response.usage is not None
     assert (response.usage.input_tokens, response.usage.output_tokens) == (25, 9)
+    assert response.usage.input_tokens_details.cached_tokens == 5  # Anthropic's cache reads
     body = fake_anthropic.received[-1].body
     assert body["system"] == "Be brief."
     assert body["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hi there"}]}]

@@ -98,3 +98,14 @@ def test_usage_after_a_resume_adds_what_the_broken_attempts_consumed() -> None:
     final = ChatChunk("y", "m", 0, (), Usage(prompt_tokens=12, completion_tokens=30))
     [restamped] = delivered.restamp([final])
     assert restamped.usage == Usage(prompt_tokens=32, completion_tokens=33)
+
+
+def test_a_resumed_usage_keeps_the_continuations_details() -> None:
+    delivered = Delivered()
+    delivered.note([chunk("12345678")])
+    delivered.broke(prompt_tokens=10)
+    usage = Usage(12, 30, cache_read_tokens=8, cache_write_tokens=2, reasoning_tokens=5)
+    [restamped] = delivered.restamp([ChatChunk("y", "m", 0, (), usage)])
+    assert restamped.usage == Usage(
+        22, 32, cache_read_tokens=8, cache_write_tokens=2, reasoning_tokens=5
+    )
