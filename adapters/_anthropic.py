@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import orjson
 
 from ._anthropic_request import request_to_wire
@@ -273,7 +274,10 @@ class AnthropicStreamDecoder:
             self._model = str(message.get("model") or "")
             self._started = True
             self._usage(message.get("usage"))
-            return [self._chunk(Delta(role="assistant", content=""))]
+            role = self._chunk(Delta(role="assistant", content=""))
+            if self._inputs:  # the input side is known now: say so to who can use it
+                role = attrs.evolve(role, start_usage=self._total())
+            return [role]
         if name not in (
             "content_block_start",
             "content_block_delta",
@@ -327,12 +331,7 @@ class AnthropicStreamDecoder:
             return []
         # message_stop
         self._done = True
-        usage = Usage(
-            sum(self._inputs.values()),
-            self._output,
-            cache_read_tokens=self._inputs.get("cache_read_input_tokens", 0),
-            cache_write_tokens=self._inputs.get("cache_creation_input_tokens", 0),
-        )
+        usage = self._total()
         finish = ChunkChoice(
             0, Delta(), finish_reason_from_wire(self._stop_reason), self._stop_sequence
         )
@@ -340,6 +339,15 @@ class AnthropicStreamDecoder:
             ChatChunk(self._id, self._model, 0, (finish,)),
             ChatChunk(self._id, self._model, 0, (), usage=usage),
         ]
+
+    def _total(self) -> Usage:
+        """The usage so far, as ours counts it (cached input in the prompt, and apart)."""
+        return Usage(
+            sum(self._inputs.values()),
+            self._output,
+            cache_read_tokens=self._inputs.get("cache_read_input_tokens", 0),
+            cache_write_tokens=self._inputs.get("cache_creation_input_tokens", 0),
+        )
 
     def _usage(self, raw: Any) -> None:
         """Counts are cumulative; a field left out keeps its earlier value."""

@@ -46,6 +46,7 @@ __all__ = [
     "finish_reason_from_wire",
     "message_id",
     "messages_response_to_wire",
+    "messages_usage_to_wire",
     "response_from_wire",
     "sse_event",
     "stop_reason_to_wire",
@@ -178,7 +179,7 @@ def messages_response_to_wire(resp: GatewayResponse, fallback_id: str = "") -> d
             {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(c.arguments)}
             for c in choice.message.tool_calls
         )
-    usage = resp.usage or Usage()
+    usage = messages_usage_to_wire(resp.usage or Usage())
     return {
         "id": message_id(resp.id, fallback_id),
         "type": "message",
@@ -187,7 +188,21 @@ def messages_response_to_wire(resp: GatewayResponse, fallback_id: str = "") -> d
         "content": content,
         "stop_reason": _stop_reason(choice),
         "stop_sequence": choice.stop_sequence if choice else None,
-        "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens},
+        "usage": usage,
+    }
+
+
+def messages_usage_to_wire(usage: Usage) -> dict[str, int]:
+    """Our usage -> Anthropic's: ``input_tokens`` leaves out the prompt tokens read from
+    or written to the cache, which have their own counts (cache counts beyond the prompt,
+    an upstream's garbage, are capped by it)."""
+    read = min(usage.cache_read_tokens, usage.prompt_tokens)
+    write = min(usage.cache_write_tokens, usage.prompt_tokens - read)
+    return {
+        "input_tokens": usage.prompt_tokens - read - write,
+        "cache_creation_input_tokens": write,
+        "cache_read_input_tokens": read,
+        "output_tokens": usage.completion_tokens,
     }
 
 

@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ._anthropic_response import error_event, message_id, sse_event, stop_reason_to_wire
+from ._anthropic_response import (
+    error_event,
+    message_id,
+    messages_usage_to_wire,
+    sse_event,
+    stop_reason_to_wire,
+)
 from ._types import ChatChunk, Usage
 
 if TYPE_CHECKING:
@@ -24,9 +30,10 @@ _TEXT = "text"
 class MessagesStreamEncoder:
     """OpenAI-shaped ChatChunks (from any provider) -> Anthropic's SSE event sequence.
 
-    ``message_start`` goes out with the first chunk (input tokens 0: OpenAI-shaped
-    streams report usage only at the end); :meth:`close` sends ``message_delta`` with
-    the stop reason and the real usage, then ``message_stop``.
+    ``message_start`` goes out with the first chunk, with its ``start_usage`` (an
+    Anthropic upstream's input and cache counts) or 0 (OpenAI-shaped streams report
+    usage only at the end); :meth:`close` sends ``message_delta`` with the stop reason
+    and the whole usage (input and cache counts included), then ``message_stop``.
 
     Text and each tool call become content blocks, and Anthropic's blocks come one
     after another (start, deltas, stop, then the next) while an OpenAI-shaped stream
@@ -64,7 +71,7 @@ class MessagesStreamEncoder:
         out = bytearray()
         if not self._started:
             self._started = True
-            out += self._message_start(chunk.id, chunk.model)
+            out += self._message_start(chunk.id, chunk.model, chunk.start_usage)
         for choice in chunk.choices:
             if choice.index != 0:
                 continue  # Anthropic has one answer per message
@@ -97,7 +104,7 @@ class MessagesStreamEncoder:
         out = bytearray()
         if not self._started:
             self._started = True
-            out += self._message_start("", "")
+            out += self._message_start("", "", None)
         out += self._close_block()
         for key, (start, pieces) in self._held.items():
             out += self._open_block(key, start)
@@ -105,10 +112,7 @@ class MessagesStreamEncoder:
             out += self._close_block()
         self._held.clear()
         self._closed = True
-        usage = {
-            "input_tokens": self._usage.prompt_tokens,
-            "output_tokens": self._usage.completion_tokens,
-        }
+        usage = messages_usage_to_wire(self._usage)
         out += sse_event(
             "message_delta",
             {
@@ -167,7 +171,7 @@ class MessagesStreamEncoder:
         except orjson.JSONDecodeError:
             return False
 
-    def _message_start(self, id_: str, model: str) -> bytes:
+    def _message_start(self, id_: str, model: str, usage: Usage | None) -> bytes:
         message: dict[str, Any] = {
             "id": message_id(id_, self._fallback_id),
             "type": "message",
@@ -176,7 +180,8 @@ class MessagesStreamEncoder:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
+            # What the upstream said up front (Anthropic does), else 0 until the end.
+            "usage": messages_usage_to_wire(usage or Usage()),
         }
         return sse_event("message_start", {"type": "message_start", "message": message})
 

@@ -221,6 +221,10 @@ class ChatChunk:
     created: int
     choices: tuple[ChunkChoice, ...] = ()
     usage: Usage | None = None
+    #: Usage known as the answer begins (Anthropic's ``message_start`` says the input
+    #: and cache counts up front), for a client format that reports it there. Only
+    #: informative: the whole answer's usage still comes in ``usage``, at the end.
+    start_usage: Usage | None = None
 
     @property
     def has_content(self) -> bool:

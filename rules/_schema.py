@@ -364,10 +364,13 @@ class KeyConfig:
 
 @attrs.frozen
 class Price:
-    """USD per million tokens."""
+    """USD per million tokens; ``cache_read`` / ``cache_write`` for prompt tokens read
+    from / written to a prompt cache (unset: see ``router.traffic._cost``)."""
 
     input: float = attrs.field(validator=at_least(0))
     output: float = attrs.field(validator=at_least(0))
+    cache_read: float | None = attrs.field(default=None, validator=at_least(0))
+    cache_write: float | None = attrs.field(default=None, validator=at_least(0))
 
 
 def _check_routes(

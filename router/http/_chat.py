@@ -120,6 +120,8 @@ class Exchange:
     streaming: bool = False
     streamed: int = 0
     charged: bool = False
+    #: The last usage a stream reported, whole (cache and reasoning details too).
+    usage: Usage | None = None
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The headers that say what happened (``x-request-id``, ``x-router-*``)."""
@@ -300,7 +302,7 @@ class Chat:
                 body = b"".join([encoder.feed(c) for c in batch])
                 if trace.ttft is None:
                     trace.response_model = batch[0].model if batch else None
-                note_chunks(trace, batch)
+                ex.usage = note_chunks(trace, batch) or ex.usage
                 ex.streamed += chunk_chars(batch)
                 if kept is not None:
                     kept += batch
@@ -329,10 +331,7 @@ class Chat:
         cache if it has one."""
         trace = ex.trace
         ex.charged = True
-        if trace.tokens_in is not None or trace.tokens_out is not None:
-            usage = Usage(trace.tokens_in or 0, trace.tokens_out or 0)
-        else:
-            usage = stream_usage(req, ex.streamed)
+        usage = ex.usage if ex.usage is not None else stream_usage(req, ex.streamed)
         trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
         if kept is not None and (whole := assemble(kept)) is not None:
             self.controls.store(ex.cache_entry, ex.cache, whole)

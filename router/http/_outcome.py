@@ -10,7 +10,7 @@ from adapters import AllTargetsFailed, GatewayError, NoHealthyTarget, RateLimitE
 from ._overload import Overloaded
 
 if TYPE_CHECKING:
-    from adapters import ChatChunk
+    from adapters import ChatChunk, Usage
 
     from ..routing._request import RequestTrace
 
@@ -36,15 +36,19 @@ def outcome_of(err: GatewayError) -> str:
     return "upstream_error"
 
 
-def note_chunks(trace: RequestTrace, batch: list[ChatChunk]) -> None:
-    """Usage and finish reasons, from the chunks of a stream as they pass."""
+def note_chunks(trace: RequestTrace, batch: list[ChatChunk]) -> Usage | None:
+    """Usage and finish reasons, from the chunks of a stream as they pass; the last
+    usage among them, whole (what the stream is charged)."""
+    usage = None
     for chunk in batch:
         if chunk.usage is not None:
+            usage = chunk.usage
             trace.tokens_in = chunk.usage.prompt_tokens
             trace.tokens_out = chunk.usage.completion_tokens
         for choice in chunk.choices:
             if choice.finish_reason:
                 trace.finish_reasons = (*trace.finish_reasons, choice.finish_reason)
+    return usage
 
 
 def client_error(exc: GatewayError) -> GatewayError:

@@ -24,27 +24,29 @@ __all__ = ["SHIPPED_PRICES", "PriceTable", "normalise_model"]
 
 PER_TOKENS = 1_000_000
 
-#: Default prices, USD per million input / output tokens, for common models: list
-#: prices as of 2025, without batch, cache or long-context rates. Check your contract
-#: and override what differs under ``[prices]``. Keys are base model ids; dated,
-#: versioned and vendor-prefixed ids find theirs through `normalise_model`.
+#: Default prices, USD per million input / output tokens (and cached input, where the
+#: provider reports it: OpenAI's cached input, Anthropic's cache reads and its 5-minute
+#: cache writes), for
+#: common models: list prices as of 2025, without batch or long-context rates. Check
+#: your contract and override what differs under ``[prices]``. Keys are base model ids;
+#: dated, versioned and vendor-prefixed ids find theirs through `normalise_model`.
 SHIPPED_PRICES: Mapping[str, Price] = {
     # OpenAI
-    "gpt-4o": Price(2.50, 10.00),
-    "gpt-4o-mini": Price(0.15, 0.60),
-    "gpt-4.1": Price(2.00, 8.00),
-    "gpt-4.1-mini": Price(0.40, 1.60),
-    "gpt-4.1-nano": Price(0.10, 0.40),
-    "o3-mini": Price(1.10, 4.40),
-    "o4-mini": Price(1.10, 4.40),
+    "gpt-4o": Price(2.50, 10.00, cache_read=1.25),
+    "gpt-4o-mini": Price(0.15, 0.60, cache_read=0.075),
+    "gpt-4.1": Price(2.00, 8.00, cache_read=0.50),
+    "gpt-4.1-mini": Price(0.40, 1.60, cache_read=0.10),
+    "gpt-4.1-nano": Price(0.10, 0.40, cache_read=0.025),
+    "o3-mini": Price(1.10, 4.40, cache_read=0.55),
+    "o4-mini": Price(1.10, 4.40, cache_read=0.275),
     # Anthropic
-    "claude-3-haiku": Price(0.25, 1.25),
-    "claude-3-5-haiku": Price(0.80, 4.00),
-    "claude-3-5-sonnet": Price(3.00, 15.00),
-    "claude-3-7-sonnet": Price(3.00, 15.00),
-    "claude-sonnet-4": Price(3.00, 15.00),
-    "claude-3-opus": Price(15.00, 75.00),
-    "claude-opus-4": Price(15.00, 75.00),
+    "claude-3-haiku": Price(0.25, 1.25, cache_read=0.03, cache_write=0.30),
+    "claude-3-5-haiku": Price(0.80, 4.00, cache_read=0.08, cache_write=1.00),
+    "claude-3-5-sonnet": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
+    "claude-3-7-sonnet": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
+    "claude-sonnet-4": Price(3.00, 15.00, cache_read=0.30, cache_write=3.75),
+    "claude-3-opus": Price(15.00, 75.00, cache_read=1.50, cache_write=18.75),
+    "claude-opus-4": Price(15.00, 75.00, cache_read=1.50, cache_write=18.75),
     # Google Gemini (the "lite" variants are listed so they do not take the full
     # models' prices by prefix)
     "gemini-2.0-flash": Price(0.10, 0.40),
@@ -200,12 +202,20 @@ class PriceTable:
     def cost(self, target: str, usage: Usage) -> float | None:
         """What ``usage`` cost at ``target``, in USD; None for an unknown model.
 
-        Negative token counts (a broken upstream's) count as zero.
+        The prompt's cache reads and writes are priced at their own rates
+        (:class:`rules.Price`), the rest of it at the input price. Negative token counts
+        (a broken upstream's) count as zero, and cache counts beyond the prompt are
+        capped by it (reads first).
         """
         price = self.price(target)
         if price is None:
             return None
-        return _dollars(price, max(0, usage.prompt_tokens), max(0, usage.completion_tokens))
+        prompt = max(0, usage.prompt_tokens)
+        read = min(usage.cache_read_tokens, prompt)
+        write = min(usage.cache_write_tokens, prompt - read)
+        fresh = prompt - read - write
+        cached = read * _read_rate(price) + write * _write_rate(price)
+        return _dollars(price, fresh, max(0, usage.completion_tokens)) + cached / PER_TOKENS
 
     def estimate(self, target: str, prompt_tokens: int, max_output_tokens: int) -> float | None:
         """The most a request can cost at ``target``, in USD, to rank targets by price:
@@ -219,6 +229,19 @@ class PriceTable:
             raise ValueError("token counts must be at least 0")
         price = self.price(target)
         return None if price is None else _dollars(price, prompt_tokens, max_output_tokens)
+
+
+def _read_rate(price: Price) -> float:
+    """USD per million prompt tokens read from a cache: ``cache_read``, else the input
+    price (no discount assumed, so nothing is under-charged)."""
+    return price.input if price.cache_read is None else price.cache_read
+
+
+def _write_rate(price: Price) -> float:
+    """USD per million prompt tokens written to a cache: ``cache_write``, else 1.25
+    times the input price (Anthropic's rate for its 5-minute cache: Anthropic is the
+    provider that reports cache writes)."""
+    return price.input * 1.25 if price.cache_write is None else price.cache_write
 
 
 def _dollars(price: Price, prompt_tokens: int, output_tokens: int) -> float:

@@ -41,7 +41,8 @@ _WORD = re.compile(r"(?<=\s)(?=\S)")
 def replay(resp: GatewayResponse) -> list[ChatChunk]:
     """A cached answer as the chunks of a stream, with the answer's id, model and created.
 
-    For each choice, in order: a role chunk (``role="assistant"`` and nothing else);
+    For each choice, in order: a role chunk (``role="assistant"`` and nothing else; the
+    first one has the answer's input usage as its ``start_usage``);
     the content, if the message has any, in chunks of :data:`REPLAY_WORDS` words split
     at whitespace (an empty string is one empty chunk, so it survives a round trip);
     its refusal, if it has one, in one chunk;
@@ -66,6 +67,9 @@ def replay(resp: GatewayResponse) -> list[ChatChunk]:
     for c in resp.choices:
         m = c.message
         out.append(chunk(c.index, Delta(role="assistant")))
+        if len(out) == 1 and resp.usage is not None:  # the input side, up front
+            start = attrs.evolve(resp.usage, completion_tokens=0, reasoning_tokens=0)
+            out[0] = attrs.evolve(out[0], start_usage=start)
         text = m.text() if m.content is not None else None
         if text is not None:
             words = _WORD.split(text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 
@@ -540,7 +541,10 @@ def call(args: str) -> Delta:
 
 
 EXPECTED = [
-    chunk(Delta(role="assistant", content="")),
+    attrs.evolve(
+        chunk(Delta(role="assistant", content="")),
+        start_usage=Usage(25, 1, cache_read_tokens=5),  # message_start's, up front
+    ),
     chunk(Delta(content="Let")),
     chunk(Delta(content=" me")),
     chunk(Delta(content=" check.")),

@@ -405,7 +405,12 @@ def test_response_golden() -> None:
         "content": [{"type": "text", "text": "Hello!"}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": 7, "output_tokens": 5},
+        "usage": {
+            "input_tokens": 7,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 5,
+        },
     }
 
 
@@ -442,7 +447,27 @@ def test_response_without_usage_or_text() -> None:
     resp = GatewayResponse("m", "x", 0, (Choice(0, Message("assistant", ""), "stop"),))
     wire = messages_response_to_wire(resp)
     assert wire["content"] == []
-    assert wire["usage"] == {"input_tokens": 0, "output_tokens": 0}
+    assert wire["usage"] == {
+        "input_tokens": 0,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "output_tokens": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("usage", "wire"),
+    [
+        (Usage(130, 9, cache_read_tokens=100, cache_write_tokens=20), (10, 20, 100, 9)),
+        (Usage(7, 5, cache_read_tokens=3), (4, 0, 3, 5)),  # OpenAI's cached_tokens
+        (Usage(10, 1, cache_read_tokens=8, cache_write_tokens=8), (0, 2, 8, 1)),  # capped
+    ],
+)
+def test_usage_keeps_the_cache_counts_apart(usage: Usage, wire: tuple[int, ...]) -> None:
+    resp = GatewayResponse("m", "x", 0, (Choice(0, Message("assistant", "hi"), "stop"),), usage)
+    keys = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    got = messages_response_to_wire(resp)["usage"]
+    assert tuple(got[k] for k in (*keys, "output_tokens")) == wire
 
 
 def test_response_is_accepted_by_the_sdk() -> None:
@@ -478,7 +503,12 @@ def test_response_round_trip_through_the_adapter() -> None:
         ],
         "stop_reason": "tool_use",
         "stop_sequence": None,
-        "usage": {"input_tokens": 25, "output_tokens": 40},
+        "usage": {
+            "input_tokens": 25,
+            "cache_creation_input_tokens": 4,
+            "cache_read_input_tokens": 100,
+            "output_tokens": 40,
+        },
     }
     resp = AnthropicAdapter().parse_response(200, (), orjson.dumps(original))
     assert messages_response_to_wire(resp) == original
@@ -577,7 +607,12 @@ def test_encoder_event_sequence() -> None:
     assert orjson.loads(events[-2].split(b"\n")[1][6:]) == {
         "type": "message_delta",
         "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-        "usage": {"input_tokens": 11, "output_tokens": 22},
+        "usage": {
+            "input_tokens": 11,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": 22,
+        },
     }
 
 
@@ -737,8 +772,9 @@ def test_anthropic_stream_through_decoder_and_encoder_equals_the_original() -> N
     assert via.content == direct.content
     assert via.stop_reason == direct.stop_reason
     assert via.id == direct.id
-    assert via.usage.output_tokens == direct.usage.output_tokens
-    assert via.usage.input_tokens == 25  # cached input counted in, as OpenAI counts it
+    # Input, cache reads and output as Anthropic counted them, not folded together.
+    assert via.usage == direct.usage
+    assert (via.usage.input_tokens, via.usage.cache_read_input_tokens) == (20, 5)
 
 
 def test_error_event_raises_in_the_sdk() -> None:

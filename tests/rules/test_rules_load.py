@@ -18,6 +18,7 @@ from rules import (
     HedgeConfig,
     Limits,
     Percentile,
+    Price,
     ProviderConfig,
     RouteCacheConfig,
     SecretRef,
@@ -79,6 +80,17 @@ def test_design_example_parses() -> None:
     assert key.secret == SecretRef("env", "TEAM_A_KEY")
     assert key.budget is not None
     assert (key.budget.usd, key.budget.per) == (50.0, "month")
+
+
+def test_prices_with_and_without_cache_rates() -> None:
+    config = parse(
+        BASE
+        + '[prices]\n"a" = { input = 3, output = 15, cache_read = 0.3, cache_write = 3.75 }\n'
+        + '"b" = { input = 1, output = 2 }\n'
+    )
+    assert config.prices["a"] == Price(3.0, 15.0, cache_read=0.3, cache_write=3.75)
+    assert config.prices["b"] == Price(1.0, 2.0)
+    assert (config.prices["b"].cache_read, config.prices["b"].cache_write) == (None, None)
 
 
 def test_defaults_when_sections_are_absent() -> None:
@@ -311,6 +323,14 @@ def test_load_config_rejects_non_utf8(tmp_path: Path) -> None:
         (
             BASE + '[keys.a]\nsecret = "env:A"\nbudget = { usd = 5, per = "week" }\n',
             'keys.a.budget.per: unknown value "week" (allowed: day, month)',
+        ),
+        (
+            BASE + '[prices]\n"m" = { input = 1, output = 2, cache_read = -0.1 }\n',
+            "prices.m.cache_read: must be at least 0, got -0.1",
+        ),
+        (
+            BASE + '[prices]\n"m" = { input = 1, output = 2, cache_reads = 0.1 }\n',
+            "prices.m.cache_reads: unknown key",
         ),
     ],
 )

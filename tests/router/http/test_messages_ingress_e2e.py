@@ -92,7 +92,10 @@ async def test_messages_to_an_openai_upstream(
     assert message.content[0].text == "echo: hi there"
     assert message.stop_reason == "end_turn"
     assert message.model == "gpt-4o-mini-2024-08-06"  # the model that really answered
-    assert (message.usage.input_tokens, message.usage.output_tokens) == (7, 5)
+    # 7 prompt tokens of which 3 read from OpenAI's cache: Anthropic counts them apart.
+    usage = message.usage
+    assert (usage.input_tokens, usage.output_tokens) == (4, 5)
+    assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (3, 0)
     assert raw.headers["x-router-target"] == "oa:gpt-4o-mini"
     sent = fake_openai.received[-1].body
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
@@ -249,3 +252,25 @@ async def test_a_stop_sequence_comes_back_as_anthropic_said_it(
         assert (answer.stop_reason, answer.stop_sequence) == ("stop_sequence", "STOP")
     assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
     assert fake_anthropic.received[0].body["stop_sequences"] == ["STOP", "END"]
+
+
+async def test_cache_usage_comes_back_from_anthropic(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    toml = config(fake_openai.url, fake_anthropic.url)
+    async with start_router(toml) as url, anthropic_client(url) as client:
+        message = await client.messages.create(model="claude", max_tokens=50, messages=HI)
+        events = await client.messages.create(
+            model="claude", max_tokens=50, messages=HI, stream=True
+        )
+        start, *rest = [e async for e in events]
+        async with client.messages.stream(model="claude", max_tokens=50, messages=HI) as stream:
+            streamed = await stream.get_final_message()
+    # The fake's usage: 20 input tokens, 5 more read from the cache, none written.
+    for usage in (message.usage, streamed.usage):
+        assert (usage.input_tokens, usage.output_tokens) == (20, 9)
+        assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (5, 0)
+    assert start.type == "message_start"
+    begun = start.message.usage
+    assert (begun.input_tokens, begun.cache_read_input_tokens) == (20, 5)  # known up front
+    assert rest[-1].type == "message_stop"

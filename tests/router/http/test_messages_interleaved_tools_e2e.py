@@ -104,5 +104,7 @@ fallback = ["oa:gpt-4o"]
     assert calls == expected
     assert [b.type for b in final.content] == ["tool_use", "tool_use"]
     assert final.stop_reason == "tool_use"
-    assert (final.usage.input_tokens, final.usage.output_tokens) == FakeOpenAI.USAGE
+    usage = final.usage
+    prompt = usage.input_tokens + (usage.cache_read_input_tokens or 0)
+    assert (prompt, usage.output_tokens) == FakeOpenAI.USAGE
     assert upstream.received[0].body["stream"] is True

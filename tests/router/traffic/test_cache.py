@@ -606,6 +606,15 @@ def test_assemble_joins_logprobs_and_replay_gives_them_back() -> None:
     assert assemble(replay(whole)) == whole
 
 
+def test_a_replay_says_its_input_usage_up_front() -> None:
+    usage = Usage(30, 9, cache_read_tokens=20, cache_write_tokens=4, reasoning_tokens=3)
+    resp = GatewayResponse("r", "m", 1, (Choice(0, Message("assistant", "hi"), "stop"),), usage)
+    chunks = replay(resp)
+    assert chunks[0].start_usage == Usage(30, 0, cache_read_tokens=20, cache_write_tokens=4)
+    assert all(c.start_usage is None for c in chunks[1:])
+    assert chunks[-1].usage == usage
+
+
 def test_assemble_accepts_a_generator() -> None:
     assembled = assemble(c for c in replay(answer()))
     assert assembled == answer()

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from tests.fakes.openai_upstream import FakeOpenAI
 
 HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi there"}]
+#: What the fake's answer costs at gpt-4o-mini: 4 fresh prompt tokens, 3 read from the
+#: cache and 5 completion tokens, at $0.15, $0.075 and $0.60 per million.
+MINI = 3.825e-6
 
 
 def config(upstream: str, extra: str = "") -> str:
@@ -84,10 +87,12 @@ async def test_cost_from_shipped_and_configured_prices(
         await client.chat.completions.create(model="priced", messages=HI)
         await client.close()
         costs = await cost_metric(url)
-    # The fake reports 7 prompt and 5 completion tokens.
-    # gpt-4o-mini ships at $0.15 / $0.60 per million: 7*0.15e-6 + 5*0.60e-6
-    assert costs[("chat", "up:gpt-4o-mini", "server")] == pytest.approx(4.05e-6, abs=1e-12)
-    # house-model is priced in the config at $10 / $20: 7*10e-6 + 5*20e-6
+    # The fake reports 7 prompt tokens (3 of them read from its cache) and 5 completion.
+    # gpt-4o-mini ships at $0.15 / $0.60 per million, cached input at $0.075:
+    # 4*0.15e-6 + 3*0.075e-6 + 5*0.60e-6
+    assert costs[("chat", "up:gpt-4o-mini", "server")] == pytest.approx(MINI, abs=1e-12)
+    # house-model is priced in the config at $10 / $20, no cache rate: a cached token
+    # costs the input price, 7*10e-6 + 5*20e-6
     assert costs[("priced", "up:house-model", "server")] == pytest.approx(1.7e-4, abs=1e-12)
 
 
@@ -216,7 +221,7 @@ async def test_traffic_state_in_admin_status(
             traffic = (await raw.get("/admin/status")).json()["traffic"]
     assert traffic["cache"]["misses"] == 1
     assert traffic["cache"]["entries"] == 1
-    assert traffic["budgets"]["small"]["spent_day"] == pytest.approx(4.05e-6, abs=1e-12)
+    assert traffic["budgets"]["small"]["spent_day"] == pytest.approx(MINI, abs=1e-12)
 
 
 async def test_a_stream_is_priced_even_when_the_client_asks_no_usage(
@@ -230,7 +235,8 @@ async def test_a_stream_is_priced_even_when_the_client_asks_no_usage(
         costs = await cost_metric(url)
     assert all(c.usage is None for c in chunks)  # not asked for: not sent
     assert fake_openai.received[0].body["stream_options"] == {"include_usage": True}
-    assert costs[("chat", "up:gpt-4o-mini", "server")] == pytest.approx(4.05e-6, abs=1e-12)
+    # Priced from the usage the stream reported, its cache reads at their own rate.
+    assert costs[("chat", "up:gpt-4o-mini", "server")] == pytest.approx(MINI, abs=1e-12)
 
 
 async def test_provider_headers_close_the_window_before_a_429(

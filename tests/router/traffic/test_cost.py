@@ -55,6 +55,37 @@ def test_costs_by_hand(target: str, prompt: int, completion: int, usd: float) ->
     assert PriceTable().cost(target, Usage(prompt, completion)) == pytest.approx(usd, abs=1e-12)
 
 
+def test_cache_reads_and_writes_at_their_own_rates() -> None:
+    table = PriceTable({"m": Price(2.0, 8.0, cache_read=0.5, cache_write=3.0)})
+    # 1,000 prompt tokens: 600 read from the cache, 100 written to it, 300 neither.
+    usage = Usage(1000, 200, cache_read_tokens=600, cache_write_tokens=100)
+    usd = (300 * 2.0 + 600 * 0.5 + 100 * 3.0 + 200 * 8.0) / 1e6
+    assert table.cost("p:m", usage) == pytest.approx(usd, abs=1e-15)
+
+
+def test_unset_cache_rates_are_the_input_price_and_a_quarter_more_for_writes() -> None:
+    table = PriceTable({"m": Price(2.0, 8.0)})
+    usage = Usage(1000, 200, cache_read_tokens=600, cache_write_tokens=100)
+    usd = (300 * 2.0 + 600 * 2.0 + 100 * 2.5 + 200 * 8.0) / 1e6
+    assert table.cost("p:m", usage) == pytest.approx(usd, abs=1e-15)
+
+
+def test_shipped_cache_rates() -> None:
+    # claude-sonnet-4: $3 in, reads $0.30, writes $3.75, $15 out.
+    usage = Usage(10_000, 1000, cache_read_tokens=8000, cache_write_tokens=1000)
+    usd = (1000 * 3.0 + 8000 * 0.30 + 1000 * 3.75 + 1000 * 15.0) / 1e6
+    assert PriceTable().cost("anthropic:claude-sonnet-4", usage) == pytest.approx(usd, abs=1e-15)
+    # gpt-4o-mini: cached input at $0.075, half the input price.
+    usage = Usage(1000, 0, cache_read_tokens=1000)
+    assert PriceTable().cost("openai:gpt-4o-mini", usage) == pytest.approx(7.5e-5, abs=1e-15)
+
+
+def test_cache_counts_beyond_the_prompt_are_capped_by_it() -> None:
+    table = PriceTable({"m": Price(2.0, 8.0, cache_read=0.5, cache_write=3.0)})
+    usage = Usage(100, 0, cache_read_tokens=80, cache_write_tokens=80)  # an upstream's garbage
+    assert table.cost("p:m", usage) == pytest.approx((80 * 0.5 + 20 * 3.0) / 1e6, abs=1e-15)
+
+
 def test_negative_usage_counts_as_zero() -> None:
     assert PriceTable().cost("openai:gpt-4o", Usage(-5, 1000)) == pytest.approx(0.01, abs=1e-12)
 
@@ -81,8 +112,8 @@ def test_estimate_ranks_targets_by_output_price_too() -> None:
 
 
 def test_shipped_prices_are_per_million_and_as_briefed() -> None:
-    assert SHIPPED_PRICES["gpt-4o"] == Price(2.50, 10.00)
-    assert SHIPPED_PRICES["claude-3-haiku"] == Price(0.25, 1.25)
+    assert SHIPPED_PRICES["gpt-4o"] == Price(2.50, 10.00, cache_read=1.25)
+    assert SHIPPED_PRICES["claude-3-haiku"] == Price(0.25, 1.25, cache_read=0.03, cache_write=0.30)
     assert SHIPPED_PRICES["command-r-plus"] == Price(2.50, 10.00)
     assert all(p.input <= p.output for p in SHIPPED_PRICES.values())
 
@@ -192,8 +223,8 @@ def test_normalised_match(model: str, normalised: str, key: str) -> None:
 
 def test_mini_is_not_priced_as_its_bigger_sibling() -> None:
     table = PriceTable()
-    assert table.price("openai:gpt-4o-mini-2024-07-18") == Price(0.15, 0.60)
-    assert table.price("openai:gpt-4.1-mini-2025-04-14") == Price(0.40, 1.60)
+    assert table.price("openai:gpt-4o-mini-2024-07-18") == Price(0.15, 0.60, cache_read=0.075)
+    assert table.price("openai:gpt-4.1-mini-2025-04-14") == Price(0.40, 1.60, cache_read=0.10)
 
 
 def test_bedrock_cost_by_hand() -> None:
