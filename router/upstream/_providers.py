@@ -13,6 +13,7 @@ import attrs
 from adapters import BedrockProvider, SimulatedModel, SimulatedProvider, provider_spec
 from rules import Config, ConfigError, HTTPProvider, ProviderConfig, SecretRef
 
+from ._h2pool import H2Pool
 from ._images import ImageFetcher
 from ._pool import H11Pool
 from ._transport import HttpxTransport, Transport
@@ -118,12 +119,18 @@ def _transport(provider: ProviderConfig, config: Config) -> Transport:
     connect_timeout = config.defaults.connect_timeout
     if pool is None:
         return H11Pool(connect_timeout=connect_timeout)
-    if pool.transport == "httpx" or pool.http2:
+    if pool.http2:
+        # Its connections' tasks need H2Pool.run() running in the daemon's nursery.
+        return H2Pool(
+            max_connections=pool.max_connections,
+            keepalive=pool.keepalive,
+            connect_timeout=connect_timeout,
+        )
+    if pool.transport == "httpx":
         return HttpxTransport(
             max_connections=pool.max_connections,
             keepalive=pool.keepalive,
             connect_timeout=connect_timeout,
-            http2=pool.http2,
         )
     return H11Pool(
         max_connections=pool.max_connections,
