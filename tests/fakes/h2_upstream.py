@@ -22,6 +22,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 import trio
 from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
@@ -67,7 +68,9 @@ class Reply:
             h2c.send_data(self.stream_id, piece, end_stream=end and not data)
             self.sent += len(piece)
             await self.conn.flush()
-        if end and not self.sent:
+            if end and not data:
+                return
+        if end:  # nothing (left) to send: the end on its own
             await self.end()
 
     async def end(self) -> None:
