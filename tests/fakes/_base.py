@@ -398,10 +398,16 @@ class FakeServer:
 
 
 @asynccontextmanager
-async def running(app: Any) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1:0 for the block; yields its ``http://host:port``."""
+async def running(app: Any, certs: tuple[str, str] | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1:0 for the block; yields its ``http://host:port``.
+
+    With ``certs`` (a certificate chain file and its key file) it serves HTTPS, offering
+    ALPN ``h2`` and ``http/1.1``, and yields ``https://host:port``.
+    """
     config = Config()
     config.bind = ["127.0.0.1:0"]
+    if certs is not None:
+        config.certfile, config.keyfile = certs
     config.accesslog = None
     config.graceful_timeout = 0.1
     stop = trio.Event()
