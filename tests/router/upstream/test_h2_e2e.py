@@ -7,6 +7,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import httpx2
 import trio
 import trustme
 
@@ -170,3 +171,23 @@ async def test_the_daemon_speaks_http2_over_tls_to_a_private_ca(
             whole = await client.chat.completions.create(model="r", messages=HI)
     assert whole.choices[0].message.content == "echo: a b c"
     assert seen == ["2"]
+
+
+async def test_an_http2_provider_added_by_a_reload_serves_at_once(
+    start_router: RouterFactory, tmp_path: Path
+) -> None:
+    """The new pool's connection tasks run before the new rules take their first request."""
+    async with (
+        http2_openai() as (fake, seen),
+        start_router(
+            '[routes.r]\nfallback = ["sim:echo"]\n[providers.sim]\nkind = "simulated"\n'
+        ) as url,
+        openai_client(url) as client,
+    ):
+        (tmp_path / "router.toml").write_text(config(fake.url))
+        async with httpx2.AsyncClient(base_url=url) as http:
+            reloaded = (await http.post("/admin/reload")).json()
+        assert reloaded["ok"] is True, reloaded
+        whole = await client.chat.completions.create(model="r", messages=HI)
+    assert whole.choices[0].message.content == "echo: a b c"
+    assert [version for version, _ in seen] == ["2"]
