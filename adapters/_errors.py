@@ -7,6 +7,7 @@ and which HTTP status and OpenAI-style error body the client gets::
     GatewayError
     ├── InvalidRequest            the client's request is wrong (400)
     │   └── UnsupportedCapability no target can do what it asks (400)
+    │       └── UnsupportedParameter  a target cannot take one parameter (400)
     ├── NotFound                  unknown model or route (404)
     ├── AuthenticationFailed      a credential was refused (upstream: 502 to the client)
     ├── RateLimitExceeded         429, with Retry-After when known
@@ -46,6 +47,7 @@ __all__ = [
     "StreamError",
     "Timeout",
     "UnsupportedCapability",
+    "UnsupportedParameter",
 ]
 
 
@@ -106,6 +108,15 @@ class UnsupportedCapability(InvalidRequest):
     """The request needs a capability (tools, vision) that no candidate target has."""
 
     code = "unsupported_capability"
+
+
+class UnsupportedParameter(UnsupportedCapability):
+    """A target cannot take one of the request's parameters (``param`` names it).
+
+    Raised before anything is sent, so routing moves on to a target that takes it.
+    """
+
+    code = "unsupported_parameter"
 
 
 class NotFound(GatewayError):

@@ -7,6 +7,7 @@ PUBLIC = {
     "GatewayError",
     "InvalidRequest",
     "UnsupportedCapability",
+    "UnsupportedParameter",
     "NotFound",
     "AuthenticationFailed",
     "RateLimitExceeded",
@@ -36,6 +37,17 @@ PUBLIC = {
     "ChunkChoice",
     "Delta",
     "UpstreamRequest",
+    # embeddings: the unified types, OpenAI's format, parts, joins and shares
+    "EmbeddingInput",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
+    "Embedder",
+    "embedding_request_from_wire",
+    "embedding_response_to_wire",
+    "join_embeddings",
+    "request_parts",
+    "share_tokens",
+    "split_embeddings",
     # Anthropic: the adapter, and the Messages ingress codec
     "AnthropicAdapter",
     "MessagesStreamEncoder",
@@ -109,6 +121,6 @@ def test_every_public_exception_is_a_gateway_error() -> None:
         for name in PUBLIC
         if isinstance(obj := getattr(adapters, name), type) and issubclass(obj, BaseException)
     }
-    assert len(exceptions) == 16
+    assert len(exceptions) == 17
     for name in exceptions:
         assert issubclass(getattr(adapters, name), adapters.GatewayError), name
