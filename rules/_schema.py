@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 
 import attrs
 
+from ._batch import BatchConfig
 from ._errors import FieldError, describe
 from ._fields import (
     After,
@@ -36,6 +37,7 @@ __all__ = [
     "FALLBACK_ON",
     "STRATEGIES",
     "Backoff",
+    "BatchConfig",
     "Budget",
     "CacheConfig",
     "Circuit",
@@ -275,6 +277,7 @@ class RouteConfig:
     sticky: str | None = attrs.field(default=None, validator=_check_sticky)
     hedge: HedgeConfig | None = None
     cache: RouteCacheConfig | None = None
+    batch: BatchConfig | None = None
     on: tuple[FailureClass, ...] | None = attrs.field(default=None, validator=non_empty)
     timeout: Duration | None = attrs.field(default=None, validator=positive)
     first_token_timeout: Duration | None = attrs.field(default=None, validator=positive)
