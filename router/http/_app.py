@@ -1,7 +1,7 @@
 """The raw ASGI application: paths to handlers. No framework on the hot path.
 
-Chat requests (``/v1/chat/completions``, ``/v1/messages``) go to :class:`~._chat.Chat`;
-the rest are small JSON endpoints: health, readiness, models, metrics, and the admin
+Chat requests (``/v1/chat/completions``, ``/v1/messages``) go to :class:`~._chat.Chat`,
+embeddings (``/v1/embeddings``) to :class:`~._embeddings.Embeddings`; the rest are small JSON endpoints: health, readiness, models, metrics, and the admin
 endpoints (status, reload). ``runtime`` is the rules snapshot in force; a request reads
 it once, so a reload swaps it without touching requests in flight.
 """
@@ -17,6 +17,7 @@ from ..traffic._controls import Controls
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
 from ._chat import Chat
+from ._embeddings import Embeddings
 from ._framing import (
     FORBIDDEN,
     MethodNotAllowed,
@@ -84,6 +85,7 @@ class App:
         server = runtime.table.config.server
         self.overload = Overload(server.max_in_flight, server.overload_lag)
         self._chat = Chat(self.controls, self.observer, self.overload)
+        self._embeddings = Embeddings(self.controls, self.observer, self.overload)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -115,7 +117,8 @@ class App:
             if method != "POST":
                 await refuse(send, codec, MethodNotAllowed(f"{path} takes POST"))
                 return
-            await self._chat.serve(scope, receive, send, codec, self.runtime)
+            handler = self._embeddings if path in _EMBEDDINGS else self._chat
+            await handler.serve(scope, receive, send, codec, self.runtime)
         elif path == "/admin/reload":
             await self._admin_reload(scope, method, send)
         elif method != "GET":
@@ -182,7 +185,10 @@ _INGRESS: dict[str, Ingress] = {
     "/v1/chat/completions": OPENAI,
     "/chat/completions": OPENAI,
     "/v1/messages": ANTHROPIC,
+    "/v1/embeddings": OPENAI,  # errors in OpenAI's shape
+    "/embeddings": OPENAI,
 }
+_EMBEDDINGS = frozenset({"/v1/embeddings", "/embeddings"})
 _GET_PATHS = frozenset(
     {"/healthz", "/readyz", "/v1/models", "/models", "/admin/status", "/metrics"}
 )

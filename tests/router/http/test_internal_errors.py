@@ -13,7 +13,7 @@ import pytest
 
 from adapters import provider_kinds
 from router import App, Engine, Runtime
-from router.http import _chat
+from router.http import _exchange
 from router.ops._accesslog import AccessLog
 from router.ops._observability import Observability
 from router.upstream._providers import build_upstreams
@@ -65,7 +65,7 @@ def refused_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, b
 async def test_headers_the_server_refuses_give_a_json_500_and_a_500_in_the_log(
     monkeypatch: pytest.MonkeyPatch, path: str, body: dict[str, Any], shape: str, stream: bool
 ) -> None:
-    monkeypatch.setattr(_chat, "trace_headers", refused_headers)
+    monkeypatch.setattr(_exchange, "trace_headers", refused_headers)
     async with serving() as (_, client, log, lines):
         answer = await client.post(path, json={**body, "stream": stream})
         after = await client.get("/healthz")
