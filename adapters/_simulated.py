@@ -17,7 +17,7 @@ import re
 
 import attrs
 
-from ._embeddings import refuse_dimensions
+from ._embeddings import refuse_dimensions, refuse_extra
 from ._errors import GatewayError, ProviderInternalError
 from ._types import (
     ChatChunk,
@@ -159,8 +159,10 @@ class SimulatedModel:
         among others; the latency and failures are drawn as for chat.
 
         Raises:
-            UnsupportedParameter: ``dimensions`` beyond 4096.
+            UnsupportedParameter: ``dimensions`` beyond 4096, or a parameter beyond
+                OpenAI's own (nothing is silently dropped, here either).
         """
+        refuse_extra(req, "simulated")
         if req.dimensions is not None and req.dimensions > _MAX_DIMENSIONS:
             refuse_dimensions(req, "simulated", model, range(1, _MAX_DIMENSIONS + 1))
         latency = self.latency()

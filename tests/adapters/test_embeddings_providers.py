@@ -327,3 +327,11 @@ def test_simulated_vectors_depend_only_on_model_input_and_dimensions() -> None:
     assert len(short.response.vectors[0]) == 8
     with pytest.raises(UnsupportedParameter):
         SimulatedModel(median=0.1, p99=0.2).embed_plan(attrs_dims(ONE, 5000), "embed")
+
+
+def test_simulated_refuses_parameters_it_has_no_use_for() -> None:
+    with pytest.raises(UnsupportedParameter) as caught:
+        SimulatedModel(median=0.1, p99=0.2).embed_plan(
+            EmbeddingRequest("r", ("a",), extra={"truncate_prompt_tokens": 3}), "embed"
+        )
+    assert caught.value.param == "truncate_prompt_tokens"
