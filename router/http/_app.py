@@ -159,6 +159,9 @@ class App:
             traffic["target_limits"] = {
                 name: attrs.asdict(usage) for name, usage in limits.limiter.snapshot().items()
             }
+        batcher = self.runtime.engine.batcher
+        if batcher is not None:  # embeddings combined into shared upstream calls
+            traffic["embedding_batches"] = attrs.asdict(batcher.stats)
         report["traffic"] = traffic
         report["overload"] = self.overload.snapshot()
         return report

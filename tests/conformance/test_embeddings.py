@@ -151,3 +151,22 @@ async def test_a_kind_without_embeddings_says_so(gateway: Gateway, case: Provide
     assert isinstance(error, dict)
     assert error["code"] == "unsupported_capability"
     assert "has no embeddings" in error["message"]
+
+
+@kinds(lambda case: case.kind == "bedrock")
+async def test_cohere_embed_on_bedrock_counts_tokens_from_its_header(
+    gateway: Gateway, case: ProviderCase
+) -> None:
+    table = '[routes.embed]\nfallback = ["p:cohere.embed-english-v3"]\n'
+    async with gateway(case, table) as served:
+        answer = await served.client.embeddings.create(model="embed", input=TEXTS)
+    assert [d.embedding for d in answer.data] == [fake_vector(text) for text in TEXTS]
+    assert answer.usage.prompt_tokens == 3
+    [sent] = [r for r in served.fake.received if r.method == "POST"]
+    assert sent.path == "/model/cohere.embed-english-v3/invoke"
+    assert sent.body == {
+        "texts": TEXTS,
+        "input_type": "search_document",
+        "embedding_types": ["float"],
+    }
+    served.check_auth(sent)

@@ -115,8 +115,11 @@ async def test_concurrent_requests_share_one_upstream_call(
         async with trio.open_nursery() as nursery:
             for text in ("alpha one", "beta", "gamma two three"):
                 nursery.start_soon(ask, text)
+        async with httpx2.AsyncClient(base_url=url, trust_env=False) as raw:
+            status = (await raw.get("/admin/status")).json()
     [call] = calls(fake_openai)
     assert sorted(call.body["input"]) == ["alpha one", "beta", "gamma two three"]
+    assert status["traffic"]["embedding_batches"] == {"calls": 1, "requests": 3, "inputs": 3}
     for text, answer in answers.items():
         assert [d.embedding for d in answer.data] == [fake_vector(text)]
         assert answer.model == MODEL
