@@ -136,9 +136,9 @@ class ServerConfig:
             gets 503 and is closed at once. Unset: half the process's descriptor limit
             (``ulimit -n``), so upstream connections and files always have descriptors.
         backlog: The listen queue (connections the kernel holds before accept).
-        max_in_flight: Chat requests in progress at once (0: no bound); past it, new
-            ones get 503 with Retry-After at once.
-        overload_lag: When the event loop runs this late, new chat requests get 503
+        max_in_flight: Requests (chat, embeddings) in progress at once (0: no bound);
+            past it, new ones get 503 with Retry-After at once.
+        overload_lag: When the event loop runs this late, new requests get 503
             with Retry-After at once (requests in flight, streams included, go on).
         cors_origins: Browser origins (``scheme://host[:port]``, or ``"*"``) allowed to
             call the daemon; a request with any other ``Origin`` header gets 403.

@@ -239,3 +239,36 @@ def test_a_combined_answer_is_split_in_proportion_to_the_estimates() -> None:
 def test_a_combined_answer_missing_a_vector_fails_every_member() -> None:
     with pytest.raises(SerializationError):
         split_embeddings(EmbeddingResponse("m", ((1.0,),)), [1, 1], [1, 1])
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 2**40) | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(
+    st.fixed_dictionaries(
+        {"model": st.just("e"), "input": JSON},
+        optional={"encoding_format": JSON, "dimensions": JSON, "user": JSON},
+    )
+)
+def test_any_body_is_read_or_refused_by_name(body: dict[str, Any]) -> None:
+    """Whatever a client sends is an EmbeddingRequest whose inputs are all texts or all
+    token arrays, or an InvalidRequest naming the parameter; nothing else escapes."""
+    try:
+        req = embedding_request_from_wire(body)
+    except InvalidRequest as exc:
+        refused: InvalidRequest | None = exc
+    else:
+        refused = None
+    if refused is not None:
+        assert refused.param in {"input", "encoding_format", "dimensions", "user"}
+        return
+    assert req.inputs
+    kinds = {isinstance(i, str) for i in req.inputs}
+    assert len(kinds) == 1
+    assert all(i for i in req.inputs)
