@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -38,7 +37,7 @@ from adapters._types import (
     Usage,
 )
 
-from ._cache_entries import Cached, answer_size
+from ._cache_entries import Cached, answer_size, plain_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -114,7 +113,7 @@ def cache_key(route: str, req: GatewayRequest, client: str | None) -> bytes:
         "stop": req.stop,
         "extra": {k: v for k, v in req.extra.items() if k not in _NOT_KEYED},
     }
-    canonical = orjson.dumps(doc, default=_plain, option=orjson.OPT_SORT_KEYS)
+    canonical = orjson.dumps(doc, default=plain_json, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).digest()
 
 
@@ -134,14 +133,6 @@ def _message_doc(m: Message) -> dict[str, Any]:
         "tool_calls": [[c.id, c.name, c.arguments] for c in m.tool_calls],
         "tool_call_id": m.tool_call_id,
     }
-
-
-def _plain(value: Any) -> Any:
-    # orjson serialises dict, list and tuple itself; other mappings (a MappingProxy in
-    # a tool schema, say) are turned into dicts here.
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"cannot key a {type(value).__name__}")
 
 
 # -- the cache --------------------------------------------------------------------------

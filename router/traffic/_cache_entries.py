@@ -24,7 +24,7 @@ from adapters import (
     response_to_wire,
 )
 
-__all__ = ["Cached", "answer_size", "embedding_cache_key"]
+__all__ = ["Cached", "answer_size", "embedding_cache_key", "plain_json"]
 
 #: What one cache entry holds: a chat answer or an embeddings answer.
 Cached = GatewayResponse | EmbeddingResponse
@@ -45,7 +45,7 @@ def embedding_cache_key(route: str, req: EmbeddingRequest, client: str | None) -
         "dimensions": req.dimensions,
         "extra": req.extra,
     }
-    canonical = orjson.dumps(doc, default=_plain, option=orjson.OPT_SORT_KEYS)
+    canonical = orjson.dumps(doc, default=plain_json, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).digest()
 
 
@@ -56,7 +56,9 @@ def answer_size(resp: Cached) -> int:
     return len(orjson.dumps(response_to_wire(resp)))
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
+    """orjson's ``default`` for cache keys: orjson serialises dict, list and tuple
+    itself; other mappings (a MappingProxy in a tool schema, say) become dicts."""
     if isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"cannot key a {type(value).__name__}")
