@@ -228,7 +228,15 @@ class LeafRunner:
                 trace.errors.append(exc)
                 record.result = attempt_result(exc)
                 record.error = type(exc).__name__
-                self.record_failure(state, exc, now)
+                if isinstance(exc, UnsupportedCapability):
+                    # Refused before anything was sent (a parameter the target cannot
+                    # take): no word on the target's health, nothing of its limits used.
+                    if probe:
+                        state.breaker.release_probe()
+                    if taken:
+                        self.limits.give_back(taken, call.tokens)  # type: ignore[union-attr]
+                else:
+                    self.record_failure(state, exc, now)
                 delay = self._retry_in(exc, state, tries, retries, deadline)
                 if delay is None:
                     raise

@@ -20,17 +20,17 @@ as its server's SETTINGS_MAX_CONCURRENT_STREAMS allows (and follows changes to i
 
 from __future__ import annotations
 
-import collections
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import trio
 
-from adapters import GatewayError, NetworkError, Timeout, UpstreamRequest
+from adapters import NetworkError, Timeout, UpstreamRequest
 
 from ._connect import Dialer
 from ._h2conn import H2Connection
+from ._h2origin import Origin, Waiter
 from ._h2stream import Unprocessed
 from ._h2wire import request_headers
 from ._pool import H11Pool
@@ -50,61 +50,6 @@ _ALPN = ("h2", "http/1.1")
 _MAX_REPLAYS = 10
 #: Seconds after a failed connect before another one is tried while others serve.
 _CONNECT_BACKOFF = 1.0
-#: What a server is assumed to allow per connection until one says (RFC 9113 §6.5.2's
-#: recommended minimum).
-_DEFAULT_STREAMS = 100
-
-
-class _Waiter:
-    __slots__ = ("conn", "event", "failure", "http1")
-
-    def __init__(self) -> None:
-        self.event = trio.Event()
-        self.conn: H2Connection | None = None
-        self.failure: GatewayError | None = None
-        self.http1 = False
-
-
-class _Origin:
-    """Scheme, host and port, with their connections and the requests waiting for one."""
-
-    __slots__ = (
-        "authority",
-        "conns",
-        "dialing",
-        "hint",
-        "host",
-        "http1",
-        "port",
-        "retry_at",
-        "scheme",
-        "waiters",
-    )
-
-    def __init__(self, scheme: str, host: str, port: int | None) -> None:
-        default_port = 443 if scheme == "https" else 80
-        self.scheme = scheme
-        self.host = host
-        self.port = port or default_port
-        self.authority = host if self.port == default_port else f"{host}:{self.port}"
-        self.conns: list[H2Connection] = []
-        self.waiters: collections.deque[_Waiter] = collections.deque()
-        self.dialing = 0
-        self.hint = _DEFAULT_STREAMS  # the last stream limit a server gave
-        self.http1 = False  # the server does not speak HTTP/2: H11Pool, for good
-        self.retry_at = 0.0
-
-    def alive(self) -> bool:
-        """Whether a connection is open or opening (one that closed is on its way out)."""
-        return any(not conn.closed for conn in self.conns)
-
-    def free_connection(self) -> H2Connection | None:
-        """The oldest connection with a free stream: new streams pack the first ones,
-        so the others go idle and close after a burst."""
-        for conn in self.conns:
-            if conn.free:
-                return conn
-        return None
 
 
 class H2Pool:
@@ -150,7 +95,7 @@ class H2Pool:
         self._dialer = Dialer(
             connect_timeout=connect_timeout, tls=tls, ssl_context=ssl_context, proxy=proxy
         )
-        self._origins: dict[tuple[str, str], _Origin] = {}
+        self._origins: dict[tuple[str, str], Origin] = {}
         self._count = 0  # connections open or opening
         self._h11: H11Pool | None = None
         self._nursery: trio.Nursery | None = None
@@ -244,7 +189,7 @@ class H2Pool:
 
     # -- connections for requests ----------------------------------------------------------
 
-    async def _acquire(self, origin: _Origin) -> H2Connection | None:
+    async def _acquire(self, origin: Origin) -> H2Connection | None:
         """A connection with a slot reserved, or None if the origin fell back to HTTP/1.1.
 
         Raises:
@@ -253,7 +198,7 @@ class H2Pool:
         if not origin.waiters and (conn := origin.free_connection()) is not None:
             conn.reserve()
             return conn
-        waiter = _Waiter()
+        waiter = Waiter()
         origin.waiters.append(waiter)
         self._dispatch(origin)
         try:
@@ -269,7 +214,7 @@ class H2Pool:
             raise type(failure)(failure.message) from failure
         return waiter.conn
 
-    def _dispatch(self, origin: _Origin) -> None:
+    def _dispatch(self, origin: Origin) -> None:
         """Hand free streams to waiting requests in order; open connections for the rest."""
         waiters = origin.waiters
         while waiters and (conn := origin.free_connection()) is not None:
@@ -308,13 +253,13 @@ class H2Pool:
                 waiter.failure = NetworkError("the upstream connection pool is closed")
                 waiter.event.set()
 
-    def _start(self, origin: _Origin) -> None:
+    def _start(self, origin: Origin) -> None:
         assert self._nursery is not None
         origin.dialing += 1
         self._count += 1
         self._nursery.start_soon(self._connection, origin)
 
-    async def _connection(self, origin: _Origin) -> None:
+    async def _connection(self, origin: Origin) -> None:
         """Open a connection and serve it until it closes: a task in :meth:`run`'s nursery."""
         try:
             stream = await self._dial(origin)
@@ -363,7 +308,7 @@ class H2Pool:
                 self._connect_failed(origin, conn.failure)
             self._dispatch_all()
 
-    async def _dial(self, origin: _Origin) -> trio.abc.Stream | None:
+    async def _dial(self, origin: Origin) -> trio.abc.Stream | None:
         """A connected stream that speaks HTTP/2, or None if TLS chose another protocol."""
         alpn = _ALPN if origin.scheme == "https" else None
         stream = await self._dialer.open(origin.scheme, origin.host, origin.port, alpn=alpn)
@@ -372,7 +317,7 @@ class H2Pool:
             return None
         return stream
 
-    def _connect_failed(self, origin: _Origin, exc: NetworkError | Timeout) -> None:
+    def _connect_failed(self, origin: Origin, exc: NetworkError | Timeout) -> None:
         """Waiters get the error, unless a connection (open or opening) will serve them."""
         origin.retry_at = trio.current_time() + _CONNECT_BACKOFF
         if origin.dialing or origin.alive():
@@ -395,14 +340,14 @@ class H2Pool:
             )
         return self._h11
 
-    def _route(self, url: str) -> tuple[_Origin, str]:
+    def _route(self, url: str) -> tuple[Origin, str]:
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc)
         origin = self._origins.get(key)
         if origin is None:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise NetworkError(f"not an http(s) URL: {parts.scheme}://{parts.netloc}")
-            origin = self._origins[key] = _Origin(parts.scheme, parts.hostname, parts.port)
+            origin = self._origins[key] = Origin(parts.scheme, parts.hostname, parts.port)
             # A forwarding proxy speaks HTTP/1.1: a plain http origin behind one is
             # served by the HTTP/1.1 pool (https ones tunnel through and speak h2).
             if self._dialer.forwarding_proxy(origin.scheme, origin.host, origin.port):
