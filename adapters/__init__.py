@@ -13,7 +13,9 @@ from ._base import StreamDecoder as StreamDecoder
 from ._base import TokenCounter as TokenCounter
 from ._base import error_for_status as error_for_status
 from ._base import header as header
+from ._base import response_for as response_for
 from ._base import retry_after as retry_after
+from ._base import stream_decoder_for as stream_decoder_for
 from ._configs import AnthropicProvider as AnthropicProvider
 from ._configs import AzureProvider as AzureProvider
 from ._configs import BedrockProvider as BedrockProvider

@@ -37,6 +37,7 @@ from ._errors import (
     Timeout,
 )
 from ._sse import SSEDecoder, SSEEvent
+from ._structured import JsonToolDecoder, json_tool, json_tool_answer
 from ._types import (
     ChatChunk,
     ChunkChoice,
@@ -50,6 +51,8 @@ from ._types import (
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from ._base import StreamDecoder
 
 __all__ = ["AnthropicAdapter", "AnthropicStreamDecoder", "error_from_wire", "make_adapter"]
 
@@ -112,6 +115,9 @@ class AnthropicAdapter(AdapterBase):
         return f"AnthropicAdapter(name={self.name!r}, url={self.url!r})"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
+        tool = json_tool(req, "anthropic")
+        if tool is not None:  # response_format: answered through a forced tool
+            req = tool.request(req)
         body = orjson.dumps(request_to_wire(req, model, self.max_tokens))
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url, headers, body)
@@ -119,6 +125,18 @@ class AnthropicAdapter(AdapterBase):
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
         raw = upstream_json(body)
         return response_from_wire(raw)
+
+    def response_for(
+        self, req: GatewayRequest, status: int, headers: Headers, body: bytes
+    ) -> GatewayResponse:
+        answer = self.parse_response(status, headers, body)
+        tool = json_tool(req, "anthropic")
+        return answer if tool is None else json_tool_answer(answer, tool.name)
+
+    def stream_decoder_for(self, req: GatewayRequest) -> StreamDecoder:
+        tool = json_tool(req, "anthropic")
+        decoder = self.stream_decoder()
+        return decoder if tool is None else JsonToolDecoder(decoder, tool.name)
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         kind, message = _error_fields(body)

@@ -16,7 +16,7 @@ import re
 
 import attrs
 
-from ._errors import GatewayError, ProviderInternalError
+from ._errors import GatewayError, ProviderInternalError, UnsupportedParameter
 from ._types import (
     ChatChunk,
     Choice,
@@ -110,6 +110,15 @@ class SimulatedModel:
         return math.exp(self._rng.gauss(self._mu, self._sigma))
 
     def plan(self, req: GatewayRequest, model: str, created: int) -> SimulatedPlan:
+        """Raises UnsupportedParameter for a ``response_format`` other than text: its
+        answers are prose, and routing moves on to a target that can give JSON."""
+        fmt = req.extra.get("response_format")
+        if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"):
+            raise UnsupportedParameter(
+                f"the simulated provider {self.name} answers in prose, not JSON",
+                upstream=f"{self.name}:{model}",
+                param="response_format",
+            )
         latency = self.latency()
         failed = self._rng.random() < self._error_rate
         text = _answer_text(req, model)

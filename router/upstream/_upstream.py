@@ -26,6 +26,8 @@ from adapters import (
     TokenCounter,
     UnsupportedCapability,
     UpstreamRequest,
+    response_for,
+    stream_decoder_for,
 )
 
 from ._images import ImageFetcher, inline_images, wants_fetch
@@ -173,7 +175,7 @@ class HTTPUpstream:
         except GatewayError as exc:  # the transport's, whose text may quote a header
             raise self._scrubbed(exc) from None
         if 200 <= response.status < 300:
-            answer = self.adapter.parse_response(response.status, response.headers, body)
+            answer = response_for(self.adapter, req, response.status, response.headers, body)
             # Some providers (Bedrock) do not name the model that answered: it is ours.
             return answer if answer.model else attrs.evolve(answer, model=model)
         raise self._failure(response, body)
@@ -233,7 +235,7 @@ class HTTPUpstream:
                     self.on_headers(response.headers)
                 if not 200 <= response.status < 300:
                     raise self._failure(response, await self._read(response))
-                decoder = self.adapter.stream_decoder()
+                decoder = stream_decoder_for(self.adapter, req)
 
                 async def chunks() -> AsyncGenerator[list[ChatChunk]]:
                     # A plugin's decoder that does not say what it holds: the bytes fed

@@ -55,7 +55,9 @@ PUBLIC = {
     "StreamDecoder",
     "TokenCounter",
     "error_for_status",
+    "response_for",
     "retry_after",
+    "stream_decoder_for",
     # OpenAI wire format and adapter
     "OpenAIAdapter",
     "OpenAIStreamDecoder",
