@@ -52,6 +52,12 @@ from ._openai_response import chunk_from_wire as chunk_from_wire
 from ._openai_response import chunk_to_wire as chunk_to_wire
 from ._openai_response import response_from_wire as response_from_wire
 from ._openai_response import response_to_wire as response_to_wire
+from ._passthrough import ANTHROPIC as ANTHROPIC
+from ._passthrough import OPENAI as OPENAI
+from ._passthrough import MessagesSent as MessagesSent
+from ._passthrough import passes_through as passes_through
+from ._passthrough import refuse_untranslated as refuse_untranslated
+from ._passthrough import translated as translated
 from ._prefill import Seam as Seam
 from ._prefill import prefilled as prefilled
 from ._ratelimit_headers import RateLimitParser as RateLimitParser
@@ -87,3 +93,4 @@ from ._types import ToolCall as ToolCall
 from ._types import ToolCallDelta as ToolCallDelta
 from ._types import UpstreamRequest as UpstreamRequest
 from ._types import Usage as Usage
+from ._types import WireBody as WireBody

@@ -20,6 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+import attrs
 import orjson
 
 from ._base import (
@@ -36,6 +37,7 @@ from ._errors import ContentFiltered, GatewayError
 from ._openai import OpenAIStreamDecoder
 from ._openai_request import request_to_wire
 from ._openai_response import response_from_wire
+from ._passthrough import OPENAI, body_for, passes_through
 from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
 
 if TYPE_CHECKING:
@@ -60,6 +62,8 @@ class AzureAdapter(AdapterBase):
         headers: Extra headers for every request (they override ours).
         name: The provider's name in the config.
     """
+
+    same_format = OPENAI  # an OpenAI Chat client's body passes through
 
     def __init__(
         self,
@@ -98,7 +102,8 @@ class AzureAdapter(AdapterBase):
         return f"{self.base_url}/openai/deployments/{deployment}/chat/completions?{self._query()}"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        body = request_to_wire(req, model)
+        # An OpenAI Chat client's body passes through as it came; others are translated.
+        body = body_for(req, model) if passes_through(req, OPENAI) else request_to_wire(req, model)
         del body["model"]  # the deployment in the URL chooses the model
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url(model), headers, orjson.dumps(body))
@@ -106,6 +111,17 @@ class AzureAdapter(AdapterBase):
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
         raw = upstream_json(body)
         return response_from_wire(raw)
+
+    def response_for(
+        self, req: GatewayRequest, status: int, headers: Headers, body: bytes
+    ) -> GatewayResponse:
+        raw = upstream_json(body)
+        answer = response_from_wire(raw)
+        # An OpenAI Chat client gets Azure's answer as it came (filter results too).
+        return attrs.evolve(answer, raw=raw) if passes_through(req, OPENAI) else answer
+
+    def stream_decoder_for(self, req: GatewayRequest) -> AzureStreamDecoder:
+        return AzureStreamDecoder(passthrough=passes_through(req, OPENAI))
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         error = _error_object(body)

@@ -17,6 +17,7 @@ import re
 import attrs
 
 from ._errors import GatewayError, ProviderInternalError, UnsupportedParameter
+from ._passthrough import refuse_untranslated
 from ._types import (
     ChatChunk,
     Choice,
@@ -119,6 +120,7 @@ class SimulatedModel:
                 upstream=f"{self.name}:{model}",
                 param="response_format",
             )
+        refuse_untranslated(req, None, f"the simulated provider {self.name}")
         latency = self.latency()
         failed = self._rng.random() < self._error_rate
         text = _answer_text(req, model)

@@ -26,6 +26,7 @@ from adapters import (
     TokenCounter,
     UnsupportedCapability,
     UpstreamRequest,
+    refuse_untranslated,
     response_for,
     stream_decoder_for,
 )
@@ -152,9 +153,15 @@ class HTTPUpstream:
         return self._side_transport
 
     async def _prepare(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        """The signed upstream request for ``req``, images fetched if allowed and needed."""
+        """The signed upstream request for ``req``, images fetched if allowed and needed.
+
+        Raises UnsupportedParameter when the client's body holds what only a target of
+        its own format takes (an Anthropic ``document`` block for an OpenAI target)."""
+        refuse_untranslated(req, getattr(self.adapter, "same_format", None), self.name)
         if self._images is not None and not self.adapter.image_urls and wants_fetch(req):
-            req = await inline_images(req, self._images)
+            # The images are in the unified request now: the client's body, with their
+            # URLs, would be stale.
+            req = attrs.evolve(await inline_images(req, self._images), raw=None)
         request = self.adapter.build_request(req, model)
         if getattr(self.adapter, "sign_may_block", False):
             # botocore refreshes expiring role credentials over the network, blocking.

@@ -3,6 +3,14 @@
 import adapters
 
 PUBLIC = {
+    # same-format passthrough
+    "ANTHROPIC",
+    "OPENAI",
+    "MessagesSent",
+    "WireBody",
+    "passes_through",
+    "refuse_untranslated",
+    "translated",
     # errors
     "GatewayError",
     "InvalidRequest",

@@ -18,6 +18,9 @@ streams are named SSE events with ``ping``s, ``input_json_delta`` pieces, and cu
 - the shared stream cuts; ``error-mid-stream`` is an ``event: error`` overloaded;
 - a final assistant message is continued (the shared prefill script); one whose text
   ends in whitespace is refused, as Anthropic does;
+- ``thinker``: a ``thinking`` block (with its signature) before the text "Done", stop
+  reason ``stop_sequence`` (``"END"``), usage with cache reads and writes, and a field
+  the API might add one day (``future_field``);
 - a forced ``tool_choice`` (``{"type": "tool", "name"}``) is obeyed: the answer is that
   tool's call alone, with an input its ``input_schema`` accepts (:func:`forced_tool`).
 """
@@ -101,12 +104,16 @@ class FakeAnthropic(FakeServer):
         forced = forced_tool(got.body)
         if forced is not None:
             return Reply(200, _tool_message(model, *forced))
+        if model == "thinker":
+            return Reply(200, thought_message(model))
         return Reply(200, _message(got.body, self.answer_text(model, got, _answer(got.body))))
 
     def stream(self, model: str, got: Received) -> Stream:
         forced = forced_tool(got.body)
         if forced is not None:
             return tool_stream(model, *forced)
+        if model == "thinker":
+            return thought_stream(model)
         return _stream(model, self.answer_text(model, got, _answer(got.body)))
 
 
@@ -300,3 +307,51 @@ def _error(status: int, message: str | None = None) -> Reply:
         "request_id": "req_fake",
     }
     return Reply(status, body, headers)
+
+
+THOUGHT = {"type": "thinking", "thinking": "Let me think.", "signature": "sig-1"}
+THOUGHT_USAGE = {**USAGE, "cache_creation_input_tokens": 4}
+
+
+def thought_message(model: str) -> dict[str, Any]:
+    return {
+        "id": MSG_ID,
+        "type": "message",
+        "role": "assistant",
+        "model": model + "-20250101",
+        "content": [THOUGHT, {"type": "text", "text": "Done"}],
+        "stop_reason": "stop_sequence",
+        "stop_sequence": "END",
+        "usage": THOUGHT_USAGE,
+        "future_field": {"kept": True},
+    }
+
+
+def thought_stream(model: str) -> Stream:
+    start = {**thought_message(model), "content": [], "stop_reason": None, "stop_sequence": None}
+    thinking = {"type": "thinking", "thinking": "", "signature": ""}
+    head = [
+        event("message_start", {"message": start}),
+        event("content_block_start", {"index": 0, "content_block": thinking}),
+        event(
+            "content_block_delta",
+            {"index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me think."}},
+        ),
+        event(
+            "content_block_delta",
+            {"index": 0, "delta": {"type": "signature_delta", "signature": "sig-1"}},
+        ),
+        event("content_block_stop", {"index": 0}),
+        event("content_block_start", {"index": 1, "content_block": {"type": "text", "text": ""}}),
+    ]
+    pieces = [
+        event("content_block_delta", {"index": 1, "delta": {"type": "text_delta", "text": "Done"}})
+    ]
+    final = {"stop_reason": "stop_sequence", "stop_sequence": "END"}
+    tail = [
+        event("content_block_stop", {"index": 1}),
+        event("future_event", {"what": "a new kind of event"}),
+        event("message_delta", {"delta": final, "usage": {"output_tokens": 9}}),
+        event("message_stop", {}),
+    ]
+    return Stream(head, pieces, tail)
