@@ -285,14 +285,17 @@ class AnthropicStreamDecoder:
             except (KeyError, TypeError, AttributeError, ValueError) as exc:
                 raise StreamError(f"upstream sent a bad {name} event: {exc!r}") from exc
             if self._passthrough:
-                chunks = self._with_event(chunks, sse_bytes(event.data, name))
+                chunks = self._with_event(chunks, sse_bytes(event.data, name), name)
             out.extend(chunks)
         return out
 
-    def _with_event(self, chunks: list[ChatChunk], wire: bytes) -> list[ChatChunk]:
-        """``chunks`` carrying the event that gave them (see the class docstring)."""
+    def _with_event(self, chunks: list[ChatChunk], wire: bytes, name: str) -> list[ChatChunk]:
+        """``chunks`` carrying the event that gave them (see the class docstring). A
+        content block's event is content even without choices: a thinking block, which
+        may go on for longer than the first-token time, commits the stream."""
         if not chunks:
-            return [ChatChunk(self._id, self._model, 0, raw=wire)]
+            content = name.startswith("content_block_")
+            return [ChatChunk(self._id, self._model, 0, raw=wire, raw_content=content)]
         first, *rest = chunks
         return [attrs.evolve(first, raw=wire), *(attrs.evolve(c, raw=b"") for c in rest)]
 

@@ -232,10 +232,15 @@ class ChatChunk:
     #: these bytes instead of the chunk's encoding; ``b""`` when an earlier chunk
     #: carried the event.
     raw: bytes | None = attrs.field(default=None, eq=False, repr=False)
+    #: ``raw`` is part of the answer that the choices have no place for (a thinking
+    #: delta): it counts as content (the first token came, the stream is committed).
+    raw_content: bool = attrs.field(default=False, eq=False, repr=False)
 
     @property
     def has_content(self) -> bool:
         """Whether this chunk carries part of the answer (a role alone does not count)."""
+        if self.raw_content:
+            return True
         for c in self.choices:
             d = c.delta
             if d.content or d.tool_calls or d.refusal or c.finish_reason:
