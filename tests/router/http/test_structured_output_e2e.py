@@ -1,6 +1,7 @@
 """``response_format`` through the daemon: the official SDK's ``chat.completions.parse``
-with a Pydantic model, answered by Anthropic (a forced tool) and Gemini (JSON mode with
-the schema), streamed or not; and a refusal that moves on to a target that can."""
+with a Pydantic model, answered by Anthropic and Bedrock (a forced tool) and Gemini (JSON
+mode with the schema), streamed or not; and a refusal that moves on to a target that
+can."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.conftest import openai_client
 from tests.fakes.anthropic_upstream import KEY, FakeAnthropic
+from tests.fakes.bedrock_upstream import FakeBedrock
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import running
 
@@ -44,8 +46,14 @@ async def fakes(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
     """The Anthropic and Gemini fakes, and a config that routes to each."""
     monkeypatch.setenv("ANTHROPIC_TEST_KEY", KEY)
     monkeypatch.setenv("GEM_TEST_KEY", "gem-secret")
+    monkeypatch.setenv("BRK_TEST_KEY", "brk-secret")
     anthropic, gemini = FakeAnthropic(), FakeGemini(key="gem-secret")
-    async with running(anthropic) as anthropic_url, running(gemini) as gemini_url:
+    bedrock = FakeBedrock(region="us-west-2", api_key="brk-secret")
+    async with (
+        running(anthropic) as anthropic_url,
+        running(gemini) as gemini_url,
+        running(bedrock) as bedrock_url,
+    ):
         yield f"""
 [defaults]
 retries = 0
@@ -60,6 +68,12 @@ kind = "gemini"
 base_url = "{gemini_url}/v1beta"
 api_key = "env:GEM_TEST_KEY"
 
+[providers.aws]
+kind = "bedrock"
+region = "us-west-2"
+base_url = "{bedrock_url}"
+api_key = "env:BRK_TEST_KEY"
+
 [providers.sim]
 kind = "simulated"
 latency = {{ median = "1ms", p99 = "2ms" }}
@@ -70,12 +84,15 @@ fallback = ["claude:claude-sonnet"]
 [routes.gemini]
 fallback = ["gem:gemini-2.5-flash"]
 
+[routes.bedrock]
+fallback = ["aws:anthropic.claude-3-haiku-20240307-v1:0"]
+
 [routes.sim-first]
 fallback = ["sim:echo", "claude:claude-sonnet"]
 """
 
 
-@pytest.mark.parametrize("route", ["claude", "gemini"])
+@pytest.mark.parametrize("route", ["claude", "gemini", "bedrock"])
 async def test_parse_gets_json_that_fits_the_model(
     start_router: RouterFactory, fakes: str, route: str
 ) -> None:
