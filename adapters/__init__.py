@@ -8,6 +8,7 @@ from ._anthropic_response import anthropic_error_to_wire as anthropic_error_to_w
 from ._anthropic_response import messages_response_to_wire as messages_response_to_wire
 from ._base import AdapterBase as AdapterBase
 from ._base import Capabilities as Capabilities
+from ._base import Embedder as Embedder
 from ._base import HTTPAdapter as HTTPAdapter
 from ._base import StreamDecoder as StreamDecoder
 from ._base import TokenCounter as TokenCounter
@@ -26,6 +27,10 @@ from ._configs import OllamaProvider as OllamaProvider
 from ._configs import OpenAICompatibleProvider as OpenAICompatibleProvider
 from ._configs import OpenAIProvider as OpenAIProvider
 from ._configs import SimulatedProvider as SimulatedProvider
+from ._embeddings import join_embeddings as join_embeddings
+from ._embeddings import request_parts as request_parts
+from ._embeddings import share_tokens as share_tokens
+from ._embeddings import split_embeddings as split_embeddings
 from ._errors import AllTargetsFailed as AllTargetsFailed
 from ._errors import AuthenticationFailed as AuthenticationFailed
 from ._errors import ContentFiltered as ContentFiltered
@@ -46,6 +51,8 @@ from ._errors import UnsupportedParameter as UnsupportedParameter
 from ._messages_request import messages_request_from_wire as messages_request_from_wire
 from ._openai import OpenAIAdapter as OpenAIAdapter
 from ._openai import OpenAIStreamDecoder as OpenAIStreamDecoder
+from ._openai_embeddings import embedding_request_from_wire as embedding_request_from_wire
+from ._openai_embeddings import embedding_response_to_wire as embedding_response_to_wire
 from ._openai_request import request_from_wire as request_from_wire
 from ._openai_request import request_to_wire as request_to_wire
 from ._openai_response import chunk_from_wire as chunk_from_wire
@@ -83,6 +90,9 @@ from ._types import Choice as Choice
 from ._types import ChunkChoice as ChunkChoice
 from ._types import ContentPart as ContentPart
 from ._types import Delta as Delta
+from ._types import EmbeddingInput as EmbeddingInput
+from ._types import EmbeddingRequest as EmbeddingRequest
+from ._types import EmbeddingResponse as EmbeddingResponse
 from ._types import GatewayRequest as GatewayRequest
 from ._types import GatewayResponse as GatewayResponse
 from ._types import ImagePart as ImagePart

@@ -33,12 +33,21 @@ from ._base import (
     request_headers,
     upstream_json,
 )
+from ._embeddings import MAX_INPUTS
 from ._errors import ContentFiltered, GatewayError
-from ._openai import OpenAIStreamDecoder
+from ._openai import OpenAIStreamDecoder, openai_embedding_body
+from ._openai_embeddings import embedding_response_from_wire
 from ._openai_request import request_to_wire
 from ._openai_response import response_from_wire
 from ._passthrough import OPENAI, body_for, passes_through
-from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
+from ._types import (
+    ChatChunk,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    GatewayRequest,
+    GatewayResponse,
+    UpstreamRequest,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -97,9 +106,9 @@ class AzureAdapter(AdapterBase):
     def _query(self) -> str:
         return urlencode({"api-version": self.api_version})
 
-    def url(self, model: str) -> str:
+    def url(self, model: str, operation: str = "chat/completions") -> str:
         deployment = path_segment(self.deployment or model)
-        return f"{self.base_url}/openai/deployments/{deployment}/chat/completions?{self._query()}"
+        return f"{self.base_url}/openai/deployments/{deployment}/{operation}?{self._query()}"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
         # An OpenAI Chat client's body passes through as it came; others are translated.
@@ -122,6 +131,22 @@ class AzureAdapter(AdapterBase):
 
     def stream_decoder_for(self, req: GatewayRequest) -> AzureStreamDecoder:
         return AzureStreamDecoder(passthrough=passes_through(req, OPENAI))
+
+    def embedding_batch(self, model: str) -> int:
+        return MAX_INPUTS
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        """``POST .../deployments/{deployment}/embeddings``: OpenAI's body, no model."""
+        body = openai_embedding_body(req, model)
+        del body["model"]  # the deployment in the URL chooses the model
+        return UpstreamRequest(
+            "POST", self.url(model, "embeddings"), self._headers, orjson.dumps(body)
+        )
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        return embedding_response_from_wire(upstream_json(body), len(req.inputs))
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         error = _error_object(body)

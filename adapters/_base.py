@@ -26,12 +26,20 @@ from ._errors import (
     RateLimitExceeded,
     SerializationError,
     StreamError,
+    UnsupportedCapability,
 )
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
+    from ._types import (
+        ChatChunk,
+        EmbeddingRequest,
+        EmbeddingResponse,
+        GatewayRequest,
+        GatewayResponse,
+        UpstreamRequest,
+    )
 
 __all__ = [
     "error_object",
@@ -39,6 +47,7 @@ __all__ = [
     "upstream_json",
     "AdapterBase",
     "Capabilities",
+    "Embedder",
     "Headers",
     "HTTPAdapter",
     "StreamDecoder",
@@ -153,8 +162,30 @@ class HTTPAdapter(Protocol):
         ...
 
 
+class Embedder(Protocol):
+    """An adapter's embeddings (optional: :class:`AdapterBase` has none).
+
+    ``embedding_batch`` is how many inputs one upstream call may carry (a provider's
+    limit: the upstream cuts a longer request into parts); 0 means the kind has no
+    embeddings for ``model``.
+    """
+
+    def embedding_batch(self, model: str) -> int: ...
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        """Raises UnsupportedParameter for a parameter the target cannot take."""
+        ...
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        """A 2xx body of ``model`` -> one vector per input of ``req``. Raises
+        SerializationError."""
+        ...
+
+
 class AdapterBase:
-    """Defaults for the optional parts of :class:`HTTPAdapter`."""
+    """Defaults for the optional parts of :class:`HTTPAdapter` (no embeddings)."""
 
     image_urls: bool = True
     #: Whether ``sign`` may block (fetch credentials): then it runs in a worker thread.
@@ -176,6 +207,17 @@ class AdapterBase:
     def stream_decoder_for(self, req: GatewayRequest) -> StreamDecoder:
         """The decoder of the stream answering ``req`` (see :meth:`response_for`)."""
         return self.stream_decoder()  # type: ignore[attr-defined,no-any-return]
+
+    def embedding_batch(self, model: str) -> int:
+        return 0  # no embeddings: the upstream refuses before building anything
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        raise UnsupportedCapability("this provider has no embeddings")
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        raise UnsupportedCapability("this provider has no embeddings")
 
 
 def response_for(

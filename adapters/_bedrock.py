@@ -30,6 +30,11 @@ from ._base import (
     stream_event_object,
     upstream_json,
 )
+from ._bedrock_embeddings import (
+    bedrock_embedding_batch,
+    bedrock_embedding_body,
+    bedrock_embedding_response,
+)
 from ._bedrock_wire import (
     error_from_wire,
     finish_reason,
@@ -43,6 +48,8 @@ from ._types import (
     ChatChunk,
     ChunkChoice,
     Delta,
+    EmbeddingRequest,
+    EmbeddingResponse,
     GatewayRequest,
     GatewayResponse,
     ToolCallDelta,
@@ -139,6 +146,22 @@ class BedrockAdapter(AdapterBase):
         tool = json_tool(req, "bedrock")
         decoder = self.stream_decoder()
         return decoder if tool is None else JsonToolDecoder(decoder, tool.name)
+
+    def embedding_batch(self, model: str) -> int:
+        return bedrock_embedding_batch(model)
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        """``POST {base_url}/model/{id}/invoke`` with the model family's body (see
+        :mod:`._bedrock_embeddings`); signed at send time like Converse."""
+        body = orjson.dumps(bedrock_embedding_body(req, model))
+        url = f"{self.base_url}/model/{path_segment(model)}/invoke"
+        return UpstreamRequest("POST", url, self._headers, body)
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        tokens = header(headers, "x-amzn-bedrock-input-token-count")
+        return bedrock_embedding_response(upstream_json(body), model, len(req.inputs), tokens)
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         message, body_type = _error_fields(body)

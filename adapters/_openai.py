@@ -18,17 +18,26 @@ from ._base import (
     upstream_json,
 )
 from ._compat import IDENTITY, Fixups
+from ._embeddings import MAX_INPUTS, refuse_dimensions
 from ._errors import GatewayError, SerializationError, StreamError
+from ._openai_embeddings import embedding_request_to_wire, embedding_response_from_wire
 from ._openai_request import request_to_wire
 from ._openai_response import chunk_from_wire, response_from_wire
 from ._passthrough import OPENAI, body_for, passes_through, sse_bytes
 from ._sse import SSEDecoder
-from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
+from ._types import (
+    ChatChunk,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    GatewayRequest,
+    GatewayResponse,
+    UpstreamRequest,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["OpenAIAdapter", "OpenAIStreamDecoder"]
+__all__ = ["OpenAIAdapter", "OpenAIStreamDecoder", "openai_embedding_body"]
 
 
 class OpenAIAdapter(AdapterBase):
@@ -65,6 +74,7 @@ class OpenAIAdapter(AdapterBase):
         self._stream_usage = stream_usage
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._models_url = base_url.rstrip("/") + "/models"
+        self._embeddings_url = base_url.rstrip("/") + "/embeddings"
         auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers, self._stream_headers = request_headers(auth, headers)
 
@@ -116,10 +126,32 @@ class OpenAIAdapter(AdapterBase):
     def stream_decoder(self) -> OpenAIStreamDecoder:
         return OpenAIStreamDecoder(self._fixups)
 
+    def embedding_batch(self, model: str) -> int:
+        return MAX_INPUTS
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        """``POST {base_url}/embeddings``: the client's request as it came (token
+        arrays and other parameters included). Raises UnsupportedParameter."""
+        body = orjson.dumps(openai_embedding_body(req, model))
+        return UpstreamRequest("POST", self._embeddings_url, self._headers, body)
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        return embedding_response_from_wire(upstream_json(body), len(req.inputs))
+
     def probe_request(self) -> UpstreamRequest:
         """``GET {base_url}/models``: cheap, authenticated, costs no tokens."""
         headers = tuple((k, v) for k, v in self._headers if k != "content-type")
         return UpstreamRequest("GET", self._models_url, headers, b"")
+
+
+def openai_embedding_body(req: EmbeddingRequest, model: str) -> dict[str, Any]:
+    """The OpenAI embeddings body for ``model``. Raises UnsupportedParameter for
+    ``dimensions`` on ``text-embedding-ada-002``, which cannot shorten its vectors."""
+    if model.startswith("text-embedding-ada"):
+        refuse_dimensions(req, "openai", model, None)
+    return embedding_request_to_wire(req, model)
 
 
 def _error_fields(body: bytes) -> tuple[str | None, str | None]:

@@ -18,6 +18,9 @@ __all__ = [
     "ChunkChoice",
     "ContentPart",
     "Delta",
+    "EmbeddingInput",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
     "GatewayRequest",
     "GatewayResponse",
     "ImagePart",
@@ -256,3 +259,57 @@ class UpstreamRequest:
     url: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
+
+
+#: One input to embed: a text, or a token array (OpenAI-family targets only).
+EmbeddingInput = str | tuple[int, ...]
+
+
+@attrs.frozen
+class EmbeddingRequest:
+    """One embeddings request as the client meant it, before routing.
+
+    ``inputs`` are all texts or all token arrays (the OpenAI format allows no mix); a
+    single input and a list of one are the same request. ``encoding_format`` is how the
+    client wants its vectors written back; upstreams are always asked for floats.
+    ``extra`` holds the other parameters a client sent: OpenAI-compatible targets
+    receive them unchanged, the other kinds refuse them (``unsupported_parameter``).
+    """
+
+    model: str
+    inputs: tuple[EmbeddingInput, ...]
+    dimensions: int | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def token_input(self) -> bool:
+        """Whether the inputs are token arrays (else texts)."""
+        return bool(self.inputs) and not isinstance(self.inputs[0], str)
+
+    def texts(self) -> tuple[str, ...]:
+        """The inputs as texts. Raises TypeError for token arrays (check first)."""
+        if self.token_input:
+            raise TypeError("token-array inputs have no text")
+        return self.inputs  # type: ignore[return-value]
+
+
+@attrs.frozen
+class EmbeddingResponse:
+    """The vectors of an embeddings request, in the order of its inputs.
+
+    Attributes:
+        model: The model that really answered (the target's, when the upstream does not
+            say).
+        vectors: One per input, in input order.
+        usage: The input tokens the upstream reported (``prompt_tokens``); None when it
+            reports none (the router estimates them then).
+        input_tokens: Tokens per input, where the upstream reports them one by one
+            (Bedrock's Titan), so that a combined call is charged to each request exactly.
+    """
+
+    model: str
+    vectors: tuple[tuple[float, ...], ...]
+    usage: Usage | None = None
+    input_tokens: tuple[int, ...] | None = None

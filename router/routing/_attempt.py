@@ -230,13 +230,14 @@ class LeafRunner:
                 record.result = attempt_result(exc)
                 record.error = type(exc).__name__
                 if isinstance(exc, Unsupported):
-                    # Refused before anything was sent: no word on the target's health.
+                    # Refused before anything was sent (a parameter the target cannot
+                    # take): no word on the target's health, nothing of its limits used.
                     if probe:
                         state.breaker.release_probe()
                     if taken:
                         self.limits.give_back(taken, call.tokens)  # type: ignore[union-attr]
-                    raise
-                self.record_failure(state, exc, now)
+                else:
+                    self.record_failure(state, exc, now)
                 delay = self._retry_in(exc, state, tries, retries, deadline)
                 if delay is None:
                     raise

@@ -43,13 +43,11 @@ def combine(errors: Sequence[GatewayError]) -> GatewayError:
         flat.extend(e.attempts if isinstance(e, AllTargetsFailed) else (e,))
     if flat and all(isinstance(e, Unsupported) for e in flat):
         reasons = "; ".join(e.message for e in flat)
-        params = {e.param for e in flat if isinstance(e, UnsupportedParameter)}
-        if len(params) == 1 and all(isinstance(e, UnsupportedParameter) for e in flat):
-            # Every target refused the same field: the client is told which.
-            return UnsupportedParameter(
-                f"no target can take this request: {reasons}", param=params.pop()
-            )
-        return UnsupportedCapability(f"no target can take this request: {reasons}")
+        # One kind of refusal of one parameter keeps its code and names the parameter.
+        kinds, params = {type(e) for e in flat}, {e.param for e in flat}
+        cls = kinds.pop() if len(kinds) == 1 else UnsupportedCapability
+        param = params.pop() if len(params) == 1 else None
+        return cls(f"no target can take this request: {reasons}", param=param)
     if flat and all(isinstance(e, NoHealthyTarget) for e in flat):
         names = ", ".join(e.upstream or "?" for e in flat)
         # ``upstream`` names them all, so a route naming this one can list them too.

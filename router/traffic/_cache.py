@@ -18,13 +18,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
 
-from adapters import response_to_wire
 from adapters._types import (
     ChatChunk,
     Choice,
@@ -38,6 +36,8 @@ from adapters._types import (
     ToolCallDelta,
     Usage,
 )
+
+from ._cache_entries import Cached, answer_size, plain_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -117,7 +117,7 @@ def cache_key(route: str, req: GatewayRequest, client: str | None) -> bytes:
         "raw": req.raw and {k: v for k, v in req.raw.body.items() if k not in _NOT_KEYED},
         "format": req.raw and req.raw.format,
     }
-    canonical = orjson.dumps(doc, default=_plain, option=orjson.OPT_SORT_KEYS)
+    canonical = orjson.dumps(doc, default=plain_json, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).digest()
 
 
@@ -137,14 +137,6 @@ def _message_doc(m: Message) -> dict[str, Any]:
         "tool_calls": [[c.id, c.name, c.arguments] for c in m.tool_calls],
         "tool_call_id": m.tool_call_id,
     }
-
-
-def _plain(value: Any) -> Any:
-    # orjson serialises dict, list and tuple itself; other mappings (a MappingProxy in
-    # a tool schema, say) are turned into dicts here.
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"cannot key a {type(value).__name__}")
 
 
 # -- the cache --------------------------------------------------------------------------
@@ -172,7 +164,7 @@ class CacheStats:
 
 @attrs.frozen
 class _Entry:
-    response: GatewayResponse
+    response: Cached
     expires: float
     size: int
 
@@ -181,7 +173,7 @@ class ResponseCache:
     """Complete answers by key, least recently used first out, each with its own TTL.
 
     An entry's size is the length of its answer's orjson encoding (the OpenAI
-    ``chat.completion`` JSON) plus :data:`ENTRY_OVERHEAD`; the sizes of the entries
+    ``chat.completion`` or embeddings JSON) plus :data:`ENTRY_OVERHEAD`; the sizes of the entries
     held never add up to more than ``max_bytes``. An answer is fresh while
     ``clock() < stored_at + ttl``: at exactly ``stored_at + ttl`` it has expired.
 
@@ -204,7 +196,7 @@ class ResponseCache:
         self._misses = 0
         self._evictions = 0
 
-    def get(self, key: bytes) -> GatewayResponse | None:
+    def get(self, key: bytes) -> Cached | None:
         """The fresh answer under ``key``, now the most recently used; ``None`` if none.
 
         An expired entry is dropped and counts as a miss.
@@ -220,7 +212,7 @@ class ResponseCache:
         self._hits += 1
         return entry.response
 
-    def put(self, key: bytes, resp: GatewayResponse, ttl: float) -> None:
+    def put(self, key: bytes, resp: Cached, ttl: float) -> None:
         """Store ``resp`` under ``key`` for ``ttl`` seconds, as the most recently used.
 
         An entry already under ``key`` is replaced. Least recently used entries are
@@ -231,8 +223,7 @@ class ResponseCache:
         Only complete answers belong here; the caller must never put an error or an
         answer rebuilt from a stream that did not finish.
         """
-        size = len(orjson.dumps(response_to_wire(resp))) + ENTRY_OVERHEAD
-        size += len(orjson.dumps(resp.raw)) if resp.raw is not None else 0  # kept as it came
+        size = answer_size(resp) + ENTRY_OVERHEAD
         if size > self.max_bytes or ttl <= 0:
             return
         if key in self._entries:

@@ -45,6 +45,17 @@ PUBLIC = {
     "ChunkChoice",
     "Delta",
     "UpstreamRequest",
+    # embeddings: the unified types, OpenAI's format, parts, joins and shares
+    "EmbeddingInput",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
+    "Embedder",
+    "embedding_request_from_wire",
+    "embedding_response_to_wire",
+    "join_embeddings",
+    "request_parts",
+    "share_tokens",
+    "split_embeddings",
     # Anthropic: the adapter, and the Messages ingress codec
     "AnthropicAdapter",
     "MessagesStreamEncoder",

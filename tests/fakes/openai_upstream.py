@@ -17,6 +17,10 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 - streams: ``no-done`` (ends after its finish without ``[DONE]``), ``malformed`` (a chunk
   of garbage after the first piece), ``stall-mid-stream`` ("first second", then silence).
 
+``POST /v1/embeddings`` (``model`` and ``input`` required) answers a vector per input
+(:mod:`tests.fakes._vectors`), as floats or, with ``encoding_format: "base64"``, packed;
+``text-embedding-ada-002`` refuses ``dimensions`` as OpenAI does.
+
 Streams carry usage when ``stream_options.include_usage`` is set. A trailing assistant
 message is answered anew, as OpenAI does, unless the body says to continue it as vLLM
 (``continue_final_message``) or Mistral (``prefix`` on it) take it.
@@ -24,6 +28,8 @@ message is answered anew, as OpenAI does, unless the body says to continue it as
 
 from __future__ import annotations
 
+import base64
+import struct
 from typing import Any, ClassVar
 
 import attrs
@@ -43,6 +49,7 @@ from tests.fakes._base import (
     trailing_assistant_text,
     words,
 )
+from tests.fakes._vectors import fake_tokens, fake_vector, inputs_of
 
 __all__ = ["FakeOpenAI", "Received", "UpstreamBroke", "running"]
 
@@ -91,6 +98,8 @@ class FakeOpenAI(FakeServer):
             return Reply(500 if self.down else 200, {"object": "list", "data": []})
         if self.key is not None and got.headers.get("authorization") != f"Bearer {self.key}":
             return self.failure("401", got)
+        if got.path == "/v1/embeddings":
+            return self.embeddings(got)
         if got.path != "/v1/chat/completions":
             return self.failure("404", got)
         missing = [name for name in ("model", "messages") if name not in got.body]
@@ -112,6 +121,32 @@ class FakeOpenAI(FakeServer):
     def invalid(self, message: str) -> Reply:
         body = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
         return Reply(400, {"error": body})
+
+    def embeddings(self, got: Received, model: str | None = None) -> Answer:
+        """OpenAI's ``/embeddings``; ``model``: the deployment's (Azure's body has none)."""
+        missing = [name for name in ("model", "input") if name not in got.body]
+        if model is not None:
+            missing = [name for name in missing if name != "model"]
+        if missing:
+            return self.invalid(f"Missing required parameter: '{missing[0]}'.")
+        model = model or got.body["model"]
+        scripted = self.embedding_script(model, got)
+        if scripted is not None:
+            return scripted
+        dimensions = got.body.get("dimensions")
+        if dimensions is not None and model.startswith("text-embedding-ada"):
+            return self.invalid("This model does not support specifying dimensions.")
+        packed = got.body.get("encoding_format") == "base64"
+        inputs = inputs_of(got.body["input"])
+        data = []
+        for index, item in enumerate(inputs):
+            vector: Any = fake_vector(item, dimensions)
+            if packed:
+                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(fake_tokens(item) for item in inputs)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return Reply(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
     def prefill(self, got: Received) -> str | None:
         return trailing_assistant_text(got)
