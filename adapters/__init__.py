@@ -14,7 +14,9 @@ from ._base import StreamDecoder as StreamDecoder
 from ._base import TokenCounter as TokenCounter
 from ._base import error_for_status as error_for_status
 from ._base import header as header
+from ._base import response_for as response_for
 from ._base import retry_after as retry_after
+from ._base import stream_decoder_for as stream_decoder_for
 from ._configs import AnthropicProvider as AnthropicProvider
 from ._configs import AzureProvider as AzureProvider
 from ._configs import BedrockProvider as BedrockProvider
@@ -57,6 +59,12 @@ from ._openai_response import chunk_from_wire as chunk_from_wire
 from ._openai_response import chunk_to_wire as chunk_to_wire
 from ._openai_response import response_from_wire as response_from_wire
 from ._openai_response import response_to_wire as response_to_wire
+from ._passthrough import ANTHROPIC as ANTHROPIC
+from ._passthrough import OPENAI as OPENAI
+from ._passthrough import MessagesSent as MessagesSent
+from ._passthrough import passes_through as passes_through
+from ._passthrough import refuse_untranslated as refuse_untranslated
+from ._passthrough import translated as translated
 from ._prefill import Seam as Seam
 from ._prefill import prefilled as prefilled
 from ._ratelimit_headers import RateLimitParser as RateLimitParser
@@ -95,3 +103,4 @@ from ._types import ToolCall as ToolCall
 from ._types import ToolCallDelta as ToolCallDelta
 from ._types import UpstreamRequest as UpstreamRequest
 from ._types import Usage as Usage
+from ._types import WireBody as WireBody

@@ -20,6 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+import attrs
 import orjson
 
 from ._base import (
@@ -38,6 +39,7 @@ from ._openai import OpenAIStreamDecoder, openai_embedding_body
 from ._openai_embeddings import embedding_response_from_wire
 from ._openai_request import request_to_wire
 from ._openai_response import response_from_wire
+from ._passthrough import OPENAI, body_for, passes_through
 from ._types import (
     ChatChunk,
     EmbeddingRequest,
@@ -69,6 +71,8 @@ class AzureAdapter(AdapterBase):
         headers: Extra headers for every request (they override ours).
         name: The provider's name in the config.
     """
+
+    same_format = OPENAI  # an OpenAI Chat client's body passes through
 
     def __init__(
         self,
@@ -107,7 +111,8 @@ class AzureAdapter(AdapterBase):
         return f"{self.base_url}/openai/deployments/{deployment}/{operation}?{self._query()}"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        body = request_to_wire(req, model)
+        # An OpenAI Chat client's body passes through as it came; others are translated.
+        body = body_for(req, model) if passes_through(req, OPENAI) else request_to_wire(req, model)
         del body["model"]  # the deployment in the URL chooses the model
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url(model), headers, orjson.dumps(body))
@@ -115,6 +120,17 @@ class AzureAdapter(AdapterBase):
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
         raw = upstream_json(body)
         return response_from_wire(raw)
+
+    def response_for(
+        self, req: GatewayRequest, status: int, headers: Headers, body: bytes
+    ) -> GatewayResponse:
+        raw = upstream_json(body)
+        answer = response_from_wire(raw)
+        # An OpenAI Chat client gets Azure's answer as it came (filter results too).
+        return attrs.evolve(answer, raw=raw) if passes_through(req, OPENAI) else answer
+
+    def stream_decoder_for(self, req: GatewayRequest) -> AzureStreamDecoder:
+        return AzureStreamDecoder(passthrough=passes_through(req, OPENAI))
 
     def embedding_batch(self, model: str) -> int:
         return MAX_INPUTS

@@ -56,7 +56,9 @@ __all__ = [
     "header",
     "path_segment",
     "request_headers",
+    "response_for",
     "retry_after",
+    "stream_decoder_for",
 ]
 
 Headers = Sequence[tuple[str, str]]
@@ -195,6 +197,17 @@ class AdapterBase:
     def sign(self, request: UpstreamRequest, now: datetime) -> UpstreamRequest:
         return request
 
+    def response_for(
+        self, req: GatewayRequest, status: int, headers: Headers, body: bytes
+    ) -> GatewayResponse:
+        """The 2xx answer to ``req``: :meth:`parse_response`, plus what only the request
+        tells (the shape it asked for). Raises SerializationError."""
+        return self.parse_response(status, headers, body)  # type: ignore[attr-defined,no-any-return]
+
+    def stream_decoder_for(self, req: GatewayRequest) -> StreamDecoder:
+        """The decoder of the stream answering ``req`` (see :meth:`response_for`)."""
+        return self.stream_decoder()  # type: ignore[attr-defined,no-any-return]
+
     def embedding_batch(self, model: str) -> int:
         return 0  # no embeddings: the upstream refuses before building anything
 
@@ -205,6 +218,26 @@ class AdapterBase:
         self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
     ) -> EmbeddingResponse:
         raise UnsupportedCapability("this provider has no embeddings")
+
+
+def response_for(
+    adapter: HTTPAdapter, req: GatewayRequest, status: int, headers: Headers, body: bytes
+) -> GatewayResponse:
+    """``adapter``'s answer to ``req`` (an adapter without the hook: its plain parse)."""
+    hook = getattr(adapter, "response_for", None)
+    if hook is None:
+        return adapter.parse_response(status, headers, body)
+    answer: GatewayResponse = hook(req, status, headers, body)
+    return answer
+
+
+def stream_decoder_for(adapter: HTTPAdapter, req: GatewayRequest) -> StreamDecoder:
+    """``adapter``'s decoder for the stream answering ``req``."""
+    hook = getattr(adapter, "stream_decoder_for", None)
+    if hook is None:
+        return adapter.stream_decoder()
+    decoder: StreamDecoder = hook(req)
+    return decoder
 
 
 def request_headers(

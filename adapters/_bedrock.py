@@ -43,6 +43,7 @@ from ._bedrock_wire import (
     usage_from_wire,
 )
 from ._errors import AuthenticationFailed, GatewayError, StreamError
+from ._structured import JsonToolDecoder, json_tool, json_tool_answer
 from ._types import (
     ChatChunk,
     ChunkChoice,
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
 
     from botocore.credentials import ReadOnlyCredentials
     from botocore.eventstream import EventStreamMessage, MessagePrelude
+
+    from ._base import StreamDecoder
 
 __all__ = ["BedrockAdapter", "BedrockStreamDecoder", "make_adapter"]
 
@@ -116,6 +119,9 @@ class BedrockAdapter(AdapterBase):
         return f"{self.base_url}/model/{label}/{'converse-stream' if stream else 'converse'}"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
+        tool = json_tool(req, "bedrock")
+        if tool is not None:  # response_format: answered through a forced tool
+            req = tool.request(req)
         body = orjson.dumps(request_to_wire(req))
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url(model, req.stream), headers, body)
@@ -128,6 +134,18 @@ class BedrockAdapter(AdapterBase):
         request_id = header(headers, "x-amzn-requestid")
         answer_id = f"chatcmpl-{request_id}" if request_id else _STREAM_ID
         return response_from_wire(raw, id=answer_id, model=model)
+
+    def response_for(
+        self, req: GatewayRequest, status: int, headers: Headers, body: bytes
+    ) -> GatewayResponse:
+        answer = self.parse_response(status, headers, body)
+        tool = json_tool(req, "bedrock")
+        return answer if tool is None else json_tool_answer(answer, tool.name)
+
+    def stream_decoder_for(self, req: GatewayRequest) -> StreamDecoder:
+        tool = json_tool(req, "bedrock")
+        decoder = self.stream_decoder()
+        return decoder if tool is None else JsonToolDecoder(decoder, tool.name)
 
     def embedding_batch(self, model: str) -> int:
         return bedrock_embedding_batch(model)

@@ -23,6 +23,7 @@ from ._errors import GatewayError, SerializationError, StreamError
 from ._openai_embeddings import embedding_request_to_wire, embedding_response_from_wire
 from ._openai_request import request_to_wire
 from ._openai_response import chunk_from_wire, response_from_wire
+from ._passthrough import OPENAI, body_for, passes_through, sse_bytes
 from ._sse import SSEDecoder
 from ._types import (
     ChatChunk,
@@ -53,6 +54,8 @@ class OpenAIAdapter(AdapterBase):
             hosts known to continue it (with their fix-ups) say yes.
     """
 
+    same_format = OPENAI  # an OpenAI Chat client's body passes through
+
     def __init__(
         self,
         base_url: str,
@@ -79,9 +82,13 @@ class OpenAIAdapter(AdapterBase):
         return f"OpenAIAdapter(name={self.name!r}, url={self.url!r})"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        wire = request_to_wire(req, model)
+        # An OpenAI Chat client's body passes through as it came (the host's fix-ups
+        # still apply); any other client's request is translated.
+        wire = body_for(req, model) if passes_through(req, OPENAI) else request_to_wire(req, model)
         if req.stream and self._stream_usage:
-            wire["stream_options"] = {**wire.get("stream_options", {}), "include_usage": True}
+            options = wire.get("stream_options")
+            options = dict(options) if isinstance(options, dict) else {}
+            wire["stream_options"] = {**options, "include_usage": True}
         body = orjson.dumps(self._fixups.request(wire))
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url, headers, body)
@@ -94,6 +101,19 @@ class OpenAIAdapter(AdapterBase):
         if isinstance(raw, dict):
             raw = self._fixups.response(raw)
         return response_from_wire(raw)
+
+    def response_for(
+        self, req: GatewayRequest, status: int, headers: Headers, body: bytes
+    ) -> GatewayResponse:
+        raw = upstream_json(body)
+        if isinstance(raw, dict):
+            raw = self._fixups.response(raw)
+        answer = response_from_wire(raw)
+        # An OpenAI Chat client gets the answer as the host gave it (fix-ups applied).
+        return attrs.evolve(answer, raw=raw) if passes_through(req, OPENAI) else answer
+
+    def stream_decoder_for(self, req: GatewayRequest) -> OpenAIStreamDecoder:
+        return OpenAIStreamDecoder(self._fixups, passthrough=passes_through(req, OPENAI))
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         message, code = _error_fields(body)
@@ -165,8 +185,11 @@ class OpenAIStreamDecoder:
     truncated answer and :meth:`close` raises :class:`StreamError`.
     """
 
-    def __init__(self, fixups: Fixups = IDENTITY) -> None:
+    def __init__(self, fixups: Fixups = IDENTITY, passthrough: bool = False) -> None:
         self._fixups = fixups
+        #: An OpenAI Chat client's request passed through: each chunk also carries its
+        #: event as it came (after the host's fix-ups), for that client.
+        self._passthrough = passthrough
         self._sse = SSEDecoder()
         self._done = False
         self._finished = False
@@ -202,17 +225,23 @@ class OpenAIStreamDecoder:
                 err = error_for_status(500, message or "upstream stream error", code=code)
                 raise StreamError(err.message) from err
             if isinstance(raw, dict):
-                raw = self._fixups.chunk(raw)
+                fixed = self._fixups.chunk(raw)
+                if fixed is not raw:
+                    data = orjson.dumps(fixed).decode() if self._passthrough else data
+                    raw = fixed
             try:
                 chunk = chunk_from_wire(raw)
             except SerializationError as exc:
                 raise StreamError(exc.message) from exc
             if any(c.finish_reason for c in chunk.choices):
                 self._finished = True
+            wire = sse_bytes(data) if self._passthrough else None
             if chunk.choices and chunk.usage is not None:
                 # Usage riding on a content chunk (Groq's x_groq.usage on the finish
                 # chunk) goes out as OpenAI's own usage-only chunk after it.
-                out.append(attrs.evolve(chunk, usage=None))
-                chunk = attrs.evolve(chunk, choices=())
+                out.append(attrs.evolve(chunk, usage=None, raw=wire))
+                chunk = attrs.evolve(chunk, choices=(), raw=b"" if wire is not None else None)
+            elif wire is not None:
+                chunk = attrs.evolve(chunk, raw=wire)
             out.append(chunk)
         return out

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from ._errors import GatewayError, InvalidRequest
+from ._passthrough import OPENAI
 from ._types import (
     ContentPart,
     GatewayRequest,
@@ -22,6 +23,7 @@ from ._types import (
     TextPart,
     Tool,
     ToolCall,
+    WireBody,
 )
 
 if TYPE_CHECKING:
@@ -99,6 +101,8 @@ def request_from_wire(body: Any) -> GatewayRequest:
         tool_choice=body.get("tool_choice"),
         extra={k: v for k, v in body.items() if k not in _MODELLED},
         limit_name=limit_name,
+        # An openai, azure or OpenAI-compatible target gets the body as it came.
+        raw=WireBody(OPENAI, body),
     )
 
 

@@ -18,7 +18,8 @@ import re
 import attrs
 
 from ._embeddings import refuse_dimensions, refuse_extra
-from ._errors import GatewayError, ProviderInternalError
+from ._errors import GatewayError, ProviderInternalError, UnsupportedParameter
+from ._passthrough import refuse_untranslated
 from ._types import (
     ChatChunk,
     Choice,
@@ -128,6 +129,16 @@ class SimulatedModel:
         return math.exp(self._rng.gauss(self._mu, self._sigma))
 
     def plan(self, req: GatewayRequest, model: str, created: int) -> SimulatedPlan:
+        """Raises UnsupportedParameter for a ``response_format`` other than text: its
+        answers are prose, and routing moves on to a target that can give JSON."""
+        fmt = req.extra.get("response_format")
+        if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"):
+            raise UnsupportedParameter(
+                f"the simulated provider {self.name} answers in prose, not JSON",
+                upstream=f"{self.name}:{model}",
+                param="response_format",
+            )
+        refuse_untranslated(req, None, f"the simulated provider {self.name}")
         latency = self.latency()
         failed = self._rng.random() < self._error_rate
         text = _answer_text(req, model)

@@ -31,6 +31,7 @@ __all__ = [
     "ToolCallDelta",
     "UpstreamRequest",
     "Usage",
+    "WireBody",
 ]
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -92,6 +93,28 @@ class Message:
 
 
 @attrs.frozen
+class WireBody:
+    """A client's request body as it came, in its own format, for a target that speaks
+    the same format: such a target gets it (``model`` replaced) instead of a
+    translation, so that every field reaches it, those the unified types do not hold
+    and those a provider adds after this code was written.
+
+    Attributes:
+        format: The client's format: ``"openai"`` (Chat Completions) or
+            ``"anthropic"`` (Messages); an adapter's ``same_format`` names its own.
+        body: The parsed JSON body.
+        untranslated: Where the body holds parts the unified request has no form for
+            (an Anthropic ``document`` block, a server tool), as parameter paths: a
+            target of another format refuses the request naming the first one
+            (``unsupported_parameter``), never drops them.
+    """
+
+    format: str
+    body: Mapping[str, Any]
+    untranslated: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class GatewayRequest:
     """One chat request as the client meant it, before routing.
 
@@ -118,6 +141,10 @@ class GatewayRequest:
     #: Responses API echoes its request's settings (instructions, tools, metadata, ...)
     #: in the response object. Not part of the cache key: it does not change the answer.
     echo: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The client's body as it came, for a target of the same format (passthrough).
+    #: It and the fields above say the same thing: whoever changes what the request
+    #: asks (a prefill, images inlined) drops it, so that no target gets a stale body.
+    raw: WireBody | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def needs_vision(self) -> bool:
@@ -165,6 +192,9 @@ class GatewayResponse:
     choices: tuple[Choice, ...]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    #: The upstream's answer as it came (parsed JSON), when the request was passed
+    #: through to a target of the client's own format: that client gets it unchanged.
+    raw: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -199,10 +229,21 @@ class ChatChunk:
     created: int
     choices: tuple[ChunkChoice, ...] = ()
     usage: Usage | None = None
+    #: The upstream's own event bytes for this chunk, when the request was passed
+    #: through to a target of the client's own format (a passthrough stream has a
+    #: chunk, maybe with no choices, for every upstream event): that client gets
+    #: these bytes instead of the chunk's encoding; ``b""`` when an earlier chunk
+    #: carried the event.
+    raw: bytes | None = attrs.field(default=None, eq=False, repr=False)
+    #: ``raw`` is part of the answer that the choices have no place for (a thinking
+    #: delta): it counts as content (the first token came, the stream is committed).
+    raw_content: bool = attrs.field(default=False, eq=False, repr=False)
 
     @property
     def has_content(self) -> bool:
         """Whether this chunk carries part of the answer (a role alone does not count)."""
+        if self.raw_content:
+            return True
         for c in self.choices:
             d = c.delta
             if d.content or d.tool_calls or d.refusal or c.finish_reason:

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import orjson
 
+from adapters import OPENAI as OPENAI_FORMAT
 from adapters import (
     ChatChunk,
     GatewayError,
@@ -19,6 +20,7 @@ from adapters import (
     GatewayResponse,
     InvalidRequest,
     chunk_to_wire,
+    passes_through,
     request_from_wire,
     response_to_wire,
 )
@@ -75,6 +77,11 @@ class OpenAIIngress:
         return request_from_wire(parse_json(body))
 
     def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:
+        if resp.raw is not None and passes_through(req, OPENAI_FORMAT):
+            # An OpenAI-format target's answer, as it came (system_fingerprint,
+            # service_tier, logprobs, usage details, provider extras).
+            raw = resp.raw if resp.raw.get("model") else {**resp.raw, "model": resp.model}
+            return orjson.dumps(raw)
         return orjson.dumps(response_to_wire(resp))
 
     def error(self, err: GatewayError) -> bytes:
@@ -100,6 +107,8 @@ class OpenAIStreamEncoder:
     def feed(self, chunk: ChatChunk) -> bytes:
         if not chunk.choices and chunk.usage is not None and not self._include_usage:
             return b""
+        if chunk.raw is not None:
+            return chunk.raw  # an OpenAI-format target's event, as it came
         return b"data: " + orjson.dumps(chunk_to_wire(chunk)) + b"\n\n"
 
     def done(self) -> bytes:

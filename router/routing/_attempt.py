@@ -34,6 +34,7 @@ from adapters import (
 
 from ..upstream._upstream import Upstream
 from ._backoff import fits, retry_delay
+from ._failures import Unsupported
 from ._request import AttemptRecord
 from ._stats import TargetState
 
@@ -228,7 +229,7 @@ class LeafRunner:
                 trace.errors.append(exc)
                 record.result = attempt_result(exc)
                 record.error = type(exc).__name__
-                if isinstance(exc, UnsupportedCapability):
+                if isinstance(exc, Unsupported):
                     # Refused before anything was sent (a parameter the target cannot
                     # take): no word on the target's health, nothing of its limits used.
                     if probe:

@@ -35,6 +35,7 @@ from adapters import (
     InvalidRequest,
     Timeout,
     prefilled,
+    translated,
 )
 from rules import Balance, Defaults, Fallback, HedgeConfig, Leaf, Node, Percentile, Split
 
@@ -226,8 +227,13 @@ class Engine:
         Raises:
             GatewayError: no candidate could continue the answer.
         """
-        req, text = routed.request, delivered.text
-        delivered.broke(request_tokens(req, with_output=False))
+        text = delivered.text
+        delivered.broke(request_tokens(routed.request, with_output=False))
+        # Translated even for a target of the client's format: the continuation is
+        # spliced onto what was sent through the unified chunks, and a prefill changes
+        # the request. (UnsupportedParameter when the client's body has parts only a
+        # passthrough carries: then nobody resumes, and the stream ends with an error.)
+        req = translated(routed.request)
         first_token_timeout = routed.options.first_token_timeout
 
         def seamed(chunks: AsyncIterator[list[ChatChunk]]) -> AsyncIterator[list[ChatChunk]]:

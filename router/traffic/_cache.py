@@ -58,10 +58,10 @@ ENTRY_OVERHEAD = 256
 #: Words per content chunk when :func:`replay` streams a cached answer.
 REPLAY_WORDS = 20
 # Bumped whenever the key's layout changes, so that old and new keys never meet.
-_KEY_VERSION = 1
-# Request fields that describe the transport, not the answer; dropped from ``extra``
-# too in case a caller put them there.
-_NOT_KEYED = frozenset({"stream", "stream_options"})
+_KEY_VERSION = 2
+# Request fields that describe the transport, not the answer (and the client body's
+# ``model``, which the route stands for); dropped from ``extra`` too.
+_NOT_KEYED = frozenset({"stream", "stream_options", "model"})
 
 
 # -- keys -------------------------------------------------------------------------------
@@ -83,7 +83,9 @@ def cache_key(route: str, req: GatewayRequest, client: str | None) -> bytes:
       (``max_tokens`` or ``max_completion_tokens``) and ``stop``;
     - all of ``extra``: ``seed``, ``response_format``, ``n``, ``logprobs``, ``user``
       and anything else a client sent;
-    - ``client``, the client key's name, or ``None`` on a route whose cache is shared.
+    - ``client``, the client key's name, or ``None`` on a route whose cache is shared;
+    - ``req.raw``: the client's body (less ``model`` and streaming) and its format, which
+      a same-format target gets whole (``thinking``, ``top_k`` change the answer too).
 
     Not in the key: ``stream`` and ``include_usage`` (and ``stream_options``), since a
     streamed request can be served from a non-streamed answer and the other way round;
@@ -112,6 +114,8 @@ def cache_key(route: str, req: GatewayRequest, client: str | None) -> bytes:
         "limit_name": req.limit_name,
         "stop": req.stop,
         "extra": {k: v for k, v in req.extra.items() if k not in _NOT_KEYED},
+        "raw": req.raw and {k: v for k, v in req.raw.body.items() if k not in _NOT_KEYED},
+        "format": req.raw and req.raw.format,
     }
     canonical = orjson.dumps(doc, default=plain_json, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).digest()

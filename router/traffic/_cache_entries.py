@@ -50,10 +50,12 @@ def embedding_cache_key(route: str, req: EmbeddingRequest, client: str | None) -
 
 
 def answer_size(resp: Cached) -> int:
-    """An answer's size for the cache's bound: the length of its OpenAI JSON."""
+    """An answer's size for the cache's bound: the length of its OpenAI JSON, and of
+    the upstream's own when it is kept as it came (passthrough)."""
     if isinstance(resp, EmbeddingResponse):
         return len(orjson.dumps(embedding_response_to_wire(resp)))
-    return len(orjson.dumps(response_to_wire(resp)))
+    raw = len(orjson.dumps(resp.raw)) if resp.raw is not None else 0
+    return len(orjson.dumps(response_to_wire(resp))) + raw
 
 
 def plain_json(value: Any) -> Any:

@@ -26,6 +26,9 @@ from adapters import (
     TokenCounter,
     UnsupportedCapability,
     UpstreamRequest,
+    refuse_untranslated,
+    response_for,
+    stream_decoder_for,
 )
 
 from ._embed import embed_over_http
@@ -158,9 +161,11 @@ class HTTPUpstream:
         return self._side_transport
 
     async def _prepare(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        """The signed upstream request for ``req``, images fetched if allowed and needed."""
+        """The signed upstream request for ``req``, images fetched if allowed and needed.
+        UnsupportedParameter for a part only the client's format takes (``document``)."""
+        refuse_untranslated(req, getattr(self.adapter, "same_format", None), self.name)
         if self._images is not None and not self.adapter.image_urls and wants_fetch(req):
-            req = await inline_images(req, self._images)
+            req = attrs.evolve(await inline_images(req, self._images), raw=None)
         return await self.signed(self.adapter.build_request(req, model))
 
     async def signed(self, request: UpstreamRequest) -> UpstreamRequest:
@@ -194,7 +199,7 @@ class HTTPUpstream:
         if req.stream:
             req = attrs.evolve(req, stream=False, include_usage=False)
         response, body = await self.send_whole(await self._prepare(req, model))
-        answer = self.adapter.parse_response(response.status, response.headers, body)
+        answer = response_for(self.adapter, req, response.status, response.headers, body)
         # Some providers (Bedrock) do not name the model that answered: it is ours.
         return answer if answer.model else attrs.evolve(answer, model=model)
 
@@ -256,7 +261,7 @@ class HTTPUpstream:
                     self.on_headers(response.headers)
                 if not 200 <= response.status < 300:
                     raise self._failure(response, await self._read(response))
-                decoder = self.adapter.stream_decoder()
+                decoder = stream_decoder_for(self.adapter, req)
 
                 async def chunks() -> AsyncGenerator[list[ChatChunk]]:
                     # A plugin's decoder that does not say what it holds: the bytes fed

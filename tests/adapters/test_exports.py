@@ -3,6 +3,14 @@
 import adapters
 
 PUBLIC = {
+    # same-format passthrough
+    "ANTHROPIC",
+    "OPENAI",
+    "MessagesSent",
+    "WireBody",
+    "passes_through",
+    "refuse_untranslated",
+    "translated",
     # errors
     "GatewayError",
     "InvalidRequest",
@@ -66,7 +74,9 @@ PUBLIC = {
     "StreamDecoder",
     "TokenCounter",
     "error_for_status",
+    "response_for",
     "retry_after",
+    "stream_decoder_for",
     # OpenAI wire format and adapter
     "OpenAIAdapter",
     "OpenAIStreamDecoder",

@@ -17,7 +17,9 @@ It answers per model id:
 - ``fail-400`` / ``fail-403`` / ``fail-404`` / ``fail-408`` / ``fail-429`` / ``fail-500``
   / ``fail-503``: that Bedrock exception; ``fail-ctx``: "Input is too long";
 - the shared stream cuts (:mod:`tests.fakes._base`); ``error-mid-stream`` is a
-  ``modelStreamErrorException`` frame.
+  ``modelStreamErrorException`` frame;
+- a forced ``toolChoice.tool`` is obeyed: the answer is that tool's call alone, with an
+  input its schema accepts (:func:`forced_tool`).
 
 Embeddings through ``POST /model/{modelId}/invoke`` (signed the same way), by the model
 family: Titan Text Embeddings (``amazon.titan-embed-text-v2:0``: one ``inputText``,
@@ -39,6 +41,7 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlencode
 
 import attrs
+import orjson
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -59,6 +62,7 @@ from tests.fakes._base import (
     words,
 )
 from tests.fakes._vectors import fake_tokens, fake_vector
+from tests.fakes.schema import instance
 
 __all__ = ["FakeBedrock", "Received", "event_frame", "exception_frame", "frame"]
 
@@ -250,8 +254,29 @@ def _text(model: str, payload: dict[str, Any]) -> str:
     return answer_text(model, _answer(payload), _prefill(payload))
 
 
+def forced_tool(payload: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``(name, input)`` of the call a forced ``toolChoice.tool`` makes: an input its
+    ``inputSchema.json`` accepts."""
+    config = payload.get("toolConfig") or {}
+    name = ((config.get("toolChoice") or {}).get("tool") or {}).get("name")
+    if name is None:
+        return None
+    spec = next(t["toolSpec"] for t in config["tools"] if t["toolSpec"]["name"] == name)
+    return name, instance(spec["inputSchema"]["json"])
+
+
 def _converse(model: str, payload: dict[str, Any]) -> dict[str, Any]:
     content: list[dict[str, Any]] = [{"text": _text(model, payload)}]
+    forced = forced_tool(payload)
+    if forced is not None:
+        name, arguments = forced
+        use = {"toolUseId": "tooluse_fake2", "name": name, "input": arguments}
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"toolUse": use}]}},
+            "stopReason": "tool_use",
+            "usage": USAGE,
+            "metrics": {"latencyMs": 42},
+        }
     if model == "tool-caller":
         content = [
             {"text": "Let me check."},
@@ -267,10 +292,23 @@ def _converse(model: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 def _stream(model: str, payload: dict[str, Any]) -> Stream:
     head = [event_frame("messageStart", {"role": "assistant", "p": "abcdefgh"})]
-    if model == "tool-caller":
+    forced = forced_tool(payload)
+    stop = _STOPS.get(model, "end_turn")
+    if forced is not None:
+        use = {"toolUseId": "tooluse_fake2", "name": forced[0]}
+        head.append(
+            event_frame("contentBlockStart", {"contentBlockIndex": 0, "start": {"toolUse": use}})
+        )
+        text = orjson.dumps(forced[1]).decode()
+        half = len(text) // 2
+        deltas: list[dict[str, Any]] = [
+            {"toolUse": {"input": p}} for p in (text[:half], text[half:])
+        ]
+        stop = "tool_use"
+    elif model == "tool-caller":
         start = {"contentBlockIndex": 0, "start": {"toolUse": _TOOL_USE}}
         head.append(event_frame("contentBlockStart", start))
-        deltas: list[dict[str, Any]] = [{"toolUse": {"input": p}} for p in ARGUMENT_PIECES]
+        deltas = [{"toolUse": {"input": p}} for p in ARGUMENT_PIECES]
     else:
         deltas = [{"text": w} for w in words(_text(model, payload))]
     pieces = [
@@ -280,7 +318,7 @@ def _stream(model: str, payload: dict[str, Any]) -> Stream:
     metadata = {"usage": USAGE, "metrics": {"latencyMs": 42}}
     tail = [
         event_frame("contentBlockStop", {"contentBlockIndex": 0}),
-        event_frame("messageStop", {"stopReason": _STOPS.get(model, "end_turn")}),
+        event_frame("messageStop", {"stopReason": stop}),
         event_frame("metadata", metadata),
     ]
     error = exception_frame("modelStreamErrorException", "The model stream broke.")

@@ -18,7 +18,9 @@ first, no empty parts) enforced with Gemini's 400. Answers by model id:
   ``unsafe``: an answer cut off with ``finishReason: SAFETY``; ``long``: cut off
   with ``MAX_TOKENS``;
 - the shared stream cuts (:mod:`tests.fakes._base`); ``error-mid-stream`` is an
-  ``error`` event.
+  ``error`` event;
+- ``responseMimeType: application/json``: the text is JSON, an instance of
+  ``responseJsonSchema`` (or ``responseSchema``), else ``{"echo": ...}``.
 
 Embeddings: ``:embedContent`` (one ``content``) and ``:batchEmbedContents`` (at most 100
 ``requests``, each naming the same ``models/{model}``), unknown fields refused, and
@@ -46,6 +48,7 @@ from tests.fakes._base import (
     words,
 )
 from tests.fakes._vectors import fake_vector
+from tests.fakes.schema import instance
 
 _TOP_LEVEL = frozenset(
     {
@@ -277,9 +280,15 @@ def _prefill(payload: dict[str, Any]) -> str | None:
 
 
 def _answer(model: str, payload: dict[str, Any]) -> str:
-    """The answer to the last user turn, continuing a final ``model`` turn."""
+    """The answer to the last user turn, continuing a final ``model`` turn; JSON when
+    the request asks for it (an instance of its schema, else the echo in an object)."""
     users = [c for c in payload["contents"] if c.get("role", "user") == "user"]
-    return answer_text(model, _echo(users[-1]["parts"]), _prefill(payload))
+    text = _echo(users[-1]["parts"])
+    config = payload.get("generationConfig") or {}
+    if config.get("responseMimeType") == "application/json":
+        schema = config.get("responseJsonSchema") or config.get("responseSchema")
+        return orjson.dumps(instance(schema) if schema else {"echo": text}).decode()
+    return answer_text(model, text, _prefill(payload))
 
 
 def _echo(last: list[dict[str, Any]]) -> str:

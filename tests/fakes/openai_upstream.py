@@ -8,6 +8,8 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 
 - ``tool-caller``: a ``get_weather`` tool call (arguments streamed in pieces);
 - ``long``: finish ``length``; ``unsafe``: finish ``content_filter``, no content;
+- ``rich``: answers and chunks with ``system_fingerprint``, ``service_tier``, usage
+  details and a host field of its own (``x_host``);
 - ``fail-401`` echoes the key it got whole (OpenAI masks most of it: the worst case);
 - ``flaky-429``: a 429 with ``retry-after-ms: 50`` on its first call, answers after;
 - ``toggle-*``: 500 while :attr:`FakeOpenAI.down`, answers otherwise (``GET`` follows it);
@@ -205,7 +207,7 @@ class FakeOpenAI(FakeServer):
                 (b"x-ratelimit-remaining-requests", b"0"),
                 (b"x-ratelimit-reset-requests", b"30s"),
             ]
-        return Reply(200, self.decorate(body), headers)
+        return Reply(200, self.decorate(_extras(model, body)), headers)
 
     def _call(self, arguments: str) -> dict[str, Any]:
         function = {"name": "get_weather", "arguments": arguments}
@@ -213,7 +215,7 @@ class FakeOpenAI(FakeServer):
 
     def _chunk(self, model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        return sse(self.decorate(self._chunk_body(model, [self.choice(choice)])))
+        return sse(self.decorate(_extras(model, self._chunk_body(model, [self.choice(choice)]))))
 
     def _chunk_body(self, model: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -243,7 +245,8 @@ class FakeOpenAI(FakeServer):
             pieces = [self._chunk(model, {"content": w}) for w in words(text)]
         tail = [self._chunk(model, {}, finish)]
         if (got.body.get("stream_options") or {}).get("include_usage"):
-            tail.append(sse(self.decorate({**self._chunk_body(model, []), "usage": self.usage()})))
+            usage = {**self._chunk_body(model, []), "usage": self.usage()}
+            tail.append(sse(self.decorate(_extras(model, usage))))
         error = {"message": "The server had an error.", "type": "server_error"}
         return Stream(
             head=[*self.head(), self._chunk(model, {"role": "assistant", "content": ""})],
@@ -258,3 +261,22 @@ class FakeOpenAI(FakeServer):
         if model == "no-done":
             return [*stream.head, *stream.pieces, *stream.tail[:-1]]
         return super().cut(model, stream)
+
+
+def _extras(model: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The ``rich`` model's answers carry what OpenAI adds beyond the basics, and a
+    field of the host's own, for passthrough to show it all arrives."""
+    if model != "rich":
+        return body
+    extras: dict[str, Any] = {
+        "system_fingerprint": "fp_rich",
+        "service_tier": "priority",
+        "x_host": {"region": "eu-1"},
+    }
+    if "usage" in body:
+        extras["usage"] = {
+            **body["usage"],
+            "prompt_tokens_details": {"cached_tokens": 3},
+            "completion_tokens_details": {"reasoning_tokens": 2},
+        }
+    return {**body, **extras}
