@@ -7,12 +7,15 @@ from ._anthropic_response import anthropic_error_to_wire as anthropic_error_to_w
 from ._anthropic_response import messages_response_to_wire as messages_response_to_wire
 from ._base import AdapterBase as AdapterBase
 from ._base import Capabilities as Capabilities
+from ._base import Embedder as Embedder
 from ._base import HTTPAdapter as HTTPAdapter
 from ._base import StreamDecoder as StreamDecoder
 from ._base import TokenCounter as TokenCounter
 from ._base import error_for_status as error_for_status
 from ._base import header as header
+from ._base import response_for as response_for
 from ._base import retry_after as retry_after
+from ._base import stream_decoder_for as stream_decoder_for
 from ._configs import AnthropicProvider as AnthropicProvider
 from ._configs import AzureProvider as AzureProvider
 from ._configs import BedrockProvider as BedrockProvider
@@ -23,6 +26,10 @@ from ._configs import OllamaProvider as OllamaProvider
 from ._configs import OpenAICompatibleProvider as OpenAICompatibleProvider
 from ._configs import OpenAIProvider as OpenAIProvider
 from ._configs import SimulatedProvider as SimulatedProvider
+from ._embeddings import join_embeddings as join_embeddings
+from ._embeddings import request_parts as request_parts
+from ._embeddings import share_tokens as share_tokens
+from ._embeddings import split_embeddings as split_embeddings
 from ._errors import AllTargetsFailed as AllTargetsFailed
 from ._errors import AuthenticationFailed as AuthenticationFailed
 from ._errors import ContentFiltered as ContentFiltered
@@ -44,6 +51,8 @@ from ._messages_request import messages_request_from_wire as messages_request_fr
 from ._messages_stream import MessagesStreamEncoder as MessagesStreamEncoder
 from ._openai import OpenAIAdapter as OpenAIAdapter
 from ._openai import OpenAIStreamDecoder as OpenAIStreamDecoder
+from ._openai_embeddings import embedding_request_from_wire as embedding_request_from_wire
+from ._openai_embeddings import embedding_response_to_wire as embedding_response_to_wire
 from ._openai_request import request_from_wire as request_from_wire
 from ._openai_request import request_to_wire as request_to_wire
 from ._openai_response import chat_completion_id as chat_completion_id
@@ -51,6 +60,12 @@ from ._openai_response import chunk_from_wire as chunk_from_wire
 from ._openai_response import chunk_to_wire as chunk_to_wire
 from ._openai_response import response_from_wire as response_from_wire
 from ._openai_response import response_to_wire as response_to_wire
+from ._passthrough import ANTHROPIC as ANTHROPIC
+from ._passthrough import OPENAI as OPENAI
+from ._passthrough import MessagesSent as MessagesSent
+from ._passthrough import passes_through as passes_through
+from ._passthrough import refuse_untranslated as refuse_untranslated
+from ._passthrough import translated as translated
 from ._prefill import Seam as Seam
 from ._prefill import prefilled as prefilled
 from ._ratelimit_headers import RateLimitParser as RateLimitParser
@@ -76,6 +91,9 @@ from ._types import Choice as Choice
 from ._types import ChunkChoice as ChunkChoice
 from ._types import ContentPart as ContentPart
 from ._types import Delta as Delta
+from ._types import EmbeddingInput as EmbeddingInput
+from ._types import EmbeddingRequest as EmbeddingRequest
+from ._types import EmbeddingResponse as EmbeddingResponse
 from ._types import GatewayRequest as GatewayRequest
 from ._types import GatewayResponse as GatewayResponse
 from ._types import ImagePart as ImagePart
@@ -86,3 +104,4 @@ from ._types import ToolCall as ToolCall
 from ._types import ToolCallDelta as ToolCallDelta
 from ._types import UpstreamRequest as UpstreamRequest
 from ._types import Usage as Usage
+from ._types import WireBody as WireBody

@@ -16,11 +16,8 @@ import attrs
 import orjson
 
 from ._anthropic_request import request_to_wire
-from ._anthropic_response import (
-    finish_reason_from_wire,
-    response_from_wire,
-    stop_sequence_from_wire,
-)
+from ._anthropic_response import finish_reason_from_wire as finish_reason
+from ._anthropic_response import response_from_wire, stop_sequence_from_wire, usage_from_wire
 from ._base import (
     AdapterBase,
     Headers,
@@ -41,7 +38,9 @@ from ._errors import (
     StreamError,
     Timeout,
 )
+from ._passthrough import ANTHROPIC, body_for, passes_through, sse_bytes
 from ._sse import SSEDecoder, SSEEvent
+from ._structured import JsonToolDecoder, json_tool, json_tool_answer
 from ._types import (
     ChatChunk,
     ChunkChoice,
@@ -55,6 +54,8 @@ from ._types import (
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from ._base import StreamDecoder
 
 __all__ = ["AnthropicAdapter", "AnthropicStreamDecoder", "error_from_wire", "make_adapter"]
 
@@ -77,6 +78,7 @@ class AnthropicAdapter(AdapterBase):
     """
 
     image_urls = True  # Anthropic fetches http(s) image URLs itself ("url" sources)
+    same_format = ANTHROPIC  # a Messages client's body passes through
 
     def __init__(
         self,
@@ -117,13 +119,35 @@ class AnthropicAdapter(AdapterBase):
         return f"AnthropicAdapter(name={self.name!r}, url={self.url!r})"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        body = orjson.dumps(request_to_wire(req, model, self.max_tokens))
         headers = self._stream_headers if req.stream else self._headers
+        if passes_through(req, ANTHROPIC):  # a Messages client: its body as it came
+            return UpstreamRequest("POST", self.url, headers, orjson.dumps(body_for(req, model)))
+        tool = json_tool(req, "anthropic")
+        if tool is not None:  # response_format: answered through a forced tool
+            req = tool.request(req)
+        body = orjson.dumps(request_to_wire(req, model, self.max_tokens))
         return UpstreamRequest("POST", self.url, headers, body)
 
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
         raw = upstream_json(body)
         return response_from_wire(raw)
+
+    def response_for(
+        self, req: GatewayRequest, status: int, headers: Headers, body: bytes
+    ) -> GatewayResponse:
+        raw = upstream_json(body)
+        answer = response_from_wire(raw)
+        if passes_through(req, ANTHROPIC):
+            return attrs.evolve(answer, raw=raw)  # the Messages client gets it as it is
+        tool = json_tool(req, "anthropic")
+        return answer if tool is None else json_tool_answer(answer, tool.name)
+
+    def stream_decoder_for(self, req: GatewayRequest) -> StreamDecoder:
+        if passes_through(req, ANTHROPIC):
+            return AnthropicStreamDecoder(passthrough=True)
+        tool = json_tool(req, "anthropic")
+        decoder = self.stream_decoder()
+        return decoder if tool is None else JsonToolDecoder(decoder, tool.name)
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         kind, message = _error_fields(body)
@@ -214,9 +238,15 @@ class AnthropicStreamDecoder:
     content and tool-call argument chunks (tool calls numbered in order, apart from the
     block index, which counts text blocks too); ``message_stop`` gives the finish chunk
     and the usage chunk. A stream is complete only after ``message_stop``.
+
+    With ``passthrough`` (a Messages client's request passed through), every event
+    also goes out as it came: its bytes ride on the first chunk it gave (``raw``), or on
+    a chunk of its own with no choices (``ping``, block starts and stops, thinking,
+    events the API adds later).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, passthrough: bool = False) -> None:
+        self._passthrough = passthrough
         self._sse = SSEDecoder()
         self._id = ""
         self._model = ""
@@ -253,10 +283,23 @@ class AnthropicStreamDecoder:
             raw = stream_event_object(event.data)
             name = event.event if event.event != "message" else str(raw.get("type"))
             try:
-                out.extend(self._event(name, raw))
+                chunks = self._event(name, raw)
             except (KeyError, TypeError, AttributeError, ValueError) as exc:
                 raise StreamError(f"upstream sent a bad {name} event: {exc!r}") from exc
+            if self._passthrough:
+                chunks = self._with_event(chunks, sse_bytes(event.data, name), name)
+            out.extend(chunks)
         return out
+
+    def _with_event(self, chunks: list[ChatChunk], wire: bytes, name: str) -> list[ChatChunk]:
+        """``chunks`` carrying the event that gave them (see the class docstring). A
+        content block's event is content even without choices: a thinking block, which
+        may go on for longer than the first-token time, commits the stream."""
+        if not chunks:
+            content = name.startswith("content_block_")
+            return [ChatChunk(self._id, self._model, 0, raw=wire, raw_content=content)]
+        first, *rest = chunks
+        return [attrs.evolve(first, raw=wire), *(attrs.evolve(c, raw=b"") for c in rest)]
 
     def _event(self, name: str, raw: dict[str, Any]) -> list[ChatChunk]:
         if name == "error":
@@ -331,23 +374,15 @@ class AnthropicStreamDecoder:
             return []
         # message_stop
         self._done = True
-        usage = self._total()
-        finish = ChunkChoice(
-            0, Delta(), finish_reason_from_wire(self._stop_reason), self._stop_sequence
-        )
+        finish = ChunkChoice(0, Delta(), finish_reason(self._stop_reason), self._stop_sequence)
         return [
             ChatChunk(self._id, self._model, 0, (finish,)),
-            ChatChunk(self._id, self._model, 0, (), usage=usage),
+            ChatChunk(self._id, self._model, 0, (), usage=self._total()),
         ]
 
     def _total(self) -> Usage:
         """The usage so far, as ours counts it (cached input in the prompt, and apart)."""
-        return Usage(
-            sum(self._inputs.values()),
-            self._output,
-            cache_read_tokens=self._inputs.get("cache_read_input_tokens", 0),
-            cache_write_tokens=self._inputs.get("cache_creation_input_tokens", 0),
-        )
+        return usage_from_wire({**self._inputs, "output_tokens": self._output}) or Usage()
 
     def _usage(self, raw: Any) -> None:
         """Counts are cumulative; a field left out keeps its earlier value."""

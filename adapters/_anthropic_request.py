@@ -72,8 +72,9 @@ def request_to_wire(req: GatewayRequest, model: str, default_max_tokens: int) ->
     user = req.extra.get("user")
     if isinstance(user, str):
         body["metadata"] = {"user_id": user}
-    # Everything else in ``extra`` (seed, response_format, logprobs, ...) has no
-    # Anthropic equivalent in the classic API and is dropped.
+    # Everything else in ``extra`` (seed, logprobs, ...) has no Anthropic equivalent in
+    # the classic API and is dropped; the adapter turns ``response_format`` into a
+    # forced tool first (``adapters._structured``).
     return body
 
 

@@ -20,6 +20,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+import attrs
 import orjson
 
 from ._base import (
@@ -33,11 +34,21 @@ from ._base import (
     upstream_json,
     with_upstream_detail,
 )
+from ._embeddings import MAX_INPUTS
 from ._errors import ContentFiltered, GatewayError
-from ._openai import OpenAIStreamDecoder
-from ._openai_request import request_to_wire
+from ._openai import OpenAIStreamDecoder, openai_embedding_body
+from ._openai_embeddings import embedding_response_from_wire
+from ._openai_request import for_reasoning_model, request_to_wire
 from ._openai_response import response_from_wire
-from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
+from ._passthrough import OPENAI, body_for, passes_through
+from ._types import (
+    ChatChunk,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    GatewayRequest,
+    GatewayResponse,
+    UpstreamRequest,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -61,6 +72,8 @@ class AzureAdapter(AdapterBase):
         headers: Extra headers for every request (they override ours).
         name: The provider's name in the config.
     """
+
+    same_format = OPENAI  # an OpenAI Chat client's body passes through
 
     def __init__(
         self,
@@ -94,14 +107,16 @@ class AzureAdapter(AdapterBase):
     def _query(self) -> str:
         return urlencode({"api-version": self.api_version})
 
-    def url(self, model: str) -> str:
+    def url(self, model: str, operation: str = "chat/completions") -> str:
         deployment = path_segment(self.deployment or model)
-        return f"{self.base_url}/openai/deployments/{deployment}/chat/completions?{self._query()}"
+        return f"{self.base_url}/openai/deployments/{deployment}/{operation}?{self._query()}"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
+        # An OpenAI Chat client's body passes through as it came; others are translated.
+        body = body_for(req, model) if passes_through(req, OPENAI) else request_to_wire(req, model)
         # Azure serves OpenAI's models: a reasoning one (by its deployment's name, as
         # deployments are usually named) takes only max_completion_tokens.
-        body = request_to_wire(req, self.deployment or model, openai_limits=True)
+        body = for_reasoning_model(body, self.deployment or model)
         del body["model"]  # the deployment in the URL chooses the model
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url(model), headers, orjson.dumps(body))
@@ -109,6 +124,33 @@ class AzureAdapter(AdapterBase):
     def parse_response(self, status: int, headers: Headers, body: bytes) -> GatewayResponse:
         raw = upstream_json(body)
         return response_from_wire(raw)
+
+    def response_for(
+        self, req: GatewayRequest, status: int, headers: Headers, body: bytes
+    ) -> GatewayResponse:
+        raw = upstream_json(body)
+        answer = response_from_wire(raw)
+        # An OpenAI Chat client gets Azure's answer as it came (filter results too).
+        return attrs.evolve(answer, raw=raw) if passes_through(req, OPENAI) else answer
+
+    def stream_decoder_for(self, req: GatewayRequest) -> AzureStreamDecoder:
+        return AzureStreamDecoder(passthrough=passes_through(req, OPENAI))
+
+    def embedding_batch(self, model: str) -> int:
+        return MAX_INPUTS
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        """``POST .../deployments/{deployment}/embeddings``: OpenAI's body, no model."""
+        body = openai_embedding_body(req, model)
+        del body["model"]  # the deployment in the URL chooses the model
+        return UpstreamRequest(
+            "POST", self.url(model, "embeddings"), self._headers, orjson.dumps(body)
+        )
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        return embedding_response_from_wire(upstream_json(body), len(req.inputs))
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         error = _error_object(body)

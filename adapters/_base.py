@@ -26,12 +26,20 @@ from ._errors import (
     RateLimitExceeded,
     SerializationError,
     StreamError,
+    UnsupportedCapability,
 )
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
+    from ._types import (
+        ChatChunk,
+        EmbeddingRequest,
+        EmbeddingResponse,
+        GatewayRequest,
+        GatewayResponse,
+        UpstreamRequest,
+    )
 
 __all__ = [
     "error_object",
@@ -40,6 +48,7 @@ __all__ = [
     "with_upstream_detail",
     "AdapterBase",
     "Capabilities",
+    "Embedder",
     "Headers",
     "HTTPAdapter",
     "StreamDecoder",
@@ -48,7 +57,9 @@ __all__ = [
     "header",
     "path_segment",
     "request_headers",
+    "response_for",
     "retry_after",
+    "stream_decoder_for",
 ]
 
 Headers = Sequence[tuple[str, str]]
@@ -152,8 +163,30 @@ class HTTPAdapter(Protocol):
         ...
 
 
+class Embedder(Protocol):
+    """An adapter's embeddings (optional: :class:`AdapterBase` has none).
+
+    ``embedding_batch`` is how many inputs one upstream call may carry (a provider's
+    limit: the upstream cuts a longer request into parts); 0 means the kind has no
+    embeddings for ``model``.
+    """
+
+    def embedding_batch(self, model: str) -> int: ...
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        """Raises UnsupportedParameter for a parameter the target cannot take."""
+        ...
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        """A 2xx body of ``model`` -> one vector per input of ``req``. Raises
+        SerializationError."""
+        ...
+
+
 class AdapterBase:
-    """Defaults for the optional parts of :class:`HTTPAdapter`."""
+    """Defaults for the optional parts of :class:`HTTPAdapter` (no embeddings)."""
 
     image_urls: bool = True
     #: Whether ``sign`` may block (fetch credentials): then it runs in a worker thread.
@@ -164,6 +197,48 @@ class AdapterBase:
 
     def sign(self, request: UpstreamRequest, now: datetime) -> UpstreamRequest:
         return request
+
+    def response_for(
+        self, req: GatewayRequest, status: int, headers: Headers, body: bytes
+    ) -> GatewayResponse:
+        """The 2xx answer to ``req``: :meth:`parse_response`, plus what only the request
+        tells (the shape it asked for). Raises SerializationError."""
+        return self.parse_response(status, headers, body)  # type: ignore[attr-defined,no-any-return]
+
+    def stream_decoder_for(self, req: GatewayRequest) -> StreamDecoder:
+        """The decoder of the stream answering ``req`` (see :meth:`response_for`)."""
+        return self.stream_decoder()  # type: ignore[attr-defined,no-any-return]
+
+    def embedding_batch(self, model: str) -> int:
+        return 0  # no embeddings: the upstream refuses before building anything
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        raise UnsupportedCapability("this provider has no embeddings")
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        raise UnsupportedCapability("this provider has no embeddings")
+
+
+def response_for(
+    adapter: HTTPAdapter, req: GatewayRequest, status: int, headers: Headers, body: bytes
+) -> GatewayResponse:
+    """``adapter``'s answer to ``req`` (an adapter without the hook: its plain parse)."""
+    hook = getattr(adapter, "response_for", None)
+    if hook is None:
+        return adapter.parse_response(status, headers, body)
+    answer: GatewayResponse = hook(req, status, headers, body)
+    return answer
+
+
+def stream_decoder_for(adapter: HTTPAdapter, req: GatewayRequest) -> StreamDecoder:
+    """``adapter``'s decoder for the stream answering ``req``."""
+    hook = getattr(adapter, "stream_decoder_for", None)
+    if hook is None:
+        return adapter.stream_decoder()
+    decoder: StreamDecoder = hook(req)
+    return decoder
 
 
 def request_headers(

@@ -30,6 +30,11 @@ from ._base import (
     stream_event_object,
     upstream_json,
 )
+from ._bedrock_embeddings import (
+    bedrock_embedding_batch,
+    bedrock_embedding_body,
+    bedrock_embedding_response,
+)
 from ._bedrock_wire import (
     error_from_wire,
     finish_reason,
@@ -38,10 +43,13 @@ from ._bedrock_wire import (
     usage_from_wire,
 )
 from ._errors import AuthenticationFailed, GatewayError, StreamError
+from ._structured import JsonToolDecoder, json_tool, json_tool_answer
 from ._types import (
     ChatChunk,
     ChunkChoice,
     Delta,
+    EmbeddingRequest,
+    EmbeddingResponse,
     GatewayRequest,
     GatewayResponse,
     ToolCallDelta,
@@ -54,6 +62,8 @@ if TYPE_CHECKING:
 
     from botocore.credentials import ReadOnlyCredentials
     from botocore.eventstream import EventStreamMessage, MessagePrelude
+
+    from ._base import StreamDecoder
 
 __all__ = ["BedrockAdapter", "BedrockStreamDecoder", "make_adapter"]
 
@@ -109,6 +119,9 @@ class BedrockAdapter(AdapterBase):
         return f"{self.base_url}/model/{label}/{'converse-stream' if stream else 'converse'}"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
+        tool = json_tool(req, "bedrock")
+        if tool is not None:  # response_format: answered through a forced tool
+            req = tool.request(req)
         body = orjson.dumps(request_to_wire(req))
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url(model, req.stream), headers, body)
@@ -121,6 +134,34 @@ class BedrockAdapter(AdapterBase):
         request_id = header(headers, "x-amzn-requestid")
         answer_id = f"chatcmpl-{request_id}" if request_id else _STREAM_ID
         return response_from_wire(raw, id=answer_id, model=model)
+
+    def response_for(
+        self, req: GatewayRequest, status: int, headers: Headers, body: bytes
+    ) -> GatewayResponse:
+        answer = self.parse_response(status, headers, body)
+        tool = json_tool(req, "bedrock")
+        return answer if tool is None else json_tool_answer(answer, tool.name)
+
+    def stream_decoder_for(self, req: GatewayRequest) -> StreamDecoder:
+        tool = json_tool(req, "bedrock")
+        decoder = self.stream_decoder()
+        return decoder if tool is None else JsonToolDecoder(decoder, tool.name)
+
+    def embedding_batch(self, model: str) -> int:
+        return bedrock_embedding_batch(model)
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        """``POST {base_url}/model/{id}/invoke`` with the model family's body (see
+        :mod:`._bedrock_embeddings`); signed at send time like Converse."""
+        body = orjson.dumps(bedrock_embedding_body(req, model))
+        url = f"{self.base_url}/model/{path_segment(model)}/invoke"
+        return UpstreamRequest("POST", url, self._headers, body)
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        tokens = header(headers, "x-amzn-bedrock-input-token-count")
+        return bedrock_embedding_response(upstream_json(body), model, len(req.inputs), tokens)
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         message, body_type = _error_fields(body)

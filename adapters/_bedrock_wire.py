@@ -122,8 +122,8 @@ def request_to_wire(req: GatewayRequest) -> dict[str, Any]:
         body["inferenceConfig"] = inference
     if tool_config := _tool_config(req, body["messages"]):
         body["toolConfig"] = tool_config
-    if output := _output_config(req.extra.get("response_format")):
-        body["outputConfig"] = output
+    # ``response_format`` was made a forced tool by the adapter (``._structured``):
+    # Converse's own ``outputConfig.textFormat`` is for a few recent models only.
     return body
 
 
@@ -264,21 +264,6 @@ def _tool_spec(name: str, description: str | None, parameters: Any) -> dict[str,
     schema = dict(parameters) if parameters else {"type": "object", "properties": {}}
     spec["inputSchema"] = {"json": schema}
     return {"toolSpec": spec}
-
-
-def _output_config(fmt: Any) -> dict[str, Any] | None:
-    """OpenAI ``response_format`` json_schema -> ``outputConfig.textFormat``."""
-    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
-        return None  # "json_object" and "text" have no Converse equivalent
-    spec = fmt.get("json_schema")
-    if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
-        return None
-    structure: dict[str, Any] = {"schema": orjson.dumps(spec["schema"]).decode()}
-    for key in ("name", "description"):
-        if isinstance(spec.get(key), str):
-            structure[key] = spec[key]
-    text_format = {"type": "json_schema", "structure": {"jsonSchema": structure}}
-    return {"textFormat": text_format}
 
 
 # -- responses --------------------------------------------------------------------------

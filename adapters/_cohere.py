@@ -32,6 +32,11 @@ from ._base import (
     stream_event_object,
     upstream_json,
 )
+from ._cohere_embeddings import (
+    COHERE_BATCH,
+    cohere_embedding_body,
+    cohere_embedding_response,
+)
 from ._cohere_wire import (
     finish_reason,
     is_vision_model,
@@ -56,6 +61,8 @@ from ._types import (
     Choice,
     ChunkChoice,
     Delta,
+    EmbeddingRequest,
+    EmbeddingResponse,
     GatewayRequest,
     GatewayResponse,
     Message,
@@ -178,6 +185,21 @@ class CohereAdapter(AdapterBase):
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise SerializationError(f"not a Cohere chat response: {exc!r}") from exc
+
+    def embedding_batch(self, model: str) -> int:
+        return COHERE_BATCH
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        """``POST {base_url}/v2/embed``; see :mod:`._cohere_embeddings`."""
+        body = cohere_embedding_body(req, model, "cohere", with_model=True)
+        return UpstreamRequest(
+            "POST", f"{self.base_url}/v2/embed", self._headers, orjson.dumps(body)
+        )
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        return cohere_embedding_response(upstream_json(body), len(req.inputs), None)
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         raw = error_object(body).get("message")

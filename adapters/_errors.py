@@ -6,8 +6,8 @@ and which HTTP status and OpenAI-style error body the client gets::
 
     GatewayError
     ├── InvalidRequest            the client's request is wrong (400)
-    │   ├── UnsupportedCapability no target can do what it asks (400)
-    │   └── UnsupportedParameter  a field this gateway does not serve (400, names it)
+    │   └── UnsupportedCapability no target can do what it asks (400)
+    │       └── UnsupportedParameter  a field a target (or the gateway) does not take (400, names it)
     ├── NotFound                  unknown model or route (404)
     ├── AuthenticationFailed      a credential was refused (upstream: 502 to the client)
     ├── RateLimitExceeded         429, with Retry-After when known
@@ -115,11 +115,12 @@ class UnsupportedCapability(InvalidRequest):
     code = "unsupported_capability"
 
 
-class UnsupportedParameter(InvalidRequest):
-    """A request field the gateway does not serve, refused rather than dropped.
+class UnsupportedParameter(UnsupportedCapability):
+    """A request field a target cannot take, or the gateway does not serve, refused
+    rather than dropped (``param`` names it: OpenAI's own code for a parameter a model
+    does not take).
 
-    ``param`` names it, so the client sees exactly which field to leave out (OpenAI's
-    own code for a parameter a model does not take).
+    Raised before anything is sent, so routing moves on to a target that takes it.
     """
 
     code = "unsupported_parameter"

@@ -39,6 +39,12 @@ from ._errors import (
     StreamError,
     Timeout,
 )
+from ._gemini_embeddings import (
+    GEMINI_BATCH,
+    embedding_body,
+    embedding_method,
+    embedding_response,
+)
 from ._gemini_wire import (
     answer_parts,
     created_from_wire,
@@ -53,6 +59,8 @@ from ._types import (
     ChatChunk,
     ChunkChoice,
     Delta,
+    EmbeddingRequest,
+    EmbeddingResponse,
     GatewayRequest,
     GatewayResponse,
     ToolCallDelta,
@@ -126,6 +134,22 @@ class GeminiAdapter(AdapterBase):
         headers = tuple((k, v) for k, v in self._headers if k != "content-type")
         return UpstreamRequest("GET", f"{self.base_url}/models", headers, b"")
 
+    def embedding_batch(self, model: str) -> int:
+        return GEMINI_BATCH
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        """``embedContent`` (one input) or ``batchEmbedContents``; see
+        :mod:`._gemini_embeddings`. Raises UnsupportedParameter."""
+        collection, name = _model_resource(model)
+        body = orjson.dumps(embedding_body(req, f"{collection}/{name}"))
+        url = f"{self.base_url}/{collection}/{path_segment(name)}:{embedding_method(req)}"
+        return UpstreamRequest("POST", url, self._headers, body)
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        return embedding_response(upstream_json(body), len(req.inputs))
+
     def capabilities(self, model: str) -> Capabilities:
         # Gemma models served by the Gemini API refuse function declarations
         # ("Function calling is not enabled for models/gemma-3-27b-it").
@@ -138,10 +162,16 @@ class GeminiAdapter(AdapterBase):
 def _model_path(model: str) -> str:
     """``models/{id}`` (or ``tunedModels/{id}``), the id one escaped path segment: a
     ``:`` must not reach the ``:method`` suffix, nor a ``/`` or ``..`` another path."""
+    collection, name = _model_resource(model)
+    return f"{collection}/{path_segment(name)}"
+
+
+def _model_resource(model: str) -> tuple[str, str]:
+    """``(collection, id)`` of a model: ``models`` unless it names ``tunedModels``."""
     collection, slash, name = model.partition("/")
     if not slash or collection not in ("models", "tunedModels"):
-        collection, name = "models", model
-    return f"{collection}/{path_segment(name)}"
+        return "models", model
+    return collection, name
 
 
 # -- errors -----------------------------------------------------------------------------

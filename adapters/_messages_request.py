@@ -3,6 +3,13 @@
 The reverse of :mod:`._anthropic_request`, with the same format decisions; in addition
 ``top_k``, ``metadata``, ``thinking`` and ``service_tier`` have no OpenAI equivalent and
 are dropped, and ``tool_result.is_error`` becomes an ``"Error: "`` prefix.
+
+The body itself travels with the request (``GatewayRequest.raw``): an ``anthropic``
+target gets it as it came, every field included (:mod:`._passthrough`). Content blocks
+of a kind the unified request has no form for (``document``, ``search_result``, server
+tool results, kinds added later) and server tools (``web_search_...``) are left out of
+the unified request and named in ``raw.untranslated``: a target of another format
+refuses them by name, an Anthropic target gets them.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from ._errors import (
     InvalidRequest,
 )
 from ._openai_request import client_body, number_param
+from ._passthrough import ANTHROPIC
 from ._types import (
     ContentPart,
     GatewayRequest,
@@ -26,6 +34,7 @@ from ._types import (
     TextPart,
     Tool,
     ToolCall,
+    WireBody,
 )
 
 if TYPE_CHECKING:
@@ -42,6 +51,7 @@ def messages_request_from_wire(body: Any) -> GatewayRequest:
         InvalidRequest: naming the offending parameter.
     """
     body, model = client_body(body)
+    untranslated: list[str] = []
     max_tokens = body.get("max_tokens")
     if type(max_tokens) is not int or max_tokens < 1:
         raise InvalidRequest("'max_tokens' is required: a positive integer", param="max_tokens")
@@ -53,7 +63,7 @@ def messages_request_from_wire(body: Any) -> GatewayRequest:
     if system:
         messages.append(Message("system", system))
     for i, raw in enumerate(raw_messages):
-        messages.extend(_messages_from_wire(raw, i))
+        messages.extend(_messages_from_wire(raw, i, untranslated))
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean", param="stream")
@@ -65,6 +75,12 @@ def messages_request_from_wire(body: Any) -> GatewayRequest:
         raise InvalidRequest("'tools' must be an array", param="tools")
     extra: dict[str, Any] = {}
     tool_choice = _tool_choice_from_wire(body.get("tool_choice"), extra)
+    unified_tools = []
+    for i, t in enumerate(tools or ()):
+        if isinstance(t, dict) and t.get("type", "custom") != "custom" and "name" in t:
+            untranslated.append(f"tools[{i}]")  # a server tool: Anthropic runs it
+        else:
+            unified_tools.append(_tool_from_wire(t, i))
     return GatewayRequest(
         model=model,
         messages=tuple(messages),
@@ -74,9 +90,10 @@ def messages_request_from_wire(body: Any) -> GatewayRequest:
         top_p=number_param(body, "top_p"),
         max_tokens=max_tokens,
         stop=tuple(stop or ()),
-        tools=tuple(_tool_from_wire(t, i) for i, t in enumerate(tools or ())),
+        tools=tuple(unified_tools),
         tool_choice=tool_choice,
         extra=extra,
+        raw=WireBody(ANTHROPIC, body, tuple(untranslated)),
     )
 
 
@@ -91,7 +108,14 @@ def _system_from_wire(raw: Any) -> str:
     raise InvalidRequest("'system' must be a string or an array of text blocks", param="system")
 
 
-def _messages_from_wire(raw: Any, index: int) -> list[Message]:
+#: Content blocks the unified request holds (in their places); other kinds are the
+#: Anthropic format's own, left to a same-format target.
+_KNOWN_BLOCKS = frozenset(
+    {"text", "image", "thinking", "redacted_thinking", "tool_use", "tool_result"}
+)
+
+
+def _messages_from_wire(raw: Any, index: int, untranslated: list[str]) -> list[Message]:
     """One Anthropic turn -> one Message, or (user turns with tool results) several."""
     where = f"messages[{index}]"
     if not isinstance(raw, dict) or raw.get("role") not in ("user", "assistant"):
@@ -119,8 +143,10 @@ def _messages_from_wire(raw: Any, index: int) -> list[Message]:
                 raise InvalidRequest(f"'{at}' must have an id and a name", param=at)
             arguments = orjson.dumps(block.get("input") or {}).decode()
             calls.append(ToolCall(id=block["id"], name=block["name"], arguments=arguments))
+        elif isinstance(kind, str) and kind not in _KNOWN_BLOCKS:
+            untranslated.append(at)  # a document, a server tool's result, ...
         elif kind == "tool_result" and role == "user":
-            text, images = _tool_result_from_wire(block, at)
+            text, images = _tool_result_from_wire(block, at, untranslated)
             results.append(Message("tool", text, tool_call_id=block["tool_use_id"]))
             parts.extend(images)  # OpenAI tool messages take text only: images follow
         else:
@@ -153,7 +179,9 @@ def _image_from_wire(block: Mapping[str, Any], at: str) -> ImagePart:
     raise InvalidRequest(f"'{at}' must have a base64 or url source", param=at)
 
 
-def _tool_result_from_wire(block: Mapping[str, Any], at: str) -> tuple[str, list[ImagePart]]:
+def _tool_result_from_wire(
+    block: Mapping[str, Any], at: str, untranslated: list[str]
+) -> tuple[str, list[ImagePart]]:
     if not isinstance(block.get("tool_use_id"), str):
         raise InvalidRequest(f"'{at}.tool_use_id' is required", param=at)
     content = block.get("content")
@@ -170,6 +198,8 @@ def _tool_result_from_wire(block: Mapping[str, Any], at: str) -> tuple[str, list
                 texts.append(inner["text"])
             elif kind == "image":
                 images.append(_image_from_wire(inner, f"{at}.content[{k}]"))
+            elif isinstance(kind, str) and kind not in _KNOWN_BLOCKS:
+                untranslated.append(f"{at}.content[{k}]")
             else:
                 raise InvalidRequest(f"'{at}.content[{k}]': unsupported block", param=at)
         text = "\n".join(texts)

@@ -96,6 +96,14 @@ class MessagesStreamEncoder:
             self._usage = chunk.usage
         return bytes(out)
 
+    def resume_at(self, block: int, text_open: bool) -> None:
+        """Go on with a message whose start and blocks before ``block`` were sent by
+        someone else (a passed-through stream that broke): text goes on in block
+        ``block`` if it is an open text block, else opens it."""
+        self._started = True
+        self._next_block = block
+        self._open = _TEXT if text_open else None
+
     def close(self) -> bytes:
         """The end of a complete answer: the open block's stop, the held blocks, each
         whole, then the stop reason, usage and ``message_stop``."""

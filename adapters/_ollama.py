@@ -30,6 +30,13 @@ from ._base import (
     upstream_json,
 )
 from ._configs import OLLAMA_URL
+from ._embeddings import (
+    MAX_INPUTS,
+    refuse_extra,
+    refuse_token_input,
+    vector_from_wire,
+    vectors_checked,
+)
 from ._errors import GatewayError, SerializationError, StreamError
 from ._ollama_wire import (
     created_from_wire,
@@ -47,11 +54,14 @@ from ._types import (
     Choice,
     ChunkChoice,
     Delta,
+    EmbeddingRequest,
+    EmbeddingResponse,
     GatewayRequest,
     GatewayResponse,
     Message,
     ToolCallDelta,
     UpstreamRequest,
+    Usage,
 )
 
 if TYPE_CHECKING:
@@ -153,6 +163,36 @@ class OllamaAdapter(AdapterBase):
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise SerializationError(f"not an Ollama chat response: {exc!r}") from exc
+
+    def embedding_batch(self, model: str) -> int:
+        return MAX_INPUTS
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        """``POST {base_url}/api/embed`` with the texts; ``dimensions`` passes through
+        (the model decides whether it can). Raises UnsupportedParameter."""
+        refuse_token_input(req, "ollama")
+        refuse_extra(req, "ollama")
+        body: dict[str, Any] = {"model": model, "input": list(req.texts())}
+        if req.dimensions is not None:
+            body["dimensions"] = req.dimensions
+        url = f"{self.base_url}/api/embed"
+        return UpstreamRequest("POST", url, self._headers, orjson.dumps(body))
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        """``{"model", "embeddings": [[...]], "prompt_eval_count"}``."""
+        raw = upstream_json(body)
+        embeddings = raw.get("embeddings") if isinstance(raw, dict) else None
+        if not isinstance(embeddings, list):
+            raise SerializationError("not an Ollama embed response: no 'embeddings' array")
+        vectors = vectors_checked([vector_from_wire(v) for v in embeddings], len(req.inputs))
+        count = raw.get("prompt_eval_count")
+        return EmbeddingResponse(
+            model=str(raw.get("model") or ""),
+            vectors=vectors,
+            usage=Usage(count) if isinstance(count, int) and not isinstance(count, bool) else None,
+        )
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         raw = error_object(body).get("error")

@@ -19,16 +19,26 @@ from ._base import (
     with_upstream_detail,
 )
 from ._compat import IDENTITY, Fixups
+from ._embeddings import MAX_INPUTS, refuse_dimensions
 from ._errors import GatewayError, SerializationError, StreamError
-from ._openai_request import request_to_wire
+from ._openai_embeddings import embedding_request_to_wire, embedding_response_from_wire
+from ._openai_request import for_reasoning_model, request_to_wire
 from ._openai_response import chunk_from_wire, response_from_wire
+from ._passthrough import OPENAI, body_for, passes_through, sse_bytes
 from ._sse import SSEDecoder
-from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest
+from ._types import (
+    ChatChunk,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    GatewayRequest,
+    GatewayResponse,
+    UpstreamRequest,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["OpenAIAdapter", "OpenAIStreamDecoder"]
+__all__ = ["OpenAIAdapter", "OpenAIStreamDecoder", "openai_embedding_body"]
 
 
 class OpenAIAdapter(AdapterBase):
@@ -47,6 +57,8 @@ class OpenAIAdapter(AdapterBase):
             gpt-5) get the token limit as ``max_completion_tokens``, the only name they
             take; compatible hosts get the name the client used.
     """
+
+    same_format = OPENAI  # an OpenAI Chat client's body passes through
 
     def __init__(
         self,
@@ -69,6 +81,7 @@ class OpenAIAdapter(AdapterBase):
         self._stream_usage = stream_usage
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._models_url = base_url.rstrip("/") + "/models"
+        self._embeddings_url = base_url.rstrip("/") + "/embeddings"
         auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers, self._stream_headers = request_headers(auth, headers)
 
@@ -76,9 +89,15 @@ class OpenAIAdapter(AdapterBase):
         return f"OpenAIAdapter(name={self.name!r}, url={self.url!r})"
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        wire = request_to_wire(req, model, openai_limits=self._openai_limits)
+        # An OpenAI Chat client's body passes through as it came (the host's fix-ups
+        # still apply); any other client's request is translated.
+        wire = body_for(req, model) if passes_through(req, OPENAI) else request_to_wire(req, model)
+        if self._openai_limits:
+            wire = for_reasoning_model(wire, model)
         if req.stream and self._stream_usage:
-            wire["stream_options"] = {**wire.get("stream_options", {}), "include_usage": True}
+            options = wire.get("stream_options")
+            options = dict(options) if isinstance(options, dict) else {}
+            wire["stream_options"] = {**options, "include_usage": True}
         body = orjson.dumps(self._fixups.request(wire))
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url, headers, body)
@@ -92,6 +111,19 @@ class OpenAIAdapter(AdapterBase):
             raw = self._fixups.response(raw)
         return response_from_wire(raw)
 
+    def response_for(
+        self, req: GatewayRequest, status: int, headers: Headers, body: bytes
+    ) -> GatewayResponse:
+        raw = upstream_json(body)
+        if isinstance(raw, dict):
+            raw = self._fixups.response(raw)
+        answer = response_from_wire(raw)
+        # An OpenAI Chat client gets the answer as the host gave it (fix-ups applied).
+        return attrs.evolve(answer, raw=raw) if passes_through(req, OPENAI) else answer
+
+    def stream_decoder_for(self, req: GatewayRequest) -> OpenAIStreamDecoder:
+        return OpenAIStreamDecoder(self._fixups, passthrough=passes_through(req, OPENAI))
+
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         message, code = _error_fields(body)
         if message is None:
@@ -104,10 +136,32 @@ class OpenAIAdapter(AdapterBase):
     def stream_decoder(self) -> OpenAIStreamDecoder:
         return OpenAIStreamDecoder(self._fixups)
 
+    def embedding_batch(self, model: str) -> int:
+        return MAX_INPUTS
+
+    def build_embedding_request(self, req: EmbeddingRequest, model: str) -> UpstreamRequest:
+        """``POST {base_url}/embeddings``: the client's request as it came (token
+        arrays and other parameters included). Raises UnsupportedParameter."""
+        body = orjson.dumps(openai_embedding_body(req, model))
+        return UpstreamRequest("POST", self._embeddings_url, self._headers, body)
+
+    def parse_embedding_response(
+        self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
+    ) -> EmbeddingResponse:
+        return embedding_response_from_wire(upstream_json(body), len(req.inputs))
+
     def probe_request(self) -> UpstreamRequest:
         """``GET {base_url}/models``: cheap, authenticated, costs no tokens."""
         headers = tuple((k, v) for k, v in self._headers if k != "content-type")
         return UpstreamRequest("GET", self._models_url, headers, b"")
+
+
+def openai_embedding_body(req: EmbeddingRequest, model: str) -> dict[str, Any]:
+    """The OpenAI embeddings body for ``model``. Raises UnsupportedParameter for
+    ``dimensions`` on ``text-embedding-ada-002``, which cannot shorten its vectors."""
+    if model.startswith("text-embedding-ada"):
+        refuse_dimensions(req, "openai", model, None)
+    return embedding_request_to_wire(req, model)
 
 
 def _error_object(body: bytes) -> Any:
@@ -153,8 +207,11 @@ class OpenAIStreamDecoder:
     truncated answer and :meth:`close` raises :class:`StreamError`.
     """
 
-    def __init__(self, fixups: Fixups = IDENTITY) -> None:
+    def __init__(self, fixups: Fixups = IDENTITY, passthrough: bool = False) -> None:
         self._fixups = fixups
+        #: An OpenAI Chat client's request passed through: each chunk also carries its
+        #: event as it came (after the host's fix-ups), for that client.
+        self._passthrough = passthrough
         self._sse = SSEDecoder()
         self._done = False
         self._finished = False
@@ -190,17 +247,23 @@ class OpenAIStreamDecoder:
                 err = error_for_status(500, message or "upstream stream error", code=code)
                 raise StreamError(err.message) from err
             if isinstance(raw, dict):
-                raw = self._fixups.chunk(raw)
+                fixed = self._fixups.chunk(raw)
+                if fixed is not raw:
+                    data = orjson.dumps(fixed).decode() if self._passthrough else data
+                    raw = fixed
             try:
                 chunk = chunk_from_wire(raw)
             except SerializationError as exc:
                 raise StreamError(exc.message) from exc
             if any(c.finish_reason for c in chunk.choices):
                 self._finished = True
+            wire = sse_bytes(data) if self._passthrough else None
             if chunk.choices and chunk.usage is not None:
                 # Usage riding on a content chunk (Groq's x_groq.usage on the finish
                 # chunk) goes out as OpenAI's own usage-only chunk after it.
-                out.append(attrs.evolve(chunk, usage=None))
-                chunk = attrs.evolve(chunk, choices=())
+                out.append(attrs.evolve(chunk, usage=None, raw=wire))
+                chunk = attrs.evolve(chunk, choices=(), raw=b"" if wire is not None else None)
+            elif wire is not None:
+                chunk = attrs.evolve(chunk, raw=wire)
             out.append(chunk)
         return out

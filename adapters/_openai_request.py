@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from ._errors import GatewayError, InvalidRequest
+from ._passthrough import OPENAI
 from ._types import (
     ContentPart,
     GatewayRequest,
@@ -23,6 +24,7 @@ from ._types import (
     TextPart,
     Tool,
     ToolCall,
+    WireBody,
 )
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "client_body",
+    "for_reasoning_model",
     "is_reasoning_model",
     "message_to_wire",
     "number_param",
@@ -101,6 +104,8 @@ def request_from_wire(body: Any) -> GatewayRequest:
         tool_choice=body.get("tool_choice"),
         extra={k: v for k, v in body.items() if k not in _MODELLED},
         limit_name=limit_name,
+        # An openai, azure or OpenAI-compatible target gets the body as it came.
+        raw=WireBody(OPENAI, body),
     )
 
 
@@ -115,16 +120,25 @@ def is_reasoning_model(model: str) -> bool:
     return _REASONING_MODEL.match(model) is not None
 
 
-def request_to_wire(
-    req: GatewayRequest, model: str, *, openai_limits: bool = False
-) -> dict[str, Any]:
+def for_reasoning_model(body: dict[str, Any], model: str) -> dict[str, Any]:
+    """``body`` for OpenAI's own API (or Azure OpenAI): if ``model`` is a reasoning model
+    (:func:`is_reasoning_model`), its token limit as ``max_completion_tokens``, the only
+    name such a model takes, whichever name the client used (an Anthropic client's is
+    ``max_tokens``). OpenAI-compatible hosts never get this: some know only
+    ``max_tokens``, whatever their models are called."""
+    if "max_tokens" not in body or not is_reasoning_model(model):
+        return body
+    body = dict(body)
+    limit = body.pop("max_tokens")
+    body.setdefault("max_completion_tokens", limit)
+    return body
+
+
+def request_to_wire(req: GatewayRequest, model: str) -> dict[str, Any]:
     """GatewayRequest -> an OpenAI request body for ``model`` (the upstream's own id).
 
     The token limit goes under the name the client used (an Anthropic client's is
-    ``max_tokens``), except that with ``openai_limits`` (the upstream is OpenAI's own
-    API, or Azure OpenAI) a reasoning model (:func:`is_reasoning_model`) always gets
-    ``max_completion_tokens``, the only name it takes. OpenAI-compatible hosts keep
-    ``max_tokens``: some know no other, whatever their models are called.
+    ``max_tokens``); :func:`for_reasoning_model` renames it for OpenAI's own models.
     """
     body: dict[str, Any] = dict(req.extra)
     body["model"] = model
@@ -138,10 +152,7 @@ def request_to_wire(
     if req.top_p is not None:
         body["top_p"] = req.top_p
     if req.max_tokens is not None:
-        name = req.limit_name
-        if openai_limits and is_reasoning_model(model):
-            name = "max_completion_tokens"
-        body[name] = req.max_tokens
+        body[req.limit_name] = req.max_tokens
     if req.stop:
         body["stop"] = list(req.stop)
     if req.tools:

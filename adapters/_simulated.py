@@ -10,25 +10,35 @@ Seeded, the same requests get the same plans.
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import random
 import re
 
 import attrs
 
-from ._errors import GatewayError, ProviderInternalError
+from ._embeddings import refuse_dimensions, refuse_extra
+from ._errors import GatewayError, ProviderInternalError, UnsupportedParameter
+from ._passthrough import refuse_untranslated
 from ._types import (
     ChatChunk,
     Choice,
     ChunkChoice,
     Delta,
+    EmbeddingInput,
+    EmbeddingRequest,
+    EmbeddingResponse,
     GatewayRequest,
     GatewayResponse,
     Message,
     Usage,
 )
 
-__all__ = ["SimulatedModel", "SimulatedPlan"]
+__all__ = ["SIMULATED_DIMENSIONS", "SimulatedEmbedding", "SimulatedModel", "SimulatedPlan"]
+
+#: The length of a simulated embedding unless the request asks for fewer.
+SIMULATED_DIMENSIONS = 256
+_MAX_DIMENSIONS = 4096
 
 # z-score of the 99th percentile of a standard normal distribution.
 _Z99 = 2.3263478740408408
@@ -76,6 +86,15 @@ class SimulatedPlan:
         return out
 
 
+@attrs.frozen
+class SimulatedEmbedding:
+    """What one simulated embeddings attempt does: wait, then fail or answer."""
+
+    latency: float
+    response: EmbeddingResponse
+    error: GatewayError | None = None
+
+
 class SimulatedModel:
     """A simulated upstream with its own random stream.
 
@@ -110,6 +129,16 @@ class SimulatedModel:
         return math.exp(self._rng.gauss(self._mu, self._sigma))
 
     def plan(self, req: GatewayRequest, model: str, created: int) -> SimulatedPlan:
+        """Raises UnsupportedParameter for a ``response_format`` other than text: its
+        answers are prose, and routing moves on to a target that can give JSON."""
+        fmt = req.extra.get("response_format")
+        if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"):
+            raise UnsupportedParameter(
+                f"the simulated provider {self.name} answers in prose, not JSON",
+                upstream=f"{self.name}:{model}",
+                param="response_format",
+            )
+        refuse_untranslated(req, None, f"the simulated provider {self.name}")
         latency = self.latency()
         failed = self._rng.random() < self._error_rate
         text = _answer_text(req, model)
@@ -134,6 +163,47 @@ class SimulatedModel:
             usage=Usage(prompt_tokens=prompt, completion_tokens=len(tokens)),
             error=error,
         )
+
+    def embed_plan(self, req: EmbeddingRequest, model: str) -> SimulatedEmbedding:
+        """Vectors that depend only on the model, the input and the dimensions (a
+        hash seeds each), so the same text always gets the same vector, alone or
+        among others; the latency and failures are drawn as for chat.
+
+        Raises:
+            UnsupportedParameter: ``dimensions`` beyond 4096, or a parameter beyond
+                OpenAI's own (nothing is silently dropped, here either).
+        """
+        refuse_extra(req, "simulated")
+        if req.dimensions is not None and req.dimensions > _MAX_DIMENSIONS:
+            refuse_dimensions(req, "simulated", model, range(1, _MAX_DIMENSIONS + 1))
+        latency = self.latency()
+        failed = self._rng.random() < self._error_rate
+        size = req.dimensions or SIMULATED_DIMENSIONS
+        tokens = tuple(
+            len(i) if isinstance(i, tuple) else len(_WORD.findall(i)) for i in req.inputs
+        )
+        response = EmbeddingResponse(
+            model=model,
+            vectors=tuple(_vector(model, i, size) for i in req.inputs),
+            usage=Usage(prompt_tokens=sum(tokens)),
+            input_tokens=tokens,
+        )
+        error = None
+        if failed:
+            error = ProviderInternalError(
+                "simulated upstream failure", upstream=f"{self.name}:{model}", upstream_status=500
+            )
+        return SimulatedEmbedding(latency, response, error)
+
+
+def _vector(model: str, item: EmbeddingInput, size: int) -> tuple[float, ...]:
+    """A unit vector of ``size`` seeded by a hash of ``model`` and ``item``."""
+    key = item if isinstance(item, str) else ",".join(map(str, item))
+    seed = hashlib.sha256(f"{model}\0{key}".encode()).digest()
+    rng = random.Random(seed)
+    values = [rng.gauss(0.0, 1.0) for _ in range(size)]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return tuple(v / norm for v in values)
 
 
 def _answer_text(req: GatewayRequest, model: str) -> str:

@@ -18,6 +18,9 @@ __all__ = [
     "ChunkChoice",
     "ContentPart",
     "Delta",
+    "EmbeddingInput",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
     "GatewayRequest",
     "GatewayResponse",
     "ImagePart",
@@ -28,6 +31,7 @@ __all__ = [
     "ToolCallDelta",
     "UpstreamRequest",
     "Usage",
+    "WireBody",
 ]
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -91,6 +95,28 @@ class Message:
 
 
 @attrs.frozen
+class WireBody:
+    """A client's request body as it came, in its own format, for a target that speaks
+    the same format: such a target gets it (``model`` replaced) instead of a
+    translation, so that every field reaches it, those the unified types do not hold
+    and those a provider adds after this code was written.
+
+    Attributes:
+        format: The client's format: ``"openai"`` (Chat Completions) or
+            ``"anthropic"`` (Messages); an adapter's ``same_format`` names its own.
+        body: The parsed JSON body.
+        untranslated: Where the body holds parts the unified request has no form for
+            (an Anthropic ``document`` block, a server tool), as parameter paths: a
+            target of another format refuses the request naming the first one
+            (``unsupported_parameter``), never drops them.
+    """
+
+    format: str
+    body: Mapping[str, Any]
+    untranslated: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class GatewayRequest:
     """One chat request as the client meant it, before routing.
 
@@ -117,6 +143,10 @@ class GatewayRequest:
     #: Responses API echoes its request's settings (instructions, tools, metadata, ...)
     #: in the response object. Not part of the cache key: it does not change the answer.
     echo: Mapping[str, Any] = attrs.field(factory=dict)
+    #: The client's body as it came, for a target of the same format (passthrough).
+    #: It and the fields above say the same thing: whoever changes what the request
+    #: asks (a prefill, images inlined) drops it, so that no target gets a stale body.
+    raw: WireBody | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def needs_vision(self) -> bool:
@@ -183,6 +213,9 @@ class GatewayResponse:
     choices: tuple[Choice, ...]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    #: The upstream's answer as it came (parsed JSON), when the request was passed
+    #: through to a target of the client's own format: that client gets it unchanged.
+    raw: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @attrs.frozen
@@ -225,10 +258,21 @@ class ChatChunk:
     #: and cache counts up front), for a client format that reports it there. Only
     #: informative: the whole answer's usage still comes in ``usage``, at the end.
     start_usage: Usage | None = None
+    #: The upstream's own event bytes for this chunk, when the request was passed
+    #: through to a target of the client's own format (a passthrough stream has a
+    #: chunk, maybe with no choices, for every upstream event): that client gets
+    #: these bytes instead of the chunk's encoding; ``b""`` when an earlier chunk
+    #: carried the event.
+    raw: bytes | None = attrs.field(default=None, eq=False, repr=False)
+    #: ``raw`` is part of the answer that the choices have no place for (a thinking
+    #: delta): it counts as content (the first token came, the stream is committed).
+    raw_content: bool = attrs.field(default=False, eq=False, repr=False)
 
     @property
     def has_content(self) -> bool:
         """Whether this chunk carries part of the answer (a role alone does not count)."""
+        if self.raw_content:
+            return True
         for c in self.choices:
             d = c.delta
             if d.content or d.tool_calls or d.refusal or c.finish_reason:
@@ -244,3 +288,57 @@ class UpstreamRequest:
     url: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
+
+
+#: One input to embed: a text, or a token array (OpenAI-family targets only).
+EmbeddingInput = str | tuple[int, ...]
+
+
+@attrs.frozen
+class EmbeddingRequest:
+    """One embeddings request as the client meant it, before routing.
+
+    ``inputs`` are all texts or all token arrays (the OpenAI format allows no mix); a
+    single input and a list of one are the same request. ``encoding_format`` is how the
+    client wants its vectors written back; upstreams are always asked for floats.
+    ``extra`` holds the other parameters a client sent: OpenAI-compatible targets
+    receive them unchanged, the other kinds refuse them (``unsupported_parameter``).
+    """
+
+    model: str
+    inputs: tuple[EmbeddingInput, ...]
+    dimensions: int | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @property
+    def token_input(self) -> bool:
+        """Whether the inputs are token arrays (else texts)."""
+        return bool(self.inputs) and not isinstance(self.inputs[0], str)
+
+    def texts(self) -> tuple[str, ...]:
+        """The inputs as texts. Raises TypeError for token arrays (check first)."""
+        if self.token_input:
+            raise TypeError("token-array inputs have no text")
+        return self.inputs  # type: ignore[return-value]
+
+
+@attrs.frozen
+class EmbeddingResponse:
+    """The vectors of an embeddings request, in the order of its inputs.
+
+    Attributes:
+        model: The model that really answered (the target's, when the upstream does not
+            say).
+        vectors: One per input, in input order.
+        usage: The input tokens the upstream reported (``prompt_tokens``); None when it
+            reports none (the router estimates them then).
+        input_tokens: Tokens per input, where the upstream reports them one by one
+            (Bedrock's Titan), so that a combined call is charged to each request exactly.
+    """
+
+    model: str
+    vectors: tuple[tuple[float, ...], ...]
+    usage: Usage | None = None
+    input_tokens: tuple[int, ...] | None = None

@@ -8,6 +8,7 @@ from .routing._request import RequestOptions as RequestOptions
 from .routing._request import RequestTrace as RequestTrace
 from .routing._request import RoutedRequest as RoutedRequest
 from .routing._runtime import Runtime as Runtime
+from .upstream._h2pool import H2Pool as H2Pool
 from .upstream._pool import H11Pool as H11Pool
 from .upstream._transport import HttpxTransport as HttpxTransport
 from .upstream._transport import Transport as Transport

@@ -176,6 +176,7 @@ def compile_routes(config: Config) -> RouteTable:
                 if route.stream_timeout is not None
                 else defaults.stream_timeout
             ),
+            batch=route.batch,
         )
         node: Node
         if route.fallback is not None:

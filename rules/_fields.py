@@ -32,6 +32,7 @@ __all__ = [
     "Size",
     "Targets",
     "at_least",
+    "at_most",
     "fraction",
     "non_empty",
     "positive",
@@ -109,6 +110,16 @@ def at_least(minimum: float) -> Any:
     def check(instance: Any, attribute: "attrs.Attribute[Any]", value: float | None) -> None:
         if value is not None and not value >= minimum:
             raise FieldError(f"must be at least {minimum:g}, got {value:g}", (attribute.name,))
+
+    return field_local(check)
+
+
+def at_most(maximum: float) -> Any:
+    """Require ``value <= maximum`` (None passes)."""
+
+    def check(instance: Any, attribute: "attrs.Attribute[Any]", value: float | None) -> None:
+        if value is not None and not value <= maximum:
+            raise FieldError(f"must be at most {maximum:g}, got {value:g}", (attribute.name,))
 
     return field_local(check)
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import attrs
 
-from ._schema import Config, HedgeConfig, RouteCacheConfig
+from ._schema import BatchConfig, Config, HedgeConfig, RouteCacheConfig
 
 __all__ = [
     "Balance",
@@ -65,6 +65,7 @@ class RouteSettings:
         cache: The route's response cache, or None when it does not cache.
         resume_max: Resumes of a broken stream per request (0: ``resume = "off"``).
         stream_timeout: Seconds a committed stream may last, from the request's start.
+        batch: Combine concurrent embeddings requests into one upstream call, or None.
     """
 
     timeout: float
@@ -73,6 +74,7 @@ class RouteSettings:
     cache: RouteCacheConfig | None = None
     resume_max: int = 1
     stream_timeout: float = 600.0
+    batch: BatchConfig | None = None
 
 
 @attrs.frozen(cache_hash=True)

@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 
 import attrs
 
+from ._batch import BatchConfig
 from ._errors import FieldError, describe
 from ._fields import (
     After,
@@ -36,6 +37,7 @@ __all__ = [
     "FALLBACK_ON",
     "STRATEGIES",
     "Backoff",
+    "BatchConfig",
     "Budget",
     "CacheConfig",
     "Circuit",
@@ -134,9 +136,9 @@ class ServerConfig:
             gets 503 and is closed at once. Unset: half the process's descriptor limit
             (``ulimit -n``), so upstream connections and files always have descriptors.
         backlog: The listen queue (connections the kernel holds before accept).
-        max_in_flight: Chat requests in progress at once (0: no bound); past it, new
-            ones get 503 with Retry-After at once.
-        overload_lag: When the event loop runs this late, new chat requests get 503
+        max_in_flight: Requests (chat, embeddings) in progress at once (0: no bound);
+            past it, new ones get 503 with Retry-After at once.
+        overload_lag: When the event loop runs this late, new requests get 503
             with Retry-After at once (requests in flight, streams included, go on).
         cors_origins: Browser origins (``scheme://host[:port]``, or ``"*"``) allowed to
             call the daemon; a request with any other ``Origin`` header gets 403.
@@ -275,6 +277,7 @@ class RouteConfig:
     sticky: str | None = attrs.field(default=None, validator=_check_sticky)
     hedge: HedgeConfig | None = None
     cache: RouteCacheConfig | None = None
+    batch: BatchConfig | None = None
     on: tuple[FailureClass, ...] | None = attrs.field(default=None, validator=non_empty)
     timeout: Duration | None = attrs.field(default=None, validator=positive)
     first_token_timeout: Duration | None = attrs.field(default=None, validator=positive)

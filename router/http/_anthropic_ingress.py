@@ -12,15 +12,18 @@ import secrets
 
 import orjson
 
+from adapters import ANTHROPIC as ANTHROPIC_FORMAT
 from adapters import (
     ChatChunk,
     GatewayError,
     GatewayRequest,
     GatewayResponse,
+    MessagesSent,
     MessagesStreamEncoder,
     Overloaded,
     messages_request_from_wire,
     messages_response_to_wire,
+    passes_through,
 )
 from adapters import anthropic_error_to_wire as error_to_wire
 
@@ -39,6 +42,11 @@ class AnthropicIngress:
         return messages_request_from_wire(parse_json(body))
 
     def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:
+        if resp.raw is not None and passes_through(req, ANTHROPIC_FORMAT):
+            # An Anthropic target's message, as it came (thinking blocks, citations,
+            # stop_sequence, cache usage, fields added later).
+            raw = resp.raw if resp.raw.get("model") else {**resp.raw, "model": resp.model}
+            return orjson.dumps(raw)
         return orjson.dumps(messages_response_to_wire(resp, _new_id()))
 
     def error(self, err: GatewayError) -> bytes:
@@ -53,15 +61,33 @@ class AnthropicIngress:
 
 
 class AnthropicStream:
-    """Anthropic's named SSE events, built from OpenAI-shaped chunks of any provider."""
+    """Anthropic's named SSE events, built from OpenAI-shaped chunks of any provider;
+    an Anthropic target's own events, passed through, as they came.
+
+    A passed-through stream that broke and was resumed elsewhere goes on from the
+    unified chunks of its continuation, in the same message: after the events already
+    sent, without a second ``message_start``.
+    """
 
     def __init__(self) -> None:
         self._encoder = MessagesStreamEncoder(_new_id())
+        self._sent = MessagesSent()
+        self._continued = False
 
     def feed(self, chunk: ChatChunk) -> bytes:
+        if chunk.raw is not None:
+            self._sent.note(chunk.raw)
+            return chunk.raw
+        if self._sent.seen and not self._continued:
+            self._continued = True
+            stop = self._sent.close_open()
+            self._encoder.resume_at(self._sent.next_block, self._sent.open == "text")
+            return stop + self._encoder.feed(chunk)
         return self._encoder.feed(chunk)
 
     def done(self) -> bytes:
+        if self._sent.seen and not self._continued:
+            return b""  # the upstream's own message_stop went out
         return self._encoder.close()
 
     def error(self, err: GatewayError) -> bytes:

@@ -1,8 +1,10 @@
 """The raw ASGI application: paths to handlers. No framework on the hot path.
 
 Chat requests (``/v1/chat/completions``, ``/v1/messages``, ``/v1/responses``) go to
-:class:`~._chat.Chat`; the rest are small JSON endpoints: health, readiness, models,
-metrics, and the admin endpoints (status, reload). ``runtime`` is the rules snapshot in force; a request reads
+:class:`~._chat.Chat`, embeddings (``/v1/embeddings``) to :class:`~._embeddings.Embeddings`,
+token counts (``/v1/messages/count_tokens``) to :func:`~._count_tokens.count_tokens`; the
+rest are small JSON endpoints: health, readiness, models, metrics, and the admin
+endpoints (status, reload). ``runtime`` is the rules snapshot in force; a request reads
 it once, so a reload swaps it without touching requests in flight.
 """
 
@@ -18,6 +20,7 @@ from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
 from ._chat import Chat
 from ._count_tokens import count_tokens
+from ._embeddings import Embeddings
 from ._framing import (
     FORBIDDEN,
     MethodNotAllowed,
@@ -89,6 +92,7 @@ class App:
         server = runtime.table.config.server
         self.overload = Overload(server.max_in_flight, server.overload_lag)
         self._chat = Chat(self.controls, self.observer, self.overload)
+        self._embeddings = Embeddings(self.controls, self.observer, self.overload)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -120,7 +124,8 @@ class App:
             if method != "POST":
                 await refuse(send, codec, MethodNotAllowed(f"{path} takes POST"))
                 return
-            await self._chat.serve(scope, receive, send, codec, self.runtime)
+            handler = self._embeddings if path in _EMBEDDINGS else self._chat
+            await handler.serve(scope, receive, send, codec, self.runtime)
         elif path == "/v1/messages/count_tokens":
             if method != "POST":
                 await refuse(send, ANTHROPIC, MethodNotAllowed(f"{path} takes POST"))
@@ -172,6 +177,9 @@ class App:
             traffic["target_limits"] = {
                 name: attrs.asdict(usage) for name, usage in limits.limiter.snapshot().items()
             }
+        batcher = self.runtime.engine.batcher
+        if batcher is not None:  # embeddings combined into shared upstream calls
+            traffic["embedding_batches"] = attrs.asdict(batcher.stats)
         report["traffic"] = traffic
         report["overload"] = self.overload.snapshot()
         return report
@@ -200,7 +208,10 @@ _INGRESS: dict[str, Ingress] = {
     "/v1/messages": ANTHROPIC,
     "/v1/responses": RESPONSES,
     "/responses": RESPONSES,
+    "/v1/embeddings": OPENAI,  # errors in OpenAI's shape
+    "/embeddings": OPENAI,
 }
+_EMBEDDINGS = frozenset({"/v1/embeddings", "/embeddings"})
 _GET_PATHS = frozenset(
     {"/healthz", "/readyz", "/v1/models", "/models", "/admin/status", "/metrics"}
 )

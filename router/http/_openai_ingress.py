@@ -14,6 +14,7 @@ from typing import Protocol
 
 import orjson
 
+from adapters import OPENAI as OPENAI_FORMAT
 from adapters import (
     ChatChunk,
     GatewayError,
@@ -22,6 +23,7 @@ from adapters import (
     InvalidRequest,
     chat_completion_id,
     chunk_to_wire,
+    passes_through,
     request_from_wire,
     response_to_wire,
 )
@@ -78,6 +80,11 @@ class OpenAIIngress:
         return request_from_wire(parse_json(body))
 
     def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:
+        if resp.raw is not None and passes_through(req, OPENAI_FORMAT):
+            # An OpenAI-format target's answer, as it came (system_fingerprint,
+            # service_tier, logprobs, usage details, provider extras).
+            raw = resp.raw if resp.raw.get("model") else {**resp.raw, "model": resp.model}
+            return orjson.dumps(raw)
         wire = response_to_wire(resp)
         wire["id"], wire["created"] = identity(resp.id, resp.created)
         return orjson.dumps(wire)
@@ -114,6 +121,10 @@ class OpenAIStreamEncoder:
     def feed(self, chunk: ChatChunk) -> bytes:
         if not chunk.choices and chunk.usage is not None and not self._include_usage:
             return b""
+        if chunk.raw is not None:
+            if self._identity is None:  # a continuation after it goes on as it began
+                self._identity = (chunk.id, chunk.created)
+            return chunk.raw  # an OpenAI-format target's event, as it came
         if self._identity is None:
             self._identity = identity(chunk.id, chunk.created)
         wire = chunk_to_wire(chunk)

@@ -38,9 +38,9 @@ class Overload:
     """Requests in flight and the loop's lag, against their limits.
 
     Attributes:
-        max_in_flight: Chat requests in progress at once (0: no bound).
+        max_in_flight: Requests (chat, embeddings) in progress at once (0: no bound).
         lag_limit: Lag of the event loop past which new requests are refused, seconds.
-        in_flight: Chat requests in progress now.
+        in_flight: Requests (chat, embeddings) in progress now.
         lag: The event loop's sustained lag (the least of the last few probes), seconds.
         refused: Requests refused so far, by reason (``in_flight``, ``lag``, and
             ``connections`` refused by the server past its cap).

@@ -4,7 +4,7 @@
 it: the upstreams, the rate windows of providers and targets, the engine with its live
 target state and hedge budget, the prices and the client keys. Given the runtime in
 force, it keeps what lives across reloads (target state, hedge budget, rate windows,
-and the upstreams whose settings did not change) and applies to it every setting the
+the embeddings batcher, and the upstreams whose settings did not change) and applies to it every setting the
 new config changes. What it cannot apply while serving is named by
 :func:`restart_needed`.
 """
@@ -27,6 +27,7 @@ from rules import (
     find_secrets,
 )
 
+from ..routing._batch import EmbeddingBatcher
 from ..routing._breaker import CircuitBreaker
 from ..routing._engine import Engine
 from ..routing._hedge_budget import TokenBucket
@@ -88,7 +89,7 @@ def build_runtime(
     """The runtime for ``config``; with ``previous``, on its live state.
 
     From ``previous`` (the runtime in force, on a reload) it keeps the target registry,
-    the hedge budget and the rate windows, and applies to them the new
+    the hedge budget, the rate windows and the embeddings batcher, and applies to them the new
     ``[defaults.circuit]`` (existing breakers included), ``hedge_budget`` and provider
     limits (a removed limit is forgotten). Upstreams whose build settings are unchanged
     are reused with their pooled connections, unless a secret of theirs has a new
@@ -119,6 +120,7 @@ def build_runtime(
         )
         budget = TokenBucket(config.defaults.hedge_budget)
         limits = TargetLimits(RateLimiter(trio.current_time))
+        batcher = EmbeddingBatcher()  # the daemon runs it, for good
         retired: tuple[Upstream, ...] = ()
     else:
         old = previous.engine
@@ -129,6 +131,7 @@ def build_runtime(
         limits = (
             old.limits if old.limits is not None else TargetLimits(RateLimiter(trio.current_time))
         )
+        batcher = old.batcher if old.batcher is not None else EmbeddingBatcher()
         retired = tuple(u for name, u in old.upstreams.items() if upstreams.get(name) is not u)
     # What the rules name is kept for good; what clients invent is bounded per provider.
     registry.retain([str(t) for t in table.targets()] + list(table.route_names()))
@@ -141,6 +144,7 @@ def build_runtime(
         budget=budget,
         limits=limits,
         prices=PriceTable(config.prices),
+        batcher=batcher,
     )
     digests = {name: t.digest for name, t in tls.items()}
     runtime = Runtime(table, engine, keys=keys, secrets=secrets, tls=digests)

@@ -159,6 +159,8 @@ async def run_daemon(
                 await nursery.start(reloader.watch_file)  # a save from now on is seen
             await nursery.start(upstream_tasks.run)
             await upstream_tasks.start(runtime.engine.upstreams.values())
+            if runtime.engine.batcher is not None:  # kept across reloads: started once
+                await nursery.start(runtime.engine.batcher.run)
             await nursery.start(health.run)
             health.reconcile(runtime)
             if access_log is not None:

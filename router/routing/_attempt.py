@@ -34,6 +34,7 @@ from adapters import (
 
 from ..upstream._upstream import Upstream
 from ._backoff import fits, retry_delay
+from ._failures import Unsupported
 from ._request import AttemptRecord
 from ._stats import TargetState
 
@@ -228,7 +229,15 @@ class LeafRunner:
                 trace.errors.append(exc)
                 record.result = attempt_result(exc)
                 record.error = type(exc).__name__
-                self.record_failure(state, exc, now)
+                if isinstance(exc, Unsupported):
+                    # Refused before anything was sent (a parameter the target cannot
+                    # take): no word on the target's health, nothing of its limits used.
+                    if probe:
+                        state.breaker.release_probe()
+                    if taken:
+                        self.limits.give_back(taken, call.tokens)  # type: ignore[union-attr]
+                else:
+                    self.record_failure(state, exc, now)
                 delay = self._retry_in(exc, state, tries, retries, deadline)
                 if delay is None:
                     raise

@@ -21,18 +21,21 @@ from __future__ import annotations
 import random
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
 from adapters import (
     ChatChunk,
+    EmbeddingRequest,
+    EmbeddingResponse,
     GatewayError,
     GatewayRequest,
     GatewayResponse,
     InvalidRequest,
     Timeout,
     prefilled,
+    translated,
 )
 from rules import Balance, Defaults, Fallback, HedgeConfig, Leaf, Node, Percentile, Split
 
@@ -48,12 +51,14 @@ from ._racer import run_race
 from ._resume import Delivered, Seamed, Spliced
 from ._stats import TargetRegistry
 from ._streams import Chunks, StreamStart, close_stream, first_chunk
+from ._work import attempt_kind, input_tokens, nothing, total_tokens, within
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+    from collections.abc import AsyncIterator, Mapping
 
     from ..traffic._targetlimits import TargetLimits
     from ..upstream._upstream import Upstream
+    from ._batch import EmbeddingBatcher
     from ._request import RequestTrace, RoutedRequest
 
 __all__ = ["Engine"]
@@ -76,6 +81,8 @@ class Engine:
         rng: Randomness for balancing, splits and jitter (seed it in tests).
         limits: Rate-limit windows of providers and targets (carried over on reload).
         prices: For ``balance = "cheapest"``.
+        batcher: Combines embeddings requests of routes with ``batch`` (carried over on
+            reload; it runs in the daemon's nursery); None: each request calls alone.
     """
 
     def __init__(
@@ -88,8 +95,10 @@ class Engine:
         rng: random.Random | None = None,
         limits: TargetLimits | None = None,
         prices: PriceTable | None = None,
+        batcher: EmbeddingBatcher | None = None,
     ) -> None:
         self.upstreams = upstreams
+        self.batcher = batcher
         self.limits = limits
         self.prices = prices or PriceTable()
         self.defaults = defaults = defaults or Defaults()
@@ -108,7 +117,7 @@ class Engine:
         self._leaves = LeafRunner(upstreams, self.registry, defaults.backoff, self._rng, limits)
         self._order = CandidateOrder(self.registry, self.prices, self._rng)
 
-    async def complete(self, routed: RoutedRequest) -> GatewayResponse:
+    async def complete(self, routed: RoutedRequest[GatewayRequest]) -> GatewayResponse:
         """A whole answer from the first candidate that gives one, within the deadline.
 
         An attempt that has others after it fails with Timeout when it has no answer
@@ -121,22 +130,36 @@ class Engine:
                 deadline passed).
         """
         req = routed.request
-        first_token_timeout = routed.options.first_token_timeout
-
-        async def call(upstream: Upstream, model: str) -> GatewayResponse:
-            # Nothing by the first-token time: move on, as a silent stream does.
-            with trio.move_on_after(first_token_timeout):
-                return await upstream.complete(req, model)
-            raise Timeout(f"no answer within {first_token_timeout:g}s")
 
         async def final(upstream: Upstream, model: str) -> GatewayResponse:
             return await upstream.complete(req, model)
 
-        work = _work(routed, call, _nothing, _total_tokens, final=final)
+        call = within(routed.options.first_token_timeout, final)
+        work = attempt_kind(routed, call, nothing, total_tokens, final=final)
+        return (await self._start(routed, work)).value
+
+    async def embed(self, routed: RoutedRequest[EmbeddingRequest]) -> EmbeddingResponse:
+        """Embeddings from the first candidate that gives them, as :meth:`complete`
+        (the first-token time bounds an attempt that has others after it). On a route
+        with ``batch``, each attempt may share its upstream call with concurrent
+        requests to the same target (:mod:`._batch`).
+
+        Raises:
+            GatewayError: as :meth:`complete`.
+        """
+        req, batch, batcher = routed.request, routed.options.batch, self.batcher
+
+        async def final(upstream: Upstream, model: str) -> EmbeddingResponse:
+            if batch is not None and batcher is not None:
+                return await batcher.embed(upstream, model, req, batch)
+            return await upstream.embed(req, model)
+
+        call = within(routed.options.first_token_timeout, final)
+        work = attempt_kind(routed, call, nothing, input_tokens, final=final)
         return (await self._start(routed, work)).value
 
     @asynccontextmanager
-    async def stream(self, routed: RoutedRequest) -> AsyncIterator[Chunks]:
+    async def stream(self, routed: RoutedRequest[GatewayRequest]) -> AsyncIterator[Chunks]:
         """A stream from the first candidate to send content within the first-token time.
 
         Entering raises (GatewayError, as :meth:`complete`) before any content exists;
@@ -150,7 +173,7 @@ class Engine:
         async def call(upstream: Upstream, model: str) -> StreamStart:
             return await first_chunk(upstream, model, req, first_token_timeout)
 
-        work = _work(routed, call, close_stream, verdict_later=True)
+        work = attempt_kind(routed, call, close_stream, verdict_later=True)
         served = await self._start(routed, work)
         start = served.value
         # The breaker's verdict on each stream still open: given when it ends whole or
@@ -192,7 +215,7 @@ class Engine:
 
     async def _resume(
         self,
-        routed: RoutedRequest,
+        routed: RoutedRequest[GatewayRequest],
         verdicts: dict[str, Verdict],
         delivered: Delivered,
         broken: frozenset[str],
@@ -204,8 +227,13 @@ class Engine:
         Raises:
             GatewayError: no candidate could continue the answer.
         """
-        req, text = routed.request, delivered.text
-        delivered.broke(request_tokens(req, with_output=False))
+        text = delivered.text
+        delivered.broke(request_tokens(routed.request, with_output=False))
+        # Translated even for a target of the client's format: the continuation is
+        # spliced onto what was sent through the unified chunks, and a prefill changes
+        # the request. (UnsupportedParameter when the client's body has parts only a
+        # passthrough carries: then nobody resumes, and the stream ends with an error.)
+        req = translated(routed.request)
         first_token_timeout = routed.options.first_token_timeout
 
         def seamed(chunks: AsyncIterator[list[ChatChunk]]) -> AsyncIterator[list[ChatChunk]]:
@@ -223,7 +251,7 @@ class Engine:
                     pass  # it refuses a prefill (some models do): answer anew, spliced
             return await first_chunk(upstream, model, req, first_token_timeout, spliced)
 
-        work = _work(routed, call, close_stream, verdict_later=True, exclude=broken)
+        work = attempt_kind(routed, call, close_stream, verdict_later=True, exclude=broken)
         served = await self._run(routed.node, work, routed)
         routed.trace.target = served.target
         if served.verdict is not None:
@@ -237,7 +265,7 @@ class Engine:
 
     # -- policy walk --------------------------------------------------------------------
 
-    async def _start(self, routed: RoutedRequest, call: Call[T]) -> Served[T]:
+    async def _start(self, routed: RoutedRequest[Any], call: Call[T]) -> Served[T]:
         self.budget.on_request()
         trace = routed.trace
         with trio.move_on_at(routed.options.deadline) as scope:
@@ -252,7 +280,7 @@ class Engine:
         assert scope.cancelled_caught
         raise Timeout(f"the request took longer than its deadline ({trace.route})")
 
-    async def _run(self, node: Node, call: Call[T], routed: RoutedRequest) -> Served[T]:
+    async def _run(self, node: Node, call: Call[T], routed: RoutedRequest[Any]) -> Served[T]:
         if isinstance(node, Leaf):
             options = routed.options
             return await self._leaves.run(
@@ -295,7 +323,7 @@ class Engine:
         )
 
     async def _child(
-        self, parent: Fallback | Balance, child: Node, call: Call[T], routed: RoutedRequest
+        self, parent: Fallback | Balance, child: Node, call: Call[T], routed: RoutedRequest[Any]
     ) -> Served[T]:
         """A child of a fallback or balance node; routes among a balance's targets get
         their own in-flight count and latency, as leaves do."""
@@ -326,44 +354,3 @@ def _note_race(trace: RequestTrace, race: Race) -> None:
     trace.fallbacks += race.fallbacks
     trace.hedges += race.hedges
     trace.hedge_won = trace.hedge_won or race.won_by_hedge
-
-
-def _work(
-    routed: RoutedRequest,
-    attempt: Callable[[Upstream, str], Awaitable[T]],
-    discard: Callable[[T], Awaitable[None]],
-    used: Callable[[T], int | None] = lambda _: None,
-    *,
-    verdict_later: bool = False,
-    final: Callable[[Upstream, str], Awaitable[T]] | None = None,
-    exclude: frozenset[str] = frozenset(),
-) -> Call[T]:
-    """One kind of attempt for this request, with what it needs of a target."""
-    req = routed.request
-    return Call(
-        attempt,
-        discard,
-        vision=req.needs_vision,
-        tools=req.needs_tools,
-        tokens=_request_tokens(routed),
-        used=used,
-        verdict_later=verdict_later,
-        final=final,
-        exclude=exclude,
-    )
-
-
-def _request_tokens(routed: RoutedRequest) -> int:
-    """Tokens a request may use, before the upstream says (rate limits need it first)."""
-    if routed.options.tokens is not None:
-        return routed.options.tokens  # the app estimated it already, for the key's window
-    req: GatewayRequest = routed.request
-    return request_tokens(req)
-
-
-def _total_tokens(resp: GatewayResponse) -> int | None:
-    return resp.usage.total_tokens if resp.usage is not None else None
-
-
-async def _nothing(value: object) -> None:
-    await trio.lowlevel.checkpoint()

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adapters import AllTargetsFailed, GatewayError, NoHealthyTarget, UnsupportedCapability
+from adapters import (
+    AllTargetsFailed,
+    GatewayError,
+    NoHealthyTarget,
+    UnsupportedCapability,
+    UnsupportedParameter,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["DEFAULT_ON", "combine", "falls_back"]
+__all__ = ["DEFAULT_ON", "Unsupported", "combine", "falls_back"]
 
 #: Failures a balance node moves on from (fallback nodes carry their own set).
 DEFAULT_ON = frozenset(
@@ -18,9 +24,14 @@ DEFAULT_ON = frozenset(
 )
 
 
+#: A target that cannot take the request as asked (a capability, or a parameter its
+#: adapter refuses rather than drop): another target may.
+Unsupported = UnsupportedCapability | UnsupportedParameter
+
+
 def falls_back(exc: GatewayError, on: frozenset[str]) -> bool:
     """Whether ``exc`` lets a node move on to its next candidate."""
-    if isinstance(exc, AllTargetsFailed | NoHealthyTarget | UnsupportedCapability):
+    if isinstance(exc, AllTargetsFailed | NoHealthyTarget | Unsupported):
         return True  # another target may be healthy, or able to take it
     return exc.fallback_reason is not None and exc.fallback_reason in on
 
@@ -30,9 +41,13 @@ def combine(errors: Sequence[GatewayError]) -> GatewayError:
     flat: list[GatewayError] = []
     for e in errors:
         flat.extend(e.attempts if isinstance(e, AllTargetsFailed) else (e,))
-    if flat and all(isinstance(e, UnsupportedCapability) for e in flat):
+    if flat and all(isinstance(e, Unsupported) for e in flat):
         reasons = "; ".join(e.message for e in flat)
-        return UnsupportedCapability(f"no target can take this request: {reasons}")
+        # One kind of refusal of one parameter keeps its code and names the parameter.
+        kinds, params = {type(e) for e in flat}, {e.param for e in flat}
+        cls = kinds.pop() if len(kinds) == 1 else UnsupportedCapability
+        param = params.pop() if len(params) == 1 else None
+        return cls(f"no target can take this request: {reasons}", param=param)
     if flat and all(isinstance(e, NoHealthyTarget) for e in flat):
         names = ", ".join(e.upstream or "?" for e in flat)
         # ``upstream`` names them all, so a route naming this one can list them too.

@@ -10,15 +10,19 @@ spans and errors.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Generic, TypeVar
 
 import attrs
 
-from adapters import GatewayError, GatewayRequest
-from rules import Node
+from adapters import EmbeddingRequest, GatewayError, GatewayRequest
+from rules import BatchConfig, Node
 
 from ..upstream._upstream import Upstream
 
 __all__ = ["AttemptRecord", "RequestOptions", "RequestTrace", "RoutedRequest"]
+
+#: What a request asks: a chat, or embeddings.
+R = TypeVar("R", GatewayRequest, EmbeddingRequest)
 
 
 @attrs.define
@@ -93,6 +97,9 @@ class RequestOptions:
     #: Resumes allowed when a committed stream breaks (0: a break ends the stream).
     resume_max: int = 0
     stream_deadline: float | None = None
+    #: Embeddings: combine with concurrent requests to the same target (the route's
+    #: ``batch``), or None to call alone.
+    batch: BatchConfig | None = None
 
     @property
     def stream_end(self) -> float:
@@ -117,7 +124,7 @@ class RequestOptions:
 
 
 @attrs.define
-class RoutedRequest:
+class RoutedRequest(Generic[R]):
     """A request and its route: the engine's whole input for one request.
 
     Attributes:
@@ -128,6 +135,6 @@ class RoutedRequest:
     """
 
     node: Node
-    request: GatewayRequest
+    request: R
     trace: RequestTrace
     options: RequestOptions

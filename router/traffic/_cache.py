@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import orjson
 
-from adapters import response_to_wire
 from adapters._types import (
     GatewayRequest,
-    GatewayResponse,
     Message,
     TextPart,
 )
 
+from ._cache_entries import Cached, answer_size, plain_json
 from ._replay import REPLAY_WORDS, assemble, replay
 
 if TYPE_CHECKING:
@@ -50,10 +48,10 @@ __all__ = [
 #: bookkeeping and the Python objects of the stored answer.
 ENTRY_OVERHEAD = 256
 # Bumped whenever the key's layout changes, so that old and new keys never meet.
-_KEY_VERSION = 1
-# Request fields that describe the transport, not the answer; dropped from ``extra``
-# too in case a caller put them there.
-_NOT_KEYED = frozenset({"stream", "stream_options"})
+_KEY_VERSION = 2
+# Request fields that describe the transport, not the answer (and the client body's
+# ``model``, which the route stands for); dropped from ``extra`` too.
+_NOT_KEYED = frozenset({"stream", "stream_options", "model"})
 
 
 # -- keys -------------------------------------------------------------------------------
@@ -75,7 +73,9 @@ def cache_key(route: str, req: GatewayRequest, client: str | None) -> bytes:
       (``max_tokens`` or ``max_completion_tokens``) and ``stop``;
     - all of ``extra``: ``seed``, ``response_format``, ``n``, ``logprobs``, ``user``
       and anything else a client sent;
-    - ``client``, the client key's name, or ``None`` on a route whose cache is shared.
+    - ``client``, the client key's name, or ``None`` on a route whose cache is shared;
+    - ``req.raw``: the client's body (less ``model`` and streaming) and its format, which
+      a same-format target gets whole (``thinking``, ``top_k`` change the answer too).
 
     Not in the key: ``stream`` and ``include_usage`` (and ``stream_options``), since a
     streamed request can be served from a non-streamed answer and the other way round;
@@ -104,8 +104,10 @@ def cache_key(route: str, req: GatewayRequest, client: str | None) -> bytes:
         "limit_name": req.limit_name,
         "stop": req.stop,
         "extra": {k: v for k, v in req.extra.items() if k not in _NOT_KEYED},
+        "raw": req.raw and {k: v for k, v in req.raw.body.items() if k not in _NOT_KEYED},
+        "format": req.raw and req.raw.format,
     }
-    canonical = orjson.dumps(doc, default=_plain, option=orjson.OPT_SORT_KEYS)
+    canonical = orjson.dumps(doc, default=plain_json, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).digest()
 
 
@@ -125,14 +127,6 @@ def _message_doc(m: Message) -> dict[str, Any]:
         "tool_calls": [[c.id, c.name, c.arguments] for c in m.tool_calls],
         "tool_call_id": m.tool_call_id,
     }
-
-
-def _plain(value: Any) -> Any:
-    # orjson serialises dict, list and tuple itself; other mappings (a MappingProxy in
-    # a tool schema, say) are turned into dicts here.
-    if isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"cannot key a {type(value).__name__}")
 
 
 # -- the cache --------------------------------------------------------------------------
@@ -160,7 +154,7 @@ class CacheStats:
 
 @attrs.frozen
 class _Entry:
-    response: GatewayResponse
+    response: Cached
     expires: float
     size: int
 
@@ -169,7 +163,7 @@ class ResponseCache:
     """Complete answers by key, least recently used first out, each with its own TTL.
 
     An entry's size is the length of its answer's orjson encoding (the OpenAI
-    ``chat.completion`` JSON) plus :data:`ENTRY_OVERHEAD`; the sizes of the entries
+    ``chat.completion`` or embeddings JSON) plus :data:`ENTRY_OVERHEAD`; the sizes of the entries
     held never add up to more than ``max_bytes``. An answer is fresh while
     ``clock() < stored_at + ttl``: at exactly ``stored_at + ttl`` it has expired.
 
@@ -192,7 +186,7 @@ class ResponseCache:
         self._misses = 0
         self._evictions = 0
 
-    def get(self, key: bytes) -> GatewayResponse | None:
+    def get(self, key: bytes) -> Cached | None:
         """The fresh answer under ``key``, now the most recently used; ``None`` if none.
 
         An expired entry is dropped and counts as a miss.
@@ -208,7 +202,7 @@ class ResponseCache:
         self._hits += 1
         return entry.response
 
-    def put(self, key: bytes, resp: GatewayResponse, ttl: float) -> None:
+    def put(self, key: bytes, resp: Cached, ttl: float) -> None:
         """Store ``resp`` under ``key`` for ``ttl`` seconds, as the most recently used.
 
         An entry already under ``key`` is replaced. Least recently used entries are
@@ -219,7 +213,7 @@ class ResponseCache:
         Only complete answers belong here; the caller must never put an error or an
         answer rebuilt from a stream that did not finish.
         """
-        size = len(orjson.dumps(response_to_wire(resp))) + ENTRY_OVERHEAD
+        size = answer_size(resp) + ENTRY_OVERHEAD
         if size > self.max_bytes or ttl <= 0:
             return
         if key in self._entries:

@@ -9,22 +9,30 @@ survives a reload; what the rules say (prices, budgets, TTLs) comes from the run
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import attrs
 import trio
 
-from adapters import GatewayError, RateLimitExceeded, Usage
+from adapters import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    GatewayError,
+    GatewayRequest,
+    GatewayResponse,
+    RateLimitExceeded,
+    Usage,
+)
 from rules import Leaf
 
 from ._budgets import Budgets
 from ._cache import ResponseCache, cache_key
+from ._cache_entries import Cached, embedding_cache_key
 from ._cost import PriceTable
-from ._tokens import RESERVE_OUTPUT, request_tokens
+from ._tokens import RESERVE_OUTPUT, embedding_tokens, request_tokens
 from ._window import RateLimiter
 
 if TYPE_CHECKING:
-    from adapters import GatewayRequest, GatewayResponse
     from rules import Config, Node, RouteCacheConfig
 
     from ._budgets import Reservation
@@ -99,6 +107,7 @@ class Controls:
                     retry_after=wait,
                 )
 
+    @overload
     def lookup(
         self,
         cache: RouteCacheConfig | None,
@@ -106,17 +115,44 @@ class Controls:
         req: GatewayRequest,
         key: ClientKey | None,
         bypass: bool,
-    ) -> tuple[bytes | None, GatewayResponse | None]:
-        """The cache key for this request (None: not cached) and a fresh answer if any."""
+    ) -> tuple[bytes | None, GatewayResponse | None]: ...
+
+    @overload
+    def lookup(
+        self,
+        cache: RouteCacheConfig | None,
+        route: str,
+        req: EmbeddingRequest,
+        key: ClientKey | None,
+        bypass: bool,
+    ) -> tuple[bytes | None, EmbeddingResponse | None]: ...
+
+    def lookup(
+        self,
+        cache: RouteCacheConfig | None,
+        route: str,
+        req: GatewayRequest | EmbeddingRequest,
+        key: ClientKey | None,
+        bypass: bool,
+    ) -> tuple[bytes | None, Cached | None]:
+        """The cache key for this request (None: not cached) and a fresh answer of its
+        kind (chat or embeddings) if any."""
         if cache is None:
             return None, None
         owner = None if cache.shared else (key.name if key is not None else "")
-        entry = cache_key(route, req, owner)
+        kind: type[Cached]
+        if isinstance(req, GatewayRequest):
+            entry, kind = cache_key(route, req, owner), GatewayResponse
+        else:
+            entry, kind = embedding_cache_key(route, req, owner), EmbeddingResponse
         if bypass:
             return entry, None
-        return entry, self.cache.get(entry)
+        hit = self.cache.get(entry)
+        return entry, hit if isinstance(hit, kind) else None
 
-    def reserve(self, key: ClientKey | None, node: Node, req: GatewayRequest) -> Reservation | None:
+    def reserve(
+        self, key: ClientKey | None, node: Node, req: GatewayRequest | EmbeddingRequest
+    ) -> Reservation | None:
         """Hold the request's worst-case cost in its key's budget while it is in flight
         (None: the key has no budget): its prompt estimate plus its ``max_tokens`` (or
         RESERVE_OUTPUT) at the dearest target ``node`` can reach. The caller settles it
@@ -127,8 +163,11 @@ class Controls:
         """
         if key is None or key.budget is None:
             return None
-        prompt = request_tokens(req, with_output=False)
-        output = max(req.max_tokens if req.max_tokens is not None else RESERVE_OUTPUT, 0)
+        if isinstance(req, EmbeddingRequest):  # no output: the inputs are the cost
+            prompt, output = embedding_tokens(req), 0
+        else:
+            prompt = request_tokens(req, with_output=False)
+            output = max(req.max_tokens if req.max_tokens is not None else RESERVE_OUTPUT, 0)
         worst = 0.0
         for target in _targets(node):
             worst = max(worst, self.prices.estimate(target, prompt, output) or 0.0)
@@ -169,9 +208,7 @@ class Controls:
             },
         }
 
-    def store(
-        self, entry: bytes | None, cache: RouteCacheConfig | None, resp: GatewayResponse
-    ) -> None:
+    def store(self, entry: bytes | None, cache: RouteCacheConfig | None, resp: Cached) -> None:
         if entry is not None and cache is not None:
             self.cache.put(entry, resp, cache.ttl)
 

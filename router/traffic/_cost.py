@@ -66,6 +66,15 @@ SHIPPED_PRICES: Mapping[str, Price] = {
     # Cohere
     "command-r": Price(0.15, 0.60),
     "command-r-plus": Price(2.50, 10.00),
+    # Embeddings: input tokens only
+    "text-embedding-3-small": Price(0.02, 0.0),
+    "text-embedding-3-large": Price(0.13, 0.0),
+    "text-embedding-ada-002": Price(0.10, 0.0),
+    "gemini-embedding-001": Price(0.15, 0.0),
+    "embed-v4.0": Price(0.12, 0.0),
+    "embed-english-v3.0": Price(0.10, 0.0),
+    "embed-multilingual-v3.0": Price(0.10, 0.0),
+    "amazon.titan-embed-text-v2:0": Price(0.02, 0.0),
 }
 
 # Leading dotted segments of Bedrock ids: cross-region inference profiles

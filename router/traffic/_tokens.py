@@ -13,13 +13,14 @@ from adapters import Usage
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from adapters import ChatChunk, GatewayRequest, GatewayResponse
+    from adapters import ChatChunk, EmbeddingRequest, GatewayRequest, GatewayResponse
 
 __all__ = [
     "CHARS_PER_TOKEN",
     "RESERVE_OUTPUT",
     "answer_usage",
     "chunk_chars",
+    "embedding_tokens",
     "estimate_tokens",
     "request_tokens",
     "stream_usage",
@@ -60,6 +61,12 @@ def request_tokens(req: GatewayRequest, with_output: bool = True) -> int:
     (or the default allowance) unless ``with_output`` is False (the prompt alone)."""
     prompt_chars = sum(len(m.text()) for m in req.messages)
     return estimate_tokens(prompt_chars, req.max_tokens if with_output else 0)
+
+
+def embedding_tokens(req: EmbeddingRequest) -> int:
+    """Tokens an embeddings request will use, before the upstream says: its texts at
+    ~4 characters a token, its token arrays as they are. Embeddings have no output."""
+    return sum(len(i) if isinstance(i, tuple) else text_tokens(len(i)) for i in req.inputs)
 
 
 def chunk_chars(chunks: Iterable[ChatChunk]) -> int:

@@ -1,4 +1,5 @@
-"""Upstream transport: the Transport interface, the h11 keep-alive pool, httpx2, TLS, images.
+"""Upstream transport: the Transport interface, the h11 keep-alive pool, the HTTP/2 pool,
+httpx2, TLS, images.
 
 May import: adapters, rules (pure). Never imports routing, traffic, http or ops.
 """

@@ -126,27 +126,31 @@ class Dialer:
 
     def keep_session(
         self, stream: trio.abc.Stream, host: str, port: int, *, alpn: ALPN = None
-    ) -> None:
+    ) -> bool:
         """Keep ``stream``'s TLS session for the next connection to ``host:port``.
 
         Call it once a response has been read on the stream (TLS 1.3 tickets come
         after the handshake), when the connection goes back to the pool or is closed.
         A session that cannot be resumed (TLS 1.3 before its ticket) is not kept.
+
+        Returns:
+            Whether a session was kept.
         """
         if not isinstance(stream, trio.SSLStream):
-            return
+            return False
         try:
             session = stream.session
         except trio.NeedHandshakeError:
-            return
+            return False
         if session is None or not (session.has_ticket or session.id):
-            return
+            return False
         if not session.has_ticket and stream.version() == "TLSv1.3":
-            return
+            return False
         key = (alpn, host, port)
         if key not in self._sessions and len(self._sessions) >= MAX_SESSIONS:
             del self._sessions[next(iter(self._sessions))]
         self._sessions[key] = session
+        return True
 
 
 def tls_problem(exc: BaseException) -> str | None:

@@ -13,6 +13,7 @@ import attrs
 from adapters import BedrockProvider, SimulatedModel, SimulatedProvider, provider_spec
 from rules import Config, ConfigError, HTTPProvider, ProviderConfig, SecretRef
 
+from ._h2pool import H2Pool
 from ._images import ImageFetcher
 from ._pool import H11Pool
 from ._proxy import ProxyRoutes, proxy_routes
@@ -162,12 +163,20 @@ def _transport(provider: ProviderConfig, config: Config, connection: _Connection
     connect_timeout = config.defaults.connect_timeout
     if pool is None:
         return H11Pool(connect_timeout=connect_timeout, tls=connection.tls, proxy=connection.proxy)
-    if pool.transport == "httpx" or pool.http2:
+    if pool.http2:
+        # Its connections' tasks run in H2Pool.run(), which the daemon starts.
+        return H2Pool(
+            max_connections=pool.max_connections,
+            keepalive=pool.keepalive,
+            connect_timeout=connect_timeout,
+            tls=connection.tls,
+            proxy=connection.proxy,
+        )
+    if pool.transport == "httpx":
         return HttpxTransport(
             max_connections=pool.max_connections,
             keepalive=pool.keepalive,
             connect_timeout=connect_timeout,
-            http2=pool.http2,
             tls=connection.tls,
             proxy=connection.proxy,
         )

@@ -1,8 +1,9 @@
 """The one small interface between adapters' requests and the network.
 
-Two implementations: :class:`~router._pool.H11Pool`, the lean pool on the data path,
-and :class:`HttpxTransport` on httpx2, for what the lean pool does not do (HTTP/2)
-and for work off the hot path (health probes). Both raise only our taxonomy's errors: a
+Three implementations: :class:`~router.upstream._pool.H11Pool`, the lean HTTP/1.1 pool on
+the data path; :class:`~router.upstream._h2pool.H2Pool` for ``pool.http2``; and
+:class:`HttpxTransport` on httpx2, for ``pool.transport = "httpx"`` and work off the hot
+path (health probes). Both raise only our taxonomy's errors: a
 foreign exception never leaves a transport, and one that may quote the request (a
 header value, so a key) is not quoted, nor chained.
 """

@@ -26,8 +26,12 @@ from adapters import (
     TokenCounter,
     UnsupportedCapability,
     UpstreamRequest,
+    refuse_untranslated,
+    response_for,
+    stream_decoder_for,
 )
 
+from ._embed import embed_over_http
 from ._images import ImageFetcher, inline_images, wants_fetch
 from ._redact import Redactor
 from ._transport import HttpxTransport, Transport, UpstreamResponse
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
 
     from adapters import (
         ChatChunk,
+        EmbeddingRequest,
+        EmbeddingResponse,
         GatewayRequest,
         GatewayResponse,
         HTTPAdapter,
@@ -61,6 +67,11 @@ class Upstream(Protocol):
 
     async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
         """One non-streamed attempt. Raises GatewayError."""
+        ...
+
+    async def embed(self, req: EmbeddingRequest, model: str) -> EmbeddingResponse:
+        """One embeddings attempt: a vector per input. Raises GatewayError
+        (UnsupportedCapability for a kind or model without embeddings)."""
         ...
 
     def stream(
@@ -150,10 +161,15 @@ class HTTPUpstream:
         return self._side_transport
 
     async def _prepare(self, req: GatewayRequest, model: str) -> UpstreamRequest:
-        """The signed upstream request for ``req``, images fetched if allowed and needed."""
+        """The signed upstream request for ``req``, images fetched if allowed and needed.
+        UnsupportedParameter for a part only the client's format takes (``document``)."""
+        refuse_untranslated(req, getattr(self.adapter, "same_format", None), self.name)
         if self._images is not None and not self.adapter.image_urls and wants_fetch(req):
-            req = await inline_images(req, self._images)
-        request = self.adapter.build_request(req, model)
+            req = attrs.evolve(await inline_images(req, self._images), raw=None)
+        return await self.signed(self.adapter.build_request(req, model))
+
+    async def signed(self, request: UpstreamRequest) -> UpstreamRequest:
+        """``request`` ready to send now (SigV4 for Bedrock)."""
         if getattr(self.adapter, "sign_may_block", False):
             # botocore refreshes expiring role credentials over the network, blocking.
             return await trio.to_thread.run_sync(
@@ -161,22 +177,34 @@ class HTTPUpstream:
             )
         return self.adapter.sign(request, datetime.now(UTC))
 
-    async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
-        if req.stream:
-            req = attrs.evolve(req, stream=False, include_usage=False)
-        upstream_request = await self._prepare(req, model)
+    async def send_whole(self, request: UpstreamRequest) -> tuple[UpstreamResponse, bytes]:
+        """Send a signed ``request`` and read its 2xx answer whole.
+
+        Raises:
+            GatewayError: the transport's failure, or the upstream's error answer
+                (either scrubbed of credentials).
+        """
         try:
-            async with self.transport.request(upstream_request) as response:
+            async with self.transport.request(request) as response:
                 if self.on_headers is not None:
                     self.on_headers(response.headers)
                 body = await self._read(response)
         except GatewayError as exc:  # the transport's, whose text may quote a header
             raise self._scrubbed(exc) from None
-        if 200 <= response.status < 300:
-            answer = self.adapter.parse_response(response.status, response.headers, body)
-            # Some providers (Bedrock) do not name the model that answered: it is ours.
-            return answer if answer.model else attrs.evolve(answer, model=model)
-        raise self._failure(response, body)
+        if not 200 <= response.status < 300:
+            raise self._failure(response, body)
+        return response, body
+
+    async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
+        if req.stream:
+            req = attrs.evolve(req, stream=False, include_usage=False)
+        response, body = await self.send_whole(await self._prepare(req, model))
+        answer = response_for(self.adapter, req, response.status, response.headers, body)
+        # Some providers (Bedrock) do not name the model that answered: it is ours.
+        return answer if answer.model else attrs.evolve(answer, model=model)
+
+    async def embed(self, req: EmbeddingRequest, model: str) -> EmbeddingResponse:
+        return await embed_over_http(self, req, model)
 
     async def _read(self, response: UpstreamResponse) -> bytes:
         """The whole body, at most ``max_response`` bytes.
@@ -233,7 +261,7 @@ class HTTPUpstream:
                     self.on_headers(response.headers)
                 if not 200 <= response.status < 300:
                     raise self._failure(response, await self._read(response))
-                decoder = self.adapter.stream_decoder()
+                decoder = stream_decoder_for(self.adapter, req)
 
                 async def chunks() -> AsyncGenerator[list[ChatChunk]]:
                     # A plugin's decoder that does not say what it holds: the bytes fed
@@ -350,6 +378,13 @@ class SimulatedUpstream:
 
         async with aclosing(chunks()) as iterator:
             yield iterator
+
+    async def embed(self, req: EmbeddingRequest, model: str) -> EmbeddingResponse:
+        plan = self.model.embed_plan(req, model)
+        await trio.sleep(plan.latency)
+        if plan.error is not None:
+            raise plan.error
+        return plan.response
 
     async def probe(self) -> None:
         """The simulated provider is always reachable; its failures are per request."""

@@ -217,10 +217,6 @@ def test_tools_and_tool_choice() -> None:
         ({"messages": [{"role": "system", "content": "x"}]}, "messages[0]"),
         ({"messages": [{"role": "user", "content": 5}]}, "messages[0]"),
         (
-            {"messages": [{"role": "user", "content": [{"type": "document"}]}]},
-            "messages[0].content[0]",
-        ),
-        (
             {
                 "messages": [
                     {"role": "user", "content": [{"type": "tool_use", "id": "a", "name": "b"}]}
@@ -307,7 +303,6 @@ def test_tools_and_tool_choice() -> None:
         ({"top_p": True}, "top_p"),
         ({"stop_sequences": "END"}, "stop_sequences"),
         ({"tools": {}}, "tools"),
-        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools[0]"),
         ({"tools": [{"name": "x"}]}, "tools[0]"),
         ({"tool_choice": {"type": "sometimes"}}, "tool_choice"),
         ({"tool_choice": {"type": "tool"}}, "tool_choice"),
@@ -317,6 +312,26 @@ def test_invalid_requests_name_the_param(fields: dict[str, Any], param: str) -> 
     with pytest.raises(InvalidRequest) as info:
         parse(**fields)
     assert info.value.param == param
+
+
+def test_what_has_no_unified_form_is_named_and_the_body_kept() -> None:
+    """Documents and server tools are Anthropic's own: an Anthropic target gets the body
+    as it came; any other target refuses them by these names."""
+    document = {"type": "document", "source": {"type": "text", "data": "x"}}
+    body = {
+        "model": "claude",
+        "max_tokens": 10,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, document]}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+    }
+    req = messages_request_from_wire(body)
+    assert req.raw is not None
+    assert req.raw.format == "anthropic"
+    assert req.raw.body is body
+    assert req.raw.untranslated == ("messages[0].content[1]", "tools[0]")
+    assert req.messages == (Message("user", "hi"),)
+    assert req.tools == ()
 
 
 def test_body_must_be_an_object() -> None:

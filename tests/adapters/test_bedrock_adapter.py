@@ -168,7 +168,7 @@ def test_sampling_parameters_and_stop_sequences() -> None:
     }
 
 
-def test_extra_maps_json_schema_and_drops_the_rest() -> None:
+def test_response_format_is_a_forced_tool_and_the_rest_is_dropped() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     extra = {
         "seed": 7,
@@ -176,13 +176,26 @@ def test_extra_maps_json_schema_and_drops_the_rest() -> None:
         "response_format": {"type": "json_schema", "json_schema": {"name": "A", "schema": schema}},
     }
     body = wire(GatewayRequest("x", (user("hi"),), extra=extra))
-    assert set(body) == {"messages", "outputConfig"}
-    structure = body["outputConfig"]["textFormat"]["structure"]["jsonSchema"]
-    assert structure["name"] == "A"
-    assert orjson.loads(structure["schema"]) == schema  # a string, as Converse wants
-    assert "outputConfig" not in wire(
+    assert set(body) == {"messages", "toolConfig"}
+    assert body["toolConfig"]["toolChoice"] == {"tool": {"name": "A"}}
+    (spec,) = body["toolConfig"]["tools"]
+    assert spec["toolSpec"]["name"] == "A"
+    assert spec["toolSpec"]["inputSchema"] == {"json": schema}
+    loose = wire(
         GatewayRequest("x", (user("hi"),), extra={"response_format": {"type": "json_object"}})
     )
+    (spec,) = loose["toolConfig"]["tools"]
+    assert spec["toolSpec"]["inputSchema"] == {"json": {"type": "object"}}
+    assert loose["toolConfig"]["toolChoice"] == {"tool": {"name": "json_response"}}
+
+
+def test_the_forced_call_comes_back_as_json_text() -> None:
+    req = GatewayRequest("x", (user("hi"),), extra={"response_format": {"type": "json_object"}})
+    call = {"toolUse": {"toolUseId": "t1", "name": "json_response", "input": {"a": 1}}}
+    resp = adapter().response_for(req, 200, [], answer("tool_use", [call]))
+    assert resp.choices[0].message.content == '{"a":1}'
+    assert resp.choices[0].message.tool_calls == ()
+    assert resp.choices[0].finish_reason == "stop"
 
 
 def test_n_above_one_is_refused() -> None:

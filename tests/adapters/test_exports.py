@@ -3,6 +3,14 @@
 import adapters
 
 PUBLIC = {
+    # same-format passthrough
+    "ANTHROPIC",
+    "OPENAI",
+    "MessagesSent",
+    "WireBody",
+    "passes_through",
+    "refuse_untranslated",
+    "translated",
     # errors
     "GatewayError",
     "InvalidRequest",
@@ -37,6 +45,17 @@ PUBLIC = {
     "ChunkChoice",
     "Delta",
     "UpstreamRequest",
+    # embeddings: the unified types, OpenAI's format, parts, joins and shares
+    "EmbeddingInput",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
+    "Embedder",
+    "embedding_request_from_wire",
+    "embedding_response_to_wire",
+    "join_embeddings",
+    "request_parts",
+    "share_tokens",
+    "split_embeddings",
     # Anthropic: the adapter, and the Messages ingress codec
     "AnthropicAdapter",
     "MessagesStreamEncoder",
@@ -55,7 +74,9 @@ PUBLIC = {
     "StreamDecoder",
     "TokenCounter",
     "error_for_status",
+    "response_for",
     "retry_after",
+    "stream_decoder_for",
     # OpenAI wire format and adapter
     "OpenAIAdapter",
     "OpenAIStreamDecoder",

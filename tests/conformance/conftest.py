@@ -85,6 +85,11 @@ class Served:
         """``sent`` went where this kind's requests go, with its credentials."""
         case = self.case
         assert (sent.path, sent.query) == (case.path[streamed], case.query[streamed])
+        self.check_auth(sent)
+
+    def check_auth(self, sent: Received) -> None:
+        """``sent`` carries this kind's credentials, and nothing it must not."""
+        case = self.case
         for name, pattern in case.auth.items():
             assert re.fullmatch(pattern, sent.headers[name]), (name, sent.headers[name])
         assert not set(case.absent) & set(sent.headers)

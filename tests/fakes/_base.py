@@ -22,6 +22,8 @@ every provider:
   ``story-break-N`` (N words, then the connection drops), ``story-stall-N`` (N words,
   then silence), ``story-corrupt-N`` (its Nth event is not JSON, the rest follows) and
   ``story-end-N`` (N words, then a clean end without the stream's tail);
+- embeddings (:meth:`FakeServer.embedding_script`): ``silent`` and ``fail-<code>`` as
+  above, any other model a vector per input (:mod:`tests.fakes._vectors`);
 - any other model: the provider's answer, usually ``echo: <last user text>`` (with
   `` [N image(s)]`` when the last user turn held images, :func:`echo`), split into
   word pieces when streamed (:func:`words`).
@@ -317,6 +319,17 @@ class FakeServer:
             return self.reply(model, got)
         return Chunks(answer := self.stream(model, got), self.cut(model, answer))
 
+    def embedding_script(self, model: str, got: Received) -> Answer | None:
+        """What ``model`` scripts for an embeddings request (``silent``, or a name
+        ending ``fail-<code>``, such as Bedrock's ``cohere.embed-fail-500``: the
+        provider's error), or None: answer it."""
+        self.calls[model] = self.calls.get(model, 0) + 1
+        if model == "silent":
+            return SILENT
+        if "fail-" in model:
+            return self.failure(model.rpartition("fail-")[2], got)
+        return None
+
     def failure(self, code: str, got: Received) -> Reply:
         """The provider's error for ``fail-<code>``."""
         raise NotImplementedError
@@ -398,10 +411,16 @@ class FakeServer:
 
 
 @asynccontextmanager
-async def running(app: Any) -> AsyncIterator[str]:
-    """Serve ``app`` on 127.0.0.1:0 for the block; yields its ``http://host:port``."""
+async def running(app: Any, certs: tuple[str, str] | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1:0 for the block; yields its ``http://host:port``.
+
+    With ``certs`` (a certificate chain file and its key file) it serves HTTPS, offering
+    ALPN ``h2`` and ``http/1.1``, and yields ``https://host:port``.
+    """
     config = Config()
     config.bind = ["127.0.0.1:0"]
+    if certs is not None:
+        config.certfile, config.keyfile = certs
     config.accesslog = None
     config.graceful_timeout = 0.1
     stop = trio.Event()

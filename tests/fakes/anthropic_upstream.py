@@ -18,7 +18,12 @@ streams are named SSE events with ``ping``s, ``input_json_delta`` pieces, and cu
   (``overloaded_error``), ``fail-ctx`` ("prompt is too long");
 - the shared stream cuts; ``error-mid-stream`` is an ``event: error`` overloaded;
 - a final assistant message is continued (the shared prefill script); one whose text
-  ends in whitespace is refused, as Anthropic does.
+  ends in whitespace is refused, as Anthropic does;
+- ``thinker``: a ``thinking`` block (with its signature) before the text "Done", stop
+  reason ``stop_sequence`` (``"END"``), usage with cache reads and writes, and a field
+  the API might add one day (``future_field``);
+- a forced ``tool_choice`` (``{"type": "tool", "name"}``) is obeyed: the answer is that
+  tool's call alone, with an input its ``input_schema`` accepts (:func:`forced_tool`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, ClassVar
 import attrs
 
 from tests.fakes._base import Answer, FakeServer, Headers, Received, Reply, Stream, echo, sse, words
+from tests.fakes.schema import instance
 
 KEY = "sk-ant-fake-key"
 MSG_ID = "msg_01fake"
@@ -98,11 +104,72 @@ class FakeAnthropic(FakeServer):
         return "".join(b["text"] for b in content if b["type"] == "text")
 
     def reply(self, model: str, got: Received) -> Reply:
+        forced = forced_tool(got.body)
+        if forced is not None:
+            return Reply(200, _tool_message(model, *forced))
+        if model == "thinker":
+            return Reply(200, thought_message(model))
         return Reply(200, _message(got.body, self.answer_text(model, got, _answer(got.body))))
 
     def stream(self, model: str, got: Received) -> Stream:
+        forced = forced_tool(got.body)
+        if forced is not None:
+            return tool_stream(model, *forced)
+        if model == "thinker":
+            return thought_stream(model)
         text = self.answer_text(model, got, _answer(got.body))
         return _stream(model, text, _stop_sequence(got.body))
+
+
+def forced_tool(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``(name, input)`` of the call a forced ``tool_choice`` makes: an input that the
+    tool's ``input_schema`` accepts, as a model obliged to call it would give."""
+    choice = body.get("tool_choice") or {}
+    if choice.get("type") != "tool":
+        return None
+    tool = next(t for t in body.get("tools") or () if t["name"] == choice["name"])
+    return tool["name"], instance(tool["input_schema"])
+
+
+def _tool_message(model: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    block = {"type": "tool_use", "id": TOOL_ID, "name": name, "input": arguments}
+    return {
+        "id": MSG_ID,
+        "type": "message",
+        "role": "assistant",
+        "model": model + "-20250101",
+        "content": [block],
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": USAGE,
+    }
+
+
+def tool_stream(model: str, name: str, arguments: dict[str, Any]) -> Stream:
+    """A forced call alone: its input streamed in three pieces."""
+    start = {**_tool_message(model, name, {}), "content": [], "stop_reason": None}
+    block = {"type": "tool_use", "id": TOOL_ID, "name": name, "input": {}}
+    head = [
+        event("message_start", {"message": start}),
+        event("content_block_start", {"index": 0, "content_block": block}),
+    ]
+    text = json.dumps(arguments)
+    third = max(len(text) // 3, 1)
+    pieces = [
+        event(
+            "content_block_delta",
+            {"index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}},
+        )
+        for piece in (text[:third], text[third : 2 * third], text[2 * third :])
+        if piece
+    ]
+    final = {"stop_reason": "tool_use", "stop_sequence": None}
+    tail = [
+        event("content_block_stop", {"index": 0}),
+        event("message_delta", {"delta": final, "usage": {"output_tokens": 9}}),
+        event("message_stop", {}),
+    ]
+    return Stream(head, pieces, tail)
 
 
 _MODELS = {
@@ -246,3 +313,51 @@ def _error(status: int, message: str | None = None) -> Reply:
         "request_id": "req_fake",
     }
     return Reply(status, body, headers)
+
+
+THOUGHT = {"type": "thinking", "thinking": "Let me think.", "signature": "sig-1"}
+THOUGHT_USAGE = {**USAGE, "cache_creation_input_tokens": 4}
+
+
+def thought_message(model: str) -> dict[str, Any]:
+    return {
+        "id": MSG_ID,
+        "type": "message",
+        "role": "assistant",
+        "model": model + "-20250101",
+        "content": [THOUGHT, {"type": "text", "text": "Done"}],
+        "stop_reason": "stop_sequence",
+        "stop_sequence": "END",
+        "usage": THOUGHT_USAGE,
+        "future_field": {"kept": True},
+    }
+
+
+def thought_stream(model: str) -> Stream:
+    start = {**thought_message(model), "content": [], "stop_reason": None, "stop_sequence": None}
+    thinking = {"type": "thinking", "thinking": "", "signature": ""}
+    head = [
+        event("message_start", {"message": start}),
+        event("content_block_start", {"index": 0, "content_block": thinking}),
+        event(
+            "content_block_delta",
+            {"index": 0, "delta": {"type": "thinking_delta", "thinking": "Let me think."}},
+        ),
+        event(
+            "content_block_delta",
+            {"index": 0, "delta": {"type": "signature_delta", "signature": "sig-1"}},
+        ),
+        event("content_block_stop", {"index": 0}),
+        event("content_block_start", {"index": 1, "content_block": {"type": "text", "text": ""}}),
+    ]
+    pieces = [
+        event("content_block_delta", {"index": 1, "delta": {"type": "text_delta", "text": "Done"}})
+    ]
+    final = {"stop_reason": "stop_sequence", "stop_sequence": "END"}
+    tail = [
+        event("content_block_stop", {"index": 1}),
+        event("future_event", {"what": "a new kind of event"}),
+        event("message_delta", {"delta": final, "usage": {"output_tokens": 9}}),
+        event("message_stop", {}),
+    ]
+    return Stream(head, pieces, tail)

@@ -12,7 +12,9 @@ a filter-only chunk (``choices: []``, ``id: ""``), as Azure's do. Besides:
 - ``blocked``: the prompt is refused, 400 ``content_filter`` with an ``innererror``;
 - ``unsafe``: the answer ends with ``finish_reason: "content_filter"``.
 
-``GET /openai/models?api-version=...`` lists models.
+``POST /openai/deployments/{deployment}/embeddings`` answers OpenAI's embeddings for the
+deployment (the body names no model). ``GET /openai/models?api-version=...`` lists
+models.
 """
 
 from __future__ import annotations
@@ -110,6 +112,12 @@ class FakeAzure(FakeOpenAI):
             data = [{"id": "gpt-4o", "object": "model", "status": "succeeded"}]
             return Reply(200, {"object": "list", "data": data})
         parts = got.path.strip("/").split("/")
+        if (
+            got.method == "POST"
+            and parts[:2] == ["openai", "deployments"]
+            and parts[3:] == ["embeddings"]
+        ):
+            return self.embeddings(got, model=parts[2])
         if (
             got.method != "POST"
             or len(parts) != 5

@@ -17,7 +17,17 @@ It answers per model id:
 - ``fail-400`` / ``fail-403`` / ``fail-404`` / ``fail-408`` / ``fail-429`` / ``fail-500``
   / ``fail-503``: that Bedrock exception; ``fail-ctx``: "Input is too long";
 - the shared stream cuts (:mod:`tests.fakes._base`); ``error-mid-stream`` is a
-  ``modelStreamErrorException`` frame.
+  ``modelStreamErrorException`` frame;
+- a forced ``toolChoice.tool`` is obeyed: the answer is that tool's call alone, with an
+  input its schema accepts (:func:`forced_tool`).
+
+Embeddings through ``POST /model/{modelId}/invoke`` (signed the same way), by the model
+family: Titan Text Embeddings (``amazon.titan-embed-text-v2:0``: one ``inputText``,
+``dimensions`` of 256, 512 or 1024, ``normalize``; v1: ``inputText`` alone) answers
+``embedding`` and ``inputTextTokenCount``; Cohere Embed (``cohere.embed-*``: ``texts``
+up to 96 and a required ``input_type``) answers by type when ``embedding_types`` asks,
+else a plain array, with the tokens in ``X-Amzn-Bedrock-Input-Token-Count``. Unknown
+fields are a ``ValidationException``, as Bedrock's schemas refuse them.
 
 ``GET /async-invoke`` (the adapter's health probe) answers an empty list. Every request
 is recorded (raw path, headers, query, JSON body) in :attr:`FakeBedrock.received`.
@@ -31,6 +41,7 @@ from typing import Any, ClassVar
 from urllib.parse import unquote, urlencode
 
 import attrs
+import orjson
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -50,6 +61,8 @@ from tests.fakes._base import (
     frame,
     words,
 )
+from tests.fakes._vectors import fake_tokens, fake_vector
+from tests.fakes.schema import instance
 
 __all__ = ["FakeBedrock", "Received", "event_frame", "exception_frame", "frame"]
 
@@ -58,7 +71,9 @@ _AUTH = re.compile(
     r"(?P<service>[^/]+)/aws4_request, SignedHeaders=(?P<signed>[a-z0-9;-]+), "
     r"Signature=(?P<signature>[0-9a-f]{64})$"
 )
-_PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<op>converse|converse-stream)$")
+_PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<op>converse|converse-stream|invoke)$")
+_TITAN_FIELDS = {"inputText", "dimensions", "normalize", "embeddingTypes"}
+_COHERE_FIELDS = {"texts", "input_type", "truncate", "embedding_types", "output_dimension"}
 _ERRORS = {
     400: ("ValidationException", "Malformed input request: temperature must be <= 1."),
     403: ("AccessDeniedException", "You don't have access to the model with this ID."),
@@ -90,7 +105,58 @@ class FakeBedrock(FakeServer):
         match = _PATH.match(got.path)
         if got.method != "POST" or match is None:
             return _error(404, "UnknownOperationException", "")
+        if match["op"] == "invoke":
+            return self.invoke(unquote(match["model"]), got)
         return self.scripted(unquote(match["model"]), got, stream=match["op"] == "converse-stream")
+
+    def invoke(self, model: str, got: Received) -> Answer:
+        """InvokeModel of an embeddings model, in its family's body."""
+        if "titan-embed-text" in model:
+            return self._titan(model, got)
+        if "cohere.embed" in model:
+            return self._cohere(model, got)
+        scripted = self.embedding_script(model, got)
+        return scripted or self.invalid(f"The model {model} does not support this body.")
+
+    def _titan(self, model: str, got: Received) -> Answer:
+        body = got.body
+        v2 = "-v2" in model
+        allowed = _TITAN_FIELDS if v2 else {"inputText"}
+        extra = set(body) - allowed
+        if extra or not isinstance(body.get("inputText"), str):
+            return self.invalid(f"Malformed input request: extraneous key {sorted(extra)}")
+        size = body.get("dimensions")
+        if size is not None and size not in (256, 512, 1024):
+            return self.invalid("Malformed input request: dimensions must be 256, 512 or 1024")
+        scripted = self.embedding_script(model, got)
+        if scripted is not None:
+            return scripted
+        text = body["inputText"]
+        answer = {"embedding": fake_vector(text, size), "inputTextTokenCount": fake_tokens(text)}
+        return Reply(200, answer)
+
+    def _cohere(self, model: str, got: Received) -> Answer:
+        body = got.body
+        extra = set(body) - _COHERE_FIELDS
+        texts = body.get("texts")
+        if extra or not isinstance(texts, list) or not 0 < len(texts) <= 96:
+            return self.invalid("Malformed input request: texts must hold 1 to 96 strings")
+        if body.get("input_type") is None:
+            return self.invalid("Malformed input request: input_type is required")
+        scripted = self.embedding_script(model, got)
+        if scripted is not None:
+            return scripted
+        size = body.get("output_dimension")
+        vectors = [fake_vector(t, size) for t in texts]
+        by_type = bool(body.get("embedding_types"))
+        answer = {
+            "id": "emb-fake-1",
+            "texts": texts,
+            "embeddings": {"float": vectors} if by_type else vectors,
+            "response_type": "embeddings_by_type" if by_type else "embeddings_floats",
+        }
+        tokens = str(sum(fake_tokens(t) for t in texts)).encode()
+        return Reply(200, answer, [(b"x-amzn-bedrock-input-token-count", tokens)])
 
     def failure(self, code: str, got: Received) -> Reply:
         if code == "ctx":
@@ -188,8 +254,29 @@ def _text(model: str, payload: dict[str, Any]) -> str:
     return answer_text(model, _answer(payload), _prefill(payload))
 
 
+def forced_tool(payload: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """``(name, input)`` of the call a forced ``toolChoice.tool`` makes: an input its
+    ``inputSchema.json`` accepts."""
+    config = payload.get("toolConfig") or {}
+    name = ((config.get("toolChoice") or {}).get("tool") or {}).get("name")
+    if name is None:
+        return None
+    spec = next(t["toolSpec"] for t in config["tools"] if t["toolSpec"]["name"] == name)
+    return name, instance(spec["inputSchema"]["json"])
+
+
 def _converse(model: str, payload: dict[str, Any]) -> dict[str, Any]:
     content: list[dict[str, Any]] = [{"text": _text(model, payload)}]
+    forced = forced_tool(payload)
+    if forced is not None:
+        name, arguments = forced
+        use = {"toolUseId": "tooluse_fake2", "name": name, "input": arguments}
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"toolUse": use}]}},
+            "stopReason": "tool_use",
+            "usage": USAGE,
+            "metrics": {"latencyMs": 42},
+        }
     if model == "tool-caller":
         content = [
             {"text": "Let me check."},
@@ -205,10 +292,23 @@ def _converse(model: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 def _stream(model: str, payload: dict[str, Any]) -> Stream:
     head = [event_frame("messageStart", {"role": "assistant", "p": "abcdefgh"})]
-    if model == "tool-caller":
+    forced = forced_tool(payload)
+    stop = _STOPS.get(model, "end_turn")
+    if forced is not None:
+        use = {"toolUseId": "tooluse_fake2", "name": forced[0]}
+        head.append(
+            event_frame("contentBlockStart", {"contentBlockIndex": 0, "start": {"toolUse": use}})
+        )
+        text = orjson.dumps(forced[1]).decode()
+        half = len(text) // 2
+        deltas: list[dict[str, Any]] = [
+            {"toolUse": {"input": p}} for p in (text[:half], text[half:])
+        ]
+        stop = "tool_use"
+    elif model == "tool-caller":
         start = {"contentBlockIndex": 0, "start": {"toolUse": _TOOL_USE}}
         head.append(event_frame("contentBlockStart", start))
-        deltas: list[dict[str, Any]] = [{"toolUse": {"input": p}} for p in ARGUMENT_PIECES]
+        deltas = [{"toolUse": {"input": p}} for p in ARGUMENT_PIECES]
     else:
         deltas = [{"text": w} for w in words(_text(model, payload))]
     pieces = [
@@ -218,7 +318,7 @@ def _stream(model: str, payload: dict[str, Any]) -> Stream:
     metadata = {"usage": USAGE, "metrics": {"latencyMs": 42}}
     tail = [
         event_frame("contentBlockStop", {"contentBlockIndex": 0}),
-        event_frame("messageStop", {"stopReason": _STOPS.get(model, "end_turn")}),
+        event_frame("messageStop", {"stopReason": stop}),
         event_frame("metadata", metadata),
     ]
     error = exception_frame("modelStreamErrorException", "The model stream broke.")

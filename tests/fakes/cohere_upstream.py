@@ -17,7 +17,10 @@ otherwise). Behaviour is scripted by the model name:
 - the shared stream cuts (:mod:`tests.fakes._base`); ``error-mid-stream`` ends with
   ``message-end`` and ``finish_reason: ERROR``.
 
-``GET /v1/models`` lists models.
+``POST /v2/embed`` (``model``, ``texts`` up to 96, a required ``input_type``;
+``output_dimension`` only for ``embed-v4`` models) answers float vectors by type
+(:mod:`tests.fakes._vectors`) with ``meta.billed_units.input_tokens``. ``GET /v1/models``
+lists models.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from tests.fakes._base import (
     trailing_assistant_text,
     words,
 )
+from tests.fakes._vectors import fake_tokens, fake_vector
 
 __all__ = ["FakeCohere"]
 
@@ -96,6 +100,8 @@ class FakeCohere(FakeServer):
         if got.method == "GET" and got.path == "/v1/models":
             model = {"name": "command-a-03-2025", "endpoints": ["chat"]}
             return Reply(200, {"models": [model]})
+        if got.method == "POST" and got.path == "/v2/embed":
+            return self.embed(got)
         if got.method != "POST" or got.path != "/v2/chat":
             return Reply(404, {"id": "e-404", "message": "not found"})
         model = got.body["model"]
@@ -103,6 +109,29 @@ class FakeCohere(FakeServer):
             message = f"invalid request: model '{model}' does not support image inputs"
             return Reply(400, {"id": "e-2", "message": message})
         return self.scripted(model, got, stream=bool(got.body.get("stream")))
+
+    def embed(self, got: Received) -> Answer:
+        body = got.body
+        model, texts = body.get("model"), body.get("texts")
+        if not isinstance(model, str) or not isinstance(texts, list) or not 0 < len(texts) <= 96:
+            return self.invalid("invalid request: texts must hold between 1 and 96 strings")
+        if body.get("input_type") is None:
+            return self.invalid("invalid request: input_type is required for embed v3 and later")
+        size = body.get("output_dimension")
+        if size is not None and not model.startswith("embed-v4"):
+            return self.invalid(f"invalid request: output_dimension is not supported by {model}")
+        scripted = self.embedding_script(model, got)
+        if scripted is not None:
+            return scripted
+        tokens = float(sum(fake_tokens(t) for t in texts))
+        answer = {
+            "id": ID,
+            "embeddings": {"float": [fake_vector(t, size) for t in texts]},
+            "texts": texts,
+            "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": tokens}},
+            "response_type": "embeddings_by_type",
+        }
+        return Reply(200, answer)
 
     def failure(self, code: str, got: Received) -> Reply:
         status, message = _ERRORS[code]

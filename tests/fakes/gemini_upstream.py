@@ -18,7 +18,14 @@ first, no empty parts) enforced with Gemini's 400. Answers by model id:
   ``unsafe``: an answer cut off with ``finishReason: SAFETY``; ``long``: cut off
   with ``MAX_TOKENS``;
 - the shared stream cuts (:mod:`tests.fakes._base`); ``error-mid-stream`` is an
-  ``error`` event.
+  ``error`` event;
+- ``responseMimeType: application/json``: the text is JSON, an instance of
+  ``responseJsonSchema`` (or ``responseSchema``), else ``{"echo": ...}``.
+
+Embeddings: ``:embedContent`` (one ``content``) and ``:batchEmbedContents`` (at most 100
+``requests``, each naming the same ``models/{model}``), unknown fields refused, and
+``outputDimensionality`` refused by ``embedding-001``; a vector per text
+(:mod:`tests.fakes._vectors`), and no token counts, as Gemini gives none.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ from tests.fakes._base import (
     sse,
     words,
 )
+from tests.fakes._vectors import fake_vector
+from tests.fakes.schema import instance
 
 _TOP_LEVEL = frozenset(
     {
@@ -123,6 +132,9 @@ class FakeGemini(FakeServer):
         prefix, _, method = got.path.rpartition(":")
         if got.method != "POST" or not prefix.startswith("/v1beta/models/"):
             return _error(404, "NOT_FOUND", f"no route for {got.path}")
+        if method in ("embedContent", "batchEmbedContents"):
+            model = unquote(prefix.removeprefix("/v1beta/models/"))
+            return self.embeddings(model, method, got)
         if method not in ("generateContent", "streamGenerateContent"):
             return _error(404, "NOT_FOUND", f"unknown method {method}")
         try:
@@ -131,6 +143,19 @@ class FakeGemini(FakeServer):
             return _error(400, "INVALID_ARGUMENT", str(exc))
         model = unquote(prefix.removeprefix("/v1beta/models/"))
         return self.scripted(model, got, stream=method == "streamGenerateContent")
+
+    def embeddings(self, model: str, method: str, got: Received) -> Answer:
+        try:
+            requests = _embed_requests(model, method, got.body)
+        except BadRequest as exc:
+            return _error(400, "INVALID_ARGUMENT", str(exc))
+        scripted = self.embedding_script(model, got)
+        if scripted is not None:
+            return scripted
+        values = [{"values": fake_vector(text, size)} for text, size in requests]
+        if method == "embedContent":
+            return Reply(200, {"embedding": values[0]})
+        return Reply(200, {"embeddings": values})
 
     def failure(self, code: str, got: Received) -> Reply:
         if code == "ctx":
@@ -179,6 +204,42 @@ def _framed(index: int, event: dict[str, Any], sse_mode: bool) -> bytes:
     return (b"[" if index == 0 else b",\r\n") + orjson.dumps(event)
 
 
+_EMBED_FIELDS = frozenset({"model", "content", "taskType", "title", "outputDimensionality"})
+
+
+def _embed_requests(model: str, method: str, body: dict[str, Any]) -> list[tuple[str, int | None]]:
+    """``(text, outputDimensionality)`` of each request. Raises BadRequest."""
+    if method == "embedContent":
+        requests = [body]
+    else:
+        if set(body) != {"requests"}:
+            raise BadRequest("* BatchEmbedContentsRequest.requests: requests is not specified")
+        requests = body["requests"]
+        if len(requests) > 100:
+            raise BadRequest(
+                "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch"
+            )
+    out = []
+    for one in requests:
+        for name in one:
+            if name not in _EMBED_FIELDS:
+                raise BadRequest(
+                    f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.'
+                )
+        if method == "batchEmbedContents" and one.get("model") != f"models/{model}":
+            raise BadRequest(
+                f"Model names in the requests must match models/{model} of the batch request."
+            )
+        parts = (one.get("content") or {}).get("parts") or []
+        if not parts or not all(isinstance(p.get("text"), str) for p in parts):
+            raise BadRequest("* EmbedContentRequest.content: contains an empty Part.")
+        size = one.get("outputDimensionality")
+        if size is not None and model == "embedding-001":
+            raise BadRequest("outputDimensionality is not supported for models/embedding-001.")
+        out.append(("".join(p["text"] for p in parts), size))
+    return out
+
+
 def _validate(payload: dict[str, Any]) -> None:
     for name in payload:
         if name not in _TOP_LEVEL:
@@ -219,9 +280,15 @@ def _prefill(payload: dict[str, Any]) -> str | None:
 
 
 def _answer(model: str, payload: dict[str, Any]) -> str:
-    """The answer to the last user turn, continuing a final ``model`` turn."""
+    """The answer to the last user turn, continuing a final ``model`` turn; JSON when
+    the request asks for it (an instance of its schema, else the echo in an object)."""
     users = [c for c in payload["contents"] if c.get("role", "user") == "user"]
-    return answer_text(model, _echo(users[-1]["parts"]), _prefill(payload))
+    text = _echo(users[-1]["parts"])
+    config = payload.get("generationConfig") or {}
+    if config.get("responseMimeType") == "application/json":
+        schema = config.get("responseJsonSchema") or config.get("responseSchema")
+        return orjson.dumps(instance(schema) if schema else {"echo": text}).decode()
+    return answer_text(model, text, _prefill(payload))
 
 
 def _echo(last: list[dict[str, Any]]) -> str:

@@ -16,7 +16,9 @@ Behaviour is scripted by the model name:
   ``{"error": ...}`` line (status 200), ``truncated`` ends without the ``done`` line.
 
 (Ollama truncates an over-long prompt rather than failing, so there is no ``fail-ctx``,
-and it has no content filter.) ``GET /api/tags`` lists models. Requests are recorded.
+and it has no content filter.) ``POST /api/embed`` (``model`` and ``input``, a text or a
+list; ``dimensions``) answers ``embeddings`` with ``prompt_eval_count``
+(:mod:`tests.fakes._vectors`). ``GET /api/tags`` lists models. Requests are recorded.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import attrs
 
 from tests.fakes._base import Answer, FakeServer, Received, Reply, Stream, echo, ndjson, words
+from tests.fakes._vectors import fake_tokens, fake_vector, inputs_of
 
 __all__ = ["FakeOllama"]
 
@@ -62,9 +65,29 @@ class FakeOllama(FakeServer):
         if got.method == "GET" and got.path == "/api/tags":
             model = {"name": "llama3.2:latest", "model": "llama3.2:latest", "size": 2019393189}
             return Reply(200, {"models": [model]})
+        if got.method == "POST" and got.path == "/api/embed":
+            return self.embed(got)
         if got.method != "POST" or got.path != "/api/chat":
             return Reply(404, {"error": "404 page not found"})
         return self.scripted(got.body["model"], got, stream=got.body.get("stream", True))
+
+    def embed(self, got: Received) -> Answer:
+        model, raw = got.body.get("model"), got.body.get("input")
+        if not isinstance(model, str) or raw is None:
+            return self.invalid("invalid input type")
+        scripted = self.embedding_script(model, got)
+        if scripted is not None:
+            return scripted
+        texts = inputs_of(raw)
+        size = got.body.get("dimensions")
+        answer = {
+            "model": model,
+            "embeddings": [fake_vector(t, size) for t in texts],
+            "total_duration": 14143917,
+            "load_duration": 1019500,
+            "prompt_eval_count": sum(fake_tokens(t) for t in texts),
+        }
+        return Reply(200, answer)
 
     def failure(self, code: str, got: Received) -> Reply:
         status, error = _ERRORS[code]

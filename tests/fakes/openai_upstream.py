@@ -10,6 +10,8 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 - ``long``: finish ``length``; ``unsafe``: finish ``content_filter``, no content;
 - ``refuses``: :attr:`FakeOpenAI.REFUSAL` as the message's ``refusal`` (streamed as
   ``refusal`` deltas), no content, finish ``stop``, as a structured-output refusal;
+- ``rich``: answers and chunks with ``system_fingerprint``, ``service_tier``, usage
+  details and a host field of its own (``x_host``);
 - ``fail-401`` echoes the key it got whole (OpenAI masks most of it: the worst case);
 - ``flaky-429``: a 429 with ``retry-after-ms: 50`` on its first call, answers after;
 - ``toggle-*``: 500 while :attr:`FakeOpenAI.down`, answers otherwise (``GET`` follows it);
@@ -17,17 +19,25 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 - streams: ``no-done`` (ends after its finish without ``[DONE]``), ``malformed`` (a chunk
   of garbage after the first piece), ``stall-mid-stream`` ("first second", then silence).
 
+``POST /v1/embeddings`` (``model`` and ``input`` required) answers a vector per input
+(:mod:`tests.fakes._vectors`), as floats or, with ``encoding_format: "base64"``, packed;
+``text-embedding-ada-002`` refuses ``dimensions`` as OpenAI does.
+
 A request with ``logprobs: true`` gets OpenAI's ``logprobs`` (:func:`logprobs`: one
 entry per word of the content) on its choice, or on each content chunk.
 Models named like OpenAI's reasoning models (``o1``..., ``gpt-5``...) refuse ``max_tokens``
-with OpenAI's 400 ``unsupported_parameter``. Streams carry usage when ``stream_options.include_usage`` is set. A trailing assistant
+with OpenAI's 400 ``unsupported_parameter``.
+
+Streams carry usage when ``stream_options.include_usage`` is set. A trailing assistant
 message is answered anew, as OpenAI does, unless the body says to continue it as vLLM
 (``continue_final_message``) or Mistral (``prefix`` on it) take it.
 """
 
 from __future__ import annotations
 
+import base64
 import re
+import struct
 from typing import Any, ClassVar
 
 import attrs
@@ -47,6 +57,7 @@ from tests.fakes._base import (
     trailing_assistant_text,
     words,
 )
+from tests.fakes._vectors import fake_tokens, fake_vector, inputs_of
 
 __all__ = ["FakeOpenAI", "Received", "UpstreamBroke", "running"]
 
@@ -109,6 +120,8 @@ class FakeOpenAI(FakeServer):
             return Reply(500 if self.down else 200, {"object": "list", "data": []})
         if self.key is not None and got.headers.get("authorization") != f"Bearer {self.key}":
             return self.failure("401", got)
+        if got.path == "/v1/embeddings":
+            return self.embeddings(got)
         if got.path != "/v1/chat/completions":
             return self.failure("404", got)
         missing = [name for name in ("model", "messages") if name not in got.body]
@@ -140,6 +153,32 @@ class FakeOpenAI(FakeServer):
     def invalid(self, message: str) -> Reply:
         body = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
         return Reply(400, {"error": body})
+
+    def embeddings(self, got: Received, model: str | None = None) -> Answer:
+        """OpenAI's ``/embeddings``; ``model``: the deployment's (Azure's body has none)."""
+        missing = [name for name in ("model", "input") if name not in got.body]
+        if model is not None:
+            missing = [name for name in missing if name != "model"]
+        if missing:
+            return self.invalid(f"Missing required parameter: '{missing[0]}'.")
+        model = model or got.body["model"]
+        scripted = self.embedding_script(model, got)
+        if scripted is not None:
+            return scripted
+        dimensions = got.body.get("dimensions")
+        if dimensions is not None and model.startswith("text-embedding-ada"):
+            return self.invalid("This model does not support specifying dimensions.")
+        packed = got.body.get("encoding_format") == "base64"
+        inputs = inputs_of(got.body["input"])
+        data = []
+        for index, item in enumerate(inputs):
+            vector: Any = fake_vector(item, dimensions)
+            if packed:
+                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        tokens = sum(fake_tokens(item) for item in inputs)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return Reply(200, {"object": "list", "data": data, "model": model, "usage": usage})
 
     def prefill(self, got: Received) -> str | None:
         return trailing_assistant_text(got)
@@ -214,7 +253,7 @@ class FakeOpenAI(FakeServer):
                 (b"x-ratelimit-remaining-requests", b"0"),
                 (b"x-ratelimit-reset-requests", b"30s"),
             ]
-        return Reply(200, self.decorate(body), headers)
+        return Reply(200, self.decorate(_extras(model, body)), headers)
 
     def _call(self, arguments: str) -> dict[str, Any]:
         function = {"name": "get_weather", "arguments": arguments}
@@ -230,7 +269,7 @@ class FakeOpenAI(FakeServer):
         choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
         if with_logprobs and delta.get("content"):
             choice["logprobs"] = logprobs(delta["content"])
-        return sse(self.decorate(self._chunk_body(model, [self.choice(choice)])))
+        return sse(self.decorate(_extras(model, self._chunk_body(model, [self.choice(choice)]))))
 
     def _chunk_body(self, model: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -263,7 +302,8 @@ class FakeOpenAI(FakeServer):
             pieces = [self._chunk(model, {"content": w}, None, scored) for w in words(text)]
         tail = [self._chunk(model, {}, finish)]
         if (got.body.get("stream_options") or {}).get("include_usage"):
-            tail.append(sse(self.decorate({**self._chunk_body(model, []), "usage": self.usage()})))
+            usage = {**self._chunk_body(model, []), "usage": self.usage()}
+            tail.append(sse(self.decorate(_extras(model, usage))))
         error = {"message": "The server had an error.", "type": "server_error"}
         return Stream(
             head=[*self.head(), self._chunk(model, {"role": "assistant", "content": ""})],
@@ -278,3 +318,22 @@ class FakeOpenAI(FakeServer):
         if model == "no-done":
             return [*stream.head, *stream.pieces, *stream.tail[:-1]]
         return super().cut(model, stream)
+
+
+def _extras(model: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The ``rich`` model's answers carry what OpenAI adds beyond the basics, and a
+    field of the host's own, for passthrough to show it all arrives."""
+    if model != "rich":
+        return body
+    extras: dict[str, Any] = {
+        "system_fingerprint": "fp_rich",
+        "service_tier": "priority",
+        "x_host": {"region": "eu-1"},
+    }
+    if "usage" in body:
+        extras["usage"] = {
+            **body["usage"],
+            "prompt_tokens_details": {"cached_tokens": 3},
+            "completion_tokens_details": {"reasoning_tokens": 2},
+        }
+    return {**body, **extras}

@@ -23,12 +23,16 @@ from adapters import (
     ChatChunk,
     ChunkChoice,
     Delta,
+    EmbeddingInput,
+    EmbeddingRequest,
+    EmbeddingResponse,
     GatewayError,
     GatewayRequest,
     GatewayResponse,
     InvalidRequest,
     Message,
     ProviderInternalError,
+    Usage,
     provider_kinds,
 )
 from router.routing._engine import Engine
@@ -48,6 +52,7 @@ __all__ = [
     "Step",
     "boom",
     "engine_for",
+    "spelled",
     "options",
     "rules_of",
     "texts",
@@ -109,6 +114,8 @@ class Scripted:
     blind: frozenset[str] = frozenset()
     #: Every request streamed, as received (to check prefills).
     requests: list[GatewayRequest] = attrs.field(factory=list)
+    #: Every embeddings call, as received (a combined call is one).
+    embedded: list[EmbeddingRequest] = attrs.field(factory=list)
     #: Whether its models say they continue a prefill, and whether they refuse one
     #: (with a 400, as some models do) though they say so.
     prefill: bool = True
@@ -140,6 +147,26 @@ class Scripted:
         if step.error is not None:
             raise _raise(step.error)
         return GatewayResponse(id=self.name, model=model, created=0, choices=())
+
+    async def embed(self, req: EmbeddingRequest, model: str) -> EmbeddingResponse:
+        """Each input's vector spells it (:func:`spelled`); the usage is the inputs'
+        characters (or tokens), reported as a total."""
+        step = self._step(model)
+        self.embedded.append(req)
+        ended = False
+        try:
+            await trio.sleep(step.latency)
+            ended = True
+        finally:
+            if not ended:
+                self.cancelled.append((model, trio.current_time()))
+        if step.error is not None:
+            raise _raise(step.error)
+        return EmbeddingResponse(
+            model=model,
+            vectors=tuple(spelled(i) for i in req.inputs),
+            usage=Usage(sum(len(i) for i in req.inputs)),
+        )
 
     @asynccontextmanager
     async def stream(
@@ -184,6 +211,12 @@ class Scripted:
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
+
+
+def spelled(item: EmbeddingInput) -> tuple[float, ...]:
+    """A scripted embedding: the input's characters (or tokens) as numbers, so a test
+    can tell which input a vector belongs to."""
+    return tuple(float(ord(c)) for c in item) if isinstance(item, str) else tuple(map(float, item))
 
 
 def _chunk(name: str, model: str, delta: Delta) -> ChatChunk:

@@ -11,6 +11,7 @@ def test_public_names() -> None:
         "App",
         "Engine",
         "H11Pool",
+        "H2Pool",
         "HttpxTransport",
         "RequestOptions",
         "RequestTrace",

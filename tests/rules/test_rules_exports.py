@@ -24,6 +24,7 @@ def test_all_is_pinned() -> None:
         "TelemetryConfig",
         "Defaults",
         "Backoff",
+        "BatchConfig",
         "Circuit",
         "CacheConfig",
         "KeyConfig",

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     import pytest
 
-    from adapters import GatewayRequest, GatewayResponse
+    from adapters import EmbeddingRequest, EmbeddingResponse, GatewayRequest, GatewayResponse
 
 CONFIG = """
 [defaults]
@@ -143,6 +143,9 @@ class Buggy:
     kind = "buggy"
 
     async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
+        raise KeyError("a bug")
+
+    async def embed(self, req: EmbeddingRequest, model: str) -> EmbeddingResponse:
         raise KeyError("a bug")
 
     @asynccontextmanager

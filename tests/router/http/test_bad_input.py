@@ -159,9 +159,14 @@ async def test_shipped_config_serves_with_no_keys(
             model="story", messages=[{"role": "user", "content": "go"}], stream=True
         )
         story = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
-    assert {"chat", "story"} <= {m.id for m in models.data}
+        vectors = await client.embeddings.create(model="embed", input=["one", "two"])
+        again = await client.embeddings.create(model="embed", input="two", encoding_format="float")
+    assert {"chat", "story", "embed"} <= {m.id for m in models.data}
     assert answer.choices[0].message.content == "hello router"
     assert story.startswith("This is a simulated answer")
+    assert [len(d.embedding) for d in vectors.data] == [256, 256]
+    # The same text, the same vector (float32 through base64 by default, floats here).
+    assert vectors.data[1].embedding == pytest.approx(again.data[0].embedding, rel=1e-6)
 
 
 async def test_missing_secret_fails_start_with_the_reference(

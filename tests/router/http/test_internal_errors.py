@@ -13,7 +13,7 @@ import pytest
 
 from adapters import provider_kinds
 from router import App, Engine, Runtime
-from router.http import _app, _chat
+from router.http import _app, _exchange
 from router.ops._accesslog import AccessLog
 from router.ops._observability import Observability
 from router.upstream._providers import build_upstreams
@@ -32,6 +32,9 @@ latency = { median = "1ms", p99 = "2ms" }
 
 [routes.chat]
 fallback = ["sim:echo"]
+
+[routes.embed]
+fallback = ["sim:embed"]
 """
 
 HI = [{"role": "user", "content": "hi"}]
@@ -65,7 +68,7 @@ def refused_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, b
 async def test_headers_the_server_refuses_give_a_json_500_and_a_500_in_the_log(
     monkeypatch: pytest.MonkeyPatch, path: str, body: dict[str, Any], shape: str, stream: bool
 ) -> None:
-    monkeypatch.setattr(_chat, "trace_headers", refused_headers)
+    monkeypatch.setattr(_exchange, "trace_headers", refused_headers)
     async with serving() as (_, client, log, lines):
         answer = await client.post(path, json={**body, "stream": stream})
         after = await client.get("/healthz")
@@ -116,3 +119,24 @@ async def test_a_bug_in_the_engine_gives_a_json_500_and_a_500_in_the_log(
     assert answer.json()["type"] == "error"
     (line,) = [orjson.loads(text) for text in lines.getvalue().splitlines()]
     assert (line["status"], line["error"]) == (500, "KeyError")
+
+
+@pytest.mark.parametrize("where", ["headers", "engine"])
+async def test_a_bug_answering_embeddings_gives_a_json_500_and_a_500_in_the_log(
+    monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    async def broken(*args: object) -> None:
+        raise KeyError("a bug")
+
+    async with serving() as (app, client, log, lines):
+        if where == "headers":
+            monkeypatch.setattr(_exchange, "trace_headers", refused_headers)
+        else:
+            monkeypatch.setattr(app.runtime.engine, "embed", broken)
+        answer = await client.post("/v1/embeddings", json={"model": "embed", "input": "hi"})
+    log.flush()
+    assert answer.status_code == 500
+    assert "internal error" in answer.json()["error"]["message"]
+    (line,) = [orjson.loads(text) for text in lines.getvalue().splitlines()]
+    assert line["status"] == 500
+    assert line["error"] == ("LocalProtocolError" if where == "headers" else "KeyError")

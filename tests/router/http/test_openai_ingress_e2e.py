@@ -188,3 +188,23 @@ async def test_usage_details_reach_the_client(
         )
     # Anthropic's cache reads are OpenAI's cached tokens, and counted in the prompt.
     assert details == [(7, 3, 2)] * 2 + [(25, 5, 0)] * 2
+
+
+async def test_an_openai_clients_max_tokens_reaches_a_reasoning_model_by_its_new_name(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic
+) -> None:
+    # The client's body passes through to an OpenAI target, but o-series models refuse
+    # the older name: it is renamed, the rest left as it came.
+    async with (
+        start_router(config(fake_openai.url, fake_anthropic.url)) as url,
+        openai_client(url) as client,
+    ):
+        answer = await client.chat.completions.create(
+            model="oa:o3-mini", messages=HI, max_tokens=50, seed=7
+        )
+        await client.chat.completions.create(model="oa:gpt-4o", messages=HI, max_tokens=50)
+    assert answer.choices[0].message.content == "echo: hi there"
+    reasoning, plain = (r.body for r in fake_openai.received)
+    assert (reasoning["max_completion_tokens"], reasoning["seed"]) == (50, 7)
+    assert "max_tokens" not in reasoning
+    assert plain["max_tokens"] == 50

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from adapters import ChatChunk, Message, StreamError
+from adapters import ChatChunk, GatewayRequest, Message, StreamError
 from router import Engine, RequestTrace, RoutedRequest
 from tests.fakes.scripted import REQ, SEED, Scripted, Step, options, rules_of
 
@@ -18,7 +18,9 @@ WORDS = ("The ", "quick ", "brown ", "fox ", "jumps.")
 CUT = StreamError("connection reset mid-stream")
 
 
-def setup(*steps: Step, defaults: str = "") -> tuple[dict[str, Scripted], Engine, RoutedRequest]:
+def setup(
+    *steps: Step, defaults: str = ""
+) -> tuple[dict[str, Scripted], Engine, RoutedRequest[GatewayRequest]]:
     names = "abc"[: len(steps)]
     routes, config = rules_of(
         defaults + "[routes.r]\nfallback = [" + ", ".join(f'"{p}:m"' for p in names) + "]\n"
@@ -28,7 +30,9 @@ def setup(*steps: Step, defaults: str = "") -> tuple[dict[str, Scripted], Engine
     return ups, engine, RoutedRequest(routes["r"], REQ, RequestTrace("r"), options())
 
 
-def with_resumes(routed: RoutedRequest, resume_max: int) -> RoutedRequest:
+def with_resumes(
+    routed: RoutedRequest[GatewayRequest], resume_max: int
+) -> RoutedRequest[GatewayRequest]:
     opts = routed.options
     return RoutedRequest(
         routed.node,
@@ -39,7 +43,7 @@ def with_resumes(routed: RoutedRequest, resume_max: int) -> RoutedRequest:
 
 
 async def read(
-    engine: Engine, routed: RoutedRequest, got: list[ChatChunk] | None = None
+    engine: Engine, routed: RoutedRequest[GatewayRequest], got: list[ChatChunk] | None = None
 ) -> list[ChatChunk]:
     """Every chunk of the stream; ``got`` keeps them should the stream fail."""
     got = [] if got is None else got

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from adapters import NetworkError, Overloaded, StreamError, Timeout
+from adapters import GatewayRequest, NetworkError, Overloaded, StreamError, Timeout
 from router import RequestTrace
 from router.routing._request import RoutedRequest
 from tests.fakes.scripted import REQ, Step, engine_for, options, texts
@@ -206,7 +206,7 @@ async def test_a_stream_counts_as_a_success_when_it_ends_not_when_it_commits(
     )
     state = engine.registry.get("a:m")
 
-    def routed() -> RoutedRequest:
+    def routed() -> RoutedRequest[GatewayRequest]:
         return RoutedRequest(routes["r"], REQ, RequestTrace("r"), options())
 
     async with engine.stream(routed()) as chunks:

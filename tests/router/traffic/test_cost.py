@@ -115,7 +115,16 @@ def test_shipped_prices_are_per_million_and_as_briefed() -> None:
     assert SHIPPED_PRICES["gpt-4o"] == Price(2.50, 10.00, cache_read=1.25)
     assert SHIPPED_PRICES["claude-3-haiku"] == Price(0.25, 1.25, cache_read=0.03, cache_write=0.30)
     assert SHIPPED_PRICES["command-r-plus"] == Price(2.50, 10.00)
-    assert all(p.input <= p.output for p in SHIPPED_PRICES.values())
+    # Chat models charge more for output; embedding models have none.
+    assert all(p.input <= p.output for p in SHIPPED_PRICES.values() if p.output)
+    assert SHIPPED_PRICES["text-embedding-3-small"] == Price(0.02, 0.0)
+
+
+def test_embedding_models_are_priced_by_their_input() -> None:
+    table = PriceTable()
+    assert table.cost("openai:text-embedding-3-small", Usage(1_000_000)) == 0.02
+    assert table.price("bedrock:amazon.titan-embed-text-v2:0") == Price(0.02, 0.0)
+    assert table.price("gemini:models/gemini-embedding-001") == Price(0.15, 0.0)
 
 
 def test_unknown_model_has_no_price() -> None:

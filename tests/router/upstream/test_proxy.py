@@ -12,19 +12,19 @@ import ssl
 from typing import TYPE_CHECKING
 
 import pytest
+import trio
 import trustme
 
 from adapters import NetworkError, UpstreamRequest
-from router import H11Pool, HttpxTransport
+from router import H2Pool, H11Pool, HttpxTransport
 from router.upstream._proxy import ProxyRoutes, bypassed, proxy_routes
 from router.upstream._tls import ClientTLS
 from rules import ConfigError, ProxyURL, SecretRef
+from tests.fakes.h2_upstream import H2Upstream
 from tests.fakes.tunnels import ConnectProxy, ForwardProxy, TLSFront, serving, serving_tls
 from tests.router.upstream.test_pool import Server, ok
 
 if TYPE_CHECKING:
-    import trio
-
     from router import Transport
 
 BASIC = "Basic " + base64.b64encode(b"user:p@ss").decode()
@@ -53,11 +53,13 @@ def via(port: int, userinfo: str = "user:p%40ss@") -> ProxyRoutes:
 
 
 async def twice(transport: Transport, url: str) -> None:
-    for _ in range(2):
-        async with transport.request(post(url)) as response:
-            assert response.status == 200
-            assert await response.aread() == b"hello"
-    await transport.aclose()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(transport.run)  # an HTTP/2 pool's connection tasks
+        for _ in range(2):
+            async with transport.request(post(url)) as response:
+                assert response.status == 200
+                assert await response.aread() == b"hello"
+        await transport.aclose()
 
 
 # --- through the proxies ------------------------------------------------------------
@@ -85,14 +87,36 @@ async def test_https_goes_through_a_connect_tunnel(kind: str) -> None:
     assert len(front.accepted) == 1
 
 
-@pytest.mark.parametrize("kind", ["h11", "httpx"])
+async def test_http2_goes_through_a_connect_tunnel_and_speaks_h2() -> None:
+    ca = trustme.CA()
+    proxy = ConnectProxy()
+    h2_origin = H2Upstream()
+    async with serving(h2_origin.handle) as origin:
+        front = TLSFront(ca, origin, alpn=["h2"])
+        async with (
+            serving_tls(front.handle, front.context) as tls_port,
+            serving(proxy.handle) as proxy_port,
+        ):
+            pool = H2Pool(tls=trusting(ca), proxy=via(proxy_port))
+            await twice(pool, f"https://upstream.test:{tls_port}")
+    assert proxy.targets == [f"upstream.test:{tls_port}"]
+    assert proxy.authorizations == [BASIC]
+    assert front.selected_alpn == ["h2"]
+    assert len(h2_origin.requests) == 2  # both over HTTP/2, on the one tunnel
+    assert len(h2_origin.connections) == 1
+
+
+@pytest.mark.parametrize("kind", ["h11", "httpx", "h2"])
 async def test_http_is_forwarded_in_absolute_form(kind: str) -> None:
+    """An HTTP/2 pool too: a forwarding proxy speaks HTTP/1.1, so it is used for it."""
     proxy = ForwardProxy()
     async with serving(Server(ok()).handle) as origin, serving(proxy.handle) as proxy_port:
         transport: Transport = (
             H11Pool(proxy=via(proxy_port))
             if kind == "h11"
             else HttpxTransport(proxy=via(proxy_port))
+            if kind == "httpx"
+            else H2Pool(proxy=via(proxy_port))
         )
         await twice(transport, f"http://upstream.test:{origin}")
     target = f"http://upstream.test:{origin}/v1/chat/completions"
