@@ -10,29 +10,13 @@ import anthropic
 import httpx2
 import pytest
 
-from tests.fakes._base import running
-from tests.fakes.anthropic_upstream import KEY, FakeAnthropic, fake_count
+from tests.fakes.anthropic_upstream import FakeAnthropic, fake_count
 from tests.router.http.test_messages_ingress_e2e import HI, WEATHER, anthropic_client
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from anthropic.types import MessageParam
 
     from tests.conftest import RouterFactory
-
-
-@pytest.fixture(autouse=True)
-def anthropic_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_TEST_KEY", KEY)
-
-
-@pytest.fixture
-async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
-    app = FakeAnthropic()
-    async with running(app) as url:
-        app.url = url
-        yield app
 
 
 def config(anthropic_url: str) -> str:

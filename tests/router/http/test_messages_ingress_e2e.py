@@ -10,7 +10,7 @@ import anthropic
 import pytest
 
 from tests.fakes.anthropic_upstream import KEY, FakeAnthropic
-from tests.fakes.openai_upstream import FakeOpenAI, running
+from tests.fakes.openai_upstream import FakeOpenAI
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -36,19 +36,6 @@ async def anthropic_client(url: str) -> AsyncIterator[anthropic.AsyncAnthropic]:
         yield client
     finally:
         await client.close()
-
-
-@pytest.fixture(autouse=True)
-def anthropic_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_TEST_KEY", KEY)
-
-
-@pytest.fixture
-async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
-    app = FakeAnthropic()
-    async with running(app) as url:
-        app.url = url
-        yield app
 
 
 def config(openai_url: str, anthropic_url: str = "http://127.0.0.1:9") -> str:

@@ -7,31 +7,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import httpx2
-import pytest
 
 from tests.conftest import RouterFactory, openai_client
-from tests.fakes.anthropic_upstream import KEY, REFUSAL, FakeAnthropic
-from tests.fakes.openai_upstream import FakeOpenAI, running
+from tests.fakes.anthropic_upstream import REFUSAL, FakeAnthropic
+from tests.fakes.openai_upstream import FakeOpenAI
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from openai.types.chat import ChatCompletionChunk
 
 HI: Any = [{"role": "user", "content": "hi there"}]
-
-
-@pytest.fixture(autouse=True)
-def anthropic_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_TEST_KEY", KEY)
-
-
-@pytest.fixture
-async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
-    app = FakeAnthropic()
-    async with running(app) as url:
-        app.url = url
-        yield app
 
 
 def config(openai_url: str, anthropic_url: str) -> str:

@@ -9,11 +9,9 @@ import openai
 import pytest
 
 from tests.conftest import openai_client
-from tests.fakes.anthropic_upstream import KEY, FakeAnthropic
-from tests.fakes.openai_upstream import FakeOpenAI, running
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterable, AsyncIterator
+    from collections.abc import AsyncIterable
 
     from openai.types.responses import (
         FunctionToolParam,
@@ -23,6 +21,8 @@ if TYPE_CHECKING:
 
     from tests.conftest import RouterFactory
     from tests.fakes._base import Received
+    from tests.fakes.anthropic_upstream import FakeAnthropic
+    from tests.fakes.openai_upstream import FakeOpenAI
 
 WEATHER: list[FunctionToolParam] = [
     {
@@ -35,19 +35,6 @@ WEATHER: list[FunctionToolParam] = [
 ]
 #: The two upstreams, by the route that reaches each.
 UPSTREAMS = ["oa", "claude"]
-
-
-@pytest.fixture(autouse=True)
-def anthropic_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ANTHROPIC_TEST_KEY", KEY)
-
-
-@pytest.fixture
-async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
-    app = FakeAnthropic()
-    async with running(app) as url:
-        app.url = url
-        yield app
 
 
 @pytest.fixture
