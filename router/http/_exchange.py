@@ -167,7 +167,7 @@ class Handler:
         admitted = False
         try:
             # Refused fast when saturated, before any work: in-flight streams keep flowing.
-            self.overload.admit()
+            await self.overload.admit()
             admitted = True
             # The key first, from the headers: a client without one costs no body read.
             ex.key = key = runtime.keys.identify(scope["headers"])

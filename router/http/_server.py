@@ -36,6 +36,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from ._intake import Intake
 from ._overload import Overload
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ __all__ = ["ConnectionLimits", "serve"]
 log = logging.getLogger("llm_router")
 
 MAX_RECV = 2**16
+#: A new connection holds an intake place while it waits this long for its first bytes.
+FIRST_BYTES_GRACE = 0.02
 
 
 def _thirty_seconds() -> float:
@@ -86,21 +89,19 @@ def _plain_answer(status: int, reason: str, message: str, *extra: bytes) -> byte
 REQUEST_TIMEOUT = _plain_answer(
     408, "Request Timeout", "the request did not arrive within server.read_timeout"
 )
-TOO_MANY_CONNECTIONS = _plain_answer(
-    503,
-    "Service Unavailable",
-    "too many connections (server.max_connections); retry shortly",
-    b"retry-after: 1",
-)
 
 
 class Connection(TCPServer):
     """One client connection: hypercorn's, with a head deadline and cancellable writes."""
 
-    def __init__(self, *args: Any, limits: ConnectionLimits) -> None:
+    def __init__(
+        self, *args: Any, limits: ConnectionLimits, settled: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(*args)
         self.limits = limits
         self._head_started: float | None = None  # first byte of a request head
+        # Told once the first answer is sent (intake's place is free again).
+        self._settled = settled
 
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData):
@@ -109,6 +110,8 @@ class Connection(TCPServer):
         async with self.send_lock:
             try:
                 await self.stream.send_all(event.data)
+                if self._settled is not None and self._answered():
+                    self._settle()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 await self.protocol.handle(Closed())
             except BaseException:
@@ -130,10 +133,30 @@ class Connection(TCPServer):
             socket.close()
 
     async def _read_data(self) -> None:
+        try:
+            await self._read_requests()
+        finally:
+            self._settle()
+
+    def _answered(self) -> bool:
+        """The answer to the connection's first request is all sent."""
+        h11_connection = getattr(self.protocol.protocol, "connection", None)
+        if not isinstance(h11_connection, h11.Connection):
+            return True  # HTTP/2: its streams meet the limit on requests in flight
+        return h11_connection.our_state is not h11.SEND_BODY and (
+            h11_connection.our_state is not h11.SEND_RESPONSE
+        )
+
+    def _settle(self) -> None:
+        if self._settled is not None:
+            settled, self._settled = self._settled, None
+            settled()
+
+    async def _read_requests(self) -> None:
         while True:
             try:
                 with trio.fail_at(self._head_deadline()):
-                    data = await self.stream.receive_some(MAX_RECV)
+                    data = await self._receive()
             except (trio.ClosedResourceError, trio.BrokenResourceError):
                 break
             except trio.TooSlowError:
@@ -150,6 +173,13 @@ class Connection(TCPServer):
         # it the socket (in CLOSE_WAIT) and its place under max_connections, for
         # keepalive_timeout after a client closed an idle connection.
         await self.idle_task.stop()
+
+    async def _receive(self) -> bytes | bytearray:
+        if self._settled is not None:  # holding an intake place: not for an idle client
+            with trio.move_on_after(FIRST_BYTES_GRACE):
+                return await self.stream.receive_some(MAX_RECV)
+            self._settle()
+        return await self.stream.receive_some(MAX_RECV)
 
     def _head_deadline(self) -> float:
         if self._head_started is None:
@@ -209,23 +239,22 @@ async def serve(
     held = overload if overload is not None else Overload()
     held.max_connections = limits.max_connections
 
-    async def handle(stream: trio.SocketStream) -> None:
-        if held.max_connections and held.connections >= held.max_connections:
-            held.refused["connections"] += 1
-            await _refuse_at_once(stream)
-            return
-        held.connections += 1
+    async def handle(stream: trio.SocketStream, settled: Callable[[], None] | None) -> None:
+        # Counted in by intake when it started this handler.
         try:
             state = ConnectionState({})
-            await Connection(asgi, config, context, state, stream, limits=limits)
+            await Connection(asgi, config, context, state, stream, limits=limits, settled=settled)
         finally:
             held.connections -= 1
+            if settled is not None:  # never got as far as its first bytes
+                settled()
 
     async with trio.open_nursery() as connections:
         try:
             async with trio.open_nursery() as accepting:
-                for listener, sock in listeners:
-                    accepting.start_soon(_accept_forever, listener, sock, handle, connections)
+                for _, sock in listeners:
+                    intake = Intake(held, API_PATHS)
+                    accepting.start_soon(_accept_forever, sock, intake, handle, connections)
                 task_status.started(binds)
                 await shutdown_trigger()
                 accepting.cancel_scope.cancel()
@@ -236,52 +265,51 @@ async def serve(
             connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
 
 
-#: Connections taken from the listen queue per wake-up, at most.
-ACCEPT_BATCH = 64
+#: Request lines of the API endpoints, which intake may refuse when the daemon is behind.
+API_PATHS = (
+    b"POST /v1/",
+    b"POST /chat/",
+    b"POST /embeddings",
+    b"POST /responses",
+    b"POST /completions",
+    b"POST /messages",
+)
 
 
 async def _accept_forever(
-    listener: trio.SocketListener,
     sock: socket.socket,
-    handle: Callable[[trio.SocketStream], Awaitable[None]],
+    intake: Intake,
+    handle: Callable[[trio.SocketStream, Callable[[], None] | None], Awaitable[None]],
     nursery: trio.Nursery,
 ) -> None:
-    """Accept connections; each wake-up drains the listen queue, up to a batch.
+    """Take connections from the listen queue and start their handlers (:mod:`._intake`).
 
     One ``accept()`` per scheduler pass (trio's ``serve_listeners``) takes about 17
     connections a second from a saturated loop, and the rest wait unseen in the
-    kernel's queue; a batch per pass keeps up with a burst of thousands. ``sock`` is
-    the listener's own (non-blocking) stdlib socket, for the accepts that must not wait.
+    kernel's queue; intake takes the whole queue at each wake-up and starts the
+    handlers a batch per pass. ``sock`` is the listener's (non-blocking) stdlib socket.
     """
-    while True:
-        try:
-            stream = await listener.accept()
-        except OSError as exc:  # EMFILE and the like: wait a little, as trio does
-            log.error("accept() failed: %s; retrying in 100 ms", exc.strerror or exc)
-            await trio.sleep(0.1)
-            continue
-        nursery.start_soon(handle, stream)
-        for stream in _accept_waiting(sock, ACCEPT_BATCH - 1):
-            nursery.start_soon(handle, stream)
 
+    def spawn(conn: socket.socket, settled: Callable[[], None] | None) -> None:
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+        nursery.start_soon(handle, stream, settled)
 
-def _accept_waiting(sock: socket.socket, limit: int) -> list[trio.SocketStream]:
-    """Connections already in the listen queue, up to ``limit``, without waiting."""
-    streams: list[trio.SocketStream] = []
-    while len(streams) < limit:
-        try:
-            conn, _ = sock.accept()
-        except (BlockingIOError, InterruptedError):
-            break
-        except OSError as exc:  # EMFILE and the like: the awaited accept() reports it
-            log.debug("accept() in a batch failed: %s", exc)
-            break
-        streams.append(trio.SocketStream(trio.socket.from_stdlib_socket(conn)))
-    return streams
-
-
-async def _refuse_at_once(stream: trio.SocketStream) -> None:
-    with trio.move_on_after(1):
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await stream.send_all(TOO_MANY_CONNECTIONS)
-    await trio.aclose_forcefully(stream)
+    try:
+        while True:
+            if intake.startable():
+                await trio.lowlevel.checkpoint()  # more to start, in the next pass
+            else:
+                # A new connection, a place freed (intake cancels this scope), or a
+                # look at the waiting ones' first bytes again.
+                with intake.idle(trio.current_time()):
+                    await trio.lowlevel.wait_readable(sock)
+            now = trio.current_time()
+            failure = intake.take(sock, now)
+            intake.sort(now)
+            intake.start(now, spawn)
+            if failure is not None and not intake.waiting:
+                # EMFILE and the like: wait a little, as trio does
+                log.error("accept() failed: %s; retrying in 100 ms", failure)
+                await trio.sleep(0.1)
+    finally:
+        intake.close()

@@ -317,8 +317,18 @@ class _OverloadCollector(Collector):
             ),
             (
                 "llm_router_event_loop_lag_seconds",
-                "How late the event loop ran a timer, last measured (every 50 ms).",
+                "How late the event loop ran a timer, sustained (the least of 200 ms).",
                 state.lag,
+            ),
+            (
+                "llm_router_concurrency_limit",
+                "Requests that may be in progress at once, learned from the loop's lag.",
+                state.concurrency.limit,
+            ),
+            (
+                "llm_router_requests_queued",
+                "Requests waiting for their turn under the learned concurrency limit.",
+                state.queued,
             ),
         )
         for name, documentation, value in gauges:

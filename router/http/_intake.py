@@ -1,0 +1,244 @@
+"""Intake: connections from the listen queue to their handlers, at a pace the loop can take.
+
+A connection costs little in the kernel's listen queue and a good deal once its handler
+runs: hypercorn's connection tasks, the parse, the app, a dozen scheduler steps in all.
+Start 500 handlers at once and every scheduler pass holds a step of each, hundreds of
+milliseconds long, for everyone. So intake takes every queued connection at each
+wake-up (a few microseconds each) but holds the connections with a handler to the
+concurrency limit learned from the loop's lag (:mod:`._admission`), starting the
+others oldest first as places free up, at most :data:`STARTS_PER_PASS` per pass. It
+answers three kinds of connection itself, from the request's first bytes, without a
+handler:
+
+- any, past ``server.max_connections`` (taken or waiting): ``503`` at once;
+
+- ``GET /healthz`` on a new connection: ``200`` at once, as HAProxy's ``monitor-uri``
+  answers at the front, so an orchestrator's liveness probe is not queued behind a
+  burst it has nothing to do with;
+- a request to an API endpoint while the loop lags past ``server.overload_lag``:
+  ``503`` with ``Retry-After`` at once, as the app would answer it, but for a few
+  system calls instead of a handler (refusing a thousand must not itself saturate the
+  loop).
+
+The limit paces, it never starves: a connection that has waited ``overload_lag`` is
+started whatever the limit says.
+
+Anything else, and anything whose first bytes have not arrived yet, gets its handler.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+import socket
+from typing import TYPE_CHECKING
+
+import attrs
+import orjson
+import trio
+
+from ._overload import Overload
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+
+__all__ = ["HEALTHY", "STARTS_PER_PASS", "Intake", "answer_inline"]
+
+#: Connections taken from the listen queue per wake-up, at most.
+TAKE_PER_WAKE = 1024
+#: Handlers started per scheduler pass, at most.
+STARTS_PER_PASS = 64
+#: How much of a request's first bytes intake looks at.
+PEEK = 1024
+#: How often intake looks again at connections it cannot start yet.
+RECHECK = 0.01
+
+
+def _answer(status: bytes, body: dict[str, object], *extra: bytes) -> bytes:
+    data = orjson.dumps(body)
+    head = [
+        b"HTTP/1.1 " + status,
+        b"content-type: application/json",
+        b"content-length: %d" % len(data),
+        b"connection: close",
+        *extra,
+    ]
+    return b"\r\n".join(head) + b"\r\n\r\n" + data
+
+
+def _unavailable(message: str) -> bytes:
+    error = {"message": message, "type": "server_error", "param": None, "code": "overloaded"}
+    return _answer(b"503 Service Unavailable", {"error": error}, b"retry-after: 1")
+
+
+HEALTHY = _answer(b"200 OK", {"status": "ok"})
+BEHIND = _unavailable(
+    "the router is saturated (its event loop lags past server.overload_lag); retry shortly"
+)
+TOO_MANY_CONNECTIONS = _unavailable("too many connections (server.max_connections); retry shortly")
+
+
+def answer_inline(conn: socket.socket, answer: bytes) -> None:
+    """Answer on a connection without a handler, and close it.
+
+    What the client sent so far is read first: closing a socket with unread data
+    resets the connection, and the client could lose the answer.
+    """
+    with contextlib.suppress(OSError):  # nothing yet (BlockingIOError), or gone
+        conn.recv(65536)
+    with contextlib.suppress(OSError):
+        conn.send(answer)
+        conn.shutdown(socket.SHUT_WR)
+    conn.close()
+
+
+def _first_bytes(conn: socket.socket) -> bytes:
+    try:
+        return conn.recv(PEEK, socket.MSG_PEEK)
+    except OSError:  # nothing yet (BlockingIOError), or the client is gone
+        return b""
+
+
+def is_health_probe(head: bytes) -> bool:
+    """A whole ``GET /healthz`` request head (what follows it is read and dropped)."""
+    return head.startswith((b"GET /healthz ", b"GET /healthz?")) and b"\r\n\r\n" in head
+
+
+@attrs.define(slots=True)
+class Waiting:
+    """A connection taken from the listen queue, not started yet.
+
+    Attributes:
+        since: When it was taken (trio's clock).
+        api: Its request is to an API endpoint (True), to another (False), or its
+            first bytes have not come yet (None).
+    """
+
+    conn: socket.socket
+    since: float
+    api: bool | None = None
+
+
+@attrs.define
+class Intake:
+    """Connections taken from one listen queue, waiting for their handler.
+
+    Attributes:
+        overload: Where the daemon stands (its lag, requests waiting for a turn) and
+            the refusal counts.
+        api_paths: Request-line prefixes of the endpoints a refusal may answer
+            (``b"POST /v1/"`` and the like); others always get a handler.
+        waiting: Connections taken and not started, oldest first.
+        settling: Connections started whose first answer is not sent yet.
+    """
+
+    overload: Overload
+    api_paths: tuple[bytes, ...] = (b"POST /",)
+    waiting: collections.deque[Waiting] = attrs.field(factory=collections.deque)
+    settling: int = 0
+    _idle: trio.CancelScope | None = None
+
+    def startable(self) -> bool:
+        """Connections wait and the limit has places for them."""
+        return bool(self.waiting) and self.settling < self.overload.concurrency.limit
+
+    def idle(self, now: float) -> trio.CancelScope:
+        """The scope to wait for new connections in: cancelled when a place frees up,
+        and due soon while connections wait (their first bytes may come, the limit may
+        grow, the oldest may fall due)."""
+        self._idle = trio.CancelScope(deadline=now + RECHECK if self.waiting else math.inf)
+        return self._idle
+
+    def take(self, sock: socket.socket, now: float) -> str | None:
+        """Everything in the listen queue (up to :data:`TAKE_PER_WAKE`), without waiting.
+
+        Returns why ``accept()`` failed, if it did (out of descriptors, say), else None.
+        """
+        for _ in range(TAKE_PER_WAKE):
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return None
+            except OSError as exc:
+                return exc.strerror or str(exc)
+            conn.setblocking(False)
+            if self._full():
+                self.overload.refused["connections"] += 1
+                answer_inline(conn, TOO_MANY_CONNECTIONS)
+            else:
+                self.waiting.append(Waiting(conn, now))
+        return None
+
+    def sort(self, now: float) -> None:
+        """Look at the first bytes of the connections waiting: answer the health probes,
+        refuse the API requests while the loop lags past ``overload_lag``, keep the rest.
+
+        A client's request comes a moment after its connection, so this runs on every
+        pass while connections wait, and reads each connection's first bytes until
+        they have come.
+        """
+        overload = self.overload
+        behind = overload.lag > overload.lag_limit
+        kept: collections.deque[Waiting] = collections.deque()
+        for waiting in self.waiting:
+            if waiting.api is None:
+                first = _first_bytes(waiting.conn)
+                if is_health_probe(first):
+                    answer_inline(waiting.conn, HEALTHY)
+                    continue
+                if first:
+                    waiting.api = first.startswith(self.api_paths)
+            if waiting.api and behind:
+                overload.refused["lag"] += 1
+                answer_inline(waiting.conn, BEHIND)
+                continue
+            kept.append(waiting)
+        self.waiting = kept
+
+    def start(
+        self, now: float, spawn: Callable[[socket.socket, Callable[[], None] | None], None]
+    ) -> None:
+        """Start handlers, oldest first, while the learned limit has places, or for
+        connections that waited ``overload_lag`` (at most :data:`STARTS_PER_PASS`).
+
+        A place is held from the handler's start until the answer to the connection's
+        first request is sent (``spawn`` gets the function to call then), so a burst
+        of one-request clients is carried a limit's worth at a time. A client that
+        sends nothing gives its place back after a moment (the server's
+        ``FIRST_BYTES_GRACE``); its request, when it comes, meets the limit on
+        requests in flight, as the later ones of a kept-alive connection do.
+        """
+        overload = self.overload
+        for _ in range(min(STARTS_PER_PASS, len(self.waiting))):
+            overdue = now - self.waiting[0].since >= overload.lag_limit
+            if self.settling >= overload.concurrency.limit and not overdue:
+                overload.hold_back()
+                return
+            overload.connections += 1  # the handler counts itself out
+            spawn(self.waiting.popleft().conn, self._place())
+
+    def _place(self) -> Callable[[], None]:
+        """Take a place; the function returned gives it back (once, however often called)."""
+        self.settling += 1
+        held = True
+
+        def give_back() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self.settling -= 1
+                if self._idle is not None:
+                    self._idle.cancel()
+
+        return give_back
+
+    def _full(self) -> bool:
+        cap = self.overload.max_connections
+        return bool(cap) and self.overload.connections + len(self.waiting) >= cap
+
+    def close(self) -> None:
+        """Close the connections never started (the daemon is stopping)."""
+        while self.waiting:
+            self.waiting.popleft().conn.close()
