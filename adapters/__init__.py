@@ -86,6 +86,12 @@ from ._simulated import SimulatedModel as SimulatedModel
 from ._simulated import SimulatedPlan as SimulatedPlan
 from ._sse import SSEDecoder as SSEDecoder
 from ._sse import SSEEvent as SSEEvent
+from ._text_completions import TextCompleter as TextCompleter
+from ._text_completions import TextRequest as TextRequest
+from ._text_completions import TextResponse as TextResponse
+from ._text_completions import TextStreamDecoder as TextStreamDecoder
+from ._text_completions import text_request_from_wire as text_request_from_wire
+from ._text_completions import text_response_from_wire as text_response_from_wire
 from ._types import ChatChunk as ChatChunk
 from ._types import Choice as Choice
 from ._types import ChunkChoice as ChunkChoice

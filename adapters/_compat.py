@@ -300,6 +300,7 @@ class CompatibleHost:
         rate_limits: Whether it sends OpenAI's ``x-ratelimit-*`` headers.
         system: Its ``gen_ai.system`` name in traces (None: the kind).
         prefill: Whether it continues a trailing assistant message (with its fix-ups).
+        text_completions: Whether it serves the legacy ``/completions`` API.
     """
 
     kind: str
@@ -309,6 +310,7 @@ class CompatibleHost:
     rate_limits: bool = True
     system: str | None = None
     prefill: bool = False
+    text_completions: bool = True
 
 
 _HOSTS = (
@@ -329,6 +331,7 @@ _HOSTS = (
         "https://api.groq.com/openai/v1",
         Fixups(request=_groq_request, chunk=_groq_chunk, error=_groq_error),
         prefill=True,  # documented: "Assistant Message Prefilling"
+        text_completions=False,  # chat only
     ),
     CompatibleHost(
         "mistral",
@@ -343,6 +346,7 @@ _HOSTS = (
         rate_limits=False,
         system="mistral_ai",
         prefill=True,
+        text_completions=False,  # chat only (code completion is /v1/fim/completions)
     ),
     CompatibleHost(
         "deepseek",
@@ -353,6 +357,7 @@ _HOSTS = (
             chunk=_deepseek_answer,
             error=_payment_required,
         ),
+        text_completions=False,  # completions are a beta at another base URL (/beta)
     ),
     CompatibleHost(
         "openrouter",

@@ -33,6 +33,7 @@ __all__ = [
     "chunk_to_wire",
     "response_from_wire",
     "response_to_wire",
+    "usage_from_wire",
 ]
 
 
@@ -67,7 +68,7 @@ def response_from_wire(raw: Any) -> GatewayResponse:
             model=str(raw.get("model") or ""),
             created=int(raw.get("created") or 0),
             choices=choices,
-            usage=_usage_from_wire(raw.get("usage")),
+            usage=usage_from_wire(raw.get("usage")),
             system_fingerprint=raw.get("system_fingerprint"),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
@@ -115,7 +116,8 @@ def _answer_from_wire(raw: Mapping[str, Any]) -> Message:
     )
 
 
-def _usage_from_wire(raw: Any) -> Usage | None:
+def usage_from_wire(raw: Any) -> Usage | None:
+    """OpenAI's ``usage`` object (details included); None when there is none."""
     if not isinstance(raw, dict):
         return None
     prompt = raw.get("prompt_tokens_details")
@@ -158,7 +160,7 @@ def chunk_from_wire(raw: Any) -> ChatChunk:
             model=str(raw.get("model") or ""),
             created=int(raw.get("created") or 0),
             choices=tuple(_chunk_choice_from_wire(c) for c in raw.get("choices") or ()),
-            usage=_usage_from_wire(raw.get("usage")),
+            usage=usage_from_wire(raw.get("usage")),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise SerializationError(f"not a chat completion chunk: {exc!r}") from exc

@@ -113,6 +113,7 @@ def _openai(
     stream_usage: bool,
     prefill: bool = False,
     openai_limits: bool = False,
+    text_completions: bool = True,
 ) -> HTTPAdapter:
     headers = dict(settings.get("headers") or {})
     if settings.get("organization"):
@@ -126,6 +127,7 @@ def _openai(
         stream_usage=stream_usage,
         prefill=prefill,
         openai_limits=openai_limits,
+        text_completions=text_completions,
     )
 
 
@@ -134,7 +136,13 @@ def _compatible(host: CompatibleHost) -> ProviderSpec:
     return ProviderSpec(
         host.kind,
         OpenAIProvider,
-        partial(_openai, fixups=host.fixups, stream_usage=host.stream_usage, prefill=host.prefill),
+        partial(
+            _openai,
+            fixups=host.fixups,
+            stream_usage=host.stream_usage,
+            prefill=host.prefill,
+            text_completions=host.text_completions,
+        ),
         default_base_url=host.base_url,
         rate_limits=parse_openai_headers if host.rate_limits else None,
         system=host.system or "",

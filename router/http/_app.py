@@ -2,6 +2,7 @@
 
 Chat requests (``/v1/chat/completions``, ``/v1/messages``, ``/v1/responses``) go to
 :class:`~._chat.Chat`, embeddings (``/v1/embeddings``) to :class:`~._embeddings.Embeddings`,
+legacy text completions (``/v1/completions``) to :class:`~._completions.TextCompletions`,
 token counts (``/v1/messages/count_tokens``) to :func:`~._count_tokens.count_tokens`; the
 rest are small JSON endpoints: health, readiness, models, metrics, and the admin
 endpoints (status, reload). ``runtime`` is the rules snapshot in force; a request reads
@@ -19,6 +20,7 @@ from ..traffic._controls import Controls
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
 from ._chat import Chat
+from ._completions import TextCompletions
 from ._count_tokens import count_tokens
 from ._embeddings import Embeddings
 from ._framing import (
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ..routing._runtime import Runtime
+    from ._exchange import Handler
     from ._observer import Observer
 
 __all__ = ["App", "ReloadOutcome"]
@@ -93,6 +96,9 @@ class App:
         self.overload = Overload(server.max_in_flight, server.overload_lag)
         self._chat = Chat(self.controls, self.observer, self.overload)
         self._embeddings = Embeddings(self.controls, self.observer, self.overload)
+        self._text = TextCompletions(self.controls, self.observer, self.overload)
+        self._handlers: dict[str, Handler] = dict.fromkeys(_EMBEDDINGS, self._embeddings)
+        self._handlers.update(dict.fromkeys(_TEXT, self._text))
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -124,7 +130,7 @@ class App:
             if method != "POST":
                 await refuse(send, codec, MethodNotAllowed(f"{path} takes POST"))
                 return
-            handler = self._embeddings if path in _EMBEDDINGS else self._chat
+            handler = self._handlers.get(path, self._chat)
             await handler.serve(scope, receive, send, codec, self.runtime)
         elif path == "/v1/messages/count_tokens":
             if method != "POST":
@@ -210,8 +216,11 @@ _INGRESS: dict[str, Ingress] = {
     "/responses": RESPONSES,
     "/v1/embeddings": OPENAI,  # errors in OpenAI's shape
     "/embeddings": OPENAI,
+    "/v1/completions": OPENAI,
+    "/completions": OPENAI,
 }
 _EMBEDDINGS = frozenset({"/v1/embeddings", "/embeddings"})
+_TEXT = frozenset({"/v1/completions", "/completions"})
 _GET_PATHS = frozenset(
     {"/healthz", "/readyz", "/v1/models", "/models", "/admin/status", "/metrics"}
 )

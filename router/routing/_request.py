@@ -14,15 +14,15 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from adapters import EmbeddingRequest, GatewayError, GatewayRequest
+from adapters import EmbeddingRequest, GatewayError, GatewayRequest, TextRequest
 from rules import BatchConfig, Node
 
 from ..upstream._upstream import Upstream
 
 __all__ = ["AttemptRecord", "RequestOptions", "RequestTrace", "RoutedRequest"]
 
-#: What a request asks: a chat, or embeddings.
-R = TypeVar("R", GatewayRequest, EmbeddingRequest)
+#: What a request asks: a chat, embeddings, or a legacy text completion.
+R = TypeVar("R", GatewayRequest, EmbeddingRequest, TextRequest)
 
 
 @attrs.define

@@ -21,6 +21,7 @@ from adapters import (
     GatewayRequest,
     GatewayResponse,
     RateLimitExceeded,
+    TextRequest,
     Usage,
 )
 from rules import Leaf
@@ -29,7 +30,7 @@ from ._budgets import Budgets
 from ._cache import ResponseCache, cache_key
 from ._cache_entries import Cached, embedding_cache_key
 from ._cost import PriceTable
-from ._tokens import RESERVE_OUTPUT, embedding_tokens, request_tokens
+from ._tokens import RESERVE_OUTPUT, embedding_tokens, request_tokens, text_request_tokens
 from ._window import RateLimiter
 
 if TYPE_CHECKING:
@@ -151,7 +152,10 @@ class Controls:
         return entry, hit if isinstance(hit, kind) else None
 
     def reserve(
-        self, key: ClientKey | None, node: Node, req: GatewayRequest | EmbeddingRequest
+        self,
+        key: ClientKey | None,
+        node: Node,
+        req: GatewayRequest | EmbeddingRequest | TextRequest,
     ) -> Reservation | None:
         """Hold the request's worst-case cost in its key's budget while it is in flight
         (None: the key has no budget): its prompt estimate plus its ``max_tokens`` (or
@@ -165,6 +169,9 @@ class Controls:
             return None
         if isinstance(req, EmbeddingRequest):  # no output: the inputs are the cost
             prompt, output = embedding_tokens(req), 0
+        elif isinstance(req, TextRequest):  # max_tokens for each completion it makes
+            prompt = text_request_tokens(req, with_output=False)
+            output = text_request_tokens(req) - prompt
         else:
             prompt = request_tokens(req, with_output=False)
             output = max(req.max_tokens if req.max_tokens is not None else RESERVE_OUTPUT, 0)
