@@ -255,8 +255,9 @@ async def test_a_stream_that_breaks_before_content_moves_on(
     assert text == completion_text("hi")
 
 
+@pytest.mark.parametrize("stream", [False, True])
 async def test_a_client_that_leaves_cancels_the_upstream_call(
-    start_router: RouterFactory, fake_openai: FakeOpenAI
+    start_router: RouterFactory, fake_openai: FakeOpenAI, stream: bool
 ) -> None:
     table = '[routes.text]\nfallback = ["up:silent"]\n'
     async with (
@@ -266,7 +267,8 @@ async def test_a_client_that_leaves_cancels_the_upstream_call(
         async with trio.open_nursery() as nursery:
 
             async def request() -> None:
-                await client.post("/v1/completions", json={"model": "text", "prompt": "x"})
+                body = {"model": "text", "prompt": "x", "stream": stream}
+                await client.post("/v1/completions", json=body)
 
             nursery.start_soon(request)
             await fake_openai.request_seen.wait()
