@@ -119,6 +119,13 @@ PUBLIC = {
     # resuming a broken stream by prefill
     "Seam",
     "prefilled",
+    # legacy text completions, passed through to OpenAI-format targets
+    "TextCompleter",
+    "TextRequest",
+    "TextResponse",
+    "TextStreamDecoder",
+    "text_request_from_wire",
+    "text_response_from_wire",
 }
 
 
