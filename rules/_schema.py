@@ -152,6 +152,9 @@ class ServerConfig:
             line, in bytes; past it the attempt fails and its connection is closed.
         state_file: Where budgets' spend is kept across restarts (JSON, written within
             about a second of a change and at exit); absent, spend lives in memory only.
+        usage_db: The usage ledger: one row per request in this SQLite file (WAL,
+            written in batches off the event loop), for ``llm-router usage``,
+            ``/admin/status`` and budgets' spend after a restart; absent, none is kept.
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -164,6 +167,7 @@ class ServerConfig:
     watch: bool = True
     log_level: LogLevel = "info"
     state_file: str | None = None
+    usage_db: str | None = None
     # Connections (the hardening settings of DESIGN.md).
     read_timeout: Duration = attrs.field(default=30.0, validator=positive)
     keepalive_timeout: Duration = attrs.field(default=75.0, validator=positive)
