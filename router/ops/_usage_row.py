@@ -29,7 +29,9 @@ def usage_row(trace: RequestTrace, facts: RequestFacts, now: float) -> tuple[obj
         reasoning: int | None = usage.reasoning_tokens
     else:
         tokens_in, tokens_out, cached, reasoning = trace.tokens_in, trace.tokens_out, None, None
-    target = trace.target
+    status = trace.status or 499  # nginx's "the client closed the request" before an answer
+    # The target that answered; a failed request's last try is only among those tried.
+    target = trace.target if 200 <= status < 400 else None
     model = target.partition(":")[2] if target else None
     tried = ",".join(dict.fromkeys(record.target for record in trace.log)) or None
     ttft = trace.ttft
@@ -42,7 +44,7 @@ def usage_row(trace: RequestTrace, facts: RequestFacts, now: float) -> tuple[obj
         target,
         tried,
         model or trace.response_model,
-        trace.status or 499,  # nginx's "the client closed the request" before an answer
+        status,
         trace.outcome or None,
         trace.error,
         tokens_in,
