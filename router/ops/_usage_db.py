@@ -106,15 +106,7 @@ def check_path(path: str) -> None:
         UsageDbError: the folder is missing or not writable, the path is a folder, or
             an existing file is not a ledger this version can write.
     """
-    where = Path(path)
-    folder = where.parent
-    if where.is_dir():
-        raise _problem(path, "is a folder")
-    if not folder.is_dir():
-        raise _problem(path, f"cannot be created: its folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        # SQLite writes its -wal and -shm files next to the database.
-        raise _problem(path, f"cannot be written: its folder {folder} is not writable")
+    where = _check_folder(path)
     if where.exists():
         if not os.access(where, os.R_OK | os.W_OK):
             raise _problem(path, "exists but is not readable and writable")
@@ -130,6 +122,7 @@ def open_writer(path: str) -> sqlite3.Connection:
         UsageDbError: the file cannot be opened or created, is not SQLite, or was
             written by a newer version.
     """
+    _check_folder(path)  # its own words for the common mistakes, not SQLite's
     try:
         connection = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT, check_same_thread=False, isolation_level=None
@@ -137,9 +130,14 @@ def open_writer(path: str) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise _problem(path, f"cannot be opened ({exc})") from None
     try:
+        version = _version(path, connection)  # before any change: a foreign file stays as is
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
-        _migrate(path, connection)
+        for step in range(version, VERSION):
+            # One transaction per step, the version with it: a crash leaves a whole step.
+            connection.executescript(
+                f"BEGIN IMMEDIATE; {MIGRATIONS[step]}; PRAGMA user_version = {step + 1}; COMMIT;"
+            )
     except UsageDbError:
         connection.close()
         raise
@@ -191,17 +189,27 @@ def insert(connection: sqlite3.Connection, rows: list[tuple[object, ...]]) -> No
     connection.execute("COMMIT")
 
 
-def _migrate(path: str, connection: sqlite3.Connection) -> None:
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
+def _check_folder(path: str) -> Path:
+    where = Path(path)
+    folder = where.parent
+    if where.is_dir():
+        raise _problem(path, "is a folder")
+    if not folder.is_dir():
+        raise _problem(path, f"cannot be created: its folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        # SQLite writes its -wal and -shm files next to the database.
+        raise _problem(path, f"cannot be written: its folder {folder} is not writable")
+    return where
+
+
+def _version(path: str, connection: sqlite3.Connection) -> int:
+    """The file's schema version, if this one can bring it up to date."""
+    version: int = connection.execute("PRAGMA user_version").fetchone()[0]
     if version > VERSION:
         raise _newer(path, version)
     if version == 0 and _has_requests(connection):
         raise _problem(path, "holds a requests table of unknown shape (version 0)")
-    for step in range(version, VERSION):
-        # One transaction per step, the version with it: a crash leaves a whole step.
-        connection.executescript(
-            f"BEGIN IMMEDIATE; {MIGRATIONS[step]}; PRAGMA user_version = {step + 1}; COMMIT;"
-        )
+    return version
 
 
 def _has_requests(connection: sqlite3.Connection) -> bool:

@@ -87,14 +87,28 @@ async def ask_four(url: str) -> None:
         with pytest.raises(openai.APIStatusError) as failed:
             await client.chat.completions.create(model="broken", messages=HI)
         assert failed.value.status_code == 502
-    # A request's row is recorded just after its last byte: stopping the daemon by
-    # cancellation (as tests do; SIGTERM drains first) must not overtake the last one.
-    with trio.fail_after(30):
+    await recorded(url, 4)
+
+
+async def recorded(url: str, count: int) -> None:
+    """Wait until ``count`` rows are recorded: a request's row is recorded just after its
+    last byte, and stopping the daemon by cancellation (as tests do; SIGTERM drains
+    first) must not overtake the last one."""
+    with trio.fail_after(30):  # a hang guard
         while True:
             usage = (await admin_status(url))["usage"]
-            if usage["rows_written"] + usage["rows_pending"] == 4:
-                break
+            if usage["rows_written"] + usage["rows_pending"] == count:
+                return
             await trio.sleep(0.01)
+
+
+async def written(url: str, count: int, within: float = 30) -> None:
+    """Wait until ``count`` rows are written (``within``: a hang guard)."""
+    with trio.fail_after(within):
+        while True:
+            if (await admin_status(url))["usage"]["rows_written"] >= count:
+                return
+            await trio.sleep(0.05)
 
 
 async def admin_status(url: str) -> dict[str, Any]:
@@ -154,9 +168,8 @@ async def test_admin_status_shows_today_and_the_last_day_by_key(
         state = await admin_status(url)
         assert state["usage"]["path"] == str(db)
         await ask_four(url)
-        with trio.fail_after(30):  # a hang guard: rows are written within a second
-            while (state := await admin_status(url))["usage"]["rows_written"] < 4:
-                await trio.sleep(0.05)
+        await written(url, 4)
+        state = await admin_status(url)
         spent = state["traffic"]["budgets"]["team"]["spent_day"]
     usage = state["usage"]
     assert usage["rows_dropped"] == 0
@@ -240,7 +253,35 @@ async def test_a_locked_ledger_holds_no_request(
         finally:
             locker.execute("ROLLBACK")
             locker.close()
-        with trio.fail_after(3 * BUSY_TIMEOUT):  # a hang guard
-            while (await admin_status(url))["usage"]["rows_written"] < 4:
-                await trio.sleep(0.05)
+        await written(url, 4, within=3 * BUSY_TIMEOUT)
     assert len(rows(db)) == 4
+
+
+async def test_a_reload_flushes_and_moves_the_ledger_to_its_new_file(
+    start_router: RouterFactory, fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    toml = config(fake_openai.url, old).replace("[server]", "[server]\nwatch = false")
+    path = tmp_path / "router.toml"
+
+    async def reload(db: Path) -> httpx2.Response:
+        path.write_text(toml.replace(str(old), str(db)))
+        async with httpx2.AsyncClient(base_url=url, trust_env=False) as raw:
+            return await raw.post("/admin/reload")
+
+    async with (
+        start_router(toml) as url,
+        openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="team-key-1", max_retries=0) as client,
+    ):
+        await client.chat.completions.create(model="chat", messages=HI)
+        refused = await reload(tmp_path / "missing" / "usage.db")
+        assert refused.status_code == 422
+        assert "server.usage_db" in refused.json()["errors"][0]
+        await client.chat.completions.create(model="chat", messages=HI)
+        assert (await reload(new)).status_code == 200
+        assert len(rows(old)) == 2  # a reload writes what waits
+        await client.chat.completions.create(model="chat", messages=HI)
+        assert (await admin_status(url))["usage"]["path"] == str(new)
+        await recorded(url, 3)
+    assert len(rows(new)) == 1
+    assert len(rows(old)) == 2

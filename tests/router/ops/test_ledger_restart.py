@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).parents[3]
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+LOOPBACK = ("--listen", "127.0.0.1:0")
 ENV = {**os.environ, "TEAM_KEY": "team-key-1"}
 
 
@@ -55,8 +56,7 @@ budget = {{ usd = 1, per = "day" }}
 def daemon(config: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """The daemon serving ``config`` on a free loopback port, and its URL."""
     with subprocess.Popen(
-        [sys.executable, "-m", "router", "serve", "--config", str(config)]
-        + ["--listen", "127.0.0.1:0"],
+        [sys.executable, "-m", "router", "serve", "--config", str(config), *LOOPBACK],
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,
