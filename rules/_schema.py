@@ -152,9 +152,7 @@ class ServerConfig:
             line, in bytes; past it the attempt fails and its connection is closed.
         state_file: Where budgets' spend is kept across restarts (JSON, written within
             about a second of a change and at exit); absent, spend lives in memory only.
-        usage_db: The usage ledger: one row per request in this SQLite file (WAL,
-            written in batches off the event loop), for ``llm-router usage``,
-            ``/admin/status`` and budgets' spend after a restart; absent, none is kept.
+        usage_db: The usage ledger's SQLite file, one row per request (absent: none).
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
