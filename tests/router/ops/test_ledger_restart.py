@@ -154,3 +154,20 @@ def test_sigterm_writes_the_last_rows_before_the_daemon_exits(tmp_path: Path) ->
     finally:
         connection.close()
     assert statuses == [200, 429, 429, 429]
+
+
+def test_serve_refuses_a_usage_db_it_cannot_create(tmp_path: Path) -> None:
+    db = tmp_path / "missing" / "usage.db"
+    config = write_config(tmp_path, db)
+    served = subprocess.run(
+        [sys.executable, "-m", "router", "serve", "--config", str(config), *LOOPBACK],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=ENV,
+        timeout=60,
+        check=False,
+    )
+    assert served.returncode == 1
+    assert "Traceback" not in served.stderr
+    assert f"server.usage_db: {db} cannot be created: its folder" in served.stderr
