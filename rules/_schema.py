@@ -152,6 +152,7 @@ class ServerConfig:
             line, in bytes; past it the attempt fails and its connection is closed.
         state_file: Where budgets' spend is kept across restarts (JSON, written within
             about a second of a change and at exit); absent, spend lives in memory only.
+        usage_db: The usage ledger's SQLite file, one row per request (absent: none).
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -164,6 +165,7 @@ class ServerConfig:
     watch: bool = True
     log_level: LogLevel = "info"
     state_file: str | None = None
+    usage_db: str | None = None
     # Connections (the hardening settings of DESIGN.md).
     read_timeout: Duration = attrs.field(default=30.0, validator=positive)
     keepalive_timeout: Duration = attrs.field(default=75.0, validator=positive)

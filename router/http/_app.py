@@ -89,6 +89,8 @@ class App:
         self.reload = reload
         #: Facts about the daemon for ``/admin/status`` beyond the rules (reload state).
         self.status_extra: Callable[[], dict[str, Any]] = dict
+        #: More of them that take I/O (the usage ledger's figures), awaited.
+        self.status_read: Callable[[], Awaitable[dict[str, Any]]] | None = None
         #: Budgets, cost, the response cache: state that outlives a reload.
         self.controls = Controls(runtime.table.config)
         #: Requests in flight and the loop's lag against their limits (server settings).
@@ -156,7 +158,10 @@ class App:
             await send_json(send, 200 if ready else 503, state)
         elif path == "/admin/status":
             if is_admin(scope, self.admin_key):
-                await send_json(send, 200, self._status())
+                report = self._status()
+                if self.status_read is not None:
+                    report.update(await self.status_read())
+                await send_json(send, 200, report)
             else:
                 await send_json(send, 403, FORBIDDEN)
         elif path in ("/v1/models", "/models"):

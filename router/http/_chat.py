@@ -79,6 +79,7 @@ class Chat(Handler):
     async def _complete(self, ex: Exchange, req: GatewayRequest, resp: GatewayResponse) -> None:
         trace = ex.trace
         usage = answer_usage(req, resp)  # estimated from the text when the upstream gave none
+        trace.usage = usage
         trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
         self.controls.store(ex.cache_entry, ex.cache, resp)
         body = ex.codec.response(resp, req)
@@ -133,7 +134,7 @@ class Chat(Handler):
         cache if it has one."""
         trace = ex.trace
         ex.charged = True
-        usage = ex.usage if ex.usage is not None else stream_usage(req, ex.streamed)
+        trace.usage = usage = ex.usage if ex.usage is not None else stream_usage(req, ex.streamed)
         trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
         if kept is not None and (whole := assemble(kept)) is not None:
             self.controls.store(ex.cache_entry, ex.cache, whole)

@@ -60,6 +60,7 @@ class Embeddings(Handler):
             resp = await runtime.engine.embed(RoutedRequest(node, req, ex.trace, options))
             if resp.usage is None:  # the provider does not count (Gemini): our estimate
                 resp = attrs.evolve(resp, usage=Usage(tokens))
+            ex.trace.usage = resp.usage
             ex.trace.cost_usd = self.controls.settle(
                 ex.key, ex.trace.target, resp.usage, tokens, ex.hold
             )

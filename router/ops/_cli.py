@@ -1,4 +1,4 @@
-"""``llm-router``: serve, check, status."""
+"""``llm-router``: serve, check, status, usage."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from rules import (
 
 from ..traffic._budgets import Budgets
 from ..traffic._state import StateFile
+from ._usage_cli import add_usage_command, show_usage
+from ._usage_db import check_path
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -55,6 +57,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     status.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's address")
     status.add_argument("--admin-key", help="needed when the daemon is not on loopback")
     status.add_argument("--json", action="store_true", help="the raw /admin/status JSON")
+    add_usage_command(commands)
     args = parser.parse_args(argv)
     if args.command == "check":
         return _check(args.path)
@@ -62,6 +65,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
         from ._status import show_status  # keeps `serve` free of the client
 
         return show_status(args.url, args.admin_key, as_json=args.json)
+    if args.command == "usage":
+        return show_usage(args)
     return _serve(args.config, args.listen, args.log_level)
 
 
@@ -73,6 +78,8 @@ def _check(path: str) -> int:
         table = compile_routes(load_config(path, kinds=provider_kinds()))
         if table.config.server.state_file is not None:  # as `serve` reads it at start
             StateFile(table.config.server.state_file, Budgets()).load()
+        if table.config.server.usage_db is not None:  # as `serve` opens it at start
+            check_path(table.config.server.usage_db)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1

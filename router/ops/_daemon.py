@@ -11,6 +11,7 @@ import gc
 import logging
 import resource
 import signal
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from ..traffic._state import StateFile
 from ..upstream._tls import prepare_tls
 from ._accesslog import AccessLog
 from ._assemble import build_runtime
+from ._ledger import Ledger
 from ._logsafe import install as one_line_logs
 from ._metrics import Metrics
 from ._observability import Observability
@@ -35,6 +37,7 @@ from ._secrets import close_log_scope, protect_logs, secrets_for
 from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
 from ._upstream_tasks import UpstreamTasks
+from ._usage_daemon import recover_spend, usage_status
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -89,7 +92,8 @@ async def run_daemon(
 
     Raises:
         ConfigError: the config is invalid or a secret cannot be resolved;
-            StateFileError (one) when ``server.state_file`` cannot be read or parsed.
+            StateFileError (one) when ``server.state_file`` cannot be read or parsed;
+            UsageDbError (one) when ``server.usage_db`` cannot be opened or created.
     """
     one_line_logs()  # upstream text in a log record cannot start a line of its own
     config = load_config(config_path, kinds=provider_kinds())  # plugins load first
@@ -108,11 +112,14 @@ async def run_daemon(
     tracing = setup_tracing(config.telemetry)
     # Breaker states of the rules in force, and the overload state, read at scrape time.
     metrics = Metrics(lambda: app.runtime, lambda: app.overload)
+    ledger = Ledger(config.server.usage_db)  # kept across reloads; records once a path is set
+    metrics.registry.register(ledger.collector())
     app = App(
         runtime,
-        observer=Observability(metrics, access_log, tracing),
+        observer=Observability(metrics, access_log, tracing, ledger),
         admin_key=admin_key,
     )
+    app.status_read = lambda: usage_status(ledger, time.time())
     health = HealthChecks()
     upstream_tasks = UpstreamTasks()
     notifier = Notifier.from_env()
@@ -139,6 +146,7 @@ async def run_daemon(
         ],
         metrics=metrics,
         start_upstreams=upstream_tasks.start,
+        prepare=lambda new: ledger.switch(new.server.usage_db),
     )
     app.reload = reloader.reload
     app.status_extra = reloader.status
@@ -149,6 +157,10 @@ async def run_daemon(
             # Before any task starts: a damaged file stops the start (StateFileError).
             state = StateFile(config.server.state_file, app.controls.budgets)
             await trio.to_thread.run_sync(state.load)
+        if ledger.path is not None:
+            await ledger.open()  # a file that cannot be used stops the start (UsageDbError)
+            # The ledger has every answer up to a SIGKILL; the state file may be older.
+            await recover_spend(ledger.path, app.controls.budgets)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop, reloader, nursery, notifier, config)
             nursery.start_soon(reloader.close_retired)
@@ -165,6 +177,9 @@ async def run_daemon(
             health.reconcile(runtime)
             if access_log is not None:
                 nursery.start_soon(access_log.run)
+            # Started always: a reload may give it a file. It writes its last rows once
+            # hypercorn has drained (this nursery is cancelled after the server's).
+            await nursery.start(ledger.run)
             if state is not None:
                 nursery.start_soon(state.run)
             asgi: Any = app  # hypercorn's typed scopes vs our plain dicts

@@ -81,6 +81,8 @@ class Reloader:
         on_swap: Called with each new runtime once it is in force.
         start_upstreams: Awaited with a new runtime's upstreams before it is swapped
             in, so that their background work runs before their first request.
+        prepare: Awaited with a valid new config, last before the swap (the usage
+            ledger opens its file); a ConfigError it raises refuses the reload.
         overridden: Settings the command line gave (``server.listen``,
             ``server.log_level``): the file's value neither applies nor asks for a restart.
     """
@@ -96,6 +98,7 @@ class Reloader:
         overridden: Collection[str] = (),
         metrics: Metrics | None = None,
         start_upstreams: Callable[[Iterable[Upstream]], Awaitable[None]] | None = None,
+        prepare: Callable[[Config], Awaitable[None]] | None = None,
     ) -> None:
         self.path = Path(path)
         self.app = app
@@ -104,6 +107,7 @@ class Reloader:
         self._on_event = on_event or (lambda _: None)
         self._on_swap = on_swap
         self._start_upstreams = start_upstreams
+        self._prepare = prepare
         self._overridden = frozenset(overridden)
         self._pending: list[Upstream] = []
         self._lock = trio.Lock()
@@ -152,6 +156,8 @@ class Reloader:
                 log.info("reload (%s): no change (rules %s)", reason, old.table.short_digest)
                 return ReloadResult(True, old.table.digest, restart_needed=self.restart_needed)
             built = build_runtime(config, old, table=table, secrets=secrets, tls=tls)
+            if self._prepare is not None:
+                await self._prepare(config)
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
         except Exception as exc:  # a plugin's adapter, say: refused, never the daemon's end

@@ -58,6 +58,9 @@ def render_status(state: dict[str, Any]) -> str:
     overload = state.get("overload")
     if overload:
         lines.append(_overload_line(overload))
+    usage = state.get("usage")
+    if usage:
+        lines.append(_usage_line(usage))
     lines.append("")
     header = ("target", "circuit", "in flight", "ok", "failed", "latency", "p90", "last error")
     rows = [header]
@@ -102,6 +105,23 @@ def _overload_line(overload: dict[str, Any]) -> str:
         f", loop lag {overload.get('loop_lag_ms', 0):g} ms"
         f" (limit {overload.get('overload_lag_ms', 0):g} ms); refused: {shed}"
     )
+
+
+def _usage_line(usage: dict[str, Any]) -> str:
+    """The ledger's figures for today and the last 24 hours, or why there are none."""
+    spans = []
+    for name, label in (("today", "today"), ("last_24h", "last 24h")):
+        figures = usage.get(name)
+        if figures:
+            spans.append(
+                f"{label} {figures.get('requests', 0)} requests "
+                f"({figures.get('errors', 0)} errors), ${figures.get('cost_usd', 0):.4f}"
+            )
+    if usage.get("error"):
+        spans.append(str(usage["error"]))
+    if usage.get("rows_dropped"):
+        spans.append(f"{usage['rows_dropped']} rows dropped")
+    return f"usage    {'; '.join(spans) or '-'}"
 
 
 def _ms(seconds: object) -> str:

@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from adapters import EmbeddingRequest, GatewayError, GatewayRequest, TextRequest
+from adapters import EmbeddingRequest, GatewayError, GatewayRequest, TextRequest, Usage
 from rules import BatchConfig, Node
 
 from ..upstream._upstream import Upstream
@@ -71,6 +71,9 @@ class RequestTrace:
     outcome: str = ""  # the metrics outcome, set when the request ends
     client: str | None = None  # the name of the caller's key, when keys are configured
     cost_usd: float | None = None
+    #: What the request was charged for: the upstream's usage, else counted from the
+    #: text (cache and reasoning details included, for the usage ledger).
+    usage: Usage | None = None
     cache: str | None = None  # "hit" or "miss" on a route with a cache
     #: Each try to resume a broken stream: (target, "resumed" | "failed"); the target is
     #: the one that took over, or the one that broke when nobody did.

@@ -268,6 +268,35 @@ class Budgets:
             loaded[str(key)] = _Spend(day, day_usd, month, month_usd)
         self._spend.update(loaded)
 
+    def periods(self) -> tuple[float, float, float]:
+        """Now, and when the current UTC day and month began (seconds since the epoch):
+        what :meth:`recover` is computed over."""
+        now = self._clock()
+        when = datetime.fromtimestamp(now, tz=UTC)
+        day = datetime(when.year, when.month, when.day, tzinfo=UTC).timestamp()
+        return now, day, datetime(when.year, when.month, 1, tzinfo=UTC).timestamp()
+
+    def recover(self, spend: Mapping[str, tuple[float, float]], at: float) -> None:
+        """Spend counted elsewhere (the usage ledger) in the day and month that ``at``
+        (from :meth:`periods`) falls in: each key keeps the larger of its own count and
+        this one, so neither a state file older than the ledger nor a ledger that
+        dropped rows can refill a budget. Periods over since ``at`` are left alone.
+        """
+        now = self._clock()
+        when = datetime.fromtimestamp(at, tz=UTC)
+        day, month = (when.year, when.month, when.day), (when.year, when.month)
+        changed = False
+        for key, (day_usd, month_usd) in spend.items():
+            if not (min(day_usd, month_usd) >= 0 and math.isfinite(day_usd + month_usd)):
+                continue
+            record = self._current(key, now, keep=True)
+            if record.day == day and day_usd > record.day_usd:
+                record.day_usd, changed = day_usd, True
+            if record.month == month and month_usd > record.month_usd:
+                record.month_usd, changed = month_usd, True
+        if changed and self.on_change is not None:
+            self.on_change()
+
     def _current(self, key: str, now: float, *, keep: bool = False) -> _Spend:
         """``key``'s spend, rolled over to the periods ``now`` falls in; a key never
         charged gets a zero record, stored only when ``keep``."""

@@ -1,4 +1,4 @@
-"""``llm-router status`` as text: the overload and dynamic-target sections."""
+"""``llm-router status`` as text: the overload, dynamic-target and usage sections."""
 
 from __future__ import annotations
 
@@ -36,3 +36,18 @@ def test_overload_and_dynamic_targets_are_shown() -> None:
 def test_nothing_refused_says_none() -> None:
     overload = {"in_flight": 0, "connections": 1, "refused": {"lag": 0}}
     assert "refused: none" in render_status({"overload": overload})
+
+
+def test_the_usage_ledger_figures_are_shown() -> None:
+    usage = {
+        "path": "usage.db",
+        "rows_dropped": 2,
+        "today": {"requests": 4, "errors": 1, "cost_usd": 0.125},
+        "last_24h": {"requests": 9, "errors": 0, "cost_usd": 1.5},
+    }
+    assert (
+        "usage    today 4 requests (1 errors), $0.1250; last 24h 9 requests (0 errors),"
+        " $1.5000; 2 rows dropped"
+    ) in render_status({"usage": usage})
+    assert "usage    slow" in render_status({"usage": {"error": "slow"}})
+    assert "usage" not in render_status({})
