@@ -152,6 +152,7 @@ class ServerConfig:
             line, in bytes; past it the attempt fails and its connection is closed.
         state_file: Where budgets' spend is kept across restarts (JSON, written within
             about a second of a change and at exit); absent, spend lives in memory only.
+        workers: Processes serving the listen sockets (``serve --workers`` wins).
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -169,6 +170,7 @@ class ServerConfig:
     keepalive_timeout: Duration = attrs.field(default=75.0, validator=positive)
     max_connections: int | None = attrs.field(default=None, validator=positive)
     backlog: int = attrs.field(default=4096, validator=positive)
+    workers: int = attrs.field(default=1, validator=positive)
     max_in_flight: int = attrs.field(default=0, validator=at_least(0))
     overload_lag: Duration = attrs.field(default=0.1, validator=positive)
     # Browsers: Origin and Host checks (router/http/_origin.py).
