@@ -229,6 +229,9 @@ class Supervisor:
         if fields.get("RELOADING") == "1":
             worker.reloading = True
         if fields.get("READY") == "1":
+            if not worker.ready and self.started:  # a replacement
+                log.info("worker %d ready again", worker.index)
+                self.notifier.status(self._summary(worker))
             worker.ready, worker.reloading = True, False
         if f"{RELOAD_ALL.partition('=')[0]}=1" in lines:
             self._forward(signal.SIGHUP, but=worker)
@@ -257,8 +260,8 @@ class Supervisor:
             self._reloading = False
             self.notifier.ready(self._summary())
 
-    def _summary(self) -> str:
-        ready = sum(w.ready for w in self.workers)
+    def _summary(self, also: Worker | None = None) -> str:
+        ready = sum(w.ready or w is also for w in self.workers)
         refused = any("refused" in w.status for w in self.workers)
         return (
             f"{ready} of {self.count} workers serving on {' '.join(self.urls)}, {self._rules()}"
@@ -308,7 +311,9 @@ class Supervisor:
             now = trio.current_time()
             for worker in self.workers:
                 process = worker.process
-                if process is not None and now - worker.last_ping > 2 * interval:
+                silent = now - worker.last_ping > 2 * interval
+                # Not before it is ready: a worker's start may take longer than a period.
+                if process is not None and worker.ready and silent:
                     log.error(
                         "worker %d (pid %d) stopped pinging: killing it", worker.index, process.pid
                     )

@@ -1,4 +1,4 @@
-"""``llm-router status`` as text: the overload and dynamic-target sections."""
+"""``llm-router status`` as text: the overload, dynamic-target and worker sections."""
 
 from __future__ import annotations
 
@@ -36,3 +36,9 @@ def test_overload_and_dynamic_targets_are_shown() -> None:
 def test_nothing_refused_says_none() -> None:
     overload = {"in_flight": 0, "connections": 1, "refused": {"lag": 0}}
     assert "refused: none" in render_status({"overload": overload})
+
+
+def test_a_worker_says_which_it_is() -> None:
+    state = {"worker": {"index": 2, "of": 4, "pid": 4242, "main_pid": 1}}
+    assert "worker   2 of 4 (pid 4242)" in render_status(state)
+    assert "worker " not in render_status({})

@@ -37,6 +37,7 @@ latency = {{ median = "1ms", p99 = "2ms" }}
 fallback = ["sim:echo"]
 """
 LIMIT = 60.0  # seconds: a hang guard on a loaded machine, never a pace
+WATCHDOG = 10.0  # WatchdogSec=: long enough for a worker on a loaded machine
 CREDENTIALS = struct.Struct("3i")
 
 
@@ -131,6 +132,7 @@ class Notifications:
         self.sock.bind(str(path))
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.settimeout(LIMIT)  # a hang guard
+        self.seen: list[tuple[int, str]] = []
 
     def next(self, prefix: str) -> tuple[int, str]:
         """The next message starting with ``prefix`` (others skipped), and its sender."""
@@ -141,6 +143,7 @@ class Notifications:
                 for level, kind, cdata in ancillary
                 if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
             )
+            self.seen.append((pid, data.decode()))
             if data.decode().startswith(prefix):
                 return pid, data.decode()
 
@@ -150,7 +153,11 @@ def daemon(tmp_path: Path) -> Iterator[tuple[Daemon, Path, Notifications]]:
     config = tmp_path / "router.toml"
     config.write_text(CONFIG.format(extra="", route="chat"))
     notify = Notifications(tmp_path / "notify.sock")
-    env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")}
+    env = {
+        **os.environ,
+        "NOTIFY_SOCKET": str(tmp_path / "notify.sock"),
+        "WATCHDOG_USEC": str(int(WATCHDOG * 1_000_000)),
+    }
     running = Daemon(config, "--workers", "2", env=env)
     try:
         yield running, config, notify
@@ -177,6 +184,7 @@ def test_two_workers_serve_survive_a_kill_reload_and_stop(
     sender, ready = notify.next("READY=1")
     assert sender == main  # systemd hears the main process, never a worker
     assert "2 of 2 workers serving on " + url in ready
+    assert (main, "WATCHDOG=1") in notify.seen  # pinged from the start
     assert ask(url) == "one two"
 
     # Both workers serve, each answering for itself.
@@ -192,6 +200,13 @@ def test_two_workers_serve_survive_a_kill_reload_and_stop(
     again = seen_workers(url, lambda s: bool(ask(url)) and s["worker"]["pid"] != victim)
     assert {s["worker"]["index"] for s in again.values()} == {1, 2}
     assert victim not in again
+
+    # A worker whose loop stops (SIGSTOP) stops pinging: it is killed and replaced.
+    stuck = next(pid for pid, s in again.items() if s["worker"]["index"] == 2)
+    os.kill(stuck, signal.SIGSTOP)
+    running.wait_line(rf"worker 2 \(pid {stuck}\) stopped pinging: killing it")
+    until(lambda: running.worker_pids() - set(first) - set(again), "a new worker 2")
+    again = seen_workers(url, lambda s: bool(ask(url)) and s["worker"]["pid"] != stuck)
 
     # SIGHUP to the main process reloads every worker: the new route is everywhere.
     config.write_text(CONFIG.format(extra="", route="renamed"))
@@ -212,7 +227,7 @@ def test_two_workers_serve_survive_a_kill_reload_and_stop(
     workers = set(again)
     running.proc.send_signal(signal.SIGTERM)
     sender, _ = notify.next("STOPPING=1")
-    assert sender == main
+    assert {pid for pid, _ in notify.seen} == {main}
     assert running.proc.wait(timeout=LIMIT) == 0
     assert not any(alive(pid) for pid in workers | running.worker_pids())
     assert "all workers have exited" in running.log
