@@ -152,6 +152,13 @@ def _supervise(
 ) -> int:
     from ._supervisor import Supervisor
 
+    if loaded.server.state_file is not None:  # each worker would write over the others
+        print(
+            "server.state_file: cannot be used with several workers (each would overwrite"
+            " the others' spend); unset it, or run one worker",
+            file=sys.stderr,
+        )
+        return 1
     overridden = (
         *(["server.listen"] if listen else []),
         *(["server.log_level"] if level is not None else []),

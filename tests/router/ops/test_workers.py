@@ -75,3 +75,15 @@ def test_workers_must_be_a_positive_number(
         main(["serve", "--config", str(tmp_path / "none.toml"), "--workers", count])
     assert exit_.value.code == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_a_state_file_is_refused_with_several_workers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "router.toml"
+    config.write_text(
+        f'[server]\nstate_file = "{tmp_path / "state.json"}"\n'
+        '[providers.sim]\nkind = "simulated"\n[routes.chat]\nfallback = ["sim:echo"]\n'
+    )
+    assert main(["serve", "--config", str(config), "--workers", "2"]) == 1
+    assert "server.state_file: cannot be used with several workers" in capsys.readouterr().err
