@@ -104,12 +104,20 @@ def router_config(
 
 
 def start_router(
-    up: Upstream, upstream_port: int, ctx: Context, *, server: str = "", probe: bool = True
+    up: Upstream,
+    upstream_port: int,
+    ctx: Context,
+    *,
+    server: str = "",
+    probe: bool = True,
+    args: tuple[str, ...] = (),
+    pinned: bool = True,
 ) -> tuple[subprocess.Popen[bytes], int, RouterStart]:
     """Spawn the router on the router CPU; return it, its port and its start measurement.
 
     ``probe`` sends one plain and one streamed request through it first; a cold-start
-    measurement skips that, so the router has no upstream connection yet.
+    measurement skips that, so the router has no upstream connection yet. ``args`` go
+    to ``serve``; ``pinned=False`` lets it use every CPU (``--workers``).
     """
     tag = f"{up.name}-{next(_serial)}"
     config = ctx.tmp / f"router-{tag}.toml"
@@ -117,12 +125,13 @@ def start_router(
     config.write_text(router_config(up, upstream_port, server, ca_file))
     port = free_port()
     cmd = [ctx.python, "-m", "router", "serve", "--config", str(config)]
-    cmd += ["--listen", f"127.0.0.1:{port}"]
+    cmd += ["--listen", f"127.0.0.1:{port}", *args]
     env = {**os.environ, "BENCH_KEY": "sk-bench"}
     log_path = ctx.tmp / f"router-{tag}.log"
     log = log_path.open("wb")
     started = time.perf_counter()
-    proc = spawn(cmd, ctx.router_cpus, env=env, cwd=ROOT, stdout=log, stderr=log)
+    cpus = ctx.router_cpus if pinned else None
+    proc = spawn(cmd, cpus, env=env, cwd=ROOT, stdout=log, stderr=log)
     log.close()
     try:
         start_s = wait_healthy(proc, port, started, ROUTER_START_LIMIT_S)
@@ -147,7 +156,14 @@ def probe_router(port: int) -> None:
 
 @contextlib.contextmanager
 def servers(
-    up: Upstream, ctx: Context, *, server: str = "", probe: bool = True, router: bool = True
+    up: Upstream,
+    ctx: Context,
+    *,
+    server: str = "",
+    probe: bool = True,
+    router: bool = True,
+    router_args: tuple[str, ...] = (),
+    pinned: bool = True,
 ) -> Iterator[Servers]:
     """Run ``up`` and a router on it for the ``with`` block; stop both by PID after."""
     upstream: subprocess.Popen[bytes] | None = None
@@ -157,7 +173,9 @@ def servers(
         if not router or ctx.direct_only:
             yield Servers(uport, upstream.pid, None, 0, None)
             return
-        proc, rport, start = start_router(up, uport, ctx, server=server, probe=probe)
+        proc, rport, start = start_router(
+            up, uport, ctx, server=server, probe=probe, args=router_args, pinned=pinned
+        )
         yield Servers(uport, upstream.pid, proc, rport, start)
     finally:
         stop(proc)
