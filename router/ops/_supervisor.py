@@ -34,6 +34,7 @@ import signal
 import socket
 import struct
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
@@ -183,12 +184,15 @@ class Supervisor:
     async def _spawn(self, worker: Worker, lifeline: int) -> trio.Process:
         fds = tuple(sock.fileno() for sock in worker.sockets)
         spec = WorkerSpec(worker.index, self.count, fds, lifeline, self.overridden)
-        argv = [sys.executable, "-m", "router", "serve", "--config", self.config_path]
+        # -P and PYTHONPATH: the worker imports the main process's own package, never a
+        # `router` folder that happens to be in the working directory.
+        argv = [sys.executable, "-P", "-m", "router", "serve", "--config", self.config_path]
         if self.log_level is not None:
             argv += ["--log-level", self.log_level]
         argv += ["--worker", spec.encode()]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("WATCHDOG_", "NOTIFY_"))}
         env["NOTIFY_SOCKET"] = self._notify_address
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_ROOT, env.get("PYTHONPATH"))))
         interval = self.notifier.watchdog_interval()
         if interval is not None:  # the workers ping us as often as we ping systemd
             env["WATCHDOG_USEC"] = str(int(interval * 2_000_000))
@@ -233,7 +237,7 @@ class Supervisor:
                 log.info("worker %d ready again", worker.index)
                 self.notifier.status(self._summary(worker))
             worker.ready, worker.reloading = True, False
-        if f"{RELOAD_ALL.partition('=')[0]}=1" in lines:
+        if RELOAD_ALL in lines:
             self._forward(signal.SIGHUP, but=worker)
         self._tell_systemd()
 
@@ -327,6 +331,7 @@ class Supervisor:
 
 
 _RULES = re.compile(r"rules (\w+)")
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding `router`
 
 
 def _exit_text(code: int) -> str:
