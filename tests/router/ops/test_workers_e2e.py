@@ -270,3 +270,46 @@ def test_a_worker_that_cannot_start_fails_the_start(tmp_path: Path) -> None:
         assert re.search(r"worker \d exited \(status 1\) before it was ready", running.log)
     finally:
         running.stop()
+
+
+# As systemd does: the listening socket on fd 3, LISTEN_PID the daemon's own pid (exec
+# keeps it).
+ACTIVATE = """
+import os, sys
+os.dup2(int(sys.argv[1]), 3)
+os.environ["LISTEN_PID"] = str(os.getpid())
+os.environ["LISTEN_FDS"] = "1"
+os.execv(sys.executable, [sys.executable, "-m", "router", "serve", *sys.argv[2:]])
+"""
+
+
+def test_socket_activated_workers_share_the_inherited_socket(tmp_path: Path) -> None:
+    config = tmp_path / "router.toml"
+    config.write_text(CONFIG.format(extra="", route="chat").replace("127.0.0.1:0", "fd:3"))
+    log = tmp_path / "router.log"
+    with socket.socket() as listener, log.open("w") as stderr:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        serve = ["--config", str(config), "--workers", "2"]
+        proc = subprocess.Popen(
+            [sys.executable, "-c", ACTIVATE, str(listener.fileno()), *serve],
+            cwd=ROOT,
+            pass_fds=(listener.fileno(),),
+            stderr=stderr,
+        )
+        try:
+            until(lambda: "with 2 workers" in log.read_text(), "the workers to be ready")
+            # The daemon bound nothing of its own: both workers answer on our socket.
+            seen = seen_workers(url, lambda s: True)
+            assert {s["worker"]["index"] for s in seen.values()} == {1, 2}
+            assert ask(url) == "one two"
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=LIMIT) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pid in re.findall(r"worker \d started \(pid (\d+)\)", log.read_text()):
+                if alive(int(pid)):
+                    os.kill(int(pid), signal.SIGKILL)
