@@ -56,6 +56,7 @@ RESTART_ONLY = (
     "server.keepalive_timeout",  # the connection settings are the server's, set at start
     "server.max_connections",
     "server.backlog",
+    "server.workers",  # the main process starts them
     "server.max_in_flight",  # the overload limits are the app's, set at start
     "server.overload_lag",
     "telemetry",  # the span exporter is set up once

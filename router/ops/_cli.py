@@ -13,6 +13,7 @@ import trio
 
 from adapters import provider_kinds
 from rules import (
+    Config,
     ConfigError,
     compile_routes,
     connection_warnings,
@@ -51,6 +52,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
         choices=["debug", "info", "warning", "error"],
         help="overrides server.log_level of the config",
     )
+    serve.add_argument(
+        "--workers",
+        type=_positive,
+        help="processes serving the same sockets (overrides server.workers; default 1)",
+    )
+    serve.add_argument("--worker", help=argparse.SUPPRESS)  # set by the main process
     check = commands.add_parser("check", help="validate a config file and print its routes")
     check.add_argument("path")
     status = commands.add_parser("status", help="the live state of a running daemon")
@@ -67,7 +74,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
         return show_status(args.url, args.admin_key, as_json=args.json)
     if args.command == "usage":
         return show_usage(args)
-    return _serve(args.config, args.listen, args.log_level)
+    return _serve(args.config, args.listen, args.log_level, args.workers, args.worker)
 
 
 def _check(path: str) -> int:
@@ -101,17 +108,76 @@ def _check(path: str) -> int:
     return 0
 
 
-def _serve(config: str, listen: str | None, level: str | None) -> int:
-    from ._daemon import run_daemon  # keeps `check` free of server imports
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
 
+
+def _serve(
+    config: str,
+    listen: str | None,
+    level: str | None,
+    workers: int | None = None,
+    worker: str | None = None,
+) -> int:
+    from ._daemon import run_daemon  # keeps `check` free of server imports
+    from ._worker import WorkerSpec
+
+    spec = WorkerSpec.decode(worker) if worker is not None else None
+    who = f" [worker {spec.index} pid %(process)d]" if spec is not None else ""
     logging.basicConfig(
-        level=(level or "info").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=(level or "info").upper(),
+        format=f"%(asctime)s %(levelname)s %(name)s{who}: %(message)s",
     )
     try:
-        trio.run(partial(run_daemon, config, listen, log_level=level))
+        if spec is None and workers != 1:
+            # The file decides unless the command line did; one process unless it says more.
+            loaded = load_config(config, kinds=provider_kinds())
+            count = workers if workers is not None else loaded.server.workers
+            if count > 1:
+                given = workers is not None
+                return _supervise(config, loaded, listen, level, count, workers_given=given)
+        trio.run(partial(run_daemon, config, listen, log_level=level, worker=spec))
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _supervise(
+    config: str,
+    loaded: Config,
+    listen: str | None,
+    level: str | None,
+    count: int,
+    *,
+    workers_given: bool,
+) -> int:
+    from ._supervisor import Supervisor
+
+    if loaded.server.state_file is not None:  # each worker would write over the others
+        print(
+            "server.state_file: cannot be used with several workers (each would overwrite"
+            " the others' spend); unset it, or run one worker",
+            file=sys.stderr,
+        )
+        return 1
+    overridden = (
+        *(["server.listen"] if listen else []),
+        *(["server.log_level"] if level is not None else []),
+        *(["server.workers"] if workers_given else []),
+    )
+    if level is None:
+        logging.getLogger().setLevel(loaded.server.log_level.upper())
+    supervisor = Supervisor(
+        config, loaded, count, listen=listen, log_level=level, overridden=tuple(overridden)
+    )
+    try:
+        return trio.run(supervisor.run)
+    except OSError as exc:  # an address in use, a descriptor that is not a socket
+        print(f"llm-router: cannot listen: {exc}", file=sys.stderr)
+        return 1

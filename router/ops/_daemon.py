@@ -38,6 +38,7 @@ from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
 from ._upstream_tasks import UpstreamTasks
 from ._usage_daemon import recover_spend, usage_status
+from ._worker import WorkerSpec, reload_everywhere, watch_lifeline
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -82,11 +83,13 @@ async def run_daemon(
     listen: str | None = None,
     *,
     log_level: str | None = None,
+    worker: WorkerSpec | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or cancellation). Reports the bound URLs on start.
 
-    ``log_level`` (the command line's) wins over ``server.log_level``.
+    ``log_level`` (the command line's) wins over ``server.log_level``. ``worker``: this
+    process is one of ``serve --workers N`` (:mod:`._worker`).
 
     SIGHUP, a change of the config file and ``POST /admin/reload`` reload the rules.
 
@@ -143,6 +146,7 @@ async def run_daemon(
         overridden=[
             *(["server.listen"] if listen else []),
             *(["server.log_level"] if log_level is not None else []),
+            *(worker.overridden if worker is not None else ()),
         ],
         metrics=metrics,
         start_upstreams=upstream_tasks.start,
@@ -150,6 +154,9 @@ async def run_daemon(
     )
     app.reload = reloader.reload
     app.status_extra = reloader.status
+    if worker is not None:
+        app.reload = reload_everywhere(reloader.reload, notifier)
+        app.status_extra = lambda: {**reloader.status(), **worker.status()}
     stop = trio.Event()
     state = None
     try:
@@ -162,7 +169,9 @@ async def run_daemon(
             # The ledger has every answer up to a SIGKILL; the state file may be older.
             await recover_spend(ledger.path, app.controls.budgets)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, stop, reloader, nursery, notifier, config)
+            nursery.start_soon(_signals, stop, reloader, nursery, notifier, config, worker)
+            if worker is not None:
+                nursery.start_soon(watch_lifeline, worker.lifeline, stop)
             nursery.start_soon(reloader.close_retired)
             nursery.start_soon(app.overload.watch_lag)
             # In the outer nursery: the watchdog keeps pinging while hypercorn drains.
@@ -185,6 +194,8 @@ async def run_daemon(
             asgi: Any = app  # hypercorn's typed scopes vs our plain dicts
             async with trio.open_nursery() as server_nursery:
                 hc = hypercorn_config(config, listen, activated)
+                if worker is not None:  # the main process's sockets, whatever the file says
+                    hc.bind = [f"fd://{fd}" for fd in worker.fds]
                 limits = connection_limits(config, app)
                 binds = await server_nursery.start(
                     partial(
@@ -273,16 +284,29 @@ def _tune_gc() -> None:
 
 
 async def _signals(
-    stop: trio.Event, reloader: Reloader, nursery: trio.Nursery, notifier: Notifier, config: Config
+    stop: trio.Event,
+    reloader: Reloader,
+    nursery: trio.Nursery,
+    notifier: Notifier,
+    config: Config,
+    worker: WorkerSpec | None = None,
 ) -> None:
-    """SIGTERM/SIGINT: drain and stop. SIGHUP: reload, as nginx and systemd expect."""
+    """SIGTERM/SIGINT: drain and stop. SIGHUP: reload, as nginx and systemd expect.
+
+    Alone, a second SIGINT (Ctrl-C) ends the drain at once. A worker ignores repeats:
+    it may get SIGTERM from systemd and from the main process, which itself bounds
+    the drain.
+    """
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             if signum == signal.SIGHUP:
                 nursery.start_soon(reloader.reload, "SIGHUP")
                 continue
+            if stop.is_set():  # a worker: already draining
+                continue
             log.info("received %s: draining", signal.Signals(signum).name)
             drain = config.server.drain_timeout
             notifier.stopping(f"draining: up to {drain:g}s for requests in flight")
             stop.set()
-            return
+            if worker is None:
+                return

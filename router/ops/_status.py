@@ -50,6 +50,12 @@ def render_status(state: dict[str, Any]) -> str:
             lines.append(f"  refused: {error}")
         if reload.get("restart_needed"):
             lines.append(f"  restart needed for: {', '.join(reload['restart_needed'])}")
+    worker = state.get("worker")
+    if worker:
+        lines.append(
+            f"worker   {worker.get('index')} of {worker.get('of')} (pid {worker.get('pid')}):"
+            " this worker's state; each worker keeps its own"
+        )
     budget = state.get("hedge_budget")
     if budget:
         lines.append(

@@ -139,6 +139,7 @@ class Run:
     overload: list[Measured] = field(default_factory=list)
     cold: list[Measured] = field(default_factory=list)
     embed: list[Measured] = field(default_factory=list)
+    workers: list[Measured] = field(default_factory=list)  # by --workers N
     soak: Soak | None = None
     held_duration_s: float = 0.0
 

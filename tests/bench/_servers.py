@@ -117,11 +117,14 @@ def start_router(
     server: str = "",
     probe: bool = True,
     routes: str = "",
+    args: tuple[str, ...] = (),
+    pinned: bool = True,
 ) -> tuple[subprocess.Popen[bytes], int, RouterStart]:
     """Spawn the router on the router CPU; return it, its port and its start measurement.
 
     ``probe`` sends one plain and one streamed request through it first; a cold-start
-    measurement skips that, so the router has no upstream connection yet.
+    measurement skips that, so the router has no upstream connection yet. ``args`` go
+    to ``serve``; ``pinned=False`` lets it use every CPU (``--workers``).
     """
     tag = f"{up.name}-{next(_serial)}"
     config = ctx.tmp / f"router-{tag}.toml"
@@ -129,12 +132,13 @@ def start_router(
     config.write_text(router_config(up, upstream_port, server, ca_file, routes))
     port = free_port()
     cmd = [ctx.python, "-m", "router", "serve", "--config", str(config)]
-    cmd += ["--listen", f"127.0.0.1:{port}"]
+    cmd += ["--listen", f"127.0.0.1:{port}", *args]
     env = {**os.environ, "BENCH_KEY": "sk-bench"}
     log_path = ctx.tmp / f"router-{tag}.log"
     log = log_path.open("wb")
     started = time.perf_counter()
-    proc = spawn(cmd, ctx.router_cpus, env=env, cwd=ROOT, stdout=log, stderr=log)
+    cpus = ctx.router_cpus if pinned else None
+    proc = spawn(cmd, cpus, env=env, cwd=ROOT, stdout=log, stderr=log)
     log.close()
     try:
         start_s = wait_healthy(proc, port, started, ROUTER_START_LIMIT_S)
@@ -166,6 +170,8 @@ def servers(
     probe: bool = True,
     router: bool = True,
     routes: str = "",
+    router_args: tuple[str, ...] = (),
+    pinned: bool = True,
 ) -> Iterator[Servers]:
     """Run ``up`` and a router on it for the ``with`` block; stop both by PID after."""
     upstream: subprocess.Popen[bytes] | None = None
@@ -175,7 +181,10 @@ def servers(
         if not router or ctx.direct_only:
             yield Servers(uport, upstream.pid, None, 0, None)
             return
-        proc, rport, start = start_router(up, uport, ctx, server=server, probe=probe, routes=routes)
+        proc, rport, start = start_router(
+            up, uport, ctx, server=server, probe=probe, routes=routes, args=router_args,
+            pinned=pinned,
+        )
         yield Servers(uport, upstream.pid, proc, rport, start)
     finally:
         stop(proc)

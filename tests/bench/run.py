@@ -15,6 +15,7 @@ this script share the second. Scenario groups (``--only``, comma-separated; all 
 - ``overload``: non-stream far past saturation with ``server.max_in_flight`` set.
 - ``cold``: a freshly started router, 500 new clients at once, ``/healthz`` probed.
 - ``embed``: ``POST /v1/embeddings`` at c=16, with and without the route's ``batch``.
+- ``workers``: non-stream c=64 through ``serve --workers 1`` and ``--workers 2``.
 - ``soak`` (only when asked, or ``all``): ``--soak-duration`` seconds of mixed load, the
   router's RSS and descriptors sampled every 10 s.
 
@@ -55,11 +56,12 @@ from _scenarios import (
 from _servers import Context
 from _soak import bench_soak
 from _tls import write_certs
+from _workers import bench_workers
 from loadgen import raise_nofile
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-GROUPS = ("base", "tls", "h2", "held", "overload", "cold", "embed", "soak")
+GROUPS = ("base", "tls", "h2", "held", "overload", "cold", "embed", "workers", "soak")
 DEFAULT_GROUPS = tuple(g for g in GROUPS if g != "soak")
 
 
@@ -230,6 +232,8 @@ def execute(args: argparse.Namespace, tmp: Path) -> Run:
         bench_cold(ctx, run)
     if "embed" in groups:
         bench_embed(ctx, run)
+    if "workers" in groups:
+        bench_workers(ctx, run)
     if "soak" in groups:
         bench_soak(ctx, run, args.soak_duration)
     return run

@@ -1,4 +1,4 @@
-"""``llm-router status`` as text: the overload, dynamic-target and usage sections."""
+"""``llm-router status`` as text: the overload, dynamic-target, usage and worker sections."""
 
 from __future__ import annotations
 
@@ -51,3 +51,9 @@ def test_the_usage_ledger_figures_are_shown() -> None:
     ) in render_status({"usage": usage})
     assert "usage    slow" in render_status({"usage": {"error": "slow"}})
     assert "usage" not in render_status({})
+
+
+def test_a_worker_says_which_it_is() -> None:
+    state = {"worker": {"index": 2, "of": 4, "pid": 4242, "main_pid": 1}}
+    assert "worker   2 of 4 (pid 4242)" in render_status(state)
+    assert "worker " not in render_status({})
