@@ -77,6 +77,8 @@ class FakeReplicate(FakeServer):
     #: Ids of predictions cancelled, in order.
     canceled: list[str] = attrs.field(factory=list)
     cancel_seen: trio.Event = attrs.field(factory=trio.Event)
+    #: Set when a prediction was first read (polled, or its stream opened).
+    read_seen: trio.Event = attrs.field(factory=trio.Event)
 
     INPUT_TOKENS: ClassVar[int] = 11
 
@@ -125,6 +127,7 @@ class FakeReplicate(FakeServer):
         return Reply(201, self.prediction(prediction))
 
     def read(self, prediction: Prediction) -> Reply:
+        self.read_seen.set()
         prediction.reads += 1
         if prediction.status in ("starting", "processing"):
             done = prediction.script == "slow" and prediction.reads >= 2
@@ -176,6 +179,7 @@ class FakeReplicate(FakeServer):
         return body
 
     def stream_of(self, prediction: Prediction, got: Received) -> Answer:
+        self.read_seen.set()
         if prediction.script == "silent":
             return SILENT
         pieces = [sse(w.encode(), event="output") for w in words(self.text(prediction))]

@@ -128,7 +128,8 @@ async def test_a_stream_reads_the_prediction_stream_then_its_token_counts(
     assert usage is not None
     assert (usage.prompt_tokens, usage.completion_tokens) == (11, 4)
     create, read, ended = fake.received
-    assert create.body["stream"] is True and "prefer" not in create.headers
+    assert create.body["stream"] is True
+    assert "prefer" not in create.headers
     assert (read.path, read.headers["accept"]) == ("/v1/stream/p0001xyz", "text/event-stream")
     assert read.headers["cache-control"] == "no-store"
     assert read.headers["authorization"] == f"Bearer {TOKEN}"
@@ -153,12 +154,13 @@ async def test_errors_map_to_the_clients_statuses(
             await create(model="rep:meta/fail-402", messages=ASK)
         with pytest.raises(openai.InternalServerError) as refused:
             await create(model="wrong:meta/echo", messages=ASK)
+        image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
         with pytest.raises(openai.BadRequestError) as imaged:
-            image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
             await create(model="rep:meta/echo", messages=[{"role": "user", "content": [image]}])
     assert limited.value.response.headers.get("retry-after") == "7"
     assert "temperature" in invalid.value.message
-    assert crashed.value.status_code == 502 and "CUDA out of memory" in crashed.value.message
+    assert crashed.value.status_code == 502
+    assert "CUDA out of memory" in crashed.value.message
     assert billing.value.status_code == 502
     assert refused.value.status_code == 502
     assert refused.value.code == "upstream_authentication_failed"
@@ -197,17 +199,8 @@ async def test_a_client_that_goes_away_cancels_the_prediction(
 ) -> None:
     async with served(start_router, monkeypatch) as (fake, _client, url):
         body = {"model": "rep:meta/silent", "messages": ASK, "stream": stream}
-        # Streamed: the stream is open (and silent); polled: it has been polled once.
-        started = trio.Event()
-
-        async def watch() -> None:
-            while not any(r.method == "GET" for r in fake.received):
-                await trio.sleep(0.005)
-            started.set()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(watch)
-            await _hang_up(url, body, started)
+        # Streamed: once its stream is open (and silent); polled: once it was polled.
+        await _hang_up(url, body, fake.read_seen)
         with trio.fail_after(3):
             await fake.cancel_seen.wait()
     assert fake.canceled == ["p0001xyz"]
