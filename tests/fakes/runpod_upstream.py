@@ -34,7 +34,9 @@ from tests.fakes.openai_upstream import FakeOpenAI
 
 __all__ = ["FakeRunPod"]
 
-_NATIVE = re.compile(r"/v2/([A-Za-z0-9_-]+)/(runsync|run|status|stream|cancel|health)(?:/(\w+))?")
+_NATIVE = re.compile(
+    r"/v2/([A-Za-z0-9_-]+)/(runsync|run|status|stream|cancel|health)(?:/([\w-]+))?"
+)
 _STATUS = {"400": 400, "429": 429, "500": 500}
 
 
@@ -54,6 +56,8 @@ class FakeRunPod(FakeOpenAI):
     jobs: dict[str, Job] = attrs.field(factory=dict)
     cancelled: list[str] = attrs.field(factory=list)
     cancel_seen: trio.Event = attrs.field(factory=trio.Event)
+    #: Set when a job was first read (its status, or its stream).
+    read_seen: trio.Event = attrs.field(factory=trio.Event)
 
     def answer(self, got: Received) -> Answer:
         if got.headers.get("authorization") != f"Bearer {self.key}":
@@ -77,6 +81,7 @@ class FakeRunPod(FakeOpenAI):
             self.cancel_seen.set()
             job.status = "CANCELLED"
             return Reply(200, {"id": job.id, "status": "CANCELLED"})
+        self.read_seen.set()
         if action == "status":
             return self.status(job)
         return self.stream_parts(job)
