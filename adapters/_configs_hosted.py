@@ -7,7 +7,15 @@ from typing import Any, Literal
 
 import attrs
 
-from rules import Duration, FieldError, HTTPProvider, SecretRef, positive, url_field
+from rules import (
+    Duration,
+    FieldError,
+    HTTPProvider,
+    SecretRef,
+    field_local,
+    positive,
+    url_field,
+)
 
 from ._prompt import Template
 
@@ -39,14 +47,16 @@ def _between(low: float, high: float) -> Any:
         if not low <= value <= high:
             raise FieldError(f"must be between {low:g}s and {high:g}s", (attribute.name,))
 
-    return check
+    return field_local(check)
 
 
+@field_local
 def _input_name(instance: Any, attribute: "attrs.Attribute[Any]", value: str) -> None:
     if not _INPUT_NAME.fullmatch(value):
         raise FieldError("must be an input name (letters, digits, _)", (attribute.name,))
 
 
+@field_local
 def _endpoint_id(instance: Any, attribute: "attrs.Attribute[Any]", value: str) -> None:
     if not _ENDPOINT_ID.fullmatch(value):
         raise FieldError(

@@ -88,7 +88,7 @@ class FakeTGI(FakeServer):
 
     def reply(self, model: str, got: Received) -> Reply:
         text = self.text(model, got)
-        details = {
+        details: dict[str, Any] = {
             "finish_reason": "length" if model == "long" else "eos_token",
             "generated_tokens": len(words(text)),
             "seed": None,

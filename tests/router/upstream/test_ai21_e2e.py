@@ -64,7 +64,7 @@ async def served(
 async def test_an_answer_in_ai21s_dialect(
     start_router: RouterFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    schema = {"name": "x", "schema": {"type": "object"}}
+    schema: Any = {"name": "x", "schema": {"type": "object"}}
     async with served(start_router, monkeypatch) as (fake, client):
         answer = await client.chat.completions.create(
             model="chat",
@@ -109,7 +109,7 @@ async def test_a_stream_carries_usage_on_its_last_chunk(
 async def test_failures_map_to_the_clients_statuses(
     start_router: RouterFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    image: Any = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
     async with served(start_router, monkeypatch) as (fake, client):
         create = client.chat.completions.create
         with pytest.raises(openai.RateLimitError):

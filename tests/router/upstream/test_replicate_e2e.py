@@ -154,7 +154,7 @@ async def test_errors_map_to_the_clients_statuses(
             await create(model="rep:meta/fail-402", messages=ASK)
         with pytest.raises(openai.InternalServerError) as refused:
             await create(model="wrong:meta/echo", messages=ASK)
-        image = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+        image: Any = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
         with pytest.raises(openai.BadRequestError) as imaged:
             await create(model="rep:meta/echo", messages=[{"role": "user", "content": [image]}])
     assert limited.value.response.headers.get("retry-after") == "7"
