@@ -98,6 +98,9 @@ class ReplicateProvider(HTTPProvider):
         poll_interval: Between two polls of a prediction still running.
         max_tokens_input: The model's input that limits output tokens (``max_tokens``
             for current language models, ``max_new_tokens`` for older ones).
+        cancel_after: A deadline Replicate enforces itself (``Cancel-After``): a
+            prediction not done by then is cancelled even if the router could not
+            cancel it (a create held by ``Prefer: wait`` has no id to cancel yet).
     """
 
     kind: Literal["replicate"] = "replicate"
@@ -106,6 +109,7 @@ class ReplicateProvider(HTTPProvider):
     wait: Duration = attrs.field(default=60.0, validator=_between(1, 60))
     poll_interval: Duration = attrs.field(default=0.5, validator=positive)
     max_tokens_input: str = attrs.field(default="max_tokens", validator=_input_name)
+    cancel_after: Duration | None = attrs.field(default=None, validator=positive)
     models: tuple[str, ...] = ()
 
 

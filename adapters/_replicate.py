@@ -16,7 +16,10 @@
   the text, multi-line data joined with newlines), ``error`` events and one ``done``
   event (``{}``, or ``{"reason": "canceled"}``...). It carries no usage: the
   prediction is read once more at its end for the token counts.
-* ``POST urls.cancel`` stops a prediction the router no longer waits for.
+* ``POST urls.cancel`` stops a prediction the router no longer waits for; with
+  ``cancel_after``, the create also sends ``Cancel-After`` (a deadline Replicate
+  enforces itself, for the one window where the router has no id to cancel: a create
+  held open by ``Prefer: wait``).
 * Errors are RFC 7807 problem details, ``{"title", "detail", "status"}``; 429 comes with
   ``Retry-After``; 402 is the account's credit (the operator's problem).
 
@@ -108,6 +111,7 @@ class ReplicateAdapter(AdapterBase):
         wait: float = 60.0,
         poll_interval: float = 0.5,
         max_tokens_input: str = "max_tokens",
+        cancel_after: float | None = None,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
@@ -116,6 +120,8 @@ class ReplicateAdapter(AdapterBase):
         self._max_tokens_input = max_tokens_input
         auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers, self._stream_headers = request_headers(auth, headers)
+        deadline = (("cancel-after", f"{max(1, round(cancel_after))}s"),) if cancel_after else ()
+        self._create_headers = (*self._headers, *deadline)
         self._get_headers = tuple((k, v) for k, v in self._headers if k != "content-type")
         self._sse_headers = (
             *((k, v) for k, v in self._stream_headers if k != "content-type"),
@@ -150,7 +156,7 @@ class ReplicateAdapter(AdapterBase):
             url = f"{self.base_url}/predictions"
         else:
             url = f"{self.base_url}/models/{path_segment(owner)}/{path_segment(name)}/predictions"
-        headers = self._headers
+        headers = self._create_headers
         if not req.stream:
             headers = (*headers, ("prefer", f"wait={self._wait}"))
         return UpstreamRequest("POST", url, headers, orjson.dumps(body))
@@ -302,4 +308,5 @@ def make_adapter(name: str, settings: Mapping[str, Any]) -> ReplicateAdapter:
         wait=float(settings.get("wait") or 60.0),
         poll_interval=float(settings.get("poll_interval") or 0.5),
         max_tokens_input=str(settings.get("max_tokens_input") or "max_tokens"),
+        cancel_after=settings.get("cancel_after"),
     )

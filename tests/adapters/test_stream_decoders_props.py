@@ -30,9 +30,9 @@ from adapters._bedrock import BedrockStreamDecoder
 from adapters._cohere import CohereStreamDecoder
 from adapters._gemini import GeminiStreamDecoder
 from adapters._ollama import OllamaStreamDecoder
+from adapters._openai_response import chunk_to_wire
 from adapters._replicate import ReplicateStreamDecoder
 from adapters._tgi import TGIStreamDecoder
-from adapters._openai_response import chunk_to_wire
 from tests.fakes.bedrock_upstream import event_frame
 from tests.strategies import FINISH, TEXT, USAGE, chat_chunks, chunkings
 
@@ -185,7 +185,7 @@ def bedrock_streams(draw: st.DrawFn) -> Stream:
 @st.composite
 def tgi_streams(draw: st.DrawFn) -> Stream:
     texts, usage = draw(TEXTS), draw(USAGE)
-    events = [
+    events: list[dict[str, Any]] = [
         {"index": i, "token": {"id": i, "text": t, "special": False}, "details": None}
         for i, t in enumerate(texts)
     ]
@@ -194,7 +194,10 @@ def tgi_streams(draw: st.DrawFn) -> Stream:
         "generated_tokens": usage.completion_tokens,
         "input_length": usage.prompt_tokens,
     }
-    end = {"token": {"id": 2, "text": "</s>", "special": True}, "generated_text": "x"}
+    end: dict[str, Any] = {
+        "token": {"id": 2, "text": "</s>", "special": True},
+        "generated_text": "x",
+    }
     events.append({**end, "details": details})
     return b"".join(b"data:" + orjson.dumps(e) + b"\n\n" for e in events), "".join(texts)
 

@@ -53,7 +53,7 @@ async def served(
     async with running(fake) as address:
         fake.url = address + "/v1"
         async with (
-            start_router(CONFIG.replace("{url}", fake.url) + extra) as url,
+            start_router((CONFIG + extra).replace("{url}", fake.url)) as url,
             openai_client(url) as client,
         ):
             yield fake, client, url
@@ -84,6 +84,19 @@ async def test_an_answer_waits_with_prefer_and_joins_the_output(
         },
         "stream": False,
     }
+
+
+async def test_cancel_after_sends_replicates_own_deadline(
+    start_router: RouterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = '[providers.timed]\nkind = "replicate"\nbase_url = "{url}"\n'
+    extra += 'api_key = "env:REPLICATE_TEST_TOKEN"\ncancel_after = "2m"\nwait = "10s"\n'
+    async with served(start_router, monkeypatch, extra) as (fake, client, _):
+        await client.chat.completions.create(model="timed:meta/echo", messages=ASK)
+        await client.chat.completions.create(model="rep:meta/echo", messages=ASK)
+    timed, plain = fake.received
+    assert (timed.headers["cancel-after"], timed.headers["prefer"]) == ("120s", "wait=10")
+    assert "cancel-after" not in plain.headers
 
 
 async def test_a_prediction_still_running_is_polled_until_it_succeeds(
