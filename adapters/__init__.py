@@ -26,6 +26,9 @@ from ._configs import OllamaProvider as OllamaProvider
 from ._configs import OpenAICompatibleProvider as OpenAICompatibleProvider
 from ._configs import OpenAIProvider as OpenAIProvider
 from ._configs import SimulatedProvider as SimulatedProvider
+from ._configs_hosted import HuggingFaceProvider as HuggingFaceProvider
+from ._configs_hosted import ReplicateProvider as ReplicateProvider
+from ._configs_hosted import RunPodProvider as RunPodProvider
 from ._embeddings import join_embeddings as join_embeddings
 from ._embeddings import request_parts as request_parts
 from ._embeddings import share_tokens as share_tokens
@@ -47,6 +50,9 @@ from ._errors import StreamError as StreamError
 from ._errors import Timeout as Timeout
 from ._errors import UnsupportedCapability as UnsupportedCapability
 from ._errors import UnsupportedParameter as UnsupportedParameter
+from ._jobs import Job as Job
+from ._jobs import JobAdapter as JobAdapter
+from ._jobs import PolledStreamDecoder as PolledStreamDecoder
 from ._messages_request import messages_request_from_wire as messages_request_from_wire
 from ._messages_stream import MessagesStreamEncoder as MessagesStreamEncoder
 from ._openai import OpenAIAdapter as OpenAIAdapter

@@ -3,9 +3,9 @@ known deviations, as pure fix-ups of parsed JSON.
 
 The ``openai`` adapter serves every host that speaks Chat Completions; the hosts known
 by name (``vllm``, ``together``, ``groq``, ``mistral``, ``deepseek``, ``openrouter``,
-``fireworks``) differ in small ways, each handled by a function here that the adapter
-applies to a request body before it is sent, to an answer or a stream chunk after it
-is parsed, and to an error after it is mapped:
+``fireworks``, ``ai21``) differ in small ways, each handled by a function here that
+the adapter applies to a request body before it is sent, to an answer or a stream
+chunk after it is parsed, and to an error after it is mapped:
 
 * all of them: the ``developer`` role is OpenAI's; hosts expect ``system``;
 * Mistral: ``seed`` is ``random_seed``; tool-call ids must be exactly 9 alphanumerics
@@ -17,6 +17,7 @@ is parsed, and to an error after it is mapped:
   498 ``capacity_exceeded`` is overload;
 * DeepSeek: finish reason ``insufficient_system_resource`` means the answer was cut off
   for want of capacity: :class:`Overloaded`, so another attempt may finish it;
+* AI21: string content, no images, ``json_object`` only (``adapters._ai21``);
 * Together: a 403 for prompt + ``max_tokens`` over the context window;
 * OpenRouter: 408 is its generation timeout; ``finish_reason: "error"``;
 * any of them: 402 (credits, balance) is the operator's account, not the client's
@@ -37,6 +38,7 @@ from typing import Any
 
 import attrs
 
+from ._ai21 import ai21_request
 from ._errors import (
     ContextLengthExceeded,
     GatewayError,
@@ -368,6 +370,13 @@ _HOSTS = (
             chunk=_openrouter_chunk,
             error=_openrouter_error,
         ),
+    ),
+    CompatibleHost(
+        "ai21",
+        "https://api.ai21.com/studio/v1",
+        Fixups(request=ai21_request, error=_payment_required),
+        stream_usage=False,  # no stream_options: the last chunk carries usage anyway
+        rate_limits=False,
     ),
     CompatibleHost(
         "fireworks",

@@ -183,11 +183,15 @@ def openai_embedding_body(req: EmbeddingRequest, model: str) -> dict[str, Any]:
 
 
 def _error_object(body: bytes) -> Any:
-    """The ``error`` of an OpenAI error body (vLLM's flat body is its own), as sent."""
+    """The ``error`` of an OpenAI error body (vLLM's flat body is its own, AI21's
+    ``detail`` its message), as sent."""
     raw = error_object(body)
     error = raw.get("error")
     if error is None and raw.get("object") == "error":  # vLLM and other compatible hosts
         error = raw
+    if error is None and raw.get("detail"):  # AI21's (FastAPI's) {"detail": ...}
+        detail = raw["detail"]
+        error = detail if isinstance(detail, str) else orjson.dumps(detail).decode()
     return error
 
 

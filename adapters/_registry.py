@@ -44,6 +44,14 @@ from ._configs import (
     OpenAIProvider,
     SimulatedProvider,
 )
+from ._configs_hosted import (
+    HF_ROUTER_URL,
+    REPLICATE_URL,
+    RUNPOD_URL,
+    HuggingFaceProvider,
+    ReplicateProvider,
+    RunPodProvider,
+)
 from ._openai import OpenAIAdapter
 from ._ratelimit_headers import (
     RateLimitParser,
@@ -194,6 +202,21 @@ BUILT_IN: tuple[ProviderSpec, ...] = (
     ),
     ProviderSpec(
         "cohere", CohereProvider, "adapters._cohere:make_adapter", default_base_url=COHERE_URL
+    ),
+    ProviderSpec(
+        "huggingface",
+        HuggingFaceProvider,
+        "adapters._huggingface:make_adapter",
+        default_base_url=HF_ROUTER_URL,
+    ),
+    ProviderSpec(
+        "replicate",
+        ReplicateProvider,
+        "adapters._replicate:make_adapter",
+        default_base_url=REPLICATE_URL,
+    ),
+    ProviderSpec(
+        "runpod", RunPodProvider, "adapters._runpod:make_adapter", default_base_url=RUNPOD_URL
     ),
     *(_compatible(host) for host in COMPATIBLE_HOSTS.values()),
 )

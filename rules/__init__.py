@@ -14,7 +14,7 @@ provides it (``adapters.provider_kinds()``), so this package never imports adapt
 from ._compile import compile_routes, resume_max
 from ._connection import ProxySetting, ProxyURL, TLSConfig, connection_warnings
 from ._errors import ConfigError, FieldError
-from ._fields import Duration, at_least, fraction, positive
+from ._fields import Duration, at_least, field_local, fraction, positive
 from ._graph import (
     Balance,
     Fallback,
@@ -108,6 +108,7 @@ __all__ = [
     "Duration",
     "FieldError",
     "at_least",
+    "field_local",
     "fraction",
     "positive",
     # compiled routes

@@ -111,6 +111,13 @@ PUBLIC = {
     "OpenAICompatibleProvider",
     "OpenAIProvider",
     "SimulatedProvider",
+    "HuggingFaceProvider",
+    "ReplicateProvider",
+    "RunPodProvider",
+    # providers that answer through jobs (create, poll or stream, cancel)
+    "Job",
+    "JobAdapter",
+    "PolledStreamDecoder",
     # providers' rate-limit headers
     "RateLimitParser",
     "UpstreamLimits",

@@ -49,6 +49,7 @@ def test_all_is_pinned() -> None:
         "Duration",
         "FieldError",
         "at_least",
+        "field_local",
         "fraction",
         "positive",
         "Target",
