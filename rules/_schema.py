@@ -31,6 +31,7 @@ from ._fields import (
 )
 from ._providers import Limits, ProviderConfig
 from ._secrets import SecretRef
+from ._shared import SharedState
 from ._telemetry import TelemetryConfig
 
 __all__ = [
@@ -125,16 +126,14 @@ class ServerConfig:
         fetch_images: Let the daemon download ``http(s)`` image URLs for providers that
             need the bytes (Gemini, Bedrock, Ollama). Off by default: a URL in a client's
             request would otherwise make the daemon fetch whatever it names (SSRF).
-        watch: Reload when the config file changes (SIGHUP and ``POST /admin/reload``
-            reload either way).
+        watch: Reload when the config file changes (SIGHUP and /admin/reload work anyway).
         log_level: The lifecycle log's threshold: debug, info, warning or error (the
             access log is written whatever it is).
         read_timeout: A request's head, and then its body, must each arrive within it
             (else 408 and the connection closes).
         keepalive_timeout: Idle client connections are closed after it.
-        max_connections: Client connections held at once; past it a new connection
-            gets 503 and is closed at once. Unset: half the process's descriptor limit
-            (``ulimit -n``), so upstream connections and files always have descriptors.
+        max_connections: Client connections held at once (past it a new one gets 503
+            and is closed); unset: half of ``ulimit -n``, leaving descriptors for the rest.
         backlog: The listen queue (connections the kernel holds before accept).
         max_in_flight: Requests (chat, embeddings) in progress at once (0: no bound);
             past it, new ones get 503 with Retry-After at once.
@@ -152,6 +151,7 @@ class ServerConfig:
             line, in bytes; past it the attempt fails and its connection is closed.
         state_file: Where budgets' spend is kept across restarts (JSON, written within
             about a second of a change and at exit); absent, spend lives in memory only.
+        shared_state: A Redis shared with other daemons (`SharedState`); absent: none.
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -164,6 +164,7 @@ class ServerConfig:
     watch: bool = True
     log_level: LogLevel = "info"
     state_file: str | None = None
+    shared_state: SharedState | None = None
     # Connections (the hardening settings of DESIGN.md).
     read_timeout: Duration = attrs.field(default=30.0, validator=positive)
     keepalive_timeout: Duration = attrs.field(default=75.0, validator=positive)

@@ -32,6 +32,7 @@ from ._metrics import Metrics
 from ._observability import Observability
 from ._reload import Reloader
 from ._secrets import close_log_scope, protect_logs, secrets_for
+from ._shared import share_state
 from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
 from ._upstream_tasks import UpstreamTasks
@@ -113,6 +114,7 @@ async def run_daemon(
         observer=Observability(metrics, access_log, tracing),
         admin_key=admin_key,
     )
+    link = share_state(config, secrets, app.controls, metrics)
     health = HealthChecks()
     upstream_tasks = UpstreamTasks()
     notifier = Notifier.from_env()
@@ -151,6 +153,8 @@ async def run_daemon(
             await trio.to_thread.run_sync(state.load)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop, reloader, nursery, notifier, config)
+            if link is not None:  # one try before serving: the first requests share
+                await nursery.start(link.run)
             nursery.start_soon(reloader.close_retired)
             nursery.start_soon(app.overload.watch_lag)
             # In the outer nursery: the watchdog keeps pinging while hypercorn drains.
