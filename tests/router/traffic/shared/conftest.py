@@ -39,9 +39,7 @@ class RedisServer:
         assert REDIS is not None
         args = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         args += ["--appendonly", "no", "--dir", str(self.folder)]
-        self.process = await trio.to_thread.run_sync(
-            partial(subprocess.Popen, args, stdout=subprocess.DEVNULL)
-        )
+        self.process = await trio.to_thread.run_sync(partial(_spawn, args))
         with trio.fail_after(10):
             while True:
                 try:
@@ -61,6 +59,10 @@ class RedisServer:
             self.process.kill()
             self.process.wait()
             self.process = None
+
+
+def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL)
 
 
 @pytest.fixture

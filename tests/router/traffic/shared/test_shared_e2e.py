@@ -3,6 +3,7 @@ hit on one for an answer the other cached, and a Redis outage that fails no requ
 
 from __future__ import annotations
 
+import socket
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -167,3 +168,27 @@ async def test_a_redis_outage_fails_no_request_and_is_shown(
 async def _metrics(url: str) -> str:
     async with httpx2.AsyncClient(base_url=url, trust_env=False) as raw:
         return (await raw.get("/metrics")).text
+
+
+async def test_a_daemon_starts_and_serves_without_redis_and_never_shows_its_password(
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("REDIS_PW", "s3cret-redis-password")
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    toml = config(fake_openai.url, closed).replace(
+        'timeout = "2s"', 'timeout = "2s", password = "env:REDIS_PW"'
+    )
+    async with two_daemons(tmp_path, toml) as urls:
+        answers = [await ask(url) for url in urls]
+        report = await status(urls[0])
+    assert [s for s, _ in answers] == [200, 200]
+    assert report["shared_state"]["state"] == "degraded"
+    assert report["shared_state"]["url"] == closed
+    assert "s3cret" not in str(report)
+    assert "s3cret" not in caplog.text
+    assert "unreachable" in caplog.text
