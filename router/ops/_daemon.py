@@ -114,7 +114,7 @@ async def run_daemon(
         observer=Observability(metrics, access_log, tracing),
         admin_key=admin_key,
     )
-    link = share_state(config, secrets, app.controls, metrics)
+    sharing = share_state(config, secrets, app.controls, runtime.engine, metrics)
     health = HealthChecks()
     upstream_tasks = UpstreamTasks()
     notifier = Notifier.from_env()
@@ -153,8 +153,8 @@ async def run_daemon(
             await trio.to_thread.run_sync(state.load)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop, reloader, nursery, notifier, config)
-            if link is not None:  # one try before serving: the first requests share
-                await nursery.start(link.run)
+            if sharing is not None:  # one try before serving: the first requests share
+                await nursery.start(sharing.run)
             nursery.start_soon(reloader.close_retired)
             nursery.start_soon(app.overload.watch_lag)
             # In the outer nursery: the watchdog keeps pinging while hypercorn drains.

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["ADMIT", "ALL", "CACHE_PUT", "HEDGE", "RECONCILE", "TAKE", "UNHOLD", "Script"]
+__all__ = ["ADMIT", "ALL", "CACHE_PUT", "HEDGE", "RECONCILE", "RELEASE", "TAKE", "UNHOLD", "Script"]
 
 
 class Script:
@@ -197,6 +197,19 @@ return 0
 """,
 )
 
+# An attempt that never reached the upstream gives its entry back. KEYS: window, sums.
+# ARGV: id, tokens.
+RELEASE = Script(
+    "release",
+    """
+if redis.call('ZREM', KEYS[1], ARGV[1] .. '|1|' .. ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'r', -1)
+  redis.call('HINCRBY', KEYS[2], 't', -tonumber(ARGV[2]))
+end
+return 0
+""",
+)
+
 # A hold given back. KEYS: holds, held. ARGV: id, usd.
 UNHOLD = Script(
     "unhold",
@@ -258,4 +271,4 @@ return tostring(tokens)
 """,
 )
 
-ALL = (ADMIT, TAKE, RECONCILE, UNHOLD, CACHE_PUT, HEDGE)
+ALL = (ADMIT, TAKE, RECONCILE, RELEASE, UNHOLD, CACHE_PUT, HEDGE)

@@ -29,7 +29,9 @@ HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi there"}]
 COST = 12  # the fake's usage, 7 + 5 tokens, at a dollar a token
 
 
-def config(upstream: str, redis: str, *, rpm: int = 1000, budget: float = 1000.0) -> str:
+def config(
+    upstream: str, redis: str, *, rpm: int = 1000, budget: float = 1000.0, model_rpm: int = 1000
+) -> str:
     return f"""
 [server]
 # Generous bounds: the test machine may be loaded, and a slow answer is not the point.
@@ -42,6 +44,7 @@ retries = 0
 [providers.up]
 kind = "openai"
 base_url = "{upstream}"
+model_limits = {{ dollar = {{ rpm = {model_rpm} }} }}
 
 [routes.chat]
 fallback = ["up:dollar"]
@@ -109,6 +112,17 @@ async def test_two_daemons_hold_one_keys_rpm_exactly(
     assert [status for status, _ in answers] == [200] * 5 + [429] * 3
     assert {h["code"] for _, h in answers[5:]} == {"key_rate_limited"}
     assert all(0 < float(h["retry-after"]) <= 60 for _, h in answers[5:])
+
+
+async def test_two_daemons_hold_one_models_rpm_exactly(
+    tmp_path: Path, fake_openai: FakeOpenAI, redis_server: RedisServer
+) -> None:
+    toml = config(fake_openai.url, redis_server.url, model_rpm=3)
+    async with two_daemons(tmp_path, toml) as urls:
+        answers = [await ask(urls[i % 2]) for i in range(6)]
+    assert [status for status, _ in answers] == [200] * 3 + [429] * 3
+    assert len(fake_openai.received) == 3
+    assert all(0 < float(h["retry-after"]) <= 60 for _, h in answers[3:])
 
 
 async def test_two_daemons_hold_one_budget_exactly(
