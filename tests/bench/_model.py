@@ -138,6 +138,7 @@ class Run:
     held: list[Measured] = field(default_factory=list)
     overload: list[Measured] = field(default_factory=list)
     cold: list[Measured] = field(default_factory=list)
+    shared: list[Measured] = field(default_factory=list)
     soak: Soak | None = None
     held_duration_s: float = 0.0
 

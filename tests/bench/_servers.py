@@ -88,11 +88,16 @@ def start_upstream(up: Upstream, ctx: Context) -> tuple[subprocess.Popen[bytes],
 
 
 def router_config(
-    up: Upstream, upstream_port: int, server: str = "", ca_file: Path | None = None
+    up: Upstream,
+    upstream_port: int,
+    server: str = "",
+    ca_file: Path | None = None,
+    provider: str = "",
 ) -> str:
     """The router's config: one OpenAI-compatible provider on the fake upstream.
 
-    ``server`` holds extra ``[server]`` lines (``backlog = 4096``, ``max_in_flight``).
+    ``server`` holds extra ``[server]`` lines (``backlog = 4096``, ``max_in_flight``),
+    ``provider`` extra lines of the provider (``limits = {...}``).
     A TLS upstream is named ``localhost``, as its certificate is, and trusted through the
     provider's ``tls.ca_file`` (the run's throwaway CA).
     """
@@ -100,11 +105,18 @@ def router_config(
     pool = "pool = { http2 = true }\n" if up.proto == "h2" else ""
     if up.tls and ca_file is not None:
         pool += f'tls = {{ ca_file = "{ca_file}" }}\n'
+    pool += provider + "\n" if provider else ""
     return CONFIG.format(server=server + "\n" if server else "", base=base, pool=pool)
 
 
 def start_router(
-    up: Upstream, upstream_port: int, ctx: Context, *, server: str = "", probe: bool = True
+    up: Upstream,
+    upstream_port: int,
+    ctx: Context,
+    *,
+    server: str = "",
+    probe: bool = True,
+    provider: str = "",
 ) -> tuple[subprocess.Popen[bytes], int, RouterStart]:
     """Spawn the router on the router CPU; return it, its port and its start measurement.
 
@@ -114,7 +126,7 @@ def start_router(
     tag = f"{up.name}-{next(_serial)}"
     config = ctx.tmp / f"router-{tag}.toml"
     ca_file = ctx.certs.ca if ctx.certs is not None else None
-    config.write_text(router_config(up, upstream_port, server, ca_file))
+    config.write_text(router_config(up, upstream_port, server, ca_file, provider))
     port = free_port()
     cmd = [ctx.python, "-m", "router", "serve", "--config", str(config)]
     cmd += ["--listen", f"127.0.0.1:{port}"]

@@ -14,6 +14,8 @@ this script share the second. Scenario groups (``--only``, comma-separated; all 
 - ``held``: slow streams held by 256 to 5,000 clients at once (a fresh router each).
 - ``overload``: non-stream far past saturation with ``server.max_in_flight`` set.
 - ``cold``: a freshly started router, 500 new clients at once, ``/healthz`` probed.
+- ``shared``: one router without shared state, one with (a local ``redis-server``), two
+  on one Redis: non-stream c=16 and c=256 (see ``_shared_bench``).
 - ``soak`` (only when asked, or ``all``): ``--soak-duration`` seconds of mixed load, the
   router's RSS and descriptors sampled every 10 s.
 
@@ -51,13 +53,14 @@ from _scenarios import (
     proto_scenarios,
 )
 from _servers import Context
+from _shared_bench import bench_shared
 from _soak import bench_soak
 from _tls import write_certs
 from loadgen import raise_nofile
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-GROUPS = ("base", "tls", "h2", "held", "overload", "cold", "soak")
+GROUPS = ("base", "tls", "h2", "held", "overload", "cold", "shared", "soak")
 DEFAULT_GROUPS = tuple(g for g in GROUPS if g != "soak")
 
 
@@ -226,6 +229,8 @@ def execute(args: argparse.Namespace, tmp: Path) -> Run:
         bench_overload(ctx, run)
     if "cold" in groups:
         bench_cold(ctx, run)
+    if "shared" in groups:
+        bench_shared(ctx, run)
     if "soak" in groups:
         bench_soak(ctx, run, args.soak_duration)
     return run
