@@ -58,6 +58,12 @@ def render_status(state: dict[str, Any]) -> str:
     overload = state.get("overload")
     if overload:
         lines.append(_overload_line(overload))
+    shared = state.get("shared_state")
+    if shared:
+        why = f" ({shared['reason']})" if shared.get("reason") else ""
+        lines.append(
+            f"shared   {shared.get('url')}: {shared.get('state')} since {shared.get('since')}{why}"
+        )
     lines.append("")
     header = ("target", "circuit", "in flight", "ok", "failed", "latency", "p90", "last error")
     rows = [header]

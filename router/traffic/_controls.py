@@ -128,7 +128,8 @@ class Controls:
                 kind = GatewayResponse if isinstance(req, GatewayRequest) else EmbeddingResponse
                 if not isinstance(hit, kind):
                     hit = None
-                return entry, hit, admitted.hold
+                # Without a key nothing is charged (as below): the hold is only a key's.
+                return entry, hit, admitted.hold if key is not None else None
         self.admit(key, tokens)
         entry, hit = self.lookup(cache, route, req, key, bypass)
         return entry, hit, None if hit is not None else self.reserve(key, node, req)

@@ -36,3 +36,16 @@ def test_overload_and_dynamic_targets_are_shown() -> None:
 def test_nothing_refused_says_none() -> None:
     overload = {"in_flight": 0, "connections": 1, "refused": {"lag": 0}}
     assert "refused: none" in render_status({"overload": overload})
+
+
+def test_shared_state_is_shown_with_its_reason() -> None:
+    shared = {
+        "url": "redis://10.0.0.5:6379/0",
+        "state": "degraded",
+        "since": "2026-12-03T16:00:00Z",
+        "reason": "closed by the server",
+    }
+    assert (
+        "shared   redis://10.0.0.5:6379/0: degraded since 2026-12-03T16:00:00Z"
+        " (closed by the server)"
+    ) in render_status({"shared_state": shared})
