@@ -24,8 +24,9 @@ REDIS = shutil.which("redis-server")
 class RedisServer:
     """One redis-server process that can be stopped and started again on its port."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *extra: str) -> None:
         self.folder = folder
+        self.extra = list(extra)  # more redis-server options
         with socket.socket() as probe:  # redis takes no port 0: a free one, released
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -38,7 +39,7 @@ class RedisServer:
     async def start(self) -> None:
         assert REDIS is not None
         args = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", str(self.folder)]
+        args += ["--appendonly", "no", "--dir", str(self.folder), *self.extra]
         self.process = await trio.to_thread.run_sync(partial(_spawn, args))
         with trio.fail_after(10):
             while True:
@@ -50,7 +51,7 @@ class RedisServer:
                 await stream.send_all(b"PING\r\n")
                 reply = await stream.receive_some(100)
                 await stream.aclose()
-                if reply.startswith(b"+PONG"):
+                if reply.startswith((b"+PONG", b"-NOAUTH")):
                     return
                 await trio.sleep(0.02)  # loading
 
