@@ -21,14 +21,8 @@ def encode(*args: bytes | str | int | float) -> bytes:
     """One command: ``encode("GET", "k")`` -> ``*2\\r\\n$3\\r\\nGET\\r\\n$1\\r\\nk\\r\\n``."""
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
-            data = arg.encode()
-        elif isinstance(arg, int):
-            data = b"%d" % arg
-        else:
-            data = repr(float(arg)).encode()
+        # str() of an int or a float is its shortest exact text (repr), which Redis reads.
+        data = arg if type(arg) is bytes else str(arg).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(parts)
 
