@@ -90,6 +90,7 @@ class SharedLink:
         #: Called once connected, before the link is ok: the writes that resynchronise.
         self.resync: list[Callable[[], list[Write]]] = []
         self._logged_down = False
+        self._lost: str | None = None  # why the connection in use ended, once it has
 
     def key(self, *parts: str) -> str:
         """A Redis key under the configured prefix."""
@@ -219,8 +220,6 @@ class SharedLink:
                 started = True
             await trio.sleep(delay)
             delay = min(delay * 2, BACKOFF[1])
-
-    _lost: str | None = None
 
     async def _connect(self, nursery: trio.Nursery) -> None:
         """Connect, load the scripts, resync; then the link is ok.
