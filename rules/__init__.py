@@ -58,6 +58,7 @@ from ._schema import (
     TelemetryConfig,
 )
 from ._secrets import MalformedSecret, SecretRef, find_secrets
+from ._shared import RedisURL, SharedState
 from ._units import Percentile, parse_duration, parse_percentile, parse_size
 
 __all__ = [
@@ -76,6 +77,8 @@ __all__ = [
     # schema
     "Config",
     "ServerConfig",
+    "SharedState",
+    "RedisURL",
     "Price",
     "TelemetryConfig",
     "Defaults",

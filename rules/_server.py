@@ -9,6 +9,7 @@ import attrs
 from ._errors import FieldError, describe
 from ._fields import Duration, Listen, Size, at_least, field_local, non_empty, positive
 from ._secrets import SecretRef
+from ._shared import SharedState
 
 __all__ = ["LogLevel", "ServerConfig"]
 
@@ -99,6 +100,7 @@ class ServerConfig:
             line, in bytes; past it the attempt fails and its connection is closed.
         state_file: Where budgets' spend is kept across restarts (JSON, written within
             about a second of a change and at exit); absent, spend lives in memory only.
+        shared_state: A Redis shared with other daemons (`SharedState`); absent: none.
         usage_db: The usage ledger's SQLite file, one row per request (absent: none).
         workers: Processes serving the listen sockets (``serve --workers`` wins).
     """
@@ -113,6 +115,7 @@ class ServerConfig:
     watch: bool = True
     log_level: LogLevel = "info"
     state_file: str | None = None
+    shared_state: SharedState | None = None
     usage_db: str | None = None
     # Connections (the hardening settings of DESIGN.md).
     read_timeout: Duration = attrs.field(default=30.0, validator=positive)

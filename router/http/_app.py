@@ -192,6 +192,8 @@ class App:
         if batcher is not None:  # embeddings combined into shared upstream calls
             traffic["embedding_batches"] = attrs.asdict(batcher.stats)
         report["traffic"] = traffic
+        if self.controls.shared is not None:
+            report["shared_state"] = self.controls.shared.link.snapshot()
         report["overload"] = self.overload.snapshot()
         return report
 

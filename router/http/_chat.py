@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from adapters import GatewayError
+from adapters import GatewayError, GatewayResponse
 
 from ..routing._request import RequestOptions, RoutedRequest
 from ..traffic._cache import assemble, replay
@@ -24,7 +24,7 @@ from ._framing import INTERNAL, SSE_HEADERS
 from ._outcome import failed, note_chunks
 
 if TYPE_CHECKING:
-    from adapters import ChatChunk, GatewayRequest, GatewayResponse
+    from adapters import ChatChunk, GatewayRequest
 
     from ..routing._runtime import Runtime
     from ..routing._streams import Chunks
@@ -52,17 +52,17 @@ class Chat(Handler):
             stream_deadline=ex.started + settings.stream_timeout,
         )
         ex.write_end = options.stream_end
-        self.controls.admit(key, tokens)
-        entry, hit = self.controls.lookup(
-            settings.cache, req.model, req, key, bypasses_cache(scope["headers"])
+        bypass = bypasses_cache(scope["headers"])
+        lease = max(settings.timeout, settings.stream_timeout) + 60
+        entry, hit, hold = await self.controls.enter(
+            key, tokens, settings.cache, req.model, req, bypass, node, lease
         )
         self.note_cache(ex, settings.cache, entry, hit is not None)
-        if hit is not None:
+        if isinstance(hit, GatewayResponse):
             await _replay(ex, req, hit)
             return
         ex.tokens = tokens
-        # No await since admit(): concurrent requests see each other's holds.
-        ex.hold = self.controls.reserve(key, node, req)
+        ex.hold = hold
         routed = RoutedRequest(node, req, trace, options)
         try:
             if req.stream:

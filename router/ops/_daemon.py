@@ -34,6 +34,7 @@ from ._metrics import Metrics
 from ._observability import Observability
 from ._reload import Reloader
 from ._secrets import close_log_scope, protect_logs, secrets_for
+from ._shared import share_state
 from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
 from ._upstream_tasks import UpstreamTasks
@@ -123,6 +124,7 @@ async def run_daemon(
         admin_key=admin_key,
     )
     app.status_read = lambda: usage_status(ledger, time.time())
+    sharing = share_state(config, secrets, app.controls, runtime.engine, metrics)
     health = HealthChecks()
     upstream_tasks = UpstreamTasks()
     notifier = Notifier.from_env()
@@ -166,12 +168,15 @@ async def run_daemon(
             await trio.to_thread.run_sync(state.load)
         if ledger.path is not None:
             await ledger.open()  # a file that cannot be used stops the start (UsageDbError)
-            # The ledger has every answer up to a SIGKILL; the state file may be older.
-            await recover_spend(ledger.path, app.controls.budgets)
+            if sharing is None:  # shared spend lives in Redis, for every daemon
+                # The ledger has every answer up to a SIGKILL; the state file may be older.
+                await recover_spend(ledger.path, app.controls.budgets)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop, reloader, nursery, notifier, config, worker)
             if worker is not None:
                 nursery.start_soon(watch_lifeline, worker.lifeline, stop)
+            if sharing is not None:  # one try before serving: the first requests share
+                await nursery.start(sharing.run)
             nursery.start_soon(reloader.close_retired)
             nursery.start_soon(app.overload.watch_lag)
             # In the outer nursery: the watchdog keeps pinging while hypercorn drains.

@@ -67,6 +67,12 @@ def render_status(state: dict[str, Any]) -> str:
     usage = state.get("usage")
     if usage:
         lines.append(_usage_line(usage))
+    shared = state.get("shared_state")
+    if shared:
+        why = f" ({shared['reason']})" if shared.get("reason") else ""
+        lines.append(
+            f"shared   {shared.get('url')}: {shared.get('state')} since {shared.get('since')}{why}"
+        )
     lines.append("")
     header = ("target", "circuit", "in flight", "ok", "failed", "latency", "p90", "last error")
     rows = [header]

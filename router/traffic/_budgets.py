@@ -118,6 +118,8 @@ class Budgets:
         #: Called after every charge (the state file's writer listens), never with an
         #: argument; it must not raise.
         self.on_change: Callable[[], None] | None = None
+        #: Called with each charge's key and USD (shared state adds it to Redis's count).
+        self.on_charge: Callable[[str, float], None] | None = None
 
     def configure(self, key: str, budget: Budget | None) -> None:
         """Set ``key``'s budget (None: no budget). What it spent so far is kept."""
@@ -143,8 +145,19 @@ class Budgets:
         spend = self._current(key, self._clock(), keep=True)
         spend.day_usd += usd
         spend.month_usd += usd
+        if self.on_charge is not None:
+            self.on_charge(key, usd)
         if self.on_change is not None and usd:
             self.on_change()
+
+    def observe(self, key: str, day_usd: float, month_usd: float) -> None:
+        """``key``'s spend in the current day and month as shared state counts it
+        (every daemon's charges): this copy goes on from it if the shared state is lost."""
+        spend = self._current(key, self._clock(), keep=True)
+        if (spend.day_usd, spend.month_usd) != (day_usd, month_usd):
+            spend.day_usd, spend.month_usd = day_usd, month_usd
+            if self.on_change is not None:
+                self.on_change()
 
     def reserve(self, key: str, usd: float) -> Reservation:
         """Hold ``usd`` of ``key``'s budget for a request in flight, until the

@@ -140,6 +140,7 @@ class Run:
     cold: list[Measured] = field(default_factory=list)
     embed: list[Measured] = field(default_factory=list)
     workers: list[Measured] = field(default_factory=list)  # by --workers N
+    shared: list[Measured] = field(default_factory=list)
     soak: Soak | None = None
     held_duration_s: float = 0.0
 

@@ -17,6 +17,7 @@ from _sections import (
     soak_section,
 )
 from _workers_table import workers_section
+from _shared_bench import shared_section
 
 if TYPE_CHECKING:
     from _model import Point, Result, Run
@@ -25,7 +26,7 @@ __all__ = ["extract_notes", "failures", "render", "summary", "summary_line", "ta
 
 NOTES_HEADING = "## Notes"
 #: What ``run.py`` measures when ``--only`` is not given (keep in step with it).
-DEFAULT_GROUPS = ("base", "tls", "h2", "held", "overload", "cold", "embed", "workers")
+DEFAULT_GROUPS = ("base", "tls", "h2", "held", "overload", "cold", "embed", "workers", "shared")
 GROUPS_TEXT = (
     "- Scenario groups (`--only`, comma-separated; all but `soak` by default, `all` for "
     "every one): `base` (the ceiling and the plain-HTTP tables), `tls` and `h2` "
@@ -42,8 +43,10 @@ GROUPS_TEXT = (
     "time, p50/p99, probe p99/max), `embed` (`POST /v1/embeddings` at c=16, a fresh "
     'router without and then with the route\'s `batch = { max = 64, wait = "5ms" }`: '
     "req/s, p50/p99, requests per upstream call), `workers` (non-stream c=64 through a "
-    "fresh router started with `--workers 1` and then `--workers 2`, not pinned) and "
-    "`soak` (`--soak-duration`, 600 s by default: "
+    "fresh router started with `--workers 1` and then `--workers 2`, not pinned), "
+    "`shared` (one router without `server.shared_state`, one with it on a local "
+    "`redis-server`, two on one Redis: non-stream c=16 and c=256, req/s, added p50 and "
+    "router CPU per request) and `soak` (`--soak-duration`, 600 s by default: "
     "c=64, half streams, the router's RSS and descriptors every 10 s; RSS at start, "
     "after warm-up and at the end, its slope per million requests, the descriptor range)."
 )
@@ -145,6 +148,7 @@ def render(run: Run, notes: str | None) -> str:
     parts = [_header(run), _machine(run), _method(run), _targets(run), _ceiling(run)]
     parts += [_scenario_table(run, points) for points in _by_scenario(run.points)]
     parts += [held_section(run), overload_section(run), cold_section(run), embed_section(run)]
+    parts.append(shared_section(run))
     parts.append(soak_section(run))
     parts.append(workers_section(run))
     parts.append(_starts(run))

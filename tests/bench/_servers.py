@@ -93,11 +93,13 @@ def router_config(
     server: str = "",
     ca_file: Path | None = None,
     routes: str = "",
+    provider: str = "",
 ) -> str:
     """The router's config: one OpenAI-compatible provider on the fake upstream.
 
     ``server`` holds extra ``[server]`` lines (``backlog = 4096``, ``max_in_flight``);
-    ``routes`` more route tables (the embeddings route).
+    ``routes`` more route tables (the embeddings route); ``provider`` extra lines of the
+    provider (``limits = {...}``).
     A TLS upstream is named ``localhost``, as its certificate is, and trusted through the
     provider's ``tls.ca_file`` (the run's throwaway CA).
     """
@@ -106,6 +108,7 @@ def router_config(
     if up.tls and ca_file is not None:
         pool += f'tls = {{ ca_file = "{ca_file}" }}\n'
     server = server + "\n" if server else ""
+    pool += provider + "\n" if provider else ""
     return CONFIG.format(server=server, base=base, pool=pool, routes=routes)
 
 
@@ -119,6 +122,7 @@ def start_router(
     routes: str = "",
     args: tuple[str, ...] = (),
     pinned: bool = True,
+    provider: str = "",
 ) -> tuple[subprocess.Popen[bytes], int, RouterStart]:
     """Spawn the router on the router CPU; return it, its port and its start measurement.
 
@@ -129,7 +133,7 @@ def start_router(
     tag = f"{up.name}-{next(_serial)}"
     config = ctx.tmp / f"router-{tag}.toml"
     ca_file = ctx.certs.ca if ctx.certs is not None else None
-    config.write_text(router_config(up, upstream_port, server, ca_file, routes))
+    config.write_text(router_config(up, upstream_port, server, ca_file, routes, provider))
     port = free_port()
     cmd = [ctx.python, "-m", "router", "serve", "--config", str(config)]
     cmd += ["--listen", f"127.0.0.1:{port}", *args]
@@ -182,7 +186,13 @@ def servers(
             yield Servers(uport, upstream.pid, None, 0, None)
             return
         proc, rport, start = start_router(
-            up, uport, ctx, server=server, probe=probe, routes=routes, args=router_args,
+            up,
+            uport,
+            ctx,
+            server=server,
+            probe=probe,
+            routes=routes,
+            args=router_args,
             pinned=pinned,
         )
         yield Servers(uport, upstream.pid, proc, rport, start)

@@ -16,6 +16,8 @@ this script share the second. Scenario groups (``--only``, comma-separated; all 
 - ``cold``: a freshly started router, 500 new clients at once, ``/healthz`` probed.
 - ``embed``: ``POST /v1/embeddings`` at c=16, with and without the route's ``batch``.
 - ``workers``: non-stream c=64 through ``serve --workers 1`` and ``--workers 2``.
+- ``shared``: one router without shared state, one with (a local ``redis-server``), two
+  on one Redis: non-stream c=16 and c=256 (see ``_shared_bench``).
 - ``soak`` (only when asked, or ``all``): ``--soak-duration`` seconds of mixed load, the
   router's RSS and descriptors sampled every 10 s.
 
@@ -54,6 +56,7 @@ from _scenarios import (
     proto_scenarios,
 )
 from _servers import Context
+from _shared_bench import bench_shared
 from _soak import bench_soak
 from _tls import write_certs
 from _workers import bench_workers
@@ -61,7 +64,7 @@ from loadgen import raise_nofile
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-GROUPS = ("base", "tls", "h2", "held", "overload", "cold", "embed", "workers", "soak")
+GROUPS = ("base", "tls", "h2", "held", "overload", "cold", "embed", "workers", "shared", "soak")
 DEFAULT_GROUPS = tuple(g for g in GROUPS if g != "soak")
 
 
@@ -234,6 +237,8 @@ def execute(args: argparse.Namespace, tmp: Path) -> Run:
         bench_embed(ctx, run)
     if "workers" in groups:
         bench_workers(ctx, run)
+    if "shared" in groups:
+        bench_shared(ctx, run)
     if "soak" in groups:
         bench_soak(ctx, run, args.soak_duration)
     return run

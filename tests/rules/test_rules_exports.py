@@ -20,6 +20,8 @@ def test_all_is_pinned() -> None:
         "find_secrets",
         "Config",
         "ServerConfig",
+        "SharedState",
+        "RedisURL",
         "Price",
         "TelemetryConfig",
         "Defaults",

@@ -57,3 +57,16 @@ def test_a_worker_says_which_it_is() -> None:
     state = {"worker": {"index": 2, "of": 4, "pid": 4242, "main_pid": 1}}
     assert "worker   2 of 4 (pid 4242)" in render_status(state)
     assert "worker " not in render_status({})
+
+
+def test_shared_state_is_shown_with_its_reason() -> None:
+    shared = {
+        "url": "redis://10.0.0.5:6379/0",
+        "state": "degraded",
+        "since": "2026-12-03T16:00:00Z",
+        "reason": "closed by the server",
+    }
+    assert (
+        "shared   redis://10.0.0.5:6379/0: degraded since 2026-12-03T16:00:00Z"
+        " (closed by the server)"
+    ) in render_status({"shared_state": shared})
