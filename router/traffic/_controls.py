@@ -236,7 +236,7 @@ class Controls:
             return None
         return self.budgets.reserve(key.name, self._worst(node, req))
 
-    def _worst(self, node: Node, req: GatewayRequest | EmbeddingRequest) -> float:
+    def _worst(self, node: Node, req: GatewayRequest | EmbeddingRequest | TextRequest) -> float:
         """The request's worst-case cost at the dearest target ``node`` can reach."""
         if isinstance(req, EmbeddingRequest):  # no output: the inputs are the cost
             prompt, output = embedding_tokens(req), 0

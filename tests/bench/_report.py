@@ -16,8 +16,8 @@ from _sections import (
     section_targets,
     soak_section,
 )
-from _workers_table import workers_section
 from _shared_bench import shared_section
+from _workers_table import workers_section
 
 if TYPE_CHECKING:
     from _model import Point, Result, Run
