@@ -113,6 +113,20 @@ async def test_samples_close_on_a_fixed_grid_of_the_clock(
     assert [s.targets["a:m"][0] for s in timeline.samples] == [1, 0, 0]
 
 
+async def test_a_stalled_loop_starts_a_new_grid_instead_of_catching_up(
+    mock_clock: trio.testing.MockClock,  # moved by hand: a stall is a jump
+) -> None:
+    timeline = Timeline(step=1.0, wall=trio.current_time)
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(timeline.run, lambda: IDLE)
+        for jump in (1.0, 4.5, 1.0):  # 4.5 s: the loop was busy elsewhere
+            mock_clock.jump(jump)
+            await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert [s.t - start for s in timeline.samples] == [1.0, 5.5, 6.5]
+
+
 async def test_readers_wake_at_each_sample_and_end_on_close(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
