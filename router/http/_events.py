@@ -72,7 +72,8 @@ class LiveFeed:
                 if await self._pump(send):
                     # The daemon stops: end the answer properly, then the connection
                     # closes with the rest of the idle ones.
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    with trio.move_on_after(WRITE_STALL):
+                        await send({"type": "http.response.body", "more_body": False})
                 nursery.cancel_scope.cancel()
         finally:
             self.readers -= 1
