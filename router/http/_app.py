@@ -5,7 +5,7 @@ Chat requests (``/v1/chat/completions``, ``/v1/messages``, ``/v1/responses``) go
 legacy text completions (``/v1/completions``) to :class:`~._completions.TextCompletions`,
 token counts (``/v1/messages/count_tokens``) to :func:`~._count_tokens.count_tokens`; the
 rest are small JSON endpoints: health, readiness, models, metrics, and the admin
-endpoints (status, reload). ``runtime`` is the rules snapshot in force; a request reads
+endpoints (status, reload; the status page and its event stream). ``runtime`` is the rules snapshot in force; a request reads
 it once, so a reload swaps it without touching requests in flight.
 """
 
@@ -15,6 +15,9 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
+import trio
+
+from rules import render_tree
 
 from ..traffic._controls import Controls
 from ._admin import is_admin, is_ready, status
@@ -23,6 +26,7 @@ from ._chat import Chat
 from ._completions import TextCompletions
 from ._count_tokens import count_tokens
 from ._embeddings import Embeddings
+from ._events import LiveFeed, page_state
 from ._framing import (
     FORBIDDEN,
     MethodNotAllowed,
@@ -41,6 +45,8 @@ from ._openai_ingress import OPENAI, Ingress
 from ._origin import admit, refuse_websocket
 from ._overload import Overload
 from ._responses_ingress import RESPONSES
+from ._timeline import Gauges, Timeline, TimelineObserver
+from ._ui import send_page
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -96,11 +102,17 @@ class App:
         #: Requests in flight and the loop's lag against their limits (server settings).
         server = runtime.table.config.server
         self.overload = Overload(server.max_in_flight, server.overload_lag)
-        self._chat = Chat(self.controls, self.observer, self.overload)
-        self._embeddings = Embeddings(self.controls, self.observer, self.overload)
-        self._text = TextCompletions(self.controls, self.observer, self.overload)
+        #: The last 15 minutes, a sample a second, for the status page (``/admin/ui``);
+        #: the daemon runs its clock (``timeline.run(app.gauges)``).
+        self.timeline = Timeline()
+        self.feed = LiveFeed(self.timeline, self._page_state)
+        told = TimelineObserver(self.observer, self.timeline)
+        self._chat = Chat(self.controls, told, self.overload)
+        self._embeddings = Embeddings(self.controls, told, self.overload)
+        self._text = TextCompletions(self.controls, told, self.overload)
         self._handlers: dict[str, Handler] = dict.fromkeys(_EMBEDDINGS, self._embeddings)
         self._handlers.update(dict.fromkeys(_TEXT, self._text))
+        self._tree: tuple[str, str] = ("", "")  # the routing tree drawn, by rules digest
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -156,14 +168,18 @@ class App:
                 "rules": runtime.table.short_digest,
             }
             await send_json(send, 200 if ready else 503, state)
-        elif path == "/admin/status":
-            if is_admin(scope, self.admin_key):
+        elif path in _ADMIN_PAGES:
+            if not is_admin(scope, self.admin_key):
+                await send_json(send, 403, FORBIDDEN)
+            elif path == "/admin/status":
                 report = self._status()
                 if self.status_read is not None:
                     report.update(await self.status_read())
                 await send_json(send, 200, report)
+            elif path == "/admin/ui":
+                await send_page(send)
             else:
-                await send_json(send, 403, FORBIDDEN)
+                await self.feed.serve(receive, send)
         elif path in ("/v1/models", "/models"):
             await send_json(send, 200, model_list(self.runtime.table, _anthropic(scope)))
         elif path.startswith(("/v1/models/", "/models/")):
@@ -197,6 +213,27 @@ class App:
         report["overload"] = self.overload.snapshot()
         return report
 
+    def gauges(self) -> Gauges:
+        """Requests in flight and circuit state of each target of the rules in force,
+        read as a sample of the timeline closes."""
+        now = trio.current_time()
+        runtime = self.runtime
+        registry = runtime.engine.registry
+        found: dict[str, tuple[int, str]] = {}
+        for target in sorted(str(t) for t in runtime.table.targets()):
+            if target in registry:
+                state = registry.get(target)
+                found[target] = (state.in_flight, state.breaker.state(now))
+            else:
+                found[target] = (0, "closed")  # never asked for yet
+        return found
+
+    def _page_state(self) -> dict[str, Any]:
+        table = self.runtime.table
+        if self._tree[0] != table.digest:
+            self._tree = (table.digest, render_tree(table))
+        return page_state(self._status(), self._tree[1])
+
     async def _admin_reload(self, scope: Scope, method: str, send: Any) -> None:
         if method != "POST":
             await send_method_not_allowed(send, "/admin/reload", "POST")
@@ -228,6 +265,5 @@ _INGRESS: dict[str, Ingress] = {
 }
 _EMBEDDINGS = frozenset({"/v1/embeddings", "/embeddings"})
 _TEXT = frozenset({"/v1/completions", "/completions"})
-_GET_PATHS = frozenset(
-    {"/healthz", "/readyz", "/v1/models", "/models", "/admin/status", "/metrics"}
-)
+_ADMIN_PAGES = frozenset({"/admin/status", "/admin/ui", "/admin/events"})
+_GET_PATHS = frozenset({"/healthz", "/readyz", "/v1/models", "/models", "/metrics", *_ADMIN_PAGES})

@@ -1,7 +1,7 @@
 """The daemon's lifecycle: load the rules, open upstreams, serve, drain, close.
 
-Everything runs in one top nursery: hypercorn's server, the signal watcher (and, later,
-health probes and the config watcher). SIGTERM or SIGINT stops accepting, lets requests
+Everything runs in one top nursery: hypercorn's server, the signal watcher, health
+probes, the config watcher and the status page's sampler. SIGTERM or SIGINT stops accepting, lets requests
 in flight finish for up to ``server.drain_timeout``, then closes every upstream pool.
 """
 
@@ -179,6 +179,7 @@ async def run_daemon(
                 await nursery.start(sharing.run)
             nursery.start_soon(reloader.close_retired)
             nursery.start_soon(app.overload.watch_lag)
+            nursery.start_soon(app.timeline.run, app.gauges)  # the status page's samples
             # In the outer nursery: the watchdog keeps pinging while hypercorn drains.
             nursery.start_soon(notifier.watchdog_loop)
             if config.server.watch:
@@ -204,7 +205,12 @@ async def run_daemon(
                 limits = connection_limits(config, app)
                 binds = await server_nursery.start(
                     partial(
-                        serve, asgi, hc, limits, overload=app.overload, shutdown_trigger=stop.wait
+                        serve,
+                        asgi,
+                        hc,
+                        limits,
+                        overload=app.overload,
+                        shutdown_trigger=partial(_stopped, stop, app),
                     )
                 )
                 digest = runtime.table.short_digest
@@ -286,6 +292,13 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)
+
+
+async def _stopped(stop: trio.Event, app: App) -> None:
+    """The server's shutdown trigger: once stopping, open status pages end their event
+    streams, so that they hold no drain open (requests in flight still finish)."""
+    await stop.wait()
+    app.timeline.close()
 
 
 async def _signals(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["ReloadResult", "Reloader"]
 
 log = logging.getLogger("llm_router")
+
+#: Reloads remembered for ``/admin/status`` and the status page.
+RECENT = 10
 
 
 @attrs.frozen
@@ -119,6 +123,8 @@ class Reloader:
         self.last_errors: tuple[str, ...] = ()
         self.restart_needed: tuple[str, ...] = ()
         self.counts = {"success": 0, "failure": 0, "unchanged": 0}
+        #: The last reloads, newest last: when, why, the result, the errors.
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
 
     def status(self) -> dict[str, Any]:
         """The ``reload`` part of ``/admin/status``."""
@@ -130,6 +136,7 @@ class Reloader:
                 "restart_needed": list(self.restart_needed),
                 "counts": dict(self.counts),
                 "retired_upstreams_open": len(self._pending),
+                "recent": list(self.recent),
             }
         }
 
@@ -138,9 +145,19 @@ class Reloader:
         async with self._lock:  # one reload at a time; a burst queues up behind it
             self._on_event("reloading")
             try:
-                return await self._reload(reason)
+                result = await self._reload(reason)
             finally:
                 self._on_event("ready")
+            self.recent.append(
+                {
+                    "at": _iso(self.last_attempt),
+                    "reason": reason,
+                    "result": _result_name(result),
+                    "rules": result.digest[:12],
+                    "errors": list(result.errors),
+                }
+            )
+            return result
 
     async def _reload(self, reason: str) -> ReloadResult:
         self.last_attempt = time.time()
@@ -252,6 +269,12 @@ class Reloader:
             quiet=quiet,
         )
         await watcher.run(task_status=task_status)
+
+
+def _result_name(result: ReloadResult) -> str:
+    if not result.ok:
+        return "failure"
+    return "success" if result.changed else "unchanged"
 
 
 def _unexpected(exc: Exception) -> str:
