@@ -18,6 +18,7 @@ from adapters import GatewayError
 
 from ..routing._request import RequestOptions, RoutedRequest
 from ..traffic._cache import assemble, replay
+from ..traffic._content import AnswerScreen, screen_answer, screen_request
 from ..traffic._tokens import answer_usage, chunk_chars, request_tokens, stream_usage
 from ._exchange import Exchange, Handler, bypasses_cache
 from ._framing import INTERNAL, SSE_HEADERS
@@ -41,6 +42,8 @@ class Chat(Handler):
         scope, trace, key = ex.scope, ex.trace, ex.key
         req = ex.codec.decode(body)
         node, settings = self.route(ex, req.model, runtime)
+        ex.hooks = settings.hooks
+        req = screen_request(settings.hooks, req)  # before the cache key and any upstream
         tokens = request_tokens(req)
         options = RequestOptions(
             deadline=ex.started + settings.timeout,
@@ -80,6 +83,7 @@ class Chat(Handler):
         trace = ex.trace
         usage = answer_usage(req, resp)  # estimated from the text when the upstream gave none
         trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
+        resp = screen_answer(ex.hooks, resp)  # raises ContentBlocked: a 400, no answer
         self.controls.store(ex.cache_entry, ex.cache, resp)
         body = ex.codec.response(resp, req)
         trace.response_model = resp.model
@@ -99,8 +103,12 @@ class Chat(Handler):
         encoder = ex.codec.stream(req)
         # A stream is kept for the cache only whole: its chunks are gathered as they go.
         kept: list[ChatChunk] | None = [] if ex.cache_entry is not None else None
+        screen = AnswerScreen(ex.hooks)
         try:
-            async for batch in chunks:
+            async for upstream_batch in chunks:
+                batch = screen.feed(upstream_batch) if ex.hooks else upstream_batch
+                if not batch:
+                    continue  # all held back by the hooks for now
                 body = b"".join([encoder.feed(c) for c in batch])
                 if trace.ttft is None:
                     trace.response_model = batch[0].model if batch else None
@@ -111,7 +119,10 @@ class Chat(Handler):
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 if trace.ttft is None:
                     trace.ttft = trio.current_time() - ex.started
-            end = encoder.done()
+            held = screen.close()
+            if kept is not None:
+                kept += held
+            end = b"".join([encoder.feed(c) for c in held]) + encoder.done()
             self._settle_stream(ex, req, kept)
         except GatewayError as exc:
             end = encoder.error(exc)
