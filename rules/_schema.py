@@ -154,6 +154,8 @@ class ServerConfig:
             line, in bytes; past it the attempt fails and its connection is closed.
         state_file: Where budgets' spend is kept across restarts (JSON, written within
             about a second of a change and at exit); absent, spend lives in memory only.
+        log_bodies: The access log carries each request's prompt and its answer, always
+            through the PII redactor.
     """
 
     listen: Listen = attrs.field(default=("127.0.0.1:8080",), validator=non_empty)
@@ -162,6 +164,7 @@ class ServerConfig:
     drain_timeout: Duration = attrs.field(default=30.0, validator=at_least(0))
     admin_key: SecretRef | None = None
     access_log: bool = True
+    log_bodies: bool = False
     fetch_images: bool = False
     watch: bool = True
     log_level: LogLevel = "info"

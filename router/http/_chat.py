@@ -18,7 +18,13 @@ from adapters import GatewayError
 
 from ..routing._request import RequestOptions, RoutedRequest
 from ..traffic._cache import assemble, replay
-from ..traffic._content import AnswerScreen, screen_answer, screen_request
+from ..traffic._content import (
+    AnswerScreen,
+    answer_text,
+    request_text,
+    screen_answer,
+    screen_request,
+)
 from ..traffic._tokens import answer_usage, chunk_chars, request_tokens, stream_usage
 from ._exchange import Exchange, Handler, bypasses_cache
 from ._framing import INTERNAL, SSE_HEADERS
@@ -42,6 +48,8 @@ class Chat(Handler):
         scope, trace, key = ex.scope, ex.trace, ex.key
         req = ex.codec.decode(body)
         node, settings = self.route(ex, req.model, runtime)
+        if runtime.table.config.server.log_bodies:
+            trace.prompt = request_text(req)  # redacted as the access log writes it
         ex.hooks = settings.hooks
         req = screen_request(settings.hooks, req)  # before the cache key and any upstream
         tokens = request_tokens(req)
@@ -84,6 +92,8 @@ class Chat(Handler):
         usage = answer_usage(req, resp)  # estimated from the text when the upstream gave none
         trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
         resp = screen_answer(ex.hooks, resp)  # raises ContentBlocked: a 400, no answer
+        if trace.prompt is not None:
+            trace.answer = answer_text(resp)
         self.controls.store(ex.cache_entry, ex.cache, resp)
         body = ex.codec.response(resp, req)
         trace.response_model = resp.model
@@ -104,6 +114,7 @@ class Chat(Handler):
         # A stream is kept for the cache only whole: its chunks are gathered as they go.
         kept: list[ChatChunk] | None = [] if ex.cache_entry is not None else None
         screen = AnswerScreen(ex.hooks)
+        said: list[str] | None = [] if trace.prompt is not None else None
         try:
             async for upstream_batch in chunks:
                 batch = screen.feed(upstream_batch) if ex.hooks else upstream_batch
@@ -116,6 +127,8 @@ class Chat(Handler):
                 ex.streamed += chunk_chars(batch)
                 if kept is not None:
                     kept += batch
+                if said is not None:
+                    said += [c.delta.content or "" for chunk in batch for c in chunk.choices]
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 if trace.ttft is None:
                     trace.ttft = trio.current_time() - ex.started
@@ -134,6 +147,8 @@ class Chat(Handler):
             trace.outcome = "internal_error"
             end = encoder.error(INTERNAL)
         trace.outcome = trace.outcome or "ok"  # before the last send, as above
+        if said is not None:
+            trace.answer = "".join(said)
         await ex.send_last(end)
 
     def _settle_stream(

@@ -17,7 +17,7 @@ import orjson
 from adapters import Usage, embedding_request_from_wire, embedding_response_to_wire
 
 from ..routing._request import RequestOptions, RoutedRequest
-from ..traffic._content import screen_embeddings
+from ..traffic._content import request_text, screen_embeddings
 from ..traffic._tokens import embedding_tokens
 from ._exchange import Exchange, Handler, bypasses_cache
 from ._openai_ingress import parse_json
@@ -36,6 +36,8 @@ class Embeddings(Handler):
     async def answer(self, ex: Exchange, body: bytes, runtime: Runtime) -> None:
         req = embedding_request_from_wire(parse_json(body))
         node, settings = self.route(ex, req.model, runtime)
+        if runtime.table.config.server.log_bodies:
+            ex.trace.prompt = request_text(req)  # redacted as the access log writes it
         req = screen_embeddings(settings.hooks, req)
         tokens = embedding_tokens(req)
         options = RequestOptions(

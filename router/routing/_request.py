@@ -75,6 +75,10 @@ class RequestTrace:
     #: Each try to resume a broken stream: (target, "resumed" | "failed"); the target is
     #: the one that took over, or the one that broke when nobody did.
     resumes: list[tuple[str, str]] = attrs.field(factory=list)
+    #: With ``server.log_bodies``: the request's text and the answer's, unredacted
+    #: (the access log redacts them as it writes them); None otherwise.
+    prompt: str | None = None
+    answer: str | None = None
 
 
 @attrs.frozen

@@ -19,16 +19,32 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from adapters import ChatChunk, ChunkChoice, Delta, InvalidRequest, Message, TextPart
+from adapters import (
+    ChatChunk,
+    ChunkChoice,
+    Delta,
+    GatewayRequest,
+    InvalidRequest,
+    Message,
+    TextPart,
+)
 from rules import Blocked, TextStream, apply_hooks
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from adapters import EmbeddingRequest, GatewayRequest, GatewayResponse
+    from adapters import EmbeddingRequest, GatewayResponse
     from rules import TextHook
 
-__all__ = ["AnswerScreen", "ContentBlocked", "screen_answer", "screen_embeddings", "screen_request"]
+__all__ = [
+    "AnswerScreen",
+    "ContentBlocked",
+    "answer_text",
+    "request_text",
+    "screen_answer",
+    "screen_embeddings",
+    "screen_request",
+]
 
 
 class ContentBlocked(InvalidRequest):
@@ -172,3 +188,16 @@ def _empty(choice: ChunkChoice) -> bool:
     return not (
         d.content or d.role or d.tool_calls or d.refusal or choice.finish_reason or choice.logprobs
     )
+
+
+def request_text(req: GatewayRequest | EmbeddingRequest) -> str:
+    """A request's texts, one ``role: text`` line per message (an embeddings request's
+    inputs, one a line), for the access log."""
+    if isinstance(req, GatewayRequest):
+        return "\n".join(f"{m.role}: {m.text()}" for m in req.messages)
+    return "" if req.token_input else "\n".join(req.texts())
+
+
+def answer_text(resp: GatewayResponse) -> str:
+    """A whole answer's text (each choice's), for the access log."""
+    return "\n".join(c.message.text() for c in resp.choices)
