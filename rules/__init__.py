@@ -70,6 +70,7 @@ from ._schema import (
 )
 from ._secrets import MalformedSecret, SecretRef, find_secrets
 from ._units import Percentile, parse_duration, parse_percentile, parse_size
+from ._validate import AnswerCheck, ValidateConfig, compile_check, schema_check
 
 __all__ = [
     # loading
@@ -135,6 +136,11 @@ __all__ = [
     "Blocked",
     "apply_hooks",
     "compile_hook",
+    # answer validation
+    "ValidateConfig",
+    "AnswerCheck",
+    "compile_check",
+    "schema_check",
     # compiled routes
     "Target",
     "parse_target",

@@ -22,6 +22,7 @@ from ._graph import (
 from ._names import model_problem
 from ._scan import compile_hook
 from ._schema import FALLBACK_ON, Config, Defaults, RouteConfig
+from ._validate import compile_check
 
 __all__ = ["check_references", "compile_routes"]
 
@@ -195,6 +196,7 @@ def compile_routes(config: Config) -> RouteTable:
             hooks=tuple(
                 hooks[h] for h in (route.hooks if route.hooks is not None else defaults.hooks)
             ),
+            check=compile_check(route.validate) if route.validate is not None else None,
         )
         node: Node
         if route.fallback is not None:

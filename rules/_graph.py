@@ -13,6 +13,7 @@ import attrs
 
 from ._scan import TextHook
 from ._schema import BatchConfig, Config, HedgeConfig, RouteCacheConfig
+from ._validate import AnswerCheck
 
 __all__ = [
     "Balance",
@@ -68,6 +69,7 @@ class RouteSettings:
         stream_timeout: Seconds a committed stream may last, from the request's start.
         batch: Combine concurrent embeddings requests into one upstream call, or None.
         hooks: The content hooks its requests and answers go through, in order.
+        check: What its answers must be (``validate``), or None.
     """
 
     timeout: float
@@ -78,6 +80,7 @@ class RouteSettings:
     stream_timeout: float = 600.0
     batch: BatchConfig | None = None
     hooks: tuple[TextHook, ...] = ()
+    check: AnswerCheck | None = None
 
 
 @attrs.frozen(cache_hash=True)

@@ -34,6 +34,7 @@ from ._keys import Budget, KeyConfig, Price
 from ._providers import ProviderConfig
 from ._secrets import SecretRef
 from ._telemetry import TelemetryConfig
+from ._validate import ValidateConfig
 
 __all__ = [
     "FALLBACK_ON",
@@ -296,6 +297,8 @@ class RouteConfig:
     #: Content hooks run on this route's requests and answers, in order (None: the
     #: defaults'; ``[]``: none).
     hooks: tuple[str, ...] | None = None
+    #: What an answer must be: ``"json"``, or ``{ schema = "file:PATH" }``.
+    validate: ValidateConfig | None = None
 
     @property
     def policy(self) -> Literal["fallback", "balance", "split"]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from adapters import GatewayError
+from rules import schema_check
 
 from ..routing._request import RequestOptions, RoutedRequest
 from ..traffic._cache import assemble, replay
@@ -61,6 +62,8 @@ class Chat(Handler):
             tokens=tokens,
             resume_max=settings.resume_max,
             stream_deadline=ex.started + settings.stream_timeout,
+            # The route's validation, else the JSON Schema the client asked for.
+            check=settings.check or schema_check(req.extra.get("response_format")),
         )
         ex.write_end = options.stream_end
         self.controls.admit(key, tokens)

@@ -51,6 +51,7 @@ from ._racer import run_race
 from ._resume import Delivered, Seamed, Spliced
 from ._stats import TargetRegistry
 from ._streams import Chunks, StreamStart, close_stream, first_chunk
+from ._validation import buffered, check_answer
 from ._work import attempt_kind, input_tokens, nothing, total_tokens, within
 
 if TYPE_CHECKING:
@@ -129,10 +130,13 @@ class Engine:
                 NoHealthyTarget when every target's circuit is open, Timeout when the
                 deadline passed).
         """
-        req = routed.request
+        req, check = routed.request, routed.options.check
 
         async def final(upstream: Upstream, model: str) -> GatewayResponse:
-            return await upstream.complete(req, model)
+            resp = await upstream.complete(req, model)
+            if check is not None:
+                check_answer(check, resp)
+            return resp
 
         call = within(routed.options.first_token_timeout, final)
         work = attempt_kind(routed, call, nothing, total_tokens, final=final)
@@ -167,11 +171,14 @@ class Engine:
         outlives its stream deadline (counted against its target; its success counts
         when it ends whole). Leaving closes the upstream stream.
         """
-        req = routed.request
+        req, check = routed.request, routed.options.check
         first_token_timeout = routed.options.first_token_timeout
 
         async def call(upstream: Upstream, model: str) -> StreamStart:
-            return await first_chunk(upstream, model, req, first_token_timeout)
+            start = await first_chunk(upstream, model, req, first_token_timeout)
+            if check is not None:  # read whole and checked before it is committed
+                return await buffered(start, check, self.stall_timeout)
+            return start
 
         work = attempt_kind(routed, call, close_stream, verdict_later=True)
         served = await self._start(routed, work)

@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 import attrs
 
 from adapters import EmbeddingRequest, GatewayError, GatewayRequest
-from rules import BatchConfig, Node
+from rules import AnswerCheck, BatchConfig, Node
 
 from ..upstream._upstream import Upstream
 
@@ -104,6 +104,9 @@ class RequestOptions:
     #: Embeddings: combine with concurrent requests to the same target (the route's
     #: ``batch``), or None to call alone.
     batch: BatchConfig | None = None
+    #: What an answer must be (the route's ``validate``, or the client's JSON Schema);
+    #: one that fails is its target's failure (:mod:`._validation`).
+    check: AnswerCheck | None = None
 
     @property
     def stream_end(self) -> float:
