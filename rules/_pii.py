@@ -77,7 +77,12 @@ def _iban(text: str) -> str | None:
         text = text.rsplit(" ", 1)[0]
 
 
+_DOTTED_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+
+
 def _phone(text: str) -> str | None:
+    if _DOTTED_QUAD.fullmatch(text):
+        return None  # an IPv4 address
     digits = sum(c.isdigit() for c in text)
     # A bare run of digits is an id or an amount more often than a number to call.
     formatted = text.startswith("+") or any(c in text for c in " .-()")

@@ -57,6 +57,7 @@ def test_check_digits() -> None:
         ("call +1 415-555-0132 now", [("phone", "+1 415-555-0132")]),
         ("call (030) 1234 5678", [("phone", "(030) 1234 5678")]),
         ("in 2019 we sold 1234567890 units", []),
+        ("host 192.168.100.200 on 2024-01-15", []),
     ],
 )
 def test_pii_found(text: str, expected: list[tuple[str, str]]) -> None:

@@ -197,3 +197,20 @@ async def test_embeddings_inputs_are_screened(
         assert caught.value.code == "content_blocked"
     posts = [r for r in fake_openai.received if r.method == "POST"]
     assert posts[-1].body["input"] == ["mail [EMAIL]", "plain"]
+
+
+async def test_messages_stream_is_redacted_across_chunks(
+    fake_openai: FakeOpenAI, start_router: RouterFactory
+) -> None:
+    prompt = "pay with 4111 1111 1111 1111"
+    async with (
+        start_router(config(fake_openai.url, '["answers"]')) as url,
+        anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0) as claude,
+        claude.messages.stream(
+            model="chat", max_tokens=50, messages=[{"role": "user", "content": prompt}]
+        ) as stream,
+    ):
+        pieces = [text async for text in stream.text_stream]
+        final = await stream.get_final_message()
+    assert "".join(pieces) == "echo: pay with [CARD]"
+    assert final.stop_reason == "end_turn"
