@@ -163,10 +163,13 @@ class _Held:
     def feed(self, text: str) -> str:
         hook, window = self.hook, self.hook.window
         buffer = self.held + text
-        cut = max(len(buffer) - window, 0)
+        cut = len(buffer) - window
+        if cut <= 0:  # nothing can go out yet: no need to look (flush or more text will)
+            self.held = buffer
+            return ""
         if hook.find is None:
             self.held = buffer[cut:]
-            return hook.apply(buffer[:cut], self.direction) if cut else ""
+            return hook.apply(buffer[:cut], self.direction)
         spans = hook.find(buffer)
         if spans and hook.block:
             raise Blocked(hook.name, self.direction)

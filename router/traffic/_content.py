@@ -159,15 +159,20 @@ class AnswerScreen:
                 text += stream.flush()
                 del self._streams[choice.index]
             if text != content:
-                choice = attrs.evolve(
-                    choice, delta=attrs.evolve(choice.delta, content=text or None)
+                # Built, not evolved: this runs for every chunk of every hooked stream.
+                d = choice.delta
+                delta = Delta(d.role, text or None, d.tool_calls, d.refusal)
+                choice = ChunkChoice(
+                    choice.index, delta, choice.finish_reason, choice.stop_sequence, choice.logprobs
                 )
             if _empty(choice):
                 continue  # all its text held back: nothing to send yet
             choices.append(choice)
         if not choices and chunk.usage is None:
             return None
-        return attrs.evolve(chunk, choices=tuple(choices), raw=None)
+        return ChatChunk(
+            chunk.id, chunk.model, chunk.created, tuple(choices), chunk.usage, chunk.start_usage
+        )
 
     def close(self) -> list[ChatChunk]:
         """What is still held back of a stream that ended without a finish reason."""
