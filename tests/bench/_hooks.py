@@ -20,6 +20,7 @@ from _servers import router_url, servers, short_error
 from loadgen import CHAT_BODY, STREAM_BODY
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from _load import Result
@@ -134,6 +135,7 @@ def hook_costs(iterations: int = 2000) -> dict[str, float]:
         Choice,
         ChunkChoice,
         Delta,
+        GatewayRequest,
         GatewayResponse,
         Message,
         request_from_wire,
@@ -156,12 +158,12 @@ def hook_costs(iterations: int = 2000) -> dict[str, float]:
             screen.feed([chunk])
         screen.close()
 
-    cases = {
-        "short": (request_from_wire(json.loads(CHAT_BODY)), lambda: screen_answer(hooks, whole)),
-        "1 KiB prompt": (
-            request_from_wire(json.loads(LONG_BODY)),
-            lambda: screen_answer(hooks, whole),
-        ),
+    def answer_whole() -> None:
+        screen_answer(hooks, whole)
+
+    cases: dict[str, tuple[GatewayRequest, Callable[[], None]]] = {
+        "short": (request_from_wire(json.loads(CHAT_BODY)), answer_whole),
+        "1 KiB prompt": (request_from_wire(json.loads(LONG_BODY)), answer_whole),
         "stream": (request_from_wire(json.loads(STREAM_BODY)), stream),
     }
     costs = {}
