@@ -138,6 +138,9 @@ class Chat(Handler):
             held = screen.close()
             if kept is not None:
                 kept += held
+            if said is not None:
+                said += [c.delta.content or "" for chunk in held for c in chunk.choices]
+            ex.streamed += chunk_chars(held)
             end = b"".join([encoder.feed(c) for c in held]) + encoder.done()
             self._settle_stream(ex, req, kept)
         except GatewayError as exc:
@@ -169,8 +172,12 @@ class Chat(Handler):
 
 
 async def _replay(ex: Exchange, req: GatewayRequest, resp: GatewayResponse) -> None:
-    """A cached answer, as JSON or replayed as a stream."""
+    """A cached answer, as JSON or replayed as a stream; through the route's hooks
+    again (stored after them, but the hooks may have changed since)."""
+    resp = screen_answer(ex.hooks, resp)
     trace = ex.trace
+    if trace.prompt is not None:
+        trace.answer = answer_text(resp)
     trace.response_model = resp.model
     if not req.stream:
         await ex.answer_json(ex.codec.response(resp, req))

@@ -56,6 +56,11 @@ hooks = {route_hooks}
 [routes.embed]
 fallback = ["up:text-embedding-3-small"]
 hooks = {route_hooks}
+
+[routes.cached]
+fallback = ["up:gpt-4o-mini"]
+hooks = {route_hooks}
+cache = {{ ttl = "10m" }}
 """
 
 
@@ -214,3 +219,23 @@ async def test_messages_stream_is_redacted_across_chunks(
         final = await stream.get_final_message()
     assert "".join(pieces) == "echo: pay with [CARD]"
     assert final.stop_reason == "end_turn"
+
+
+async def test_cached_answers_go_through_the_hooks_again(
+    fake_openai: FakeOpenAI, start_router: RouterFactory
+) -> None:
+    ask: list[ChatCompletionMessageParam] = [{"role": "user", "content": "mail bob@example.org"}]
+    async with (
+        start_router(config(fake_openai.url, '["answers"]')) as url,
+        openai_client(url) as client,
+    ):
+        for cache in ("miss", "hit"):
+            raw = await client.chat.completions.with_raw_response.create(
+                model="cached", messages=ask
+            )
+            assert raw.headers["x-router-cache"] == cache
+            assert raw.parse().choices[0].message.content == "echo: mail [EMAIL]"
+        stream = await client.chat.completions.create(model="cached", messages=ask, stream=True)
+        text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+        assert text == "echo: mail [EMAIL]"
+    assert len([r for r in fake_openai.received if r.method == "POST"]) == 1
