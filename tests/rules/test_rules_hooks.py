@@ -20,8 +20,10 @@ from rules import (
     TextStream,
     apply_hooks,
     compile_hook,
+    compile_routes,
     find_pii,
     parse_config,
+    render_tree,
 )
 from rules._pii import iban_valid, luhn_valid
 
@@ -193,6 +195,7 @@ fallback = ["sim:echo"]
 hooks = ["shout"]
 """
     config = parse(text)
+    assert "hooks shout" in render_tree(compile_routes(config))  # what `check` prints
     hook = compile_hook("shout", config.hooks["shout"])
     assert apply_hooks([hook], "hi", "request") == "HI"
     with pytest.raises(Blocked):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from adapters import provider_kinds
-from rules import Config, ConfigError, Leaf, compile_routes, load_config, schema_check
+from rules import Config, ConfigError, Leaf, compile_routes, load_config, render_tree, schema_check
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,7 +39,9 @@ def test_json_and_schema(tmp_path: Path) -> None:
     assert check is not None
     assert check.problem('{"any": 1}') is None
     assert "not JSON" in (check.problem("echo: hi") or "")
-    schema = compile_routes(load(tmp_path, '{ schema = "file:s.json" }')).routes["chat"]
+    table = compile_routes(load(tmp_path, '{ schema = "file:s.json" }'))
+    assert "validate file:s.json" in render_tree(table)  # what `check` prints
+    schema = table.routes["chat"]
     assert not isinstance(schema, Leaf)
     check = schema.settings.check
     assert check is not None
