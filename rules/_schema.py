@@ -26,10 +26,12 @@ from ._fields import (
     positive,
     positive_weights,
 )
-from ._providers import Limits, ProviderConfig
-from ._secrets import SecretRef
+from ._hooks import HookConfig
+from ._keys import Budget, KeyConfig, Price
+from ._providers import ProviderConfig
 from ._server import ServerConfig
 from ._telemetry import TelemetryConfig
+from ._validate import ValidateConfig
 
 __all__ = [
     "FALLBACK_ON",
@@ -101,6 +103,9 @@ class Defaults:
     #: error event), at most ``resume_max`` times per request.
     resume: Literal["auto", "off"] = "auto"
     resume_max: int = attrs.field(default=1, validator=at_least(0))
+    #: Content hooks (``[hooks.NAME]``) of routes that name none, and of direct
+    #: ``provider:model`` requests.
+    hooks: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -171,6 +176,11 @@ class RouteConfig:
     retries: int | None = attrs.field(default=None, validator=at_least(0))
     resume: Literal["auto", "off"] | None = None
     resume_max: int | None = attrs.field(default=None, validator=at_least(0))
+    #: Content hooks run on this route's requests and answers, in order (None: the
+    #: defaults'; ``[]``: none).
+    hooks: tuple[str, ...] | None = None
+    #: What an answer must be: ``"json"``, or ``{ schema = "file:PATH" }``.
+    validate: ValidateConfig | None = None
 
     @property
     def policy(self) -> Literal["fallback", "balance", "split"]:
@@ -213,55 +223,6 @@ class CacheConfig:
     max_bytes: Size = attrs.field(default=64 * MiB, validator=positive)
 
 
-@attrs.frozen
-class Budget:
-    """Spending cap for one client key."""
-
-    usd: float = attrs.field(validator=positive)
-    per: Literal["day", "month"]
-
-
-@field_local
-def _check_sha256(instance: Any, attribute: "attrs.Attribute[Any]", value: str | None) -> None:
-    if value is not None and (len(value) != 64 or not all(c in "0123456789abcdef" for c in value)):
-        # The value is not echoed: it stands for a key.
-        raise FieldError("must be 64 lower-case hex digits (sha256 of the key)", (attribute.name,))
-
-
-@attrs.frozen
-class KeyConfig:
-    """``[keys.NAME]``: a client key with its own allowed routes, limits and budget.
-
-    Attributes:
-        secret: The key, as a secret reference; or
-        sha256: the hex SHA-256 of the key, so the config never holds it.
-        routes: The routes it may use (absent: all).
-        limits: Its own rpm / tpm.
-        budget: Its spending cap.
-    """
-
-    secret: SecretRef | None = None
-    sha256: str | None = attrs.field(default=None, validator=_check_sha256)
-    routes: tuple[str, ...] | None = attrs.field(default=None, validator=non_empty)
-    limits: Limits | None = None
-    budget: Budget | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if (self.secret is None) == (self.sha256 is None):
-            raise FieldError("a key needs exactly one of secret or sha256", ())
-
-
-@attrs.frozen
-class Price:
-    """USD per million tokens; ``cache_read`` / ``cache_write`` for prompt tokens read
-    from / written to a prompt cache (unset: see ``router.traffic._cost``)."""
-
-    input: float = attrs.field(validator=at_least(0))
-    output: float = attrs.field(validator=at_least(0))
-    cache_read: float | None = attrs.field(default=None, validator=at_least(0))
-    cache_write: float | None = attrs.field(default=None, validator=at_least(0))
-
-
 def _check_routes(
     instance: Any, attribute: "attrs.Attribute[Any]", value: Mapping[str, Any]
 ) -> None:
@@ -282,3 +243,5 @@ class Config:
     telemetry: TelemetryConfig = attrs.field(factory=TelemetryConfig)
     #: Prices by ``provider:model`` or model id, over the shipped defaults.
     prices: Mapping[str, Price] = attrs.field(factory=dict)
+    #: Content hooks by name, for routes' ``hooks``.
+    hooks: Mapping[str, HookConfig] = attrs.field(factory=dict)

@@ -101,6 +101,8 @@ class ServerConfig:
         state_file: Where budgets' spend is kept across restarts (JSON, written within
             about a second of a change and at exit); absent, spend lives in memory only.
         shared_state: A Redis shared with other daemons (`SharedState`); absent: none.
+        log_bodies: The access log carries each request's prompt and its answer, always
+            through the PII redactor.
         usage_db: The usage ledger's SQLite file, one row per request (absent: none).
         workers: Processes serving the listen sockets (``serve --workers`` wins).
     """
@@ -116,6 +118,7 @@ class ServerConfig:
     log_level: LogLevel = "info"
     state_file: str | None = None
     shared_state: SharedState | None = None
+    log_bodies: bool = False
     usage_db: str | None = None
     # Connections (the hardening settings of DESIGN.md).
     read_timeout: Duration = attrs.field(default=30.0, validator=positive)

@@ -15,9 +15,17 @@ from typing import TYPE_CHECKING
 import trio
 
 from adapters import GatewayError, GatewayResponse
+from rules import schema_check
 
 from ..routing._request import RequestOptions, RoutedRequest
 from ..traffic._cache import assemble, replay
+from ..traffic._content import (
+    AnswerScreen,
+    answer_text,
+    request_text,
+    screen_answer,
+    screen_request,
+)
 from ..traffic._tokens import answer_usage, chunk_chars, request_tokens, stream_usage
 from ._exchange import Exchange, Handler, bypasses_cache
 from ._framing import INTERNAL, SSE_HEADERS
@@ -41,6 +49,10 @@ class Chat(Handler):
         scope, trace, key = ex.scope, ex.trace, ex.key
         req = ex.codec.decode(body)
         node, settings = self.route(ex, req.model, runtime)
+        if runtime.table.config.server.log_bodies:
+            trace.prompt = request_text(req)  # redacted as the access log writes it
+        ex.hooks = settings.hooks
+        req = screen_request(settings.hooks, req)  # before the cache key and any upstream
         tokens = request_tokens(req)
         options = RequestOptions(
             deadline=ex.started + settings.timeout,
@@ -50,6 +62,8 @@ class Chat(Handler):
             tokens=tokens,
             resume_max=settings.resume_max,
             stream_deadline=ex.started + settings.stream_timeout,
+            # The route's validation, else the JSON Schema the client asked for.
+            check=settings.check or schema_check(req.extra.get("response_format")),
         )
         ex.write_end = options.stream_end
         bypass = bypasses_cache(scope["headers"])
@@ -81,6 +95,9 @@ class Chat(Handler):
         usage = answer_usage(req, resp)  # estimated from the text when the upstream gave none
         trace.usage = usage
         trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
+        resp = screen_answer(ex.hooks, resp)  # raises ContentBlocked: a 400, no answer
+        if trace.prompt is not None:
+            trace.answer = answer_text(resp)
         self.controls.store(ex.cache_entry, ex.cache, resp)
         body = ex.codec.response(resp, req)
         trace.response_model = resp.model
@@ -100,8 +117,13 @@ class Chat(Handler):
         encoder = ex.codec.stream(req)
         # A stream is kept for the cache only whole: its chunks are gathered as they go.
         kept: list[ChatChunk] | None = [] if ex.cache_entry is not None else None
+        screen = AnswerScreen(ex.hooks)
+        said: list[str] | None = [] if trace.prompt is not None else None
         try:
-            async for batch in chunks:
+            async for upstream_batch in chunks:
+                batch = screen.feed(upstream_batch) if ex.hooks else upstream_batch
+                if not batch:
+                    continue  # all held back by the hooks for now
                 body = b"".join([encoder.feed(c) for c in batch])
                 if trace.ttft is None:
                     trace.response_model = batch[0].model if batch else None
@@ -109,10 +131,18 @@ class Chat(Handler):
                 ex.streamed += chunk_chars(batch)
                 if kept is not None:
                     kept += batch
+                if said is not None:
+                    said += [c.delta.content or "" for chunk in batch for c in chunk.choices]
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 if trace.ttft is None:
                     trace.ttft = trio.current_time() - ex.started
-            end = encoder.done()
+            held = screen.close()
+            if kept is not None:
+                kept += held
+            if said is not None:
+                said += [c.delta.content or "" for chunk in held for c in chunk.choices]
+            ex.streamed += chunk_chars(held)
+            end = b"".join([encoder.feed(c) for c in held]) + encoder.done()
             self._settle_stream(ex, req, kept)
         except GatewayError as exc:
             end = encoder.error(exc)
@@ -124,6 +154,8 @@ class Chat(Handler):
             trace.outcome = "internal_error"
             end = encoder.error(INTERNAL)
         trace.outcome = trace.outcome or "ok"  # before the last send, as above
+        if said is not None:
+            trace.answer = "".join(said)
         await ex.send_last(end)
 
     def _settle_stream(
@@ -141,8 +173,12 @@ class Chat(Handler):
 
 
 async def _replay(ex: Exchange, req: GatewayRequest, resp: GatewayResponse) -> None:
-    """A cached answer, as JSON or replayed as a stream."""
+    """A cached answer, as JSON or replayed as a stream; through the route's hooks
+    again (stored after them, but the hooks may have changed since)."""
+    resp = screen_answer(ex.hooks, resp)
     trace = ex.trace
+    if trace.prompt is not None:
+        trace.answer = answer_text(resp)
     trace.response_model = resp.model
     if not req.stream:
         await ex.answer_json(ex.codec.response(resp, req))

@@ -22,6 +22,7 @@ from adapters import (
 )
 
 from ..routing._request import RequestOptions, RoutedRequest
+from ..traffic._content import request_text, screen_embeddings
 from ..traffic._tokens import embedding_tokens
 from ._exchange import Exchange, Handler, bypasses_cache
 from ._openai_ingress import parse_json
@@ -40,6 +41,9 @@ class Embeddings(Handler):
     async def answer(self, ex: Exchange, body: bytes, runtime: Runtime) -> None:
         req = embedding_request_from_wire(parse_json(body))
         node, settings = self.route(ex, req.model, runtime)
+        if runtime.table.config.server.log_bodies:
+            ex.trace.prompt = request_text(req)  # redacted as the access log writes it
+        req = screen_embeddings(settings.hooks, req)
         tokens = embedding_tokens(req)
         options = RequestOptions(
             deadline=ex.started + settings.timeout,

@@ -11,9 +11,8 @@ It walks the compiled nodes of :mod:`rules` and makes attempts on upstreams:
 
 Each leaf attempt goes through the target's circuit breaker and retries fast failures
 with backoff (:mod:`._attempt`). A stream is committed to an attempt when its first
-content chunk arrives; before that, failures and silence move on unseen. The engine
-owns the whole answer: :meth:`Engine.complete` returns it, :meth:`Engine.stream` opens
-it and hands out its batches until it ends, and closes it.
+content chunk arrives; before that, failures and silence move on unseen. The engine owns
+the whole answer: :meth:`Engine.complete` returns it, :meth:`Engine.stream` opens it.
 """
 
 from __future__ import annotations
@@ -54,6 +53,7 @@ from ._resume import Delivered, Seamed, Spliced
 from ._stats import TargetRegistry
 from ._streams import Chunks, Resume, StreamStart, close_stream, first_chunk
 from ._text import complete_text
+from ._validation import buffered, check_answer
 from ._work import attempt_kind, input_tokens, nothing, text_tokens_used, total_tokens, within
 
 if TYPE_CHECKING:
@@ -132,10 +132,13 @@ class Engine:
                 NoHealthyTarget when every target's circuit is open, Timeout when the
                 deadline passed).
         """
-        req = routed.request
+        req, check = routed.request, routed.options.check
 
         async def final(upstream: Upstream, model: str) -> GatewayResponse:
-            return await upstream.complete(req, model)
+            resp = await upstream.complete(req, model)
+            if check is not None:
+                check_answer(check, resp)
+            return resp
 
         call = within(routed.options.first_token_timeout, final)
         work = attempt_kind(routed, call, nothing, total_tokens, final=final)
@@ -205,11 +208,14 @@ class Engine:
     ) -> AsyncIterator[Chunks]:
         """The stream of :meth:`stream` and :meth:`stream_text`; ``resume`` makes what
         continues it after a break, given the verdicts still open (None: never)."""
-        req = routed.request
+        req, check = routed.request, routed.options.check
         first_token_timeout = routed.options.first_token_timeout
 
         async def call(upstream: Upstream, model: str) -> StreamStart:
-            return await first_chunk(upstream, model, req, first_token_timeout)
+            start = await first_chunk(upstream, model, req, first_token_timeout)
+            if check is not None:  # read whole and checked before it is committed
+                return await buffered(start, check, self.stall_timeout)
+            return start
 
         work = attempt_kind(routed, call, close_stream, verdict_later=True)
         served = await self._start(routed, work)

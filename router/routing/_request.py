@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 import attrs
 
 from adapters import EmbeddingRequest, GatewayError, GatewayRequest, TextRequest, Usage
-from rules import BatchConfig, Node
+from rules import AnswerCheck, BatchConfig, Node
 
 from ..upstream._upstream import Upstream
 
@@ -78,6 +78,10 @@ class RequestTrace:
     #: Each try to resume a broken stream: (target, "resumed" | "failed"); the target is
     #: the one that took over, or the one that broke when nobody did.
     resumes: list[tuple[str, str]] = attrs.field(factory=list)
+    #: With ``server.log_bodies``: the request's text and the answer's, unredacted
+    #: (the access log redacts them as it writes them); None otherwise.
+    prompt: str | None = None
+    answer: str | None = None
 
 
 @attrs.frozen
@@ -103,6 +107,9 @@ class RequestOptions:
     #: Embeddings: combine with concurrent requests to the same target (the route's
     #: ``batch``), or None to call alone.
     batch: BatchConfig | None = None
+    #: What an answer must be (the route's ``validate``, or the client's JSON Schema);
+    #: one that fails is its target's failure (:mod:`._validation`).
+    check: AnswerCheck | None = None
 
     @property
     def stream_end(self) -> float:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from _embed import embed_section
 from _fmt import Target, fmt_mb, fmt_ms, fmt_rate, target_rows, verdict
+from _hooks import hooks_section
 from _sections import (
     cold_section,
     failures,
@@ -26,7 +27,18 @@ __all__ = ["extract_notes", "failures", "render", "summary", "summary_line", "ta
 
 NOTES_HEADING = "## Notes"
 #: What ``run.py`` measures when ``--only`` is not given (keep in step with it).
-DEFAULT_GROUPS = ("base", "tls", "h2", "held", "overload", "cold", "embed", "workers", "shared")
+DEFAULT_GROUPS = (
+    "base",
+    "tls",
+    "h2",
+    "held",
+    "overload",
+    "cold",
+    "embed",
+    "workers",
+    "shared",
+    "hooks",
+)
 GROUPS_TEXT = (
     "- Scenario groups (`--only`, comma-separated; all but `soak` by default, `all` for "
     "every one): `base` (the ceiling and the plain-HTTP tables), `tls` and `h2` "
@@ -46,7 +58,9 @@ GROUPS_TEXT = (
     "fresh router started with `--workers 1` and then `--workers 2`, not pinned), "
     "`shared` (one router without `server.shared_state`, one with it on a local "
     "`redis-server`, two on one Redis: non-stream c=16 and c=256, req/s, added p50 and "
-    "router CPU per request) and `soak` (`--soak-duration`, 600 s by default: "
+    "router CPU per request), `hooks` (c=16 without and with a `pii` and a `regex` "
+    "content hook: short and 1 KiB-prompt requests and streams, the router's CPU per "
+    "request) and `soak` (`--soak-duration`, 600 s by default: "
     "c=64, half streams, the router's RSS and descriptors every 10 s; RSS at start, "
     "after warm-up and at the end, its slope per million requests, the descriptor range)."
 )
@@ -149,6 +163,7 @@ def render(run: Run, notes: str | None) -> str:
     parts += [_scenario_table(run, points) for points in _by_scenario(run.points)]
     parts += [held_section(run), overload_section(run), cold_section(run), embed_section(run)]
     parts.append(shared_section(run))
+    parts.append(hooks_section(run))
     parts.append(soak_section(run))
     parts.append(workers_section(run))
     parts.append(_starts(run))

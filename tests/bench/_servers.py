@@ -35,6 +35,7 @@ api_key = "env:BENCH_KEY"
 {pool}
 [routes.bench]
 fallback = ["up:bench-model"]
+{route}
 {routes}"""
 _serial = itertools.count(1)
 
@@ -94,12 +95,14 @@ def router_config(
     ca_file: Path | None = None,
     routes: str = "",
     provider: str = "",
+    route: str = "",
 ) -> str:
     """The router's config: one OpenAI-compatible provider on the fake upstream.
 
     ``server`` holds extra ``[server]`` lines (``backlog = 4096``, ``max_in_flight``);
     ``routes`` more route tables (the embeddings route); ``provider`` extra lines of the
     provider (``limits = {...}``).
+    ``route`` extra lines of the bench route, and tables after it (its ``hooks``).
     A TLS upstream is named ``localhost``, as its certificate is, and trusted through the
     provider's ``tls.ca_file`` (the run's throwaway CA).
     """
@@ -109,7 +112,7 @@ def router_config(
         pool += f'tls = {{ ca_file = "{ca_file}" }}\n'
     server = server + "\n" if server else ""
     pool += provider + "\n" if provider else ""
-    return CONFIG.format(server=server, base=base, pool=pool, routes=routes)
+    return CONFIG.format(server=server, base=base, pool=pool, route=route, routes=routes)
 
 
 def start_router(
@@ -123,6 +126,7 @@ def start_router(
     args: tuple[str, ...] = (),
     pinned: bool = True,
     provider: str = "",
+    route: str = "",
 ) -> tuple[subprocess.Popen[bytes], int, RouterStart]:
     """Spawn the router on the router CPU; return it, its port and its start measurement.
 
@@ -133,7 +137,7 @@ def start_router(
     tag = f"{up.name}-{next(_serial)}"
     config = ctx.tmp / f"router-{tag}.toml"
     ca_file = ctx.certs.ca if ctx.certs is not None else None
-    config.write_text(router_config(up, upstream_port, server, ca_file, routes, provider))
+    config.write_text(router_config(up, upstream_port, server, ca_file, routes, provider, route))
     port = free_port()
     cmd = [ctx.python, "-m", "router", "serve", "--config", str(config)]
     cmd += ["--listen", f"127.0.0.1:{port}", *args]
@@ -176,6 +180,7 @@ def servers(
     routes: str = "",
     router_args: tuple[str, ...] = (),
     pinned: bool = True,
+    route: str = "",
 ) -> Iterator[Servers]:
     """Run ``up`` and a router on it for the ``with`` block; stop both by PID after."""
     upstream: subprocess.Popen[bytes] | None = None
@@ -194,6 +199,7 @@ def servers(
             routes=routes,
             args=router_args,
             pinned=pinned,
+            route=route,
         )
         yield Servers(uport, upstream.pid, proc, rport, start)
     finally:
