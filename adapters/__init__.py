@@ -98,6 +98,7 @@ from ._types import GatewayRequest as GatewayRequest
 from ._types import GatewayResponse as GatewayResponse
 from ._types import ImagePart as ImagePart
 from ._types import Message as Message
+from ._types import RefusalPart as RefusalPart
 from ._types import TextPart as TextPart
 from ._types import Tool as Tool
 from ._types import ToolCall as ToolCall
@@ -105,3 +106,4 @@ from ._types import ToolCallDelta as ToolCallDelta
 from ._types import UpstreamRequest as UpstreamRequest
 from ._types import Usage as Usage
 from ._types import WireBody as WireBody
+from ._types import WirePart as WirePart

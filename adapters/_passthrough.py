@@ -24,6 +24,7 @@ import attrs
 import orjson
 
 from ._errors import UnsupportedParameter
+from ._types import WirePart
 
 if TYPE_CHECKING:
     from ._types import GatewayRequest
@@ -50,7 +51,10 @@ def passes_through(req: GatewayRequest, same_format: str | None) -> bool:
 
 def refuse_untranslated(req: GatewayRequest, same_format: str | None, target: str) -> None:
     """Raises UnsupportedParameter, naming the first part of ``req``'s body that has no
-    unified form, unless the body goes as it is to ``target`` (its format the same)."""
+    unified form, unless the body goes as it is to ``target`` (its format the same), or
+    the first content part held as it came (:class:`WirePart`) that ``target``'s format
+    is not the one of."""
+    _refuse_wire_parts(req, same_format, target)
     raw = req.raw
     if raw is None or not raw.untranslated or passes_through(req, same_format):
         return
@@ -62,6 +66,20 @@ def refuse_untranslated(req: GatewayRequest, same_format: str | None, target: st
     )
 
 
+def _refuse_wire_parts(req: GatewayRequest, same_format: str | None, target: str) -> None:
+    for m in req.messages:
+        if isinstance(m.content, str) or m.content is None:
+            continue
+        for p in m.content:
+            if isinstance(p, WirePart) and p.format != same_format:
+                kind = p.part.get("type")
+                raise UnsupportedParameter(
+                    f"{target} cannot take the {kind!r} content part at '{p.where}': only "
+                    f"a target of the client's own format ({p.format}) receives it",
+                    param=p.where,
+                )
+
+
 def translated(req: GatewayRequest) -> GatewayRequest:
     """``req`` for a translation even where its body could pass through (the request a
     resumed stream's continuation is asked with: its answer is spliced onto what was
@@ -70,9 +88,16 @@ def translated(req: GatewayRequest) -> GatewayRequest:
     Raises:
         UnsupportedParameter: the body has parts no translation carries.
     """
-    if req.raw is None:
+    raw = req.raw
+    if raw is None:
         return req
-    refuse_untranslated(req, None, "a resumed stream")
+    if raw.untranslated:  # content parts held as they came go on (the next target checks)
+        where = raw.untranslated[0]
+        raise UnsupportedParameter(
+            f"a resumed stream cannot take '{where}': only a target of the client's own "
+            f"format ({raw.format}) receives it",
+            param=where,
+        )
     return attrs.evolve(req, raw=None)
 
 

@@ -28,10 +28,12 @@ __all__ = [
     "TextPart",
     "Tool",
     "ToolCall",
+    "RefusalPart",
     "ToolCallDelta",
     "UpstreamRequest",
     "Usage",
     "WireBody",
+    "WirePart",
 ]
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -51,7 +53,30 @@ class ImagePart:
     detail: str | None = None
 
 
-ContentPart = TextPart | ImagePart
+@attrs.frozen
+class RefusalPart(TextPart):
+    """An earlier answer's refusal in a conversation's history (OpenAI's ``refusal``
+    content part of an assistant message). It is what the assistant said: text to a
+    target of any format (Anthropic's own refusals are text), a refusal part again to an
+    OpenAI-format one."""
+
+
+@attrs.frozen
+class WirePart:
+    """A content part the unified types have no form for (OpenAI's ``file`` and
+    ``input_audio`` parts, kinds added later), as the client sent it.
+
+    Only a target speaking ``format`` takes it, as it is (translated or passed through
+    alike); any other refuses the request naming ``where`` (``unsupported_parameter``),
+    so that routing moves on to one that takes it, never drops it.
+    """
+
+    format: str
+    part: Mapping[str, Any]
+    where: str
+
+
+ContentPart = TextPart | ImagePart | WirePart
 
 
 @attrs.frozen
