@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -38,14 +39,18 @@ from ._types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 
 __all__ = ["messages_request_from_wire"]
 
 
-def messages_request_from_wire(body: Any) -> GatewayRequest:
-    """A client's parsed Anthropic Messages body -> GatewayRequest.
+def messages_request_from_wire(
+    body: Any, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> GatewayRequest:
+    """A client's parsed Anthropic Messages body (and its request headers) ->
+    GatewayRequest. Its ``anthropic-beta`` header goes on with the body to Anthropic
+    targets.
 
     Raises:
         InvalidRequest: naming the offending parameter.
@@ -93,8 +98,22 @@ def messages_request_from_wire(body: Any) -> GatewayRequest:
         tools=tuple(unified_tools),
         tool_choice=tool_choice,
         extra=extra,
-        raw=WireBody(ANTHROPIC, body, tuple(untranslated)),
+        raw=WireBody(ANTHROPIC, body, tuple(untranslated), _beta(headers)),
     )
+
+
+#: What an ``anthropic-beta`` value may hold: feature names, commas, spaces.
+_BETA = re.compile(r"[A-Za-z0-9._, -]*")
+
+
+def _beta(headers: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
+    values = [v for k, v in headers if k.lower() == b"anthropic-beta"]
+    if not values:
+        return ()
+    value = b",".join(values).decode("latin-1")
+    if _BETA.fullmatch(value) is None:  # never echoed: a header may hold anything
+        raise InvalidRequest("the anthropic-beta header must list feature names")
+    return (("anthropic-beta", value),)
 
 
 def _system_from_wire(raw: Any) -> str:

@@ -18,7 +18,7 @@ Pure: bodies and event bytes in and out.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import orjson
@@ -34,9 +34,11 @@ __all__ = [
     "OPENAI",
     "MessagesSent",
     "passes_through",
+    "refuse_part",
     "refuse_untranslated",
     "sse_bytes",
     "translated",
+    "with_client_headers",
 ]
 
 #: The client formats that have a same-format target kind.
@@ -72,12 +74,18 @@ def _refuse_wire_parts(req: GatewayRequest, same_format: str | None, target: str
             continue
         for p in m.content:
             if isinstance(p, WirePart) and p.format != same_format:
-                kind = p.part.get("type")
-                raise UnsupportedParameter(
-                    f"{target} cannot take the {kind!r} content part at '{p.where}': only "
-                    f"a target of the client's own format ({p.format}) receives it",
-                    param=p.where,
-                )
+                refuse_part(p, target)
+
+
+def refuse_part(p: WirePart, target: str) -> NoReturn:
+    """Raises UnsupportedParameter naming ``p``, which ``target`` cannot take (the
+    router refuses such a request before its adapter translates it)."""
+    kind = p.part.get("type")
+    raise UnsupportedParameter(
+        f"{target} cannot take the {kind!r} content part at '{p.where}': only "
+        f"a target of the client's own format ({p.format}) receives it",
+        param=p.where,
+    )
 
 
 def translated(req: GatewayRequest) -> GatewayRequest:
@@ -113,6 +121,25 @@ def body_for(req: GatewayRequest, model: str) -> dict[str, Any]:
         body.pop("stream", None)
         body.pop("stream_options", None)
     return body
+
+
+def with_client_headers(
+    headers: tuple[tuple[str, str], ...], req: GatewayRequest
+) -> tuple[tuple[str, str], ...]:
+    """``headers`` (the adapter's) with the client's own of the body's format
+    (:attr:`WireBody.headers`, sent only with a passed-through body): a header both
+    have is joined, the adapter's values first (``anthropic-beta`` lists features)."""
+    raw = req.raw
+    if raw is None or not raw.headers:
+        return headers
+    out = list(headers)
+    for name, value in raw.headers:
+        at = next((i for i, (k, _) in enumerate(out) if k == name), None)
+        if at is None:
+            out.append((name, value))
+        else:
+            out[at] = (name, f"{out[at][1]},{value}")
+    return tuple(out)
 
 
 def sse_bytes(data: str, event: str | None = None) -> bytes:

@@ -103,6 +103,9 @@ class Message:
     tool_call_id: str | None = None
     #: An answer's refusal: the model declined, and says so here, not in ``content``.
     refusal: str | None = None
+    #: An answer's reasoning, where the upstream shows it: ``reasoning_content`` of
+    #: DeepSeek and vLLM's reasoning parsers, Anthropic's thinking blocks' text.
+    reasoning_content: str | None = None
 
     def text(self) -> str:
         """The message's text parts joined, images left out."""
@@ -134,11 +137,14 @@ class WireBody:
             (an Anthropic ``document`` block, a server tool), as parameter paths: a
             target of another format refuses the request naming the first one
             (``unsupported_parameter``), never drops them.
+        headers: The client's request headers of its format that go with the body to
+            a target of the same format (Anthropic's ``anthropic-beta``), lower-case.
     """
 
     format: str
     body: Mapping[str, Any]
     untranslated: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -238,6 +244,8 @@ class GatewayResponse:
     choices: tuple[Choice, ...]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    #: The tier that served the answer (OpenAI's ``service_tier``), where said.
+    service_tier: str | None = None
     #: The upstream's answer as it came (parsed JSON), when the request was passed
     #: through to a target of the client's own format: that client gets it unchanged.
     raw: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
@@ -257,6 +265,8 @@ class Delta:
     content: str | None = None
     tool_calls: tuple[ToolCallDelta, ...] = ()
     refusal: str | None = None
+    #: A piece of the answer's reasoning (see :attr:`Message.reasoning_content`).
+    reasoning_content: str | None = None
 
 
 @attrs.frozen
@@ -283,6 +293,9 @@ class ChatChunk:
     #: and cache counts up front), for a client format that reports it there. Only
     #: informative: the whole answer's usage still comes in ``usage``, at the end.
     start_usage: Usage | None = None
+    #: As in :class:`GatewayResponse`, on every chunk the upstream puts them on.
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
     #: The upstream's own event bytes for this chunk, when the request was passed
     #: through to a target of the client's own format (a passthrough stream has a
     #: chunk, maybe with no choices, for every upstream event): that client gets
@@ -300,7 +313,7 @@ class ChatChunk:
             return True
         for c in self.choices:
             d = c.delta
-            if d.content or d.tool_calls or d.refusal or c.finish_reason:
+            if d.content or d.tool_calls or d.refusal or d.reasoning_content or c.finish_reason:
                 return True
         return False
 

@@ -39,7 +39,7 @@ class Chat(Handler):
 
     async def answer(self, ex: Exchange, body: bytes, runtime: Runtime) -> None:
         scope, trace, key = ex.scope, ex.trace, ex.key
-        req = ex.codec.decode(body)
+        req = ex.codec.decode(body, ex.scope["headers"])
         node, settings = self.route(ex, req.model, runtime)
         tokens = request_tokens(req)
         options = RequestOptions(
