@@ -78,6 +78,7 @@ class AnthropicAdapter(AdapterBase):
     """
 
     image_urls = True  # Anthropic fetches http(s) image URLs itself ("url" sources)
+    fields = ANTHROPIC  # its column of the field tables (._fields)
     same_format = ANTHROPIC  # a Messages client's body passes through
 
     def __init__(

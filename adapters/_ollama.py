@@ -83,6 +83,8 @@ class OllamaAdapter(AdapterBase):
         name: The provider's name in the config.
     """
 
+    fields = "ollama"  # its column of the field tables (._fields)
+
     image_urls = False  # Ollama takes image bytes only
 
     def __init__(

@@ -58,6 +58,7 @@ class OpenAIAdapter(AdapterBase):
             take; compatible hosts get the name the client used.
     """
 
+    fields = OPENAI  # its column of the field tables (._fields)
     same_format = OPENAI  # an OpenAI Chat client's body passes through
 
     def __init__(

@@ -9,6 +9,7 @@ PUBLIC = {
     "MessagesSent",
     "WireBody",
     "passes_through",
+    "refuse_fields",
     "refuse_untranslated",
     "translated",
     # errors
