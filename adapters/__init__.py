@@ -48,6 +48,7 @@ from ._errors import Timeout as Timeout
 from ._errors import UnsupportedCapability as UnsupportedCapability
 from ._errors import UnsupportedParameter as UnsupportedParameter
 from ._fields import refuse_fields as refuse_fields
+from ._fields import refuse_untaken as refuse_untaken
 from ._messages_request import messages_request_from_wire as messages_request_from_wire
 from ._messages_stream import MessagesStreamEncoder as MessagesStreamEncoder
 from ._openai import OpenAIAdapter as OpenAIAdapter

@@ -200,10 +200,7 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
     if not isinstance(error, dict):
         return None, None
     kind, message = error.get("type"), error.get("message")
-    return (
-        str(kind) if kind is not None else None,
-        str(message) if message is not None else None,
-    )
+    return (None if kind is None else str(kind)), (None if message is None else str(message))
 
 
 def error_from_wire(

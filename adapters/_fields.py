@@ -23,7 +23,7 @@ import attrs
 import orjson
 
 from ._errors import UnsupportedParameter
-from ._passthrough import ANTHROPIC, OPENAI, passes_through
+from ._passthrough import ANTHROPIC, OPENAI, passes_through, refuse_untranslated
 
 if TYPE_CHECKING:
     from ._types import GatewayRequest
@@ -38,6 +38,7 @@ __all__ = [
     "Field",
     "field_table",
     "refuse_fields",
+    "refuse_untaken",
 ]
 
 TRANSLATED = "translated"
@@ -254,6 +255,14 @@ def refuse_fields(req: GatewayRequest, column: str | None, target: str) -> None:
         if cell != REFUSED or value is None or (field is not None and value in field.neutral):
             continue
         raise UnsupportedParameter(f"{target} takes no '{name}'", param=name)
+
+
+def refuse_untaken(req: GatewayRequest, adapter: object, target: str) -> None:
+    """Raises UnsupportedParameter for what of ``req`` the ``adapter``'s kind cannot
+    take: a part only the client's format has (:func:`._passthrough.refuse_untranslated`),
+    or a field its column refuses (:func:`refuse_fields`)."""
+    refuse_untranslated(req, getattr(adapter, "same_format", None), target)
+    refuse_fields(req, getattr(adapter, "fields", None), target)
 
 
 def field_table(fields: tuple[Field, ...]) -> str:

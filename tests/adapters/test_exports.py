@@ -10,6 +10,7 @@ PUBLIC = {
     "WireBody",
     "passes_through",
     "refuse_fields",
+    "refuse_untaken",
     "refuse_untranslated",
     "translated",
     # errors

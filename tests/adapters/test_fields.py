@@ -14,8 +14,7 @@ import pytest
 from adapters import (
     UnsupportedParameter,
     messages_request_from_wire,
-    refuse_fields,
-    refuse_untranslated,
+    refuse_untaken,
     request_from_wire,
 )
 from adapters._anthropic import AnthropicAdapter
@@ -61,8 +60,7 @@ INGRESSES: dict[str, tuple[Callable[[Any], GatewayRequest], dict[str, Any], tupl
 def sent(column: str, req: GatewayRequest) -> tuple[str, Any]:
     """What a target of ``column`` is sent for ``req``, checked as the router checks it."""
     adapter, model = ADAPTERS[column]
-    refuse_untranslated(req, getattr(adapter, "same_format", None), column)
-    refuse_fields(req, getattr(adapter, "fields", None), column)
+    refuse_untaken(req, adapter, column)  # as the router does before translating
     upstream = adapter.build_request(req, model)
     return upstream.url, orjson.loads(upstream.body)
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import anthropic
-
-from tests.conftest import openai_client
+from tests.conftest import anthropic_client, openai_client
 from tests.fakes.anthropic_upstream import THOUGHT, FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI, running
 
@@ -85,7 +83,7 @@ async def test_the_anthropic_beta_header_reaches_anthropic(
     async with (
         running(claude) as claude_url,
         start_router(_toml(claude_url, fake_openai.url)) as url,
-        anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0) as client,
+        anthropic_client(url) as client,
     ):
         await client.messages.create(
             model="think",
