@@ -75,10 +75,13 @@ def request_to_wire(req: GatewayRequest, model: str, default_max_tokens: int) ->
     user = req.extra.get("user")
     if isinstance(user, str):
         body["metadata"] = {"user_id": user}
+    top_k = req.extra.get("top_k")
+    if type(top_k) is int:
+        body["top_k"] = top_k
     _thinking(body, req.extra.get("reasoning_effort"))
-    # Everything else in ``extra`` (seed, logprobs, ...) has no Anthropic equivalent in
-    # the classic API and is dropped; the adapter turns ``response_format`` into a
-    # forced tool first (``adapters._structured``).
+    # Everything else in ``extra`` (seed, logprobs, ...) has no Anthropic equivalent: the
+    # router refuses it before translating (``adapters._fields``); the adapter turns
+    # ``response_format`` into a forced tool first (``adapters._structured``).
     return body
 
 

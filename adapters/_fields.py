@@ -164,7 +164,7 @@ OPENAI_FIELDS: tuple[Field, ...] = (
     _openai("seed", _SAMPLING, how={"ollama": "`options`"}, sample=7),
     _openai("presence_penalty", _SAMPLING, how={"ollama": "`options`"}, neutral=(0,), sample=0.5),
     _openai("frequency_penalty", _SAMPLING, how={"ollama": "`options`"}, neutral=(0,), sample=0.5),
-    _openai("top_k", ("gemini",), how={"gemini": "`topK`"}, sample=5),
+    _openai("top_k", (ANTHROPIC, "gemini"), how={"gemini": "`topK`"}, sample=5),
     _openai(
         "reasoning_effort",
         (ANTHROPIC,),

@@ -262,7 +262,8 @@ def _generation_config(req: GatewayRequest) -> dict[str, Any]:
             schema = (fmt.get("json_schema") or {}).get("schema")
             if schema is not None:
                 config["responseJsonSchema"] = schema
-    # Everything else OpenAI-only (user, logit_bias, parallel_tool_calls, ...) is dropped.
+    # Everything else OpenAI-only (user, logit_bias, ...) is refused before translation
+    # (``adapters._fields``).
     return config
 
 
