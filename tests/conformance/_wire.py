@@ -69,8 +69,8 @@ class MessagesSequence:
     """Anthropic's event sequence for one message: ``message_start``; then per content
     block, in index order from 0, ``content_block_start``, its deltas, its
     ``content_block_stop`` (one block open at a time); ``message_delta``;
-    ``message_stop`` last. ``ping`` may come anywhere; an ``error`` event ends the
-    stream early."""
+    ``message_stop`` last. ``ping`` and kinds of events added later may come anywhere;
+    an ``error`` event ends the stream early."""
 
     def __init__(self) -> None:
         self.problems: list[str] = []
@@ -90,10 +90,8 @@ class MessagesSequence:
         if data.get("type") != name:
             self._bad(f"event {name} holds type {data.get('type')!r}")
         step = getattr(self, "_" + name, None)
-        if step is None:
-            self._bad(f"unknown event {name}")
-            return
-        step(data)
+        if step is not None:  # Anthropic may add kinds of events: clients skip them
+            step(data)
 
     def end(self) -> None:
         if self._state != "done":
