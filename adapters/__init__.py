@@ -50,6 +50,8 @@ from ._errors import StreamError as StreamError
 from ._errors import Timeout as Timeout
 from ._errors import UnsupportedCapability as UnsupportedCapability
 from ._errors import UnsupportedParameter as UnsupportedParameter
+from ._fields import refuse_fields as refuse_fields
+from ._fields import refuse_untaken as refuse_untaken
 from ._jobs import Job as Job
 from ._jobs import JobAdapter as JobAdapter
 from ._jobs import PolledStreamDecoder as PolledStreamDecoder
@@ -110,6 +112,7 @@ from ._types import GatewayRequest as GatewayRequest
 from ._types import GatewayResponse as GatewayResponse
 from ._types import ImagePart as ImagePart
 from ._types import Message as Message
+from ._types import RefusalPart as RefusalPart
 from ._types import TextPart as TextPart
 from ._types import Tool as Tool
 from ._types import ToolCall as ToolCall
@@ -117,3 +120,4 @@ from ._types import ToolCallDelta as ToolCallDelta
 from ._types import UpstreamRequest as UpstreamRequest
 from ._types import Usage as Usage
 from ._types import WireBody as WireBody
+from ._types import WirePart as WirePart

@@ -74,6 +74,7 @@ class AzureAdapter(AdapterBase):
         name: The provider's name in the config.
     """
 
+    fields = OPENAI  # its column of the field tables (._fields)
     same_format = OPENAI  # an OpenAI Chat client's body passes through
 
     def __init__(

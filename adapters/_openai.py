@@ -61,6 +61,7 @@ class OpenAIAdapter(AdapterBase):
             compatible hosts, Groq and Mistral among them, serve chat only).
     """
 
+    fields = OPENAI  # its column of the field tables (._fields)
     same_format = OPENAI  # an OpenAI Chat client's body passes through
 
     def __init__(

@@ -47,7 +47,7 @@ class Chat(Handler):
 
     async def answer(self, ex: Exchange, body: bytes, runtime: Runtime) -> None:
         scope, trace, key = ex.scope, ex.trace, ex.key
-        req = ex.codec.decode(body)
+        req = ex.codec.decode(body, ex.scope["headers"])
         node, settings = self.route(ex, req.model, runtime)
         if runtime.table.config.server.log_bodies:
             trace.prompt = request_text(req)  # redacted as the access log writes it

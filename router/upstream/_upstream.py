@@ -27,7 +27,7 @@ from adapters import (
     TokenCounter,
     UnsupportedCapability,
     UpstreamRequest,
-    refuse_untranslated,
+    refuse_untaken,
     response_for,
     stream_decoder_for,
 )
@@ -164,8 +164,8 @@ class HTTPUpstream:
 
     async def _prepare(self, req: GatewayRequest, model: str) -> UpstreamRequest:
         """The signed upstream request for ``req``, images fetched if allowed and needed.
-        UnsupportedParameter for a part only the client's format takes (``document``)."""
-        refuse_untranslated(req, getattr(self.adapter, "same_format", None), self.name)
+        UnsupportedParameter for a part or a field the kind cannot take (``document``)."""
+        refuse_untaken(req, self.adapter, self.name)
         if self._images is not None and not self.adapter.image_urls and wants_fetch(req):
             req = attrs.evolve(await inline_images(req, self._images), raw=None)
         return await self.signed(self.adapter.build_request(req, model))

@@ -9,6 +9,8 @@ PUBLIC = {
     "MessagesSent",
     "WireBody",
     "passes_through",
+    "refuse_fields",
+    "refuse_untaken",
     "refuse_untranslated",
     "translated",
     # errors
@@ -34,7 +36,9 @@ PUBLIC = {
     "GatewayResponse",
     "Message",
     "ContentPart",
+    "RefusalPart",
     "TextPart",
+    "WirePart",
     "ImagePart",
     "Tool",
     "ToolCall",
