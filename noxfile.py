@@ -52,6 +52,18 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def screenshot(session: nox.Session) -> None:
+    """docs/img/admin-ui.png: the status page in headless Chromium after three minutes
+    of traffic on the shipped config (needs chromium and chromedriver; not in the
+    default sessions; `-- --seconds 30` for a quicker one)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "python", "-m", "tests.router.http.screenshot_status_page", "docs/img/admin-ui.png",
+        *session.posargs,
+    )  # fmt: skip
+
+
+@nox.session
 def soak(session: nox.Session) -> None:
     """Minutes of mixed traffic with client hang-ups: RSS flat, descriptors back (not
     in the default sessions; `-- --duration 60` for a shorter run)."""

@@ -26,6 +26,9 @@ from ._configs import OllamaProvider as OllamaProvider
 from ._configs import OpenAICompatibleProvider as OpenAICompatibleProvider
 from ._configs import OpenAIProvider as OpenAIProvider
 from ._configs import SimulatedProvider as SimulatedProvider
+from ._configs_hosted import HuggingFaceProvider as HuggingFaceProvider
+from ._configs_hosted import ReplicateProvider as ReplicateProvider
+from ._configs_hosted import RunPodProvider as RunPodProvider
 from ._embeddings import join_embeddings as join_embeddings
 from ._embeddings import request_parts as request_parts
 from ._embeddings import share_tokens as share_tokens
@@ -47,6 +50,11 @@ from ._errors import StreamError as StreamError
 from ._errors import Timeout as Timeout
 from ._errors import UnsupportedCapability as UnsupportedCapability
 from ._errors import UnsupportedParameter as UnsupportedParameter
+from ._fields import refuse_fields as refuse_fields
+from ._fields import refuse_untaken as refuse_untaken
+from ._jobs import Job as Job
+from ._jobs import JobAdapter as JobAdapter
+from ._jobs import PolledStreamDecoder as PolledStreamDecoder
 from ._messages_request import messages_request_from_wire as messages_request_from_wire
 from ._messages_stream import MessagesStreamEncoder as MessagesStreamEncoder
 from ._openai import OpenAIAdapter as OpenAIAdapter
@@ -86,6 +94,12 @@ from ._simulated import SimulatedModel as SimulatedModel
 from ._simulated import SimulatedPlan as SimulatedPlan
 from ._sse import SSEDecoder as SSEDecoder
 from ._sse import SSEEvent as SSEEvent
+from ._text_completions import TextCompleter as TextCompleter
+from ._text_completions import TextRequest as TextRequest
+from ._text_completions import TextResponse as TextResponse
+from ._text_completions import TextStreamDecoder as TextStreamDecoder
+from ._text_completions import text_request_from_wire as text_request_from_wire
+from ._text_completions import text_response_from_wire as text_response_from_wire
 from ._types import ChatChunk as ChatChunk
 from ._types import Choice as Choice
 from ._types import ChunkChoice as ChunkChoice
@@ -98,6 +112,7 @@ from ._types import GatewayRequest as GatewayRequest
 from ._types import GatewayResponse as GatewayResponse
 from ._types import ImagePart as ImagePart
 from ._types import Message as Message
+from ._types import RefusalPart as RefusalPart
 from ._types import TextPart as TextPart
 from ._types import Tool as Tool
 from ._types import ToolCall as ToolCall
@@ -105,3 +120,4 @@ from ._types import ToolCallDelta as ToolCallDelta
 from ._types import UpstreamRequest as UpstreamRequest
 from ._types import Usage as Usage
 from ._types import WireBody as WireBody
+from ._types import WirePart as WirePart

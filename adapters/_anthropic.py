@@ -38,7 +38,7 @@ from ._errors import (
     StreamError,
     Timeout,
 )
-from ._passthrough import ANTHROPIC, body_for, passes_through, sse_bytes
+from ._passthrough import ANTHROPIC, body_for, passes_through, sse_bytes, with_client_headers
 from ._sse import SSEDecoder, SSEEvent
 from ._structured import JsonToolDecoder, json_tool, json_tool_answer
 from ._types import (
@@ -78,6 +78,7 @@ class AnthropicAdapter(AdapterBase):
     """
 
     image_urls = True  # Anthropic fetches http(s) image URLs itself ("url" sources)
+    fields = ANTHROPIC  # its column of the field tables (._fields)
     same_format = ANTHROPIC  # a Messages client's body passes through
 
     def __init__(
@@ -120,7 +121,8 @@ class AnthropicAdapter(AdapterBase):
 
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
         headers = self._stream_headers if req.stream else self._headers
-        if passes_through(req, ANTHROPIC):  # a Messages client: its body as it came
+        if passes_through(req, ANTHROPIC):  # a Messages client: its body (and beta) as came
+            headers = with_client_headers(headers, req)
             return UpstreamRequest("POST", self.url, headers, orjson.dumps(body_for(req, model)))
         tool = json_tool(req, "anthropic")
         if tool is not None:  # response_format: answered through a forced tool
@@ -198,10 +200,7 @@ def _error_fields(body: bytes) -> tuple[str | None, str | None]:
     if not isinstance(error, dict):
         return None, None
     kind, message = error.get("type"), error.get("message")
-    return (
-        str(kind) if kind is not None else None,
-        str(message) if message is not None else None,
-    )
+    return (None if kind is None else str(kind)), (None if message is None else str(message))
 
 
 def error_from_wire(
@@ -343,6 +342,8 @@ class AnthropicStreamDecoder:
                 return [self._chunk(Delta(tool_calls=(call,)))]
             if block["type"] == "text" and block.get("text"):
                 return [self._chunk(Delta(content=str(block["text"])))]
+            if block["type"] == "thinking" and block.get("thinking"):
+                return [self._chunk(Delta(reasoning_content=str(block["thinking"])))]
             return []
         if name == "content_block_delta":
             delta = raw["delta"]
@@ -357,7 +358,9 @@ class AnthropicStreamDecoder:
                 self._has_args[index] = True
                 call = ToolCallDelta(self._tools[index], arguments=str(delta["partial_json"]))
                 return [self._chunk(Delta(tool_calls=(call,)))]
-            return []  # thinking, signature and citation deltas have no OpenAI place
+            if delta["type"] == "thinking_delta" and delta.get("thinking"):
+                return [self._chunk(Delta(reasoning_content=str(delta["thinking"])))]
+            return []  # signature and citation deltas have no OpenAI place
         if name == "content_block_stop":
             index = int(raw["index"])
             if index in self._tools and not self._has_args[index]:

@@ -9,6 +9,7 @@ Decisions where the formats do not line up:
 * OpenAI allows temperature up to 2, Anthropic up to 1: values are clamped, not rescaled.
 * Tool-call arguments that are not a JSON object (models sometimes produce broken JSON)
   travel as ``{"_raw": "<text>"}``, so the conversation can go on.
+* ``reasoning_effort`` is an extended-thinking budget (:data:`THINKING_BUDGETS`).
 * A conversation whose first turn is the assistant's gets a minimal ``"."`` user turn
   first; empty text blocks and empty turns are dropped (Anthropic rejects them).
 """
@@ -21,20 +22,22 @@ import orjson
 
 from ._errors import (
     InvalidRequest,
+    UnsupportedParameter,
 )
+from ._passthrough import refuse_part
 from ._types import (
     ContentPart,
     GatewayRequest,
     Message,
     TextPart,
     Tool,
+    WirePart,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-
-__all__ = ["MEDIA_TYPES", "request_to_wire", "tool_input"]
+__all__ = ["MEDIA_TYPES", "THINKING_BUDGETS", "request_to_wire", "tool_input"]
 
 #: The image types Anthropic takes.
 MEDIA_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -72,10 +75,42 @@ def request_to_wire(req: GatewayRequest, model: str, default_max_tokens: int) ->
     user = req.extra.get("user")
     if isinstance(user, str):
         body["metadata"] = {"user_id": user}
-    # Everything else in ``extra`` (seed, logprobs, ...) has no Anthropic equivalent in
-    # the classic API and is dropped; the adapter turns ``response_format`` into a
-    # forced tool first (``adapters._structured``).
+    top_k = req.extra.get("top_k")
+    if type(top_k) is int:
+        body["top_k"] = top_k
+    _thinking(body, req.extra.get("reasoning_effort"))
+    # Everything else in ``extra`` (seed, logprobs, ...) has no Anthropic equivalent: the
+    # router refuses it before translating (``adapters._fields``); the adapter turns
+    # ``response_format`` into a forced tool first (``adapters._structured``).
     return body
+
+
+#: OpenAI's ``reasoning_effort`` as an Anthropic extended-thinking budget: LiteLLM's
+#: documented mapping (low 1024, medium 2048, high 4096), ``minimal`` at Anthropic's
+#: least budget (1024) and ``none`` no thinking at all.
+THINKING_BUDGETS: Mapping[str, int] = {"minimal": 1024, "low": 1024, "medium": 2048, "high": 4096}
+
+
+def _thinking(body: dict[str, Any], effort: Any) -> None:
+    """``reasoning_effort`` as ``thinking``. Anthropic wants ``max_tokens`` above the
+    budget (the budget is part of it), where OpenAI's limit counts reasoning too: a
+    limit at or under the budget gets the budget added, so that the answer keeps the
+    room the client gave it.
+
+    Raises:
+        UnsupportedParameter: an effort that has no budget here.
+    """
+    if effort is None or effort == "none":
+        return
+    budget = THINKING_BUDGETS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        raise UnsupportedParameter(
+            f"anthropic has no thinking budget for reasoning_effort {effort!r}",
+            param="reasoning_effort",
+        )
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if body["max_tokens"] <= budget:
+        body["max_tokens"] += budget
 
 
 def _turns(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
@@ -156,6 +191,8 @@ def tool_input(arguments: str) -> dict[str, Any]:
 def _part_to_wire(p: ContentPart, where: str) -> dict[str, Any]:
     if isinstance(p, TextPart):
         return {"type": "text", "text": p.text}
+    if isinstance(p, WirePart):
+        refuse_part(p, "anthropic")
     url = p.url
     if url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}

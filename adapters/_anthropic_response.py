@@ -118,26 +118,36 @@ def response_from_wire(raw: Any) -> GatewayResponse:
         if raw.get("type") != "message" or not isinstance(raw["content"], list):
             raise TypeError("not a message object")
         texts: list[str] = []
+        thoughts: list[str] = []
         calls: list[ToolCall] = []
         for block in raw["content"]:
             kind = block["type"]
             if kind == "text":
                 texts.append(str(block["text"]))
+            elif kind == "thinking":  # OpenAI-format clients read it as reasoning_content
+                thoughts.append(str(block.get("thinking") or ""))
             elif kind == "tool_use":
                 arguments = orjson.dumps(block.get("input") or {}).decode()
                 calls.append(
                     ToolCall(id=str(block["id"]), name=str(block["name"]), arguments=arguments)
                 )
-            # thinking, redacted_thinking and server-tool blocks have no OpenAI place.
+            # redacted_thinking and server-tool blocks have no OpenAI place.
         text = "".join(texts)
+        reasoning = "".join(thoughts) if thoughts else None
         if raw.get("stop_reason") == "refusal":
             # What a refusing answer says is its refusal, as OpenAI's format keeps it.
-            message = Message(role="assistant", tool_calls=tuple(calls), refusal=text or None)
+            message = Message(
+                role="assistant",
+                tool_calls=tuple(calls),
+                refusal=text or None,
+                reasoning_content=reasoning,
+            )
         else:
             message = Message(
                 role="assistant",
                 content=text if text or not calls else None,
                 tool_calls=tuple(calls),
+                reasoning_content=reasoning,
             )
         finish = finish_reason_from_wire(raw.get("stop_reason"))
         choice = Choice(0, message, finish, stop_sequence_from_wire(raw))

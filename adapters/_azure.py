@@ -41,6 +41,7 @@ from ._openai_embeddings import embedding_response_from_wire
 from ._openai_request import for_reasoning_model, request_to_wire
 from ._openai_response import response_from_wire
 from ._passthrough import OPENAI, body_for, passes_through
+from ._text_completions import TextRequest, text_body
 from ._types import (
     ChatChunk,
     EmbeddingRequest,
@@ -73,6 +74,7 @@ class AzureAdapter(AdapterBase):
         name: The provider's name in the config.
     """
 
+    fields = OPENAI  # its column of the field tables (._fields)
     same_format = OPENAI  # an OpenAI Chat client's body passes through
 
     def __init__(
@@ -151,6 +153,13 @@ class AzureAdapter(AdapterBase):
         self, req: EmbeddingRequest, model: str, status: int, headers: Headers, body: bytes
     ) -> EmbeddingResponse:
         return embedding_response_from_wire(upstream_json(body), len(req.inputs))
+
+    def text_completion_request(self, req: TextRequest, model: str) -> UpstreamRequest:
+        """``POST .../deployments/{deployment}/completions``: the client's body, no
+        model (the deployment chooses it)."""
+        body = orjson.dumps(text_body(req, None))
+        headers = self._stream_headers if req.stream else self._headers
+        return UpstreamRequest("POST", self.url(model, "completions"), headers, body)
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:
         error = _error_object(body)

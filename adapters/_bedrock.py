@@ -86,6 +86,8 @@ class BedrockAdapter(AdapterBase):
         name: The provider's name in the config, for error messages.
     """
 
+    fields = "bedrock"  # its column of the field tables (._fields)
+
     image_urls = False  # Converse takes image bytes (or S3), never an http URL
 
     def __init__(

@@ -32,6 +32,7 @@ from ._errors import (
     Timeout,
     UnsupportedCapability,
 )
+from ._passthrough import refuse_part
 from ._types import (
     Choice,
     GatewayRequest,
@@ -41,6 +42,7 @@ from ._types import (
     TextPart,
     ToolCall,
     Usage,
+    WirePart,
 )
 
 if TYPE_CHECKING:
@@ -160,6 +162,8 @@ def _blocks(m: Message) -> list[dict[str, Any]]:
             if isinstance(part, TextPart):
                 if part.text:  # empty text blocks are rejected
                     blocks.append({"text": part.text})
+            elif isinstance(part, WirePart):
+                refuse_part(part, "bedrock")
             else:
                 blocks.append({"image": _image(part)})
     for call in m.tool_calls if m.role == "assistant" else ():

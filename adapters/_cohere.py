@@ -88,6 +88,8 @@ class CohereAdapter(AdapterBase):
         name: The provider's name in the config.
     """
 
+    fields = "cohere"  # its column of the field tables (._fields)
+
     def __init__(
         self,
         base_url: str = COHERE_URL,

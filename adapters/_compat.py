@@ -3,9 +3,9 @@ known deviations, as pure fix-ups of parsed JSON.
 
 The ``openai`` adapter serves every host that speaks Chat Completions; the hosts known
 by name (``vllm``, ``together``, ``groq``, ``mistral``, ``deepseek``, ``openrouter``,
-``fireworks``) differ in small ways, each handled by a function here that the adapter
-applies to a request body before it is sent, to an answer or a stream chunk after it
-is parsed, and to an error after it is mapped:
+``fireworks``, ``ai21``) differ in small ways, each handled by a function here that
+the adapter applies to a request body before it is sent, to an answer or a stream
+chunk after it is parsed, and to an error after it is mapped:
 
 * all of them: the ``developer`` role is OpenAI's; hosts expect ``system``;
 * Mistral: ``seed`` is ``random_seed``; tool-call ids must be exactly 9 alphanumerics
@@ -17,6 +17,7 @@ is parsed, and to an error after it is mapped:
   498 ``capacity_exceeded`` is overload;
 * DeepSeek: finish reason ``insufficient_system_resource`` means the answer was cut off
   for want of capacity: :class:`Overloaded`, so another attempt may finish it;
+* AI21: string content, no images, ``json_object`` only (``adapters._ai21``);
 * Together: a 403 for prompt + ``max_tokens`` over the context window;
 * OpenRouter: 408 is its generation timeout; ``finish_reason: "error"``;
 * any of them: 402 (credits, balance) is the operator's account, not the client's
@@ -37,6 +38,7 @@ from typing import Any
 
 import attrs
 
+from ._ai21 import ai21_request
 from ._errors import (
     ContextLengthExceeded,
     GatewayError,
@@ -300,6 +302,7 @@ class CompatibleHost:
         rate_limits: Whether it sends OpenAI's ``x-ratelimit-*`` headers.
         system: Its ``gen_ai.system`` name in traces (None: the kind).
         prefill: Whether it continues a trailing assistant message (with its fix-ups).
+        text_completions: Whether it serves the legacy ``/completions`` API.
     """
 
     kind: str
@@ -309,6 +312,7 @@ class CompatibleHost:
     rate_limits: bool = True
     system: str | None = None
     prefill: bool = False
+    text_completions: bool = True
 
 
 _HOSTS = (
@@ -329,6 +333,7 @@ _HOSTS = (
         "https://api.groq.com/openai/v1",
         Fixups(request=_groq_request, chunk=_groq_chunk, error=_groq_error),
         prefill=True,  # documented: "Assistant Message Prefilling"
+        text_completions=False,  # chat only
     ),
     CompatibleHost(
         "mistral",
@@ -343,6 +348,7 @@ _HOSTS = (
         rate_limits=False,
         system="mistral_ai",
         prefill=True,
+        text_completions=False,  # chat only (code completion is /v1/fim/completions)
     ),
     CompatibleHost(
         "deepseek",
@@ -353,6 +359,7 @@ _HOSTS = (
             chunk=_deepseek_answer,
             error=_payment_required,
         ),
+        text_completions=False,  # completions are a beta at another base URL (/beta)
     ),
     CompatibleHost(
         "openrouter",
@@ -363,6 +370,13 @@ _HOSTS = (
             chunk=_openrouter_chunk,
             error=_openrouter_error,
         ),
+    ),
+    CompatibleHost(
+        "ai21",
+        "https://api.ai21.com/studio/v1",
+        Fixups(request=ai21_request, error=_payment_required),
+        stream_usage=False,  # no stream_options: the last chunk carries usage anyway
+        rate_limits=False,
     ),
     CompatibleHost(
         "fireworks",

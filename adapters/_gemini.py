@@ -88,6 +88,8 @@ class GeminiAdapter(AdapterBase):
         name: The provider's name in the config, for reprs.
     """
 
+    fields = "gemini"  # its column of the field tables (._fields)
+
     #: Gemini's ``fileData`` takes only Files-API/GCS URIs: web images must be bytes.
     image_urls = False
 

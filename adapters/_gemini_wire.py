@@ -22,6 +22,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 
 from ._errors import ContentFiltered, InvalidRequest, SerializationError, UnsupportedCapability
+from ._passthrough import refuse_part
 from ._types import (
     Choice,
     GatewayRequest,
@@ -32,6 +33,7 @@ from ._types import (
     Tool,
     ToolCall,
     Usage,
+    WirePart,
 )
 
 if TYPE_CHECKING:
@@ -137,6 +139,8 @@ def _user_parts(m: Message, index: int) -> list[dict[str, Any]]:
         if isinstance(p, TextPart):
             if p.text:  # Gemini refuses empty text parts
                 parts.append({"text": p.text})
+        elif isinstance(p, WirePart):
+            refuse_part(p, "gemini")
         else:
             parts.append(_image(p, index))
     return parts
@@ -258,7 +262,8 @@ def _generation_config(req: GatewayRequest) -> dict[str, Any]:
             schema = (fmt.get("json_schema") or {}).get("schema")
             if schema is not None:
                 config["responseJsonSchema"] = schema
-    # Everything else OpenAI-only (user, logit_bias, parallel_tool_calls, ...) is dropped.
+    # Everything else OpenAI-only (user, logit_bias, ...) is refused before translation
+    # (``adapters._fields``).
     return config
 
 

@@ -1,8 +1,10 @@
 """A client's Anthropic Messages request -> ours (the ``POST /v1/messages`` ingress).
 
 The reverse of :mod:`._anthropic_request`, with the same format decisions; in addition
-``top_k``, ``metadata``, ``thinking`` and ``service_tier`` have no OpenAI equivalent and
-are dropped, and ``tool_result.is_error`` becomes an ``"Error: "`` prefix.
+``metadata.user_id`` becomes ``user`` and ``top_k`` is kept for the kinds that take it,
+while ``thinking``, ``service_tier`` and the like have no unified form (which kinds
+refuse what is :mod:`._fields`), and ``tool_result.is_error`` becomes an ``"Error: "``
+prefix.
 
 The body itself travels with the request (``GatewayRequest.raw``): an ``anthropic``
 target gets it as it came, every field included (:mod:`._passthrough`). Content blocks
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -38,14 +41,18 @@ from ._types import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 
 __all__ = ["messages_request_from_wire"]
 
 
-def messages_request_from_wire(body: Any) -> GatewayRequest:
-    """A client's parsed Anthropic Messages body -> GatewayRequest.
+def messages_request_from_wire(
+    body: Any, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> GatewayRequest:
+    """A client's parsed Anthropic Messages body (and its request headers) ->
+    GatewayRequest. Its ``anthropic-beta`` header goes on with the body to Anthropic
+    targets.
 
     Raises:
         InvalidRequest: naming the offending parameter.
@@ -73,7 +80,7 @@ def messages_request_from_wire(body: Any) -> GatewayRequest:
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, list):
         raise InvalidRequest("'tools' must be an array", param="tools")
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = _extra_from_wire(body)
     tool_choice = _tool_choice_from_wire(body.get("tool_choice"), extra)
     unified_tools = []
     for i, t in enumerate(tools or ()):
@@ -93,8 +100,37 @@ def messages_request_from_wire(body: Any) -> GatewayRequest:
         tools=tuple(unified_tools),
         tool_choice=tool_choice,
         extra=extra,
-        raw=WireBody(ANTHROPIC, body, tuple(untranslated)),
+        raw=WireBody(ANTHROPIC, body, tuple(untranslated), _beta(headers)),
     )
+
+
+#: What an ``anthropic-beta`` value may hold: feature names, commas, spaces.
+_BETA = re.compile(r"[A-Za-z0-9._, -]*")
+
+
+def _beta(headers: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:
+    values = [v for k, v in headers if k.lower() == b"anthropic-beta"]
+    if not values:
+        return ()
+    value = b",".join(values).decode("latin-1")
+    if _BETA.fullmatch(value) is None:  # never echoed: a header may hold anything
+        raise InvalidRequest("the anthropic-beta header must list feature names")
+    return (("anthropic-beta", value),)
+
+
+def _extra_from_wire(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that have an OpenAI form, in it: ``metadata.user_id`` is ``user``,
+    ``top_k`` stays (Gemini's ``topK``). Which kinds take which is :mod:`._fields`."""
+    extra: dict[str, Any] = {}
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        extra["user"] = metadata["user_id"]
+    top_k = body.get("top_k")
+    if top_k is not None:
+        if type(top_k) is not int or top_k < 1:
+            raise InvalidRequest("'top_k' must be a positive integer", param="top_k")
+        extra["top_k"] = top_k
+    return extra
 
 
 def _system_from_wire(raw: Any) -> str:

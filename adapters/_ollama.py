@@ -83,6 +83,8 @@ class OllamaAdapter(AdapterBase):
         name: The provider's name in the config.
     """
 
+    fields = "ollama"  # its column of the field tables (._fields)
+
     image_urls = False  # Ollama takes image bytes only
 
     def __init__(
@@ -121,8 +123,8 @@ class OllamaAdapter(AdapterBase):
                 options[key] = req.extra[key]
         if options:
             body["options"] = options
-        # Ollama has no tool_choice; "none" is honoured by not offering the tools, the
-        # others ("auto", "required", a named function) cannot be and are dropped.
+        # Ollama has no tool_choice; "none" is honoured by not offering the tools, "auto"
+        # is its way; the others (forcing a call) are refused before (``._fields``).
         if req.tools and req.tool_choice != "none":
             body["tools"] = [tool_to_wire(t.name, t.description, t.parameters) for t in req.tools]
         fmt = format_to_wire(req.extra.get("response_format"))

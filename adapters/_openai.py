@@ -20,12 +20,13 @@ from ._base import (
 )
 from ._compat import IDENTITY, Fixups
 from ._embeddings import MAX_INPUTS, refuse_dimensions
-from ._errors import GatewayError, SerializationError, StreamError
+from ._errors import GatewayError, SerializationError, StreamError, UnsupportedCapability
 from ._openai_embeddings import embedding_request_to_wire, embedding_response_from_wire
 from ._openai_request import for_reasoning_model, request_to_wire
 from ._openai_response import chunk_from_wire, response_from_wire
 from ._passthrough import OPENAI, body_for, passes_through, sse_bytes
 from ._sse import SSEDecoder
+from ._text_completions import TextRequest, text_body
 from ._types import (
     ChatChunk,
     EmbeddingRequest,
@@ -56,8 +57,11 @@ class OpenAIAdapter(AdapterBase):
         openai_limits: The host is OpenAI itself: its reasoning models (o-series,
             gpt-5) get the token limit as ``max_completion_tokens``, the only name they
             take; compatible hosts get the name the client used.
+        text_completions: The host serves the legacy ``/completions`` API (some
+            compatible hosts, Groq and Mistral among them, serve chat only).
     """
 
+    fields = OPENAI  # its column of the field tables (._fields)
     same_format = OPENAI  # an OpenAI Chat client's body passes through
 
     def __init__(
@@ -70,6 +74,7 @@ class OpenAIAdapter(AdapterBase):
         stream_usage: bool = False,
         prefill: bool = False,
         openai_limits: bool = False,
+        text_completions: bool = True,
     ) -> None:
         self.name = name
         # OpenAI's own API: its reasoning models get max_completion_tokens.
@@ -82,6 +87,8 @@ class OpenAIAdapter(AdapterBase):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._models_url = base_url.rstrip("/") + "/models"
         self._embeddings_url = base_url.rstrip("/") + "/embeddings"
+        self._completions_url = base_url.rstrip("/") + "/completions"
+        self._text_completions = text_completions
         auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers, self._stream_headers = request_headers(auth, headers)
 
@@ -150,6 +157,18 @@ class OpenAIAdapter(AdapterBase):
     ) -> EmbeddingResponse:
         return embedding_response_from_wire(upstream_json(body), len(req.inputs))
 
+    def text_completion_request(self, req: TextRequest, model: str) -> UpstreamRequest:
+        """``POST {base_url}/completions``: the client's body, ``model`` replaced (and
+        the stream's usage asked for where the host takes it). Raises
+        UnsupportedCapability on a host without the legacy API."""
+        if not self._text_completions:
+            raise UnsupportedCapability(
+                f"provider {self.name!r} has no text completions (/v1/completions)"
+            )
+        body = orjson.dumps(text_body(req, model, stream_usage=self._stream_usage))
+        headers = self._stream_headers if req.stream else self._headers
+        return UpstreamRequest("POST", self._completions_url, headers, body)
+
     def probe_request(self) -> UpstreamRequest:
         """``GET {base_url}/models``: cheap, authenticated, costs no tokens."""
         headers = tuple((k, v) for k, v in self._headers if k != "content-type")
@@ -165,11 +184,15 @@ def openai_embedding_body(req: EmbeddingRequest, model: str) -> dict[str, Any]:
 
 
 def _error_object(body: bytes) -> Any:
-    """The ``error`` of an OpenAI error body (vLLM's flat body is its own), as sent."""
+    """The ``error`` of an OpenAI error body (vLLM's flat body is its own, AI21's
+    ``detail`` its message), as sent."""
     raw = error_object(body)
     error = raw.get("error")
     if error is None and raw.get("object") == "error":  # vLLM and other compatible hosts
         error = raw
+    if error is None and raw.get("detail"):  # AI21's (FastAPI's) {"detail": ...}
+        detail = raw["detail"]
+        error = detail if isinstance(detail, str) else orjson.dumps(detail).decode()
     return error
 
 

@@ -20,11 +20,13 @@ from ._types import (
     GatewayRequest,
     ImagePart,
     Message,
+    RefusalPart,
     Role,
     TextPart,
     Tool,
     ToolCall,
     WireBody,
+    WirePart,
 )
 
 if TYPE_CHECKING:
@@ -239,9 +241,12 @@ def _part_from_wire(raw: Any, where: str) -> ContentPart:
             return ImagePart(image)
         if isinstance(image, dict) and isinstance(image.get("url"), str):
             return ImagePart(image["url"], image.get("detail"))
-    raise InvalidRequest(
-        f"'{where}' must be a text or image_url content part", param=where.split(".")[0]
-    )
+    elif kind == "refusal" and isinstance(raw.get("refusal"), str):
+        return RefusalPart(raw["refusal"])
+    elif isinstance(kind, str) and kind not in ("text", "refusal"):
+        # ``file``, ``input_audio``, a kind added later: OpenAI-format targets take it.
+        return WirePart(OPENAI, raw, where)
+    raise InvalidRequest(f"'{where}' is not a valid content part", param=where.split(".")[0])
 
 
 def _tool_from_wire(raw: Any, index: int) -> Tool:
@@ -284,8 +289,12 @@ def message_to_wire(m: Message) -> dict[str, Any]:
 
 
 def part_to_wire(p: ContentPart) -> dict[str, Any]:
+    if isinstance(p, RefusalPart):
+        return {"type": "refusal", "refusal": p.text}
     if isinstance(p, TextPart):
         return {"type": "text", "text": p.text}
+    if isinstance(p, WirePart):
+        return dict(p.part)  # refused before here unless the target speaks OpenAI's format
     image: dict[str, Any] = {"url": p.url}
     if p.detail is not None:
         image["detail"] = p.detail

@@ -33,6 +33,7 @@ __all__ = [
     "chunk_to_wire",
     "response_from_wire",
     "response_to_wire",
+    "usage_from_wire",
 ]
 
 
@@ -67,8 +68,9 @@ def response_from_wire(raw: Any) -> GatewayResponse:
             model=str(raw.get("model") or ""),
             created=int(raw.get("created") or 0),
             choices=choices,
-            usage=_usage_from_wire(raw.get("usage")),
-            system_fingerprint=raw.get("system_fingerprint"),
+            usage=usage_from_wire(raw.get("usage")),
+            system_fingerprint=_said(raw.get("system_fingerprint")),
+            service_tier=_said(raw.get("service_tier")),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise SerializationError(f"not a chat completion: {exc!r}") from exc
@@ -92,14 +94,40 @@ def response_to_wire(resp: GatewayResponse) -> dict[str, Any]:
     }
     if resp.usage is not None:
         out["usage"] = _usage_to_wire(resp.usage)
-    if resp.system_fingerprint is not None:
-        out["system_fingerprint"] = resp.system_fingerprint
+    _identity_to_wire(out, resp.system_fingerprint, resp.service_tier)
     return out
 
 
+def _identity_to_wire(out: dict[str, Any], fingerprint: str | None, tier: str | None) -> None:
+    if fingerprint is not None:
+        out["system_fingerprint"] = fingerprint
+    if tier is not None:
+        out["service_tier"] = tier
+
+
 def _answer_to_wire(m: Message) -> dict[str, Any]:
-    """An answer's message: ``refusal`` always there, null when none (the schema's)."""
-    return {**message_to_wire(m), "refusal": m.refusal}
+    """An answer's message: ``refusal`` always there, null when none (the schema's);
+    ``reasoning_content`` where there is reasoning (DeepSeek's and vLLM's field)."""
+    out = {**message_to_wire(m), "refusal": m.refusal}
+    if m.reasoning_content is not None:
+        out["reasoning_content"] = m.reasoning_content
+    return out
+
+
+def _reasoning(raw: Mapping[str, Any]) -> str | None:
+    """A message's or delta's reasoning: ``reasoning_content`` (DeepSeek, vLLM's
+    reasoning parsers), or ``reasoning`` (vLLM's newer name, OpenRouter's)."""
+    value = _text(raw.get("reasoning_content"))
+    if value is None:
+        value = raw.get("reasoning")
+        return value if isinstance(value, str) else None  # OpenRouter's may be an object
+    return value  # type: ignore[no-any-return]
+
+
+def _said(value: Any) -> str | None:
+    """An informative string (``system_fingerprint``, ``service_tier``): a host's odd
+    value is left out, never a reason to fail the answer."""
+    return value if isinstance(value, str) else None
 
 
 def _answer_from_wire(raw: Mapping[str, Any]) -> Message:
@@ -111,11 +139,16 @@ def _answer_from_wire(raw: Mapping[str, Any]) -> Message:
         for c in raw.get("tool_calls") or ()
     )
     return Message(
-        role="assistant", content=content, tool_calls=calls, refusal=_text(raw.get("refusal"))
+        role="assistant",
+        content=content,
+        tool_calls=calls,
+        refusal=_text(raw.get("refusal")),
+        reasoning_content=_reasoning(raw),
     )
 
 
-def _usage_from_wire(raw: Any) -> Usage | None:
+def usage_from_wire(raw: Any) -> Usage | None:
+    """OpenAI's ``usage`` object (details included); None when there is none."""
     if not isinstance(raw, dict):
         return None
     prompt = raw.get("prompt_tokens_details")
@@ -158,7 +191,9 @@ def chunk_from_wire(raw: Any) -> ChatChunk:
             model=str(raw.get("model") or ""),
             created=int(raw.get("created") or 0),
             choices=tuple(_chunk_choice_from_wire(c) for c in raw.get("choices") or ()),
-            usage=_usage_from_wire(raw.get("usage")),
+            usage=usage_from_wire(raw.get("usage")),
+            system_fingerprint=_said(raw.get("system_fingerprint")),
+            service_tier=_said(raw.get("service_tier")),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise SerializationError(f"not a chat completion chunk: {exc!r}") from exc
@@ -182,6 +217,7 @@ def _chunk_choice_from_wire(raw: Mapping[str, Any]) -> ChunkChoice:
             content=_text(d.get("content")),
             tool_calls=calls,
             refusal=_text(d.get("refusal")),
+            reasoning_content=_reasoning(d),
         ),
         finish_reason=_text(raw.get("finish_reason")),
         logprobs=_logprobs(raw.get("logprobs")),
@@ -212,6 +248,7 @@ def chunk_to_wire(chunk: ChatChunk) -> dict[str, Any]:
     }
     if chunk.usage is not None:
         out["usage"] = _usage_to_wire(chunk.usage)
+    _identity_to_wire(out, chunk.system_fingerprint, chunk.service_tier)
     return out
 
 
@@ -224,6 +261,8 @@ def _chunk_choice_to_wire(c: ChunkChoice) -> dict[str, Any]:
         delta["content"] = d.content
     if d.refusal is not None:
         delta["refusal"] = d.refusal
+    if d.reasoning_content is not None:
+        delta["reasoning_content"] = d.reasoning_content
     if d.tool_calls:
         delta["tool_calls"] = [_tool_call_delta_to_wire(t) for t in d.tool_calls]
     return {

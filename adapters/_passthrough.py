@@ -18,12 +18,13 @@ Pure: bodies and event bytes in and out.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import attrs
 import orjson
 
 from ._errors import UnsupportedParameter
+from ._types import WirePart
 
 if TYPE_CHECKING:
     from ._types import GatewayRequest
@@ -33,9 +34,11 @@ __all__ = [
     "OPENAI",
     "MessagesSent",
     "passes_through",
+    "refuse_part",
     "refuse_untranslated",
     "sse_bytes",
     "translated",
+    "with_client_headers",
 ]
 
 #: The client formats that have a same-format target kind.
@@ -50,7 +53,10 @@ def passes_through(req: GatewayRequest, same_format: str | None) -> bool:
 
 def refuse_untranslated(req: GatewayRequest, same_format: str | None, target: str) -> None:
     """Raises UnsupportedParameter, naming the first part of ``req``'s body that has no
-    unified form, unless the body goes as it is to ``target`` (its format the same)."""
+    unified form, unless the body goes as it is to ``target`` (its format the same), or
+    the first content part held as it came (:class:`WirePart`) that ``target``'s format
+    is not the one of."""
+    _refuse_wire_parts(req, same_format, target)
     raw = req.raw
     if raw is None or not raw.untranslated or passes_through(req, same_format):
         return
@@ -62,6 +68,26 @@ def refuse_untranslated(req: GatewayRequest, same_format: str | None, target: st
     )
 
 
+def _refuse_wire_parts(req: GatewayRequest, same_format: str | None, target: str) -> None:
+    for m in req.messages:
+        if isinstance(m.content, str) or m.content is None:
+            continue
+        for p in m.content:
+            if isinstance(p, WirePart) and p.format != same_format:
+                refuse_part(p, target)
+
+
+def refuse_part(p: WirePart, target: str) -> NoReturn:
+    """Raises UnsupportedParameter naming ``p``, which ``target`` cannot take (the
+    router refuses such a request before its adapter translates it)."""
+    kind = p.part.get("type")
+    raise UnsupportedParameter(
+        f"{target} cannot take the {kind!r} content part at '{p.where}': only "
+        f"a target of the client's own format ({p.format}) receives it",
+        param=p.where,
+    )
+
+
 def translated(req: GatewayRequest) -> GatewayRequest:
     """``req`` for a translation even where its body could pass through (the request a
     resumed stream's continuation is asked with: its answer is spliced onto what was
@@ -70,9 +96,16 @@ def translated(req: GatewayRequest) -> GatewayRequest:
     Raises:
         UnsupportedParameter: the body has parts no translation carries.
     """
-    if req.raw is None:
+    raw = req.raw
+    if raw is None:
         return req
-    refuse_untranslated(req, None, "a resumed stream")
+    if raw.untranslated:  # content parts held as they came go on (the next target checks)
+        where = raw.untranslated[0]
+        raise UnsupportedParameter(
+            f"a resumed stream cannot take '{where}': only a target of the client's own "
+            f"format ({raw.format}) receives it",
+            param=where,
+        )
     return attrs.evolve(req, raw=None)
 
 
@@ -88,6 +121,25 @@ def body_for(req: GatewayRequest, model: str) -> dict[str, Any]:
         body.pop("stream", None)
         body.pop("stream_options", None)
     return body
+
+
+def with_client_headers(
+    headers: tuple[tuple[str, str], ...], req: GatewayRequest
+) -> tuple[tuple[str, str], ...]:
+    """``headers`` (the adapter's) with the client's own of the body's format
+    (:attr:`WireBody.headers`, sent only with a passed-through body): a header both
+    have is joined, the adapter's values first (``anthropic-beta`` lists features)."""
+    raw = req.raw
+    if raw is None or not raw.headers:
+        return headers
+    out = list(headers)
+    for name, value in raw.headers:
+        at = next((i for i, (k, _) in enumerate(out) if k == name), None)
+        if at is None:
+            out.append((name, value))
+        else:
+            out[at] = (name, f"{out[at][1]},{value}")
+    return tuple(out)
 
 
 def sse_bytes(data: str, event: str | None = None) -> bytes:

@@ -44,6 +44,14 @@ from ._configs import (
     OpenAIProvider,
     SimulatedProvider,
 )
+from ._configs_hosted import (
+    HF_ROUTER_URL,
+    REPLICATE_URL,
+    RUNPOD_URL,
+    HuggingFaceProvider,
+    ReplicateProvider,
+    RunPodProvider,
+)
 from ._openai import OpenAIAdapter
 from ._ratelimit_headers import (
     RateLimitParser,
@@ -113,6 +121,7 @@ def _openai(
     stream_usage: bool,
     prefill: bool = False,
     openai_limits: bool = False,
+    text_completions: bool = True,
 ) -> HTTPAdapter:
     headers = dict(settings.get("headers") or {})
     if settings.get("organization"):
@@ -126,6 +135,7 @@ def _openai(
         stream_usage=stream_usage,
         prefill=prefill,
         openai_limits=openai_limits,
+        text_completions=text_completions,
     )
 
 
@@ -134,7 +144,13 @@ def _compatible(host: CompatibleHost) -> ProviderSpec:
     return ProviderSpec(
         host.kind,
         OpenAIProvider,
-        partial(_openai, fixups=host.fixups, stream_usage=host.stream_usage, prefill=host.prefill),
+        partial(
+            _openai,
+            fixups=host.fixups,
+            stream_usage=host.stream_usage,
+            prefill=host.prefill,
+            text_completions=host.text_completions,
+        ),
         default_base_url=host.base_url,
         rate_limits=parse_openai_headers if host.rate_limits else None,
         system=host.system or "",
@@ -186,6 +202,21 @@ BUILT_IN: tuple[ProviderSpec, ...] = (
     ),
     ProviderSpec(
         "cohere", CohereProvider, "adapters._cohere:make_adapter", default_base_url=COHERE_URL
+    ),
+    ProviderSpec(
+        "huggingface",
+        HuggingFaceProvider,
+        "adapters._huggingface:make_adapter",
+        default_base_url=HF_ROUTER_URL,
+    ),
+    ProviderSpec(
+        "replicate",
+        ReplicateProvider,
+        "adapters._replicate:make_adapter",
+        default_base_url=REPLICATE_URL,
+    ),
+    ProviderSpec(
+        "runpod", RunPodProvider, "adapters._runpod:make_adapter", default_base_url=RUNPOD_URL
     ),
     *(_compatible(host) for host in COMPATIBLE_HOSTS.values()),
 )

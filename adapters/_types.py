@@ -28,10 +28,12 @@ __all__ = [
     "TextPart",
     "Tool",
     "ToolCall",
+    "RefusalPart",
     "ToolCallDelta",
     "UpstreamRequest",
     "Usage",
     "WireBody",
+    "WirePart",
 ]
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
@@ -51,7 +53,30 @@ class ImagePart:
     detail: str | None = None
 
 
-ContentPart = TextPart | ImagePart
+@attrs.frozen
+class RefusalPart(TextPart):
+    """An earlier answer's refusal in a conversation's history (OpenAI's ``refusal``
+    content part of an assistant message). It is what the assistant said: text to a
+    target of any format (Anthropic's own refusals are text), a refusal part again to an
+    OpenAI-format one."""
+
+
+@attrs.frozen
+class WirePart:
+    """A content part the unified types have no form for (OpenAI's ``file`` and
+    ``input_audio`` parts, kinds added later), as the client sent it.
+
+    Only a target speaking ``format`` takes it, as it is (translated or passed through
+    alike); any other refuses the request naming ``where`` (``unsupported_parameter``),
+    so that routing moves on to one that takes it, never drops it.
+    """
+
+    format: str
+    part: Mapping[str, Any]
+    where: str
+
+
+ContentPart = TextPart | ImagePart | WirePart
 
 
 @attrs.frozen
@@ -78,6 +103,9 @@ class Message:
     tool_call_id: str | None = None
     #: An answer's refusal: the model declined, and says so here, not in ``content``.
     refusal: str | None = None
+    #: An answer's reasoning, where the upstream shows it: ``reasoning_content`` of
+    #: DeepSeek and vLLM's reasoning parsers, Anthropic's thinking blocks' text.
+    reasoning_content: str | None = None
 
     def text(self) -> str:
         """The message's text parts joined, images left out."""
@@ -109,11 +137,14 @@ class WireBody:
             (an Anthropic ``document`` block, a server tool), as parameter paths: a
             target of another format refuses the request naming the first one
             (``unsupported_parameter``), never drops them.
+        headers: The client's request headers of its format that go with the body to
+            a target of the same format (Anthropic's ``anthropic-beta``), lower-case.
     """
 
     format: str
     body: Mapping[str, Any]
     untranslated: tuple[str, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -213,6 +244,8 @@ class GatewayResponse:
     choices: tuple[Choice, ...]
     usage: Usage | None = None
     system_fingerprint: str | None = None
+    #: The tier that served the answer (OpenAI's ``service_tier``), where said.
+    service_tier: str | None = None
     #: The upstream's answer as it came (parsed JSON), when the request was passed
     #: through to a target of the client's own format: that client gets it unchanged.
     raw: Mapping[str, Any] | None = attrs.field(default=None, eq=False, repr=False)
@@ -232,6 +265,8 @@ class Delta:
     content: str | None = None
     tool_calls: tuple[ToolCallDelta, ...] = ()
     refusal: str | None = None
+    #: A piece of the answer's reasoning (see :attr:`Message.reasoning_content`).
+    reasoning_content: str | None = None
 
 
 @attrs.frozen
@@ -258,6 +293,9 @@ class ChatChunk:
     #: and cache counts up front), for a client format that reports it there. Only
     #: informative: the whole answer's usage still comes in ``usage``, at the end.
     start_usage: Usage | None = None
+    #: As in :class:`GatewayResponse`, on every chunk the upstream puts them on.
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
     #: The upstream's own event bytes for this chunk, when the request was passed
     #: through to a target of the client's own format (a passthrough stream has a
     #: chunk, maybe with no choices, for every upstream event): that client gets
@@ -275,7 +313,7 @@ class ChatChunk:
             return True
         for c in self.choices:
             d = c.delta
-            if d.content or d.tool_calls or d.refusal or c.finish_reason:
+            if d.content or d.tool_calls or d.refusal or d.reasoning_content or c.finish_reason:
                 return True
         return False
 

@@ -14,7 +14,7 @@ provides it (``adapters.provider_kinds()``), so this package never imports adapt
 from ._compile import compile_routes, resume_max
 from ._connection import ProxySetting, ProxyURL, TLSConfig, connection_warnings
 from ._errors import ConfigError, FieldError
-from ._fields import Duration, at_least, fraction, positive
+from ._fields import Duration, at_least, field_local, fraction, positive
 from ._graph import (
     Balance,
     Fallback,
@@ -26,8 +26,18 @@ from ._graph import (
     Target,
     parse_target,
 )
+from ._hooks import (
+    ENTRY_POINT_GROUP,
+    HookConfig,
+    PIIHookConfig,
+    PluginHookConfig,
+    RegexHookConfig,
+    load_callable,
+)
 from ._load import load_config, parse_config
 from ._names import MAX_MODEL_NAME, model_name, model_problem
+from ._pii import CATEGORIES as PII_CATEGORIES
+from ._pii import find_pii
 from ._providers import (
     Capabilities,
     HealthCheck,
@@ -39,6 +49,7 @@ from ._providers import (
     url_field,
 )
 from ._render import render_tree, timeout_warnings
+from ._scan import Blocked, TextHook, TextStream, apply_hooks, compile_hook
 from ._schema import (
     FALLBACK_ON,
     STRATEGIES,
@@ -58,7 +69,9 @@ from ._schema import (
     TelemetryConfig,
 )
 from ._secrets import MalformedSecret, SecretRef, find_secrets
+from ._shared import RedisURL, SharedState
 from ._units import Percentile, parse_duration, parse_percentile, parse_size
+from ._validate import AnswerCheck, ValidateConfig, compile_check, schema_check
 
 __all__ = [
     # loading
@@ -76,6 +89,8 @@ __all__ = [
     # schema
     "Config",
     "ServerConfig",
+    "SharedState",
+    "RedisURL",
     "Price",
     "TelemetryConfig",
     "Defaults",
@@ -108,8 +123,28 @@ __all__ = [
     "Duration",
     "FieldError",
     "at_least",
+    "field_local",
     "fraction",
     "positive",
+    # content hooks
+    "HookConfig",
+    "RegexHookConfig",
+    "PIIHookConfig",
+    "PluginHookConfig",
+    "ENTRY_POINT_GROUP",
+    "load_callable",
+    "PII_CATEGORIES",
+    "find_pii",
+    "TextHook",
+    "TextStream",
+    "Blocked",
+    "apply_hooks",
+    "compile_hook",
+    # answer validation
+    "ValidateConfig",
+    "AnswerCheck",
+    "compile_check",
+    "schema_check",
     # compiled routes
     "Target",
     "parse_target",

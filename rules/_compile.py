@@ -20,7 +20,9 @@ from ._graph import (
     config_digest,
 )
 from ._names import model_problem
+from ._scan import compile_hook
 from ._schema import FALLBACK_ON, Config, Defaults, RouteConfig
+from ._validate import compile_check
 
 __all__ = ["check_references", "compile_routes"]
 
@@ -108,11 +110,24 @@ def check_references(config: Config) -> list[tuple[Path, str]]:
             problem = _check_entry(config, entry)
             if problem is not None:
                 errors.append((("routes", name, *where), problem))
+    errors += _check_hook_names(config)
     for name, key in config.keys.items():
         for index, route_name in enumerate(key.routes or ()):
             if route_name not in config.routes:
                 errors.append((("keys", name, "routes", index), f"unknown route {_q(route_name)}"))
     return errors + _find_cycles(config)
+
+
+def _check_hook_names(config: Config) -> list[tuple[Path, str]]:
+    """Every hook a route or ``[defaults]`` names is a ``[hooks.NAME]``."""
+    named: list[tuple[Path, tuple[str, ...]]] = [(("defaults", "hooks"), config.defaults.hooks)]
+    named += [(("routes", n, "hooks"), r.hooks) for n, r in config.routes.items() if r.hooks]
+    return [
+        ((*where, index), f"unknown hook {_q(hook)} (no [hooks.{hook}])")
+        for where, hooks in named
+        for index, hook in enumerate(hooks)
+        if hook not in config.hooks
+    ]
 
 
 def _check_model_names(config: Config) -> list[tuple[Path, str]]:
@@ -148,6 +163,7 @@ def compile_routes(config: Config) -> RouteTable:
         raise ConfigError(f"{format_path(path)}: {message}" for path, message in errors)
     defaults = config.defaults
     nodes: dict[str, Node] = {}
+    hooks = {name: compile_hook(name, hook) for name, hook in config.hooks.items()}
 
     def build(name: str) -> Node:
         if name in nodes:  # a route named by several routes is built once and shared
@@ -177,6 +193,10 @@ def compile_routes(config: Config) -> RouteTable:
                 else defaults.stream_timeout
             ),
             batch=route.batch,
+            hooks=tuple(
+                hooks[h] for h in (route.hooks if route.hooks is not None else defaults.hooks)
+            ),
+            check=compile_check(route.validate) if route.validate is not None else None,
         )
         node: Node
         if route.fallback is not None:
@@ -194,7 +214,12 @@ def compile_routes(config: Config) -> RouteTable:
     for name in config.routes:
         build(name)
     ordered = {name: nodes[name] for name in config.routes}
-    return RouteTable(config=config, routes=ordered, digest=config_digest(config))
+    return RouteTable(
+        config=config,
+        routes=ordered,
+        digest=config_digest(config),
+        default_hooks=tuple(hooks[h] for h in defaults.hooks),
+    )
 
 
 def resume_max(route: RouteConfig | None, defaults: Defaults) -> int:

@@ -21,6 +21,7 @@ from ._errors import FieldError, describe
 from ._fields import Parse, is_field_local
 from ._providers import ProviderConfig, ProviderKinds
 from ._secrets import SecretRef, config_relative
+from ._shared import RedisURL, SharedState
 from ._units import parse_duration, parse_percentile, parse_size
 
 __all__ = ["structure"]
@@ -173,6 +174,7 @@ _PARSERS: dict[Parse, Hook] = {
     Parse.TARGETS: _targets,
     Parse.PATH: _path,
     Parse.PROXY: _proxy,
+    Parse.REDIS_URL: lambda value, _: RedisURL.parse(value),
 }
 
 
@@ -275,6 +277,15 @@ def _class_hook(cls: type[T]) -> Hook:
     return structure_class
 
 
+def _shared_state(value: object, _: object) -> SharedState:
+    # A URL alone, or the table with the password and timeout.
+    if isinstance(value, str):
+        return SharedState(RedisURL.parse(value))
+    structure_table: Hook = _class_hook(SharedState)
+    result: SharedState = structure_table(value, SharedState)
+    return result
+
+
 # The kinds of the `structure` call under way: the converter is shared, its hooks are
 # built once, and the kinds are a parameter of the call (a plugin adds its own).
 _kinds: ContextVar[ProviderKinds] = ContextVar("_kinds")
@@ -304,6 +315,7 @@ def _configure() -> None:
     converter.register_structure_hook_factory(attrs.has, _class_hook)
     converter.register_structure_hook_func(lambda t: t is SecretRef, _secret)
     converter.register_structure_hook_func(lambda t: t is ProviderConfig, _provider)
+    converter.register_structure_hook_func(lambda t: t is SharedState, _shared_state)
     converter.register_structure_hook_factory(
         lambda t: _parse_marker(t) is not None,
         lambda t: _PARSERS[_parse_marker(t)],  # type: ignore[index]  # not None: see predicate

@@ -50,6 +50,7 @@ class Parse(enum.Enum):
     TARGETS = "targets"
     PATH = "a file path"
     PROXY = "a proxy"
+    REDIS_URL = "a Redis URL"
 
 
 #: Seconds; ``"250ms"`` / ``"5s"`` in TOML, or a number of seconds.

@@ -11,7 +11,9 @@ from collections.abc import Mapping
 
 import attrs
 
+from ._scan import TextHook
 from ._schema import BatchConfig, Config, HedgeConfig, RouteCacheConfig
+from ._validate import AnswerCheck
 
 __all__ = [
     "Balance",
@@ -66,6 +68,8 @@ class RouteSettings:
         resume_max: Resumes of a broken stream per request (0: ``resume = "off"``).
         stream_timeout: Seconds a committed stream may last, from the request's start.
         batch: Combine concurrent embeddings requests into one upstream call, or None.
+        hooks: The content hooks its requests and answers go through, in order.
+        check: What its answers must be (``validate``), or None.
     """
 
     timeout: float
@@ -75,6 +79,8 @@ class RouteSettings:
     resume_max: int = 1
     stream_timeout: float = 600.0
     batch: BatchConfig | None = None
+    hooks: tuple[TextHook, ...] = ()
+    check: AnswerCheck | None = None
 
 
 @attrs.frozen(cache_hash=True)
@@ -145,11 +151,14 @@ class RouteTable:
         config: The configuration compiled.
         routes: Route name -> node, in file order.
         digest: `config_digest` of ``config`` (hex SHA-256).
+        default_hooks: ``[defaults] hooks``, compiled: what a direct
+            ``provider:model`` request goes through.
     """
 
     config: Config
     routes: Mapping[str, Node]
     digest: str
+    default_hooks: tuple[TextHook, ...] = ()
 
     @property
     def short_digest(self) -> str:

@@ -95,6 +95,11 @@ def _label(node: Node, table: RouteTable) -> str:
         details.append(f"retries {settings.retries}")
     if settings.cache is not None:
         details.append(f"cache ttl {format_duration(settings.cache.ttl)}")
+    if settings.hooks:
+        details.append("hooks " + ", ".join(h.name for h in settings.hooks))
+    validate = table.config.routes[node.name].validate
+    if validate is not None:
+        details.append(f"validate {validate.schema or 'json'}")
     if settings.batch is not None:
         wait = format_duration(settings.batch.wait)
         details.append(f"batch max {settings.batch.max} wait {wait}")

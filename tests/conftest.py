@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING
 
+import anthropic
 import openai
 import pytest
 import trio
 from hypothesis import settings
 
 from router import run_daemon
+from tests.conformance._wire import PROBLEMS, Checking
 from tests.fakes.openai_upstream import FakeOpenAI, running
 
 if TYPE_CHECKING:
@@ -60,9 +62,36 @@ def start_router(tmp_path: Path) -> RouterFactory:
 
 @asynccontextmanager
 async def openai_client(url: str) -> AsyncIterator[openai.AsyncOpenAI]:
-    """The official SDK pointed at the daemon, without its own retries."""
-    client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    """The official SDK pointed at the daemon, without its own retries; each answer it
+    gets is checked against the OpenAI schema (``tests/conformance/_wire.py``)."""
+    client = openai.AsyncOpenAI(
+        base_url=f"{url}/v1",
+        api_key="unused",
+        max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(transport=Checking()),
+    )
     try:
         yield client
     finally:
         await client.close()
+
+
+def anthropic_client(url: str) -> anthropic.AsyncAnthropic:
+    """The official anthropic SDK pointed at the daemon's Messages ingress, without its
+    own retries; each stream it gets is checked against Anthropic's event sequence."""
+    return anthropic.AsyncAnthropic(
+        base_url=url,
+        api_key="unused",
+        max_retries=0,
+        http_client=anthropic.DefaultAsyncHttpxClient(transport=Checking()),
+    )
+
+
+@pytest.fixture(autouse=True)
+def wire_rules() -> Iterator[None]:
+    """Every test's answers keep their format's rules (what :class:`Checking` saw)."""
+    PROBLEMS.clear()
+    yield
+    problems, PROBLEMS[:] = list(PROBLEMS), []
+    if problems:
+        pytest.fail("answers broke their format's rules:\n" + "\n".join(problems[:20]))

@@ -9,6 +9,7 @@ sequence, and errors in Anthropic's shape (``{"type": "error", "error": {...}}``
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -29,6 +30,9 @@ from adapters import anthropic_error_to_wire as error_to_wire
 
 from ._openai_ingress import parse_json
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 __all__ = ["ANTHROPIC", "AnthropicIngress"]
 
 
@@ -38,8 +42,8 @@ def _new_id() -> str:
 
 
 class AnthropicIngress:
-    def decode(self, body: bytes) -> GatewayRequest:
-        return messages_request_from_wire(parse_json(body))
+    def decode(self, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> GatewayRequest:
+        return messages_request_from_wire(parse_json(body), headers)
 
     def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:
         if resp.raw is not None and passes_through(req, ANTHROPIC_FORMAT):

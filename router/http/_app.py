@@ -2,9 +2,10 @@
 
 Chat requests (``/v1/chat/completions``, ``/v1/messages``, ``/v1/responses``) go to
 :class:`~._chat.Chat`, embeddings (``/v1/embeddings``) to :class:`~._embeddings.Embeddings`,
+legacy text completions (``/v1/completions``) to :class:`~._completions.TextCompletions`,
 token counts (``/v1/messages/count_tokens``) to :func:`~._count_tokens.count_tokens`; the
 rest are small JSON endpoints: health, readiness, models, metrics, and the admin
-endpoints (status, reload). ``runtime`` is the rules snapshot in force; a request reads
+endpoints (status, reload; the status page and its event stream). ``runtime`` is the rules snapshot in force; a request reads
 it once, so a reload swaps it without touching requests in flight.
 """
 
@@ -14,13 +15,18 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
+import trio
+
+from rules import render_tree
 
 from ..traffic._controls import Controls
 from ._admin import is_admin, is_ready, status
 from ._anthropic_ingress import ANTHROPIC
 from ._chat import Chat
+from ._completions import TextCompletions
 from ._count_tokens import count_tokens
 from ._embeddings import Embeddings
+from ._events import LiveFeed, page_state
 from ._framing import (
     FORBIDDEN,
     MethodNotAllowed,
@@ -39,11 +45,14 @@ from ._openai_ingress import OPENAI, Ingress
 from ._origin import admit, refuse_websocket
 from ._overload import Overload
 from ._responses_ingress import RESPONSES
+from ._timeline import Gauges, Timeline, TimelineObserver
+from ._ui import send_page
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ..routing._runtime import Runtime
+    from ._exchange import Handler
     from ._observer import Observer
 
 __all__ = ["App", "ReloadOutcome"]
@@ -86,13 +95,24 @@ class App:
         self.reload = reload
         #: Facts about the daemon for ``/admin/status`` beyond the rules (reload state).
         self.status_extra: Callable[[], dict[str, Any]] = dict
+        #: More of them that take I/O (the usage ledger's figures), awaited.
+        self.status_read: Callable[[], Awaitable[dict[str, Any]]] | None = None
         #: Budgets, cost, the response cache: state that outlives a reload.
         self.controls = Controls(runtime.table.config)
         #: Requests in flight and the loop's lag against their limits (server settings).
         server = runtime.table.config.server
         self.overload = Overload(server.max_in_flight, server.overload_lag)
-        self._chat = Chat(self.controls, self.observer, self.overload)
-        self._embeddings = Embeddings(self.controls, self.observer, self.overload)
+        #: The last 15 minutes, a sample a second, for the status page (``/admin/ui``);
+        #: the daemon runs its clock (``timeline.run(app.gauges)``).
+        self.timeline = Timeline()
+        self.feed = LiveFeed(self.timeline, self._page_state)
+        told = TimelineObserver(self.observer, self.timeline)
+        self._chat = Chat(self.controls, told, self.overload)
+        self._embeddings = Embeddings(self.controls, told, self.overload)
+        self._text = TextCompletions(self.controls, told, self.overload)
+        self._handlers: dict[str, Handler] = dict.fromkeys(_EMBEDDINGS, self._embeddings)
+        self._handlers.update(dict.fromkeys(_TEXT, self._text))
+        self._tree: tuple[str, str] = ("", "")  # the routing tree drawn, by rules digest
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -124,7 +144,7 @@ class App:
             if method != "POST":
                 await refuse(send, codec, MethodNotAllowed(f"{path} takes POST"))
                 return
-            handler = self._embeddings if path in _EMBEDDINGS else self._chat
+            handler = self._handlers.get(path, self._chat)
             await handler.serve(scope, receive, send, codec, self.runtime)
         elif path == "/v1/messages/count_tokens":
             if method != "POST":
@@ -148,11 +168,18 @@ class App:
                 "rules": runtime.table.short_digest,
             }
             await send_json(send, 200 if ready else 503, state)
-        elif path == "/admin/status":
-            if is_admin(scope, self.admin_key):
-                await send_json(send, 200, self._status())
-            else:
+        elif path in _ADMIN_PAGES:
+            if not is_admin(scope, self.admin_key):
                 await send_json(send, 403, FORBIDDEN)
+            elif path == "/admin/status":
+                report = self._status()
+                if self.status_read is not None:
+                    report.update(await self.status_read())
+                await send_json(send, 200, report)
+            elif path == "/admin/ui":
+                await send_page(send)
+            else:
+                await self.feed.serve(receive, send)
         elif path in ("/v1/models", "/models"):
             await send_json(send, 200, model_list(self.runtime.table, _anthropic(scope)))
         elif path.startswith(("/v1/models/", "/models/")):
@@ -181,8 +208,31 @@ class App:
         if batcher is not None:  # embeddings combined into shared upstream calls
             traffic["embedding_batches"] = attrs.asdict(batcher.stats)
         report["traffic"] = traffic
+        if self.controls.shared is not None:
+            report["shared_state"] = self.controls.shared.link.snapshot()
         report["overload"] = self.overload.snapshot()
         return report
+
+    def gauges(self) -> Gauges:
+        """Requests in flight and circuit state of each target of the rules in force,
+        read as a sample of the timeline closes."""
+        now = trio.current_time()
+        runtime = self.runtime
+        registry = runtime.engine.registry
+        found: dict[str, tuple[int, str]] = {}
+        for target in sorted(str(t) for t in runtime.table.targets()):
+            if target in registry:
+                state = registry.get(target)
+                found[target] = (state.in_flight, state.breaker.state(now))
+            else:
+                found[target] = (0, "closed")  # never asked for yet
+        return found
+
+    def _page_state(self) -> dict[str, Any]:
+        table = self.runtime.table
+        if self._tree[0] != table.digest:
+            self._tree = (table.digest, render_tree(table))
+        return page_state(self._status(), self._tree[1])
 
     async def _admin_reload(self, scope: Scope, method: str, send: Any) -> None:
         if method != "POST":
@@ -210,8 +260,10 @@ _INGRESS: dict[str, Ingress] = {
     "/responses": RESPONSES,
     "/v1/embeddings": OPENAI,  # errors in OpenAI's shape
     "/embeddings": OPENAI,
+    "/v1/completions": OPENAI,
+    "/completions": OPENAI,
 }
 _EMBEDDINGS = frozenset({"/v1/embeddings", "/embeddings"})
-_GET_PATHS = frozenset(
-    {"/healthz", "/readyz", "/v1/models", "/models", "/admin/status", "/metrics"}
-)
+_TEXT = frozenset({"/v1/completions", "/completions"})
+_ADMIN_PAGES = frozenset({"/admin/status", "/admin/ui", "/admin/events"})
+_GET_PATHS = frozenset({"/healthz", "/readyz", "/v1/models", "/models", "/metrics", *_ADMIN_PAGES})

@@ -14,17 +14,25 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from adapters import GatewayError
+from adapters import GatewayError, GatewayResponse
+from rules import schema_check
 
 from ..routing._request import RequestOptions, RoutedRequest
 from ..traffic._cache import assemble, replay
+from ..traffic._content import (
+    AnswerScreen,
+    answer_text,
+    request_text,
+    screen_answer,
+    screen_request,
+)
 from ..traffic._tokens import answer_usage, chunk_chars, request_tokens, stream_usage
 from ._exchange import Exchange, Handler, bypasses_cache
 from ._framing import INTERNAL, SSE_HEADERS
 from ._outcome import failed, note_chunks
 
 if TYPE_CHECKING:
-    from adapters import ChatChunk, GatewayRequest, GatewayResponse
+    from adapters import ChatChunk, GatewayRequest
 
     from ..routing._runtime import Runtime
     from ..routing._streams import Chunks
@@ -39,8 +47,12 @@ class Chat(Handler):
 
     async def answer(self, ex: Exchange, body: bytes, runtime: Runtime) -> None:
         scope, trace, key = ex.scope, ex.trace, ex.key
-        req = ex.codec.decode(body)
+        req = ex.codec.decode(body, ex.scope["headers"])
         node, settings = self.route(ex, req.model, runtime)
+        if runtime.table.config.server.log_bodies:
+            trace.prompt = request_text(req)  # redacted as the access log writes it
+        ex.hooks = settings.hooks
+        req = screen_request(settings.hooks, req)  # before the cache key and any upstream
         tokens = request_tokens(req)
         options = RequestOptions(
             deadline=ex.started + settings.timeout,
@@ -50,19 +62,21 @@ class Chat(Handler):
             tokens=tokens,
             resume_max=settings.resume_max,
             stream_deadline=ex.started + settings.stream_timeout,
+            # The route's validation, else the JSON Schema the client asked for.
+            check=settings.check or schema_check(req.extra.get("response_format")),
         )
         ex.write_end = options.stream_end
-        self.controls.admit(key, tokens)
-        entry, hit = self.controls.lookup(
-            settings.cache, req.model, req, key, bypasses_cache(scope["headers"])
+        bypass = bypasses_cache(scope["headers"])
+        lease = max(settings.timeout, settings.stream_timeout) + 60
+        entry, hit, hold = await self.controls.enter(
+            key, tokens, settings.cache, req.model, req, bypass, node, lease
         )
         self.note_cache(ex, settings.cache, entry, hit is not None)
-        if hit is not None:
+        if isinstance(hit, GatewayResponse):
             await _replay(ex, req, hit)
             return
         ex.tokens = tokens
-        # No await since admit(): concurrent requests see each other's holds.
-        ex.hold = self.controls.reserve(key, node, req)
+        ex.hold = hold
         routed = RoutedRequest(node, req, trace, options)
         try:
             if req.stream:
@@ -79,7 +93,11 @@ class Chat(Handler):
     async def _complete(self, ex: Exchange, req: GatewayRequest, resp: GatewayResponse) -> None:
         trace = ex.trace
         usage = answer_usage(req, resp)  # estimated from the text when the upstream gave none
+        trace.usage = usage
         trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
+        resp = screen_answer(ex.hooks, resp)  # raises ContentBlocked: a 400, no answer
+        if trace.prompt is not None:
+            trace.answer = answer_text(resp)
         self.controls.store(ex.cache_entry, ex.cache, resp)
         body = ex.codec.response(resp, req)
         trace.response_model = resp.model
@@ -99,8 +117,13 @@ class Chat(Handler):
         encoder = ex.codec.stream(req)
         # A stream is kept for the cache only whole: its chunks are gathered as they go.
         kept: list[ChatChunk] | None = [] if ex.cache_entry is not None else None
+        screen = AnswerScreen(ex.hooks)
+        said: list[str] | None = [] if trace.prompt is not None else None
         try:
-            async for batch in chunks:
+            async for upstream_batch in chunks:
+                batch = screen.feed(upstream_batch) if ex.hooks else upstream_batch
+                if not batch:
+                    continue  # all held back by the hooks for now
                 body = b"".join([encoder.feed(c) for c in batch])
                 if trace.ttft is None:
                     trace.response_model = batch[0].model if batch else None
@@ -108,10 +131,18 @@ class Chat(Handler):
                 ex.streamed += chunk_chars(batch)
                 if kept is not None:
                     kept += batch
+                if said is not None:
+                    said += [c.delta.content or "" for chunk in batch for c in chunk.choices]
                 await send({"type": "http.response.body", "body": body, "more_body": True})
                 if trace.ttft is None:
                     trace.ttft = trio.current_time() - ex.started
-            end = encoder.done()
+            held = screen.close()
+            if kept is not None:
+                kept += held
+            if said is not None:
+                said += [c.delta.content or "" for chunk in held for c in chunk.choices]
+            ex.streamed += chunk_chars(held)
+            end = b"".join([encoder.feed(c) for c in held]) + encoder.done()
             self._settle_stream(ex, req, kept)
         except GatewayError as exc:
             end = encoder.error(exc)
@@ -123,6 +154,8 @@ class Chat(Handler):
             trace.outcome = "internal_error"
             end = encoder.error(INTERNAL)
         trace.outcome = trace.outcome or "ok"  # before the last send, as above
+        if said is not None:
+            trace.answer = "".join(said)
         await ex.send_last(end)
 
     def _settle_stream(
@@ -133,15 +166,19 @@ class Chat(Handler):
         cache if it has one."""
         trace = ex.trace
         ex.charged = True
-        usage = ex.usage if ex.usage is not None else stream_usage(req, ex.streamed)
+        trace.usage = usage = ex.usage if ex.usage is not None else stream_usage(req, ex.streamed)
         trace.cost_usd = self.controls.settle(ex.key, trace.target, usage, ex.tokens, ex.hold)
         if kept is not None and (whole := assemble(kept)) is not None:
             self.controls.store(ex.cache_entry, ex.cache, whole)
 
 
 async def _replay(ex: Exchange, req: GatewayRequest, resp: GatewayResponse) -> None:
-    """A cached answer, as JSON or replayed as a stream."""
+    """A cached answer, as JSON or replayed as a stream; through the route's hooks
+    again (stored after them, but the hooks may have changed since)."""
+    resp = screen_answer(ex.hooks, resp)
     trace = ex.trace
+    if trace.prompt is not None:
+        trace.answer = answer_text(resp)
     trace.response_model = resp.model
     if not req.stream:
         await ex.answer_json(ex.codec.response(resp, req))

@@ -14,15 +14,21 @@ from typing import TYPE_CHECKING
 import attrs
 import orjson
 
-from adapters import Usage, embedding_request_from_wire, embedding_response_to_wire
+from adapters import (
+    EmbeddingResponse,
+    Usage,
+    embedding_request_from_wire,
+    embedding_response_to_wire,
+)
 
 from ..routing._request import RequestOptions, RoutedRequest
+from ..traffic._content import request_text, screen_embeddings
 from ..traffic._tokens import embedding_tokens
 from ._exchange import Exchange, Handler, bypasses_cache
 from ._openai_ingress import parse_json
 
 if TYPE_CHECKING:
-    from adapters import EmbeddingRequest, EmbeddingResponse
+    from adapters import EmbeddingRequest
 
     from ..routing._runtime import Runtime
 
@@ -35,6 +41,9 @@ class Embeddings(Handler):
     async def answer(self, ex: Exchange, body: bytes, runtime: Runtime) -> None:
         req = embedding_request_from_wire(parse_json(body))
         node, settings = self.route(ex, req.model, runtime)
+        if runtime.table.config.server.log_bodies:
+            ex.trace.prompt = request_text(req)  # redacted as the access log writes it
+        req = screen_embeddings(settings.hooks, req)
         tokens = embedding_tokens(req)
         options = RequestOptions(
             deadline=ex.started + settings.timeout,
@@ -46,20 +55,22 @@ class Embeddings(Handler):
         )
         # A large answer to a client that reads slowly is held to the route's bound.
         ex.write_end = ex.started + settings.stream_timeout
-        self.controls.admit(ex.key, tokens)
         bypass = bypasses_cache(ex.scope["headers"])
-        entry, hit = self.controls.lookup(settings.cache, req.model, req, ex.key, bypass)
+        lease = max(settings.timeout, settings.stream_timeout) + 60
+        entry, hit, hold = await self.controls.enter(
+            ex.key, tokens, settings.cache, req.model, req, bypass, node, lease
+        )
         self.note_cache(ex, settings.cache, entry, hit is not None)
-        if hit is not None:
+        if isinstance(hit, EmbeddingResponse):
             await _answer(ex, req, hit)
             return
         ex.tokens = tokens
-        # No await since admit(): concurrent requests see each other's holds.
-        ex.hold = self.controls.reserve(ex.key, node, req)
+        ex.hold = hold
         try:
             resp = await runtime.engine.embed(RoutedRequest(node, req, ex.trace, options))
             if resp.usage is None:  # the provider does not count (Gemini): our estimate
                 resp = attrs.evolve(resp, usage=Usage(tokens))
+            ex.trace.usage = resp.usage
             ex.trace.cost_usd = self.controls.settle(
                 ex.key, ex.trace.target, resp.usage, tokens, ex.hold
             )

@@ -22,7 +22,7 @@ import attrs
 import trio
 
 from adapters import GatewayError, InvalidRequest, NotFound, Usage
-from rules import MAX_MODEL_NAME, RouteCacheConfig, model_problem
+from rules import MAX_MODEL_NAME, RouteCacheConfig, TextHook, model_problem
 
 from ..routing._request import RequestTrace
 from ..traffic._budgets import Reservation
@@ -109,6 +109,8 @@ class Exchange:
         await self.send({"type": "http.response.body", "body": body})
 
     hold: Reservation | None = None
+    #: The route's content hooks, for its answer.
+    hooks: tuple[TextHook, ...] = ()
     #: A stream: committed (its 200 sent), characters of answer received, charged.
     streaming: bool = False
     streamed: int = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import orjson
 
@@ -27,6 +27,9 @@ from adapters import (
     request_from_wire,
     response_to_wire,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["OPENAI", "Ingress", "OpenAIIngress", "StreamEncoder", "parse_json"]
 
@@ -48,8 +51,9 @@ class StreamEncoder(Protocol):
 class Ingress(Protocol):
     """One client dialect."""
 
-    def decode(self, body: bytes) -> GatewayRequest:
-        """Raises InvalidRequest naming what is wrong."""
+    def decode(self, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> GatewayRequest:
+        """The request in ``body`` (``headers``: the client's, for what its format
+        forwards). Raises InvalidRequest naming what is wrong."""
         ...
 
     def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:
@@ -76,7 +80,7 @@ def parse_json(body: bytes) -> object:
 class OpenAIIngress:
     """OpenAI Chat Completions: JSON, or SSE ``data:`` events ended by ``[DONE]``."""
 
-    def decode(self, body: bytes) -> GatewayRequest:
+    def decode(self, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> GatewayRequest:
         return request_from_wire(parse_json(body))
 
     def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -26,6 +27,9 @@ from adapters import (
 
 from ._openai_ingress import parse_json
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 __all__ = ["RESPONSES", "ResponsesIngress"]
 
 
@@ -35,7 +39,7 @@ def _new_id() -> tuple[str, int]:
 
 
 class ResponsesIngress:
-    def decode(self, body: bytes) -> GatewayRequest:
+    def decode(self, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> GatewayRequest:
         return responses_request_from_wire(parse_json(body))
 
     def response(self, resp: GatewayResponse, req: GatewayRequest) -> bytes:

@@ -3,7 +3,9 @@
 Each line is an object (orjson) with ``ts`` (ISO 8601, UTC, milliseconds),
 ``request_id``, ``method``, ``path``, ``status``, ``route``, ``target``, ``attempts``,
 ``hedges``, ``retries``, ``duration_ms``, ``ttft_ms`` (streams), ``tokens_in``,
-``tokens_out`` and ``error`` (the failure's class name; never an upstream's message).
+``tokens_out`` and ``error`` (the failure's class name; never an upstream's message);
+with ``server.log_bodies``, ``prompt`` and ``answer`` too, through the PII redactor
+(:func:`redact`): never a body as it came.
 Absent values are null. A status of 499 means the client left before an answer.
 
 Like nginx's ``access_log ... buffer=64k flush=1s``: a write per request costs a system
@@ -21,10 +23,21 @@ from typing import TYPE_CHECKING, TextIO
 import orjson
 import trio
 
+from rules import PIIHookConfig, apply_hooks, compile_hook
+
 if TYPE_CHECKING:
     from ..routing._request import RequestTrace
 
-__all__ = ["AccessLog"]
+__all__ = ["AccessLog", "redact"]
+
+#: Every category of personal data and secret, replaced by its label.
+_REDACTOR = compile_hook("log_bodies", PIIHookConfig())
+
+
+def redact(text: str) -> str:
+    """``text`` with every e-mail address, phone, card number, IBAN and API-key-shaped
+    string replaced by its label (``[EMAIL]``): the only way a body reaches a log."""
+    return apply_hooks((_REDACTOR,), text, "request")
 
 
 class AccessLog:
@@ -86,6 +99,9 @@ class AccessLog:
             },
             option=orjson.OPT_APPEND_NEWLINE,
         ).decode()
+        if trace.prompt is not None:
+            bodies = {"prompt": redact(trace.prompt), "answer": redact(trace.answer or "")}
+            line = line[:-2] + "," + orjson.dumps(bodies).decode()[1:] + "\n"
         self._lines.append(line)
         self._size += len(line)
         if self._size >= self._max_buffer:

@@ -51,11 +51,13 @@ RESTART_ONLY = (
     "server.listen",  # the sockets are bound (or inherited) once
     "server.drain_timeout",  # hypercorn's graceful timeout is set when it starts
     "server.state_file",  # read at start, written by a task started with it
+    "server.shared_state",  # its link (and connection) starts with the daemon
     "server.access_log",  # its writer task starts with the daemon
     "server.watch",  # so does the file watcher
     "server.keepalive_timeout",  # the connection settings are the server's, set at start
     "server.max_connections",
     "server.backlog",
+    "server.workers",  # the main process starts them
     "server.max_in_flight",  # the overload limits are the app's, set at start
     "server.overload_lag",
     "telemetry",  # the span exporter is set up once

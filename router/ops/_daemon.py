@@ -1,7 +1,7 @@
 """The daemon's lifecycle: load the rules, open upstreams, serve, drain, close.
 
-Everything runs in one top nursery: hypercorn's server, the signal watcher (and, later,
-health probes and the config watcher). SIGTERM or SIGINT stops accepting, lets requests
+Everything runs in one top nursery: hypercorn's server, the signal watcher, health
+probes, the config watcher and the status page's sampler. SIGTERM or SIGINT stops accepting, lets requests
 in flight finish for up to ``server.drain_timeout``, then closes every upstream pool.
 """
 
@@ -11,6 +11,7 @@ import gc
 import logging
 import resource
 import signal
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -27,14 +28,18 @@ from ..traffic._state import StateFile
 from ..upstream._tls import prepare_tls
 from ._accesslog import AccessLog
 from ._assemble import build_runtime
+from ._ledger import Ledger
 from ._logsafe import install as one_line_logs
 from ._metrics import Metrics
 from ._observability import Observability
 from ._reload import Reloader
 from ._secrets import close_log_scope, protect_logs, secrets_for
+from ._shared import share_state
 from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
 from ._upstream_tasks import UpstreamTasks
+from ._usage_daemon import recover_spend, usage_status
+from ._worker import WorkerSpec, reload_everywhere, watch_lifeline
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -79,17 +84,20 @@ async def run_daemon(
     listen: str | None = None,
     *,
     log_level: str | None = None,
+    worker: WorkerSpec | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or cancellation). Reports the bound URLs on start.
 
-    ``log_level`` (the command line's) wins over ``server.log_level``.
+    ``log_level`` (the command line's) wins over ``server.log_level``. ``worker``: this
+    process is one of ``serve --workers N`` (:mod:`._worker`).
 
     SIGHUP, a change of the config file and ``POST /admin/reload`` reload the rules.
 
     Raises:
         ConfigError: the config is invalid or a secret cannot be resolved;
-            StateFileError (one) when ``server.state_file`` cannot be read or parsed.
+            StateFileError (one) when ``server.state_file`` cannot be read or parsed;
+            UsageDbError (one) when ``server.usage_db`` cannot be opened or created.
     """
     one_line_logs()  # upstream text in a log record cannot start a line of its own
     config = load_config(config_path, kinds=provider_kinds())  # plugins load first
@@ -108,11 +116,15 @@ async def run_daemon(
     tracing = setup_tracing(config.telemetry)
     # Breaker states of the rules in force, and the overload state, read at scrape time.
     metrics = Metrics(lambda: app.runtime, lambda: app.overload)
+    ledger = Ledger(config.server.usage_db)  # kept across reloads; records once a path is set
+    metrics.registry.register(ledger.collector())
     app = App(
         runtime,
-        observer=Observability(metrics, access_log, tracing),
+        observer=Observability(metrics, access_log, tracing, ledger),
         admin_key=admin_key,
     )
+    app.status_read = lambda: usage_status(ledger, time.time())
+    sharing = share_state(config, secrets, app.controls, runtime.engine, metrics)
     health = HealthChecks()
     upstream_tasks = UpstreamTasks()
     notifier = Notifier.from_env()
@@ -136,12 +148,17 @@ async def run_daemon(
         overridden=[
             *(["server.listen"] if listen else []),
             *(["server.log_level"] if log_level is not None else []),
+            *(worker.overridden if worker is not None else ()),
         ],
         metrics=metrics,
         start_upstreams=upstream_tasks.start,
+        prepare=lambda new: ledger.switch(new.server.usage_db),
     )
     app.reload = reloader.reload
     app.status_extra = reloader.status
+    if worker is not None:
+        app.reload = reload_everywhere(reloader.reload, notifier)
+        app.status_extra = lambda: {**reloader.status(), **worker.status()}
     stop = trio.Event()
     state = None
     try:
@@ -149,10 +166,20 @@ async def run_daemon(
             # Before any task starts: a damaged file stops the start (StateFileError).
             state = StateFile(config.server.state_file, app.controls.budgets)
             await trio.to_thread.run_sync(state.load)
+        if ledger.path is not None:
+            await ledger.open()  # a file that cannot be used stops the start (UsageDbError)
+            if sharing is None:  # shared spend lives in Redis, for every daemon
+                # The ledger has every answer up to a SIGKILL; the state file may be older.
+                await recover_spend(ledger.path, app.controls.budgets)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_signals, stop, reloader, nursery, notifier, config)
+            nursery.start_soon(_signals, stop, reloader, nursery, notifier, config, worker)
+            if worker is not None:
+                nursery.start_soon(watch_lifeline, worker.lifeline, stop)
+            if sharing is not None:  # one try before serving: the first requests share
+                await nursery.start(sharing.run)
             nursery.start_soon(reloader.close_retired)
             nursery.start_soon(app.overload.watch_lag)
+            nursery.start_soon(app.timeline.run, app.gauges)  # the status page's samples
             # In the outer nursery: the watchdog keeps pinging while hypercorn drains.
             nursery.start_soon(notifier.watchdog_loop)
             if config.server.watch:
@@ -165,15 +192,25 @@ async def run_daemon(
             health.reconcile(runtime)
             if access_log is not None:
                 nursery.start_soon(access_log.run)
+            # Started always: a reload may give it a file. It writes its last rows once
+            # hypercorn has drained (this nursery is cancelled after the server's).
+            await nursery.start(ledger.run)
             if state is not None:
                 nursery.start_soon(state.run)
             asgi: Any = app  # hypercorn's typed scopes vs our plain dicts
             async with trio.open_nursery() as server_nursery:
                 hc = hypercorn_config(config, listen, activated)
+                if worker is not None:  # the main process's sockets, whatever the file says
+                    hc.bind = [f"fd://{fd}" for fd in worker.fds]
                 limits = connection_limits(config, app)
                 binds = await server_nursery.start(
                     partial(
-                        serve, asgi, hc, limits, overload=app.overload, shutdown_trigger=stop.wait
+                        serve,
+                        asgi,
+                        hc,
+                        limits,
+                        overload=app.overload,
+                        shutdown_trigger=partial(_stopped, stop, app),
                     )
                 )
                 digest = runtime.table.short_digest
@@ -257,17 +294,37 @@ def _tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+async def _stopped(stop: trio.Event, app: App) -> None:
+    """The server's shutdown trigger: once stopping, open status pages end their event
+    streams, so that they hold no drain open (requests in flight still finish)."""
+    await stop.wait()
+    app.timeline.close()
+
+
 async def _signals(
-    stop: trio.Event, reloader: Reloader, nursery: trio.Nursery, notifier: Notifier, config: Config
+    stop: trio.Event,
+    reloader: Reloader,
+    nursery: trio.Nursery,
+    notifier: Notifier,
+    config: Config,
+    worker: WorkerSpec | None = None,
 ) -> None:
-    """SIGTERM/SIGINT: drain and stop. SIGHUP: reload, as nginx and systemd expect."""
+    """SIGTERM/SIGINT: drain and stop. SIGHUP: reload, as nginx and systemd expect.
+
+    Alone, a second SIGINT (Ctrl-C) ends the drain at once. A worker ignores repeats:
+    it may get SIGTERM from systemd and from the main process, which itself bounds
+    the drain.
+    """
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             if signum == signal.SIGHUP:
                 nursery.start_soon(reloader.reload, "SIGHUP")
                 continue
+            if stop.is_set():  # a worker: already draining
+                continue
             log.info("received %s: draining", signal.Signals(signum).name)
             drain = config.server.drain_timeout
             notifier.stopping(f"draining: up to {drain:g}s for requests in flight")
             stop.set()
-            return
+            if worker is None:
+                return

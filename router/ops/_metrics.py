@@ -101,6 +101,13 @@ class Metrics:
             ["target", "result"],
             registry=registry,
         )
+        self.validation_failures = Counter(
+            "llm_router_validation_failures",
+            "Answers that failed their route's validation (validate, or the client's JSON "
+            "Schema): retried or fallen back from.",
+            ["route", "target"],
+            registry=registry,
+        )
         self.tokens = Counter(
             "llm_router_tokens",
             "Tokens, as the upstream's usage reported them.",
@@ -205,6 +212,8 @@ class Metrics:
         for record in trace.log:
             name = record.target if record.target in targets else "-"
             self._child(self.attempts, name, record.result).inc()
+            if record.result == "invalid_response":
+                self._child(self.validation_failures, route, name).inc()
             if record.retry:
                 self._child(self.retries, name).inc()
         if trace.tokens_in:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["ReloadResult", "Reloader"]
 
 log = logging.getLogger("llm_router")
+
+#: Reloads remembered for ``/admin/status`` and the status page.
+RECENT = 10
 
 
 @attrs.frozen
@@ -81,6 +85,8 @@ class Reloader:
         on_swap: Called with each new runtime once it is in force.
         start_upstreams: Awaited with a new runtime's upstreams before it is swapped
             in, so that their background work runs before their first request.
+        prepare: Awaited with a valid new config, last before the swap (the usage
+            ledger opens its file); a ConfigError it raises refuses the reload.
         overridden: Settings the command line gave (``server.listen``,
             ``server.log_level``): the file's value neither applies nor asks for a restart.
     """
@@ -96,6 +102,7 @@ class Reloader:
         overridden: Collection[str] = (),
         metrics: Metrics | None = None,
         start_upstreams: Callable[[Iterable[Upstream]], Awaitable[None]] | None = None,
+        prepare: Callable[[Config], Awaitable[None]] | None = None,
     ) -> None:
         self.path = Path(path)
         self.app = app
@@ -104,6 +111,7 @@ class Reloader:
         self._on_event = on_event or (lambda _: None)
         self._on_swap = on_swap
         self._start_upstreams = start_upstreams
+        self._prepare = prepare
         self._overridden = frozenset(overridden)
         self._pending: list[Upstream] = []
         self._lock = trio.Lock()
@@ -115,6 +123,8 @@ class Reloader:
         self.last_errors: tuple[str, ...] = ()
         self.restart_needed: tuple[str, ...] = ()
         self.counts = {"success": 0, "failure": 0, "unchanged": 0}
+        #: The last reloads, newest last: when, why, the result, the errors.
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
 
     def status(self) -> dict[str, Any]:
         """The ``reload`` part of ``/admin/status``."""
@@ -126,6 +136,7 @@ class Reloader:
                 "restart_needed": list(self.restart_needed),
                 "counts": dict(self.counts),
                 "retired_upstreams_open": len(self._pending),
+                "recent": list(self.recent),
             }
         }
 
@@ -134,9 +145,19 @@ class Reloader:
         async with self._lock:  # one reload at a time; a burst queues up behind it
             self._on_event("reloading")
             try:
-                return await self._reload(reason)
+                result = await self._reload(reason)
             finally:
                 self._on_event("ready")
+            self.recent.append(
+                {
+                    "at": _iso(self.last_attempt),
+                    "reason": reason,
+                    "result": _result_name(result),
+                    "rules": result.digest[:12],
+                    "errors": list(result.errors),
+                }
+            )
+            return result
 
     async def _reload(self, reason: str) -> ReloadResult:
         self.last_attempt = time.time()
@@ -152,6 +173,8 @@ class Reloader:
                 log.info("reload (%s): no change (rules %s)", reason, old.table.short_digest)
                 return ReloadResult(True, old.table.digest, restart_needed=self.restart_needed)
             built = build_runtime(config, old, table=table, secrets=secrets, tls=tls)
+            if self._prepare is not None:
+                await self._prepare(config)
         except ConfigError as exc:
             return self._failed(exc.errors, old, reason)
         except Exception as exc:  # a plugin's adapter, say: refused, never the daemon's end
@@ -246,6 +269,12 @@ class Reloader:
             quiet=quiet,
         )
         await watcher.run(task_status=task_status)
+
+
+def _result_name(result: ReloadResult) -> str:
+    if not result.ok:
+        return "failure"
+    return "success" if result.changed else "unchanged"
 
 
 def _unexpected(exc: Exception) -> str:

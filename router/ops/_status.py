@@ -50,6 +50,12 @@ def render_status(state: dict[str, Any]) -> str:
             lines.append(f"  refused: {error}")
         if reload.get("restart_needed"):
             lines.append(f"  restart needed for: {', '.join(reload['restart_needed'])}")
+    worker = state.get("worker")
+    if worker:
+        lines.append(
+            f"worker   {worker.get('index')} of {worker.get('of')} (pid {worker.get('pid')}):"
+            " this worker's state; each worker keeps its own"
+        )
     budget = state.get("hedge_budget")
     if budget:
         lines.append(
@@ -58,6 +64,15 @@ def render_status(state: dict[str, Any]) -> str:
     overload = state.get("overload")
     if overload:
         lines.append(_overload_line(overload))
+    usage = state.get("usage")
+    if usage:
+        lines.append(_usage_line(usage))
+    shared = state.get("shared_state")
+    if shared:
+        why = f" ({shared['reason']})" if shared.get("reason") else ""
+        lines.append(
+            f"shared   {shared.get('url')}: {shared.get('state')} since {shared.get('since')}{why}"
+        )
     lines.append("")
     header = ("target", "circuit", "in flight", "ok", "failed", "latency", "p90", "last error")
     rows = [header]
@@ -102,6 +117,23 @@ def _overload_line(overload: dict[str, Any]) -> str:
         f", loop lag {overload.get('loop_lag_ms', 0):g} ms"
         f" (limit {overload.get('overload_lag_ms', 0):g} ms); refused: {shed}"
     )
+
+
+def _usage_line(usage: dict[str, Any]) -> str:
+    """The ledger's figures for today and the last 24 hours, or why there are none."""
+    spans = []
+    for name, label in (("today", "today"), ("last_24h", "last 24h")):
+        figures = usage.get(name)
+        if figures:
+            spans.append(
+                f"{label} {figures.get('requests', 0)} requests "
+                f"({figures.get('errors', 0)} errors), ${figures.get('cost_usd', 0):.4f}"
+            )
+    if usage.get("error"):
+        spans.append(str(usage["error"]))
+    if usage.get("rows_dropped"):
+        spans.append(f"{usage['rows_dropped']} rows dropped")
+    return f"usage    {'; '.join(spans) or '-'}"
 
 
 def _ms(seconds: object) -> str:

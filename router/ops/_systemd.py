@@ -116,6 +116,10 @@ class Notifier:
         """Tell the watchdog we are alive."""
         self._send("WATCHDOG=1")
 
+    def send(self, message: str) -> None:
+        """Any other message (``KEY=VALUE`` lines), as is."""
+        self._send(message)
+
     def watchdog_interval(self) -> float | None:
         """Seconds between ``WATCHDOG=1`` pings (half of ``WatchdogSec=``), or None."""
         if self._watchdog_usec is None:

@@ -210,7 +210,9 @@ class LeafRunner:
         while True:
             now = trio.current_time()
             # Raises TargetLimited (routing moves on at once) when a window is full.
-            taken = self.limits.take(target, call.tokens) if self.limits is not None else []
+            taken = (
+                await self.limits.acquire(target, call.tokens) if self.limits is not None else []
+            )
             # In half-open, allow() hands out the one probe slot; only its holder frees it.
             probe = state.breaker.state(now) == "half_open"
             if not state.breaker.allow(now):

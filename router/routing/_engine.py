@@ -11,15 +11,14 @@ It walks the compiled nodes of :mod:`rules` and makes attempts on upstreams:
 
 Each leaf attempt goes through the target's circuit breaker and retries fast failures
 with backoff (:mod:`._attempt`). A stream is committed to an attempt when its first
-content chunk arrives; before that, failures and silence move on unseen. The engine
-owns the whole answer: :meth:`Engine.complete` returns it, :meth:`Engine.stream` opens
-it and hands out its batches until it ends, and closes it.
+content chunk arrives; before that, failures and silence move on unseen. The engine owns
+the whole answer: :meth:`Engine.complete` returns it, :meth:`Engine.stream` opens it.
 """
 
 from __future__ import annotations
 
 import random
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +32,8 @@ from adapters import (
     GatewayRequest,
     GatewayResponse,
     InvalidRequest,
+    TextRequest,
+    TextResponse,
     Timeout,
     prefilled,
     translated,
@@ -50,11 +51,13 @@ from ._race import Race
 from ._racer import run_race
 from ._resume import Delivered, Seamed, Spliced
 from ._stats import TargetRegistry
-from ._streams import Chunks, StreamStart, close_stream, first_chunk
-from ._work import attempt_kind, input_tokens, nothing, total_tokens, within
+from ._streams import Chunks, Resume, StreamStart, close_stream, first_chunk
+from ._text import complete_text
+from ._validation import buffered, check_answer
+from ._work import attempt_kind, input_tokens, nothing, text_tokens_used, total_tokens, within
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Mapping
 
     from ..traffic._targetlimits import TargetLimits
     from ..upstream._upstream import Upstream
@@ -129,10 +132,13 @@ class Engine:
                 NoHealthyTarget when every target's circuit is open, Timeout when the
                 deadline passed).
         """
-        req = routed.request
+        req, check = routed.request, routed.options.check
 
         async def final(upstream: Upstream, model: str) -> GatewayResponse:
-            return await upstream.complete(req, model)
+            resp = await upstream.complete(req, model)
+            if check is not None:
+                check_answer(check, resp)
+            return resp
 
         call = within(routed.options.first_token_timeout, final)
         work = attempt_kind(routed, call, nothing, total_tokens, final=final)
@@ -167,11 +173,49 @@ class Engine:
         outlives its stream deadline (counted against its target; its success counts
         when it ends whole). Leaving closes the upstream stream.
         """
+        async with self._streamed(routed, lambda v: partial(self._resume, routed, v)) as chunks:
+            yield chunks
+
+    async def complete_text(self, routed: RoutedRequest[TextRequest]) -> TextResponse:
+        """A legacy text completion (``/v1/completions``), as :meth:`complete`; a target
+        that has no such API is skipped as one that lacks a capability.
+
+        Raises:
+            GatewayError: as :meth:`complete` (UnsupportedCapability when no target of
+                the route serves text completions).
+        """
         req = routed.request
+
+        async def final(upstream: Upstream, model: str) -> TextResponse:
+            return await complete_text(upstream, req, model)
+
+        call = within(routed.options.first_token_timeout, final)
+        work = attempt_kind(routed, call, nothing, text_tokens_used, final=final)
+        return (await self._start(routed, work)).value
+
+    def stream_text(
+        self, routed: RoutedRequest[TextRequest]
+    ) -> AbstractAsyncContextManager[Chunks]:
+        """A legacy text completion's stream, as :meth:`stream` (its chunks carry the
+        upstream's events as they came); a break is not resumed, it ends the stream."""
+        return self._streamed(routed, None)
+
+    @asynccontextmanager
+    async def _streamed(
+        self,
+        routed: RoutedRequest[GatewayRequest] | RoutedRequest[TextRequest],
+        resume: Callable[[dict[str, Verdict]], Resume] | None,
+    ) -> AsyncIterator[Chunks]:
+        """The stream of :meth:`stream` and :meth:`stream_text`; ``resume`` makes what
+        continues it after a break, given the verdicts still open (None: never)."""
+        req, check = routed.request, routed.options.check
         first_token_timeout = routed.options.first_token_timeout
 
         async def call(upstream: Upstream, model: str) -> StreamStart:
-            return await first_chunk(upstream, model, req, first_token_timeout)
+            start = await first_chunk(upstream, model, req, first_token_timeout)
+            if check is not None:  # read whole and checked before it is committed
+                return await buffered(start, check, self.stall_timeout)
+            return start
 
         work = attempt_kind(routed, call, close_stream, verdict_later=True)
         served = await self._start(routed, work)
@@ -201,7 +245,7 @@ class Engine:
             self.stall_timeout,
             broke,
             ended,
-            resume=partial(self._resume, routed, verdicts),
+            resume=resume(verdicts) if resume is not None else None,
             resume_max=routed.options.resume_max,
         )
         try:

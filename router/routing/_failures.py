@@ -13,6 +13,8 @@ from adapters import (
     UnsupportedParameter,
 )
 
+from ._validation import InvalidResponse
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -31,8 +33,8 @@ Unsupported = UnsupportedCapability | UnsupportedParameter
 
 def falls_back(exc: GatewayError, on: frozenset[str]) -> bool:
     """Whether ``exc`` lets a node move on to its next candidate."""
-    if isinstance(exc, AllTargetsFailed | NoHealthyTarget | Unsupported):
-        return True  # another target may be healthy, or able to take it
+    if isinstance(exc, AllTargetsFailed | NoHealthyTarget | Unsupported | InvalidResponse):
+        return True  # another target may be healthy, able to take it, or answer validly
     return exc.fallback_reason is not None and exc.fallback_reason in on
 
 
@@ -48,6 +50,9 @@ def combine(errors: Sequence[GatewayError]) -> GatewayError:
         cls = kinds.pop() if len(kinds) == 1 else UnsupportedCapability
         param = params.pop() if len(params) == 1 else None
         return cls(f"no target can take this request: {reasons}", param=param)
+    if len(flat) > 1 and all(isinstance(e, InvalidResponse) for e in flat):
+        reasons = "; ".join(f"{e.upstream}: {e.message}" for e in flat)
+        return InvalidResponse(f"no target gave a valid answer: {reasons}")
     if flat and all(isinstance(e, NoHealthyTarget) for e in flat):
         names = ", ".join(e.upstream or "?" for e in flat)
         # ``upstream`` names them all, so a route naming this one can list them too.

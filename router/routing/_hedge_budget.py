@@ -44,6 +44,9 @@ class TokenBucket:
     def __init__(self, rate: float, burst: float | None = None) -> None:
         self.rate = self.burst = 0.0
         self._tokens = math.inf  # the first configure caps it: the bucket starts full
+        #: Requests and hedges since the shared bucket last heard (``HedgeShare``).
+        self.unsynced_requests = 0
+        self.unsynced_hedges = 0
         self.configure(rate, burst)
 
     def configure(self, rate: float, burst: float | None = None) -> None:
@@ -70,13 +73,20 @@ class TokenBucket:
     def on_request(self) -> None:
         """A request arrived: it earns ``rate`` tokens."""
         self._tokens = min(self.burst, self._tokens + self.rate)
+        self.unsynced_requests += 1
 
     def try_take(self) -> bool:
         """Spend one token for an extra (hedged) attempt; False if there is none."""
         if self._tokens + _SLACK < 1:
             return False
         self._tokens = max(0.0, self._tokens - 1)
+        self.unsynced_hedges += 1
         return True
+
+    def adopt(self, shared: float) -> None:
+        """The shared bucket's tokens, plus what happened here since they were read."""
+        mine = self.unsynced_requests * self.rate - self.unsynced_hedges
+        self._tokens = max(0.0, min(self.burst, shared + mine))
 
     def snapshot(self) -> dict[str, float]:
         """The budget for ``/admin/status``."""

@@ -14,15 +14,15 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from adapters import EmbeddingRequest, GatewayError, GatewayRequest
-from rules import BatchConfig, Node
+from adapters import EmbeddingRequest, GatewayError, GatewayRequest, TextRequest, Usage
+from rules import AnswerCheck, BatchConfig, Node
 
 from ..upstream._upstream import Upstream
 
 __all__ = ["AttemptRecord", "RequestOptions", "RequestTrace", "RoutedRequest"]
 
-#: What a request asks: a chat, or embeddings.
-R = TypeVar("R", GatewayRequest, EmbeddingRequest)
+#: What a request asks: a chat, embeddings, or a legacy text completion.
+R = TypeVar("R", GatewayRequest, EmbeddingRequest, TextRequest)
 
 
 @attrs.define
@@ -71,10 +71,17 @@ class RequestTrace:
     outcome: str = ""  # the metrics outcome, set when the request ends
     client: str | None = None  # the name of the caller's key, when keys are configured
     cost_usd: float | None = None
+    #: What the request was charged for: the upstream's usage, else counted from the
+    #: text (cache and reasoning details included, for the usage ledger).
+    usage: Usage | None = None
     cache: str | None = None  # "hit" or "miss" on a route with a cache
     #: Each try to resume a broken stream: (target, "resumed" | "failed"); the target is
     #: the one that took over, or the one that broke when nobody did.
     resumes: list[tuple[str, str]] = attrs.field(factory=list)
+    #: With ``server.log_bodies``: the request's text and the answer's, unredacted
+    #: (the access log redacts them as it writes them); None otherwise.
+    prompt: str | None = None
+    answer: str | None = None
 
 
 @attrs.frozen
@@ -100,6 +107,9 @@ class RequestOptions:
     #: Embeddings: combine with concurrent requests to the same target (the route's
     #: ``batch``), or None to call alone.
     batch: BatchConfig | None = None
+    #: What an answer must be (the route's ``validate``, or the client's JSON Schema);
+    #: one that fails is its target's failure (:mod:`._validation`).
+    check: AnswerCheck | None = None
 
     @property
     def stream_end(self) -> float:

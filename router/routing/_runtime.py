@@ -83,5 +83,6 @@ class Runtime:
                 d.retries,
                 resume_max=resume_max(None, d),
                 stream_timeout=d.stream_timeout,
+                hooks=self.table.default_hooks,
             )
         return node.settings

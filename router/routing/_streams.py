@@ -18,12 +18,21 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
-from adapters import ChatChunk, GatewayError, StreamError, Timeout
+from adapters import (
+    ChatChunk,
+    GatewayError,
+    GatewayRequest,
+    StreamError,
+    Timeout,
+    UnsupportedCapability,
+)
 
 from ._resume import Delivered
 
 if TYPE_CHECKING:
-    from adapters import GatewayRequest
+    from contextlib import AbstractAsyncContextManager
+
+    from adapters import TextRequest
 
     from ..upstream._upstream import Upstream
     from ._request import RequestTrace
@@ -48,7 +57,7 @@ class StreamStart:
 async def first_chunk(
     upstream: Upstream,
     model: str,
-    req: GatewayRequest,
+    req: GatewayRequest | TextRequest,
     first_token_timeout: float,
     wrap: Callable[[AsyncIterator[list[ChatChunk]]], AsyncIterator[list[ChatChunk]]] | None = None,
 ) -> StreamStart:
@@ -67,7 +76,7 @@ async def first_chunk(
     async with AsyncExitStack() as attempt:
         with trio.move_on_after(first_token_timeout) as scope:
             chunks: AsyncIterator[list[ChatChunk]]
-            chunks = await attempt.enter_async_context(upstream.stream(req, model))
+            chunks = await attempt.enter_async_context(_opened(upstream, model, req))
             if wrap is not None:
                 chunks = wrap(chunks)
             rest = chunks
@@ -80,6 +89,22 @@ async def first_chunk(
         if scope.cancelled_caught:
             raise Timeout(f"no first token within {first_token_timeout:g}s")
         return StreamStart(head, rest, attempt.pop_all())
+
+
+def _opened(
+    upstream: Upstream, model: str, req: GatewayRequest | TextRequest
+) -> AbstractAsyncContextManager[AsyncIterator[list[ChatChunk]]]:
+    """The upstream stream answering ``req``: a chat, or a legacy text completion (which
+    only HTTP upstreams of the OpenAI family serve)."""
+    if isinstance(req, GatewayRequest):
+        return upstream.stream(req, model)
+    stream_text = getattr(upstream, "stream_text", None)
+    if stream_text is None:
+        raise UnsupportedCapability(
+            f"provider {upstream.name!r} ({upstream.kind}) has no text completions"
+        )
+    opened: AbstractAsyncContextManager[AsyncIterator[list[ChatChunk]]] = stream_text(req, model)
+    return opened
 
 
 async def close_stream(start: StreamStart) -> None:

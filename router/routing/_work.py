@@ -8,9 +8,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import trio
 
-from adapters import EmbeddingResponse, GatewayRequest, GatewayResponse, Timeout
+from adapters import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    GatewayRequest,
+    GatewayResponse,
+    TextResponse,
+    Timeout,
+)
 
-from ..traffic._tokens import embedding_tokens, request_tokens
+from ..traffic._tokens import embedding_tokens, request_tokens, text_request_tokens
 from ._attempt import Call
 
 if TYPE_CHECKING:
@@ -19,7 +26,14 @@ if TYPE_CHECKING:
     from ..upstream._upstream import Upstream
     from ._request import RoutedRequest
 
-__all__ = ["input_tokens", "nothing", "total_tokens", "attempt_kind", "within"]
+__all__ = [
+    "input_tokens",
+    "nothing",
+    "text_tokens_used",
+    "total_tokens",
+    "attempt_kind",
+    "within",
+]
 
 T = TypeVar("T")
 
@@ -69,10 +83,16 @@ def _request_tokens(routed: RoutedRequest[Any]) -> int:
     if routed.options.tokens is not None:
         return routed.options.tokens  # the app estimated it already, for the key's window
     req = routed.request
-    return request_tokens(req) if isinstance(req, GatewayRequest) else embedding_tokens(req)
+    if isinstance(req, GatewayRequest):
+        return request_tokens(req)
+    return embedding_tokens(req) if isinstance(req, EmbeddingRequest) else text_request_tokens(req)
 
 
 def total_tokens(resp: GatewayResponse) -> int | None:
+    return resp.usage.total_tokens if resp.usage is not None else None
+
+
+def text_tokens_used(resp: TextResponse) -> int | None:
     return resp.usage.total_tokens if resp.usage is not None else None
 
 

@@ -118,6 +118,8 @@ class Budgets:
         #: Called after every charge (the state file's writer listens), never with an
         #: argument; it must not raise.
         self.on_change: Callable[[], None] | None = None
+        #: Called with each charge's key and USD (shared state adds it to Redis's count).
+        self.on_charge: Callable[[str, float], None] | None = None
 
     def configure(self, key: str, budget: Budget | None) -> None:
         """Set ``key``'s budget (None: no budget). What it spent so far is kept."""
@@ -143,8 +145,19 @@ class Budgets:
         spend = self._current(key, self._clock(), keep=True)
         spend.day_usd += usd
         spend.month_usd += usd
+        if self.on_charge is not None:
+            self.on_charge(key, usd)
         if self.on_change is not None and usd:
             self.on_change()
+
+    def observe(self, key: str, day_usd: float, month_usd: float) -> None:
+        """``key``'s spend in the current day and month as shared state counts it
+        (every daemon's charges): this copy goes on from it if the shared state is lost."""
+        spend = self._current(key, self._clock(), keep=True)
+        if (spend.day_usd, spend.month_usd) != (day_usd, month_usd):
+            spend.day_usd, spend.month_usd = day_usd, month_usd
+            if self.on_change is not None:
+                self.on_change()
 
     def reserve(self, key: str, usd: float) -> Reservation:
         """Hold ``usd`` of ``key``'s budget for a request in flight, until the
@@ -267,6 +280,35 @@ class Budgets:
                 raise ValueError(f"the entry of key {key!r} has a negative or infinite spend")
             loaded[str(key)] = _Spend(day, day_usd, month, month_usd)
         self._spend.update(loaded)
+
+    def periods(self) -> tuple[float, float, float]:
+        """Now, and when the current UTC day and month began (seconds since the epoch):
+        what :meth:`recover` is computed over."""
+        now = self._clock()
+        when = datetime.fromtimestamp(now, tz=UTC)
+        day = datetime(when.year, when.month, when.day, tzinfo=UTC).timestamp()
+        return now, day, datetime(when.year, when.month, 1, tzinfo=UTC).timestamp()
+
+    def recover(self, spend: Mapping[str, tuple[float, float]], at: float) -> None:
+        """Spend counted elsewhere (the usage ledger) in the day and month that ``at``
+        (from :meth:`periods`) falls in: each key keeps the larger of its own count and
+        this one, so neither a state file older than the ledger nor a ledger that
+        dropped rows can refill a budget. Periods over since ``at`` are left alone.
+        """
+        now = self._clock()
+        when = datetime.fromtimestamp(at, tz=UTC)
+        day, month = (when.year, when.month, when.day), (when.year, when.month)
+        changed = False
+        for key, (day_usd, month_usd) in spend.items():
+            if not (min(day_usd, month_usd) >= 0 and math.isfinite(day_usd + month_usd)):
+                continue
+            record = self._current(key, now, keep=True)
+            if record.day == day and day_usd > record.day_usd:
+                record.day_usd, changed = day_usd, True
+            if record.month == month and month_usd > record.month_usd:
+                record.month_usd, changed = month_usd, True
+        if changed and self.on_change is not None:
+            self.on_change()
 
     def _current(self, key: str, now: float, *, keep: bool = False) -> _Spend:
         """``key``'s spend, rolled over to the periods ``now`` falls in; a key never

@@ -23,9 +23,12 @@ import attrs
 import orjson
 
 from adapters._types import (
+    ContentPart,
     GatewayRequest,
     Message,
+    RefusalPart,
     TextPart,
+    WirePart,
 )
 
 from ._cache_entries import Cached, answer_size, plain_json
@@ -111,15 +114,22 @@ def cache_key(route: str, req: GatewayRequest, client: str | None) -> bytes:
     return hashlib.sha256(canonical).digest()
 
 
+def _part_doc(p: ContentPart) -> Any:
+    if isinstance(p, RefusalPart):
+        return {"refusal": p.text}
+    if isinstance(p, TextPart):
+        return {"text": p.text}
+    if isinstance(p, WirePart):
+        return {"wire": p.part}
+    return {"url": p.url, "detail": p.detail}
+
+
 def _message_doc(m: Message) -> dict[str, Any]:
     content: Any
     if m.content is None or isinstance(m.content, str):
         content = m.content
     else:
-        content = [
-            {"text": p.text} if isinstance(p, TextPart) else {"url": p.url, "detail": p.detail}
-            for p in m.content
-        ]
+        content = [_part_doc(p) for p in m.content]
     return {
         "role": m.role,
         "content": content,

@@ -21,6 +21,7 @@ from adapters import (
     GatewayRequest,
     GatewayResponse,
     RateLimitExceeded,
+    TextRequest,
     Usage,
 )
 from rules import Leaf
@@ -29,14 +30,16 @@ from ._budgets import Budgets
 from ._cache import ResponseCache, cache_key
 from ._cache_entries import Cached, embedding_cache_key
 from ._cost import PriceTable
-from ._tokens import RESERVE_OUTPUT, embedding_tokens, request_tokens
+from ._tokens import RESERVE_OUTPUT, embedding_tokens, request_tokens, text_request_tokens
 from ._window import RateLimiter
+from .shared._traffic import SharedHold
 
 if TYPE_CHECKING:
     from rules import Config, Node, RouteCacheConfig
 
     from ._budgets import Reservation
     from ._keys import ClientKey
+    from .shared._traffic import Admitted, SharedTraffic
 
 __all__ = ["BudgetExhausted", "Controls", "KeyRateLimited"]
 
@@ -64,6 +67,8 @@ class Controls:
         self.cache = ResponseCache(config.cache.max_bytes, trio.current_time)
         self.prices = PriceTable(config.prices)
         self._keys: frozenset[str] = frozenset()
+        #: Key windows, spend and the cache on the shared Redis (``server.shared_state``).
+        self.shared: SharedTraffic | None = None
         self.configure(config)
 
     def configure(self, config: Config) -> None:
@@ -84,6 +89,69 @@ class Controls:
         self._keys = frozenset(config.keys)
 
     # -- before the engine -----------------------------------------------------------
+
+    async def enter(
+        self,
+        key: ClientKey | None,
+        tokens: int,
+        cache: RouteCacheConfig | None,
+        route: str,
+        req: GatewayRequest | EmbeddingRequest,
+        bypass: bool,
+        node: Node,
+        lease: float,
+    ) -> tuple[bytes | None, Cached | None, Reservation | None]:
+        """Admit a request (:meth:`admit`), look it up in the cache (:meth:`lookup`) and,
+        with no cached answer, hold its worst case in its budget (:meth:`reserve`).
+
+        With shared state up, all three are one round trip to Redis (the holds of every
+        daemon's requests seen at once); otherwise, or if Redis does not answer in
+        time, this daemon's own state decides, with no ``await`` between the three.
+        ``lease``: seconds after which a shared hold lapses if never given back.
+
+        Returns:
+            The cache key (None: not cached), a cached answer, the request's hold.
+        """
+        shared = self.shared
+        counted = key is not None and (key.budget is not None or key.limits is not None)
+        if shared is not None and shared.link.ok and (cache is not None or counted):
+            entry, _ = self.lookup(cache, route, req, key, True)
+            name = key.name if key is not None else "-"
+            budget = key.budget if key is not None else None
+            limits = key.limits if key is not None else None
+            worst = self._worst(node, req) if budget is not None else 0.0
+            windows = (limits.rpm or 0, limits.tpm or 0) if limits is not None else None
+            looked = entry if not bypass else None
+            admitted = await shared.admit(name, windows, tokens, budget, worst, lease, looked)
+            if admitted is not None:
+                self._refused(key, admitted)
+                hit = admitted.answer
+                kind = GatewayResponse if isinstance(req, GatewayRequest) else EmbeddingResponse
+                if not isinstance(hit, kind):
+                    hit = None
+                # Without a key nothing is charged (as below): the hold is only a key's.
+                return entry, hit, admitted.hold if key is not None else None
+        self.admit(key, tokens)
+        entry, hit = self.lookup(cache, route, req, key, bypass)
+        return entry, hit, None if hit is not None else self.reserve(key, node, req)
+
+    def _refused(self, key: ClientKey | None, admitted: Admitted) -> None:
+        """Raise the refusal shared state answered, as :meth:`admit` would."""
+        if admitted.code == 0 or key is None:
+            return
+        if admitted.code == 3:
+            raise KeyRateLimited(
+                f"key {key.name!r} is at its rate limit; retry in {admitted.wait:.1f}s",
+                retry_after=admitted.wait,
+            )
+        assert key.budget is not None
+        budget = f"the budget of key {key.name!r} (${key.budget.usd:g} a {key.budget.per})"
+        if admitted.code == 1:
+            raise BudgetExhausted(
+                f"{budget} is held by its requests in flight; retry when they end",
+                retry_after=1.0,
+            )
+        raise BudgetExhausted(f"{budget} is spent", retry_after=self.budgets.resets_in(key.name))
 
     def admit(self, key: ClientKey | None, tokens: int) -> None:
         """Let the request in, or raise BudgetExhausted / KeyRateLimited (both 429s)."""
@@ -151,7 +219,10 @@ class Controls:
         return entry, hit if isinstance(hit, kind) else None
 
     def reserve(
-        self, key: ClientKey | None, node: Node, req: GatewayRequest | EmbeddingRequest
+        self,
+        key: ClientKey | None,
+        node: Node,
+        req: GatewayRequest | EmbeddingRequest | TextRequest,
     ) -> Reservation | None:
         """Hold the request's worst-case cost in its key's budget while it is in flight
         (None: the key has no budget): its prompt estimate plus its ``max_tokens`` (or
@@ -163,15 +234,22 @@ class Controls:
         """
         if key is None or key.budget is None:
             return None
+        return self.budgets.reserve(key.name, self._worst(node, req))
+
+    def _worst(self, node: Node, req: GatewayRequest | EmbeddingRequest | TextRequest) -> float:
+        """The request's worst-case cost at the dearest target ``node`` can reach."""
         if isinstance(req, EmbeddingRequest):  # no output: the inputs are the cost
             prompt, output = embedding_tokens(req), 0
+        elif isinstance(req, TextRequest):  # max_tokens for each completion it makes
+            prompt = text_request_tokens(req, with_output=False)
+            output = text_request_tokens(req) - prompt
         else:
             prompt = request_tokens(req, with_output=False)
             output = max(req.max_tokens if req.max_tokens is not None else RESERVE_OUTPUT, 0)
         worst = 0.0
         for target in _targets(node):
             worst = max(worst, self.prices.estimate(target, prompt, output) or 0.0)
-        return self.budgets.reserve(key.name, worst)
+        return worst
 
     # -- after the engine ------------------------------------------------------------
 
@@ -187,7 +265,9 @@ class Controls:
         in place of its ``hold``, and its token window learns the real count."""
         cost = None
         if target is not None and usage is not None:
-            if key is not None and key.limits is not None:
+            if isinstance(hold, SharedHold):
+                hold.reconcile(usage.total_tokens)
+            elif key is not None and key.limits is not None:
                 self.key_limits.reconcile(f"key:{key.name}", estimated, usage.total_tokens)
             cost = self.prices.cost(target, usage)
         if hold is not None:
@@ -206,10 +286,15 @@ class Controls:
             "key_limits": {
                 name: attrs.asdict(usage) for name, usage in self.key_limits.snapshot().items()
             },
+            **({"shared": self.shared.snapshot()} if self.shared is not None else {}),
         }
 
     def store(self, entry: bytes | None, cache: RouteCacheConfig | None, resp: Cached) -> None:
-        if entry is not None and cache is not None:
+        if entry is None or cache is None:
+            return
+        if self.shared is not None and self.shared.link.ok:
+            self.shared.store(entry, resp, cache.ttl, self.cache.max_bytes)
+        else:
             self.cache.put(entry, resp, cache.ttl)
 
 

@@ -66,6 +66,9 @@ SHIPPED_PRICES: Mapping[str, Price] = {
     # Cohere
     "command-r": Price(0.15, 0.60),
     "command-r-plus": Price(2.50, 10.00),
+    # AI21 (Jamba; the "-1.7" and other versions match by prefix)
+    "jamba-large": Price(2.00, 8.00),
+    "jamba-mini": Price(0.20, 0.40),
     # Embeddings: input tokens only
     "text-embedding-3-small": Price(0.02, 0.0),
     "text-embedding-3-large": Price(0.13, 0.0),

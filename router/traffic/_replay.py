@@ -45,6 +45,7 @@ def replay(resp: GatewayResponse) -> list[ChatChunk]:
     first one has the answer's input usage as its ``start_usage``);
     the content, if the message has any, in chunks of :data:`REPLAY_WORDS` words split
     at whitespace (an empty string is one empty chunk, so it survives a round trip);
+    its reasoning (``reasoning_content``), if it has any, in one chunk before the content;
     its refusal, if it has one, in one chunk;
     each tool call as two deltas, its id and name with ``arguments=""`` and then its
     arguments (left out when empty); and a finish chunk with no delta and the answer's
@@ -54,14 +55,19 @@ def replay(resp: GatewayResponse) -> list[ChatChunk]:
     the answer has usage, one usage-only chunk (``choices=()``); a caller whose client
     did not ask for ``include_usage`` leaves it out.
 
-    ``system_fingerprint`` has no place in a chunk and is not replayed.
+    Every chunk carries the answer's ``system_fingerprint`` and ``service_tier``.
     """
 
     def chunk(
         index: int, delta: Delta, finish: str | None = None, usage: Usage | None = None
     ) -> ChatChunk:
         choices = () if index < 0 else (ChunkChoice(index, delta, finish),)
-        return ChatChunk(resp.id, resp.model, resp.created, choices, usage)
+        return said(ChatChunk(resp.id, resp.model, resp.created, choices, usage))
+
+    def said(c: ChatChunk) -> ChatChunk:
+        return attrs.evolve(
+            c, system_fingerprint=resp.system_fingerprint, service_tier=resp.service_tier
+        )
 
     out: list[ChatChunk] = []
     for c in resp.choices:
@@ -70,6 +76,8 @@ def replay(resp: GatewayResponse) -> list[ChatChunk]:
         if len(out) == 1 and resp.usage is not None:  # the input side, up front
             start = attrs.evolve(resp.usage, completion_tokens=0, reasoning_tokens=0)
             out[0] = attrs.evolve(out[0], start_usage=start)
+        if m.reasoning_content is not None:
+            out.append(chunk(c.index, Delta(reasoning_content=m.reasoning_content)))
         text = m.text() if m.content is not None else None
         if text is not None:
             words = _WORD.split(text)
@@ -86,7 +94,7 @@ def replay(resp: GatewayResponse) -> list[ChatChunk]:
         finish = ChunkChoice(
             c.index, Delta(), c.finish_reason or "stop", c.stop_sequence, c.logprobs
         )
-        out.append(ChatChunk(resp.id, resp.model, resp.created, (finish,)))
+        out.append(said(ChatChunk(resp.id, resp.model, resp.created, (finish,))))
     if resp.usage is not None:
         out.append(chunk(-1, Delta(), usage=resp.usage))
     return out
@@ -103,6 +111,7 @@ class _CallParts:
 class _ChoiceParts:
     content: list[str] | None = None
     refusal: list[str] | None = None
+    reasoning: list[str] | None = None
     calls: dict[int, _CallParts] = attrs.field(factory=dict)
     finish_reason: str | None = None
     stop_sequence: str | None = None
@@ -113,7 +122,8 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
     """The complete answer a finished stream's chunks add up to, for the cache.
 
     The id, model and created come from the first chunk. Per choice index: the content
-    deltas concatenated (``None`` if there were none), the refusal deltas likewise,
+    deltas concatenated (``None`` if there were none), the refusal and reasoning deltas
+    likewise,
     tool-call deltas merged by their index (the first id and name given win, since they
     arrive whole; the arguments concatenated), the ``logprobs`` lists concatenated, the
     last ``finish_reason`` with its ``stop_sequence``; and the last usage seen.
@@ -140,6 +150,10 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
                 if p.content is None:
                     p.content = []
                 p.content.append(d.content)
+            if d.reasoning_content is not None:
+                if p.reasoning is None:
+                    p.reasoning = []
+                p.reasoning.append(d.reasoning_content)
             for t in d.tool_calls:
                 call = p.calls.setdefault(t.index, _CallParts())
                 if call.id is None and t.id:
@@ -162,6 +176,7 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
                 role="assistant",
                 content=None if p.content is None else "".join(p.content),
                 refusal=None if p.refusal is None else "".join(p.refusal),
+                reasoning_content=None if p.reasoning is None else "".join(p.reasoning),
                 tool_calls=tuple(
                     ToolCall(call.id or "", call.name or "", "".join(call.arguments))
                     for _, call in sorted(p.calls.items())
@@ -174,7 +189,13 @@ def assemble(chunks: Iterable[ChatChunk]) -> GatewayResponse | None:
         for i, p in sorted(parts.items())
     )
     return GatewayResponse(
-        id=first.id, model=first.model, created=first.created, choices=choices, usage=usage
+        id=first.id,
+        model=first.model,
+        created=first.created,
+        choices=choices,
+        usage=usage,
+        system_fingerprint=first.system_fingerprint,
+        service_tier=first.service_tier,
     )
 
 

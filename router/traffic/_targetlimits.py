@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from adapters import RateLimitExceeded, provider_spec
 
 from ..upstream._upstream import HTTPUpstream
+from .shared._windows import SharedTaken
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from ..upstream._upstream import Upstream
     from ._window import RateLimiter
+    from .shared._windows import SharedWindows
 
 __all__ = ["HOLD_SHARE", "TargetLimited", "TargetLimits", "observe_headers"]
 
@@ -53,6 +55,9 @@ class TargetLimits:
         self._limited: frozenset[str] = frozenset()
         self._noted: set[str] = set()
         self._tpm: dict[str, int] = {}  # the tpm of each window that has one
+        self._limits: dict[str, tuple[int | None, int | None]] = {}  # rpm, tpm by window
+        #: The windows on the shared Redis (``server.shared_state``), if any.
+        self.shared: SharedWindows | None = None
 
     def configure(self, config: Config) -> None:
         """Apply the limits of a (re)loaded config.
@@ -64,12 +69,14 @@ class TargetLimits:
         """
         limited: set[str] = set()
         tpm: dict[str, int] = {}
+        self._limits = {}
         for name, provider in config.providers.items():
             windows = {f"{name}:{m}": limits for m, limits in provider.model_limits.items()}
             if provider.limits is not None:
                 windows[name] = provider.limits
             for key, limits in windows.items():
                 self.limiter.configure(key, limits.rpm, limits.tpm)
+                self._limits[key] = (limits.rpm, limits.tpm)
                 limited.add(key)
                 if limits.tpm is not None:
                     tpm[key] = limits.tpm
@@ -103,15 +110,54 @@ class TargetLimits:
             taken.append(key)
         return taken
 
+    async def acquire(self, target: Target, tokens: int) -> list[str]:
+        """:meth:`take`, on the shared windows while shared state is up (one round
+        trip for all the target's windows); a provider's own headers are this daemon's.
+
+        Raises:
+            TargetLimited: a window is full; nothing is taken.
+        """
+        shared = self.shared
+        if shared is None or not shared.link.ok:
+            return self.take(target, tokens)
+        windows = []
+        for key in (target.provider, str(target)):
+            if key in self._noted and (wait := self.limiter.blocked_for(key)) is not None:
+                raise TargetLimited(
+                    f"{target} is at its rate limit ({key})", upstream=str(target), retry_after=wait
+                )
+            if key in self._limited:
+                rpm, tpm = self._limits[key]
+                windows.append((key, rpm, tpm, self._held(key, tokens)))
+        if not windows:
+            return []
+        taken, index, wait = await shared.take(windows)
+        if taken is not None:
+            return taken
+        if index >= 0:
+            full = windows[index][0]
+            raise TargetLimited(
+                f"{target} is at its rate limit ({full})", upstream=str(target), retry_after=wait
+            )
+        return self.take(target, tokens)  # Redis did not answer: this daemon's windows
+
     def settle(self, taken: Sequence[str], estimated: int, actual: int | None) -> None:
         """Correct the estimate with the usage the upstream reported."""
         if actual is None:
+            return
+        if isinstance(taken, SharedTaken):
+            if self.shared is not None:
+                self.shared.settle(taken, [actual] * len(taken))
             return
         for key in taken:
             self.limiter.reconcile(key, self._held(key, estimated), actual)
 
     def give_back(self, taken: Sequence[str], tokens: int) -> None:
         """An attempt that never reached the upstream returns what it took."""
+        if isinstance(taken, SharedTaken):
+            if self.shared is not None:
+                self.shared.give_back(taken)
+            return
         for key in taken:
             self.limiter.release(key, self._held(key, tokens))
 

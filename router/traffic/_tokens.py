@@ -13,7 +13,7 @@ from adapters import Usage
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from adapters import ChatChunk, EmbeddingRequest, GatewayRequest, GatewayResponse
+    from adapters import ChatChunk, EmbeddingRequest, GatewayRequest, GatewayResponse, TextRequest
 
 __all__ = [
     "CHARS_PER_TOKEN",
@@ -24,6 +24,7 @@ __all__ = [
     "estimate_tokens",
     "request_tokens",
     "stream_usage",
+    "text_request_tokens",
     "text_tokens",
 ]
 
@@ -67,6 +68,15 @@ def embedding_tokens(req: EmbeddingRequest) -> int:
     """Tokens an embeddings request will use, before the upstream says: its texts at
     ~4 characters a token, its token arrays as they are. Embeddings have no output."""
     return sum(len(i) if isinstance(i, tuple) else text_tokens(len(i)) for i in req.inputs)
+
+
+def text_request_tokens(req: TextRequest, with_output: bool = True) -> int:
+    """Tokens a text completion may use: its prompt (text at ~4 characters a token,
+    token arrays as they are) and, unless ``with_output`` is False, ``max_tokens`` for
+    each completion it generates (``best_of`` or ``n`` per prompt)."""
+    prompt = text_tokens(req.prompt_chars) + req.prompt_tokens
+    output = max(req.max_tokens, 0) * req.choices * req.prompts
+    return prompt + (output if with_output else 0)
 
 
 def chunk_chars(chunks: Iterable[ChatChunk]) -> int:

@@ -10,11 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from adapters import BedrockProvider, SimulatedModel, SimulatedProvider, provider_spec
+from adapters import (
+    BedrockProvider,
+    JobAdapter,
+    SimulatedModel,
+    SimulatedProvider,
+    provider_spec,
+)
 from rules import Config, ConfigError, HTTPProvider, ProviderConfig, SecretRef
 
 from ._h2pool import H2Pool
 from ._images import ImageFetcher
+from ._jobs import JobUpstream
 from ._pool import H11Pool
 from ._proxy import ProxyRoutes, proxy_routes
 from ._tls import ClientTLS, client_tls
@@ -93,7 +100,10 @@ def build_upstream(
     ):
         settings["aws_credentials"] = _aws_credential_chain(name)
     adapter = factory(name, settings)
-    return HTTPUpstream(
+    # A provider that answers through jobs (create, poll or stream, cancel) needs more
+    # than one request per answer.
+    upstream = JobUpstream if isinstance(adapter, JobAdapter) else HTTPUpstream
+    return upstream(
         name,
         provider.kind,
         adapter,

@@ -8,10 +8,10 @@ on MockClock). The engine sees only the :class:`Upstream` interface.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -23,10 +23,11 @@ from adapters import (
     GatewayError,
     SerializationError,
     StreamError,
+    TextStreamDecoder,
     TokenCounter,
     UnsupportedCapability,
     UpstreamRequest,
-    refuse_untranslated,
+    refuse_untaken,
     response_for,
     stream_decoder_for,
 )
@@ -34,6 +35,8 @@ from adapters import (
 from ._embed import embed_over_http
 from ._images import ImageFetcher, inline_images, wants_fetch
 from ._redact import Redactor
+from ._simulated import SimulatedUpstream
+from ._text import complete_text, text_request
 from ._transport import HttpxTransport, Transport, UpstreamResponse
 
 if TYPE_CHECKING:
@@ -46,11 +49,10 @@ if TYPE_CHECKING:
         GatewayRequest,
         GatewayResponse,
         HTTPAdapter,
-        SimulatedModel,
-        UpstreamRequest,
+        StreamDecoder,
+        TextRequest,
+        TextResponse,
     )
-
-    pass
 
 __all__ = ["HTTPUpstream", "SimulatedUpstream", "Upstream"]
 
@@ -162,8 +164,8 @@ class HTTPUpstream:
 
     async def _prepare(self, req: GatewayRequest, model: str) -> UpstreamRequest:
         """The signed upstream request for ``req``, images fetched if allowed and needed.
-        UnsupportedParameter for a part only the client's format takes (``document``)."""
-        refuse_untranslated(req, getattr(self.adapter, "same_format", None), self.name)
+        UnsupportedParameter for a part or a field the kind cannot take (``document``)."""
+        refuse_untaken(req, self.adapter, self.name)
         if self._images is not None and not self.adapter.image_urls and wants_fetch(req):
             req = attrs.evolve(await inline_images(req, self._images), raw=None)
         return await self.signed(self.adapter.build_request(req, model))
@@ -250,18 +252,39 @@ class HTTPUpstream:
         err.args = (err.message,)
         return err
 
-    @asynccontextmanager
-    async def stream(
+    def stream(
         self, req: GatewayRequest, model: str
+    ) -> AbstractAsyncContextManager[AsyncIterator[list[ChatChunk]]]:
+        decoder = stream_decoder_for(self.adapter, req)
+        return self.stream_request(partial(self._prepare, req, model), decoder, model)
+
+    def stream_text(
+        self, req: TextRequest, model: str
+    ) -> AbstractAsyncContextManager[AsyncIterator[list[ChatChunk]]]:
+        """A ``/v1/completions`` stream, its events as they came (see TextStreamDecoder)."""
+        request = text_request(self, req, model)  # UnsupportedCapability: at once
+        return self.stream_request(partial(self.signed, request), TextStreamDecoder(), model)
+
+    async def complete_text(self, req: TextRequest, model: str) -> TextResponse:
+        """A whole ``/v1/completions`` answer. Raises GatewayError
+        (UnsupportedCapability for a kind or host without the legacy API)."""
+        return await complete_text(self, req, model)
+
+    @asynccontextmanager
+    async def stream_request(
+        self,
+        prepare: Callable[[], Awaitable[UpstreamRequest]],
+        decoder: StreamDecoder,
+        model: str,
     ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
-        upstream_request = await self._prepare(req, model)
+        """The streamed answer to the request ``prepare`` makes, read by ``decoder``."""
+        upstream_request = await prepare()
         try:
             async with self.transport.request(upstream_request) as response:
                 if self.on_headers is not None:
                     self.on_headers(response.headers)
                 if not 200 <= response.status < 300:
                     raise self._failure(response, await self._read(response))
-                decoder = stream_decoder_for(self.adapter, req)
 
                 async def chunks() -> AsyncGenerator[list[ChatChunk]]:
                     # A plugin's decoder that does not say what it holds: the bytes fed
@@ -341,60 +364,3 @@ def _named(batch: list[ChatChunk], model: str) -> list[ChatChunk]:
     if all(chunk.model for chunk in batch):
         return batch
     return [chunk if chunk.model else attrs.evolve(chunk, model=model) for chunk in batch]
-
-
-class SimulatedUpstream:
-    """The ``simulated`` provider: waits out each plan's latency on trio's clock."""
-
-    kind = "simulated"
-
-    def __init__(self, name: str, model: SimulatedModel) -> None:
-        self.name = name
-        self.model = model
-
-    async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
-        plan = self.model.plan(req, model, created=int(time.time()))
-        await trio.sleep(plan.latency)
-        if plan.error is not None:
-            raise plan.error
-        await trio.sleep(plan.token_interval * len(plan.tokens))
-        return plan.response()
-
-    @asynccontextmanager
-    async def stream(
-        self, req: GatewayRequest, model: str
-    ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
-        plan = self.model.plan(req, model, created=int(time.time()))
-        await trio.sleep(plan.latency)
-        if plan.error is not None:
-            raise plan.error
-
-        async def chunks() -> AsyncGenerator[list[ChatChunk]]:
-            role, *rest = plan.chunks(req.include_usage)
-            yield [role, rest[0]]  # the role and the first token go out together
-            for chunk in rest[1:]:
-                await trio.sleep(plan.token_interval)
-                yield [chunk]
-
-        async with aclosing(chunks()) as iterator:
-            yield iterator
-
-    async def embed(self, req: EmbeddingRequest, model: str) -> EmbeddingResponse:
-        plan = self.model.embed_plan(req, model)
-        await trio.sleep(plan.latency)
-        if plan.error is not None:
-            raise plan.error
-        return plan.response
-
-    async def probe(self) -> None:
-        """The simulated provider is always reachable; its failures are per request."""
-        await trio.lowlevel.checkpoint()
-
-    def capabilities(self, model: str) -> Capabilities:
-        return Capabilities()
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()  # nothing runs in the background
-
-    async def aclose(self) -> None:
-        await trio.lowlevel.checkpoint()

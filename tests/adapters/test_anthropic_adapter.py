@@ -642,7 +642,7 @@ def test_stream_usage_cumulative_fields_kept() -> None:
     assert chunks[-2].choices[0].finish_reason == "stop"
 
 
-def test_stream_thinking_and_unknown_events_ignored() -> None:
+def test_stream_thinking_is_reasoning_and_unknown_events_ignored() -> None:
     data = b"".join(
         [
             event("message_start", {"message": {"id": "m", "model": "c"}}),
@@ -672,6 +672,7 @@ def test_stream_thinking_and_unknown_events_ignored() -> None:
     chunks = decode(data, [])
     assert [c.choices[0].delta for c in chunks if c.choices] == [
         Delta(role="assistant", content=""),
+        Delta(reasoning_content="hmm"),  # OpenAI-format clients read it so
         Delta(),
     ]
 

@@ -86,6 +86,7 @@ def test_request_golden() -> None:
         top_p=0.9,
         max_tokens=100,
         stop=("END",),
+        extra={"user": "u", "top_k": 5},  # in their OpenAI form (which kinds take them)
     )
 
 

@@ -34,6 +34,7 @@ from adapters._compat import COMPAT_KINDS, IDENTITY, compat_fixups, mistral_tool
 
 def test_every_named_host_has_fixups_and_others_get_the_identity() -> None:
     assert COMPAT_KINDS == (
+        "ai21",
         "deepseek",
         "fireworks",
         "groq",

@@ -9,6 +9,8 @@ PUBLIC = {
     "MessagesSent",
     "WireBody",
     "passes_through",
+    "refuse_fields",
+    "refuse_untaken",
     "refuse_untranslated",
     "translated",
     # errors
@@ -34,7 +36,9 @@ PUBLIC = {
     "GatewayResponse",
     "Message",
     "ContentPart",
+    "RefusalPart",
     "TextPart",
+    "WirePart",
     "ImagePart",
     "Tool",
     "ToolCall",
@@ -111,6 +115,13 @@ PUBLIC = {
     "OpenAICompatibleProvider",
     "OpenAIProvider",
     "SimulatedProvider",
+    "HuggingFaceProvider",
+    "ReplicateProvider",
+    "RunPodProvider",
+    # providers that answer through jobs (create, poll or stream, cancel)
+    "Job",
+    "JobAdapter",
+    "PolledStreamDecoder",
     # providers' rate-limit headers
     "RateLimitParser",
     "UpstreamLimits",
@@ -119,6 +130,13 @@ PUBLIC = {
     # resuming a broken stream by prefill
     "Seam",
     "prefilled",
+    # legacy text completions, passed through to OpenAI-format targets
+    "TextCompleter",
+    "TextRequest",
+    "TextResponse",
+    "TextStreamDecoder",
+    "text_request_from_wire",
+    "text_response_from_wire",
 }
 
 

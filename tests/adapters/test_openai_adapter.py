@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 
@@ -489,7 +490,8 @@ EVENTS = [
 
 
 def c(*choices: ChunkChoice, usage: Usage | None = None) -> ChatChunk:
-    return ChatChunk("chatcmpl-7", "gpt-4o-2024-08-06", 1700000000, choices, usage)
+    chunk = ChatChunk("chatcmpl-7", "gpt-4o-2024-08-06", 1700000000, choices, usage)
+    return attrs.evolve(chunk, system_fingerprint="fp_9")  # every chunk's, kept
 
 
 EXPECTED = [

@@ -335,9 +335,9 @@ def body(**fields: Any) -> dict[str, Any]:
             id="content-object",
         ),
         pytest.param(
-            body(messages=[{"role": "user", "content": [{"type": "audio", "x": 1}]}]),
+            body(messages=[{"role": "user", "content": [{"x": 1}]}]),
             "messages[0]",
-            id="part-unknown-type",
+            id="part-without-type",
         ),
         pytest.param(
             body(messages=[{"role": "user", "content": [{"type": "text", "text": 5}]}]),

@@ -132,7 +132,7 @@ def test_a_passed_through_answer_is_kept_beside_the_unified_one() -> None:
 
 def test_a_thinking_block_is_content_the_stream_commits_on() -> None:
     """Thinking may take longer than the first-token time: its events count as content
-    (translated, they would not: they have no unified form)."""
+    (translated too: as reasoning)."""
     data = whole(thought_stream("thinker"))
     piped = AnthropicAdapter().stream_decoder_for(messages_request_from_wire(MESSAGES_BODY))
     chunks = piped.feed(data)
@@ -142,4 +142,5 @@ def test_a_thinking_block_is_content_the_stream_commits_on() -> None:
     assert wire.startswith(b"event: content_block_start")
     assert b'"thinking"' in wire
     plain = AnthropicAdapter().stream_decoder().feed(data)
-    assert next(c.choices[0].delta.content for c in plain if c.has_content) == "Done"
+    assert next(c.choices[0].delta for c in plain if c.has_content).reasoning_content
+    assert "".join(c.choices[0].delta.content or "" for c in plain if c.choices) == "Done"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pytest
 
@@ -30,6 +30,7 @@ class HasBaseURL(Protocol):
 
 
 BUILT_IN = [
+    "ai21",
     "anthropic",
     "azure",
     "bedrock",
@@ -38,11 +39,14 @@ BUILT_IN = [
     "fireworks",
     "gemini",
     "groq",
+    "huggingface",
     "mistral",
     "ollama",
     "openai",
     "openai_compatible",
     "openrouter",
+    "replicate",
+    "runpod",
     "simulated",
     "together",
     "vllm",
@@ -79,7 +83,8 @@ def test_default_base_urls_are_the_config_defaults() -> None:
         spec = provider_spec(kind)
         if spec.default_base_url is None:
             continue
-        config = spec.config(kind=kind)
+        required: dict[str, Any] = {"runpod": {"endpoint_id": "abc123"}}.get(kind, {})
+        config = spec.config(kind=kind, **required)
         assert isinstance(config, HasBaseURL)  # each kind's own field, not ProviderConfig's
         assert config.base_url == spec.default_base_url
 

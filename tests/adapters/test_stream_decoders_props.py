@@ -1,7 +1,7 @@
 """Every provider's stream decoder by property: any chunking decodes like the whole.
 
 Each case builds a valid stream in its provider's wire format (SSE for OpenAI,
-Anthropic, Gemini and Cohere, NDJSON for Ollama, AWS event-stream frames with their CRCs
+Anthropic, Gemini, Cohere, TGI and Replicate, NDJSON for Ollama, AWS event-stream frames with their CRCs
 for Bedrock) from hypothesis-chosen text, tool calls and usage, and remembers the text
 it holds. Then, for a prefix of that stream (most often all of it) fed in chunks cut at
 hypothesis-chosen points, the decoder gives exactly what it gives for the prefix in one
@@ -31,6 +31,8 @@ from adapters._cohere import CohereStreamDecoder
 from adapters._gemini import GeminiStreamDecoder
 from adapters._ollama import OllamaStreamDecoder
 from adapters._openai_response import chunk_to_wire
+from adapters._replicate import ReplicateStreamDecoder
+from adapters._tgi import TGIStreamDecoder
 from tests.fakes.bedrock_upstream import event_frame
 from tests.strategies import FINISH, TEXT, USAGE, chat_chunks, chunkings
 
@@ -180,6 +182,39 @@ def bedrock_streams(draw: st.DrawFn) -> Stream:
     return b"".join(frames), "".join(texts)
 
 
+@st.composite
+def tgi_streams(draw: st.DrawFn) -> Stream:
+    texts, usage = draw(TEXTS), draw(USAGE)
+    events: list[dict[str, Any]] = [
+        {"index": i, "token": {"id": i, "text": t, "special": False}, "details": None}
+        for i, t in enumerate(texts)
+    ]
+    details = {
+        "finish_reason": draw(st.sampled_from(["length", "eos_token", "stop_sequence"])),
+        "generated_tokens": usage.completion_tokens,
+        "input_length": usage.prompt_tokens,
+    }
+    end: dict[str, Any] = {
+        "token": {"id": 2, "text": "</s>", "special": True},
+        "generated_text": "x",
+    }
+    events.append({**end, "details": details})
+    return b"".join(b"data:" + orjson.dumps(e) + b"\n\n" for e in events), "".join(texts)
+
+
+@st.composite
+def replicate_streams(draw: st.DrawFn) -> Stream:
+    # The data is the text itself: a line break in it is a new data line (CR and CRLF
+    # become LF: SSE reads each as a line end).
+    texts = [t.replace("\r\n", "\n").replace("\r", "\n") for t in draw(TEXTS)]
+    events = [
+        b"event: output\n" + b"".join(b"data: " + line.encode() + b"\n" for line in t.split("\n"))
+        for t in texts
+    ]
+    body = b"".join(e + b"\n" for e in events) + b"event: done\ndata: {}\n\n"
+    return body, "".join(texts)
+
+
 CASES: dict[str, tuple[Callable[[], StreamDecoder], st.SearchStrategy[Stream]]] = {
     "openai": (OpenAIStreamDecoder, openai_streams()),
     "anthropic": (AnthropicStreamDecoder, anthropic_streams()),
@@ -187,6 +222,8 @@ CASES: dict[str, tuple[Callable[[], StreamDecoder], st.SearchStrategy[Stream]]] 
     "cohere": (CohereStreamDecoder, cohere_streams()),
     "ollama": (OllamaStreamDecoder, ollama_streams()),
     "bedrock": (BedrockStreamDecoder, bedrock_streams()),
+    "tgi": (TGIStreamDecoder, tgi_streams()),
+    "replicate": (ReplicateStreamDecoder, replicate_streams()),
 }
 
 

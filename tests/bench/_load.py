@@ -163,6 +163,7 @@ class LoadSpec:
     every: float = 0.0  # open loop: one request on a new connection every this many s
     method: str = "POST"
     procs: int = 1
+    body: str | None = None  # the request body (default: loadgen's chat request)
 
     def argv(self, connections: int, seed: int) -> list[str]:
         """The command line of one of the processes, with ``connections`` clients."""
@@ -178,6 +179,8 @@ class LoadSpec:
             cmd.append("--once")
         if self.every:
             cmd += ["--every", str(self.every), "--method", self.method]
+        if self.body is not None:
+            cmd += ["--body", self.body]
         return cmd
 
 

@@ -138,6 +138,12 @@ class Run:
     held: list[Measured] = field(default_factory=list)
     overload: list[Measured] = field(default_factory=list)
     cold: list[Measured] = field(default_factory=list)
+    embed: list[Measured] = field(default_factory=list)
+    workers: list[Measured] = field(default_factory=list)  # by --workers N
+    shared: list[Measured] = field(default_factory=list)
+    hooks: list[Measured] = field(default_factory=list)
+    #: The content hooks' own CPU per request by mode, in microseconds.
+    hook_costs: dict[str, float] = field(default_factory=dict)
     soak: Soak | None = None
     held_duration_s: float = 0.0
 

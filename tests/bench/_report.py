@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from _embed import embed_section
 from _fmt import Target, fmt_mb, fmt_ms, fmt_rate, target_rows, verdict
+from _hooks import hooks_section
 from _sections import (
     cold_section,
     failures,
@@ -15,6 +17,8 @@ from _sections import (
     section_targets,
     soak_section,
 )
+from _shared_bench import shared_section
+from _workers_table import workers_section
 
 if TYPE_CHECKING:
     from _model import Point, Result, Run
@@ -23,7 +27,18 @@ __all__ = ["extract_notes", "failures", "render", "summary", "summary_line", "ta
 
 NOTES_HEADING = "## Notes"
 #: What ``run.py`` measures when ``--only`` is not given (keep in step with it).
-DEFAULT_GROUPS = ("base", "tls", "h2", "held", "overload", "cold")
+DEFAULT_GROUPS = (
+    "base",
+    "tls",
+    "h2",
+    "held",
+    "overload",
+    "cold",
+    "embed",
+    "workers",
+    "shared",
+    "hooks",
+)
 GROUPS_TEXT = (
     "- Scenario groups (`--only`, comma-separated; all but `soak` by default, `all` for "
     "every one): `base` (the ceiling and the plain-HTTP tables), `tls` and `h2` "
@@ -37,7 +52,15 @@ GROUPS_TEXT = (
     "once after a 503: req/s, 503 share, p99 of answers and of 503s), `cold` (a freshly "
     "started router, 500 new clients at once against the TLS upstream and then plain "
     "HTTP, `GET /healthz` every 10 ms meanwhile from another process: failures, total "
-    "time, p50/p99, probe p99/max) and `soak` (`--soak-duration`, 600 s by default: "
+    "time, p50/p99, probe p99/max), `embed` (`POST /v1/embeddings` at c=16, a fresh "
+    'router without and then with the route\'s `batch = { max = 64, wait = "5ms" }`: '
+    "req/s, p50/p99, requests per upstream call), `workers` (non-stream c=64 through a "
+    "fresh router started with `--workers 1` and then `--workers 2`, not pinned), "
+    "`shared` (one router without `server.shared_state`, one with it on a local "
+    "`redis-server`, two on one Redis: non-stream c=16 and c=256, req/s, added p50 and "
+    "router CPU per request), `hooks` (c=16 without and with a `pii` and a `regex` "
+    "content hook: short and 1 KiB-prompt requests and streams, the router's CPU per "
+    "request) and `soak` (`--soak-duration`, 600 s by default: "
     "c=64, half streams, the router's RSS and descriptors every 10 s; RSS at start, "
     "after warm-up and at the end, its slope per million requests, the descriptor range)."
 )
@@ -138,7 +161,11 @@ def render(run: Run, notes: str | None) -> str:
     """Return the whole Markdown report."""
     parts = [_header(run), _machine(run), _method(run), _targets(run), _ceiling(run)]
     parts += [_scenario_table(run, points) for points in _by_scenario(run.points)]
-    parts += [held_section(run), overload_section(run), cold_section(run), soak_section(run)]
+    parts += [held_section(run), overload_section(run), cold_section(run), embed_section(run)]
+    parts.append(shared_section(run))
+    parts.append(hooks_section(run))
+    parts.append(soak_section(run))
+    parts.append(workers_section(run))
     parts.append(_starts(run))
     parts.append(f"{NOTES_HEADING}\n\n{(notes or NOTES_PLACEHOLDER).strip()}\n")
     return "\n".join(parts)

@@ -35,7 +35,8 @@ api_key = "env:BENCH_KEY"
 {pool}
 [routes.bench]
 fallback = ["up:bench-model"]
-"""
+{route}
+{routes}"""
 _serial = itertools.count(1)
 
 
@@ -88,11 +89,20 @@ def start_upstream(up: Upstream, ctx: Context) -> tuple[subprocess.Popen[bytes],
 
 
 def router_config(
-    up: Upstream, upstream_port: int, server: str = "", ca_file: Path | None = None
+    up: Upstream,
+    upstream_port: int,
+    server: str = "",
+    ca_file: Path | None = None,
+    routes: str = "",
+    provider: str = "",
+    route: str = "",
 ) -> str:
     """The router's config: one OpenAI-compatible provider on the fake upstream.
 
-    ``server`` holds extra ``[server]`` lines (``backlog = 4096``, ``max_in_flight``).
+    ``server`` holds extra ``[server]`` lines (``backlog = 4096``, ``max_in_flight``);
+    ``routes`` more route tables (the embeddings route); ``provider`` extra lines of the
+    provider (``limits = {...}``).
+    ``route`` extra lines of the bench route, and tables after it (its ``hooks``).
     A TLS upstream is named ``localhost``, as its certificate is, and trusted through the
     provider's ``tls.ca_file`` (the run's throwaway CA).
     """
@@ -100,29 +110,43 @@ def router_config(
     pool = "pool = { http2 = true }\n" if up.proto == "h2" else ""
     if up.tls and ca_file is not None:
         pool += f'tls = {{ ca_file = "{ca_file}" }}\n'
-    return CONFIG.format(server=server + "\n" if server else "", base=base, pool=pool)
+    server = server + "\n" if server else ""
+    pool += provider + "\n" if provider else ""
+    return CONFIG.format(server=server, base=base, pool=pool, route=route, routes=routes)
 
 
 def start_router(
-    up: Upstream, upstream_port: int, ctx: Context, *, server: str = "", probe: bool = True
+    up: Upstream,
+    upstream_port: int,
+    ctx: Context,
+    *,
+    server: str = "",
+    probe: bool = True,
+    routes: str = "",
+    args: tuple[str, ...] = (),
+    pinned: bool = True,
+    provider: str = "",
+    route: str = "",
 ) -> tuple[subprocess.Popen[bytes], int, RouterStart]:
     """Spawn the router on the router CPU; return it, its port and its start measurement.
 
     ``probe`` sends one plain and one streamed request through it first; a cold-start
-    measurement skips that, so the router has no upstream connection yet.
+    measurement skips that, so the router has no upstream connection yet. ``args`` go
+    to ``serve``; ``pinned=False`` lets it use every CPU (``--workers``).
     """
     tag = f"{up.name}-{next(_serial)}"
     config = ctx.tmp / f"router-{tag}.toml"
     ca_file = ctx.certs.ca if ctx.certs is not None else None
-    config.write_text(router_config(up, upstream_port, server, ca_file))
+    config.write_text(router_config(up, upstream_port, server, ca_file, routes, provider, route))
     port = free_port()
     cmd = [ctx.python, "-m", "router", "serve", "--config", str(config)]
-    cmd += ["--listen", f"127.0.0.1:{port}"]
+    cmd += ["--listen", f"127.0.0.1:{port}", *args]
     env = {**os.environ, "BENCH_KEY": "sk-bench"}
     log_path = ctx.tmp / f"router-{tag}.log"
     log = log_path.open("wb")
     started = time.perf_counter()
-    proc = spawn(cmd, ctx.router_cpus, env=env, cwd=ROOT, stdout=log, stderr=log)
+    cpus = ctx.router_cpus if pinned else None
+    proc = spawn(cmd, cpus, env=env, cwd=ROOT, stdout=log, stderr=log)
     log.close()
     try:
         start_s = wait_healthy(proc, port, started, ROUTER_START_LIMIT_S)
@@ -147,7 +171,16 @@ def probe_router(port: int) -> None:
 
 @contextlib.contextmanager
 def servers(
-    up: Upstream, ctx: Context, *, server: str = "", probe: bool = True, router: bool = True
+    up: Upstream,
+    ctx: Context,
+    *,
+    server: str = "",
+    probe: bool = True,
+    router: bool = True,
+    routes: str = "",
+    router_args: tuple[str, ...] = (),
+    pinned: bool = True,
+    route: str = "",
 ) -> Iterator[Servers]:
     """Run ``up`` and a router on it for the ``with`` block; stop both by PID after."""
     upstream: subprocess.Popen[bytes] | None = None
@@ -157,7 +190,17 @@ def servers(
         if not router or ctx.direct_only:
             yield Servers(uport, upstream.pid, None, 0, None)
             return
-        proc, rport, start = start_router(up, uport, ctx, server=server, probe=probe)
+        proc, rport, start = start_router(
+            up,
+            uport,
+            ctx,
+            server=server,
+            probe=probe,
+            routes=routes,
+            args=router_args,
+            pinned=pinned,
+            route=route,
+        )
         yield Servers(uport, upstream.pid, proc, rport, start)
     finally:
         stop(proc)

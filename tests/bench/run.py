@@ -14,6 +14,12 @@ this script share the second. Scenario groups (``--only``, comma-separated; all 
 - ``held``: slow streams held by 256 to 5,000 clients at once (a fresh router each).
 - ``overload``: non-stream far past saturation with ``server.max_in_flight`` set.
 - ``cold``: a freshly started router, 500 new clients at once, ``/healthz`` probed.
+- ``embed``: ``POST /v1/embeddings`` at c=16, with and without the route's ``batch``.
+- ``workers``: non-stream c=64 through ``serve --workers 1`` and ``--workers 2``.
+- ``shared``: one router without shared state, one with (a local ``redis-server``), two
+  on one Redis: non-stream c=16 and c=256 (see ``_shared_bench``).
+- ``hooks``: c=16 without and with a ``pii`` and a ``regex`` content hook: short and
+  1 KiB-prompt requests, and streams (the hooks' cost per request).
 - ``soak`` (only when asked, or ``all``): ``--soak-duration`` seconds of mixed load, the
   router's RSS and descriptors sampled every 10 s.
 
@@ -37,6 +43,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from _cold import bench_cold
+from _embed import bench_embed
+from _hooks import bench_hooks
 from _load import find_wrk, write_lua
 from _model import FAST, FAST_H2, FAST_TLS, SLOW, Run
 from _procs import cpu_plan
@@ -51,13 +59,27 @@ from _scenarios import (
     proto_scenarios,
 )
 from _servers import Context
+from _shared_bench import bench_shared
 from _soak import bench_soak
 from _tls import write_certs
+from _workers import bench_workers
 from loadgen import raise_nofile
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-GROUPS = ("base", "tls", "h2", "held", "overload", "cold", "soak")
+GROUPS = (
+    "base",
+    "tls",
+    "h2",
+    "held",
+    "overload",
+    "cold",
+    "embed",
+    "workers",
+    "shared",
+    "hooks",
+    "soak",
+)
 DEFAULT_GROUPS = tuple(g for g in GROUPS if g != "soak")
 
 
@@ -226,6 +248,14 @@ def execute(args: argparse.Namespace, tmp: Path) -> Run:
         bench_overload(ctx, run)
     if "cold" in groups:
         bench_cold(ctx, run)
+    if "embed" in groups:
+        bench_embed(ctx, run)
+    if "workers" in groups:
+        bench_workers(ctx, run)
+    if "shared" in groups:
+        bench_shared(ctx, run)
+    if "hooks" in groups:
+        bench_hooks(ctx, run)
     if "soak" in groups:
         bench_soak(ctx, run, args.soak_duration)
     return run

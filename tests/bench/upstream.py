@@ -8,7 +8,8 @@ the benchmark measures.
 
 ``POST /v1/chat/completions`` answers a fixed ``chat.completion``; with ``"stream": true``
 in the body it answers 20 ``chat.completion.chunk`` SSE events then ``data: [DONE]``,
-chunked.  ``--delay-ms`` delays each response (timers, never blocking);
+chunked.  ``POST /v1/embeddings`` answers a fixed 256-dimension vector per input (its
+``input`` counted: a string is one).  ``--delay-ms`` delays each response (timers, never blocking);
 ``--chunk-delay-ms`` spaces the stream's events.  ``--tls CERT KEY`` serves HTTPS (ALPN
 ``http/1.1``) with that certificate chain and key.  ``upstream_h2.py`` serves the same
 answers over HTTP/2 and reuses the pieces here.
@@ -35,6 +36,8 @@ WORDS: Final = (
     *("a", "time", "so", "the", "router", "relays", "each", "small", "delta."),
 )
 MAX_HEAD: Final = 64 * 1024
+EMBED_DIMENSIONS: Final = 256
+_VECTOR: Final = json.dumps([round(0.001 * i, 3) for i in range(EMBED_DIMENSIONS)]).encode()
 
 
 def _completion_body(created: int) -> bytes:
@@ -93,6 +96,25 @@ def stream_pieces(events: list[bytes]) -> list[bytes]:
     )
     framed = [_chunked(e) for e in events]
     return [head + framed[0], *framed[1:-1], framed[-1] + b"0\r\n\r\n"]
+
+
+def embeddings_response(body: bytes) -> bytes:
+    """The embeddings answer to ``body``: a vector per input, as OpenAI's."""
+    try:
+        given = json.loads(body).get("input")
+    except (ValueError, AttributeError):
+        given = None
+    count = len(given) if isinstance(given, list) and given and not isinstance(given[0], int) else 1
+    data = b",".join(
+        b'{"object":"embedding","index":%d,"embedding":%s}' % (i, _VECTOR) for i in range(count)
+    )
+    usage = b'{"prompt_tokens":%d,"total_tokens":%d}' % (count, count)
+    doc = b'{"object":"list","model":"%s","data":[%s],"usage":%s}' % (
+        MODEL.encode(),
+        data,
+        usage,
+    )
+    return _response(b"200 OK", b"application/json", doc)
 
 
 def _response(status: bytes, ctype: bytes, body: bytes) -> bytes:
@@ -256,6 +278,8 @@ class UpstreamProtocol(asyncio.Protocol):
                 self.timer = self.loop.call_at(due, self.later, pieces, request.keep_alive, due)
                 return
             self.finish(pieces, request.keep_alive, due)
+        elif request.method == b"POST" and request.target.endswith(b"/embeddings"):
+            self.finish([embeddings_response(request.body)], request.keep_alive, 0.0)
         elif request.method == b"GET" and request.target in (b"/healthz", b"/"):
             self.finish([a.ok], request.keep_alive, 0.0)
         elif request.method == b"GET" and request.target.endswith(b"/models"):

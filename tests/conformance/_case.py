@@ -81,7 +81,8 @@ class ProviderCase:
         tool_id: The id of the ``get_weather`` call the client gets.
         streamed_arguments: Its arguments, as the stream's pieces join.
         tool_pieces: How many pieces of it the stream brings (as they come, unbuffered).
-        tool_choice: Per ``tool_choice`` the client sends, fields the body holds.
+        tool_choice: Per ``tool_choice`` the client sends, fields the body holds; one
+            not listed is refused (``unsupported_parameter``).
         tool_turn: Where the conversation is in the body, and what follows the first
             turn when the client sends a call and its result back.
         tool_answer: What the fake answers to that.

@@ -383,7 +383,7 @@ OLLAMA = ProviderCase(
     streamed={"stream": True},
     tool_id="call_0",  # Ollama gives none: synthesised
     tool_pieces=1,
-    tool_choice={"auto": {"tools": TOOLS}, "required": {"tools": TOOLS}},
+    tool_choice={"auto": {"tools": TOOLS}},  # "required": Ollama cannot force a call
     tool_turn=(
         "messages",
         [

@@ -7,17 +7,17 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-import anthropic
 import attrs
 import openai
 import pytest
 
 from tests.conformance._case import ProviderCase
 from tests.conformance._cases import CASES
-from tests.conftest import RouterFactory, openai_client
+from tests.conftest import RouterFactory, anthropic_client, openai_client
 from tests.fakes._base import FakeServer, Received, running
 
 if TYPE_CHECKING:
+    import anthropic
     from openai.types.chat import ChatCompletionChunk
 
 __all__ = ["Gateway", "Served", "kinds", "text_of"]
@@ -65,7 +65,7 @@ class Served:
     @asynccontextmanager
     async def anthropic(self) -> AsyncIterator[anthropic.AsyncAnthropic]:
         """The official anthropic SDK pointed at the daemon's Messages ingress."""
-        client = anthropic.AsyncAnthropic(base_url=self.url, api_key="unused", max_retries=0)
+        client = anthropic_client(self.url)
         try:
             yield client
         finally:

@@ -89,6 +89,15 @@ async def test_length_finish(gateway: Gateway, case: ProviderCase) -> None:
 @kinds()
 @pytest.mark.parametrize("choice", ["auto", "required"])
 async def test_tool_call(gateway: Gateway, case: ProviderCase, choice: Any) -> None:
+    if choice not in case.tool_choice:
+        async with gateway(case) as served:
+            with pytest.raises(openai.BadRequestError) as refused:
+                await served.client.chat.completions.create(
+                    model="p:tool-caller", messages=[QUESTION], tools=TOOLS, tool_choice=choice
+                )
+        assert (refused.value.code, refused.value.param) == ("unsupported_parameter", "tool_choice")
+        assert served.fake.received == []
+        return
     async with gateway(case) as served:
         answer = await served.client.chat.completions.create(
             model="p:tool-caller", messages=[QUESTION], tools=TOOLS, tool_choice=choice

@@ -24,6 +24,8 @@ every provider:
   ``story-end-N`` (N words, then a clean end without the stream's tail);
 - embeddings (:meth:`FakeServer.embedding_script`): ``silent`` and ``fail-<code>`` as
   above, any other model a vector per input (:mod:`tests.fakes._vectors`);
+- ``json`` (any model whose name holds ``json``): ``{"echo": "<last user text>"}``,
+  the echo as a JSON object (for routes that validate answers);
 - any other model: the provider's answer, usually ``echo: <last user text>`` (with
   `` [N image(s)]`` when the last user turn held images, :func:`echo`), split into
   word pieces when streamed (:func:`words`).
@@ -223,6 +225,8 @@ def answer_text(model: str, default: str, prefill: str | None = None) -> str:
     """What ``model`` answers: :data:`STORY` for a ``story`` model, else ``default``;
     after a ``prefill`` that begins it, only the rest."""
     text = STORY if "story" in model else default
+    if "json" in model:
+        text = orjson.dumps({"echo": default.removeprefix("echo: ")}).decode()
     if prefill is not None and text.startswith(prefill):
         return text[len(prefill) :]
     return text

@@ -13,7 +13,8 @@ a filter-only chunk (``choices: []``, ``id: ""``), as Azure's do. Besides:
 - ``unsafe``: the answer ends with ``finish_reason: "content_filter"``.
 
 ``POST /openai/deployments/{deployment}/embeddings`` answers OpenAI's embeddings for the
-deployment (the body names no model). ``GET /openai/models?api-version=...`` lists
+deployment (the body names no model), and ``.../completions`` the legacy text
+completions (:mod:`tests.fakes._text_completions`). ``GET /openai/models?api-version=...`` lists
 models.
 """
 
@@ -24,6 +25,7 @@ from typing import Any, ClassVar
 import attrs
 
 from tests.fakes._base import Answer, Received, Reply, sse
+from tests.fakes._text_completions import text_completions
 from tests.fakes.openai_upstream import FakeOpenAI
 
 __all__ = ["FakeAzure"]
@@ -118,6 +120,12 @@ class FakeAzure(FakeOpenAI):
             and parts[3:] == ["embeddings"]
         ):
             return self.embeddings(got, model=parts[2])
+        if (
+            got.method == "POST"
+            and parts[:2] == ["openai", "deployments"]
+            and parts[3:] == ["completions"]
+        ):
+            return text_completions(self, got, model=parts[2])
         if (
             got.method != "POST"
             or len(parts) != 5

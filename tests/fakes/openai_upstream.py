@@ -23,6 +23,9 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 (:mod:`tests.fakes._vectors`), as floats or, with ``encoding_format: "base64"``, packed;
 ``text-embedding-ada-002`` refuses ``dimensions`` as OpenAI does.
 
+``POST /v1/completions`` is the legacy text completions API
+(:mod:`tests.fakes._text_completions`).
+
 A request with ``logprobs: true`` gets OpenAI's ``logprobs`` (:func:`logprobs`: one
 entry per word of the content) on its choice, or on each content chunk.
 Models named like OpenAI's reasoning models (``o1``..., ``gpt-5``...) refuse ``max_tokens``
@@ -57,6 +60,7 @@ from tests.fakes._base import (
     trailing_assistant_text,
     words,
 )
+from tests.fakes._text_completions import text_completions
 from tests.fakes._vectors import fake_tokens, fake_vector, inputs_of
 
 __all__ = ["FakeOpenAI", "Received", "UpstreamBroke", "running"]
@@ -122,6 +126,8 @@ class FakeOpenAI(FakeServer):
             return self.failure("401", got)
         if got.path == "/v1/embeddings":
             return self.embeddings(got)
+        if got.path == "/v1/completions":
+            return text_completions(self, got)
         if got.path != "/v1/chat/completions":
             return self.failure("404", got)
         missing = [name for name in ("model", "messages") if name not in got.body]

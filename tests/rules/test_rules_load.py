@@ -42,7 +42,11 @@ kind = "simulated"
 fallback = ["sim:echo"]
 """
 
-KNOWN_KINDS = "anthropic, azure, bedrock, cohere, deepseek, fireworks, gemini, groq, mistral, ollama, openai, openai_compatible, openrouter, simulated, together, vllm"
+KNOWN_KINDS = (
+    "ai21, anthropic, azure, bedrock, cohere, deepseek, fireworks, gemini, groq, huggingface, "
+    "mistral, ollama, openai, openai_compatible, openrouter, replicate, runpod, simulated, "
+    "together, vllm"
+)
 
 
 def errors(text: str) -> list[str]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import anthropic
 import pytest
 
+from tests.conftest import anthropic_client as checked_client
 from tests.fakes.anthropic_upstream import KEY, FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 
@@ -31,7 +32,7 @@ WEATHER: list[ToolParam] = [
 
 @asynccontextmanager
 async def anthropic_client(url: str) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    client = anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0)
+    client = checked_client(url)
     try:
         yield client
     finally:

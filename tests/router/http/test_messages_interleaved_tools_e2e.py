@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import anthropic
 import attrs
 
+from tests.conftest import anthropic_client
 from tests.fakes._base import Received, Stream, sse
 from tests.fakes.openai_upstream import FakeOpenAI, running
 
@@ -81,7 +81,7 @@ fallback = ["oa:gpt-4o"]
 """
         async with (
             start_router(toml) as url,
-            anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0) as client,
+            anthropic_client(url) as client,
             client.messages.stream(
                 model="chat",
                 max_tokens=100,

@@ -175,15 +175,17 @@ async def test_function_call_round_trip(
 async def test_json_schema_format_reaches_the_upstream(
     start_router: RouterFactory, fake_openai: FakeOpenAI, toml: str
 ) -> None:
+    # The answer is checked against the schema too: the fake's json model answers
+    # {"echo": "<input>"}, which matches.
     schema = {
         "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
+        "properties": {"echo": {"type": "string"}},
+        "required": ["echo"],
         "additionalProperties": False,
     }
     async with start_router(toml) as url, openai_client(url) as client:
         response = await client.responses.create(
-            model="chat",
+            model="oa:gpt-json",
             input="Paris",
             text={
                 "format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}
@@ -195,6 +197,7 @@ async def test_json_schema_format_reaches_the_upstream(
     assert response.text.format.type == "json_schema"
     assert response.reasoning is not None
     assert response.reasoning.effort == "low"
+    assert response.output_text == '{"echo":"Paris"}'
     body = fake_openai.received[-1].body
     assert body["response_format"] == {
         "type": "json_schema",

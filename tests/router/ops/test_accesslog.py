@@ -128,3 +128,48 @@ async def test_lines_from_the_app(autojump_clock: trio.testing.MockClock) -> Non
     assert unknown["error"] == "NotFound"
     assert unknown["route"] is None
     assert len({line["request_id"] for line in (streamed, timed_out, unknown)}) == 3
+
+
+BODIES = """
+[server]
+log_bodies = true
+
+[providers.fast]
+kind = "simulated"
+latency = { median = "10ms", p99 = "10ms" }
+
+[routes.chat]
+fallback = ["fast:echo"]
+"""
+
+
+async def test_bodies_are_logged_only_through_the_redactor(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    said = "mail jane@example.org, card 4111 1111 1111 1111, key sk-abcdefghijklmnopqrstuvwxyz12"
+    logged: list[dict[str, object]] = []
+    for text in (BODIES, BODIES.replace("log_bodies = true", "")):
+        stream = io.StringIO()
+        config = parse_config(text, kinds=provider_kinds())
+        runtime = Runtime(compile_routes(config), Engine(build_upstreams(config)))
+        access_log = AccessLog(stream)
+        app = App(runtime, observer=Observability(access_log=access_log))
+        for streamed in (False, True):
+            ask = {
+                "model": "chat",
+                "stream": streamed,
+                "messages": [{"role": "user", "content": said}],
+            }
+            client = Client(ask)
+            await app(SCOPE, client.receive, client.send)
+            assert client.status == 200
+        access_log.flush()
+        assert "jane@example.org" not in stream.getvalue()
+        assert "4111" not in stream.getvalue()
+        logged += lines(stream)
+    whole, streamed_line, *unlogged = logged
+    clean = "mail [EMAIL], card [CARD], key [API_KEY]"
+    assert whole["prompt"] == streamed_line["prompt"] == f"user: {clean}"
+    assert clean in str(whole["answer"])
+    assert clean in str(streamed_line["answer"])
+    assert [list(line) for line in unlogged] == [FIELDS, FIELDS]  # off by default

@@ -1,4 +1,4 @@
-"""``llm-router status`` as text: the overload and dynamic-target sections."""
+"""``llm-router status`` as text: the overload, dynamic-target, usage and worker sections."""
 
 from __future__ import annotations
 
@@ -36,3 +36,37 @@ def test_overload_and_dynamic_targets_are_shown() -> None:
 def test_nothing_refused_says_none() -> None:
     overload = {"in_flight": 0, "connections": 1, "refused": {"lag": 0}}
     assert "refused: none" in render_status({"overload": overload})
+
+
+def test_the_usage_ledger_figures_are_shown() -> None:
+    usage = {
+        "path": "usage.db",
+        "rows_dropped": 2,
+        "today": {"requests": 4, "errors": 1, "cost_usd": 0.125},
+        "last_24h": {"requests": 9, "errors": 0, "cost_usd": 1.5},
+    }
+    assert (
+        "usage    today 4 requests (1 errors), $0.1250; last 24h 9 requests (0 errors),"
+        " $1.5000; 2 rows dropped"
+    ) in render_status({"usage": usage})
+    assert "usage    slow" in render_status({"usage": {"error": "slow"}})
+    assert "usage" not in render_status({})
+
+
+def test_a_worker_says_which_it_is() -> None:
+    state = {"worker": {"index": 2, "of": 4, "pid": 4242, "main_pid": 1}}
+    assert "worker   2 of 4 (pid 4242)" in render_status(state)
+    assert "worker " not in render_status({})
+
+
+def test_shared_state_is_shown_with_its_reason() -> None:
+    shared = {
+        "url": "redis://10.0.0.5:6379/0",
+        "state": "degraded",
+        "since": "2026-12-03T16:00:00Z",
+        "reason": "closed by the server",
+    }
+    assert (
+        "shared   redis://10.0.0.5:6379/0: degraded since 2026-12-03T16:00:00Z"
+        " (closed by the server)"
+    ) in render_status({"shared_state": shared})

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import anthropic
 import pytest
 
-from tests.conftest import openai_client
+from tests.conftest import anthropic_client, openai_client
 from tests.fakes._base import STORY
 from tests.fakes.anthropic_upstream import KEY, FakeAnthropic
 from tests.fakes.openai_upstream import running
@@ -88,7 +87,7 @@ async def test_the_anthropic_ingress_gets_the_whole_answer(
     toml = config(fake_openai.url, fake_anthropic.url, cut, fallback)
     async with (
         start_router(toml) as url,
-        anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0) as client,
+        anthropic_client(url) as client,
         client.messages.stream(
             model="r", max_tokens=500, messages=[{"role": "user", "content": "tell me"}]
         ) as stream,

@@ -11,7 +11,7 @@ import openai
 import pytest
 import trio
 
-from tests.conftest import RouterFactory, openai_client
+from tests.conftest import RouterFactory, anthropic_client, openai_client
 
 if TYPE_CHECKING:
     from openai.types.chat import (
@@ -367,12 +367,11 @@ hedge = {{ after = "100ms", max = 1 }}
 async def test_the_anthropic_ingress_sees_one_whole_answer_after_a_break(
     start_router: RouterFactory, fake_openai: FakeOpenAI, model: str
 ) -> None:
-    import anthropic
 
     routes = f'[routes.r]\nfallback = ["up:{model}", "backup:gpt-4o"]'
     async with (
         start_router(config(fake_openai.url, routes)) as url,
-        anthropic.AsyncAnthropic(base_url=url, api_key="unused", max_retries=0) as client,
+        anthropic_client(url) as client,
         client.messages.stream(
             model="r", max_tokens=100, messages=[{"role": "user", "content": "a b c d"}]
         ) as stream,

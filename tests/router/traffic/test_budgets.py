@@ -114,3 +114,28 @@ def test_usage_counted_from_a_stream_that_reported_none() -> None:
     assert chunk_chars(chunks) == 5 + 2 + 1 + 2
     assert stream_usage(REQ, 10) == Usage(2, 3)
     assert stream_usage(REQ, 0) == Usage(2, 0)  # no answer: the prompt still counts
+
+
+def test_recovered_spend_keeps_the_larger_count_of_the_periods_it_was_taken_in() -> None:
+    now = [NOON]
+    b = Budgets(lambda: now[0])
+    b.configure("team", Budget(usd=1.0, per="day"))
+    b.configure("ops", Budget(usd=10.0, per="month"))
+    b.charge("ops", 4.0)  # the state file counted more than the ledger holds
+    changes: list[None] = []
+    b.on_change = lambda: changes.append(None)
+    at, day, month = b.periods()
+    assert (at, day, month) == (NOON, NOON - 8 * 3600, NOON - 14 * 86_400 - 8 * 3600)
+    b.recover({"team": (1.5, 2.5), "ops": (1.0, 3.0), "bad": (float("nan"), 1.0)}, at)
+    assert b.spent("team") == 1.5
+    assert b.exhausted("team")  # spent before a restart: still spent
+    assert b.snapshot()["team"].spent_month == 2.5
+    assert b.spent("ops") == 4.0  # the larger count wins
+    assert "bad" not in b.snapshot()
+    assert len(changes) == 1  # the state file learns of it
+    # Figures of yesterday, applied after midnight, charge nothing to today.
+    later = Budgets(lambda: now[0])
+    now[0] = NOON + 86_400
+    later.recover({"team": (1.5, 2.5)}, at)
+    assert later.snapshot()["team"].spent_day == 0.0
+    assert later.snapshot()["team"].spent_month == 2.5  # the same month still

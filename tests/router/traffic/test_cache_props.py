@@ -44,7 +44,7 @@ LOGPROBS = st.fixed_dictionaries(
 @st.composite
 def answers(draw: st.DrawFn) -> GatewayResponse:
     """A complete answer as a cache holds it: one to three choices in index order, each
-    an assistant message with text (or none), tool calls and maybe a refusal, and its
+    an assistant message with text (or none), tool calls and maybe a refusal and reasoning, and its
     finish reason, maybe the stop sequence it met, and maybe logprobs."""
     choices = tuple(
         Choice(
@@ -56,6 +56,7 @@ def answers(draw: st.DrawFn) -> GatewayResponse:
                     draw(st.lists(st.builds(ToolCall, TEXT, TEXT, TEXT | WORDY), max_size=3))
                 ),
                 refusal=draw(st.none() | TEXT),
+                reasoning_content=draw(st.none() | TEXT),
             ),
             draw(st.none() | FINISH),
             draw(st.none() | TEXT),
@@ -70,14 +71,15 @@ def answers(draw: st.DrawFn) -> GatewayResponse:
         choices=choices,
         usage=draw(st.none() | USAGE),
         system_fingerprint=draw(st.none() | TEXT),
+        service_tier=draw(st.none() | TEXT),
     )
 
 
 def as_replayed(resp: GatewayResponse) -> GatewayResponse:
-    """What a replay stands for: a finish reason on every choice (a stream must end),
-    and no system fingerprint (a chunk has no place for it)."""
+    """What a replay stands for: a finish reason on every choice (a stream must end);
+    the system fingerprint and service tier ride on every chunk, reasoning in a delta."""
     choices = tuple(attrs.evolve(c, finish_reason=c.finish_reason or "stop") for c in resp.choices)
-    return attrs.evolve(resp, choices=choices, system_fingerprint=None)
+    return attrs.evolve(resp, choices=choices)
 
 
 @given(answers(), st.floats(0.001, 1e6))

@@ -115,6 +115,8 @@ def test_shipped_prices_are_per_million_and_as_briefed() -> None:
     assert SHIPPED_PRICES["gpt-4o"] == Price(2.50, 10.00, cache_read=1.25)
     assert SHIPPED_PRICES["claude-3-haiku"] == Price(0.25, 1.25, cache_read=0.03, cache_write=0.30)
     assert SHIPPED_PRICES["command-r-plus"] == Price(2.50, 10.00)
+    assert PriceTable().price("ai21:jamba-large-1.7") == Price(2.00, 8.00)
+    assert PriceTable().price("ai21:jamba-mini") == Price(0.20, 0.40)
     # Chat models charge more for output; embedding models have none.
     assert all(p.input <= p.output for p in SHIPPED_PRICES.values() if p.output)
     assert SHIPPED_PRICES["text-embedding-3-small"] == Price(0.02, 0.0)

@@ -203,7 +203,10 @@ async def test_a_stream_event_that_never_ends_moves_on(
 async def test_an_event_past_the_bound_breaks_a_committed_stream(
     start_router: RouterFactory, fake_openai: FakeOpenAI
 ) -> None:
-    first = b'data: {"id": "c", "choices": [{"index": 0, "delta": {"content": "x"}}]}\n\n'
+    first = (  # a whole chunk, as OpenAI sends it (it goes to the client as it came)
+        b'data: {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m", '
+        b'"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": null}]}\n\n'
+    )
     body = endless(first + b'data: {"id": "c", "choices": [{"index": 0, "delta": {"content": "')
     upstream = Upstream(headers=[("content-type", "text/event-stream")], body=body, end=False)
     texts: list[str] = []
