@@ -238,6 +238,8 @@ class OpenAIStreamDecoder:
         self._sse = SSEDecoder()
         self._done = False
         self._finished = False
+        #: The fields OpenAI's schema requires of every chunk, as the stream gave them.
+        self._identity: dict[str, Any] = dict(_NO_IDENTITY)
 
     def feed(self, data: bytes) -> list[ChatChunk]:
         return self._chunks(self._sse.feed(data))
@@ -270,7 +272,7 @@ class OpenAIStreamDecoder:
                 err = error_for_status(500, message or "upstream stream error", code=code)
                 raise StreamError(err.message) from err
             if isinstance(raw, dict):
-                fixed = self._fixups.chunk(raw)
+                fixed = self._identified(self._fixups.chunk(raw))
                 if fixed is not raw:
                     data = orjson.dumps(fixed).decode() if self._passthrough else data
                     raw = fixed
@@ -290,3 +292,21 @@ class OpenAIStreamDecoder:
                 chunk = attrs.evolve(chunk, raw=wire)
             out.append(chunk)
         return out
+
+    def _identified(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """The chunk with every field OpenAI's schema requires (``id``, ``object``,
+        ``created``, ``model``): a host that leaves some off a chunk (AI21's last one)
+        gets them from the chunks before it, so a client's strict parser takes it."""
+        if all(name in raw for name in _NO_IDENTITY):
+            self._identity = {name: raw[name] for name in _NO_IDENTITY}
+            return raw
+        return {**self._identity, **raw}
+
+
+#: A chunk's required fields, before the stream gave any.
+_NO_IDENTITY: dict[str, Any] = {
+    "id": "",
+    "object": "chat.completion.chunk",
+    "created": 0,
+    "model": "",
+}

@@ -268,4 +268,3 @@ async def test_a_burst_past_the_initial_limit_is_served_while_the_loop_keeps_up(
             status = (await http.get("/admin/status")).json()["overload"]
     assert answers == ["one two"] * burst
     assert status["refused"] == {"in_flight": 0, "lag": 0, "connections": 0}
-    assert status["concurrency_limit"] >= burst

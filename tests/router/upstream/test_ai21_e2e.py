@@ -71,8 +71,13 @@ async def test_an_answer_in_ai21s_dialect(
             messages=ask("hi there"),
             max_tokens=50,
             n=2,
-            response_format={"type": "json_schema", "json_schema": schema},
             extra_body={"documents": [{"content": "The sky is green.", "id": "d1"}]},
+        )
+        # A JSON Schema becomes AI21's only JSON mode; the answer is checked against it.
+        shaped = await client.chat.completions.create(
+            model="ai21:jamba-json",
+            messages=ask("hi there"),
+            response_format={"type": "json_schema", "json_schema": schema},
         )
     assert answer.choices[0].message.content == "echo: hi there [1 document(s)]"
     assert answer.usage is not None
@@ -84,8 +89,10 @@ async def test_an_answer_in_ai21s_dialect(
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "hi there"},
     ]
-    assert sent.body["response_format"] == {"type": "json_object"}
+    assert "response_format" not in sent.body
     assert (sent.body["n"], sent.body["max_tokens"]) == (2, 50)
+    assert fake.received[1].body["response_format"] == {"type": "json_object"}
+    assert shaped.choices[0].message.content == '{"echo":"hi there"}'
     assert sent.body["documents"] == [{"content": "The sky is green.", "id": "d1"}]
 
 
