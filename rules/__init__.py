@@ -17,6 +17,7 @@ from ._errors import ConfigError, FieldError
 from ._fields import Duration, at_least, fraction, positive
 from ._graph import (
     Balance,
+    Choice,
     Fallback,
     Leaf,
     Node,
@@ -25,9 +26,11 @@ from ._graph import (
     Split,
     Target,
     parse_target,
+    reachable,
 )
 from ._load import load_config, parse_config
 from ._names import MAX_MODEL_NAME, model_name, model_problem
+from ._plugin import load_plugin
 from ._providers import (
     Capabilities,
     HealthCheck,
@@ -59,6 +62,7 @@ from ._schema import (
 )
 from ._secrets import MalformedSecret, SecretRef, find_secrets
 from ._units import Percentile, parse_duration, parse_percentile, parse_size
+from ._when import Value, WhenRule, evaluate, parse_condition
 
 __all__ = [
     # loading
@@ -124,6 +128,14 @@ __all__ = [
     "Fallback",
     "Balance",
     "Split",
+    "Choice",
+    "reachable",
+    # smart selection (route ``when`` rules)
+    "WhenRule",
+    "Value",
+    "evaluate",
+    "parse_condition",
+    "load_plugin",
     "render_tree",
     "resume_max",
     "timeout_warnings",

@@ -29,9 +29,11 @@ from ._fields import (
     positive,
     positive_weights,
 )
+from ._plugin import check_plugin
 from ._providers import Limits, ProviderConfig
 from ._secrets import SecretRef
 from ._telemetry import TelemetryConfig
+from ._when import WhenRule
 
 __all__ = [
     "FALLBACK_ON",
@@ -215,6 +217,7 @@ class Defaults:
     #: error event), at most ``resume_max`` times per request.
     resume: Literal["auto", "off"] = "auto"
     resume_max: int = attrs.field(default=1, validator=at_least(0))
+    complexity: str | None = attrs.field(default=None, validator=check_plugin)  # see _when
 
 
 @attrs.frozen
@@ -260,11 +263,9 @@ def _check_sticky(instance: Any, attribute: "attrs.Attribute[Any]", value: str |
 
 @attrs.frozen
 class RouteConfig:
-    """``[routes.NAME]``: exactly one of ``fallback``, ``balance`` or ``split``.
-
-    Entries name other routes or ``provider:model`` targets; they are resolved by
-    `compile_routes`. Unset policy fields (None) take the ``[defaults]``.
-    """
+    """``[routes.NAME]``: exactly one of ``fallback``, ``balance`` or ``split``. Entries
+    name routes or ``provider:model`` targets, resolved by `compile_routes`; unset policy
+    fields (None) take the ``[defaults]``."""
 
     fallback: tuple[str, ...] | None = attrs.field(default=None, validator=non_empty)
     balance: Strategy | None = None
@@ -285,6 +286,7 @@ class RouteConfig:
     retries: int | None = attrs.field(default=None, validator=at_least(0))
     resume: Literal["auto", "off"] | None = None
     resume_max: int | None = attrs.field(default=None, validator=at_least(0))
+    when: tuple[WhenRule, ...] = ()  # checked before the policy; see ``_when``
 
     @property
     def policy(self) -> Literal["fallback", "balance", "split"]:

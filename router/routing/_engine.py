@@ -49,6 +49,7 @@ from ._order import CandidateOrder, node_key
 from ._race import Race
 from ._racer import run_race
 from ._resume import Delivered, Seamed, Spliced
+from ._select import Facts, choose, label_for, scorer
 from ._stats import TargetRegistry
 from ._streams import Chunks, StreamStart, close_stream, first_chunk
 from ._work import attempt_kind, input_tokens, nothing, total_tokens, within
@@ -116,6 +117,7 @@ class Engine:
         self._rng = rng or random.Random()
         self._leaves = LeafRunner(upstreams, self.registry, defaults.backoff, self._rng, limits)
         self._order = CandidateOrder(self.registry, self.prices, self._rng)
+        self._score = scorer(defaults.complexity)
 
     async def complete(self, routed: RoutedRequest[GatewayRequest]) -> GatewayResponse:
         """A whole answer from the first candidate that gives one, within the deadline.
@@ -286,6 +288,13 @@ class Engine:
             return await self._leaves.run(
                 node.target, call, routed.trace, options.deadline, options.retries
             )
+        if node.when:
+            chosen, label = choose(node, Facts(routed, self._score))
+            trace = routed.trace
+            if trace.rule is None:  # the outermost route's choice explains the answer
+                trace.rule = label_for(trace.route, node, label)
+            if chosen is not node:
+                return await self._run(chosen, call, routed)
         if isinstance(node, Split):
             arm = self._order.arm(node, routed.options.sticky_key(node.sticky))
             routed.trace.arm = node_key(arm)
