@@ -39,6 +39,7 @@ from ._providers import (
     PoolConfig,
     ProviderConfig,
     ProviderKinds,
+    ProviderLimits,
     url_field,
 )
 from ._render import render_tree, timeout_warnings
@@ -100,6 +101,7 @@ __all__ = [
     "HealthCheck",
     "HTTPProvider",
     "PoolConfig",
+    "ProviderLimits",
     "ProviderConfig",
     "ProviderKinds",
     "url_field",

@@ -39,6 +39,7 @@ def test_all_is_pinned() -> None:
         "HealthCheck",
         "HTTPProvider",
         "PoolConfig",
+        "ProviderLimits",
         "ProviderConfig",
         "ProviderKinds",
         "url_field",
