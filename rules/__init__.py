@@ -17,6 +17,7 @@ from ._errors import ConfigError, FieldError
 from ._fields import Duration, at_least, field_local, fraction, positive
 from ._graph import (
     Balance,
+    Choice,
     Fallback,
     Leaf,
     Node,
@@ -25,6 +26,7 @@ from ._graph import (
     Split,
     Target,
     parse_target,
+    reachable,
 )
 from ._hooks import (
     ENTRY_POINT_GROUP,
@@ -38,6 +40,7 @@ from ._load import load_config, parse_config
 from ._names import MAX_MODEL_NAME, model_name, model_problem
 from ._pii import CATEGORIES as PII_CATEGORIES
 from ._pii import find_pii
+from ._plugin import load_plugin
 from ._providers import (
     Capabilities,
     HealthCheck,
@@ -46,6 +49,7 @@ from ._providers import (
     PoolConfig,
     ProviderConfig,
     ProviderKinds,
+    ProviderLimits,
     url_field,
 )
 from ._render import render_tree, timeout_warnings
@@ -72,6 +76,7 @@ from ._secrets import MalformedSecret, SecretRef, find_secrets
 from ._shared import RedisURL, SharedState
 from ._units import Percentile, parse_duration, parse_percentile, parse_size
 from ._validate import AnswerCheck, ValidateConfig, compile_check, schema_check
+from ._when import Value, WhenRule, evaluate, parse_condition
 
 __all__ = [
     # loading
@@ -111,6 +116,7 @@ __all__ = [
     "HealthCheck",
     "HTTPProvider",
     "PoolConfig",
+    "ProviderLimits",
     "ProviderConfig",
     "ProviderKinds",
     "url_field",
@@ -159,6 +165,14 @@ __all__ = [
     "Fallback",
     "Balance",
     "Split",
+    "Choice",
+    "reachable",
+    # smart selection (route ``when`` rules)
+    "WhenRule",
+    "Value",
+    "evaluate",
+    "parse_condition",
+    "load_plugin",
     "render_tree",
     "resume_max",
     "timeout_warnings",

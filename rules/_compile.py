@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from ._errors import ConfigError, Path, format_path
 from ._graph import (
     Balance,
+    Choice,
     Fallback,
     Leaf,
     Node,
@@ -41,6 +42,12 @@ def _children(route: RouteConfig) -> Iterator[tuple[Path, str, float]]:
         key = "targets" if route.targets is not None else "split"
         for entry, weight in members.items():
             yield (key, entry), entry, weight
+
+
+def _uses(route: RouteConfig) -> Iterator[tuple[Path, str]]:
+    """Yield ``(path under the route, entry)`` for the ``use`` of each ``when`` rule."""
+    for index, rule in enumerate(route.when):
+        yield ("when", index, "use"), rule.use
 
 
 def _check_entry(config: Config, entry: str) -> str | None:
@@ -79,7 +86,9 @@ def _find_cycles(config: Config) -> list[tuple[Path, str]]:
         if name in done:
             return
         stack.append(name)
-        for _, entry, _weight in _children(config.routes[name]):
+        route = config.routes[name]
+        entries = [e for _, e, _w in _children(route)] + [e for _, e in _uses(route)]
+        for entry in entries:
             if entry in config.routes:
                 visit(entry, stack)
         stack.pop()
@@ -106,7 +115,8 @@ def check_references(config: Config) -> list[tuple[Path, str]]:
                 )
     errors += _check_model_names(config)
     for name, route in config.routes.items():
-        for where, entry, _ in _children(route):
+        entries = [(w, e) for w, e, _ in _children(route)] + list(_uses(route))
+        for where, entry in entries:
             problem = _check_entry(config, entry)
             if problem is not None:
                 errors.append((("routes", name, *where), problem))
@@ -169,14 +179,21 @@ def compile_routes(config: Config) -> RouteTable:
         if name in nodes:  # a route named by several routes is built once and shared
             return nodes[name]
         route = config.routes[name]
+
+        def resolve(entry: str) -> Node:
+            if entry in config.routes:
+                return build(entry)
+            provider, _, model = entry.partition(":")
+            return Leaf(Target(provider, model))
+
         children, weights = [], []
         for _, entry, weight in _children(route):
-            if entry in config.routes:
-                children.append(build(entry))
-            else:
-                provider, _, model = entry.partition(":")
-                children.append(Leaf(Target(provider, model)))
+            children.append(resolve(entry))
             weights.append(float(weight))
+        when = tuple(
+            Choice(f"when[{i}]", rule.text, rule.condition, resolve(rule.use))
+            for i, rule in enumerate(route.when)
+        )
         settings = RouteSettings(
             timeout=route.timeout if route.timeout is not None else defaults.timeout,
             first_token_timeout=(
@@ -201,13 +218,13 @@ def compile_routes(config: Config) -> RouteTable:
         node: Node
         if route.fallback is not None:
             on = frozenset(route.on if route.on is not None else FALLBACK_ON)
-            node = Fallback(name, tuple(children), on, route.hedge, settings)
+            node = Fallback(name, tuple(children), on, route.hedge, settings, when)
         elif route.balance is not None:
             node = Balance(
-                name, route.balance, tuple(children), tuple(weights), route.hedge, settings
+                name, route.balance, tuple(children), tuple(weights), route.hedge, settings, when
             )
         else:
-            node = Split(name, tuple(children), tuple(weights), route.sticky, settings)
+            node = Split(name, tuple(children), tuple(weights), route.sticky, settings, when)
         nodes[name] = node
         return node
 

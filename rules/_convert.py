@@ -23,6 +23,7 @@ from ._providers import ProviderConfig, ProviderKinds
 from ._secrets import SecretRef, config_relative
 from ._shared import RedisURL, SharedState
 from ._units import parse_duration, parse_percentile, parse_size
+from ._when import WhenRule, parse_condition
 
 __all__ = ["structure"]
 
@@ -188,6 +189,28 @@ def _secret(value: object, _: object) -> SecretRef:
     return SecretRef.parse(value)
 
 
+def _when_rule(value: object, _: object) -> WhenRule:
+    # By hand, not generated: the TOML key ``if`` is a Python keyword.
+    if not isinstance(value, Mapping):
+        raise FieldError(f'expected a table {{ if = "...", use = "..." }}, got {_kind_of(value)}')
+    problems = [FieldError("unknown key", (k,)) for k in value if k not in ("if", "use")]
+    problems += [FieldError("required key missing", (k,)) for k in ("if", "use") if k not in value]
+    text, use = value.get("if"), value.get("use")
+    for key, item in (("if", text), ("use", use)):
+        if key in value and not isinstance(item, str):
+            problems.append(FieldError(f"expected a string, got {describe(item)}", (key,)))
+    if isinstance(text, str):
+        try:
+            condition = parse_condition(text)
+        except ValueError as exc:
+            problems.append(FieldError(str(exc), ("if",)))
+    if problems:
+        raise problems[0] if len(problems) == 1 else ExceptionGroup("invalid rule", problems)
+    assert isinstance(text, str)
+    assert isinstance(use, str)
+    return WhenRule(text, condition, use)
+
+
 # --- containers: a list is a list, a table is a table -------------------------------
 
 
@@ -316,6 +339,7 @@ def _configure() -> None:
     converter.register_structure_hook_func(lambda t: t is SecretRef, _secret)
     converter.register_structure_hook_func(lambda t: t is ProviderConfig, _provider)
     converter.register_structure_hook_func(lambda t: t is SharedState, _shared_state)
+    converter.register_structure_hook_func(lambda t: t is WhenRule, _when_rule)
     converter.register_structure_hook_factory(
         lambda t: _parse_marker(t) is not None,
         lambda t: _PARSERS[_parse_marker(t)],  # type: ignore[index]  # not None: see predicate

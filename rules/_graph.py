@@ -14,9 +14,11 @@ import attrs
 from ._scan import TextHook
 from ._schema import BatchConfig, Config, HedgeConfig, RouteCacheConfig
 from ._validate import AnswerCheck
+from ._when import Expr
 
 __all__ = [
     "Balance",
+    "Choice",
     "Fallback",
     "Leaf",
     "Node",
@@ -26,6 +28,7 @@ __all__ = [
     "Target",
     "config_digest",
     "parse_target",
+    "reachable",
 ]
 
 
@@ -91,6 +94,18 @@ class Leaf:
 
 
 @attrs.frozen(cache_hash=True)
+class Choice:
+    """A compiled ``when`` rule: while ``condition`` holds, ``node`` serves the request
+    instead of the route's own policy. ``label`` (``when[0]``) is what the answer's
+    ``x-router-rule`` header says; ``text`` is the condition as written."""
+
+    label: str
+    text: str
+    condition: Expr
+    node: "Node"
+
+
+@attrs.frozen(cache_hash=True)
 class Fallback:
     """Try children in order; move on after a failure whose class is in ``on``."""
 
@@ -99,6 +114,7 @@ class Fallback:
     on: frozenset[str]
     hedge: HedgeConfig | None
     settings: RouteSettings
+    when: tuple[Choice, ...] = ()
 
 
 @attrs.frozen(cache_hash=True)
@@ -111,6 +127,7 @@ class Balance:
     weights: tuple[float, ...]
     hedge: HedgeConfig | None
     settings: RouteSettings
+    when: tuple[Choice, ...] = ()
 
 
 @attrs.frozen(cache_hash=True)
@@ -122,9 +139,19 @@ class Split:
     weights: tuple[float, ...]
     sticky: str | None
     settings: RouteSettings
+    when: tuple[Choice, ...] = ()
 
 
 Node = Leaf | Fallback | Balance | Split
+
+
+def reachable(node: Node) -> tuple[Node, ...]:
+    """The nodes directly below ``node``: its ``when`` choices, then its children."""
+    if isinstance(node, Leaf):
+        return ()
+    if not node.when:
+        return node.children
+    return (*(choice.node for choice in node.when), *node.children)
 
 
 def config_digest(config: Config) -> str:
@@ -209,5 +236,5 @@ class RouteTable:
             if isinstance(node, Leaf):
                 found.add(node.target)
             else:
-                stack.extend(node.children)
+                stack.extend(reachable(node))
         return tuple(sorted(found))

@@ -22,6 +22,7 @@ __all__ = [
     "HealthCheck",
     "Limits",
     "PoolConfig",
+    "ProviderLimits",
     "ProviderConfig",
     "ProviderKinds",
     "url_field",
@@ -34,6 +35,22 @@ class Limits:
 
     rpm: int | None = attrs.field(default=None, validator=positive)
     tpm: int | None = attrs.field(default=None, validator=positive)
+
+
+@attrs.frozen
+class ProviderLimits(Limits):
+    """A provider's or model's limits: rates, and requests at once.
+
+    Attributes:
+        concurrency: Requests in flight at once (unset: no bound unless ``adaptive``).
+        adaptive: Learn the bound from the upstream: halved on a 429 (and waiting out its
+            Retry-After), grown by one per bound's worth of successes, never below 1 nor
+            above ``concurrency`` (unset: the pool's ``max_connections``). See
+            ``router.traffic._adaptive``.
+    """
+
+    concurrency: int | None = attrs.field(default=None, validator=positive)
+    adaptive: bool = False
 
 
 @attrs.frozen
@@ -68,15 +85,16 @@ class ProviderConfig:
         models: Models the provider offers, listed by ``GET /v1/models``; empty means
             not listed (any model can still be asked for).
         health: An optional active health check.
-        limits: Requests and tokens per minute for the provider as a whole.
-        model_limits: The same per model id (each target's own window).
+        limits: Requests and tokens per minute, and requests at once, for the provider
+            as a whole.
+        model_limits: The same per model id (each target's own window and bound).
     """
 
     kind: str
     models: tuple[str, ...] = ()
     health: HealthCheck | None = None
-    limits: Limits | None = None
-    model_limits: Mapping[str, Limits] = attrs.field(factory=dict)
+    limits: ProviderLimits | None = None
+    model_limits: Mapping[str, ProviderLimits] = attrs.field(factory=dict)
 
 
 #: What the loader is given: provider ``kind`` -> its config class.

@@ -57,10 +57,20 @@ def _lines(node: Node, table: RouteTable) -> list[str]:
     if isinstance(node, Leaf):
         return lines
     total = sum(node.weights) if isinstance(node, Balance | Split) else 0.0
-    for index, child in enumerate(node.children):
-        last = index == len(node.children) - 1
+    # ``when`` rules first, as they are checked first: "when[0] if tokens > 8000 -> big".
+    entries: list[tuple[str, Node, int | None]] = [
+        (f"{c.label} if {c.text} -> ", c.node, None) for c in node.when
+    ]
+    entries += [("", child, index) for index, child in enumerate(node.children)]
+    for number, (prefix, child, index) in enumerate(entries):
+        last = number == len(entries) - 1
         child_lines = _lines(child, table)
-        if isinstance(node, Split) or (isinstance(node, Balance) and node.strategy == "weighted"):
+        child_lines[0] = prefix + child_lines[0]
+        weighted = isinstance(node, Split) or (
+            isinstance(node, Balance) and node.strategy == "weighted"
+        )
+        if weighted and index is not None:
+            assert isinstance(node, Balance | Split)
             child_lines[0] += f" ({node.weights[index] / total:.0%})"
         lines.append(("└── " if last else "├── ") + child_lines[0])
         lines.extend(("    " if last else "│   ") + line for line in child_lines[1:])

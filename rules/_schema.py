@@ -28,10 +28,12 @@ from ._fields import (
 )
 from ._hooks import HookConfig
 from ._keys import Budget, KeyConfig, Price
+from ._plugin import check_plugin
 from ._providers import ProviderConfig
 from ._server import ServerConfig
 from ._telemetry import TelemetryConfig
 from ._validate import ValidateConfig
+from ._when import WhenRule
 
 __all__ = [
     "FALLBACK_ON",
@@ -106,6 +108,7 @@ class Defaults:
     #: Content hooks (``[hooks.NAME]``) of routes that name none, and of direct
     #: ``provider:model`` requests.
     hooks: tuple[str, ...] = ()
+    complexity: str | None = attrs.field(default=None, validator=check_plugin)  # see _when
 
 
 @attrs.frozen
@@ -151,11 +154,9 @@ def _check_sticky(instance: Any, attribute: "attrs.Attribute[Any]", value: str |
 
 @attrs.frozen
 class RouteConfig:
-    """``[routes.NAME]``: exactly one of ``fallback``, ``balance`` or ``split``.
-
-    Entries name other routes or ``provider:model`` targets; they are resolved by
-    `compile_routes`. Unset policy fields (None) take the ``[defaults]``.
-    """
+    """``[routes.NAME]``: exactly one of ``fallback``, ``balance`` or ``split``. Entries
+    name routes or ``provider:model`` targets, resolved by `compile_routes`; unset policy
+    fields (None) take the ``[defaults]``."""
 
     fallback: tuple[str, ...] | None = attrs.field(default=None, validator=non_empty)
     balance: Strategy | None = None
@@ -181,6 +182,7 @@ class RouteConfig:
     hooks: tuple[str, ...] | None = None
     #: What an answer must be: ``"json"``, or ``{ schema = "file:PATH" }``.
     validate: ValidateConfig | None = None
+    when: tuple[WhenRule, ...] = ()  # checked before the policy; see ``_when``
 
     @property
     def policy(self) -> Literal["fallback", "balance", "split"]:

@@ -204,6 +204,8 @@ class App:
             traffic["target_limits"] = {
                 name: attrs.asdict(usage) for name, usage in limits.limiter.snapshot().items()
             }
+            if gates := limits.gates():  # bounds on requests at once, adaptive ones learned
+                traffic["concurrency"] = {key: attrs.asdict(g) for key, g in gates.items()}
         batcher = self.runtime.engine.batcher
         if batcher is not None:  # embeddings combined into shared upstream calls
             traffic["embedding_batches"] = attrs.asdict(batcher.stats)

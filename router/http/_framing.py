@@ -150,6 +150,8 @@ def trace_headers(trace: RequestTrace, request_id: str) -> list[tuple[bytes, byt
         headers.append((b"x-router-hedges", b"%d" % trace.hedges))
     if trace.cache is not None:
         headers.append((b"x-router-cache", trace.cache.encode()))
+    if trace.rule is not None:
+        headers.append((b"x-router-rule", trace.rule.encode()))
     return headers
 
 

@@ -174,6 +174,7 @@ class Metrics:
         self._runtime = runtime
         if runtime is not None:
             registry.register(_CircuitCollector(runtime))
+            registry.register(_ConcurrencyCollector(runtime))
         if overload is not None:
             registry.register(_OverloadCollector(overload))
         self._children: dict[tuple[Any, ...], Any] = {}
@@ -293,6 +294,46 @@ class _CircuitCollector(Collector):
             "llm_router_circuit_state",
             "Circuit breaker per target: 0 closed, 1 half-open, 2 open.",
             labels=["target"],
+        )
+
+
+class _ConcurrencyCollector(Collector):
+    """``llm_router_concurrency_limit{target}``: each provider's or target's bound on
+    requests at once (``limits.concurrency`` / ``adaptive``: what it has learned), and
+    ``llm_router_concurrency_in_flight{target}`` against it, at scrape time."""
+
+    def __init__(self, runtime: Callable[[], Runtime]) -> None:
+        self._runtime = runtime
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        limit, in_flight = self._families()
+        limits = self._runtime().engine.limits
+        try:
+            gates = limits.gates() if limits is not None else {}
+        except RuntimeError:  # scraped outside trio (a test, a thread): nothing to read
+            gates = {}
+        for key, state in sorted(gates.items()):
+            limit.add_metric([key], state.limit)
+            in_flight.add_metric([key], state.in_flight)
+        yield limit
+        yield in_flight
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "llm_router_concurrency_limit",
+                "Requests at once a provider or target may have (adaptive: as learned).",
+                labels=["target"],
+            ),
+            GaugeMetricFamily(
+                "llm_router_concurrency_in_flight",
+                "Requests in flight against that bound now.",
+                labels=["target"],
+            ),
         )
 
 

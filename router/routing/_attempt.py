@@ -32,6 +32,7 @@ from adapters import (
     UnsupportedCapability,
 )
 
+from ..traffic._targetlimits import TargetLimited
 from ..upstream._upstream import Upstream
 from ._backoff import fits, retry_delay
 from ._failures import Unsupported
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
     from rules import Backoff, Target
 
+    from ..traffic._adaptive import Ticket
     from ..traffic._targetlimits import TargetLimits
     from ._request import RequestTrace
     from ._stats import TargetRegistry
@@ -209,15 +211,14 @@ class LeafRunner:
         tries = 0
         while True:
             now = trio.current_time()
-            # Raises TargetLimited (routing moves on at once) when a window is full.
-            taken = (
-                await self.limits.acquire(target, call.tokens) if self.limits is not None else []
-            )
+            # Raises TargetLimited (routing moves on at once) when a window or bound is full.
+            taken, tickets = await self._take(target, call.tokens)
             # In half-open, allow() hands out the one probe slot; only its holder frees it.
             probe = state.breaker.state(now) == "half_open"
             if not state.breaker.allow(now):
-                if taken:
-                    self.limits.give_back(taken, call.tokens)  # type: ignore[union-attr]
+                if self.limits is not None:
+                    self.limits.give_back(taken, call.tokens)
+                    self.limits.leave(tickets, None)
                 raise CircuitOpen(f"{name}: circuit open", upstream=name)
             trace.attempts += 1
             record = AttemptRecord(name, target.model, upstream, now, retry=tries > 0)
@@ -228,6 +229,9 @@ class LeafRunner:
                 value = await attempt(upstream, target.model)
             except GatewayError as exc:
                 exc.upstream = exc.upstream or name
+                if tickets:
+                    self.limits.leave(tickets, exc)  # type: ignore[union-attr]
+                    tickets = []
                 trace.errors.append(exc)
                 record.result = attempt_result(exc)
                 record.error = type(exc).__name__
@@ -246,12 +250,15 @@ class LeafRunner:
             except BaseException as exc:  # cancelled (a hedge lost, the client left): no verdict
                 record.result = "cancelled"
                 record.error = type(exc).__name__
+                if tickets:
+                    self.limits.leave(tickets, None)  # type: ignore[union-attr]
                 if probe:
                     state.breaker.release_probe()
                 raise
             else:
-                if taken:
-                    self.limits.settle(taken, call.tokens, call.used(value))  # type: ignore[union-attr]
+                if self.limits is not None:
+                    self.limits.settle(taken, call.tokens, call.used(value))
+                    self.limits.leave(tickets, None, ok=True)
                 state.stats.observe(trio.current_time() - now)
                 if call.verdict_later:
                     return Served(value, name, Verdict(self, state, probe))
@@ -264,6 +271,18 @@ class LeafRunner:
             tries += 1
             trace.retries += 1
             await trio.sleep(delay)
+
+    async def _take(self, target: Target, tokens: int) -> tuple[list[str], list[Ticket]]:
+        """What an attempt holds of ``target``'s rate windows (shared ones on Redis while
+        it is up) and bounds in flight."""
+        if self.limits is None:
+            return [], []
+        taken = await self.limits.acquire(target, tokens)
+        try:
+            return taken, self.limits.admit(target)
+        except TargetLimited:
+            self.limits.give_back(taken, tokens)
+            raise
 
     def record_failure(self, state: TargetState, exc: GatewayError, started: float) -> None:
         """Count ``exc`` against the target (if it is the target's fault)."""

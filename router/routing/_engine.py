@@ -50,6 +50,7 @@ from ._order import CandidateOrder, node_key
 from ._race import Race
 from ._racer import run_race
 from ._resume import Delivered, Seamed, Spliced
+from ._select import scorer, selected
 from ._stats import TargetRegistry
 from ._streams import Chunks, Resume, StreamStart, close_stream, first_chunk
 from ._text import complete_text
@@ -119,6 +120,7 @@ class Engine:
         self._rng = rng or random.Random()
         self._leaves = LeafRunner(upstreams, self.registry, defaults.backoff, self._rng, limits)
         self._order = CandidateOrder(self.registry, self.prices, self._rng)
+        self._score = scorer(defaults.complexity)
 
     async def complete(self, routed: RoutedRequest[GatewayRequest]) -> GatewayResponse:
         """A whole answer from the first candidate that gives one, within the deadline.
@@ -178,12 +180,7 @@ class Engine:
 
     async def complete_text(self, routed: RoutedRequest[TextRequest]) -> TextResponse:
         """A legacy text completion (``/v1/completions``), as :meth:`complete`; a target
-        that has no such API is skipped as one that lacks a capability.
-
-        Raises:
-            GatewayError: as :meth:`complete` (UnsupportedCapability when no target of
-                the route serves text completions).
-        """
+        without that API lacks a capability (UnsupportedCapability when none has it)."""
         req = routed.request
 
         async def final(upstream: Upstream, model: str) -> TextResponse:
@@ -330,6 +327,8 @@ class Engine:
             return await self._leaves.run(
                 node.target, call, routed.trace, options.deadline, options.retries
             )
+        if node.when and (chosen := selected(node, routed, self._score)) is not node:
+            return await self._run(chosen, call, routed)
         if isinstance(node, Split):
             arm = self._order.arm(node, routed.options.sticky_key(node.sticky))
             routed.trace.arm = node_key(arm)

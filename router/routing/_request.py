@@ -75,6 +75,7 @@ class RequestTrace:
     #: text (cache and reasoning details included, for the usage ledger).
     usage: Usage | None = None
     cache: str | None = None  # "hit" or "miss" on a route with a cache
+    rule: str | None = None  # which ``when`` rule chose (or "default"), on routes with any
     #: Each try to resume a broken stream: (target, "resumed" | "failed"); the target is
     #: the one that took over, or the one that broke when nobody did.
     resumes: list[tuple[str, str]] = attrs.field(factory=list)
@@ -124,6 +125,10 @@ class RequestOptions:
             return self._header(sticky[7:].lower())
         key = self._header("x-api-key") or self._header("authorization")
         return key.removeprefix("Bearer ").strip() if key else None
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (lower-case), or None when it was not sent."""
+        return self._header(name)
 
     def _header(self, name: str) -> str | None:
         wanted = name.encode("latin-1")

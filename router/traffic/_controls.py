@@ -24,7 +24,7 @@ from adapters import (
     TextRequest,
     Usage,
 )
-from rules import Leaf
+from rules import Leaf, reachable
 
 from ._budgets import Budgets
 from ._cache import ResponseCache, cache_key
@@ -307,5 +307,5 @@ def _targets(node: Node) -> list[str]:
         if isinstance(here, Leaf):
             found.append(str(here.target))
         else:
-            stack.extend(here.children)
+            stack.extend(reachable(here))  # ``when`` choices too
     return found

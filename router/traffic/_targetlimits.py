@@ -13,6 +13,10 @@ number: until its usage is known a request holds at most a quarter of a window's
 (``HOLD_SHARE``), so one request asking for a million tokens cannot fill a provider's
 window for everyone else while it runs, nor (a stream, whose usage the window never
 learns) for the minute after.
+
+``concurrency`` and ``adaptive`` bound the requests in flight as well (a `Gate` each,
+see :mod:`._adaptive`): an attempt enters with :meth:`TargetLimits.admit` and leaves
+with :meth:`TargetLimits.leave`, whatever its outcome.
 """
 
 from __future__ import annotations
@@ -21,15 +25,16 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from adapters import RateLimitExceeded, provider_spec
+from adapters import GatewayError, RateLimitExceeded, provider_spec
 
 from ..upstream._upstream import HTTPUpstream
+from ._adaptive import Gate, GateState, Ticket
 from .shared._windows import SharedTaken
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from rules import Config, Target
+    from rules import Config, ProviderConfig, ProviderLimits, Target
 
     from ..upstream._upstream import Upstream
     from ._window import RateLimiter
@@ -39,6 +44,8 @@ __all__ = ["HOLD_SHARE", "TargetLimited", "TargetLimits", "observe_headers"]
 
 #: One request holds at most 1/HOLD_SHARE of a window's tpm until its usage is known.
 HOLD_SHARE = 4
+#: The ceiling of an adaptive bound without ``concurrency`` nor a connection pool.
+DEFAULT_CEILING = 100
 
 
 class TargetLimited(RateLimitExceeded):
@@ -58,6 +65,7 @@ class TargetLimits:
         self._limits: dict[str, tuple[int | None, int | None]] = {}  # rpm, tpm by window
         #: The windows on the shared Redis (``server.shared_state``), if any.
         self.shared: SharedWindows | None = None
+        self._gates: dict[str, Gate] = {}  # provider or target -> its bound in flight
 
     def configure(self, config: Config) -> None:
         """Apply the limits of a (re)loaded config.
@@ -70,17 +78,21 @@ class TargetLimits:
         limited: set[str] = set()
         tpm: dict[str, int] = {}
         self._limits = {}
+        gates: dict[str, Gate] = {}
         for name, provider in config.providers.items():
             windows = {f"{name}:{m}": limits for m, limits in provider.model_limits.items()}
             if provider.limits is not None:
                 windows[name] = provider.limits
             for key, limits in windows.items():
+                if limits.concurrency is not None or limits.adaptive:
+                    gates[key] = self._gate(key, limits, provider)
                 self.limiter.configure(key, limits.rpm, limits.tpm)
                 self._limits[key] = (limits.rpm, limits.tpm)
                 limited.add(key)
                 if limits.tpm is not None:
                     tpm[key] = limits.tpm
         self._tpm = tpm
+        self._gates = gates
         gone = (self._limited - limited) | (self._noted - config.providers.keys())
         for key in gone:
             self.limiter.forget(key)
@@ -141,6 +153,54 @@ class TargetLimits:
             )
         return self.take(target, tokens)  # Redis did not answer: this daemon's windows
 
+    def _gate(self, key: str, limits: ProviderLimits, provider: ProviderConfig) -> Gate:
+        """The gate of ``key``: the one in force (what it learned kept), else a new one."""
+        pool = getattr(provider, "pool", None)
+        ceiling = limits.concurrency or int(getattr(pool, "max_connections", DEFAULT_CEILING))
+        gate = self._gates.get(key)
+        if gate is None:
+            return Gate(ceiling, limits.adaptive, self.limiter.clock)
+        gate.reconfigure(ceiling, limits.adaptive)
+        return gate
+
+    def admit(self, target: Target) -> list[Ticket]:
+        """Enter the bounds in flight of ``target`` and its provider (none: nothing).
+
+        Raises:
+            TargetLimited: a bound is full, or held by the upstream's Retry-After.
+        """
+        if not self._gates:
+            return []
+        tickets: list[Ticket] = []
+        for key in (target.provider, str(target)):
+            gate = self._gates.get(key)
+            if gate is None:
+                continue
+            entered = gate.enter()
+            if not isinstance(entered, Ticket):
+                self.leave(tickets, None)
+                raise TargetLimited(
+                    f"{target} is at its limit of requests at once ({key})",
+                    upstream=str(target),
+                    retry_after=entered,
+                )
+            tickets.append(entered)
+        return tickets
+
+    def leave(
+        self, tickets: Sequence[Ticket], error: GatewayError | None, ok: bool = False
+    ) -> None:
+        """The attempt ended: ``ok``, or with ``error`` (None: cancelled or never sent)."""
+        limited = isinstance(error, RateLimitExceeded) and not isinstance(error, TargetLimited)
+        outcome = "ok" if ok else "rate_limited" if limited else "other"
+        retry_after = error.retry_after if error is not None else None
+        for ticket in tickets:
+            ticket.gate.leave(ticket, outcome, retry_after)
+
+    def gates(self) -> dict[str, GateState]:
+        """Each bound in flight as it is now, for ``/admin/status`` and metrics."""
+        return {key: gate.state() for key, gate in self._gates.items()}
+
     def settle(self, taken: Sequence[str], estimated: int, actual: int | None) -> None:
         """Correct the estimate with the usage the upstream reported."""
         if actual is None:
@@ -177,6 +237,10 @@ class TargetLimits:
         seen = parse(headers, datetime.now(UTC))
         if seen is None:
             return
+        if seen.remaining_requests == 0:  # a 429 foretold: the adaptive bounds step back
+            for key, gate in self._gates.items():
+                if key == provider or key.startswith(f"{provider}:"):
+                    gate.exhausted(seen.reset_after)
         self._noted.add(provider)
         self.limiter.note_upstream(
             provider, seen.remaining_requests, seen.remaining_tokens, seen.reset_after

@@ -108,7 +108,7 @@ class RateLimiter:
     """
 
     def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
+        self._clock = self.clock = clock
         self._keys: dict[str, _Key] = {}
 
     def configure(self, key: str, rpm: int | None, tpm: int | None) -> None:

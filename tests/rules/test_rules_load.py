@@ -16,10 +16,10 @@ from adapters import (
 from rules import (
     ConfigError,
     HedgeConfig,
-    Limits,
     Percentile,
     Price,
     ProviderConfig,
+    ProviderLimits,
     RouteCacheConfig,
     SecretRef,
     load_config,
@@ -73,7 +73,7 @@ def test_design_example_parses() -> None:
     openai = config.providers["openai"]
     assert isinstance(openai, OpenAIProvider)
     assert openai.api_key == SecretRef("env", "OPENAI_API_KEY")
-    assert openai.limits == Limits(rpm=500, tpm=150_000)
+    assert openai.limits == ProviderLimits(rpm=500, tpm=150_000)
     assert openai.pool.keepalive == 90.0
     assert config.routes["chat"].fallback == ("fastest", "openai:gpt-4o-mini")
     assert config.routes["fastest"].hedge == HedgeConfig(after=Percentile(0.9), max=1)
