@@ -57,6 +57,7 @@ from ._schema import (
     ServerConfig,
     TelemetryConfig,
 )
+from ._secret_stores import AwsSecretsConfig, SecretsConfig, VaultConfig
 from ._secrets import MalformedSecret, SecretRef, find_secrets
 from ._units import Percentile, parse_duration, parse_percentile, parse_size
 
@@ -73,6 +74,9 @@ __all__ = [
     "SecretRef",
     "MalformedSecret",
     "find_secrets",
+    "SecretsConfig",
+    "VaultConfig",
+    "AwsSecretsConfig",
     # schema
     "Config",
     "ServerConfig",

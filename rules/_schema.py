@@ -30,6 +30,7 @@ from ._fields import (
     positive_weights,
 )
 from ._providers import Limits, ProviderConfig
+from ._secret_stores import SecretsConfig, check_remote_secrets
 from ._secrets import SecretRef
 from ._telemetry import TelemetryConfig
 
@@ -394,5 +395,6 @@ class Config:
     cache: CacheConfig = CacheConfig()
     keys: Mapping[str, KeyConfig] = attrs.field(factory=dict)
     telemetry: TelemetryConfig = attrs.field(factory=TelemetryConfig)
+    secrets: SecretsConfig = attrs.field(factory=SecretsConfig, validator=check_remote_secrets)
     #: Prices by ``provider:model`` or model id, over the shipped defaults.
     prices: Mapping[str, Price] = attrs.field(factory=dict)

@@ -31,13 +31,16 @@ from ._logsafe import install as one_line_logs
 from ._metrics import Metrics
 from ._observability import Observability
 from ._reload import Reloader
+from ._secret_store import RemoteSecrets, SecretsCollector
 from ._secrets import close_log_scope, protect_logs, secrets_for
 from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
 from ._upstream_tasks import UpstreamTasks
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    from rules import SecretRef
 
     from ..routing._runtime import Runtime
 
@@ -96,7 +99,8 @@ async def run_daemon(
     if log_level is None:
         logging.getLogger().setLevel(config.server.log_level.upper())
     protect_logs()  # before any secret is used: no record shows one from here on
-    secrets = await secrets_for(config)
+    remote = RemoteSecrets()  # aws-sm: and vault: values, cached and refreshed
+    secrets = await secrets_for(config, remote)
     # TLS contexts: built in a worker thread, never on the loop (~40 ms each).
     tls = await prepare_tls(config, secrets)
     runtime = build_runtime(config, secrets=secrets, tls=tls).runtime
@@ -108,6 +112,7 @@ async def run_daemon(
     tracing = setup_tracing(config.telemetry)
     # Breaker states of the rules in force, and the overload state, read at scrape time.
     metrics = Metrics(lambda: app.runtime, lambda: app.overload)
+    metrics.registry.register(SecretsCollector(remote))
     app = App(
         runtime,
         observer=Observability(metrics, access_log, tracing),
@@ -139,9 +144,10 @@ async def run_daemon(
         ],
         metrics=metrics,
         start_upstreams=upstream_tasks.start,
+        remote=remote,
     )
     app.reload = reloader.reload
-    app.status_extra = reloader.status
+    app.status_extra = lambda: {**reloader.status(), **remote.status()}
     stop = trio.Event()
     state = None
     try:
@@ -152,6 +158,7 @@ async def run_daemon(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_signals, stop, reloader, nursery, notifier, config)
             nursery.start_soon(reloader.close_retired)
+            await nursery.start(remote.run, partial(_in_force, app), reloader.reload)
             nursery.start_soon(app.overload.watch_lag)
             # In the outer nursery: the watchdog keeps pinging while hypercorn drains.
             nursery.start_soon(notifier.watchdog_loop)
@@ -242,6 +249,11 @@ async def _scoped(scope: trio.CancelScope, fn: Callable[[], Awaitable[None]], na
 
 def _targets_of(table: RouteTable, provider: str) -> list[str]:
     return [str(t) for t in table.targets() if t.provider == provider]
+
+
+def _in_force(app: App) -> tuple[Config, Mapping[SecretRef, str]]:
+    """The config in force and its secrets' values (for the remote secrets' refresh)."""
+    return app.runtime.table.config, app.runtime.secrets
 
 
 def _tune_gc() -> None:
