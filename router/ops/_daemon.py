@@ -33,6 +33,7 @@ from ._observability import Observability
 from ._reload import Reloader
 from ._secret_store import RemoteSecrets, SecretsCollector
 from ._secrets import close_log_scope, protect_logs, secrets_for
+from ._state_metrics import StateCollector
 from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
 from ._upstream_tasks import UpstreamTasks
@@ -147,6 +148,7 @@ async def run_daemon(
         remote=remote,
     )
     app.reload = reloader.reload
+    metrics.registry.register(StateCollector(lambda: app.runtime, app.controls.budgets))
     app.status_extra = lambda: {**reloader.status(), **remote.status()}
     stop = trio.Event()
     state = None

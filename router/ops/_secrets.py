@@ -98,6 +98,12 @@ async def resolve_secrets(
     for path, ref in pending:
         if ref.remote:
             continue
+        if ref.scheme == "env":  # a dict lookup: no thread, no deadline needed
+            try:
+                found.read(path, ref, *_read(ref, path))
+            except ConfigError as exc:
+                found.failed(path, exc)
+            continue
         with trio.move_on_after(seconds):
             try:
                 value, warning = await trio.to_thread.run_sync(

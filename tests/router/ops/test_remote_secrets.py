@@ -38,6 +38,7 @@ AKID = "AKIDEXAMPLE12345"
 
 AWS_CONFIG = """
 [server]
+listen = ["127.0.0.1:0"]
 access_log = false
 watch = false
 
@@ -55,6 +56,7 @@ fallback = ["up:gpt-4o"]
 
 VAULT_CONFIG = """
 [server]
+listen = ["127.0.0.1:0"]
 access_log = false
 watch = false
 
@@ -190,7 +192,7 @@ async def test_the_daemon_takes_a_rotated_value_after_the_ttl(
         fake_vault.secrets["secret/team/openai"] = {"api_key": "sk-new-22bb"}
         fake_openai.key = "sk-new-22bb"
         assert (await client.post("/v1/chat/completions", json=HI)).status_code == 502
-        await trio.sleep(299)  # not yet due
+        await trio.sleep(200)  # not yet due (the ttl is 5m)
         assert len(fake_vault.received) == 1
         for _ in range(10_000):  # the refresh, then the reload it asks for
             await trio.sleep(1)
