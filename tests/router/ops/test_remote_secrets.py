@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from adapters import provider_kinds
 from router import run_daemon
 from router.ops._secret_store import RETRY, RemoteSecrets, SecretsCollector
-from rules import ConfigError, SecretRef, parse_config
+from rules import Config, ConfigError, SecretRef, parse_config
 from tests.fakes.openai_upstream import running
 from tests.fakes.secrets_managers import SIGV4, FakeSecretsManager, FakeVault
 
@@ -203,7 +203,7 @@ async def test_the_daemon_takes_a_rotated_value_after_the_ttl(
         assert (await client.post("/v1/chat/completions", json=HI)).status_code == 200
 
 
-def vault_config(url: str) -> tuple[SecretRef, object]:
+def vault_config(url: str) -> tuple[SecretRef, Config]:
     config = parse_config(
         VAULT_CONFIG.format(url="http://127.0.0.1:9/v1", vault=url), kinds=provider_kinds()
     )
@@ -226,7 +226,7 @@ async def test_a_failed_refresh_keeps_the_value_and_is_reported(
         changes.append(reason)
         refreshed.set()
 
-    assert await store.get(ref, config.secrets, VAULT_TOKEN) == "sk-old-11aa"  # type: ignore[attr-defined]
+    assert await store.get(ref, config.secrets, VAULT_TOKEN) == "sk-old-11aa"
     async with trio.open_nursery() as nursery:
         current = lambda: (config, {token: VAULT_TOKEN})  # noqa: E731
         await nursery.start(store.run, current, changed)
@@ -255,3 +255,21 @@ async def test_a_failed_refresh_keeps_the_value_and_is_reported(
     warnings = [r for r in caplog.records if "refresh failed" in r.getMessage()]
     assert len(warnings) == 1  # once per streak
     assert all("sk-" not in r.getMessage() for r in caplog.records)
+
+
+async def test_check_fetches_remote_secrets_only_when_asked(
+    tmp_path: Path, fake_vault: FakeVault, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from router.ops._cli import main
+
+    path = tmp_path / "router.toml"
+    path.write_text(VAULT_CONFIG.format(url="http://127.0.0.1:9/v1", vault=fake_vault.url))
+    assert await trio.to_thread.run_sync(main, ["check", str(path)]) == 0
+    assert fake_vault.received == []
+    assert await trio.to_thread.run_sync(main, ["check", "--fetch-secrets", str(path)]) == 1
+    assert "providers.up.api_key: secret vault:team/openai#api_key: Vault answered HTTP 404" in (
+        capsys.readouterr().err
+    )
+    fake_vault.secrets["secret/team/openai"] = {"api_key": "sk-from-vault-9a0b"}
+    assert await trio.to_thread.run_sync(main, ["check", "--fetch-secrets", str(path)]) == 0
+    assert "sk-from-vault" not in capsys.readouterr().out
