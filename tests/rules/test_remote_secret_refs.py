@@ -37,7 +37,7 @@ def provider(api_key: str) -> str:
 
 def test_references_parse_into_name_and_key() -> None:
     config = parse(provider("aws-sm:prod/openai#api_key") + VAULT + ROUTE)
-    ref = config.providers["up"].api_key  # type: ignore[union-attr]
+    ref = config.providers["up"].api_key  # type: ignore[attr-defined]
     assert ref == SecretRef("aws-sm", "prod/openai#api_key")
     assert (ref.remote, ref.remote_name, ref.key) == (True, "prod/openai", "api_key")
     whole = SecretRef.parse("aws-sm:arn:aws:secretsmanager:us-east-1:1:secret:k-AbC")
