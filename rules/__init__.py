@@ -72,6 +72,7 @@ from ._schema import (
     ServerConfig,
     TelemetryConfig,
 )
+from ._secret_stores import AwsSecretsConfig, SecretsConfig, VaultConfig
 from ._secrets import MalformedSecret, SecretRef, find_secrets
 from ._shared import RedisURL, SharedState
 from ._units import Percentile, parse_duration, parse_percentile, parse_size
@@ -91,6 +92,9 @@ __all__ = [
     "SecretRef",
     "MalformedSecret",
     "find_secrets",
+    "SecretsConfig",
+    "VaultConfig",
+    "AwsSecretsConfig",
     # schema
     "Config",
     "ServerConfig",

@@ -30,6 +30,7 @@ from ._hooks import HookConfig
 from ._keys import Budget, KeyConfig, Price
 from ._plugin import check_plugin
 from ._providers import ProviderConfig
+from ._secret_stores import SecretsConfig, check_remote_secrets
 from ._server import ServerConfig
 from ._telemetry import TelemetryConfig
 from ._validate import ValidateConfig
@@ -243,6 +244,7 @@ class Config:
     cache: CacheConfig = CacheConfig()
     keys: Mapping[str, KeyConfig] = attrs.field(factory=dict)
     telemetry: TelemetryConfig = attrs.field(factory=TelemetryConfig)
+    secrets: SecretsConfig = attrs.field(factory=SecretsConfig, validator=check_remote_secrets)
     #: Prices by ``provider:model`` or model id, over the shipped defaults.
     prices: Mapping[str, Price] = attrs.field(factory=dict)
     #: Content hooks by name, for routes' ``hooks``.

@@ -1,4 +1,6 @@
-"""Secret references: ``env:NAME``, ``file:PATH`` and ``cred:NAME``.
+"""Secret references: ``env:NAME``, ``file:PATH``, ``cred:NAME``, and the remote
+``aws-sm:NAME[#json-key]`` (AWS Secrets Manager) and ``vault:PATH#key`` (HashiCorp
+Vault KV v2).
 
 The config file never holds a key itself, only where to find it, so the file can be
 shown, diffed and logged. A `SecretRef` prints as its reference; the value exists only
@@ -10,6 +12,9 @@ character (a CRLF line end, a pasted space) is refused when it is read
 (:class:`MalformedSecret`), rather than failing later inside a transport whose error
 would quote it. One trailing ``\n`` of a file is not part of the key (editors add it);
 anything else is. A relative ``file:`` path is relative to the config file's folder.
+
+A remote reference is only parsed and checked here: the daemon fetches it over the
+network (``router.ops``), caches it and refreshes it; `SecretRef.resolve` refuses it.
 """
 
 import os
@@ -27,6 +32,7 @@ import attrs
 from ._errors import ConfigError, FieldError
 
 __all__ = [
+    "REMOTE_SCHEMES",
     "MalformedSecret",
     "SecretRef",
     "SecretScheme",
@@ -64,11 +70,16 @@ def _malformed(value: str) -> bool:
     return value != value.strip() or any(unicodedata.category(ch) == "Cc" for ch in value)
 
 
-SecretScheme = Literal["env", "file", "cred"]
+SecretScheme = Literal["env", "file", "cred", "aws-sm", "vault"]
+#: Schemes whose value lives in a secrets manager, fetched over the network.
+REMOTE_SCHEMES = frozenset({"aws-sm", "vault"})
 _SCHEMES: tuple[str, ...] = get_args(SecretScheme)
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
-NOT_A_REFERENCE = "must be a secret reference (env:NAME, file:PATH or cred:NAME), not a literal key"
+NOT_A_REFERENCE = (
+    "must be a secret reference (env:NAME, file:PATH, cred:NAME, aws-sm:NAME[#key]"
+    " or vault:PATH#key), not a literal key"
+)
 
 
 def _check_name(instance: "SecretRef", _: "attrs.Attribute[str]", name: str) -> None:
@@ -79,6 +90,11 @@ def _check_name(instance: "SecretRef", _: "attrs.Attribute[str]", name: str) -> 
         raise FieldError("file: needs a path")
     if instance.scheme == "cred" and (not name or "/" in name or name in (".", "..")):
         raise FieldError("cred: needs a credential name (as in LoadCredential=NAME:...)")
+    secret, hash_, key = name.partition("#")
+    if instance.scheme == "aws-sm" and (not secret or (hash_ and not key)):
+        raise FieldError("aws-sm: needs a secret name or ARN, and a JSON key after # if any")
+    if instance.scheme == "vault" and (not secret.strip("/") or not key):
+        raise FieldError("vault: needs a path and a key: vault:PATH#key")
 
 
 @attrs.frozen(repr=False)
@@ -99,7 +115,8 @@ class SecretRef:
 
     @classmethod
     def parse(cls, text: object) -> "SecretRef":
-        """Parse ``env:NAME``, ``file:PATH`` or ``cred:NAME``.
+        """Parse ``env:NAME``, ``file:PATH``, ``cred:NAME``, ``aws-sm:NAME[#key]`` or
+        ``vault:PATH#key``.
 
         Raises:
             FieldError: (a ``ValueError``) the text is not a reference; the message
@@ -134,6 +151,8 @@ class SecretRef:
                 empty. The message names the reference, never a value.
         """
         env = os.environ if environ is None else environ
+        if self.remote:
+            raise ConfigError(f"secret {self}: fetched by the daemon, not read from a file")
         if self.scheme == "env":
             value = env.get(self.name, "")
             if not value:
@@ -153,13 +172,36 @@ class SecretRef:
                 value = value.removesuffix("\n")
             if not value.strip():
                 raise ConfigError(f"secret {self}: {path} is empty")
-        if not multiline and _malformed(value):
+        return value if multiline else self.checked(value)
+
+    def checked(self, value: str) -> str:
+        """``value``, if it can be sent in a header.
+
+        Raises:
+            MalformedSecret: surrounding whitespace or a control character.
+        """
+        if _malformed(value):
             raise MalformedSecret(
                 f"secret {self}: the value has surrounding whitespace or a control"
                 " character (a CRLF line end, a stray space or newline): refused, as it"
                 " cannot be sent in a header; write the key alone"
             )
         return value
+
+    @property
+    def remote(self) -> bool:
+        """The value lives in a secrets manager (``aws-sm:``, ``vault:``)."""
+        return self.scheme in REMOTE_SCHEMES
+
+    @property
+    def remote_name(self) -> str:
+        """A remote secret's name or path, without the ``#key``."""
+        return self.name.partition("#")[0]
+
+    @property
+    def key(self) -> str | None:
+        """A remote secret's JSON key (after ``#``), if any."""
+        return self.name.partition("#")[2] or None
 
     def path(self, environ: Mapping[str, str] | None = None) -> Path:
         """The file a ``file:`` or ``cred:`` secret is read from.

@@ -60,6 +60,11 @@ def _main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--worker", help=argparse.SUPPRESS)  # set by the main process
     check = commands.add_parser("check", help="validate a config file and print its routes")
     check.add_argument("path")
+    check.add_argument(
+        "--fetch-secrets",
+        action="store_true",
+        help="also read every secret, aws-sm: and vault: ones included, and fail if one cannot be",
+    )
     status = commands.add_parser("status", help="the live state of a running daemon")
     status.add_argument("--url", default="http://127.0.0.1:8080", help="the daemon's address")
     status.add_argument("--admin-key", help="needed when the daemon is not on loopback")
@@ -67,7 +72,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     add_usage_command(commands)
     args = parser.parse_args(argv)
     if args.command == "check":
-        return _check(args.path)
+        return _check(args.path, fetch=args.fetch_secrets)
     if args.command == "status":
         from ._status import show_status  # keeps `serve` free of the client
 
@@ -77,8 +82,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     return _serve(args.config, args.listen, args.log_level, args.workers, args.worker)
 
 
-def _check(path: str) -> int:
-    from ._secrets import resolve_secrets_now
+def _check(path: str, *, fetch: bool = False) -> int:
+    from ._secrets import resolve_secrets, resolve_secrets_now
 
     try:
         # Plugins' kinds are registered first, so their blocks parse.
@@ -92,9 +97,14 @@ def _check(path: str) -> int:
         return 1
     # Secrets are read as serve would: a value that cannot be a key fails the check; one
     # that cannot be read here (another machine's environment) is not for check to say.
-    secrets = resolve_secrets_now(table.config)
-    if secrets.malformed:
-        print(str(ConfigError(secrets.malformed)), file=sys.stderr)
+    # Asked to fetch (--fetch-secrets), every secret must be readable, remote ones too.
+    if fetch:
+        secrets = trio.run(resolve_secrets, table.config)
+    else:
+        secrets = resolve_secrets_now(table.config)
+    problems = (*secrets.malformed, *secrets.unreadable) if fetch else secrets.malformed
+    if problems:
+        print(str(ConfigError(problems)), file=sys.stderr)
         return 1
     print(f"{path}: OK")
     print(render_tree(table))

@@ -33,8 +33,10 @@ from ._logsafe import install as one_line_logs
 from ._metrics import Metrics
 from ._observability import Observability
 from ._reload import Reloader
+from ._secret_store import RemoteSecrets, SecretsCollector
 from ._secrets import close_log_scope, protect_logs, secrets_for
 from ._shared import share_state
+from ._state_metrics import StateCollector
 from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
 from ._upstream_tasks import UpstreamTasks
@@ -42,7 +44,9 @@ from ._usage_daemon import recover_spend, usage_status
 from ._worker import WorkerSpec, reload_everywhere, watch_lifeline
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+    from rules import SecretRef
 
     from ..routing._runtime import Runtime
 
@@ -104,7 +108,8 @@ async def run_daemon(
     if log_level is None:
         logging.getLogger().setLevel(config.server.log_level.upper())
     protect_logs()  # before any secret is used: no record shows one from here on
-    secrets = await secrets_for(config)
+    remote = RemoteSecrets()  # aws-sm: and vault: values, cached and refreshed
+    secrets = await secrets_for(config, remote)
     # TLS contexts: built in a worker thread, never on the loop (~40 ms each).
     tls = await prepare_tls(config, secrets)
     runtime = build_runtime(config, secrets=secrets, tls=tls).runtime
@@ -118,6 +123,7 @@ async def run_daemon(
     metrics = Metrics(lambda: app.runtime, lambda: app.overload)
     ledger = Ledger(config.server.usage_db)  # kept across reloads; records once a path is set
     metrics.registry.register(ledger.collector())
+    metrics.registry.register(SecretsCollector(remote))
     app = App(
         runtime,
         observer=Observability(metrics, access_log, tracing, ledger),
@@ -153,12 +159,14 @@ async def run_daemon(
         metrics=metrics,
         start_upstreams=upstream_tasks.start,
         prepare=lambda new: ledger.switch(new.server.usage_db),
+        remote=remote,
     )
     app.reload = reloader.reload
-    app.status_extra = reloader.status
+    metrics.registry.register(StateCollector(lambda: app.runtime, app.controls.budgets))
+    app.status_extra = lambda: {**reloader.status(), **remote.status()}
     if worker is not None:
         app.reload = reload_everywhere(reloader.reload, notifier)
-        app.status_extra = lambda: {**reloader.status(), **worker.status()}
+        app.status_extra = lambda: {**reloader.status(), **remote.status(), **worker.status()}
     stop = trio.Event()
     state = None
     try:
@@ -178,6 +186,7 @@ async def run_daemon(
             if sharing is not None:  # one try before serving: the first requests share
                 await nursery.start(sharing.run)
             nursery.start_soon(reloader.close_retired)
+            await nursery.start(remote.run, partial(_in_force, app), reloader.reload)
             nursery.start_soon(app.overload.watch_lag)
             nursery.start_soon(app.timeline.run, app.gauges)  # the status page's samples
             # In the outer nursery: the watchdog keeps pinging while hypercorn drains.
@@ -279,6 +288,11 @@ async def _scoped(scope: trio.CancelScope, fn: Callable[[], Awaitable[None]], na
 
 def _targets_of(table: RouteTable, provider: str) -> list[str]:
     return [str(t) for t in table.targets() if t.provider == provider]
+
+
+def _in_force(app: App) -> tuple[Config, Mapping[SecretRef, str]]:
+    """The config in force and its secrets' values (for the remote secrets' refresh)."""
+    return app.runtime.table.config, app.runtime.secrets
 
 
 def _tune_gc() -> None:

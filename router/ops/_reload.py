@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ..routing._runtime import Runtime
     from ..upstream._upstream import Upstream
     from ._metrics import Metrics
+    from ._secret_store import RemoteSecrets
 
 __all__ = ["ReloadResult", "Reloader"]
 
@@ -87,6 +88,7 @@ class Reloader:
             in, so that their background work runs before their first request.
         prepare: Awaited with a valid new config, last before the swap (the usage
             ledger opens its file); a ConfigError it raises refuses the reload.
+        remote: The daemon's cache of remote secrets (``aws-sm:``, ``vault:``).
         overridden: Settings the command line gave (``server.listen``,
             ``server.log_level``): the file's value neither applies nor asks for a restart.
     """
@@ -103,6 +105,7 @@ class Reloader:
         metrics: Metrics | None = None,
         start_upstreams: Callable[[Iterable[Upstream]], Awaitable[None]] | None = None,
         prepare: Callable[[Config], Awaitable[None]] | None = None,
+        remote: RemoteSecrets | None = None,
     ) -> None:
         self.path = Path(path)
         self.app = app
@@ -112,6 +115,7 @@ class Reloader:
         self._on_swap = on_swap
         self._start_upstreams = start_upstreams
         self._prepare = prepare
+        self._remote = remote
         self._overridden = frozenset(overridden)
         self._pending: list[Upstream] = []
         self._lock = trio.Lock()
@@ -164,7 +168,8 @@ class Reloader:
         old = self.app.runtime
         try:
             config = await trio.to_thread.run_sync(_load, str(self.path))
-            secrets = await secrets_for(config)  # off the loop, each within a deadline
+            # Off the loop, each within a deadline; remote ones from the cache while fresh.
+            secrets = await secrets_for(config, self._remote)
             table = compile_routes(config)
             tls = await prepare_tls(config, secrets)  # off the loop: files and contexts
             digests = {name: t.digest for name, t in tls.items()}

@@ -30,6 +30,8 @@ from trio.lowlevel import RunVar
 from rules import ConfigError, MalformedSecret, SecretRef, find_secrets
 
 from ..upstream._redact import Redactor
+from ._secret_fetch import vault_token_ref
+from ._secret_store import RemoteSecrets
 
 if TYPE_CHECKING:
     from rules import Config
@@ -84,12 +86,24 @@ class Resolution:
     warnings: tuple[str, ...] = ()
 
 
-async def resolve_secrets(config: Config, *, seconds: float | None = None) -> Resolution:
+async def resolve_secrets(
+    config: Config, *, seconds: float | None = None, remote: RemoteSecrets | None = None
+) -> Resolution:
     """Read every secret reference of ``config`` in worker threads, each within
-    ``seconds`` (:data:`READ_TIMEOUT` by default)."""
+    ``seconds`` (:data:`READ_TIMEOUT` by default); then the remote ones (``aws-sm:``,
+    ``vault:``) from ``remote``'s cache, or fetched (the Vault token read first)."""
     seconds = READ_TIMEOUT if seconds is None else seconds
     found = _Found()
-    for path, ref in found.pending(config):
+    pending = list(found.pending(config))
+    for path, ref in pending:
+        if ref.remote:
+            continue
+        if ref.scheme == "env":  # a dict lookup: no thread, no deadline needed
+            try:
+                found.read(path, ref, *_read(ref, path))
+            except ConfigError as exc:
+                found.failed(path, exc)
+            continue
         with trio.move_on_after(seconds):
             try:
                 value, warning = await trio.to_thread.run_sync(
@@ -102,14 +116,27 @@ async def resolve_secrets(config: Config, *, seconds: float | None = None) -> Re
             continue
         message = f"secret {ref}: not read within {seconds:g}s (a FIFO with no writer?)"
         found.failed(path, ConfigError(message))
+    remote = RemoteSecrets() if remote is None else remote
+    token_ref = vault_token_ref(config.secrets)
+    token = found.values.get(token_ref) if token_ref is not None else None
+    for path, ref in pending:
+        if ref.remote:
+            try:
+                value = await remote.get(ref, config.secrets, token)
+            except ConfigError as exc:
+                found.failed(path, exc)
+            else:
+                found.read(path, ref, value, None)
     return found.result()
 
 
 def resolve_secrets_now(config: Config) -> Resolution:
     """The same, read in the calling thread, without deadlines (``check``, which may run
-    inside another program's event loop)."""
+    inside another program's event loop); remote references are not fetched."""
     found = _Found()
     for path, ref in found.pending(config):
+        if ref.remote:
+            continue
         try:
             value, warning = _read(ref, path)
         except ConfigError as exc:
@@ -155,14 +182,16 @@ class _Found:
         )
 
 
-async def secrets_for(config: Config) -> Mapping[SecretRef, str]:
+async def secrets_for(
+    config: Config, remote: RemoteSecrets | None = None
+) -> Mapping[SecretRef, str]:
     """Every secret of ``config``, for serving it: warnings logged, values redacted from
-    the log from now on.
+    the log from now on. Remote ones come from ``remote``'s cache while fresh.
 
     Raises:
         ConfigError: a secret cannot be read, or its value cannot be a key.
     """
-    found = await resolve_secrets(config)
+    found = await resolve_secrets(config, remote=remote)
     if found.malformed or found.unreadable:
         raise ConfigError((*found.malformed, *found.unreadable))
     for warning in found.warnings:

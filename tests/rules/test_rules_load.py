@@ -354,7 +354,7 @@ def test_multiple_policy_problems_reported_together() -> None:
 # --- secrets in the file ------------------------------------------------------------------
 
 LITERAL = "sk-proj-abcdef0123456789"
-NOT_A_REF = "must be a secret reference (env:NAME, file:PATH or cred:NAME), not a literal key"
+NOT_A_REF = "must be a secret reference (env:NAME, file:PATH, cred:NAME, aws-sm:NAME[#key] or vault:PATH#key), not a literal key"
 
 
 @pytest.mark.parametrize(
@@ -374,7 +374,7 @@ def test_literal_secret_rejected_and_not_echoed(text: str, path: str) -> None:
 def test_secret_of_wrong_type_not_echoed() -> None:
     lines = errors('[providers.x]\nkind = "openai"\napi_key = 123456789\n' + BASE)
     assert lines == [
-        "providers.x.api_key: must be a secret reference (env:NAME, file:PATH or cred:NAME),"
+        "providers.x.api_key: must be a secret reference (env:NAME, file:PATH, cred:NAME, aws-sm:NAME[#key] or vault:PATH#key),"
         " not an integer"
     ]
 

@@ -38,7 +38,7 @@ fallback = ["up:gpt-4o"]
 @asynccontextmanager
 async def daemon(path: Path) -> AsyncIterator[httpx2.AsyncClient]:
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(run_daemon, str(path)))
+        binds = await nursery.start(partial(run_daemon, str(path), "127.0.0.1:0"))
         async with httpx2.AsyncClient(base_url=binds[0], trust_env=False) as client:
             yield client
         nursery.cancel_scope.cancel()
