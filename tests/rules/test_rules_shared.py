@@ -52,8 +52,8 @@ def test_errors_name_the_key_and_never_the_password() -> None:
     assert problems == [
         "server.shared_state.url: must be redis://HOST[:PORT][/DB], rediss://HOST[:PORT][/DB]"
         " or unix:///PATH[?db=N]",
-        "server.shared_state.password: must be a secret reference (env:NAME, file:PATH or"
-        " cred:NAME), not a literal key",
+        "server.shared_state.password: must be a secret reference (env:NAME, file:PATH,"
+        " cred:NAME, aws-sm:NAME[#key] or vault:PATH#key), not a literal key",
         "server.shared_state.timeout: must be greater than 0, got 0",
     ]
     assert errors('[server]\nshared_state = "redis://h/x"\n' + BASE) == [
