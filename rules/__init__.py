@@ -58,6 +58,7 @@ from ._schema import (
     TelemetryConfig,
 )
 from ._secrets import MalformedSecret, SecretRef, find_secrets
+from ._simulate_table import SimulateConfig, SimulatedLatency, SimulateProfile
 from ._units import Percentile, parse_duration, parse_percentile, parse_size
 
 __all__ = [
@@ -78,6 +79,9 @@ __all__ = [
     "ServerConfig",
     "Price",
     "TelemetryConfig",
+    "SimulateConfig",
+    "SimulateProfile",
+    "SimulatedLatency",
     "Defaults",
     "Backoff",
     "BatchConfig",

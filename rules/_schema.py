@@ -31,6 +31,7 @@ from ._fields import (
 )
 from ._providers import Limits, ProviderConfig
 from ._secrets import SecretRef
+from ._simulate_table import SimulateConfig
 from ._telemetry import TelemetryConfig
 
 __all__ = [
@@ -396,3 +397,4 @@ class Config:
     telemetry: TelemetryConfig = attrs.field(factory=TelemetryConfig)
     #: Prices by ``provider:model`` or model id, over the shipped defaults.
     prices: Mapping[str, Price] = attrs.field(factory=dict)
+    simulate: SimulateConfig = attrs.field(factory=SimulateConfig)  # `llm-router simulate`

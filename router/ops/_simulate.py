@@ -28,12 +28,13 @@ import trio.testing
 from adapters import (
     GatewayError,
     GatewayRequest,
+    LatencySpec,
     Message,
     SimulatedModel,
     SimulatedProvider,
     Usage,
 )
-from rules import Config, Node, RouteSettings, compile_routes
+from rules import Config, Node, RouteSettings, SimulateProfile, compile_routes
 
 from ..routing._request import RequestOptions, RequestTrace, RoutedRequest
 from ..traffic._tokens import request_tokens
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from ..routing._runtime import Runtime
     from ._traffic_spec import TrafficSpec
 
-__all__ = ["Sample", "modelled", "run_simulation", "simulate"]
+__all__ = ["Sample", "modelled", "provider_seed", "run_simulation", "simulate"]
 
 #: Stream batches are at least this many seconds of tokens apart: fewer wake-ups per
 #: stream than one a token, and the same time to first token and to the end.
@@ -75,23 +76,43 @@ class Sample:
 def modelled(config: Config, seed: int) -> Config:
     """``config`` with every provider played by a seeded simulated model.
 
-    A simulated provider keeps its parameters (its seed derived from ``seed`` and its
-    name); any other kind becomes the default simulated model with its rate limits.
+    A simulated provider keeps its parameters, its seed derived from ``seed``, its
+    name and its own ``seed`` (so the daemon given :func:`provider_seed` as the
+    provider's seed draws the same latencies); any other kind becomes a simulated
+    model with its rate limits. ``[simulate.providers.NAME]`` sets the parameters
+    (for a simulated provider too: a what-if); a real provider without it gets the
+    defaults of :class:`~rules.SimulateProfile`.
     Client keys are dropped: the simulator drives the engine, not the HTTP surface.
     """
     providers = {}
     for name, provider in config.providers.items():
-        own = seed ^ zlib.crc32(name.encode())
+        own = provider_seed(seed, name)
+        profile = config.simulate.providers.get(name)
         if isinstance(provider, SimulatedProvider):
-            providers[name] = attrs.evolve(provider, seed=own)
+            played = attrs.evolve(provider, seed=own ^ (provider.seed or 0))
         else:
-            providers[name] = SimulatedProvider(
+            played = SimulatedProvider(
                 models=provider.models,
                 limits=provider.limits,
                 model_limits=provider.model_limits,
                 seed=own,
             )
+            profile = profile or SimulateProfile()
+        if profile is not None:
+            latency = LatencySpec(profile.latency.median, profile.latency.p99)
+            played = attrs.evolve(
+                played,
+                latency=latency,
+                error_rate=profile.error_rate,
+                tokens_per_second=profile.tokens_per_second,
+            )
+        providers[name] = played
     return attrs.evolve(config, providers=providers, keys={})
+
+
+def provider_seed(seed: int, name: str) -> int:
+    """The seed of provider ``name``'s model in a run with ``seed``."""
+    return seed ^ zlib.crc32(name.encode())
 
 
 class SlicedUpstream(SimulatedUpstream):

@@ -14,7 +14,7 @@ from router.ops._cli import main
 from router.ops._simulate import simulate
 from router.ops._simulate_report import figures
 from router.ops._traffic_spec import TrafficSpec, parse_traffic
-from rules import Config, parse_config
+from rules import Config, ConfigError, parse_config
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -198,3 +198,49 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "'nope' is not a route" in capsys.readouterr().err
     assert main(["simulate", "--config", str(tmp_path / "missing.toml")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+REAL = """
+[providers.up]
+kind = "openai"
+api_key = "env:SIMULATE_TEST_UNSET_KEY"
+limits = { rpm = 60 }
+
+[routes.chat]
+fallback = ["up:gpt-4o"]
+"""
+
+
+def test_a_real_provider_is_played_by_its_simulate_profile() -> None:
+    spec = parse_traffic("rate=0.5/s,prompt=10")
+    default = figures(simulate(config(REAL), spec, 600, seed=1))["chat"]
+    assert default.errors == 0.0  # the default profile never fails
+    assert default.latency is not None
+    assert default.latency[0] < 0.3  # 80 ms to the first token, 10 tokens at 200/s
+    measured = (
+        REAL
+        + """
+[defaults]
+retries = 0
+circuit = { failures = 1000, successes = 1, open_for = "1s" }
+
+[simulate.providers.up]
+latency = { median = "2s", p99 = "5s" }
+error_rate = 0.5
+"""
+    )
+    played = figures(simulate(config(measured), spec, 600, seed=1))["chat"]
+    assert 0.35 < played.errors < 0.65
+    assert played.latency is not None
+    assert played.latency[0] > 1.5
+
+
+def test_rate_limits_of_a_real_provider_are_kept() -> None:
+    spec = parse_traffic("rate=5/s,prompt=10")  # 300 a minute against rpm = 60
+    chat = figures(simulate(config(REAL), spec, 120, seed=1))["chat"]
+    assert chat.errors > 0.5
+
+
+def test_a_profile_must_name_a_provider() -> None:
+    with pytest.raises(ConfigError, match=r'simulate\.providers\.nope: unknown provider "nope"'):
+        config(REAL + "[simulate.providers.nope]\nerror_rate = 0.1\n")
