@@ -75,6 +75,7 @@ from ._schema import (
 from ._secret_stores import AwsSecretsConfig, SecretsConfig, VaultConfig
 from ._secrets import MalformedSecret, SecretRef, find_secrets
 from ._shared import RedisURL, SharedState
+from ._simulate_table import SimulateConfig, SimulatedLatency, SimulateProfile
 from ._units import Percentile, parse_duration, parse_percentile, parse_size
 from ._validate import AnswerCheck, ValidateConfig, compile_check, schema_check
 from ._when import Value, WhenRule, evaluate, parse_condition
@@ -102,6 +103,9 @@ __all__ = [
     "RedisURL",
     "Price",
     "TelemetryConfig",
+    "SimulateConfig",
+    "SimulateProfile",
+    "SimulatedLatency",
     "Defaults",
     "Backoff",
     "BatchConfig",

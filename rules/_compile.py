@@ -125,6 +125,9 @@ def check_references(config: Config) -> list[tuple[Path, str]]:
         for index, route_name in enumerate(key.routes or ()):
             if route_name not in config.routes:
                 errors.append((("keys", name, "routes", index), f"unknown route {_q(route_name)}"))
+    for name in config.simulate.providers:
+        if name not in config.providers:
+            errors.append((("simulate", "providers", name), f"unknown provider {_q(name)}"))
     return errors + _find_cycles(config)
 
 

@@ -32,6 +32,7 @@ from ._plugin import check_plugin
 from ._providers import ProviderConfig
 from ._secret_stores import SecretsConfig, check_remote_secrets
 from ._server import ServerConfig
+from ._simulate_table import SimulateConfig
 from ._telemetry import TelemetryConfig
 from ._validate import ValidateConfig
 from ._when import WhenRule
@@ -249,3 +250,4 @@ class Config:
     prices: Mapping[str, Price] = attrs.field(factory=dict)
     #: Content hooks by name, for routes' ``hooks``.
     hooks: Mapping[str, HookConfig] = attrs.field(factory=dict)
+    simulate: SimulateConfig = attrs.field(factory=SimulateConfig)  # `llm-router simulate`

@@ -42,6 +42,7 @@ from ..upstream._tls import ClientTLS, prepare_tls_now
 from ..upstream._upstream import Upstream
 
 if TYPE_CHECKING:
+    import random
     from collections.abc import Mapping
 
 __all__ = ["RESTART_ONLY", "Assembly", "build_runtime", "restart_needed"]
@@ -87,6 +88,8 @@ def build_runtime(
     table: RouteTable | None = None,
     secrets: Mapping[SecretRef, str] | None = None,
     tls: Mapping[str, ClientTLS] | None = None,
+    upstreams: Mapping[str, Upstream] | None = None,
+    rng: random.Random | None = None,
 ) -> Assembly:
     """The runtime for ``config``; with ``previous``, on its live state.
 
@@ -104,6 +107,10 @@ def build_runtime(
             loop); each is read here when missing.
         tls: Every HTTP provider's TLS contexts, built already (``prepare_tls``, off
             the event loop); built here when None (blocking: tests).
+        upstreams: Every provider's upstream, made by the caller (the simulator's,
+            which stream in coarser batches); built from the config when None.
+        rng: The engine's randomness (balancing, splits, jitter); seeded by the
+            simulator so that a run repeats.
 
     Raises:
         ConfigError: the rules do not compile, a secret cannot be resolved, a TLS
@@ -113,7 +120,10 @@ def build_runtime(
     secrets = secrets if secrets is not None else {}
     tls = tls if tls is not None else prepare_tls_now(config, secrets)
     keys = KeyRing.from_config(config, secrets)
-    upstreams, rebuilt = _upstreams(config, previous, secrets, tls)
+    if upstreams is None:
+        upstreams, rebuilt = _upstreams(config, previous, secrets, tls)
+    else:
+        upstreams, rebuilt = dict(upstreams), list(upstreams)
     # Nothing below raises: from here the live state may change.
     circuit = config.defaults.circuit
     if previous is None:
@@ -147,6 +157,7 @@ def build_runtime(
         limits=limits,
         prices=PriceTable(config.prices),
         batcher=batcher,
+        rng=rng,
     )
     digests = {name: t.digest for name, t in tls.items()}
     runtime = Runtime(table, engine, keys=keys, secrets=secrets, tls=digests)

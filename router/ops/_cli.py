@@ -1,4 +1,4 @@
-"""``llm-router``: serve, check, status, usage."""
+"""``llm-router``: serve, check, status, usage, simulate."""
 
 from __future__ import annotations
 
@@ -70,7 +70,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     status.add_argument("--admin-key", help="needed when the daemon is not on loopback")
     status.add_argument("--json", action="store_true", help="the raw /admin/status JSON")
     add_usage_command(commands)
+    from ._simulate_cli import add_simulate, run_simulate
+
+    add_simulate(commands)
     args = parser.parse_args(argv)
+    if args.command == "simulate":
+        return run_simulate(args)
     if args.command == "check":
         return _check(args.path, fetch=args.fetch_secrets)
     if args.command == "status":
