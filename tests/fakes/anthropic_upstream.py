@@ -22,7 +22,7 @@ streams are named SSE events with ``ping``s, ``input_json_delta`` pieces, and cu
 - ``thinker``: a ``thinking`` block (with its signature) before the text "Done", stop
   reason ``stop_sequence`` (``"END"``), usage with cache reads and writes, and a field
   the API might add one day (``future_field``);
-- a forced ``tool_choice`` (``{"type": "tool", "name"}``) is obeyed: the answer is that
+- a forced ``tool_choice`` (``{"type": "tool", "name"}``, or ``any``: the first tool) is obeyed: the answer is that
   tool's call alone, with an input its ``input_schema`` accepts (:func:`forced_tool`).
 """
 
@@ -124,10 +124,12 @@ class FakeAnthropic(FakeServer):
 def forced_tool(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     """``(name, input)`` of the call a forced ``tool_choice`` makes: an input that the
     tool's ``input_schema`` accepts, as a model obliged to call it would give."""
-    choice = body.get("tool_choice") or {}
+    choice, tools = body.get("tool_choice") or {}, body.get("tools") or []
+    if choice.get("type") == "any" and tools:  # any tool: the first will do
+        choice = {"type": "tool", "name": tools[0]["name"]}
     if choice.get("type") != "tool":
         return None
-    tool = next(t for t in body.get("tools") or () if t["name"] == choice["name"])
+    tool = next(t for t in tools if t["name"] == choice["name"])
     return tool["name"], instance(tool["input_schema"])
 
 
