@@ -23,7 +23,8 @@ streams are named SSE events with ``ping``s, ``input_json_delta`` pieces, and cu
   reason ``stop_sequence`` (``"END"``), usage with cache reads and writes, and a field
   the API might add one day (``future_field``);
 - a forced ``tool_choice`` (``{"type": "tool", "name"}``, or ``any``: the first tool,
-  but ``tool-caller`` keeps its own call) is obeyed: the answer is that tool's call alone, with an input its ``input_schema`` accepts (:func:`forced_tool`).
+  but ``tool-caller`` keeps its own call) is obeyed: the answer is that tool's call alone,
+  with an input its ``input_schema`` accepts (:func:`forced_tool`).
 """
 
 from __future__ import annotations
