@@ -26,7 +26,8 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 ``POST /v1/completions`` is the legacy text completions API
 (:mod:`tests.fakes._text_completions`).
 
-Structured output is honoured (:mod:`tests.fakes._openai_structured`): a
+With :attr:`FakeOpenAI.structured`, structured output is honoured
+(:mod:`tests.fakes._openai_structured`): a
 ``response_format`` is answered with JSON its schema accepts, a forced ``tool_choice``
 (a named function, or ``"required"``) with that call alone; ``tool-caller`` keeps its own call.
 
@@ -115,6 +116,9 @@ class FakeOpenAI(FakeServer):
     key: str | None = None
     #: While True, ``toggle-*`` models and ``GET`` answer 500.
     down: bool = False
+    #: Whether structured output is honoured; off, ``response_format`` is ignored and
+    #: the text echoed, which the tests of what reaches the upstream read back.
+    structured: bool = False
 
     ID: ClassVar[str] = "chatcmpl-fake1"
     #: Prompt and completion tokens of every answer.
@@ -195,7 +199,8 @@ class FakeOpenAI(FakeServer):
         return trailing_assistant_text(got)
 
     def answer_text(self, model: str, got: Received, default: str) -> str:
-        return json_content(got.body) or super().answer_text(model, got, default)
+        wanted = json_content(got.body) if self.structured else None
+        return wanted or super().answer_text(model, got, default)
 
     def continues(self, got: Received) -> bool:
         last = (got.body.get("messages") or [{}])[-1]
@@ -243,7 +248,7 @@ class FakeOpenAI(FakeServer):
     def reply(self, model: str, got: Received) -> Reply:
         finish = _FINISH.get(model, "stop")
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
-        forced = None if model == "tool-caller" else forced_call(got.body)
+        forced = forced_call(got.body) if self.structured and model != "tool-caller" else None
         if forced is not None:
             message["tool_calls"], finish = [self._call(forced[1], forced[0])], forced[2]
         elif model == "tool-caller":
@@ -303,7 +308,7 @@ class FakeOpenAI(FakeServer):
 
     def stream(self, model: str, got: Received) -> Stream:
         finish = _FINISH.get(model, "stop")
-        forced = None if model == "tool-caller" else forced_call(got.body)
+        forced = forced_call(got.body) if self.structured and model != "tool-caller" else None
         if forced is not None or model == "tool-caller":
             name, split = "get_weather", list(ARGUMENT_PIECES)
             if forced is not None:

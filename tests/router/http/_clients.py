@@ -59,7 +59,10 @@ EVENT = Event(title="text", attendees=[Attendee(name="text", age=1)], online=Tru
 async def fakes_config() -> AsyncIterator[str]:
     """The fakes running, and a config routing ``gpt``/``gpt-tools`` to the OpenAI one
     and ``claude``/``claude-tools`` to the Anthropic one (its key: ``ANTHROPIC_TEST_KEY``)."""
-    async with running(FakeOpenAI()) as openai_url, running(FakeAnthropic()) as claude_url:
+    async with (
+        running(FakeOpenAI(structured=True)) as openai_url,
+        running(FakeAnthropic()) as claude_url,
+    ):
         yield f"""
 [defaults]
 retries = 0
