@@ -1,4 +1,4 @@
-"""Developer and CI sessions: tests, lint, typecheck, serve, bench, soak."""
+"""Developer and CI sessions: tests, clients, lint, typecheck, serve, bench, soak."""
 
 from __future__ import annotations
 
@@ -17,6 +17,20 @@ def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "report", "--fail-under=94")
+
+
+CLIENT_TESTS = [
+    f"tests/router/http/test_{name}_e2e.py"
+    for name in ("langchain", "pydantic_ai", "instructor", "litellm")
+]
+
+
+@nox.session
+def clients(session: nox.Session) -> None:
+    """The client libraries as the daemon's clients, with the heavy ones ([clients]:
+    instructor, LiteLLM) that the tests session leaves out (their tests skip there)."""
+    session.install("-e", ".[test,clients]")
+    session.run("pytest", *CLIENT_TESTS, *session.posargs)
 
 
 @nox.session

@@ -22,8 +22,9 @@ streams are named SSE events with ``ping``s, ``input_json_delta`` pieces, and cu
 - ``thinker``: a ``thinking`` block (with its signature) before the text "Done", stop
   reason ``stop_sequence`` (``"END"``), usage with cache reads and writes, and a field
   the API might add one day (``future_field``);
-- a forced ``tool_choice`` (``{"type": "tool", "name"}``) is obeyed: the answer is that
-  tool's call alone, with an input its ``input_schema`` accepts (:func:`forced_tool`).
+- a forced ``tool_choice`` (``{"type": "tool", "name"}``, or ``any``: the first tool,
+  but ``tool-caller`` keeps its own call) is obeyed: the answer is that tool's call alone,
+  with an input its ``input_schema`` accepts (:func:`forced_tool`).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class FakeAnthropic(FakeServer):
         return "".join(b["text"] for b in content if b["type"] == "text")
 
     def reply(self, model: str, got: Received) -> Reply:
-        forced = forced_tool(got.body)
+        forced = forced_tool(got.body, any_tool=model != "tool-caller")
         if forced is not None:
             return Reply(200, _tool_message(model, *forced))
         if model == "thinker":
@@ -112,7 +113,7 @@ class FakeAnthropic(FakeServer):
         return Reply(200, _message(got.body, self.answer_text(model, got, _answer(got.body))))
 
     def stream(self, model: str, got: Received) -> Stream:
-        forced = forced_tool(got.body)
+        forced = forced_tool(got.body, any_tool=model != "tool-caller")
         if forced is not None:
             return tool_stream(model, *forced)
         if model == "thinker":
@@ -121,13 +122,18 @@ class FakeAnthropic(FakeServer):
         return _stream(model, text, _stop_sequence(got.body))
 
 
-def forced_tool(body: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+def forced_tool(
+    body: dict[str, Any], *, any_tool: bool = True
+) -> tuple[str, dict[str, Any]] | None:
     """``(name, input)`` of the call a forced ``tool_choice`` makes: an input that the
-    tool's ``input_schema`` accepts, as a model obliged to call it would give."""
-    choice = body.get("tool_choice") or {}
+    tool's ``input_schema`` accepts, as a model obliged to call it would give; with
+    ``any_tool``, ``any`` forces the first tool (``tool-caller`` keeps its own call)."""
+    choice, tools = body.get("tool_choice") or {}, body.get("tools") or []
+    if any_tool and choice.get("type") == "any" and tools:  # the first will do
+        choice = {"type": "tool", "name": tools[0]["name"]}
     if choice.get("type") != "tool":
         return None
-    tool = next(t for t in body.get("tools") or () if t["name"] == choice["name"])
+    tool = next(t for t in tools if t["name"] == choice["name"])
     return tool["name"], instance(tool["input_schema"])
 
 

@@ -26,6 +26,11 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 ``POST /v1/completions`` is the legacy text completions API
 (:mod:`tests.fakes._text_completions`).
 
+With :attr:`FakeOpenAI.structured`, structured output is honoured
+(:mod:`tests.fakes._openai_structured`): a
+``response_format`` is answered with JSON its schema accepts, a forced ``tool_choice``
+(a named function, or ``"required"``) with that call alone; ``tool-caller`` keeps its own call.
+
 A request with ``logprobs: true`` gets OpenAI's ``logprobs`` (:func:`logprobs`: one
 entry per word of the content) on its choice, or on each content chunk.
 Models named like OpenAI's reasoning models (``o1``..., ``gpt-5``...) refuse ``max_tokens``
@@ -60,6 +65,7 @@ from tests.fakes._base import (
     trailing_assistant_text,
     words,
 )
+from tests.fakes._openai_structured import forced_call, json_content
 from tests.fakes._text_completions import text_completions
 from tests.fakes._vectors import fake_tokens, fake_vector, inputs_of
 
@@ -110,6 +116,9 @@ class FakeOpenAI(FakeServer):
     key: str | None = None
     #: While True, ``toggle-*`` models and ``GET`` answer 500.
     down: bool = False
+    #: Whether structured output is honoured; off, ``response_format`` is ignored and
+    #: the text echoed, which the tests of what reaches the upstream read back.
+    structured: bool = False
 
     ID: ClassVar[str] = "chatcmpl-fake1"
     #: Prompt and completion tokens of every answer.
@@ -189,6 +198,10 @@ class FakeOpenAI(FakeServer):
     def prefill(self, got: Received) -> str | None:
         return trailing_assistant_text(got)
 
+    def answer_text(self, model: str, got: Received, default: str) -> str:
+        wanted = json_content(got.body) if self.structured else None
+        return wanted or super().answer_text(model, got, default)
+
     def continues(self, got: Received) -> bool:
         last = (got.body.get("messages") or [{}])[-1]
         return got.body.get("continue_final_message") is True or last.get("prefix") is True
@@ -235,7 +248,10 @@ class FakeOpenAI(FakeServer):
     def reply(self, model: str, got: Received) -> Reply:
         finish = _FINISH.get(model, "stop")
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None}
-        if model == "tool-caller":
+        forced = forced_call(got.body) if self.structured and model != "tool-caller" else None
+        if forced is not None:
+            message["tool_calls"], finish = [self._call(forced[1], forced[0])], forced[2]
+        elif model == "tool-caller":
             arguments = "".join(ARGUMENT_PIECES)
             message["tool_calls"] = [self._call(arguments)]
         elif model == "refuses":
@@ -261,8 +277,8 @@ class FakeOpenAI(FakeServer):
             ]
         return Reply(200, self.decorate(_extras(model, body)), headers)
 
-    def _call(self, arguments: str) -> dict[str, Any]:
-        function = {"name": "get_weather", "arguments": arguments}
+    def _call(self, arguments: str, name: str = "get_weather") -> dict[str, Any]:
+        function = {"name": name, "arguments": arguments}
         return {"id": self.CALL_ID, "type": "function", "function": function}
 
     def _chunk(
@@ -292,9 +308,14 @@ class FakeOpenAI(FakeServer):
 
     def stream(self, model: str, got: Received) -> Stream:
         finish = _FINISH.get(model, "stop")
-        if model == "tool-caller":
-            start = {"index": 0, **self._call("")}
-            more = [{"index": 0, "function": {"arguments": p}} for p in ARGUMENT_PIECES]
+        forced = forced_call(got.body) if self.structured and model != "tool-caller" else None
+        if forced is not None or model == "tool-caller":
+            name, split = "get_weather", list(ARGUMENT_PIECES)
+            if forced is not None:
+                name, arguments, finish = forced
+                split = [arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]]
+            start = {"index": 0, **self._call("", name)}
+            more = [{"index": 0, "function": {"arguments": p}} for p in split if p]
             pieces = [self._chunk(model, {"tool_calls": [c]}) for c in [start, *more]]
         elif finish == "content_filter":
             pieces = []
