@@ -6,10 +6,13 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+import attrs
+
 from adapters import provider_kinds
-from rules import ConfigError, load_config, parse_duration
+from rules import Config, ConfigError, load_config, parse_duration
 
 from ._simulate import simulate
+from ._simulate_fit import fit_ledger
 from ._simulate_plot import render_svg
 from ._simulate_report import Run, figures, render_json, render_table
 from ._traffic_spec import parse_traffic
@@ -39,6 +42,13 @@ def add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sim.add_argument("--compare", metavar="OTHER.toml", help="a second config, same traffic")
     sim.add_argument("--plot", metavar="FILE.svg", help="write the latency CDFs as SVG")
     sim.add_argument("--json", action="store_true", help="the figures as JSON")
+    sim.add_argument(
+        "--fit",
+        nargs="?",
+        const="",
+        metavar="USAGE_DB",
+        help="play providers as the usage ledger saw them (default: server.usage_db)",
+    )
 
 
 def run_simulate(args: argparse.Namespace) -> int:
@@ -48,6 +58,8 @@ def run_simulate(args: argparse.Namespace) -> int:
         duration = parse_duration(args.duration)
         paths: Sequence[str] = [args.config] + ([args.compare] if args.compare else [])
         configs = [load_config(p, kinds=provider_kinds()) for p in paths]
+        if args.fit is not None:
+            configs = [fitted(config, args.fit) for config in configs]
         runs = []
         for path, config in zip(paths, configs, strict=False):
             samples = simulate(config, traffic, duration, args.seed)
@@ -73,3 +85,17 @@ def run_simulate(args: argparse.Namespace) -> int:
         )
         print(render_table(runs))
     return 0
+
+
+def fitted(config: Config, ledger: str) -> Config:
+    """``config`` with its providers' profiles fitted from ``ledger`` (empty: the
+    config's own ``server.usage_db``); its ``[simulate.providers.*]`` tables win.
+
+    Raises:
+        ValueError: no ledger, or one that cannot be read.
+    """
+    path = ledger or config.server.usage_db
+    if not path:
+        raise ValueError("--fit needs a usage ledger: give its path, or set server.usage_db")
+    profiles = {**fit_ledger(path), **config.simulate.providers}
+    return attrs.evolve(config, simulate=attrs.evolve(config.simulate, providers=profiles))
