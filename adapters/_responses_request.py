@@ -3,10 +3,12 @@
 The Responses API is served statelessly by any chat target: its input items become
 chat messages, its function tools chat tools, ``text.format`` the chat
 ``response_format``. What needs state on the server (``previous_response_id``,
-``conversation``, ``background``, stored prompts) and what needs
-OpenAI's own servers (built-in tools such as ``web_search``) is refused with 400
-``unsupported_parameter`` naming the field, as is any field not listed here: nothing
-is dropped without the client knowing. Decisions where the formats do not line up:
+``conversation``, ``background``, stored prompts) is refused with 400
+``unsupported_parameter`` naming the field. What needs OpenAI's own servers (built-in
+tools such as ``web_search``) and any field not listed here has no unified form: the
+body travels with the request (``raw``), OpenAI's own API takes it as it is, and every
+other target refuses it naming the field: nothing is dropped without the client
+knowing. Decisions where the formats do not line up:
 
 * ``instructions`` becomes a leading system message.
 * Input items become chat messages as :mod:`._responses_input` says.

@@ -26,6 +26,7 @@ from adapters import (
     GatewayRequest,
     GatewayResponse,
     ResponsesStreamEncoder,
+    StreamError,
     passed_stream_failure,
     passes_through,
     responses_request_from_wire,
@@ -74,17 +75,31 @@ class ResponsesStream:
         #: An event of OpenAI's own went out (this one): the stream is OpenAI's.
         self._passed: ChatChunk | None = None
 
+        #: The stream has ended (failed): nothing more goes out.
+        self._ended = False
+
     def feed(self, chunk: ChatChunk) -> bytes:
+        if self._ended:
+            return b""
         if chunk.raw is not None:
             self._passed = self._passed or chunk
             return chunk.raw
+        if self._passed is not None:
+            # A continuation in the unified form (a resumed stream) cannot go on in
+            # OpenAI's own events: the stream fails rather than restart the response.
+            return self.error(StreamError("the upstream stream broke and cannot be resumed"))
         return self._encoder.feed(chunk)
 
     def done(self) -> bytes:
-        return b"" if self._passed else self._encoder.close()  # OpenAI's ended it
+        if self._ended or self._passed is not None:
+            return b""  # OpenAI's own events ended it
+        return self._encoder.close()
 
     def error(self, err: GatewayError) -> bytes:
+        if self._ended:
+            return b""
         if self._passed is not None:
+            self._ended = True
             return passed_stream_failure(self._passed, err)
         return self._encoder.error_event(err)
 
