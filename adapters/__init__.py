@@ -70,6 +70,7 @@ from ._openai_response import response_from_wire as response_from_wire
 from ._openai_response import response_to_wire as response_to_wire
 from ._passthrough import ANTHROPIC as ANTHROPIC
 from ._passthrough import OPENAI as OPENAI
+from ._passthrough import RESPONSES as RESPONSES
 from ._passthrough import MessagesSent as MessagesSent
 from ._passthrough import passes_through as passes_through
 from ._passthrough import refuse_untranslated as refuse_untranslated
@@ -90,6 +91,7 @@ from ._registry import register_adapter as register_adapter
 from ._responses_request import responses_request_from_wire as responses_request_from_wire
 from ._responses_response import responses_response_to_wire as responses_response_to_wire
 from ._responses_stream import ResponsesStreamEncoder as ResponsesStreamEncoder
+from ._responses_upstream import passed_stream_failure as passed_stream_failure
 from ._simulated import SimulatedModel as SimulatedModel
 from ._simulated import SimulatedPlan as SimulatedPlan
 from ._sse import SSEDecoder as SSEDecoder

@@ -24,7 +24,8 @@ from ._errors import GatewayError, SerializationError, StreamError, UnsupportedC
 from ._openai_embeddings import embedding_request_to_wire, embedding_response_from_wire
 from ._openai_request import for_reasoning_model, request_to_wire
 from ._openai_response import chunk_from_wire, response_from_wire
-from ._passthrough import OPENAI, body_for, passes_through, sse_bytes
+from ._passthrough import OPENAI, RESPONSES, SameFormat, body_for, passes_through, sse_bytes
+from ._responses_upstream import ResponsesEventDecoder, responses_answer_from_wire
 from ._sse import SSEDecoder
 from ._text_completions import TextRequest, text_body
 from ._types import (
@@ -62,7 +63,9 @@ class OpenAIAdapter(AdapterBase):
     """
 
     fields = OPENAI  # its column of the field tables (._fields)
-    same_format = OPENAI  # an OpenAI Chat client's body passes through
+    #: An OpenAI Chat client's body passes through; OpenAI's own API also takes a
+    #: Responses client's (``/responses``), which no compatible host is known to serve.
+    same_format: SameFormat = OPENAI
 
     def __init__(
         self,
@@ -79,6 +82,8 @@ class OpenAIAdapter(AdapterBase):
         self.name = name
         # OpenAI's own API: its reasoning models get max_completion_tokens.
         self._openai_limits = openai_limits
+        if openai_limits:
+            self.same_format = (OPENAI, RESPONSES)
         self._prefill = prefill
         self._fixups = fixups
         # Ask for usage on every stream (the client still gets it only if it asked):
@@ -88,6 +93,7 @@ class OpenAIAdapter(AdapterBase):
         self._models_url = base_url.rstrip("/") + "/models"
         self._embeddings_url = base_url.rstrip("/") + "/embeddings"
         self._completions_url = base_url.rstrip("/") + "/completions"
+        self._responses_url = base_url.rstrip("/") + "/responses"
         self._text_completions = text_completions
         auth = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._headers, self._stream_headers = request_headers(auth, headers)
@@ -98,6 +104,8 @@ class OpenAIAdapter(AdapterBase):
     def build_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
         # An OpenAI Chat client's body passes through as it came (the host's fix-ups
         # still apply); any other client's request is translated.
+        if self._passes_responses(req):
+            return self._responses_request(req, model)
         wire = body_for(req, model) if passes_through(req, OPENAI) else request_to_wire(req, model)
         if self._openai_limits:
             wire = for_reasoning_model(wire, model)
@@ -108,6 +116,19 @@ class OpenAIAdapter(AdapterBase):
         body = orjson.dumps(self._fixups.request(wire))
         headers = self._stream_headers if req.stream else self._headers
         return UpstreamRequest("POST", self.url, headers, body)
+
+    def _passes_responses(self, req: GatewayRequest) -> bool:
+        """Whether ``req`` is a Responses client's body that goes to ``/responses``."""
+        return self._openai_limits and passes_through(req, RESPONSES)
+
+    def _responses_request(self, req: GatewayRequest, model: str) -> UpstreamRequest:
+        """A Responses client's body for OpenAI's ``/responses``, as it came but for
+        ``model`` and ``store``: nothing is kept on OpenAI's servers on the client's
+        behalf, as this gateway keeps no state (what would continue a stored response
+        is refused before routing)."""
+        wire = {**body_for(req, model), "store": False}
+        headers = self._stream_headers if req.stream else self._headers
+        return UpstreamRequest("POST", self._responses_url, headers, orjson.dumps(wire))
 
     def capabilities(self, model: str) -> Capabilities:
         return Capabilities(prefill=self._prefill)
@@ -122,13 +143,19 @@ class OpenAIAdapter(AdapterBase):
         self, req: GatewayRequest, status: int, headers: Headers, body: bytes
     ) -> GatewayResponse:
         raw = upstream_json(body)
+        if self._passes_responses(req):
+            return responses_answer_from_wire(raw)
         if isinstance(raw, dict):
             raw = self._fixups.response(raw)
         answer = response_from_wire(raw)
         # An OpenAI Chat client gets the answer as the host gave it (fix-ups applied).
         return attrs.evolve(answer, raw=raw) if passes_through(req, OPENAI) else answer
 
-    def stream_decoder_for(self, req: GatewayRequest) -> OpenAIStreamDecoder:
+    def stream_decoder_for(
+        self, req: GatewayRequest
+    ) -> OpenAIStreamDecoder | ResponsesEventDecoder:
+        if self._passes_responses(req):
+            return ResponsesEventDecoder()
         return OpenAIStreamDecoder(self._fixups, passthrough=passes_through(req, OPENAI))
 
     def parse_error(self, status: int, headers: Headers, body: bytes) -> GatewayError:

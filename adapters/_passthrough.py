@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ANTHROPIC",
     "OPENAI",
+    "RESPONSES",
     "MessagesSent",
+    "SameFormat",
     "passes_through",
     "refuse_part",
     "refuse_untranslated",
@@ -44,14 +46,25 @@ __all__ = [
 #: The client formats that have a same-format target kind.
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
+#: OpenAI's Responses API, which only OpenAI's own API serves (``store`` forced off).
+RESPONSES = "responses"
+
+#: The client format(s) a target speaks as they are: one, several, or none.
+SameFormat = str | tuple[str, ...] | None
 
 
-def passes_through(req: GatewayRequest, same_format: str | None) -> bool:
+def _speaks(same_format: SameFormat, fmt: str) -> bool:
+    if same_format is None:
+        return False
+    return fmt == same_format if isinstance(same_format, str) else fmt in same_format
+
+
+def passes_through(req: GatewayRequest, same_format: SameFormat) -> bool:
     """Whether ``req`` goes as its client sent it to a target speaking ``same_format``."""
-    return req.raw is not None and same_format is not None and req.raw.format == same_format
+    return req.raw is not None and _speaks(same_format, req.raw.format)
 
 
-def refuse_untranslated(req: GatewayRequest, same_format: str | None, target: str) -> None:
+def refuse_untranslated(req: GatewayRequest, same_format: SameFormat, target: str) -> None:
     """Raises UnsupportedParameter, naming the first part of ``req``'s body that has no
     unified form, unless the body goes as it is to ``target`` (its format the same), or
     the first content part held as it came (:class:`WirePart`) that ``target``'s format
@@ -61,19 +74,20 @@ def refuse_untranslated(req: GatewayRequest, same_format: str | None, target: st
     if raw is None or not raw.untranslated or passes_through(req, same_format):
         return
     where = raw.untranslated[0]
-    raise UnsupportedParameter(
-        f"{target} cannot take '{where}': only a target of the client's own format "
-        f"({raw.format}) receives it",
-        param=where,
+    whom = (
+        "OpenAI's own API (an 'openai' provider) takes the Responses body as it is"
+        if raw.format == RESPONSES
+        else f"only a target of the client's own format ({raw.format}) receives it"
     )
+    raise UnsupportedParameter(f"{target} cannot take '{where}': {whom}", param=where)
 
 
-def _refuse_wire_parts(req: GatewayRequest, same_format: str | None, target: str) -> None:
+def _refuse_wire_parts(req: GatewayRequest, same_format: SameFormat, target: str) -> None:
     for m in req.messages:
         if isinstance(m.content, str) or m.content is None:
             continue
         for p in m.content:
-            if isinstance(p, WirePart) and p.format != same_format:
+            if isinstance(p, WirePart) and not _speaks(same_format, p.format):
                 refuse_part(p, target)
 
 

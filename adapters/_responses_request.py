@@ -3,10 +3,12 @@
 The Responses API is served statelessly by any chat target: its input items become
 chat messages, its function tools chat tools, ``text.format`` the chat
 ``response_format``. What needs state on the server (``previous_response_id``,
-``conversation``, ``background``, stored prompts) and what needs
-OpenAI's own servers (built-in tools such as ``web_search``) is refused with 400
-``unsupported_parameter`` naming the field, as is any field not listed here: nothing
-is dropped without the client knowing. Decisions where the formats do not line up:
+``conversation``, ``background``, stored prompts) is refused with 400
+``unsupported_parameter`` naming the field. What needs OpenAI's own servers (built-in
+tools such as ``web_search``) and any field not listed here has no unified form: the
+body travels with the request (``raw``), OpenAI's own API takes it as it is, and every
+other target refuses it naming the field: nothing is dropped without the client
+knowing. Decisions where the formats do not line up:
 
 * ``instructions`` becomes a leading system message.
 * Input items become chat messages as :mod:`._responses_input` says.
@@ -22,12 +24,16 @@ Answers and streams are :mod:`._responses_response`. Pure functions over parsed 
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from ._errors import InvalidRequest, UnsupportedParameter
 from ._openai_request import client_body, number_param
+from ._passthrough import RESPONSES
 from ._responses_input import input_from_wire
-from ._types import GatewayRequest, Message, Tool
+from ._types import GatewayRequest, Message, Tool, WireBody
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -55,12 +61,74 @@ _SUMMARIES = frozenset({"auto", "concise", "detailed"})
 
 
 def responses_request_from_wire(body: Any) -> GatewayRequest:
-    """A client's parsed Responses API body -> GatewayRequest.
+    """A client's parsed Responses API body -> GatewayRequest, the body itself riding
+    along (``raw``) for OpenAI's own API, which takes it as it is (passthrough).
+
+    What has no unified form (a built-in tool, ``truncation``, an ``include`` value) is
+    left out of the unified request and named in ``raw.untranslated``: a target that
+    cannot take the body as it is refuses the request naming it, never drops it.
 
     Raises:
-        InvalidRequest: naming the offending parameter (``UnsupportedParameter`` for a
-            field this gateway does not serve).
+        InvalidRequest: naming the offending parameter (``UnsupportedParameter`` for
+            what needs state kept on the server).
     """
+    body, _ = client_body(body)
+    _refuse_stateful(body)
+    untranslated: list[str] = []
+    current = body
+    while True:
+        try:
+            req = _translated(current)
+        except UnsupportedParameter as exc:
+            reduced = _without(current, exc.param)
+            if reduced is None or len(untranslated) >= _MAX_UNTRANSLATED:
+                raise
+            untranslated.append(exc.param or "")
+            current = reduced
+            continue
+        return attrs.evolve(req, raw=WireBody(RESPONSES, body, tuple(untranslated)))
+
+
+#: How many untranslatable parts one body may have before it is refused outright.
+_MAX_UNTRANSLATED = 32
+_INDEXED = re.compile(r"^(input|tools)\[(\d+)\]")
+
+
+def _without(body: dict[str, Any], param: str | None) -> dict[str, Any] | None:
+    """``body`` less the part ``param`` names (a list item of ``input`` or ``tools``,
+    else the top-level field), or None when there is no such part to leave out."""
+    if not param:
+        return None
+    indexed = _INDEXED.match(param)
+    if indexed is not None:
+        name, index = indexed.group(1), int(indexed.group(2))
+        items = body.get(name)
+        if not isinstance(items, list) or index >= len(items):
+            return None
+        rest = items[:index] + items[index + 1 :]
+        if name == "input" and not rest:
+            return {**body, "input": ""}  # nothing translatable left: an empty turn
+        return {**body, name: rest}
+    name = re.split(r"[.\[]", param, maxsplit=1)[0]
+    if name not in body or name == "model":
+        return None
+    return {k: v for k, v in body.items() if k != name}
+
+
+def _refuse_stateful(fields: Mapping[str, Any]) -> None:
+    """What needs state kept on the server: refused whatever the target."""
+    for name, why in _STATEFUL.items():
+        if name in fields and fields[name] is not None and fields[name] is not False:
+            raise UnsupportedParameter(
+                f"'{name}' is not supported: {why}, and this gateway keeps no state "
+                "(send the whole conversation in 'input' instead)",
+                param=name,
+            )
+
+
+def _translated(body: dict[str, Any]) -> GatewayRequest:
+    """The unified request for ``body``; UnsupportedParameter for the first part of it
+    that has no unified form."""
     body, model = client_body(body)
     fields = {k: v for k, v in body.items() if v is not None}  # null: not given
     echo: dict[str, Any] = {}
@@ -137,14 +205,7 @@ def responses_request_from_wire(body: Any) -> GatewayRequest:
 
 
 def _refuse_unserved(fields: Mapping[str, Any]) -> None:
-    """Fields that need the server's state, OpenAI's servers, or that we do not know."""
-    for name, why in _STATEFUL.items():
-        if name in fields and fields[name] is not False:
-            raise UnsupportedParameter(
-                f"'{name}' is not supported: {why}, and this gateway keeps no state "
-                "(send the whole conversation in 'input' instead)",
-                param=name,
-            )
+    """Fields that need OpenAI's servers, or that we do not know."""
     if fields.get("truncation", "disabled") != "disabled":
         raise UnsupportedParameter(
             "'truncation' must be 'disabled': no target drops input items to fit",

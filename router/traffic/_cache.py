@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import orjson
 
+from adapters import RESPONSES
 from adapters._types import (
     ContentPart,
     GatewayRequest,
@@ -55,6 +56,13 @@ _KEY_VERSION = 2
 # Request fields that describe the transport, not the answer (and the client body's
 # ``model``, which the route stands for); dropped from ``extra`` too.
 _NOT_KEYED = frozenset({"stream", "stream_options", "model"})
+#: A Responses body's fields that only its answer echoes (or that the gateway overrides:
+#: nothing is stored), so a Responses client's answer is keyed as its translation is.
+_ECHOED = _NOT_KEYED | {"metadata", "store"}
+
+
+def _not_keyed(req: GatewayRequest) -> frozenset[str]:
+    return _ECHOED if req.raw is not None and req.raw.format == RESPONSES else _NOT_KEYED
 
 
 # -- keys -------------------------------------------------------------------------------
@@ -107,7 +115,7 @@ def cache_key(route: str, req: GatewayRequest, client: str | None) -> bytes:
         "limit_name": req.limit_name,
         "stop": req.stop,
         "extra": {k: v for k, v in req.extra.items() if k not in _NOT_KEYED},
-        "raw": req.raw and {k: v for k, v in req.raw.body.items() if k not in _NOT_KEYED},
+        "raw": req.raw and {k: v for k, v in req.raw.body.items() if k not in _not_keyed(req)},
         "format": req.raw and req.raw.format,
     }
     canonical = orjson.dumps(doc, default=plain_json, option=orjson.OPT_SORT_KEYS)

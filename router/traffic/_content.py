@@ -27,6 +27,7 @@ from adapters import (
     InvalidRequest,
     Message,
     TextPart,
+    UnsupportedParameter,
 )
 from rules import Blocked, TextStream, apply_hooks
 
@@ -85,6 +86,15 @@ def screen_request(hooks: Sequence[TextHook], req: GatewayRequest) -> GatewayReq
     """
     if not hooks:
         return req
+    if req.raw is not None and req.raw.untranslated:
+        # The screened request is translated (its body is not sent as it came): a part
+        # with no unified form would be lost, so it is refused instead.
+        where = req.raw.untranslated[0]
+        raise UnsupportedParameter(
+            f"'{where}' cannot be sent on a route with content hooks: they read the "
+            "translated request, which has no form for it",
+            param=where,
+        )
     try:
         messages = tuple(_message(hooks, m, "request") for m in req.messages)
     except Blocked as exc:

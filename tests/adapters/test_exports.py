@@ -6,6 +6,7 @@ PUBLIC = {
     # same-format passthrough
     "ANTHROPIC",
     "OPENAI",
+    "RESPONSES",
     "MessagesSent",
     "WireBody",
     "passes_through",
@@ -68,6 +69,7 @@ PUBLIC = {
     "messages_response_to_wire",
     # the OpenAI Responses ingress codec
     "ResponsesStreamEncoder",
+    "passed_stream_failure",
     "responses_request_from_wire",
     "responses_response_to_wire",
     # adapter protocol and helpers

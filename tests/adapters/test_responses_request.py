@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from adapters import (
+    OPENAI,
+    RESPONSES,
     GatewayRequest,
     ImagePart,
     InvalidRequest,
@@ -16,6 +18,7 @@ from adapters import (
     Tool,
     ToolCall,
     UnsupportedParameter,
+    refuse_untranslated,
     responses_request_from_wire,
 )
 
@@ -26,6 +29,9 @@ WEATHER: dict[str, Any] = {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     "strict": True,
 }
+
+
+STATEFUL = {"previous_response_id", "conversation", "background", "prompt", "context_management"}
 
 
 def decode(**fields: Any) -> GatewayRequest:
@@ -228,9 +234,16 @@ def test_function_calls_join_their_turn_and_outputs_become_tool_messages() -> No
     ],
 )
 def test_what_is_not_served_is_refused_by_name(fields: dict[str, Any], param: str) -> None:
+    """What needs stored state is refused as the body is read; what has no unified form
+    by every target but OpenAI's own API, which takes the body as it is."""
     with pytest.raises(UnsupportedParameter) as info:
-        decode(**fields)
+        refuse_untranslated(decode(**fields), OPENAI, "gpt")
     assert info.value.param == param
+    if param not in STATEFUL:
+        req = decode(**fields)
+        assert req.raw is not None
+        assert req.raw.body == {"model": "chat", "input": "hi", **fields}
+        refuse_untranslated(req, (OPENAI, RESPONSES), "openai")  # passes through
     assert info.value.status_hint == 400
     assert info.value.to_openai()["error"]["code"] == "unsupported_parameter"
 

@@ -24,7 +24,8 @@ is the model list (what health probes ask for). With :attr:`FakeOpenAI.key` set 
 ``text-embedding-ada-002`` refuses ``dimensions`` as OpenAI does.
 
 ``POST /v1/completions`` is the legacy text completions API
-(:mod:`tests.fakes._text_completions`).
+(:mod:`tests.fakes._text_completions`); ``POST /v1/responses`` the Responses API, the
+same script in its format (:mod:`tests.fakes._responses`).
 
 With :attr:`FakeOpenAI.structured`, structured output is honoured
 (:mod:`tests.fakes._openai_structured`): a
@@ -66,6 +67,7 @@ from tests.fakes._base import (
     words,
 )
 from tests.fakes._openai_structured import forced_call, json_content
+from tests.fakes._responses import responses
 from tests.fakes._text_completions import text_completions
 from tests.fakes._vectors import fake_tokens, fake_vector, inputs_of
 
@@ -137,6 +139,8 @@ class FakeOpenAI(FakeServer):
             return self.embeddings(got)
         if got.path == "/v1/completions":
             return text_completions(self, got)
+        if got.path == "/v1/responses":
+            return responses(self, got)
         if got.path != "/v1/chat/completions":
             return self.failure("404", got)
         missing = [name for name in ("model", "messages") if name not in got.body]

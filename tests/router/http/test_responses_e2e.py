@@ -44,7 +44,7 @@ def toml(fake_openai: FakeOpenAI, fake_anthropic: FakeAnthropic) -> str:
 retries = 0
 
 [providers.oa]
-kind = "openai"
+kind = "openai_compatible"  # OpenAI's own API takes /v1/responses as it is
 base_url = "{fake_openai.url}"
 
 [providers.claude]

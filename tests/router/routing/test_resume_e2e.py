@@ -42,7 +42,7 @@ def config(openai_url: str, anthropic_url: str, cut: str, fallback: str) -> str:
 stall_timeout = "300ms"
 
 [providers.oa]
-kind = "openai"
+kind = "openai_compatible"  # OpenAI's own API takes /v1/responses as it is
 base_url = "{openai_url}"
 
 [providers.claude]
