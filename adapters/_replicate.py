@@ -54,8 +54,7 @@ from ._errors import (
 )
 from ._jobs import Job, JobState
 from ._prompt import render, split_system, text_of
-from ._sse import SSEDecoder
-from ._textgen import finish_chunk, start_chunk, text_chunk, text_response
+from ._textgen import TextEventDecoder, finish_chunk, text_chunk, text_response
 from ._types import ChatChunk, GatewayRequest, UpstreamRequest, Usage
 
 if TYPE_CHECKING:
@@ -255,35 +254,18 @@ class ReplicateAdapter(AdapterBase):
         return UpstreamRequest("GET", f"{self.base_url}/account", self._get_headers, b"")
 
 
-class ReplicateStreamDecoder:
+class ReplicateStreamDecoder(TextEventDecoder):
     """A prediction's SSE stream -> chunks; complete at its ``done`` event."""
 
-    def __init__(self) -> None:
-        self._sse = SSEDecoder()
-        self._started = False
-        self._done = False
-
-    @property
-    def buffered(self) -> int:
-        return self._sse.buffered
-
-    def feed(self, data: bytes) -> list[ChatChunk]:
-        return self._chunks(self._sse.feed(data))
-
-    def close(self) -> list[ChatChunk]:
-        chunks = self._chunks(self._sse.close())
-        if not self._done:
-            raise StreamError("Replicate's stream ended before its done event")
-        return chunks
+    INCOMPLETE = "Replicate's stream ended before its done event"
 
     def _chunks(self, events: list[Any]) -> list[ChatChunk]:
         out: list[ChatChunk] = []
         for event in events:
             if self._done:
                 continue
-            if not self._started and event.event in ("output", "done"):
-                self._started = True
-                out.append(start_chunk())
+            if event.event in ("output", "done"):
+                self._start(out)
             if event.event == "output" and event.data:
                 out.append(text_chunk(event.data))
             elif event.event == "error":

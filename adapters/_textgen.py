@@ -8,9 +8,20 @@ layers above (the ingress names the answer, the upstream names the model).
 
 from __future__ import annotations
 
+from typing import Any
+
+from ._errors import StreamError
+from ._sse import SSEDecoder
 from ._types import ChatChunk, Choice, ChunkChoice, Delta, GatewayResponse, Message, Usage
 
-__all__ = ["finish_chunk", "start_chunk", "text_chunk", "text_response", "usage_chunk"]
+__all__ = [
+    "TextEventDecoder",
+    "finish_chunk",
+    "start_chunk",
+    "text_chunk",
+    "text_response",
+    "usage_chunk",
+]
 
 
 def text_response(
@@ -39,3 +50,40 @@ def finish_chunk(finish: str, id: str = "") -> ChatChunk:
 
 def usage_chunk(usage: Usage, id: str = "") -> ChatChunk:
     return ChatChunk(id, "", 0, (), usage)
+
+
+class TextEventDecoder:
+    """An SSE stream of text pieces -> chunks, whole once its last event came.
+
+    A subclass turns events into chunks (:meth:`_chunks`), opens the answer once with
+    :meth:`_start`, and sets ``_done`` at its stream's last event; :attr:`INCOMPLETE`
+    says what a stream cut before it lacks.
+    """
+
+    INCOMPLETE = "the stream ended before its last event"
+
+    def __init__(self) -> None:
+        self._sse = SSEDecoder()
+        self._started = False
+        self._done = False
+
+    @property
+    def buffered(self) -> int:
+        return self._sse.buffered
+
+    def feed(self, data: bytes) -> list[ChatChunk]:
+        return self._chunks(self._sse.feed(data))
+
+    def close(self) -> list[ChatChunk]:
+        chunks = self._chunks(self._sse.close())
+        if not self._done:
+            raise StreamError(self.INCOMPLETE)
+        return chunks
+
+    def _start(self, out: list[ChatChunk]) -> None:
+        if not self._started:
+            self._started = True
+            out.append(start_chunk())
+
+    def _chunks(self, events: list[Any]) -> list[ChatChunk]:
+        raise NotImplementedError

@@ -43,8 +43,13 @@ from ._errors import (
     StreamError,
 )
 from ._prompt import Template, render
-from ._sse import SSEDecoder
-from ._textgen import finish_chunk, start_chunk, text_chunk, text_response, usage_chunk
+from ._textgen import (
+    TextEventDecoder,
+    finish_chunk,
+    text_chunk,
+    text_response,
+    usage_chunk,
+)
 from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest, Usage
 
 if TYPE_CHECKING:
@@ -165,26 +170,10 @@ class TGIAdapter(AdapterBase):
         return UpstreamRequest("GET", f"{self.base_url}/health", headers, b"")
 
 
-class TGIStreamDecoder:
+class TGIStreamDecoder(TextEventDecoder):
     """``/generate_stream`` SSE events -> chunks; complete at the event with details."""
 
-    def __init__(self) -> None:
-        self._sse = SSEDecoder()
-        self._started = False
-        self._done = False
-
-    @property
-    def buffered(self) -> int:
-        return self._sse.buffered
-
-    def feed(self, data: bytes) -> list[ChatChunk]:
-        return self._chunks(self._sse.feed(data))
-
-    def close(self) -> list[ChatChunk]:
-        chunks = self._chunks(self._sse.close())
-        if not self._done:
-            raise StreamError("TGI's stream ended before its last event (with details)")
-        return chunks
+    INCOMPLETE = "TGI's stream ended before its last event (with details)"
 
     def _chunks(self, events: list[Any]) -> list[ChatChunk]:
         out: list[ChatChunk] = []
@@ -194,9 +183,7 @@ class TGIStreamDecoder:
             raw = stream_event_object(event.data)
             if raw.get("error"):
                 raise StreamError(f"TGI reported an error mid-stream: {raw['error']}")
-            if not self._started:
-                self._started = True
-                out.append(start_chunk())
+            self._start(out)
             token = raw.get("token")
             if isinstance(token, dict) and token.get("text") and not token.get("special"):
                 out.append(text_chunk(str(token["text"])))
