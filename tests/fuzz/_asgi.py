@@ -10,12 +10,13 @@ with a sane status, in the client's format.
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any
 
 import orjson
 import trio
 
-__all__ = ["INGRESS", "SANE", "Exchange", "check_answer"]
+__all__ = ["ENDLESS", "INGRESS", "SANE", "Exchange", "check_answer"]
 
 #: Paths of the chat ingresses, by client format.
 INGRESS = {
@@ -23,7 +24,10 @@ INGRESS = {
     "/chat/completions": "openai",
     "/v1/messages": "anthropic",
     "/v1/responses": "responses",
+    "/v1/completions": "completions",
 }
+#: Endless streams: a client reads some of it and leaves (``/admin/events``).
+ENDLESS = frozenset({"/admin/events"})
 #: Every status a request may get: never a 500 (a router bug), no other 5xx than the
 #: upstream's (502, 503, 504) and Anthropic's overloaded (529).
 SANE = frozenset({200, 204, 400, 401, 403, 404, 405, 408, 413, 421, 422, 429, 502, 503, 504})
@@ -93,10 +97,14 @@ def check_answer(scope: dict[str, Any], sent: list[dict[str, Any]]) -> None:
     for message in bodies:
         assert message["type"] == "http.response.body", message
         assert isinstance(message.get("body", b""), bytes)
+    fields = {name.lower(): value for name, value in headers}
+    if scope["path"] in ENDLESS and status == 200:
+        assert fields[b"content-type"].startswith(b"text/event-stream"), fields
+        check_named_events(b"".join(m.get("body", b"") for m in bodies))
+        return
     assert all(m.get("more_body", False) for m in bodies[:-1]), "more_body False too early"
     assert not bodies[-1].get("more_body", False), "the body never ended"
     body = b"".join(m.get("body", b"") for m in bodies)
-    fields = {name.lower(): value for name, value in headers}
     if b"content-length" in fields:
         assert int(fields[b"content-length"]) == len(body)
     if status == 204:
@@ -110,6 +118,10 @@ def check_answer(scope: dict[str, Any], sent: list[dict[str, Any]]) -> None:
         return
     if scope["path"] == "/metrics" and status == 200:
         return  # the Prometheus text format
+    if scope["path"] == "/admin/ui" and status == 200:
+        assert fields.get(b"content-type", b"").startswith(b"text/html"), fields
+        assert body.lstrip().lower().startswith(b"<!doctype html>"), body[:80]
+        return
     assert fields.get(b"content-type") == b"application/json", fields
     answer = orjson.loads(body)
     if status >= 400:
@@ -127,6 +139,9 @@ def check_answer(scope: dict[str, Any], sent: list[dict[str, Any]]) -> None:
         assert answer["object"] == "response", answer
         assert answer["status"] in ("completed", "incomplete"), answer
         assert isinstance(answer["output"], list)
+    elif client == "completions":
+        assert answer["object"] == "text_completion", answer
+        assert isinstance(answer["choices"], list)
 
 
 def check_error(client: str, answer: Any) -> None:
@@ -140,7 +155,19 @@ def check_error(client: str, answer: Any) -> None:
     assert isinstance(error["type"], str), answer
 
 
-def check_openai_stream(body: bytes) -> None:
+def check_named_events(body: bytes) -> None:
+    """Whole ``event:``/``data:`` events (a ``retry:`` line first), each data one JSON
+    object: what a reader has of an endless stream when it leaves."""
+    text = body.decode()
+    if text.startswith("retry: "):
+        text = text.split("\n", 1)[1]
+    for event in text.split("\n\n")[:-1]:
+        name_line, data_line = event.split("\n")
+        assert name_line.startswith("event: "), event
+        assert isinstance(orjson.loads(data_line.removeprefix("data: ")), dict), event
+
+
+def check_openai_stream(body: bytes, kind: str = "chat.completion.chunk") -> None:
     """``data:`` events of chunks, ended by ``[DONE]`` or by one error event."""
     events = body.decode().split("\n\n")
     assert events[-1] == "", "the stream does not end with a whole event"
@@ -149,7 +176,7 @@ def check_openai_stream(body: bytes) -> None:
     for event in events[:-1]:
         assert event.startswith("data: "), event
         chunk = orjson.loads(event.removeprefix("data: "))
-        assert chunk["object"] == "chat.completion.chunk", chunk
+        assert chunk["object"] == kind, chunk
     last = events[-1].removeprefix("data: ")
     if last != "[DONE]":
         check_error("openai", orjson.loads(last))
@@ -202,4 +229,5 @@ STREAM_CHECKS = {
     "openai": check_openai_stream,
     "anthropic": check_anthropic_stream,
     "responses": check_responses_stream,
+    "completions": partial(check_openai_stream, kind="text_completion"),
 }

@@ -172,7 +172,28 @@ def responses_requests(draw: st.DrawFn) -> dict[str, Any]:
     return body
 
 
-_OWN = {"openai": openai_requests, "anthropic": anthropic_requests, "responses": responses_requests}
+@st.composite
+def completions_requests(draw: st.DrawFn) -> dict[str, Any]:
+    """A legacy ``/v1/completions`` request: a prompt as text, texts or token ids."""
+    prompt = draw(TEXT | st.lists(TEXT, max_size=3) | st.lists(st.integers(-1, 2**20), max_size=4))
+    body: dict[str, Any] = {"model": draw(MODELS), "prompt": prompt}
+    if draw(st.booleans()):
+        body["stream"] = True
+    if draw(st.booleans()):
+        body["max_tokens"] = draw(st.integers(-2, 2**40))
+    if draw(st.integers(0, 3)) == 0:
+        body[draw(st.sampled_from(["echo", "suffix", "logprobs", "best_of", "n"]))] = draw(
+            st.booleans() | st.integers(-1, 8) | TEXT
+        )
+    return body
+
+
+_OWN = {
+    "openai": openai_requests,
+    "anthropic": anthropic_requests,
+    "responses": responses_requests,
+    "completions": completions_requests,
+}
 
 
 @st.composite
@@ -264,7 +285,8 @@ def headers(draw: st.DrawFn, hostile: bool) -> list[tuple[bytes, bytes]]:
 
 OTHER_PATHS = st.sampled_from(
     ["/healthz", "/readyz", "/v1/models", "/models", "/metrics", "/admin/status",
-     "/admin/reload", "/", "/v1/chat/completions/", "/v1/messages/count_tokens", "//v1/messages"]
+     "/admin/reload", "/admin/ui", "/admin/events", "/v1/completions", "/v1/embeddings", "/",
+     "/v1/chat/completions/", "/v1/messages/count_tokens", "//v1/messages"]
 ) | st.text(max_size=12).map(lambda t: "/" + t)  # fmt: skip
 METHODS = st.sampled_from(["GET", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH", "post", "POST"])
 
