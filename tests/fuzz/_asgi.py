@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import re
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["ENDLESS", "INGRESS", "SANE", "Exchange", "check_answer"]
 
@@ -225,7 +228,7 @@ def check_responses_stream(body: bytes) -> None:
         assert names[-2] == "response.failed", names
 
 
-STREAM_CHECKS = {
+STREAM_CHECKS: dict[str, Callable[[bytes], None]] = {
     "openai": check_openai_stream,
     "anthropic": check_anthropic_stream,
     "responses": check_responses_stream,
