@@ -52,9 +52,9 @@ async def test_tracing_off_records_and_closes_nothing() -> None:
 def test_an_upstream_port_out_of_range_leaves_only_the_host() -> None:
     tracing = Tracing()
     upstream = types.SimpleNamespace(adapter=types.SimpleNamespace(url="http://up.test:70000/v1"))
-    assert tracing._host(upstream) == ("up.test", None)  # type: ignore[arg-type]
+    assert tracing._host(upstream) == ("up.test", None)
     pathless = types.SimpleNamespace(
         adapter=types.SimpleNamespace(base_url="https://api.test:8443")
     )
-    assert tracing._host(pathless) == ("api.test", 8443)  # type: ignore[arg-type]
-    assert tracing._host(types.SimpleNamespace()) == (None, None)  # type: ignore[arg-type]
+    assert tracing._host(pathless) == ("api.test", 8443)
+    assert tracing._host(types.SimpleNamespace()) == (None, None)
