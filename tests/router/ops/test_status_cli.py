@@ -3,12 +3,12 @@ and an address that answers something other than the status (exit code 1, with w
 
 from __future__ import annotations
 
-from functools import partial
 from typing import TYPE_CHECKING
 
 import orjson
 import trio
 
+from router.ops._cli import main
 from router.ops._status import show_status
 
 if TYPE_CHECKING:
@@ -23,14 +23,14 @@ async def test_status_prints_the_routes_and_targets_of_a_ready_daemon(
     start_router: RouterFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with start_router(CONFIG) as url:
-        assert await trio.to_thread.run_sync(show_status, f"{url}/") == 0
+        assert await trio.to_thread.run_sync(main, ["status", "--url", f"{url}/"]) == 0
         text = capsys.readouterr().out
         assert "routes: chat" in text
         assert "ready    yes" in text
         header, *rows = text.split("\n\n", 1)[1].splitlines()
         assert header.split()[:2] == ["target", "circuit"]
         assert any(r.split()[:2] == ["sim:echo", "closed"] for r in rows), rows
-        code = await trio.to_thread.run_sync(partial(show_status, url, as_json=True))
+        code = await trio.to_thread.run_sync(main, ["status", "--url", url, "--json"])
         assert code == 0
         state = orjson.loads(capsys.readouterr().out)
         assert state["ready"] is True
