@@ -125,6 +125,9 @@ class SlicedUpstream(SimulatedUpstream):
     def __init__(self, name: str, model: SimulatedModel, sleep: Sleep) -> None:
         super().__init__(name, model)
         self._sleep = sleep
+        # Answers of the same text share one response (the first one's id): nothing in
+        # a simulation reads an answer but its usage.
+        self._answers: dict[tuple[object, ...], GatewayResponse] = {}
 
     async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
         plan = self.model.plan(req, model, created=0)
@@ -132,7 +135,11 @@ class SlicedUpstream(SimulatedUpstream):
             await self._sleep(plan.latency)
             raise plan.error
         await self._sleep(plan.latency + plan.token_interval * len(plan.tokens))
-        return plan.response()
+        key = (model, plan.tokens, plan.finish_reason, plan.usage)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answers[key] = plan.response()
+        return answer
 
     @asynccontextmanager
     async def stream(
