@@ -158,7 +158,7 @@ class SlicedUpstream(SimulatedUpstream):
             rest = rest[1:]
             for i in range(0, len(rest), step):
                 part = rest[i : i + step]
-                await sleep(plan.token_interval * len(part))
+                await sleep(plan.token_interval * len(part))  # nothing runs late here
                 yield part
 
         async with aclosing(chunks()) as iterator:
