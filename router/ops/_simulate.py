@@ -4,9 +4,12 @@ The daemon's own assembly (:func:`build_runtime`) builds the routing engine, bre
 hedge budget and rate windows from the config; every provider is then played by the
 built-in ``simulated`` model (a real provider by the default model, or by its
 ``--provider`` override), and a traffic shape (:mod:`._traffic_spec`) drives requests
-straight into the engine, with no HTTP in between. It all runs on trio's
-``MockClock`` with autojump: a simulated upstream sleeps out its latencies on trio's
-clock, so an hour of traffic takes only the CPU time of the routing it exercises.
+straight into the engine, with no HTTP in between. It all runs in virtual time
+(:class:`~._virtual_clock.VirtualClock`, which jumps to the next event as trio's
+``MockClock`` with autojump does, at a fraction of its cost a request): a simulated
+upstream waits out its latencies on that clock, so an hour of traffic takes only the
+CPU time of the routing it exercises. The engine's own deadlines, timeouts, backoff
+and hedge timers are trio's cancel scopes on the same clock.
 
 Not modelled: the HTTP layer (framing, the overload guard), response caches, client
 keys and their budgets, and active health probes. Embeddings routes (those with
