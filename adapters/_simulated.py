@@ -44,6 +44,8 @@ _MAX_DIMENSIONS = 4096
 _Z99 = 2.3263478740408408
 # A token is a word with the whitespace around it, so that the tokens join back exactly.
 _WORD = re.compile(r"\s*\S+\s*|\s+")
+#: Texts up to this many characters have their tokens memoized (see _words).
+_MEMO_CHARS = 4096
 _CANNED = (
     "This is a simulated answer from llm-router's built-in provider. It needs no key "
     "and no network, so you can try routes, fallbacks and streaming before you point "
@@ -142,11 +144,11 @@ class SimulatedModel:
         latency = self.latency()
         failed = self._rng.random() < self._error_rate
         text = _answer_text(req, model)
-        tokens = tuple(_WORD.findall(text)) or ("",)
+        tokens = _words(text) or ("",)
         finish = "stop"
         if req.max_tokens is not None and len(tokens) > req.max_tokens:
             tokens, finish = tokens[: req.max_tokens], "length"
-        prompt = sum(len(_WORD.findall(m.text())) for m in req.messages)
+        prompt = sum(len(_words(m.text())) for m in req.messages)
         error = None
         if failed:
             error = ProviderInternalError(
@@ -160,7 +162,7 @@ class SimulatedModel:
             token_interval=self._interval,
             tokens=tokens,
             finish_reason=finish,
-            usage=Usage(prompt_tokens=prompt, completion_tokens=len(tokens)),
+            usage=_usage(prompt, len(tokens)),
             error=error,
         )
 
@@ -194,6 +196,25 @@ class SimulatedModel:
                 "simulated upstream failure", upstream=f"{self.name}:{model}", upstream_status=500
             )
         return SimulatedEmbedding(latency, response, error)
+
+
+def _words(text: str) -> tuple[str, ...]:
+    """``text`` as tokens; a short text's are counted once (a simulation, a load test
+    or a demo sends the same prompts and gets the same answers many times)."""
+    if len(text) <= _MEMO_CHARS:
+        return _memo_words(text)
+    return tuple(_WORD.findall(text))
+
+
+@functools.lru_cache(maxsize=512)
+def _memo_words(text: str) -> tuple[str, ...]:
+    return tuple(_WORD.findall(text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _usage(prompt: int, completion: int) -> Usage:
+    """Usage is immutable: answers of the same size share one."""
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)
 
 
 def _vector(model: str, item: EmbeddingInput, size: int) -> tuple[float, ...]:

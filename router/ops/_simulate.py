@@ -4,9 +4,12 @@ The daemon's own assembly (:func:`build_runtime`) builds the routing engine, bre
 hedge budget and rate windows from the config; every provider is then played by the
 built-in ``simulated`` model (a real provider by the default model, or by its
 ``--provider`` override), and a traffic shape (:mod:`._traffic_spec`) drives requests
-straight into the engine, with no HTTP in between. It all runs on trio's
-``MockClock`` with autojump: a simulated upstream sleeps out its latencies on trio's
-clock, so an hour of traffic takes only the CPU time of the routing it exercises.
+straight into the engine, with no HTTP in between. It all runs in virtual time
+(:class:`~._virtual_clock.VirtualClock`, which jumps to the next event as trio's
+``MockClock`` with autojump does, at a fraction of its cost a request): a simulated
+upstream waits out its latencies on that clock, so an hour of traffic takes only the
+CPU time of the routing it exercises. The engine's own deadlines, timeouts, backoff
+and hedge timers are trio's cancel scopes on the same clock.
 
 Not modelled: the HTTP layer (framing, the overload guard), response caches, client
 keys and their budgets, and active health probes. Embeddings routes (those with
@@ -23,7 +26,6 @@ from typing import TYPE_CHECKING
 
 import attrs
 import trio
-import trio.testing
 
 from adapters import (
     GatewayError,
@@ -40,11 +42,14 @@ from ..routing._request import RequestOptions, RequestTrace, RoutedRequest
 from ..traffic._tokens import request_tokens
 from ..upstream._upstream import SimulatedUpstream, Upstream
 from ._assemble import build_runtime
+from ._virtual_clock import VirtualClock, virtual_sleep
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator
+    from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
-    from adapters import ChatChunk
+    from adapters import ChatChunk, GatewayResponse
+
+    Sleep = Callable[[float], Awaitable[None]]
 
     from ..routing._runtime import Runtime
     from ._traffic_spec import TrafficSpec
@@ -116,15 +121,36 @@ def provider_seed(seed: int, name: str) -> int:
 
 
 class SlicedUpstream(SimulatedUpstream):
-    """The simulated upstream, streaming its tokens in slices of :data:`STREAM_SLICE`
-    seconds rather than one by one (the same timings, a fraction of the wake-ups)."""
+    """The simulated upstream, waiting on the virtual clock's timers, a whole answer
+    in one wait and a stream's tokens in slices of :data:`STREAM_SLICE` seconds rather
+    than one by one (the same timings, a fraction of the wake-ups)."""
+
+    def __init__(self, name: str, model: SimulatedModel, sleep: Sleep) -> None:
+        super().__init__(name, model)
+        self._sleep = sleep
+        # Answers of the same text share one response (the first one's id): nothing in
+        # a simulation reads an answer but its usage.
+        self._answers: dict[tuple[object, ...], GatewayResponse] = {}
+
+    async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
+        plan = self.model.plan(req, model, created=0)
+        if plan.error is not None:
+            await self._sleep(plan.latency)
+            raise plan.error
+        await self._sleep(plan.latency + plan.token_interval * len(plan.tokens))
+        key = (model, plan.tokens, plan.finish_reason, plan.usage)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._answers[key] = plan.response()
+        return answer
 
     @asynccontextmanager
     async def stream(
         self, req: GatewayRequest, model: str
     ) -> AsyncIterator[AsyncIterator[list[ChatChunk]]]:
         plan = self.model.plan(req, model, created=0)
-        await trio.sleep(plan.latency)
+        sleep = self._sleep
+        await sleep(plan.latency)
         if plan.error is not None:
             raise plan.error
         step = max(1, int(STREAM_SLICE / plan.token_interval))
@@ -135,14 +161,14 @@ class SlicedUpstream(SimulatedUpstream):
             rest = rest[1:]
             for i in range(0, len(rest), step):
                 part = rest[i : i + step]
-                await trio.sleep(plan.token_interval * len(part))
+                await sleep(plan.token_interval * len(part))  # nothing runs late here
                 yield part
 
         async with aclosing(chunks()) as iterator:
             yield iterator
 
 
-def _upstreams(config: Config) -> dict[str, Upstream]:
+def _upstreams(config: Config, sleep: Sleep) -> dict[str, Upstream]:
     out: dict[str, Upstream] = {}
     for name, provider in config.providers.items():
         assert isinstance(provider, SimulatedProvider)  # made so by modelled()
@@ -154,7 +180,7 @@ def _upstreams(config: Config) -> dict[str, Upstream]:
             seed=provider.seed,
             name=name,
         )
-        out[name] = SlicedUpstream(name, model)
+        out[name] = SlicedUpstream(name, model, sleep)
     return out
 
 
@@ -164,36 +190,34 @@ def simulate(config: Config, traffic: TrafficSpec, duration: float, seed: int) -
     Raises:
         ValueError: the traffic names a route the config does not have.
     """
-    clock = trio.testing.MockClock(autojump_threshold=0)
+    clock = VirtualClock()
     return trio.run(partial(run_simulation, config, traffic, duration, seed), clock=clock)
 
 
 async def run_simulation(
     config: Config, traffic: TrafficSpec, duration: float, seed: int
 ) -> list[Sample]:
-    """:func:`simulate`, inside a trio run (on a MockClock, or it takes real time)."""
+    """:func:`simulate`, inside a trio run (on a :class:`VirtualClock` or a
+    ``MockClock``, or it takes real time)."""
+    clock = trio.lowlevel.current_clock()
+    sleep_until = clock.sleep_until if isinstance(clock, VirtualClock) else trio.sleep_until
     config = modelled(config, seed)
     table = compile_routes(config)
+    upstreams = _upstreams(config, virtual_sleep)
     runtime = build_runtime(
-        config, table=table, tls={}, upstreams=_upstreams(config), rng=random.Random(seed)
+        config, table=table, tls={}, upstreams=upstreams, rng=random.Random(seed)
     ).runtime
     routes = _routes(runtime, traffic)
     rng = random.Random(seed + 1)
-    words = _Prompts()
+    requests = _Requests(traffic)
     samples: list[Sample] = []
 
     def arrive(nursery: trio.Nursery) -> None:
-        name, node, settings = rng.choice(routes)
+        route = rng.choice(routes)
         low, high = traffic.prompt
-        req = GatewayRequest(
-            model=name,
-            messages=(Message(role="user", content=words.of(rng.randint(low, high))),),
-            stream=rng.random() < traffic.stream,
-            include_usage=True,
-            max_tokens=traffic.max_tokens,
-        )
+        req, tokens = requests.get(route[0], rng.randint(low, high), rng.random() < traffic.stream)
         headers = [(b"x-user-id", str(rng.randrange(10_000)).encode())]
-        nursery.start_soon(_one, runtime, name, node, settings, req, headers, samples)
+        nursery.start_soon(_one, runtime, route, req, tokens, headers, samples)
 
     async with trio.open_nursery() as nursery:
         start = trio.current_time()
@@ -202,12 +226,12 @@ async def run_simulation(
         next_arrival = start + rng.expovariate(traffic.rate)
         while min(next_burst, next_arrival) < end:
             if next_burst <= next_arrival:
-                await trio.sleep_until(next_burst)
+                await sleep_until(next_burst)
                 for _ in range(traffic.burst):
                     arrive(nursery)
                 next_burst += traffic.burst_every
             else:
-                await trio.sleep_until(next_arrival)
+                await sleep_until(next_arrival)
                 arrive(nursery)
                 next_arrival += rng.expovariate(traffic.rate)
     return samples
@@ -231,29 +255,44 @@ def _node(runtime: Runtime, name: str) -> Node:
     return node
 
 
-class _Prompts:
-    """User messages of N words, made once per N."""
+class _Requests:
+    """The requests of a traffic shape, made once each (route, prompt size, stream or
+    not) and shared by every request like it, with their estimated tokens: requests
+    are immutable, and the engine keeps what it learns of one in its trace."""
 
-    def __init__(self) -> None:
-        self._made: dict[int, str] = {}
+    def __init__(self, traffic: TrafficSpec) -> None:
+        self._traffic = traffic
+        self._texts: dict[int, str] = {}
+        self._made: dict[tuple[str, int, bool], tuple[GatewayRequest, int]] = {}
 
-    def of(self, words: int) -> str:
-        text = self._made.get(words)
-        if text is None:
-            text = self._made[words] = " ".join(f"w{i % 97}" for i in range(words))
-        return text
+    def get(self, route: str, words: int, stream: bool) -> tuple[GatewayRequest, int]:
+        key = (route, words, stream)
+        made = self._made.get(key)
+        if made is None:
+            text = self._texts.get(words)
+            if text is None:
+                text = self._texts[words] = " ".join(f"w{i % 97}" for i in range(words))
+            req = GatewayRequest(
+                model=route,
+                messages=(Message(role="user", content=text),),
+                stream=stream,
+                include_usage=True,
+                max_tokens=self._traffic.max_tokens,
+            )
+            made = self._made[key] = (req, request_tokens(req))
+        return made
 
 
 async def _one(
     runtime: Runtime,
-    name: str,
-    node: Node,
-    settings: RouteSettings,
+    route: tuple[str, Node, RouteSettings],
     req: GatewayRequest,
+    tokens: int,
     headers: list[tuple[bytes, bytes]],
     samples: list[Sample],
 ) -> None:
     """One request, as the chat handler makes it, minus HTTP."""
+    name, node, settings = route
     start = trio.current_time()
     trace = RequestTrace(route=name)
     options = RequestOptions(
@@ -261,7 +300,7 @@ async def _one(
         retries=settings.retries,
         first_token_timeout=settings.first_token_timeout,
         headers=headers,
-        tokens=request_tokens(req),
+        tokens=tokens,
         resume_max=settings.resume_max,
         stream_deadline=start + settings.stream_timeout,
     )

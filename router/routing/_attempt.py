@@ -155,7 +155,19 @@ class Call(Generic[T]):
 
     def elsewhere(self) -> Call[T]:
         """This call for a candidate that has others after it."""
-        return self if self.final is None else attrs.evolve(self, final=None)
+        if self.final is None:
+            return self
+        # Not attrs.evolve: this runs for most requests, and evolve introspects.
+        return Call(
+            self.attempt,
+            self.discard,
+            vision=self.vision,
+            tools=self.tools,
+            tokens=self.tokens,
+            used=self.used,
+            exclude=self.exclude,
+            verdict_later=self.verdict_later,
+        )
 
 
 def _check_capabilities(upstream: Upstream, model: str, call: Call[Any], name: str) -> None:

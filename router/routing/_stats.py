@@ -10,6 +10,7 @@ Nothing here reads a clock; callers pass ``now`` and measured durations in.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import OrderedDict, deque
 from functools import partial
@@ -82,12 +83,19 @@ class LatencyStats:
         self.min_samples = min_samples
         self._estimate: float | None = None
         self._window: deque[float] = deque(maxlen=window)
+        # The window's values in order, kept as they come and go: a hedge decision reads
+        # a quantile on every hedged request, and sorting the window each time costs more.
+        self._ordered: list[float] = []
         self.count = 0  # successful samples observed, ever
 
     def observe(self, seconds: float) -> None:
         """A success that took ``seconds`` (streams: time to the first token)."""
         self._update(seconds)
-        self._window.append(seconds)
+        window, ordered = self._window, self._ordered
+        if len(window) == window.maxlen:
+            del ordered[bisect.bisect_left(ordered, window[0])]  # about to leave the window
+        window.append(seconds)
+        bisect.insort(ordered, seconds)
         self.count += 1
 
     def observe_failure(self, seconds: float) -> None:
@@ -108,9 +116,9 @@ class LatencyStats:
         """
         if not 0 <= q <= 1:
             raise ValueError(f"quantile must be in [0, 1], got {q:g}")
-        if len(self._window) < self.min_samples:
+        ordered = self._ordered
+        if len(ordered) < self.min_samples:
             return None
-        ordered = sorted(self._window)  # at most `window` floats, on a hedge decision only
         rank = max(math.ceil(q * len(ordered)), 1)
         return ordered[rank - 1]
 

@@ -37,10 +37,10 @@ class SimulatedUpstream:
 
     async def complete(self, req: GatewayRequest, model: str) -> GatewayResponse:
         plan = self.model.plan(req, model, created=int(time.time()))
-        await trio.sleep(plan.latency)
         if plan.error is not None:
+            await trio.sleep(plan.latency)
             raise plan.error
-        await trio.sleep(plan.token_interval * len(plan.tokens))
+        await trio.sleep(plan.latency + plan.token_interval * len(plan.tokens))
         return plan.response()
 
     @asynccontextmanager
@@ -54,9 +54,13 @@ class SimulatedUpstream:
 
         async def chunks() -> AsyncGenerator[list[ChatChunk]]:
             role, *rest = plan.chunks(req.include_usage)
+            # Each token is due at its own time from the first, as a real provider
+            # sends them: a busy event loop late for one does not delay all the rest.
+            due = trio.current_time()
             yield [role, rest[0]]  # the role and the first token go out together
             for chunk in rest[1:]:
-                await trio.sleep(plan.token_interval)
+                due += plan.token_interval
+                await trio.sleep_until(due)
                 yield [chunk]
 
         async with aclosing(chunks()) as iterator:

@@ -142,6 +142,7 @@ class Run:
     workers: list[Measured] = field(default_factory=list)  # by --workers N
     shared: list[Measured] = field(default_factory=list)
     hooks: list[Measured] = field(default_factory=list)
+    simulate: list[Measured] = field(default_factory=list)  # by route, and "all"
     #: The content hooks' own CPU per request by mode, in microseconds.
     hook_costs: dict[str, float] = field(default_factory=dict)
     soak: Soak | None = None

@@ -18,6 +18,7 @@ from _sections import (
     soak_section,
 )
 from _shared_bench import shared_section
+from _simulate_bench import simulate_section, simulate_targets
 from _workers_table import workers_section
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ DEFAULT_GROUPS = (
     "workers",
     "shared",
     "hooks",
+    "simulate",
 )
 GROUPS_TEXT = (
     "- Scenario groups (`--only`, comma-separated; all but `soak` by default, `all` for "
@@ -60,7 +62,9 @@ GROUPS_TEXT = (
     "`redis-server`, two on one Redis: non-stream c=16 and c=256, req/s, added p50 and "
     "router CPU per request), `hooks` (c=16 without and with a `pii` and a `regex` "
     "content hook: short and 1 KiB-prompt requests and streams, the router's CPU per "
-    "request) and `soak` (`--soak-duration`, 600 s by default: "
+    "request), `simulate` (the shipped `router.toml` served by the daemon under 30 s of "
+    "`rate=10/s,stream=0.3,prompt=50` over loopback, against `llm-router simulate` on "
+    "the same traffic: p50/p99 of latency and TTFT per route) and `soak` (`--soak-duration`, 600 s by default: "
     "c=64, half streams, the router's RSS and descriptors every 10 s; RSS at start, "
     "after warm-up and at the end, its slope per million requests, the descriptor range)."
 )
@@ -84,7 +88,7 @@ def _rps(result: Result | None) -> float | None:
 def targets(run: Run) -> list[Target]:
     """Evaluate the issues' targets against the router's numbers, for the groups run."""
     out = base_targets(run) if "base" in run.groups else []
-    return out + proto_targets(run) + section_targets(run)
+    return out + proto_targets(run) + section_targets(run) + simulate_targets(run)
 
 
 def base_targets(run: Run) -> list[Target]:
@@ -164,6 +168,7 @@ def render(run: Run, notes: str | None) -> str:
     parts += [held_section(run), overload_section(run), cold_section(run), embed_section(run)]
     parts.append(shared_section(run))
     parts.append(hooks_section(run))
+    parts.append(simulate_section(run))
     parts.append(soak_section(run))
     parts.append(workers_section(run))
     parts.append(_starts(run))

@@ -372,6 +372,7 @@ def failures(run: Run) -> list[str]:
     out += [f"cold {m.label}: {m.error}" for m in run.cold if m.error]
     out += [f"embed {m.label}: {m.error}" for m in run.embed if m.error]
     out += [f"hooks {m.label}: {m.error}" for m in run.hooks if m.error]
+    out += [f"simulate {m.label}: {m.error}" for m in run.simulate if m.error]
     if run.soak and run.soak.error:
         out.append(f"soak: {run.soak.error}")
     return out

@@ -20,6 +20,9 @@ this script share the second. Scenario groups (``--only``, comma-separated; all 
   on one Redis: non-stream c=16 and c=256 (see ``_shared_bench``).
 - ``hooks``: c=16 without and with a ``pii`` and a ``regex`` content hook: short and
   1 KiB-prompt requests, and streams (the hooks' cost per request).
+- ``simulate``: the shipped ``router.toml`` served by the real daemon under ~30 s of
+  light mixed traffic, against ``llm-router simulate`` on the same traffic shape
+  (see ``_simulate_bench``).
 - ``soak`` (only when asked, or ``all``): ``--soak-duration`` seconds of mixed load, the
   router's RSS and descriptors sampled every 10 s.
 
@@ -60,6 +63,7 @@ from _scenarios import (
 )
 from _servers import Context
 from _shared_bench import bench_shared
+from _simulate_bench import bench_simulate
 from _soak import bench_soak
 from _tls import write_certs
 from _workers import bench_workers
@@ -78,6 +82,7 @@ GROUPS = (
     "workers",
     "shared",
     "hooks",
+    "simulate",
     "soak",
 )
 DEFAULT_GROUPS = tuple(g for g in GROUPS if g != "soak")
@@ -256,6 +261,8 @@ def execute(args: argparse.Namespace, tmp: Path) -> Run:
         bench_shared(ctx, run)
     if "hooks" in groups:
         bench_hooks(ctx, run)
+    if "simulate" in groups:
+        bench_simulate(ctx, run)
     if "soak" in groups:
         bench_soak(ctx, run, args.soak_duration)
     return run

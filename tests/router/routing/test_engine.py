@@ -7,6 +7,7 @@ import math
 import random
 from typing import TYPE_CHECKING
 
+import attrs
 import pytest
 import trio
 import trio.testing
@@ -23,7 +24,9 @@ from adapters import (
     Timeout,
 )
 from router import Engine, RequestTrace
+from router.routing._attempt import Call
 from router.routing._request import RoutedRequest
+from router.routing._work import nothing
 from tests.fakes.scripted import REQ, Scripted, Step, boom, options, rules_of
 
 if TYPE_CHECKING:
@@ -313,3 +316,23 @@ async def test_errors_keep_their_type_through_a_single_target_route(
         )
     assert (caught.value.upstream, caught.value.upstream_status) == ("a:m", 503)
     assert trio.current_time() == 2.0
+
+
+def test_a_call_elsewhere_is_the_same_call_without_its_final_attempt() -> None:
+    async def attempt(upstream: object, model: str) -> int:
+        return 1
+
+    call: Call[int] = Call(
+        attempt,
+        nothing,
+        vision=True,
+        tools=True,
+        tokens=7,
+        used=lambda _: 3,
+        exclude=frozenset({"a:b"}),
+        verdict_later=True,
+        final=attempt,
+    )
+    assert call.elsewhere() == attrs.evolve(call, final=None)
+    plain = call.elsewhere()
+    assert plain.elsewhere() is plain

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import random
+
 import pytest
 
 from router.routing._breaker import CircuitBreaker
@@ -213,3 +216,16 @@ def test_a_reload_drops_dynamic_targets_and_pins_what_it_configures() -> None:
         registry.get(name)
     assert registry.get("p:a") is kept
     assert registry.dynamic_snapshot(0.0)["p"]["kept"] == 2
+
+
+def test_quantiles_follow_the_window_as_old_latencies_leave_it() -> None:
+    rng = random.Random(5)
+    stats = LatencyStats(window=50, min_samples=1)
+    seen: list[float] = []
+    for _ in range(400):
+        seconds = rng.choice([rng.random(), 0.5])  # repeats too: each leaves once
+        stats.observe(seconds)
+        seen.append(seconds)
+        ordered = sorted(seen[-50:])
+        for q in (0.0, 0.5, 0.9, 0.99, 1.0):
+            assert stats.quantile(q) == ordered[max(math.ceil(q * len(ordered)), 1) - 1]
