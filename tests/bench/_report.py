@@ -17,7 +17,7 @@ from _sections import (
     section_targets,
     soak_section,
 )
-from _shared_bench import shared_section
+from _shared_table import shared_section
 from _workers_table import workers_section
 
 if TYPE_CHECKING:
