@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
-import trio.lowlevel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -42,6 +41,9 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 BIG = 100_000_000
+#: Seconds between a request's admission and its answer (the upstream's time), so
+#: the callers' calls spread over time as a daemon's requests do.
+UPSTREAM_S = 0.002
 
 
 async def _window(link: SharedLink, n: int, concurrency: int) -> None:
@@ -52,7 +54,7 @@ async def _window(link: SharedLink, n: int, concurrency: int) -> None:
         for _ in range(count):
             taken, _, _ = await windows.take(spec)
             assert taken is not None, "Redis did not answer"
-            await trio.lowlevel.checkpoint()  # the upstream's answer comes later
+            await trio.sleep(UPSTREAM_S)  # the upstream's answer comes later
             windows.settle(taken, [40, 40])
 
     await _spread(one, n, concurrency)
@@ -68,7 +70,7 @@ async def _admit(link: SharedLink, n: int, concurrency: int) -> None:
             admitted = await traffic.admit("bench", (BIG, BIG), 50, budget, 0.01, 60.0, None)
             assert admitted is not None, "Redis did not answer"
             assert admitted.hold is not None
-            await trio.lowlevel.checkpoint()
+            await trio.sleep(UPSTREAM_S)
             admitted.hold.settle(0.002)
 
     await _spread(one, n, concurrency)
