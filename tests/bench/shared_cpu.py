@@ -5,7 +5,8 @@ around it: ``window`` is what a request on a target with provider ``limits`` doe
 from the shared windows: one script round trip; correct the estimate: one queued
 write); ``admit`` is what a request of a key with a budget and a window does (the
 admission script; its hold given back and its cost charged: queued writes). Callers run
-``--concurrency`` at once, as requests do. The figure is this process's CPU time
+``--concurrency`` at once, as requests do; ``none`` is the callers' own cost without
+Redis (their tasks, the wait for the upstream), to subtract. The figure is this process's CPU time
 (user + system) per request; Redis runs in its own process and is not counted.
 
     python tests/bench/shared_cpu.py [--requests N] [--concurrency C ...] [--profile]
@@ -82,7 +83,17 @@ async def _spread(one: Callable[[int], Awaitable[None]], n: int, concurrency: in
             nursery.start_soon(one, n // concurrency + (i < n % concurrency))
 
 
-SETUPS = {"window": _window, "admit": _admit}
+async def _none(link: SharedLink, n: int, concurrency: int) -> None:
+    """The callers' own cost (their tasks, the wait for the upstream): subtract it."""
+
+    async def one(count: int) -> None:
+        for _ in range(count):
+            await trio.sleep(UPSTREAM_S)
+
+    await _spread(one, n, concurrency)
+
+
+SETUPS = {"window": _window, "admit": _admit, "none": _none}
 
 
 async def measure(
@@ -115,7 +126,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument(
-        "--setup", choices=sorted(SETUPS), nargs="+", default=sorted(SETUPS, reverse=True)
+        "--setup", choices=sorted(SETUPS), nargs="+", default=["none", "window", "admit"]
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per point; the median is shown")
     parser.add_argument("--profile", action="store_true")
