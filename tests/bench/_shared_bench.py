@@ -10,11 +10,11 @@ reports that it was skipped.
 
 The set-ups are interleaved: every router is started once and warmed, then each round
 loads every set-up at each concurrency in turn (the order reversed every other round,
-so a drift of the machine's load falls on all of them alike), for ``ROUNDS`` rounds.
-The table gives each set-up's median over the rounds, and the router's CPU time per
-request (user + system from ``/proc``, divided by the requests answered): the router
-is the bottleneck here, so its CPU per request decides the throughput, and it moves
-far less with the machine's other load than a rate does.
+so a drift of the machine's load falls on all of them alike), for three rounds. The
+table gives each set-up's median over the rounds, and the router's CPU time per
+request (user + system from ``/proc``, per request answered): on a quiet machine the
+router is the bottleneck, so its CPU per request decides the throughput, and it moves
+less with the machine's other load than a rate does.
 """
 
 from __future__ import annotations
