@@ -4,10 +4,13 @@ Written one of two ways::
 
     shared_state = "redis://10.0.0.5:6379/0"
     shared_state = { url = "rediss://redis.internal:6380/2", password = "env:REDIS_PASSWORD",
-                     timeout = "50ms", prefix = "llm-router" }
+                     timeout = "50ms", prefix = "llm-router",
+                     tls = { ca_file = "/etc/llm-router/redis-ca.pem" } }
 
-URLs: ``redis://[USER@]HOST[:PORT][/DB]`` (TCP), ``rediss://`` (TLS, the system's CAs)
-and ``unix:///PATH[?db=N]`` (a local socket). A password never goes in the URL: the
+URLs: ``redis://[USER@]HOST[:PORT][/DB]`` (TCP), ``rediss://`` (TLS: the system's CAs,
+or whom ``tls`` says to trust) and ``unix:///PATH[?db=N]`` (a local socket). ``tls``
+has a provider's shape (``ca_file``, ``cert_file``, ``key_file``, ``verify``) and
+needs a ``rediss://`` URL. A password never goes in the URL: the
 file would hold a secret; it is a secret reference in ``password``, like every key of
 this language. No message here repeats a URL's text (it could hold a pasted password).
 """
@@ -17,6 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 
+from ._connection import TLSConfig
 from ._errors import FieldError
 from ._fields import Duration, Parse, positive
 from ._secrets import SecretRef
@@ -106,9 +110,16 @@ class SharedState:
             daemon's own accounting (the shared state is then "degraded" until Redis
             answers again).
         prefix: Put before every key, so several deployments can share one Redis.
+        tls: Whom to trust (a private CA) and which client certificate to show, for a
+            ``rediss://`` URL; none: the system's CAs, no client certificate.
     """
 
     url: SharedURL
     password: SecretRef | None = None
     timeout: Duration = attrs.field(default=0.05, validator=positive)
     prefix: str = "llm-router"
+    tls: TLSConfig | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.tls is not None and self.url.scheme != "rediss":
+            raise FieldError("tls needs a rediss:// URL (TLS to Redis)", ("tls",))

@@ -35,7 +35,7 @@ from ._observability import Observability
 from ._reload import Reloader
 from ._secret_store import RemoteSecrets, SecretsCollector
 from ._secrets import close_log_scope, protect_logs, secrets_for
-from ._shared import share_state
+from ._shared import share_state, shared_tls
 from ._state_metrics import StateCollector
 from ._systemd import Notifier, binds_for, listen_fds
 from ._tracing import setup_tracing
@@ -112,6 +112,7 @@ async def run_daemon(
     secrets = await secrets_for(config, remote)
     # TLS contexts: built in a worker thread, never on the loop (~40 ms each).
     tls = await prepare_tls(config, secrets)
+    redis_tls = await trio.to_thread.run_sync(shared_tls, config, secrets)
     runtime = build_runtime(config, secrets=secrets, tls=tls).runtime
     for warning in connection_warnings(config.providers):
         log.warning("%s", warning)
@@ -130,7 +131,7 @@ async def run_daemon(
         admin_key=admin_key,
     )
     app.status_read = lambda: usage_status(ledger, time.time())
-    sharing = share_state(config, secrets, app.controls, runtime.engine, metrics)
+    sharing = share_state(config, secrets, app.controls, runtime.engine, metrics, redis_tls)
     health = HealthChecks()
     upstream_tasks = UpstreamTasks()
     notifier = Notifier.from_env()

@@ -18,6 +18,7 @@ from ..routing._hedge_share import HedgeShare
 from ..traffic.shared._link import SharedLink
 from ..traffic.shared._traffic import SharedTraffic
 from ..traffic.shared._windows import SharedWindows
+from ..upstream._tls import client_tls
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -28,9 +29,10 @@ if TYPE_CHECKING:
 
     from ..routing._engine import Engine
     from ..traffic._controls import Controls
+    from ..upstream._tls import ClientTLS
     from ._metrics import Metrics
 
-__all__ = ["SharedStateCollector", "Sharing", "share_state"]
+__all__ = ["SharedStateCollector", "Sharing", "share_state", "shared_tls"]
 
 
 class SharedStateCollector(Collector):
@@ -70,21 +72,37 @@ class Sharing:
             task_status.started()
 
 
+def shared_tls(config: Config, secrets: Mapping[SecretRef, str]) -> ClientTLS | None:
+    """``shared_state.tls`` built (blocking: reads its files; run it off the loop); None
+    without one (a ``rediss://`` URL then trusts the system's CAs).
+
+    Raises:
+        ConfigError: a file cannot be read or holds no certificate, or the key does not
+            match the certificate; each names its setting, never the key.
+    """
+    shared = config.server.shared_state
+    if shared is None or shared.tls is None:
+        return None
+    key = secrets.get(shared.tls.key_file) if shared.tls.key_file is not None else None
+    return client_tls("shared_state", shared.tls, key, where="server.shared_state.tls")
+
+
 def share_state(
     config: Config,
     secrets: Mapping[SecretRef, str],
     controls: Controls,
     engine: Engine,
     metrics: Metrics,
+    tls: ClientTLS | None = None,
 ) -> Sharing | None:
     """The link to ``server.shared_state`` (None when unset), plugged into ``controls``
     and into the ``engine``'s target limits and hedge budget (both kept across
-    reloads), its metrics into ``metrics``."""
+    reloads), its metrics into ``metrics``. ``tls``: :func:`shared_tls`'s."""
     shared = config.server.shared_state
     if shared is None:
         return None
     password = secrets[shared.password] if shared.password is not None else None
-    link = SharedLink(shared, password)
+    link = SharedLink(shared, password, tls=tls)
     controls.shared = SharedTraffic(link, controls.budgets)
     if engine.limits is not None:
         engine.limits.shared = SharedWindows(link)

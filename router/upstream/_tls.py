@@ -205,13 +205,16 @@ _SHARED: weakref.WeakValueDictionary[tuple[TLSConfig, str], ClientTLS] = (
 _SHARED_LOCK = threading.Lock()
 
 
-def client_tls(name: str, settings: TLSConfig | None, key: str | None = None) -> ClientTLS:
+def client_tls(
+    name: str, settings: TLSConfig | None, key: str | None = None, where: str | None = None
+) -> ClientTLS:
     """The TLS of provider ``name`` (blocking: reads files, builds its first context).
 
     Args:
         settings: Its ``tls``; None is the system's store (:data:`SYSTEM`).
         key: The value of ``tls.key_file``'s secret (a PEM block), read already; read
             here when None.
+        where: The setting errors name (``providers.NAME.tls`` unless given).
 
     Raises:
         ConfigError: a file cannot be read or holds no certificate, the key cannot be
@@ -220,7 +223,7 @@ def client_tls(name: str, settings: TLSConfig | None, key: str | None = None) ->
     """
     if settings is None:
         return SYSTEM  # built once, by prepare_tls or by the first https connection
-    where = f"providers.{name}.tls"
+    where = where or f"providers.{name}.tls"
     ca = _read(f"{where}.ca_file", settings.ca_file) if settings.ca_file else None
     cert = _read(f"{where}.cert_file", settings.cert_file) if settings.cert_file else None
     if settings.key_file is not None and key is None:

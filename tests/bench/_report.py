@@ -17,7 +17,7 @@ from _sections import (
     section_targets,
     soak_section,
 )
-from _shared_bench import shared_section
+from _shared_table import shared_section
 from _simulate_bench import simulate_section, simulate_targets
 from _workers_table import workers_section
 

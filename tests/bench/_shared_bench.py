@@ -7,10 +7,19 @@ provider ``limits`` window (too large to refuse anything), so each request takes
 a window and corrects it afterwards: locally, or through Redis (one script round trip
 and one queued write). A ``redis-server`` runs on the load CPU; without one the group
 reports that it was skipped.
+
+The set-ups are interleaved: every router is started once and warmed, then each round
+loads every set-up at each concurrency in turn (the order reversed every other round,
+so a drift of the machine's load falls on all of them alike), for three rounds. The
+table gives each set-up's median over the rounds, and the router's CPU time per
+request (user + system from ``/proc``, per request answered): on a quiet machine the
+router is the bottleneck, so its CPU per request decides the throughput, and it moves
+less with the machine's other load than a rate does.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -27,7 +36,9 @@ if TYPE_CHECKING:
     from _servers import Context
 
 CONCURRENCY = (16, 256)
+ROUNDS = 3
 LIMITS = "limits = { rpm = 100_000_000, tpm = 100_000_000_000 }"
+SETUPS = ("local", "shared state", "two routers, one Redis")
 
 
 def start_redis(ctx: Context) -> tuple[subprocess.Popen[bytes], int]:
@@ -43,8 +54,8 @@ def start_redis(ctx: Context) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
-def bench_shared(ctx: Context, run: Run) -> None:
-    """Measure the three set-ups; each failure becomes that row's error."""
+def bench_shared(ctx: Context, run: Run, rounds: int = ROUNDS) -> None:
+    """Measure the three set-ups, interleaved; a failure becomes an error row."""
     procs: list[subprocess.Popen[bytes]] = []
     try:
         upstream, uport = start_upstream(FAST, ctx)
@@ -52,24 +63,24 @@ def bench_shared(ctx: Context, run: Run) -> None:
         redis, rport = start_redis(ctx)
         procs.append(redis)
         shared = f'shared_state = {{ url = "redis://127.0.0.1:{rport}/0", timeout = "50ms" }}'
-        for label, server, routers in (
-            ("local", "", 1),
-            ("shared state", shared, 1),
-            ("two routers, one Redis", shared, 2),
-        ):
+        routers: dict[str, list[tuple[str, int]]] = {}
+        for label, server, count in zip(SETUPS, ("", shared, shared), (1, 1, 2), strict=True):
             started = [
                 start_router(FAST, uport, ctx, server=server, provider=LIMITS)[:2]
-                for _ in range(routers)
+                for _ in range(count)
             ]
             procs += [p for p, _ in started]
+            routers[label] = [(router_url(port), p.pid) for p, port in started]
+        for n in range(rounds):
+            order = SETUPS if n % 2 == 0 else SETUPS[::-1]
             for c in CONCURRENCY:
-                result = _load([(router_url(port), p.pid) for p, port in started], c, ctx)
-                run.shared.append(Measured(label, c, result))
-                print(f"shared {label:24} c={c:3}: {result['rps']:7.0f} req/s, "
-                      f"p50 {result['p50_ms']:.2f} ms, {_cpu_us(result)} µs CPU a request",
-                      flush=True)  # fmt: skip
-            for proc, _ in started:
-                stop(proc)
+                for label in order:
+                    result = _load(routers[label], c, ctx)
+                    result["load1"] = os.getloadavg()[0]
+                    run.shared.append(Measured(label, c, result, extra={"round": n}))
+                    print(f"shared round {n + 1} {label:24} c={c:3}: {result['rps']:7.0f} req/s, "
+                          f"p50 {result['p50_ms']:.2f} ms, {cpu_us(result):.0f} µs CPU a request",
+                          flush=True)  # fmt: skip
     except RuntimeError as exc:
         run.shared.append(Measured("shared state", 0, None, short_error(exc)))
         print(f"shared: {exc}", flush=True)
@@ -79,8 +90,8 @@ def bench_shared(ctx: Context, run: Run) -> None:
 
 
 def _load(routers: list[tuple[str, int]], concurrency: int, ctx: Context) -> Result:
-    """Load every router at once with ``concurrency / len(routers)`` each; rates and
-    routers' CPU added, the worst p50 and p99 kept."""
+    """Load every router at once with ``concurrency / len(routers)`` each; rates,
+    requests and routers' CPU added, the worst p50 and p99 kept."""
     from _scenarios import measure  # here: _scenarios imports the report, which imports us
 
     if len(routers) == 1:
@@ -99,36 +110,14 @@ def _load(routers: list[tuple[str, int]], concurrency: int, ctx: Context) -> Res
         raise RuntimeError("a load run of the two routers failed")
     total = dict(results[0])
     total["rps"] = sum(r["rps"] for r in results)
+    total["requests"] = sum(r["requests"] for r in results)
     total["router_cpu"] = sum(r["router_cpu"] or 0.0 for r in results)
     total["p50_ms"] = max(r["p50_ms"] for r in results)
     total["p99_ms"] = max(r["p99_ms"] for r in results)
     return total
 
 
-def _cpu_us(result: Result) -> str:
-    """The routers' CPU time per request answered, in µs."""
+def cpu_us(result: Result) -> float:
+    """The routers' CPU time per request answered, in µs (0: not measured)."""
     cpu, rps = result.get("router_cpu"), result["rps"]
-    return f"{cpu / rps * 1e6:.0f}" if cpu and rps else "-"
-
-
-def shared_section(run: Run) -> str:
-    """The shared-state table (the Markdown the report and docs/benchmarks.md show)."""
-    if "shared" not in run.groups or not run.shared:
-        return ""
-    text = "## Shared state (Redis)\n\n" + __doc__.split("\n\n", 1)[1].replace("\n", " ")
-    text += "\n\n| set-up | c | req/s | vs local | p50 ms | added p50 ms | p99 ms | router CPU µs/req |\n"
-    text += "|---|---:|---:|---:|---:|---:|---:|---:|\n"
-    local = {m.concurrency: m.result for m in run.shared if m.label == "local" and m.result}
-    for m in run.shared:
-        r = m.result
-        if r is None:
-            text += f"| {m.label} | - | failed: {m.error} | | | | | |\n"
-            continue
-        base = local.get(m.concurrency)
-        share = f"{r['rps'] / base['rps']:.0%}" if base and base["rps"] else "-"
-        added = f"{r['p50_ms'] - base['p50_ms']:+.2f}" if base else "-"
-        text += (
-            f"| {m.label} | {m.concurrency} | {r['rps']:.0f} | {share} | {r['p50_ms']:.2f} "
-            f"| {added} | {r['p99_ms']:.2f} | {_cpu_us(r)} |\n"
-        )
-    return text
+    return cpu / rps * 1e6 if cpu and rps else 0.0

@@ -17,7 +17,8 @@ this script share the second. Scenario groups (``--only``, comma-separated; all 
 - ``embed``: ``POST /v1/embeddings`` at c=16, with and without the route's ``batch``.
 - ``workers``: non-stream c=64 through ``serve --workers 1`` and ``--workers 2``.
 - ``shared``: one router without shared state, one with (a local ``redis-server``), two
-  on one Redis: non-stream c=16 and c=256 (see ``_shared_bench``).
+  on one Redis: non-stream c=16 and c=256, interleaved over three rounds, medians and
+  the router's CPU per request (see ``_shared_bench``).
 - ``hooks``: c=16 without and with a ``pii`` and a ``regex`` content hook: short and
   1 KiB-prompt requests, and streams (the hooks' cost per request).
 - ``simulate``: the shipped ``router.toml`` served by the real daemon under ~30 s of

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from rules import RedisURL, SecretRef
+from rules import RedisURL, SecretRef, TLSConfig
 from tests.rules.test_rules_load import BASE, errors, parse
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_absent_by_default() -> None:
@@ -60,3 +65,21 @@ def test_errors_name_the_key_and_never_the_password() -> None:
         "server.shared_state: must be redis://HOST[:PORT][/DB], rediss://HOST[:PORT][/DB]"
         " or unix:///PATH[?db=N] (the database is a number: /0)"
     ]
+
+
+def test_tls_takes_a_providers_shape_and_needs_rediss(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    tls = f'tls = {{ ca_file = "{ca}", cert_file = "{ca}", key_file = "file:{ca}" }}'
+    text = f'[server]\nshared_state = {{ url = "rediss://h:6380", {tls} }}\n'
+    shared = parse(text + BASE).server.shared_state
+    assert shared is not None
+    assert shared.tls == TLSConfig(str(ca), str(ca), SecretRef.parse(f"file:{ca}"))
+    plain = f'[server]\nshared_state = {{ url = "redis://h", tls = {{ ca_file = "{ca}" }} }}\n'
+    assert errors(plain + BASE) == [
+        "server.shared_state.tls: tls needs a rediss:// URL (TLS to Redis)"
+    ]
+    unverified = '[server]\nshared_state = { url = "rediss://h", tls = { verify = false } }\n'
+    shared = parse(unverified + BASE).server.shared_state
+    assert shared is not None
+    assert shared.tls == TLSConfig(verify=False)

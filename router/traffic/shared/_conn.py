@@ -10,11 +10,15 @@ taken a third to a half of the throughput, far past the 15% that shared state ma
 (``limits``' coredis storage does not run on coredis 6 at all: it never enters the
 client's context manager; see ``_traffic`` for why its windows would not do anyway.)
 
-Callers append their command and wait on their own event; one writer task sends what
-has queued since it last ran, one reader task hands each reply to the oldest waiter.
-A caller that gives up (its timeout, a cancelled request) leaves its slot in the
-queue, so the reply that still arrives is matched and dropped, and the replies stay in
-step. When the connection ends, every waiter gets `ConnectionLost`.
+Callers append their commands and wait on one event for all their replies; one writer
+task sends what has queued since it last ran, one reader task hands each reply to the
+oldest waiter. A caller that gives up (its timeout, a cancelled request) leaves its
+slot in the queue, so the reply that still arrives is matched and dropped, and the
+replies stay in step. When the connection ends, every waiter gets `ConnectionLost`.
+
+Commands whose replies nobody waits for (the writes sent after an answer) are *posted*:
+queued with a callback for their replies, and sent with the next flush, whoever makes
+it: most often a request's own call, so they cost no ``send`` of their own.
 """
 
 from __future__ import annotations
@@ -25,12 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from adapters import NetworkError
+
+from ...upstream._tls import SYSTEM
 from ._resp import Parser, ReplyError, encode
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from rules import RedisURL
+
+    from ...upstream._tls import ClientTLS
 
 __all__ = ["Connection", "ConnectionLost", "open_connection"]
 
@@ -40,11 +49,28 @@ class ConnectionLost(Exception):
 
 
 class _Waiter:
-    __slots__ = ("done", "reply")
+    """Who waits for the next ``count`` replies: a caller (``done``) or a callback."""
 
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.reply: Any = None
+    __slots__ = ("callback", "count", "done", "replies")
+
+    def __init__(
+        self, count: int, done: trio.Event | None, callback: Callable[[Replies], None] | None
+    ) -> None:
+        self.count = count
+        self.done = done
+        self.callback = callback
+        self.replies: list[Any] = []
+
+    def finish(self, replies: Replies) -> None:
+        if self.done is not None:
+            self.replies = replies  # type: ignore[assignment]  # ConnectionLost: see pipeline
+            self.done.set()
+        elif self.callback is not None:
+            self.callback(replies)
+
+
+#: The replies to a batch of commands, in order; or why they never came.
+Replies = list[Any] | ConnectionLost
 
 
 class Connection:
@@ -81,27 +107,49 @@ class Connection:
         return (await self.pipeline([args]))[0]
 
     async def pipeline(self, commands: Sequence[Sequence[bytes | str | int | float]]) -> list[Any]:
-        """Several commands sent together; their replies, in order.
+        """Several commands sent together (with whatever was posted); their replies, in
+        order.
 
         Raises:
             ConnectionLost: the connection ended before the replies came.
         """
         if self.lost is not None:
             raise ConnectionLost(self.lost)
-        waiters = []
-        for command in commands:
-            self._out.append(encode(*command))
-            waiter = _Waiter()
-            self._waiters.append(waiter)
-            waiters.append(waiter)
+        if not commands:
+            return []
+        waiter = _Waiter(len(commands), trio.Event(), None)
+        self._queue(commands, waiter)
         self._wake.set()
-        for waiter in waiters:
-            await waiter.done.wait()
-        replies = [w.reply for w in waiters]
-        for reply in replies:
-            if isinstance(reply, ConnectionLost):
-                raise reply
+        await waiter.done.wait()  # type: ignore[union-attr]  # set just above
+        replies: Replies = waiter.replies
+        if isinstance(replies, ConnectionLost):
+            raise replies
         return replies
+
+    def post(
+        self,
+        commands: Sequence[Sequence[bytes | str | int | float]],
+        callback: Callable[[Replies], None],
+    ) -> None:
+        """Queue ``commands`` for the next flush (see the module's doc); ``callback``
+        gets their replies, or `ConnectionLost` (called at once if it is lost already)."""
+        if self.lost is not None:
+            callback(ConnectionLost(self.lost))
+        elif commands:
+            self._queue(commands, _Waiter(len(commands), None, callback))
+
+    def flush(self) -> None:
+        """Send what is queued now, if a call has not already."""
+        if self._out:
+            self._wake.set()
+
+    def _queue(
+        self, commands: Sequence[Sequence[bytes | str | int | float]], waiter: _Waiter
+    ) -> None:
+        out = self._out
+        for command in commands:
+            out.append(encode(*command))
+        self._waiters.append(waiter)
 
     async def _write(self, scope: trio.CancelScope) -> None:
         while True:
@@ -117,6 +165,7 @@ class Connection:
 
     async def _read(self) -> None:
         parser = Parser()
+        waiters = self._waiters
         while True:
             try:
                 data = await self._stream.receive_some(65536)
@@ -132,19 +181,20 @@ class Connection:
                 self.lost = "the server sent something that is not RESP"
                 return
             for reply in replies:
-                if not self._waiters:
+                if not waiters:
                     self.lost = "a reply nobody asked for"
                     return
-                waiter = self._waiters.popleft()
-                waiter.reply = reply
-                waiter.done.set()
+                waiter = waiters[0]
+                waiter.replies.append(reply)
+                if len(waiter.replies) == waiter.count:
+                    waiters.popleft()
+                    waiter.finish(waiter.replies)
 
     def _end(self, why: str) -> None:
         self.lost = why
+        self._out = []
         while self._waiters:
-            waiter = self._waiters.popleft()
-            waiter.reply = ConnectionLost(why)
-            waiter.done.set()
+            self._waiters.popleft().finish(ConnectionLost(why))
 
 
 async def open_connection(
@@ -153,10 +203,12 @@ async def open_connection(
     nursery: trio.Nursery,
     within: float,
     on_lost: Callable[[str], None],
+    tls: ClientTLS | None = None,
 ) -> Connection:
     """Connect, authenticate and select the database, within ``within`` seconds; the
     connection runs in ``nursery`` (cancel it, or lose the connection, to end it), and
-    ``on_lost`` hears why it ended.
+    ``on_lost`` hears why it ended. ``tls``: whom a ``rediss://`` connection trusts
+    (None: the system's CAs).
 
     Raises:
         ConnectionLost: cannot connect, or Redis refused ``AUTH`` / ``SELECT`` (the
@@ -164,7 +216,7 @@ async def open_connection(
     """
     with trio.move_on_after(within) as scope:
         try:
-            stream = await _open_stream(url)
+            stream = await _open_stream(url, tls)
         except OSError as exc:
             raise ConnectionLost(f"cannot connect ({exc.strerror or exc})") from None
         conn = Connection(stream, on_lost)
@@ -186,11 +238,31 @@ async def open_connection(
     raise ConnectionLost(f"no answer within {within:g}s")
 
 
-async def _open_stream(url: RedisURL) -> trio.abc.Stream:
+async def _open_stream(url: RedisURL, tls: ClientTLS | None) -> trio.abc.Stream:
     if url.scheme == "unix":
         return await trio.open_unix_socket(url.host)
     if url.scheme == "rediss":
-        return await trio.open_ssl_over_tcp_stream(
-            url.host, url.port, ssl_context=ssl.create_default_context(), https_compatible=False
+        try:
+            context = await (tls or SYSTEM).context()  # built off the loop, once
+        except NetworkError as exc:
+            raise ConnectionLost(str(exc)) from None
+        stream = await trio.open_ssl_over_tcp_stream(
+            url.host, url.port, ssl_context=context, https_compatible=False
         )
+        try:  # now, so that a refused certificate is said as such, not as a lost write
+            await stream.do_handshake()
+        except trio.BrokenResourceError as exc:
+            await trio.aclose_forcefully(stream)
+            raise ConnectionLost(f"TLS handshake failed: {_tls_failure(exc)}") from None
+        return stream
     return await trio.open_tcp_stream(url.host, url.port)  # trio sets TCP_NODELAY
+
+
+def _tls_failure(exc: trio.BrokenResourceError) -> str:
+    """What went wrong in a handshake, in OpenSSL's words (no secret is in them)."""
+    cause = exc.__cause__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {cause.verify_message}"
+    if isinstance(cause, ssl.SSLError):
+        return cause.reason or str(cause)
+    return str(cause or exc) or type(cause or exc).__name__

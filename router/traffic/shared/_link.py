@@ -9,10 +9,14 @@ doubling to 5 s), loads the scripts, pushes what was accounted locally meanwhile
 *resync*: spend charged while degraded) and only then turns the link *ok* again.
 
 Writes that need no answer (a hold given back, spend charged, a window corrected, an
-answer cached) are queued with :meth:`SharedLink.later` and sent by one task, all that
-queued together in one pipeline, so they cost a request no round trip. A write that
-cannot be sent is handed back to its owner (`Write.failed`), which keeps what matters
-(spend) for the resync.
+answer cached) are posted on the connection with :meth:`SharedLink.later`: they go out
+with the next request's call to Redis, in the same ``send``, or after ``WRITE_DELAY``
+when no call comes, so they cost a request no round trip and, under load, no system
+call of their own. A write that cannot be sent, or whose connection ends before it is
+answered, is handed back to its owner (`Write.failed`), which keeps what matters
+(spend) for the resync. A Redis that stops answering is noticed by the calls' timeout
+(the hedge budget's sync makes one every quarter second), which ends the connection
+and so hands the writes still unanswered back.
 
 The password is used for ``AUTH`` only: no log line, status or error holds it.
 """
@@ -21,12 +25,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import trio
 
-from ._conn import ConnectionLost, open_connection
+from ._conn import ConnectionLost, Replies, open_connection
 from ._resp import ReplyError
 from ._scripts import ALL
 
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
 
     from rules import SharedState
 
+    from ...upstream._tls import ClientTLS
     from ._conn import Connection
     from ._scripts import Script
 
@@ -44,8 +49,10 @@ log = logging.getLogger("llm_router")
 
 Command = tuple[bytes | str | int | float, ...]
 
-#: Most writes waiting to be sent; past it a write is handed back at once.
+#: Most writes waiting for their answer; past it a write is handed back at once.
 MAX_QUEUED = 10_000
+#: Seconds a posted write waits for a call to take it along before it is sent alone.
+WRITE_DELAY = 0.005
 #: Seconds between reconnection attempts: the first, and the most.
 BACKOFF = (0.1, 5.0)
 #: A connection (with AUTH and SELECT) gets this long, however short the call timeout.
@@ -67,6 +74,8 @@ class SharedLink:
         config: ``server.shared_state``.
         password: The password's value (resolved from its reference), or None.
         wall: The wall clock, for ``since`` in the status.
+        tls: Whom a ``rediss://`` connection trusts (``shared_state.tls``, built
+            already); None: the system's CAs.
     """
 
     def __init__(
@@ -74,8 +83,10 @@ class SharedLink:
         config: SharedState,
         password: str | None,
         wall: Callable[[], float] = time.time,
+        tls: ClientTLS | None = None,
     ) -> None:
         self.config = config
+        self._tls = tls
         self.url = str(config.url)
         self._password = password
         self._wall = wall
@@ -85,7 +96,7 @@ class SharedLink:
         self.errors = 0  # calls that failed (timeouts, lost connections, script errors)
         self._conn: Connection | None = None
         self._down = trio.Event()
-        self._queue: deque[Write] = deque()
+        self.unanswered = 0  # writes posted and not yet answered (or handed back)
         self._wake = trio.Event()
         #: Called once connected, before the link is ok: the writes that resynchronise.
         self.resync: list[Callable[[], list[Write]]] = []
@@ -130,11 +141,23 @@ class SharedLink:
 
     def later(self, write: Write) -> None:
         """Send ``write`` soon, off the request's path (see the module's doc)."""
-        if self.state != "ok" or len(self._queue) >= MAX_QUEUED:
+        conn = self._conn
+        if conn is None or self.state != "ok" or self.unanswered >= MAX_QUEUED:
             write.failed()
             return
-        self._queue.append(write)
+        self.unanswered += 1
+        conn.post(write.commands(), partial(self._written, write))
         self._wake.set()
+
+    def _written(self, write: Write, replies: Replies) -> None:
+        self.unanswered -= 1
+        if isinstance(replies, ConnectionLost):
+            write.failed()
+            return
+        for reply in replies:
+            if isinstance(reply, ReplyError):
+                self.errors += 1
+                log.error("shared state: a write was refused: %s", str(reply)[:200])
 
     def _script_error(self, script: Script, reply: ReplyError) -> None:
         self.errors += 1
@@ -176,7 +199,7 @@ class SharedLink:
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)),
             "reason": self.reason,
             "errors": self.errors,
-            "queued_writes": len(self._queue),
+            "unanswered_writes": self.unanswered,
         }
 
     # -- the background task -------------------------------------------------------------
@@ -195,7 +218,7 @@ class SharedLink:
                     failure = str(exc)
                 else:
                     delay = BACKOFF[0]
-                    nursery.start_soon(self._send_writes)
+                    nursery.start_soon(self._flush_writes)
                     if not started:
                         task_status.started()
                         started = True
@@ -214,7 +237,6 @@ class SharedLink:
             self._conn = None
             if self.state == "ok":
                 self.fail(self._lost or "connection lost")
-            self._drop_queue()
             if not started:
                 task_status.started()
                 started = True
@@ -230,7 +252,7 @@ class SharedLink:
         self._lost = None
         timeout = max(CONNECT_TIMEOUT, self.config.timeout)
         conn = await open_connection(
-            self.config.url, self._password, nursery, timeout, self._connection_lost
+            self.config.url, self._password, nursery, timeout, self._connection_lost, self._tls
         )
         writes: list[Write] = []
         try:
@@ -261,23 +283,12 @@ class SharedLink:
         if self._conn is not None and why != "closed":  # "closed": ours, on the way out
             self.fail(why)
 
-    async def _send_writes(self) -> None:
+    async def _flush_writes(self) -> None:
+        """Send posted writes that no call took along within ``WRITE_DELAY``."""
         while True:
             await self._wake.wait()
+            await trio.sleep(WRITE_DELAY)
             self._wake = trio.Event()
-            writes = list(self._queue)
-            self._queue.clear()
-            commands = [c for w in writes for c in w.commands()]
-            replies = await self.pipeline(commands)
-            if replies is None:
-                for write in writes:
-                    write.failed()
-                continue
-            for reply in replies:
-                if isinstance(reply, ReplyError):
-                    self.errors += 1
-                    log.error("shared state: a write was refused: %s", str(reply)[:200])
-
-    def _drop_queue(self) -> None:
-        while self._queue:
-            self._queue.popleft().failed()
+            conn = self._conn
+            if conn is not None:
+                conn.flush()

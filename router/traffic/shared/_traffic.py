@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -243,11 +244,24 @@ class _Charge:
 
 
 def _spend_keys(link: SharedLink, key: str) -> tuple[str, str]:
-    now = datetime.now(UTC)
-    return (
-        link.key("spend", key, "d", now.strftime("%Y%m%d")),
-        link.key("spend", key, "m", now.strftime("%Y%m")),
-    )
+    """``key``'s spend keys for the current UTC day and month (built once a day: this
+    runs on every admission and every charge)."""
+    day = int(time.time() // 86_400)
+    if _periods.get("day") != day:
+        _periods.clear()
+        _periods["day"] = day
+    names = _periods.get((link.config.prefix, key))
+    if names is None:
+        now = datetime.fromtimestamp(day * 86_400, UTC)
+        names = _periods[(link.config.prefix, key)] = (
+            link.key("spend", key, "d", now.strftime("%Y%m%d")),
+            link.key("spend", key, "m", now.strftime("%Y%m")),
+        )
+    return names
+
+
+# Spend keys by (prefix, client key), for the UTC day under "day" (cleared each day).
+_periods: dict[object, Any] = {}
 
 
 def _entry_key(link: SharedLink, entry: bytes | None) -> str:

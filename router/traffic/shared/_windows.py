@@ -39,6 +39,15 @@ class SharedWindows:
         self.link = link
         self._ids = itertools.count()
         self._daemon = os.urandom(6).hex()
+        self._names: dict[str, tuple[str, str]] = {}  # a window's Redis keys, built once
+
+    def _keys(self, key: str) -> tuple[str, str]:
+        """The Redis keys of window ``key``: its entries and its sums."""
+        names = self._names.get(key)
+        if names is None:
+            window = self.link.key("win", "target", key)
+            names = self._names[key] = (window, window + ":sum")
+        return names
 
     async def take(
         self, windows: Sequence[tuple[str, int | None, int | None, int]]
@@ -52,11 +61,11 @@ class SharedWindows:
         """
         link = self.link
         member = f"{self._daemon}-{next(self._ids)}"
-        keys, args = [], [member]
+        keys: list[str] = []
+        args: list[str | int] = [member]
         for key, rpm, tpm, tokens in windows:
-            window = link.key("win", "target", key)
-            keys += [window, window + ":sum"]
-            args += [str(rpm or 0), str(tpm or 0), str(tokens)]
+            keys += self._keys(key)
+            args += [rpm or 0, tpm or 0, tokens]
         reply = await link.script(TAKE, keys, args)
         if reply is None:
             return None, -1, 0.0
@@ -70,16 +79,14 @@ class SharedWindows:
     def settle(self, taken: SharedTaken, actual: list[int]) -> None:
         """Each window's estimate replaced by what it holds of the real usage."""
         for key, held, used in zip(taken, taken.held, actual, strict=True):
-            window = self.link.key("win", "target", key)
             args = (taken.member, held, used)
-            self.link.later(_Script(RECONCILE.sha, (window, window + ":sum"), args))
+            self.link.later(_Script(RECONCILE.sha, self._keys(key), args))
 
     def give_back(self, taken: SharedTaken) -> None:
         """The attempt never reached the upstream: its request and tokens go back."""
         for key, held in zip(taken, taken.held, strict=True):
-            window = self.link.key("win", "target", key)
             args = (taken.member, held)
-            self.link.later(_Script(RELEASE.sha, (window, window + ":sum"), args))
+            self.link.later(_Script(RELEASE.sha, self._keys(key), args))
 
 
 @attrs.frozen

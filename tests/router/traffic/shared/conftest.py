@@ -15,6 +15,7 @@ import pytest
 import trio
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import AsyncIterator
     from pathlib import Path
 
@@ -22,11 +23,16 @@ REDIS = shutil.which("redis-server")
 
 
 class RedisServer:
-    """One redis-server process that can be stopped and started again on its port."""
+    """One redis-server process that can be stopped and started again on its port.
 
-    def __init__(self, folder: Path, *extra: str) -> None:
+    With ``tls`` (a context trusting its certificate) it is reached by TLS only: the
+    options that give it its certificate are among ``extra``.
+    """
+
+    def __init__(self, folder: Path, *extra: str, tls: ssl.SSLContext | None = None) -> None:
         self.folder = folder
         self.extra = list(extra)  # more redis-server options
+        self.tls = tls
         with socket.socket() as probe:  # redis takes no port 0: a free one, released
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -34,20 +40,27 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     async def start(self) -> None:
         assert REDIS is not None
-        args = [REDIS, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        port = (
+            ["--port", "0", "--tls-port", str(self.port)]
+            if self.tls
+            else ["--port", str(self.port)]
+        )
+        args = [REDIS, *port, "--bind", "127.0.0.1", "--save", ""]
         args += ["--appendonly", "no", "--dir", str(self.folder), *self.extra]
         self.process = await trio.to_thread.run_sync(partial(_spawn, args))
         with trio.fail_after(10):
             while True:
                 try:
-                    stream = await trio.open_tcp_stream("127.0.0.1", self.port)
+                    stream: trio.abc.Stream = await trio.open_tcp_stream("127.0.0.1", self.port)
                 except OSError:
                     await trio.sleep(0.02)  # not listening yet
                     continue
+                if self.tls is not None:
+                    stream = trio.SSLStream(stream, self.tls, server_hostname="127.0.0.1")
                 await stream.send_all(b"PING\r\n")
                 reply = await stream.receive_some(100)
                 await stream.aclose()

@@ -10,7 +10,7 @@ import trio
 
 from router.routing._hedge_budget import TokenBucket
 from router.routing._hedge_share import HedgeShare
-from router.traffic.shared._link import SharedLink
+from router.traffic.shared._link import Command, SharedLink
 from router.traffic.shared._windows import SharedWindows
 from rules import RedisURL, SharedState
 
@@ -76,3 +76,42 @@ async def test_calls_fail_fast_while_redis_is_away(
     windows = SharedWindows(links[0])
     assert await windows.take([("up", 3, None, 10)]) == (None, -1, 0.0)
     assert links[0].snapshot()["state"] == "degraded"
+
+
+class Count:
+    """A write that adds one to a counter, and counts the times it was handed back."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.failures = 0
+
+    def commands(self) -> list[Command]:
+        return [("INCRBY", self.key, 1)]
+
+    def failed(self) -> None:
+        self.failures += 1
+
+
+async def test_writes_go_out_with_a_call_or_alone_and_come_back_when_lost(
+    links: list[SharedLink], redis_server: RedisServer
+) -> None:
+    link = links[0]
+    key = link.key("test", "count")
+    writes = [Count(key) for _ in range(3)]
+    link.later(writes[0])
+    link.later(writes[1])
+    assert await link.pipeline([("GET", key)]) == [b"2"]  # taken along by the call
+    link.later(writes[2])
+    with trio.fail_after(5):
+        while link.unanswered:  # noqa: ASYNC110  # sent alone, a moment later
+            await trio.sleep(0.001)
+    assert await link.pipeline([("GET", key)]) == [b"3"]
+    redis_server.stop()
+    lost = Count(key)
+    link.later(lost)
+    with trio.fail_after(5):
+        while not lost.failures:  # noqa: ASYNC110  # its connection ends unanswered
+            await trio.sleep(0.01)
+    assert [w.failures for w in writes] == [0, 0, 0]
+    assert lost.failures == 1
+    assert link.unanswered == 0

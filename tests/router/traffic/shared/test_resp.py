@@ -26,3 +26,9 @@ def test_replies_split_at_every_offset_come_out_whole() -> None:
         assert [r for r in got if not isinstance(r, ReplyError)] == [
             r for r in whole if not isinstance(r, ReplyError)
         ]
+
+
+def test_text_and_bytes_encode_alike() -> None:
+    # ASCII text is built as one string; bytes and other text take the byte-wise way.
+    assert encode("EVALSHA", "ab", 2, "k:1", 0.25) == encode(b"EVALSHA", "ab", 2, b"k:1", 0.25)
+    assert encode("SET", "clé", "v") == b"*3\r\n$3\r\nSET\r\n$4\r\ncl\xc3\xa9\r\n$1\r\nv\r\n"
