@@ -102,14 +102,30 @@ class Connection(TCPServer):
         self._head_started: float | None = None  # first byte of a request head
         # Told once the first answer is sent (intake's place is free again).
         self._settled = settled
+        # A response head waiting for the first body bytes, to go out with them.
+        self._held_head = b""
 
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData):
             await super().protocol_send(event)
             return
+        data = event.data
+        if self._held_head:
+            data, self._held_head = self._held_head + data, b""
+        elif self._holds(data):
+            # Our app follows every response head with its first body bytes at once:
+            # the head waits for them, one write (and one trip through the scheduler)
+            # instead of two.
+            self._held_head = data
+            return
+        if not data:
+            # The end of a declared-length body is no bytes at all: nothing to write.
+            if self._settled is not None and self._answered():
+                self._settle()
+            return
         async with self.send_lock:
             try:
-                await self.stream.send_all(event.data)
+                await self.stream.send_all(data)
                 if self._settled is not None and self._answered():
                     self._settle()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -120,6 +136,16 @@ class Connection(TCPServer):
                 # wakes the reader.
                 self._abort()
                 raise
+
+    def _holds(self, data: bytes) -> bool:
+        """``data`` is an HTTP/1.1 response head with a body to follow (not a ``100
+        Continue``, not HTTP/2 frames)."""
+        if not data.startswith(b"HTTP/1.1 "):
+            return False
+        h11_connection = getattr(self.protocol.protocol, "connection", None)
+        return isinstance(h11_connection, h11.Connection) and (
+            h11_connection.our_state is h11.SEND_BODY
+        )
 
     async def _close(self) -> None:
         # hypercorn's close awaits send_eof() first: cancelled there (the drain, a
