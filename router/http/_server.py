@@ -32,11 +32,11 @@ import orjson
 import trio
 from hypercorn.events import Closed, RawData
 from hypercorn.trio.tcp_server import TCPServer
-from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from ._intake import Intake
+from ._keepalive import KeepAliveClock, ServerContext
 from ._overload import Overload
 
 if TYPE_CHECKING:
@@ -104,6 +104,11 @@ class Connection(TCPServer):
         self._settled = settled
         # A response head waiting for the first body bytes, to go out with them.
         self._held_head = b""
+        # The keep-alive timer is a deadline on the read under way (``idle``), not
+        # hypercorn's task started afresh after every answer.
+        self.idle_task = KeepAliveClock(self)  # type: ignore[assignment]
+        self._idle_until = math.inf
+        self._reading: trio.CancelScope | None = None
 
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData):
@@ -163,6 +168,7 @@ class Connection(TCPServer):
             await self._read_requests()
         finally:
             self._settle()
+            self.idle(False)
 
     def _answered(self) -> bool:
         """The answer to the connection's first request is all sent."""
@@ -180,15 +186,18 @@ class Connection(TCPServer):
 
     async def _read_requests(self) -> None:
         while True:
-            try:
-                with trio.fail_at(self._head_deadline()):
+            data: bytes | bytearray | None = None
+            with trio.CancelScope(deadline=self._read_deadline()) as reading:
+                self._reading = reading  # the keep-alive clock moves its deadline
+                with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
                     data = await self._receive()
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                break
-            except trio.TooSlowError:
-                await self._refuse(REQUEST_TIMEOUT)
-                await self.idle_task.stop()
-                await self._close()
+            self._reading = None
+            if reading.cancelled_caught:
+                if self._head_started is not None and self._head_deadline() <= trio.current_time():
+                    await self._refuse(REQUEST_TIMEOUT)
+                    await self._close()
+                break  # else idle past keepalive_timeout, or the drain: close
+            if data is None:
                 break
             await self.protocol.handle(RawData(bytes(data)))
             if data == b"":
@@ -199,6 +208,26 @@ class Connection(TCPServer):
         # it the socket (in CLOSE_WAIT) and its place under max_connections, for
         # keepalive_timeout after a client closed an idle connection.
         await self.idle_task.stop()
+
+    def idle(self, idle: bool) -> None:
+        """hypercorn says the connection is idle (no request under way) or busy: an idle
+        one closes ``keep_alive_timeout`` later, or at once when the server drains."""
+        idle_set = self.context.idle if isinstance(self.context, ServerContext) else None
+        if not idle:
+            self._idle_until = math.inf
+            if idle_set is not None:
+                idle_set.discard(self)
+        elif self.context.terminated.is_set():
+            self._idle_until = -math.inf
+        else:
+            self._idle_until = trio.current_time() + self.config.keep_alive_timeout
+            if idle_set is not None:
+                idle_set.add(self)
+        if self._reading is not None:
+            self._reading.deadline = self._read_deadline()
+
+    def _read_deadline(self) -> float:
+        return min(self._head_deadline(), self._idle_until)
 
     async def _receive(self) -> bytes | bytearray:
         if self._settled is not None:  # holding an intake place: not for an idle client
@@ -254,7 +283,7 @@ async def serve(
     included; idle keep-alive connections close at once.
     """
     asgi = wrap_app(app, config.wsgi_max_body_size, "asgi")
-    context = WorkerContext(None)
+    context = ServerContext()
     sockets = config.create_sockets()
     listeners: list[tuple[trio.SocketListener, socket.socket]] = []
     binds: list[str] = []
@@ -287,7 +316,7 @@ async def serve(
         finally:
             for listener, _ in listeners:
                 await listener.aclose()
-            await context.terminated.set()  # idle keep-alive connections close now
+            await context.drain()  # idle keep-alive connections close now
             connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
 
 

@@ -119,7 +119,7 @@ def loadgen(url: str, c: int, duration: float, stream: bool, cpus: set[int] | No
     if stream:
         cmd += ["--body", STREAM_BODY]
     pre = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    out = subprocess.run(cmd, capture_output=True, check=True, preexec_fn=pre)  # noqa: PLW1509
+    out = subprocess.run(cmd, capture_output=True, check=True, preexec_fn=pre)
     return json.loads(out.stdout.decode().strip().splitlines()[-1])
 
 
@@ -171,7 +171,9 @@ def main() -> None:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--inclusive", nargs="*", default=[], help="frames to report inclusively")
     p.add_argument("--keep", help="directory to keep the raw profiles in")
-    p.add_argument("--py-spy", default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"))
+    p.add_argument(
+        "--py-spy", default=shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    )
     p.add_argument("--repeat", type=int, default=1, help="measured runs per point")
     args = p.parse_args()
     plan = cpu_plan()
