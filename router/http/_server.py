@@ -35,6 +35,7 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from ._hangup import HANGUP, Hangup
 from ._intake import Intake
 from ._keepalive import KeepAliveClock, ServerContext
 from ._overload import Overload
@@ -95,9 +96,15 @@ class Connection(TCPServer):
     """One client connection: hypercorn's, with a head deadline and cancellable writes."""
 
     def __init__(
-        self, *args: Any, limits: ConnectionLimits, settled: Callable[[], None] | None = None
+        self,
+        *args: Any,
+        limits: ConnectionLimits,
+        settled: Callable[[], None] | None = None,
+        hangup: Hangup | None = None,
     ) -> None:
         super().__init__(*args)
+        # Told when the client is gone: it cancels the request under way (._hangup).
+        self.hangup = hangup or Hangup()
         self.limits = limits
         self._head_started: float | None = None  # first byte of a request head
         # Told once the first answer is sent (intake's place is free again).
@@ -112,6 +119,8 @@ class Connection(TCPServer):
 
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData):
+            if isinstance(event, Closed):
+                self.hangup.gone()
             await super().protocol_send(event)
             return
         data = event.data
@@ -134,6 +143,7 @@ class Connection(TCPServer):
                 if self._settled is not None and self._answered():
                     self._settle()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.hangup.gone()
                 await self.protocol.handle(Closed())
             except BaseException:
                 # Cancelled part-way (a deadline, the drain): the client may hold half
@@ -167,6 +177,7 @@ class Connection(TCPServer):
         try:
             await self._read_requests()
         finally:
+            self.hangup.gone()
             self._settle()
             self.idle(False)
 
@@ -297,8 +308,11 @@ async def serve(
     async def handle(stream: trio.SocketStream, settled: Callable[[], None] | None) -> None:
         # Counted in by intake when it started this handler.
         try:
-            state = ConnectionState({})
-            await Connection(asgi, config, context, state, stream, limits=limits, settled=settled)
+            hangup = Hangup()
+            state = ConnectionState({HANGUP: hangup})
+            await Connection(
+                asgi, config, context, state, stream, limits=limits, settled=settled, hangup=hangup
+            )
         finally:
             held.connections -= 1
             if settled is not None:  # never got as far as its first bytes
