@@ -3,9 +3,9 @@ request and its answer), and :class:`Handler`, the shell around answering it.
 
 The shell admits the request (overload), identifies its key from the headers before the
 body is read, reads the body (bounded by ``server.max_body``), runs the handler's
-``answer`` while a sibling task watches ``receive()`` for ``http.disconnect``
-(hypercorn never cancels the app itself) and cancels the request's scope, which
-cancels every upstream attempt; it answers errors in the client's format and tells the
+``answer`` in a scope that a client's hang-up cancels (hypercorn never cancels the app
+itself: over HTTP/1.1 our connection does it, :mod:`._hangup`; elsewhere a sibling task
+watches ``receive()`` for ``http.disconnect``), which cancels every upstream attempt; it answers errors in the client's format and tells the
 observer (metrics, traces, the access log) how the request ended. A handler's answer
 finds its route with :meth:`Handler.route` and notes a cache lookup with
 :meth:`Handler.note_cache`.

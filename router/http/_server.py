@@ -14,8 +14,10 @@ hypercorn's own serve loop leaves a hostile or careless client too much:
   of SIGTERM. A write cut short leaves the HTTP framing broken, so the connection is
   closed at once.
 
-Idle keep-alive connections close after ``server.keepalive_timeout`` (hypercorn's idle
-timer), or as soon as the client closes them.
+Idle keep-alive connections close after ``server.keepalive_timeout`` (a deadline on the
+read under way, :mod:`._keepalive`, not hypercorn's task per request), or as soon as the
+client closes them. A client that hangs up cancels its request through the connection
+(:mod:`._hangup`), and a response head goes out in one write with its first body bytes.
 """
 
 from __future__ import annotations

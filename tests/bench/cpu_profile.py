@@ -32,6 +32,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -112,7 +113,9 @@ def inclusive(raw: Path, needle: str) -> float:
     return round(100 * hit / (total or 1), 1)
 
 
-def loadgen(url: str, c: int, duration: float, stream: bool, cpus: set[int] | None) -> dict:
+def loadgen(
+    url: str, c: int, duration: float, stream: bool, cpus: set[int] | None
+) -> dict[str, Any]:
     """One loadgen run (no warm-up of its own); its summary."""
     cmd = [sys.executable, str(HERE / "loadgen.py"), "--url", url, "-c", str(c)]
     cmd += ["-d", str(duration), "--warmup", "0"]
@@ -120,17 +123,20 @@ def loadgen(url: str, c: int, duration: float, stream: bool, cpus: set[int] | No
         cmd += ["--body", STREAM_BODY]
     pre = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     out = subprocess.run(cmd, capture_output=True, check=True, preexec_fn=pre)
-    return json.loads(out.stdout.decode().strip().splitlines()[-1])
+    summary: dict[str, Any] = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    return summary
 
 
-def measure(pid: int, url: str, c: int, stream: bool, ctx: Context, args: argparse.Namespace):
+def measure(
+    pid: int, url: str, c: int, stream: bool, ctx: Context, args: argparse.Namespace
+) -> dict[str, Any]:
     """Warm up, then one measured run: req/s and the router's CPU µs per request."""
     loadgen(url, c, args.warmup, stream, ctx.load_cpus)
     before = cpu_seconds(pid) or 0.0
     result = loadgen(url, c, args.duration, stream, ctx.load_cpus)
     used = (cpu_seconds(pid) or 0.0) - before
     n = result["requests"]
-    row = {
+    row: dict[str, Any] = {
         "point": f"{'streams' if stream else 'non-stream'} c={c}",
         "requests": n,
         "req_s": round(n / args.duration),
