@@ -129,8 +129,8 @@ class Connection(TCPServer):
         if self._held_head:
             data, self._held_head = self._held_head + data, b""
         elif self._holds(data):
-            # Our app follows every response head with its first body bytes at once:
-            # the head waits for them, one write (and one trip through the scheduler)
+            # Our app follows every declared-length head with its body at once: the
+            # head waits for it, one write (and one trip through the scheduler)
             # instead of two.
             self._held_head = data
             return
@@ -155,9 +155,10 @@ class Connection(TCPServer):
                 raise
 
     def _holds(self, data: bytes) -> bool:
-        """``data`` is an HTTP/1.1 response head with a body to follow (not a ``100
-        Continue``, not HTTP/2 frames)."""
-        if not data.startswith(b"HTTP/1.1 "):
+        """``data`` is an HTTP/1.1 response head with a declared-length body to follow
+        (not a ``100 Continue``, not HTTP/2 frames, not a stream's head: a stream's
+        first events go out as soon as they come, and so does its head)."""
+        if not data.startswith(b"HTTP/1.1 ") or b"\r\ntransfer-encoding: chunked" in data.lower():
             return False
         h11_connection = getattr(self.protocol.protocol, "connection", None)
         return isinstance(h11_connection, h11.Connection) and (
