@@ -3,9 +3,9 @@ request and its answer), and :class:`Handler`, the shell around answering it.
 
 The shell admits the request (overload), identifies its key from the headers before the
 body is read, reads the body (bounded by ``server.max_body``), runs the handler's
-``answer`` while a sibling task watches ``receive()`` for ``http.disconnect``
-(hypercorn never cancels the app itself) and cancels the request's scope, which
-cancels every upstream attempt; it answers errors in the client's format and tells the
+``answer`` in a scope that a client's hang-up cancels (hypercorn never cancels the app
+itself: over HTTP/1.1 our connection does it, :mod:`._hangup`; elsewhere a sibling task
+watches ``receive()`` for ``http.disconnect``), which cancels every upstream attempt; it answers errors in the client's format and tells the
 observer (metrics, traces, the access log) how the request ended. A handler's answer
 finds its route with :meth:`Handler.route` and notes a cache lookup with
 :meth:`Handler.note_cache`.
@@ -38,6 +38,7 @@ from ._framing import (
     send_internal_error,
     trace_headers,
 )
+from ._hangup import hangup_of
 from ._observer import RequestFacts
 from ._openai_ingress import Ingress
 from ._outcome import client_error, failed
@@ -102,6 +103,17 @@ class Exchange:
             await self.asgi_send(message)
         finally:
             scope.deadline = math.inf
+
+    def client_left(self) -> bool:
+        """The client is gone: True if that cancels the request (noted in its trace).
+
+        Sending the last byte makes hypercorn report a disconnect while it still closes
+        or recycles the connection: cancelling that would leave the socket open for good
+        (neither closed nor timed out as idle)."""
+        if self.finishing:
+            return False
+        self.trace.outcome = self.trace.outcome or "cancelled"
+        return True
 
     async def send_last(self, body: bytes) -> None:
         """The answer's last body bytes."""
@@ -179,18 +191,19 @@ class Handler:
             body = await read_body(scope, receive, runtime.max_body)
             ex.body_read = True
             with trio.CancelScope() as ex.writing:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, ex)
-                    try:
-                        await self.answer(ex, body, runtime)
-                    except GatewayError as exc:
-                        err = client_error(exc)
-                        trace.status = codec.status(err)
-                        failed(trace, err)
-                        await ex.error(err)
-                    except Exception as exc:
-                        await _internal_error(ex, exc)
-                    nursery.cancel_scope.cancel()
+                hangup = hangup_of(scope)
+                if hangup is None:  # HTTP/2, another server: a task watches receive()
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(_watch_disconnect, receive, nursery.cancel_scope, ex)
+                        await self._answer(ex, body, runtime)
+                        nursery.cancel_scope.cancel()
+                else:  # the connection cancels this scope itself: no task per request
+                    with trio.CancelScope() as request:
+                        hangup.watch(request, ex.client_left)
+                        try:
+                            await self._answer(ex, body, runtime)
+                        finally:
+                            hangup.unwatch()
             if ex.writing.cancelled_caught:
                 # Its connection is closed already, and so is the upstream attempt.
                 trace.error = "ClientStalled"
@@ -220,6 +233,18 @@ class Handler:
                 trio.current_time(),
             )  # fmt: skip
             self.observer.ended(trace, facts)
+
+    async def _answer(self, ex: Exchange, body: bytes, runtime: Runtime) -> None:
+        """:meth:`answer`, its errors answered in the client's format."""
+        try:
+            await self.answer(ex, body, runtime)
+        except GatewayError as exc:
+            err = client_error(exc)
+            ex.trace.status = ex.codec.status(err)
+            failed(ex.trace, err)
+            await ex.error(err)
+        except Exception as exc:
+            await _internal_error(ex, exc)
 
     async def answer(self, ex: Exchange, body: bytes, runtime: Runtime) -> None:
         """Answer the request whose ``body`` was read. Raises GatewayError for the
@@ -276,11 +301,7 @@ async def _watch_disconnect(receive: Any, scope: trio.CancelScope, ex: Exchange)
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            # Sending the last byte makes hypercorn report a disconnect while it still
-            # closes or recycles the connection: cancelling that would leave the socket
-            # open for good (neither closed nor timed out as idle).
-            if not ex.finishing:
-                ex.trace.outcome = ex.trace.outcome or "cancelled"
+            if ex.client_left():
                 scope.cancel()
             return
 

@@ -14,8 +14,10 @@ hypercorn's own serve loop leaves a hostile or careless client too much:
   of SIGTERM. A write cut short leaves the HTTP framing broken, so the connection is
   closed at once.
 
-Idle keep-alive connections close after ``server.keepalive_timeout`` (hypercorn's idle
-timer), or as soon as the client closes them.
+Idle keep-alive connections close after ``server.keepalive_timeout`` (a deadline on the
+read under way, :mod:`._keepalive`, not hypercorn's task per request), or as soon as the
+client closes them. A client that hangs up cancels its request through the connection
+(:mod:`._hangup`), and a response head goes out in one write with its first body bytes.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ import orjson
 import trio
 from hypercorn.events import Closed, RawData
 from hypercorn.trio.tcp_server import TCPServer
-from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from ._hangup import HANGUP, Hangup
 from ._intake import Intake
+from ._keepalive import KeepAliveClock, ServerContext
 from ._overload import Overload
 
 if TYPE_CHECKING:
@@ -95,24 +98,54 @@ class Connection(TCPServer):
     """One client connection: hypercorn's, with a head deadline and cancellable writes."""
 
     def __init__(
-        self, *args: Any, limits: ConnectionLimits, settled: Callable[[], None] | None = None
+        self,
+        *args: Any,
+        limits: ConnectionLimits,
+        settled: Callable[[], None] | None = None,
+        hangup: Hangup | None = None,
     ) -> None:
         super().__init__(*args)
+        # Told when the client is gone: it cancels the request under way (._hangup).
+        self.hangup = hangup or Hangup()
         self.limits = limits
         self._head_started: float | None = None  # first byte of a request head
         # Told once the first answer is sent (intake's place is free again).
         self._settled = settled
+        # A response head waiting for the first body bytes, to go out with them.
+        self._held_head = b""
+        # The keep-alive timer is a deadline on the read under way (``idle``), not
+        # hypercorn's task started afresh after every answer.
+        self.idle_task = KeepAliveClock(self)  # type: ignore[assignment]
+        self._idle_until = math.inf
+        self._reading: trio.CancelScope | None = None
 
     async def protocol_send(self, event: Event) -> None:
         if not isinstance(event, RawData):
+            if isinstance(event, Closed):
+                self.hangup.gone()
             await super().protocol_send(event)
+            return
+        data = event.data
+        if self._held_head:
+            data, self._held_head = self._held_head + data, b""
+        elif self._holds(data):
+            # Our app follows every declared-length head with its body at once: the
+            # head waits for it, one write (and one trip through the scheduler)
+            # instead of two.
+            self._held_head = data
+            return
+        if not data:
+            # The end of a declared-length body is no bytes at all: nothing to write.
+            if self._settled is not None and self._answered():
+                self._settle()
             return
         async with self.send_lock:
             try:
-                await self.stream.send_all(event.data)
+                await self.stream.send_all(data)
                 if self._settled is not None and self._answered():
                     self._settle()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.hangup.gone()
                 await self.protocol.handle(Closed())
             except BaseException:
                 # Cancelled part-way (a deadline, the drain): the client may hold half
@@ -120,6 +153,17 @@ class Connection(TCPServer):
                 # wakes the reader.
                 self._abort()
                 raise
+
+    def _holds(self, data: bytes) -> bool:
+        """``data`` is an HTTP/1.1 response head with a declared-length body to follow
+        (not a ``100 Continue``, not HTTP/2 frames, not a stream's head: a stream's
+        first events go out as soon as they come, and so does its head)."""
+        if not data.startswith(b"HTTP/1.1 ") or b"\r\ntransfer-encoding: chunked" in data.lower():
+            return False
+        h11_connection = getattr(self.protocol.protocol, "connection", None)
+        return isinstance(h11_connection, h11.Connection) and (
+            h11_connection.our_state is h11.SEND_BODY
+        )
 
     async def _close(self) -> None:
         # hypercorn's close awaits send_eof() first: cancelled there (the drain, a
@@ -136,7 +180,9 @@ class Connection(TCPServer):
         try:
             await self._read_requests()
         finally:
+            self.hangup.gone()
             self._settle()
+            self.idle(False)
 
     def _answered(self) -> bool:
         """The answer to the connection's first request is all sent."""
@@ -154,15 +200,18 @@ class Connection(TCPServer):
 
     async def _read_requests(self) -> None:
         while True:
-            try:
-                with trio.fail_at(self._head_deadline()):
+            data: bytes | bytearray | None = None
+            with trio.CancelScope(deadline=self._read_deadline()) as reading:
+                self._reading = reading  # the keep-alive clock moves its deadline
+                with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
                     data = await self._receive()
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                break
-            except trio.TooSlowError:
-                await self._refuse(REQUEST_TIMEOUT)
-                await self.idle_task.stop()
-                await self._close()
+            self._reading = None
+            if reading.cancelled_caught:
+                if self._head_started is not None and self._head_deadline() <= trio.current_time():
+                    await self._refuse(REQUEST_TIMEOUT)
+                    await self._close()
+                break  # else idle past keepalive_timeout, or the drain: close
+            if data is None:
                 break
             await self.protocol.handle(RawData(bytes(data)))
             if data == b"":
@@ -173,6 +222,26 @@ class Connection(TCPServer):
         # it the socket (in CLOSE_WAIT) and its place under max_connections, for
         # keepalive_timeout after a client closed an idle connection.
         await self.idle_task.stop()
+
+    def idle(self, idle: bool) -> None:
+        """hypercorn says the connection is idle (no request under way) or busy: an idle
+        one closes ``keep_alive_timeout`` later, or at once when the server drains."""
+        idle_set = self.context.idle if isinstance(self.context, ServerContext) else None
+        if not idle:
+            self._idle_until = math.inf
+            if idle_set is not None:
+                idle_set.discard(self)
+        elif self.context.terminated.is_set():
+            self._idle_until = -math.inf
+        else:
+            self._idle_until = trio.current_time() + self.config.keep_alive_timeout
+            if idle_set is not None:
+                idle_set.add(self)
+        if self._reading is not None:
+            self._reading.deadline = self._read_deadline()
+
+    def _read_deadline(self) -> float:
+        return min(self._head_deadline(), self._idle_until)
 
     async def _receive(self) -> bytes | bytearray:
         if self._settled is not None:  # holding an intake place: not for an idle client
@@ -228,7 +297,7 @@ async def serve(
     included; idle keep-alive connections close at once.
     """
     asgi = wrap_app(app, config.wsgi_max_body_size, "asgi")
-    context = WorkerContext(None)
+    context = ServerContext()
     sockets = config.create_sockets()
     listeners: list[tuple[trio.SocketListener, socket.socket]] = []
     binds: list[str] = []
@@ -242,8 +311,11 @@ async def serve(
     async def handle(stream: trio.SocketStream, settled: Callable[[], None] | None) -> None:
         # Counted in by intake when it started this handler.
         try:
-            state = ConnectionState({})
-            await Connection(asgi, config, context, state, stream, limits=limits, settled=settled)
+            hangup = Hangup()
+            state = ConnectionState({HANGUP: hangup})
+            await Connection(
+                asgi, config, context, state, stream, limits=limits, settled=settled, hangup=hangup
+            )
         finally:
             held.connections -= 1
             if settled is not None:  # never got as far as its first bytes
@@ -261,7 +333,7 @@ async def serve(
         finally:
             for listener, _ in listeners:
                 await listener.aclose()
-            await context.terminated.set()  # idle keep-alive connections close now
+            await context.drain()  # idle keep-alive connections close now
             connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
 
 
