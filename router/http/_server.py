@@ -37,7 +37,7 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from ._intake import Intake
-from ._overload import Overload
+from ._overload import ARRIVED, Overload, arrived_now
 
 if TYPE_CHECKING:
     import socket
@@ -95,11 +95,17 @@ class Connection(TCPServer):
     """One client connection: hypercorn's, with a head deadline and cancellable writes."""
 
     def __init__(
-        self, *args: Any, limits: ConnectionLimits, settled: Callable[[], None] | None = None
+        self,
+        *args: Any,
+        limits: ConnectionLimits,
+        settled: Callable[[], None] | None = None,
+        arrived: tuple[float, float] | None = None,
     ) -> None:
         super().__init__(*args)
         self.limits = limits
         self._head_started: float | None = None  # first byte of a request head
+        # When the first request arrived (the accept); later ones, at their first bytes.
+        self._arrived = arrived
         # Told once the first answer is sent (intake's place is free again).
         self._settled = settled
 
@@ -164,6 +170,11 @@ class Connection(TCPServer):
                 await self.idle_task.stop()
                 await self._close()
                 break
+            if self._head_started is None:  # a new request may start in these bytes
+                # Its task, spawned in handle(), inherits when it arrived (admission
+                # measures the wait from there).
+                ARRIVED.set(self._arrived or arrived_now())
+                self._arrived = None
             await self.protocol.handle(RawData(bytes(data)))
             if data == b"":
                 break
@@ -239,11 +250,18 @@ async def serve(
     held = overload if overload is not None else Overload()
     held.max_connections = limits.max_connections
 
-    async def handle(stream: trio.SocketStream, settled: Callable[[], None] | None) -> None:
+    async def handle(
+        stream: trio.SocketStream,
+        settled: Callable[[], None] | None,
+        arrived: tuple[float, float] | None,
+    ) -> None:
         # Counted in by intake when it started this handler.
         try:
             state = ConnectionState({})
-            await Connection(asgi, config, context, state, stream, limits=limits, settled=settled)
+            await Connection(
+                asgi, config, context, state, stream, limits=limits, settled=settled,
+                arrived=arrived,
+            )  # fmt: skip
         finally:
             held.connections -= 1
             if settled is not None:  # never got as far as its first bytes
@@ -279,7 +297,10 @@ API_PATHS = (
 async def _accept_forever(
     sock: socket.socket,
     intake: Intake,
-    handle: Callable[[trio.SocketStream, Callable[[], None] | None], Awaitable[None]],
+    handle: Callable[
+        [trio.SocketStream, Callable[[], None] | None, tuple[float, float] | None],
+        Awaitable[None],
+    ],
     nursery: trio.Nursery,
 ) -> None:
     """Take connections from the listen queue and start their handlers (:mod:`._intake`).
@@ -290,9 +311,11 @@ async def _accept_forever(
     handlers a batch per pass. ``sock`` is the listener's (non-blocking) stdlib socket.
     """
 
-    def spawn(conn: socket.socket, settled: Callable[[], None] | None) -> None:
+    def spawn(
+        conn: socket.socket, settled: Callable[[], None] | None, arrived: tuple[float, float]
+    ) -> None:
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
-        nursery.start_soon(handle, stream, settled)
+        nursery.start_soon(handle, stream, settled, arrived)
 
     try:
         while True:
