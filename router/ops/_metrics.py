@@ -380,6 +380,16 @@ class _OverloadCollector(Collector):
                 "Requests waiting for their turn under the learned concurrency limit.",
                 state.queued,
             ),
+            (
+                "llm_router_queue_delay_seconds",
+                "How long the last request admitted waited in the daemon for its turn.",
+                state.delay.latest,
+            ),
+            (
+                "llm_router_overloaded",
+                "1 while the daemon refuses what cannot start at once (server.overload_lag).",
+                int(state.overloaded),
+            ),
         )
         for name, documentation, value in gauges:
             yield GaugeMetricFamily(name, documentation, value=value)

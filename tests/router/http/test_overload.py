@@ -68,6 +68,9 @@ async def test_past_max_in_flight_new_requests_get_503_while_the_held_one_finish
             assert status["max_in_flight"] == 1
             assert status["refused"]["in_flight"] == 1
             assert "llm_router_requests_in_flight 1.0" in metrics
+            assert "llm_router_overloaded 0.0" in metrics  # refused by the cap, not the wait
+            assert "llm_router_queue_delay_seconds " in metrics
+            assert status["overloaded"] is False
             assert 'llm_router_overload_refusals_total{reason="in_flight"} 1.0' in metrics
         assert finished == ["one two three"]  # the held stream ended whole
 
