@@ -131,8 +131,8 @@ class QueueDelay:
     The verdict is taken once per window of ``interval`` from the mean wait of the
     requests admitted in it: a mean past ``target`` is a standing queue (a burst
     draining lasts less than a window; one slow request among many does not move the
-    mean), a window with fewer than :data:`MIN_SAMPLES` admissions is no evidence of
-    overload. CoDel tests the least wait of a window instead; here requests on a free
+    mean). A window runs on until it holds :data:`MIN_SAMPLES` admissions, unless none
+    came for an interval: a few slow requests on a quiet daemon are no evidence. CoDel tests the least wait of a window instead; here requests on a free
     place are admitted at once beside a queue that waits seconds, and the least wait
     would only ever see them.
 
@@ -150,18 +150,27 @@ class QueueDelay:
     _start: float = 0.0
     _sum: float = 0.0
     _count: int = 0
+    _last: float = 0.0
 
     def record(self, delay: float, now: float) -> None:
         """One admitted request waited ``delay`` seconds (``now`` on trio's clock)."""
         self.expire(now)
+        self._last = now
         self.latest = max(0.0, delay)
         self._sum += self.latest
         self._count += 1
 
     def expire(self, now: float) -> None:
-        """Close the window if it is over, and take its verdict."""
+        """Close the window once it is over and holds :data:`MIN_SAMPLES` admissions
+        (a saturated daemon may admit fewer per interval: the window then runs on), or
+        none came for an interval (no evidence: not overloaded); take its verdict."""
         if now - self._start < self.interval:
             return
         count = self._count
-        self.overloaded = count >= MIN_SAMPLES and self._sum / count > self.target
+        if count >= MIN_SAMPLES:
+            self.overloaded = self._sum / count > self.target
+        elif now - self._last >= self.interval:
+            self.overloaded = False
+        else:
+            return
         self._start, self._sum, self._count = now, 0.0, 0

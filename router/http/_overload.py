@@ -41,7 +41,7 @@ from ._admission import PROBE_INTERVAL, ConcurrencyLimit, LagProbe, QueueDelay
 PACE = 0.25
 DELAY_TARGET = 0.5
 
-__all__ = ["ARRIVED", "Overload", "Overloaded", "arrived_now"]
+__all__ = ["ARRIVED", "PLACED", "Overload", "Overloaded", "arrived_now"]
 
 #: When the request now starting arrived, on trio's clock and on the wall clock
 #: (``time.perf_counter``): its connection's accept, or its first bytes on a kept-alive
@@ -50,6 +50,12 @@ __all__ = ["ARRIVED", "Overload", "Overloaded", "arrived_now"]
 ARRIVED: contextvars.ContextVar[tuple[float, float] | None] = contextvars.ContextVar(
     "llm_router_arrived", default=None
 )
+
+
+#: The request now starting is its connection's first, started by intake within the
+#: learned limit (:mod:`._intake`): it holds a place already, and is admitted at once.
+#: Refusing it here would come too late: intake refuses before the handler's cost.
+PLACED: contextvars.ContextVar[bool] = contextvars.ContextVar("llm_router_placed", default=False)
 
 
 def arrived_now() -> tuple[float, float]:
@@ -131,7 +137,8 @@ class Overload:
     async def admit(self) -> None:
         """Count a new request in once its turn comes, or refuse it.
 
-        No checkpoint when the request may start at once. Its wait (from
+        No checkpoint when the request may start at once (a place free, or one held
+        since intake started its connection: :data:`PLACED`). Its wait (from
         :data:`ARRIVED`) is recorded when it is admitted.
 
         Raises:
@@ -146,7 +153,7 @@ class Overload:
                 " retry shortly",
                 retry_after=1.0,
             )
-        free = not self._waiting and self.in_flight < self.concurrency.limit
+        free = PLACED.get() or (not self._waiting and self.in_flight < self.concurrency.limit)
         if self.behind or (self.overloaded and not free):
             raise self._refuse()
         if free:

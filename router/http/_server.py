@@ -37,7 +37,7 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from ._intake import Intake
-from ._overload import ARRIVED, Overload, arrived_now
+from ._overload import ARRIVED, PLACED, Overload, arrived_now
 
 if TYPE_CHECKING:
     import socket
@@ -174,6 +174,8 @@ class Connection(TCPServer):
                 # Its task, spawned in handle(), inherits when it arrived (admission
                 # measures the wait from there).
                 ARRIVED.set(self._arrived or arrived_now())
+                # The first request holds intake's place: admitted without a second test.
+                PLACED.set(self._arrived is not None and self._settled is not None)
                 self._arrived = None
             await self.protocol.handle(RawData(bytes(data)))
             if data == b"":

@@ -67,11 +67,15 @@ def test_a_few_slow_requests_or_none_are_no_evidence_of_overload() -> None:
     delay = QueueDelay(target=0.5, interval=1.0)
     _window(delay, 0.0, [9.0] * (MIN_SAMPLES - 1))  # a quiet daemon, a few slow moments
     delay.expire(1.0)
+    assert not delay.overloaded  # too few yet: the window runs on
+    delay.expire(2.0)  # and none came for an interval: no evidence
     assert not delay.overloaded
-    _window(delay, 1.0, [9.0] * MIN_SAMPLES)
-    delay.expire(2.0)
+    _window(delay, 2.0, [9.0] * (MIN_SAMPLES - 1))  # a saturated daemon admits few...
+    delay.expire(3.0)
+    delay.record(9.0, 3.5)  # ...but steadily: the window runs on to enough of them
+    delay.expire(3.5)
     assert delay.overloaded
-    delay.expire(3.0)  # nothing admitted since: stale
+    delay.expire(4.5)  # nothing admitted since: stale
     assert not delay.overloaded
 
 
@@ -303,3 +307,34 @@ async def test_the_daemon_measures_each_requests_wait_first_and_kept_alive(
             assert reply.choices[0].message.content == text
     assert len(waits) == 2
     assert all(0 <= wait < 1 for wait in waits)
+
+
+def test_an_api_request_not_started_within_half_overload_lag_is_told_at_once() -> None:
+    """HAProxy's ``timeout queue``: a client not started by then could not be answered
+    within ``overload_lag``; overloaded or not, it is told to come back."""
+    overload = Overload(lag_limit=0.1)
+    overload.concurrency.value = 1.0
+    intake = Intake(overload, (b"POST /v1/",))
+    listener = _Listener()
+    started: list[socket.socket] = []
+    try:
+        listener.connect(POST)
+        listener.connect(POST)
+        late = listener.connect(POST)
+        intake.take(listener.sock, now=0.0)
+        intake.sort(now=0.0)
+        intake.start(0.0, _keep(started))
+        assert len(started) == 1
+        for waiting in intake.waiting:
+            waiting.wall -= overload.delay.target  # they waited as long on the wall clock
+        overload.probe.record(1.0)  # a long pass: one starts in this one
+        intake.start(overload.delay.target, _keep(started))
+        assert len(started) == 2  # overdue: started anyway
+        assert _answer(late).startswith(b"HTTP/1.1 503 ")  # not started in time: told
+        assert overload.refused["lag"] == 1
+        assert not overload.overloaded
+    finally:
+        for conn in started:
+            conn.close()
+        intake.close()
+        listener.close()
