@@ -15,13 +15,12 @@ handler:
 - ``GET /healthz`` on a new connection: ``200`` at once, as HAProxy's ``monitor-uri``
   answers at the front, so an orchestrator's liveness probe is not queued behind a
   burst it has nothing to do with;
-- a request to an API endpoint while the loop lags past ``server.overload_lag``; while
-  the daemon is overloaded (:attr:`.Overload.overloaded`: requests have waited too
-  long for a turn) and no place is free for it; or once it has waited half of
-  ``overload_lag`` without a start: ``503`` with ``Retry-After`` at once, as the app
-  would answer it, but for a few system calls instead of a handler (refusing a
-  thousand must not itself saturate the loop). A client is told rather than queued
-  behind the crowd.
+- a request to an API endpoint while the loop lags past ``server.overload_lag``, or
+  while the daemon is overloaded (:attr:`.Overload.overloaded`: requests have waited
+  too long for a turn) and no place is free for it: ``503`` with ``Retry-After`` at
+  once, as the app would answer it, but for a few system calls instead of a handler
+  (refusing a thousand must not itself saturate the loop). A client is told rather
+  than queued behind the crowd.
 
 The limit paces, it never starves: unless the daemon is overloaded, a connection that
 has waited a quarter of ``overload_lag`` is started whatever the limit says (as many
@@ -216,8 +215,7 @@ class Intake:
 
         While the loop lags past ``overload_lag`` every API request waiting is refused;
         while the daemon is overloaded, those left without a place; else a connection
-        that waited a quarter of ``overload_lag`` starts anyway, and an API request
-        still waiting at half of it is refused.
+        that waited a quarter of ``overload_lag`` starts anyway.
 
         A place is held from the handler's start until the answer to the connection's
         first request is sent (``spawn`` gets the function to call then, and when the
@@ -229,7 +227,7 @@ class Intake:
         """
         overload = self.overload
         if overload.behind:
-            self._refuse_api(now, everyone=True)
+            self._refuse_api()
         for _ in range(min(self._batch(), len(self.waiting))):
             head = self.waiting[0]
             if head.api and overload.behind:
@@ -243,8 +241,8 @@ class Intake:
             overload.connections += 1  # the handler counts itself out
             self.waiting.popleft()
             spawn(head.conn, self._place(), (head.since, head.wall))
-        full = self.settling >= overload.concurrency.limit
-        self._refuse_api(now, everyone=overload.overloaded and full)
+        if overload.overloaded and self.settling >= overload.concurrency.limit:
+            self._refuse_api()
 
     def _batch(self) -> int:
         """How many may start this pass: fewer as the last pass ran long."""
@@ -254,30 +252,18 @@ class Intake:
             return STARTS_PER_PASS
         return max(1, int(STARTS_PER_PASS * target / pass_time))
 
-    def _refuse_api(self, now: float, *, everyone: bool) -> None:
-        """Tell API requests waiting, oldest first, to come back later: ``everyone``,
-        or those that waited half of ``overload_lag`` (HAProxy's ``timeout queue``: a
-        client not started by then could not be answered within ``overload_lag``).
-
-        At most :data:`REFUSALS_PER_PASS` (a thousand at once would make one long pass).
-        """
-        overload = self.overload
-        # Waited as long on both clocks (a test's virtual clock jumps while nothing waits).
-        due, wall_due = now - overload.delay.target, time.perf_counter() - overload.delay.target
+    def _refuse_api(self) -> None:
+        """Tell the API requests waiting, oldest first, to come back later (at most
+        :data:`REFUSALS_PER_PASS`: a thousand at once would make one long pass)."""
         kept: collections.deque[Waiting] = collections.deque()
         budget = REFUSALS_PER_PASS
-        while self.waiting and budget:
-            waiting = self.waiting.popleft()
-            if waiting.api and (everyone or (waiting.since <= due and waiting.wall <= wall_due)):
+        for waiting in self.waiting:
+            if waiting.api and budget:
                 budget -= 1
-                overload.refused["lag"] += 1
+                self.overload.refused["lag"] += 1
                 answer_inline(waiting.conn, BEHIND)
-            elif not everyone and waiting.since > due:
-                kept.append(waiting)
-                break  # the rest came later still
             else:
                 kept.append(waiting)
-        kept.extend(self.waiting)
         self.waiting = kept
 
     def _place(self) -> Callable[[], None]:

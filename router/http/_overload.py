@@ -12,12 +12,13 @@ paces, it never starves anyone).
 loop stalled by long steps; the wait requests see (accept, or first bytes, to
 admission; :class:`~._admission.QueueDelay`) sees a loop that runs hundreds of short
 steps per pass, which the timer misses. When requests have waited more than half of
-``overload_lag`` for a whole ``overload_lag`` (a standing queue: the next ones could not
-be answered within ``overload_lag`` either), the daemon is overloaded: a new request
-that cannot start at once gets 503 at once instead of a place in the queue, and the
-learned limit shrinks, so that the requests admitted are served promptly. A loop that
-lags past ``overload_lag`` refuses every new request. Requests already in flight,
-streams included, keep going.
+``overload_lag`` on average over a window (a standing queue: the next ones could not
+be answered within ``overload_lag`` either), the daemon is overloaded: a new connection
+that cannot start at once gets 503 at once from intake (:mod:`._intake`) instead of a
+place in the queue, and the learned limit shrinks, so that the requests admitted are
+served promptly. Requests on kept-alive connections are paced, not refused, for it. A
+loop that lags past ``overload_lag`` refuses every new request. Requests already in
+flight, streams included, keep going.
 The connection cap (``server.max_connections``) is the fourth limit; it lives with the
 connections (:mod:`._server`), and :class:`Overload` only reports it.
 """
@@ -141,10 +142,15 @@ class Overload:
         since intake started its connection: :data:`PLACED`). Its wait (from
         :data:`ARRIVED`) is recorded when it is admitted.
 
+        A request here is a kept-alive connection's (a new connection's first one is
+        refused or placed by intake): overloaded by waiting, it is paced, not refused.
+        Its client is mid-session, and refusing it closes a connection that a client
+        asking again at once would reopen straight into intake, each refusal costing a
+        connection, a parse and a 503 while serving no one sooner.
+
         Raises:
-            Overloaded: past ``max_in_flight``; with the loop lagging past
-                ``lag_limit``; or, overloaded, when it cannot start at once (when it
-                comes, or after waiting :attr:`pace` for a turn).
+            Overloaded: past ``max_in_flight``, or with the loop lagging past
+                ``lag_limit`` (when it comes, or after waiting :attr:`pace` for a turn).
         """
         if self.max_in_flight and self.in_flight >= self.max_in_flight:
             self.refused["in_flight"] += 1
@@ -154,7 +160,7 @@ class Overload:
                 retry_after=1.0,
             )
         free = PLACED.get() or (not self._waiting and self.in_flight < self.concurrency.limit)
-        if self.behind or (self.overloaded and not free):
+        if self.behind:
             raise self._refuse()
         if free:
             self.in_flight += 1
@@ -170,20 +176,19 @@ class Overload:
             self._leave(turn)
             raise
         if not turn.is_set():
-            # Overdue: the limit paces, it never starves, unless the daemon is overloaded.
+            # Overdue: the limit paces, it never starves, unless the loop lags.
             self._waiting.remove(turn)
-            if self.overloaded:
+            if self.behind:
                 raise self._refuse()
             self.in_flight += 1
         self._admitted()
 
     def _refuse(self) -> Overloaded:
         self.refused["lag"] += 1
-        if self.behind:
-            why = f"event loop {self.lag * 1000:.0f} ms late"
-        else:
-            why = f"requests wait {self.delay.latest * 1000:.0f} ms for their turn"
-        return Overloaded(f"the router is saturated ({why}); retry shortly", retry_after=1.0)
+        return Overloaded(
+            f"the router is saturated (event loop {self.lag * 1000:.0f} ms late); retry shortly",
+            retry_after=1.0,
+        )
 
     def _admitted(self) -> None:
         """Record the wait of the request just admitted. It counts only as long as both

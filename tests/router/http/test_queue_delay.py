@@ -1,7 +1,7 @@
 """Overload by the wait requests see: a window's mean wait before admission past half of
-``overload_lag`` refuses at once what cannot start at once (inline at intake, or from
-the app on a kept-alive connection), and the learned limit shrinks; what starts at once,
-and what is in flight, goes on."""
+``overload_lag`` refuses new connections that cannot start at once (inline at intake),
+and the learned limit shrinks; what starts at once, kept-alive requests (paced) and what
+is in flight go on."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import trio.testing
 from router.http import _intake
 from router.http._admission import MIN_SAMPLES, QueueDelay
 from router.http._intake import REFUSALS_PER_PASS, STARTS_PER_PASS, Intake
-from router.http._overload import ARRIVED, Overload, Overloaded
+from router.http._overload import ARRIVED, PLACED, Overload
 from tests.conftest import openai_client
 
 if TYPE_CHECKING:
@@ -96,41 +96,34 @@ async def test_the_wait_counts_only_as_far_as_both_clocks_saw_it(
     )
 
 
-async def test_overloaded_a_request_that_cannot_start_at_once_is_refused_at_once(
+async def test_overloaded_a_kept_alive_request_is_paced_not_refused(
     autojump_clock: trio.abc.Clock,
 ) -> None:
+    """Its client is mid-session: refusing it would close a connection that a client
+    asking again at once reopens straight into intake, for nothing served sooner."""
     overload = Overload(lag_limit=0.1)
     overload.concurrency.value = 1.0
     overload.delay.overloaded = True
-    await overload.admit()  # a free place: it starts, overloaded or not
+    await overload.admit()
     start = trio.current_time()
-    with pytest.raises(Overloaded, match="for their turn") as caught:
-        await overload.admit()
-    assert trio.current_time() == start  # told at once, not after a wait
-    assert caught.value.retry_after == 1.0
-    assert overload.refused["lag"] == 1
-    assert overload.in_flight == 1  # the one in flight goes on
-    overload.done()
-    assert overload.in_flight == 0
+    await overload.admit()
+    assert trio.current_time() - start == pytest.approx(overload.pace)
+    assert overload.refused["lag"] == 0
+    assert overload.in_flight == 2
 
 
-async def test_a_request_waiting_for_its_turn_is_refused_if_the_daemon_is_overloaded_by_then(
+async def test_a_connections_first_request_started_by_intake_is_admitted_at_once(
     autojump_clock: trio.abc.Clock,
 ) -> None:
     overload = Overload(lag_limit=0.1)
     overload.concurrency.value = 1.0
     await overload.admit()
-
-    async def overloaded_soon() -> None:
-        await trio.sleep(overload.pace / 2)
-        overload.delay.overloaded = True
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(overloaded_soon)
-        with pytest.raises(Overloaded):
-            await overload.admit()
-    assert overload.queued == 0
-    assert overload.in_flight == 1
+    PLACED.set(True)  # intake gave its connection a place
+    start = trio.current_time()
+    await overload.admit()
+    PLACED.set(False)
+    assert trio.current_time() == start
+    assert overload.in_flight == 2
 
 
 def test_overloaded_the_learned_limit_shrinks_even_while_the_timer_is_on_time() -> None:
@@ -307,34 +300,3 @@ async def test_the_daemon_measures_each_requests_wait_first_and_kept_alive(
             assert reply.choices[0].message.content == text
     assert len(waits) == 2
     assert all(0 <= wait < 1 for wait in waits)
-
-
-def test_an_api_request_not_started_within_half_overload_lag_is_told_at_once() -> None:
-    """HAProxy's ``timeout queue``: a client not started by then could not be answered
-    within ``overload_lag``; overloaded or not, it is told to come back."""
-    overload = Overload(lag_limit=0.1)
-    overload.concurrency.value = 1.0
-    intake = Intake(overload, (b"POST /v1/",))
-    listener = _Listener()
-    started: list[socket.socket] = []
-    try:
-        listener.connect(POST)
-        listener.connect(POST)
-        late = listener.connect(POST)
-        intake.take(listener.sock, now=0.0)
-        intake.sort(now=0.0)
-        intake.start(0.0, _keep(started))
-        assert len(started) == 1
-        for waiting in intake.waiting:
-            waiting.wall -= overload.delay.target  # they waited as long on the wall clock
-        overload.probe.record(1.0)  # a long pass: one starts in this one
-        intake.start(overload.delay.target, _keep(started))
-        assert len(started) == 2  # overdue: started anyway
-        assert _answer(late).startswith(b"HTTP/1.1 503 ")  # not started in time: told
-        assert overload.refused["lag"] == 1
-        assert not overload.overloaded
-    finally:
-        for conn in started:
-            conn.close()
-        intake.close()
-        listener.close()
