@@ -23,8 +23,8 @@ handler:
   than queued behind the crowd.
 
 The limit paces, it never starves: unless the daemon is overloaded, a connection that
-has waited a quarter of ``overload_lag`` is started whatever the limit says (as many
-as a pass may start).
+has waited a quarter of ``overload_lag`` is started whatever the limit says, once a
+pass runs short (as many as a pass may start).
 
 Anything else, and anything whose first bytes have not arrived yet, gets its handler.
 """
@@ -215,7 +215,8 @@ class Intake:
 
         While the loop lags past ``overload_lag`` every API request waiting is refused;
         while the daemon is overloaded, those left without a place; else a connection
-        that waited a quarter of ``overload_lag`` starts anyway.
+        that waited a quarter of ``overload_lag`` starts anyway if the last pass was
+        short.
 
         A place is held from the handler's start until the answer to the connection's
         first request is sent (``spawn`` gets the function to call then, and when the
@@ -235,7 +236,7 @@ class Intake:
             if self.settling >= overload.concurrency.limit:
                 if overload.overloaded and head.api is not False:
                     break  # no place: refused below, or waits for its first bytes
-                if now - head.since < overload.pace:
+                if now - head.since < overload.pace or not self._headroom():
                     overload.hold_back()
                     break
             overload.connections += 1  # the handler counts itself out
@@ -243,6 +244,13 @@ class Intake:
             spawn(head.conn, self._place(), (head.since, head.wall))
         if overload.overloaded and self.settling >= overload.concurrency.limit:
             self._refuse_api()
+
+    def _headroom(self) -> bool:
+        """The last pass was short: a connection started past the limit costs little.
+        In a burst passes run long, and the overdue wait for a place instead (or are
+        refused once the daemon is overloaded): starting them all would admit the whole
+        burst before the wait it causes is measured."""
+        return self.overload.probe.latest <= self.overload.concurrency.target
 
     def _batch(self) -> int:
         """How many may start this pass: fewer as the last pass ran long."""

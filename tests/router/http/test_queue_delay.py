@@ -221,6 +221,10 @@ def test_not_overloaded_a_waiting_connection_starts_after_a_quarter_of_overload_
             started.append(conn)
             arrivals.append(arrived)
 
+        overload.probe.record(overload.concurrency.target * 2)  # a long pass: a burst
+        intake.start(overload.pace, spawn)
+        assert len(started) == 1  # no headroom: it waits for a place
+        overload.probe.record(0.0)
         intake.start(overload.pace, spawn)
         assert len(started) == 2
         assert arrivals[0][0] == 0.0  # its wait is measured from the accept
