@@ -15,13 +15,16 @@ handler:
 - ``GET /healthz`` on a new connection: ``200`` at once, as HAProxy's ``monitor-uri``
   answers at the front, so an orchestrator's liveness probe is not queued behind a
   burst it has nothing to do with;
-- a request to an API endpoint while the loop lags past ``server.overload_lag``:
-  ``503`` with ``Retry-After`` at once, as the app would answer it, but for a few
-  system calls instead of a handler (refusing a thousand must not itself saturate the
-  loop).
+- a request to an API endpoint while the loop lags past ``server.overload_lag``, or
+  while the daemon is overloaded (:attr:`.Overload.overloaded`: requests have waited
+  too long for a turn) and no place is free for it: ``503`` with ``Retry-After`` at
+  once, as the app would answer it, but for a few system calls instead of a handler
+  (refusing a thousand must not itself saturate the loop). A client is told rather
+  than queued behind the crowd.
 
-The limit paces, it never starves: a connection that has waited ``overload_lag`` is
-started whatever the limit says.
+The limit paces, it never starves: unless the daemon is overloaded, a connection that
+has waited a quarter of ``overload_lag`` is started whatever the limit says, once a
+pass runs short (as many as a pass may start).
 
 Anything else, and anything whose first bytes have not arrived yet, gets its handler.
 """
@@ -32,6 +35,7 @@ import collections
 import contextlib
 import math
 import socket
+import time
 from typing import TYPE_CHECKING
 
 import attrs
@@ -48,12 +52,19 @@ __all__ = ["HEALTHY", "STARTS_PER_PASS", "Intake", "answer_inline"]
 
 #: Connections taken from the listen queue per wake-up, at most.
 TAKE_PER_WAKE = 1024
-#: Handlers started per scheduler pass, at most.
-STARTS_PER_PASS = 64
+#: Handlers started per scheduler pass, at most, while passes are short. Handlers
+#: started together move in step (parse, connect upstream, TLS handshake, answer), so
+#: a pass in a burst costs about this many requests' worth of CPU; while passes run
+#: past the learned limit's lag target, fewer start (down to one a pass), and a health
+#: probe, answered by intake once a pass, waits less.
+STARTS_PER_PASS = 16
+#: Connections refused per pass, at most (each is a few system calls, some 20-50 µs).
+REFUSALS_PER_PASS = 128
 #: How much of a request's first bytes intake looks at.
 PEEK = 1024
-#: How often intake looks again at connections it cannot start yet.
-RECHECK = 0.01
+#: How often intake looks again at connections it cannot start yet (a health probe's
+#: request may come just after its connection).
+RECHECK = 0.002
 
 
 def _answer(status: bytes, body: dict[str, object], *extra: bytes) -> bytes:
@@ -75,7 +86,7 @@ def _unavailable(message: str) -> bytes:
 
 HEALTHY = _answer(b"200 OK", {"status": "ok"})
 BEHIND = _unavailable(
-    "the router is saturated (its event loop lags past server.overload_lag); retry shortly"
+    "the router is saturated (requests wait longer than server.overload_lag allows); retry shortly"
 )
 TOO_MANY_CONNECTIONS = _unavailable("too many connections (server.max_connections); retry shortly")
 
@@ -112,12 +123,14 @@ class Waiting:
 
     Attributes:
         since: When it was taken (trio's clock).
+        wall: The same on the wall clock (``time.perf_counter``).
         api: Its request is to an API endpoint (True), to another (False), or its
             first bytes have not come yet (None).
     """
 
     conn: socket.socket
     since: float
+    wall: float
     api: bool | None = None
 
 
@@ -156,6 +169,7 @@ class Intake:
 
         Returns why ``accept()`` failed, if it did (out of descriptors, say), else None.
         """
+        wall = time.perf_counter()
         for _ in range(TAKE_PER_WAKE):
             try:
                 conn, _ = sock.accept()
@@ -168,19 +182,17 @@ class Intake:
                 self.overload.refused["connections"] += 1
                 answer_inline(conn, TOO_MANY_CONNECTIONS)
             else:
-                self.waiting.append(Waiting(conn, now))
+                self.waiting.append(Waiting(conn, now, wall))
         return None
 
     def sort(self, now: float) -> None:
-        """Look at the first bytes of the connections waiting: answer the health probes,
-        refuse the API requests while the loop lags past ``overload_lag``, keep the rest.
+        """Look at the first bytes of the connections waiting: answer the health probes
+        at once, note which are API requests.
 
         A client's request comes a moment after its connection, so this runs on every
         pass while connections wait, and reads each connection's first bytes until
         they have come.
         """
-        overload = self.overload
-        behind = overload.lag > overload.lag_limit
         kept: collections.deque[Waiting] = collections.deque()
         for waiting in self.waiting:
             if waiting.api is None:
@@ -190,34 +202,77 @@ class Intake:
                     continue
                 if first:
                     waiting.api = first.startswith(self.api_paths)
-            if waiting.api and behind:
-                overload.refused["lag"] += 1
-                answer_inline(waiting.conn, BEHIND)
-                continue
             kept.append(waiting)
         self.waiting = kept
 
     def start(
-        self, now: float, spawn: Callable[[socket.socket, Callable[[], None] | None], None]
+        self,
+        now: float,
+        spawn: Callable[[socket.socket, Callable[[], None] | None, tuple[float, float]], None],
     ) -> None:
-        """Start handlers, oldest first, while the learned limit has places, or for
-        connections that waited ``overload_lag`` (at most :data:`STARTS_PER_PASS`).
+        """Start handlers, oldest first, while the learned limit has places (at most
+        :data:`STARTS_PER_PASS`), and refuse the API requests that may not wait.
+
+        While the loop lags past ``overload_lag`` every API request waiting is refused;
+        while the daemon is overloaded, those left without a place; else a connection
+        that waited a quarter of ``overload_lag`` starts anyway if the last pass was
+        short.
 
         A place is held from the handler's start until the answer to the connection's
-        first request is sent (``spawn`` gets the function to call then), so a burst
-        of one-request clients is carried a limit's worth at a time. A client that
+        first request is sent (``spawn`` gets the function to call then, and when the
+        connection arrived), so a burst of one-request clients is carried a limit's
+        worth at a time, and a stream holds its place until it ends. A client that
         sends nothing gives its place back after a moment (the server's
         ``FIRST_BYTES_GRACE``); its request, when it comes, meets the limit on
         requests in flight, as the later ones of a kept-alive connection do.
         """
         overload = self.overload
-        for _ in range(min(STARTS_PER_PASS, len(self.waiting))):
-            overdue = now - self.waiting[0].since >= overload.lag_limit
-            if self.settling >= overload.concurrency.limit and not overdue:
-                overload.hold_back()
-                return
+        if overload.behind:
+            self._refuse_api()
+        for _ in range(min(self._batch(), len(self.waiting))):
+            head = self.waiting[0]
+            if head.api and overload.behind:
+                break  # refused in the next pass (refusals per pass are bounded)
+            if self.settling >= overload.concurrency.limit:
+                if overload.overloaded and head.api is not False:
+                    break  # no place: refused below, or waits for its first bytes
+                if now - head.since < overload.pace or not self._headroom():
+                    overload.hold_back()
+                    break
             overload.connections += 1  # the handler counts itself out
-            spawn(self.waiting.popleft().conn, self._place())
+            self.waiting.popleft()
+            spawn(head.conn, self._place(), (head.since, head.wall))
+        if overload.overloaded and self.settling >= overload.concurrency.limit:
+            self._refuse_api()
+
+    def _headroom(self) -> bool:
+        """The last pass was short: a connection started past the limit costs little.
+        In a burst passes run long, and the overdue wait for a place instead (or are
+        refused once the daemon is overloaded): starting them all would admit the whole
+        burst before the wait it causes is measured."""
+        return self.overload.probe.latest <= self.overload.concurrency.target
+
+    def _batch(self) -> int:
+        """How many may start this pass: fewer as the last pass ran long."""
+        pass_time = self.overload.probe.latest
+        target = self.overload.concurrency.target
+        if pass_time <= target:
+            return STARTS_PER_PASS
+        return max(1, int(STARTS_PER_PASS * target / pass_time))
+
+    def _refuse_api(self) -> None:
+        """Tell the API requests waiting, oldest first, to come back later (at most
+        :data:`REFUSALS_PER_PASS`: a thousand at once would make one long pass)."""
+        kept: collections.deque[Waiting] = collections.deque()
+        budget = REFUSALS_PER_PASS
+        for waiting in self.waiting:
+            if waiting.api and budget:
+                budget -= 1
+                self.overload.refused["lag"] += 1
+                answer_inline(waiting.conn, BEHIND)
+            else:
+                kept.append(waiting)
+        self.waiting = kept
 
     def _place(self) -> Callable[[], None]:
         """Take a place; the function returned gives it back (once, however often called)."""

@@ -40,7 +40,7 @@ from hypercorn.utils import repr_socket_addr, wrap_app
 from ._hangup import HANGUP, Hangup
 from ._intake import Intake
 from ._keepalive import KeepAliveClock, ServerContext
-from ._overload import Overload
+from ._overload import ARRIVED, PLACED, Overload, arrived_now
 
 if TYPE_CHECKING:
     import socket
@@ -103,12 +103,15 @@ class Connection(TCPServer):
         limits: ConnectionLimits,
         settled: Callable[[], None] | None = None,
         hangup: Hangup | None = None,
+        arrived: tuple[float, float] | None = None,
     ) -> None:
         super().__init__(*args)
         # Told when the client is gone: it cancels the request under way (._hangup).
         self.hangup = hangup or Hangup()
         self.limits = limits
         self._head_started: float | None = None  # first byte of a request head
+        # When the first request arrived (the accept); later ones, at their first bytes.
+        self._arrived = arrived
         # Told once the first answer is sent (intake's place is free again).
         self._settled = settled
         # A response head waiting for the first body bytes, to go out with them.
@@ -213,6 +216,13 @@ class Connection(TCPServer):
                 break  # else idle past keepalive_timeout, or the drain: close
             if data is None:
                 break
+            if self._head_started is None:  # a new request may start in these bytes
+                # Its task, spawned in handle(), inherits when it arrived (admission
+                # measures the wait from there).
+                ARRIVED.set(self._arrived or arrived_now())
+                # The first request holds intake's place: admitted without a second test.
+                PLACED.set(self._arrived is not None and self._settled is not None)
+                self._arrived = None
             await self.protocol.handle(RawData(bytes(data)))
             if data == b"":
                 break
@@ -308,14 +318,19 @@ async def serve(
     held = overload if overload is not None else Overload()
     held.max_connections = limits.max_connections
 
-    async def handle(stream: trio.SocketStream, settled: Callable[[], None] | None) -> None:
+    async def handle(
+        stream: trio.SocketStream,
+        settled: Callable[[], None] | None,
+        arrived: tuple[float, float] | None,
+    ) -> None:
         # Counted in by intake when it started this handler.
         try:
             hangup = Hangup()
             state = ConnectionState({HANGUP: hangup})
             await Connection(
-                asgi, config, context, state, stream, limits=limits, settled=settled, hangup=hangup
-            )
+                asgi, config, context, state, stream, limits=limits, settled=settled,
+                hangup=hangup, arrived=arrived,
+            )  # fmt: skip
         finally:
             held.connections -= 1
             if settled is not None:  # never got as far as its first bytes
@@ -351,7 +366,10 @@ API_PATHS = (
 async def _accept_forever(
     sock: socket.socket,
     intake: Intake,
-    handle: Callable[[trio.SocketStream, Callable[[], None] | None], Awaitable[None]],
+    handle: Callable[
+        [trio.SocketStream, Callable[[], None] | None, tuple[float, float] | None],
+        Awaitable[None],
+    ],
     nursery: trio.Nursery,
 ) -> None:
     """Take connections from the listen queue and start their handlers (:mod:`._intake`).
@@ -362,9 +380,11 @@ async def _accept_forever(
     handlers a batch per pass. ``sock`` is the listener's (non-blocking) stdlib socket.
     """
 
-    def spawn(conn: socket.socket, settled: Callable[[], None] | None) -> None:
+    def spawn(
+        conn: socket.socket, settled: Callable[[], None] | None, arrived: tuple[float, float]
+    ) -> None:
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
-        nursery.start_soon(handle, stream, settled)
+        nursery.start_soon(handle, stream, settled, arrived)
 
     try:
         while True:

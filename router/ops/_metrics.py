@@ -337,6 +337,10 @@ class _ConcurrencyCollector(Collector):
         )
 
 
+QUEUE_DELAY_HELP = "How long the last request admitted waited in the daemon for its turn."
+OVERLOADED_HELP = "1 while the daemon refuses what cannot start at once (server.overload_lag)."
+
+
 class _OverloadCollector(Collector):
     """The overload limits and where the daemon stands against them, at scrape time."""
 
@@ -380,6 +384,8 @@ class _OverloadCollector(Collector):
                 "Requests waiting for their turn under the learned concurrency limit.",
                 state.queued,
             ),
+            ("llm_router_queue_delay_seconds", QUEUE_DELAY_HELP, state.delay.latest),
+            ("llm_router_overloaded", OVERLOADED_HELP, int(state.overloaded)),
         )
         for name, documentation, value in gauges:
             yield GaugeMetricFamily(name, documentation, value=value)

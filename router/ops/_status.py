@@ -115,7 +115,9 @@ def _overload_line(overload: dict[str, Any]) -> str:
         f"load     connections {of(overload.get('connections', 0), overload.get('max_connections'))}"
         f", in flight {of(overload.get('in_flight', 0), overload.get('max_in_flight'))}"
         f", loop lag {overload.get('loop_lag_ms', 0):g} ms"
-        f" (limit {overload.get('overload_lag_ms', 0):g} ms); refused: {shed}"
+        f", queue wait {overload.get('queue_delay_ms', 0):g} ms"
+        f" (limit {overload.get('overload_lag_ms', 0):g} ms)"
+        f"{', overloaded' if overload.get('overloaded') else ''}; refused: {shed}"
     )
 
 

@@ -82,7 +82,7 @@ def test_a_health_probe_is_answered_without_a_handler_even_with_no_place_free() 
         probe = listener.connect(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
         intake.take(listener.sock, now=0.0)
         intake.sort(now=0.0)
-        intake.start(0.0, lambda conn, settled: started.append(conn))
+        intake.start(0.0, lambda conn, settled, arrived: started.append(conn))
         assert len(started) == 1  # the one place: the first connection's
         assert _read_all(probe) == HEALTHY
         assert not intake.waiting
@@ -105,13 +105,13 @@ def test_while_the_loop_lags_api_requests_are_refused_at_once_without_a_handler(
         models = listener.connect(b"GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
         intake.take(listener.sock, now=0.0)
         intake.sort(now=0.0)
-        intake.start(0.0, lambda conn, settled: started.append(conn))
+        intake.start(0.0, lambda conn, settled, arrived: started.append(conn))
         assert len(started) == 1
-        intake.sort(now=0.05)  # the loop keeps up: the others wait their turn
-        assert len(intake.waiting) == 2
+        intake.start(0.01, lambda conn, settled, arrived: started.append(conn))
+        assert len(intake.waiting) == 2  # the loop keeps up: the others wait their turn
         for _ in range(SUSTAINED):
-            overload.observe(0.25)
-        intake.sort(now=0.06)
+            overload.probe.record(0.25)
+        intake.start(0.02, lambda conn, settled, arrived: started.append(conn))
         answer = _read_all(waiting)
         assert answer.startswith(b"HTTP/1.1 503 ")
         assert b"retry-after: 1" in answer
@@ -137,10 +137,10 @@ def test_the_limit_paces_but_never_starves_a_connection() -> None:
         listener.connect(_post())
         intake.take(listener.sock, now=0.0)
         intake.sort(now=0.0)
-        intake.start(0.0, lambda conn, settled: started.append(conn))
-        intake.start(0.05, lambda conn, settled: started.append(conn))
+        intake.start(0.0, lambda conn, settled, arrived: started.append(conn))
+        intake.start(0.02, lambda conn, settled, arrived: started.append(conn))
         assert len(started) == 1  # one place, taken
-        intake.start(0.1, lambda conn, settled: started.append(conn))
+        intake.start(0.025, lambda conn, settled, arrived: started.append(conn))
         assert len(started) == 2  # overdue: started anyway
     finally:
         for conn in started:

@@ -68,6 +68,9 @@ async def test_past_max_in_flight_new_requests_get_503_while_the_held_one_finish
             assert status["max_in_flight"] == 1
             assert status["refused"]["in_flight"] == 1
             assert "llm_router_requests_in_flight 1.0" in metrics
+            assert "llm_router_overloaded 0.0" in metrics  # refused by the cap, not the wait
+            assert "llm_router_queue_delay_seconds " in metrics
+            assert status["overloaded"] is False
             assert 'llm_router_overload_refusals_total{reason="in_flight"} 1.0' in metrics
         assert finished == ["one two three"]  # the held stream ended whole
 
@@ -195,16 +198,16 @@ async def test_past_the_learned_limit_requests_wait_their_turn_in_order(
     assert overload.in_flight == 1
 
 
-async def test_a_request_whose_turn_does_not_come_within_overload_lag_goes_anyway(
+async def test_a_request_whose_turn_does_not_come_within_a_quarter_of_overload_lag_goes_anyway(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    """The learned limit paces; it never starves a request while the loop keeps up."""
+    """The learned limit paces; it never starves a request while the daemon keeps up."""
     overload = Overload(lag_limit=0.1)
     overload.concurrency.value = 1.0
     await overload.admit()
     start = trio.current_time()
     await overload.admit()
-    assert trio.current_time() - start == pytest.approx(0.1)
+    assert trio.current_time() - start == pytest.approx(0.025)
     assert overload.in_flight == 2
     assert overload.queued == 0
 
@@ -218,7 +221,7 @@ async def test_a_request_still_waiting_when_the_loop_lags_gets_503(
     async with trio.open_nursery() as nursery:
 
         async def lagging() -> None:
-            await trio.sleep(0.05)
+            await trio.sleep(0.02)
             for _ in range(SUSTAINED):
                 overload.probe.record(0.25)  # the loop falls behind while the request waits
 

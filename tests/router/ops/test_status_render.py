@@ -13,6 +13,8 @@ def test_overload_and_dynamic_targets_are_shown() -> None:
             "in_flight": 3,
             "max_in_flight": 256,
             "loop_lag_ms": 1.5,
+            "queue_delay_ms": 80.0,
+            "overloaded": True,
             "overload_lag_ms": 100.0,
             "connections": 12,
             "max_connections": None,
@@ -24,8 +26,8 @@ def test_overload_and_dynamic_targets_are_shown() -> None:
     }
     text = render_status(state)
     assert (
-        "load     connections 12, in flight 3/256, loop lag 1.5 ms (limit 100 ms);"
-        " refused: 4 in_flight, 1 connections"
+        "load     connections 12, in flight 3/256, loop lag 1.5 ms, queue wait 80 ms"
+        " (limit 100 ms), overloaded; refused: 4 in_flight, 1 connections"
     ) in text
     assert (
         "oa: 2 more target(s) asked for directly (kept up to 1000, 5 forgotten); recent: oa:x, oa:y"

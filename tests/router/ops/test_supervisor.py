@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 import uuid
 from typing import TYPE_CHECKING
 
@@ -67,8 +68,15 @@ def supervisor(tmp_path: Path, count: int = 2) -> Supervisor:
 
 
 async def sleeper(*setup: str) -> trio.Process:
-    """A real process that waits (for a signal) for up to a minute."""
-    return await trio.lowlevel.open_process(["sh", "-c", f"{' '.join(setup)} exec sleep 60"])
+    """A real process that waits (for a signal) for up to a minute.
+
+    Returned once its shell has run ``setup`` (a trap set after a signal came is a race).
+    """
+    script = f"{' '.join(setup)} echo ready; exec sleep 60"
+    process = await trio.lowlevel.open_process(["sh", "-c", script], stdout=subprocess.PIPE)
+    assert process.stdout is not None
+    assert await process.stdout.receive_some(16) == b"ready\n"
+    return process
 
 
 async def test_systemd_hears_ready_once_every_worker_is_then_each_reload(
