@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import math
 import socket
 import time
@@ -45,10 +46,11 @@ import trio
 from ._overload import Overload
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
+__all__ = ["API_PATHS", "HEALTHY", "STARTS_PER_PASS", "Intake", "accept_forever", "answer_inline"]
 
-__all__ = ["HEALTHY", "STARTS_PER_PASS", "Intake", "answer_inline"]
+log = logging.getLogger("llm_router")
 
 #: Connections taken from the listen queue per wake-up, at most.
 TAKE_PER_WAKE = 1024
@@ -297,3 +299,58 @@ class Intake:
         """Close the connections never started (the daemon is stopping)."""
         while self.waiting:
             self.waiting.popleft().conn.close()
+
+
+#: Request lines of the API endpoints, which intake may refuse when the daemon is behind.
+API_PATHS = (
+    b"POST /v1/",
+    b"POST /chat/",
+    b"POST /embeddings",
+    b"POST /responses",
+    b"POST /completions",
+    b"POST /messages",
+)
+
+
+async def accept_forever(
+    sock: socket.socket,
+    intake: Intake,
+    handle: Callable[
+        [trio.SocketStream, Callable[[], None] | None, tuple[float, float] | None],
+        Awaitable[None],
+    ],
+    nursery: trio.Nursery,
+) -> None:
+    """Take connections from the listen queue and start their handlers (:mod:`._intake`).
+
+    One ``accept()`` per scheduler pass (trio's ``serve_listeners``) takes about 17
+    connections a second from a saturated loop, and the rest wait unseen in the
+    kernel's queue; intake takes the whole queue at each wake-up and starts the
+    handlers a batch per pass. ``sock`` is the listener's (non-blocking) stdlib socket.
+    """
+
+    def spawn(
+        conn: socket.socket, settled: Callable[[], None] | None, arrived: tuple[float, float]
+    ) -> None:
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+        nursery.start_soon(handle, stream, settled, arrived)
+
+    try:
+        while True:
+            if intake.startable():
+                await trio.lowlevel.checkpoint()  # more to start, in the next pass
+            else:
+                # A new connection, a place freed (intake cancels this scope), or a
+                # look at the waiting ones' first bytes again.
+                with intake.idle(trio.current_time()):
+                    await trio.lowlevel.wait_readable(sock)
+            now = trio.current_time()
+            failure = intake.take(sock, now)
+            intake.sort(now)
+            intake.start(now, spawn)
+            if failure is not None and not intake.waiting:
+                # EMFILE and the like: wait a little, as trio does
+                log.error("accept() failed: %s; retrying in 100 ms", failure)
+                await trio.sleep(0.1)
+    finally:
+        intake.close()

@@ -38,7 +38,7 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from ._hangup import HANGUP, Hangup
-from ._intake import Intake
+from ._intake import API_PATHS, Intake, accept_forever
 from ._keepalive import KeepAliveClock, ServerContext
 from ._overload import ARRIVED, PLACED, Overload, arrived_now
 
@@ -341,7 +341,7 @@ async def serve(
             async with trio.open_nursery() as accepting:
                 for _, sock in listeners:
                     intake = Intake(held, API_PATHS)
-                    accepting.start_soon(_accept_forever, sock, intake, handle, connections)
+                    accepting.start_soon(accept_forever, sock, intake, handle, connections)
                 task_status.started(binds)
                 await shutdown_trigger()
                 accepting.cancel_scope.cancel()
@@ -350,58 +350,3 @@ async def serve(
                 await listener.aclose()
             await context.drain()  # idle keep-alive connections close now
             connections.cancel_scope.deadline = trio.current_time() + config.graceful_timeout
-
-
-#: Request lines of the API endpoints, which intake may refuse when the daemon is behind.
-API_PATHS = (
-    b"POST /v1/",
-    b"POST /chat/",
-    b"POST /embeddings",
-    b"POST /responses",
-    b"POST /completions",
-    b"POST /messages",
-)
-
-
-async def _accept_forever(
-    sock: socket.socket,
-    intake: Intake,
-    handle: Callable[
-        [trio.SocketStream, Callable[[], None] | None, tuple[float, float] | None],
-        Awaitable[None],
-    ],
-    nursery: trio.Nursery,
-) -> None:
-    """Take connections from the listen queue and start their handlers (:mod:`._intake`).
-
-    One ``accept()`` per scheduler pass (trio's ``serve_listeners``) takes about 17
-    connections a second from a saturated loop, and the rest wait unseen in the
-    kernel's queue; intake takes the whole queue at each wake-up and starts the
-    handlers a batch per pass. ``sock`` is the listener's (non-blocking) stdlib socket.
-    """
-
-    def spawn(
-        conn: socket.socket, settled: Callable[[], None] | None, arrived: tuple[float, float]
-    ) -> None:
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
-        nursery.start_soon(handle, stream, settled, arrived)
-
-    try:
-        while True:
-            if intake.startable():
-                await trio.lowlevel.checkpoint()  # more to start, in the next pass
-            else:
-                # A new connection, a place freed (intake cancels this scope), or a
-                # look at the waiting ones' first bytes again.
-                with intake.idle(trio.current_time()):
-                    await trio.lowlevel.wait_readable(sock)
-            now = trio.current_time()
-            failure = intake.take(sock, now)
-            intake.sort(now)
-            intake.start(now, spawn)
-            if failure is not None and not intake.waiting:
-                # EMFILE and the like: wait a little, as trio does
-                log.error("accept() failed: %s; retrying in 100 ms", failure)
-                await trio.sleep(0.1)
-    finally:
-        intake.close()

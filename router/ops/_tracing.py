@@ -16,6 +16,7 @@ errors are named by class, and upstream URLs are reduced to their host.
 from __future__ import annotations
 
 import contextlib
+import sys
 import weakref
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -216,7 +217,8 @@ def _exporter(config: TelemetryConfig) -> SpanExporter:
     if config.exporter == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-        return ConsoleSpanExporter()
+        # Its default ``out`` is the sys.stdout of the day the module was imported.
+        return ConsoleSpanExporter(out=sys.stdout)
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     except ImportError:

@@ -304,9 +304,8 @@ async def test_a_burst_of_connections_is_accepted_in_batches() -> None:
     """Queued connections are taken many per wake-up, not one per scheduler pass."""
     import socket
 
-    from router.http._intake import STARTS_PER_PASS, Intake
+    from router.http._intake import STARTS_PER_PASS, Intake, accept_forever
     from router.http._overload import Overload
-    from router.http._server import _accept_forever
 
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
@@ -328,7 +327,7 @@ async def test_a_burst_of_connections_is_accepted_in_batches() -> None:
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(
-                _accept_forever, listening, Intake(Overload()), handle, nursery, name="accepting"
+                accept_forever, listening, Intake(Overload()), handle, nursery, name="accepting"
             )
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
