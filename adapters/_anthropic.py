@@ -23,6 +23,7 @@ from ._base import (
     Headers,
     error_for_status,
     error_object,
+    request_headers,
     retry_after,
     stream_event_object,
     upstream_json,
@@ -98,23 +99,14 @@ class AnthropicAdapter(AdapterBase):
         self.url = root + "/v1/messages"
         self._count_url = root + "/v1/messages/count_tokens"
         self._models_url = root + "/v1/models"
-        merged = {
-            "content-type": "application/json",
-            "accept": "application/json",
-            "anthropic-version": anthropic_version,
-        }
+        auth = {"anthropic-version": anthropic_version}
         if api_key:
-            merged["x-api-key"] = api_key
+            auth["x-api-key"] = api_key
         elif auth_token:
-            merged["authorization"] = f"Bearer {auth_token}"
+            auth["authorization"] = f"Bearer {auth_token}"
         if beta:
-            merged["anthropic-beta"] = ",".join(beta)
-        merged.update((k.lower(), v) for k, v in (headers or {}).items())  # the operator's win
-        fixed = list(merged.items())
-        self._headers = tuple(fixed)
-        self._stream_headers = tuple(
-            (k, "text/event-stream") if k == "accept" else (k, v) for k, v in fixed
-        )
+            auth["anthropic-beta"] = ",".join(beta)
+        self._headers, self._stream_headers = request_headers(auth, headers)
 
     def __repr__(self) -> str:  # never the key
         return f"AnthropicAdapter(name={self.name!r}, url={self.url!r})"
