@@ -29,6 +29,7 @@ from ._base import (
     upstream_json,
 )
 from ._configs import ANTHROPIC_URL
+from ._decoded import carried, carrying
 from ._errors import (
     AuthenticationFailed,
     ContextLengthExceeded,
@@ -260,7 +261,7 @@ class AnthropicStreamDecoder:
     def close(self) -> list[ChatChunk]:
         chunks = self._chunks(self._sse.close())
         if not self._done:
-            raise StreamError("upstream stream ended before message_stop")
+            raise carried(StreamError("upstream stream ended before message_stop"), chunks)
         return chunks
 
     def _chunk(self, delta: Delta, finish: str | None = None) -> ChatChunk:
@@ -268,18 +269,19 @@ class AnthropicStreamDecoder:
 
     def _chunks(self, events: list[SSEEvent]) -> list[ChatChunk]:
         out: list[ChatChunk] = []
-        for event in events:
-            if self._done:
-                continue
-            raw = stream_event_object(event.data)
-            name = event.event if event.event != "message" else str(raw.get("type"))
-            try:
-                chunks = self._event(name, raw)
-            except (KeyError, TypeError, AttributeError, ValueError) as exc:
-                raise StreamError(f"upstream sent a bad {name} event: {exc!r}") from exc
-            if self._passthrough:
-                chunks = self._with_event(chunks, sse_bytes(event.data, name), name)
-            out.extend(chunks)
+        with carrying(out):
+            for event in events:
+                if self._done:
+                    continue
+                raw = stream_event_object(event.data)
+                name = event.event if event.event != "message" else str(raw.get("type"))
+                try:
+                    chunks = self._event(name, raw)
+                except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                    raise StreamError(f"upstream sent a bad {name} event: {exc!r}") from exc
+                if self._passthrough:
+                    chunks = self._with_event(chunks, sse_bytes(event.data, name), name)
+                out.extend(chunks)
         return out
 
     def _with_event(self, chunks: list[ChatChunk], wire: bytes, name: str) -> list[ChatChunk]:
