@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from ._types import ChatChunk
 
-__all__ = ["carried", "carrying", "carried_through"]
+__all__ = ["carried", "carrying", "carried_through", "take_decoded"]
 
 E = TypeVar("E", bound=GatewayError)
 
@@ -40,6 +40,12 @@ def carrying(out: list[ChatChunk]) -> Iterator[None]:
     except GatewayError as exc:
         carried(exc, out)
         raise
+
+
+def take_decoded(err: GatewayError) -> list[ChatChunk]:
+    """The chunks ``err`` carries, taken off it: the caller passes them on once."""
+    chunks, err.decoded = list(err.decoded), ()
+    return chunks
 
 
 @contextmanager
