@@ -29,6 +29,7 @@ from ._configs import SimulatedProvider as SimulatedProvider
 from ._configs_hosted import HuggingFaceProvider as HuggingFaceProvider
 from ._configs_hosted import ReplicateProvider as ReplicateProvider
 from ._configs_hosted import RunPodProvider as RunPodProvider
+from ._decoded import take_decoded as take_decoded
 from ._embeddings import join_embeddings as join_embeddings
 from ._embeddings import request_parts as request_parts
 from ._embeddings import share_tokens as share_tokens

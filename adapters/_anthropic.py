@@ -23,11 +23,13 @@ from ._base import (
     Headers,
     error_for_status,
     error_object,
+    request_headers,
     retry_after,
     stream_event_object,
     upstream_json,
 )
 from ._configs import ANTHROPIC_URL
+from ._decoded import carried, carrying
 from ._errors import (
     AuthenticationFailed,
     ContextLengthExceeded,
@@ -98,23 +100,14 @@ class AnthropicAdapter(AdapterBase):
         self.url = root + "/v1/messages"
         self._count_url = root + "/v1/messages/count_tokens"
         self._models_url = root + "/v1/models"
-        merged = {
-            "content-type": "application/json",
-            "accept": "application/json",
-            "anthropic-version": anthropic_version,
-        }
+        auth = {"anthropic-version": anthropic_version}
         if api_key:
-            merged["x-api-key"] = api_key
+            auth["x-api-key"] = api_key
         elif auth_token:
-            merged["authorization"] = f"Bearer {auth_token}"
+            auth["authorization"] = f"Bearer {auth_token}"
         if beta:
-            merged["anthropic-beta"] = ",".join(beta)
-        merged.update((k.lower(), v) for k, v in (headers or {}).items())  # the operator's win
-        fixed = list(merged.items())
-        self._headers = tuple(fixed)
-        self._stream_headers = tuple(
-            (k, "text/event-stream") if k == "accept" else (k, v) for k, v in fixed
-        )
+            auth["anthropic-beta"] = ",".join(beta)
+        self._headers, self._stream_headers = request_headers(auth, headers)
 
     def __repr__(self) -> str:  # never the key
         return f"AnthropicAdapter(name={self.name!r}, url={self.url!r})"
@@ -268,7 +261,7 @@ class AnthropicStreamDecoder:
     def close(self) -> list[ChatChunk]:
         chunks = self._chunks(self._sse.close())
         if not self._done:
-            raise StreamError("upstream stream ended before message_stop")
+            raise carried(StreamError("upstream stream ended before message_stop"), chunks)
         return chunks
 
     def _chunk(self, delta: Delta, finish: str | None = None) -> ChatChunk:
@@ -276,18 +269,19 @@ class AnthropicStreamDecoder:
 
     def _chunks(self, events: list[SSEEvent]) -> list[ChatChunk]:
         out: list[ChatChunk] = []
-        for event in events:
-            if self._done:
-                continue
-            raw = stream_event_object(event.data)
-            name = event.event if event.event != "message" else str(raw.get("type"))
-            try:
-                chunks = self._event(name, raw)
-            except (KeyError, TypeError, AttributeError, ValueError) as exc:
-                raise StreamError(f"upstream sent a bad {name} event: {exc!r}") from exc
-            if self._passthrough:
-                chunks = self._with_event(chunks, sse_bytes(event.data, name), name)
-            out.extend(chunks)
+        with carrying(out):
+            for event in events:
+                if self._done:
+                    continue
+                raw = stream_event_object(event.data)
+                name = event.event if event.event != "message" else str(raw.get("type"))
+                try:
+                    chunks = self._event(name, raw)
+                except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                    raise StreamError(f"upstream sent a bad {name} event: {exc!r}") from exc
+                if self._passthrough:
+                    chunks = self._with_event(chunks, sse_bytes(event.data, name), name)
+                out.extend(chunks)
         return out
 
     def _with_event(self, chunks: list[ChatChunk], wire: bytes, name: str) -> list[ChatChunk]:

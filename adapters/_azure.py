@@ -34,6 +34,7 @@ from ._base import (
     upstream_json,
     with_upstream_detail,
 )
+from ._decoded import carried_through
 from ._embeddings import MAX_INPUTS
 from ._errors import ContentFiltered, GatewayError
 from ._openai import OpenAIStreamDecoder, openai_embedding_body
@@ -208,7 +209,12 @@ class AzureStreamDecoder(OpenAIStreamDecoder):
     """
 
     def _chunks(self, events: list[Any]) -> list[ChatChunk]:
-        return [c for c in super()._chunks(events) if _carries_something(c)]
+        with carried_through(_kept):
+            return _kept(super()._chunks(events))
+
+
+def _kept(chunks: list[ChatChunk]) -> list[ChatChunk]:
+    return [c for c in chunks if _carries_something(c)]
 
 
 def _carries_something(chunk: ChatChunk) -> bool:

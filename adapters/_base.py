@@ -81,7 +81,13 @@ def path_segment(text: str) -> str:
 
 
 class StreamDecoder(Protocol):
-    """Turns a streamed body into chunks, in any chunking of the bytes."""
+    """Turns a streamed body into chunks, in any chunking of the bytes.
+
+    Both methods decode every event they were given before the one that fails, if one
+    does: chunks decoded before the error are part of the answer; the error carries
+    them (``GatewayError.decoded``, see :mod:`._decoded`), so that the answer is the
+    same however the bytes were cut into reads.
+    """
 
     def feed(self, data: bytes) -> list[ChatChunk]:
         """Raises StreamError (or another GatewayError the upstream sent in-band)."""

@@ -42,6 +42,7 @@ from ._bedrock_wire import (
     response_from_wire,
     usage_from_wire,
 )
+from ._decoded import carrying
 from ._errors import AuthenticationFailed, GatewayError, StreamError
 from ._structured import JsonToolDecoder, json_tool, json_tool_answer
 from ._types import (
@@ -280,13 +281,14 @@ class BedrockStreamDecoder:
         self._buffer.add_data(data)
         self._unparsed += len(data)
         out: list[ChatChunk] = []
-        try:
-            for message in self._buffer:
-                # botocore-stubs types prelude and headers as int; they are not.
-                self._unparsed -= cast("MessagePrelude", message.prelude).total_length
-                out.extend(self._event(message))
-        except ParserError as exc:
-            raise StreamError(f"upstream sent a malformed event-stream frame: {exc}") from exc
+        with carrying(out):
+            try:
+                for message in self._buffer:
+                    # botocore-stubs types prelude and headers as int; they are not.
+                    self._unparsed -= cast("MessagePrelude", message.prelude).total_length
+                    out.extend(self._event(message))
+            except ParserError as exc:
+                raise StreamError(f"upstream sent a malformed event-stream frame: {exc}") from exc
         return out
 
     @property

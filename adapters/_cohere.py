@@ -46,6 +46,7 @@ from ._cohere_wire import (
     usage_from_wire,
 )
 from ._configs import COHERE_URL
+from ._decoded import carried, carrying
 from ._errors import (
     ContextLengthExceeded,
     GatewayError,
@@ -238,8 +239,9 @@ class CohereStreamDecoder:
         # Every line end is a split point; the empty lines this makes of "\r\n" (and of
         # SSE's blank separators) carry nothing.
         out: list[ChatChunk] = []
-        for line in self._lines.feed(data.replace(b"\r", b"\n")):
-            out.extend(self._line(line))
+        with carrying(out):
+            for line in self._lines.feed(data.replace(b"\r", b"\n")):
+                out.extend(self._line(line))
         return out
 
     @property
@@ -250,7 +252,7 @@ class CohereStreamDecoder:
         """Raises StreamError unless ``message-end`` arrived."""
         out = self._line(self._lines.rest())
         if not self._ended:
-            raise StreamError("Cohere's stream ended before message-end")
+            raise carried(StreamError("Cohere's stream ended before message-end"), out)
         return out
 
     def _chunk(self, delta: Delta | None = None, finish: str | None = None) -> ChatChunk:

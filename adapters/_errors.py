@@ -23,12 +23,17 @@ and which HTTP status and OpenAI-style error body the client gets::
     └── AllTargetsFailed          every attempt failed (502, names each attempt)
 
 Errors raised by upstreams carry ``upstream`` (the ``provider:model`` target) and
-``upstream_status``; the message never contains a credential.
+``upstream_status``; the message never contains a credential. An error a stream decoder
+raises also carries ``decoded``: the chunks it decoded before the error in the same
+``feed`` or ``close``, which are part of the answer.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ._types import ChatChunk
 
 __all__ = [
     "AllTargetsFailed",
@@ -59,6 +64,9 @@ class GatewayError(Exception):
         upstream: The ``provider:model`` target that failed, if any.
         upstream_status: The upstream's HTTP status, if it answered.
         retry_after: Seconds the upstream asked us to wait, if it said.
+        decoded: A stream decoder's error: the chunks it decoded before the error in
+            the same ``feed`` or ``close`` (events that came in the same read as the bad
+            one). They are part of the answer; the caller passes them on first.
     """
 
     status_hint: ClassVar[int] = 500
@@ -70,6 +78,7 @@ class GatewayError(Exception):
     retryable: ClassVar[bool] = False
     #: The name used in a route's ``on = [...]`` list, if this failure can fall back.
     fallback_reason: ClassVar[str | None] = None
+    decoded: tuple[ChatChunk, ...] = ()
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ from ._base import (
     upstream_json,
 )
 from ._configs import GEMINI_URL
+from ._decoded import carried, carrying
 from ._errors import (
     AuthenticationFailed,
     ContextLengthExceeded,
@@ -289,27 +290,28 @@ class GeminiStreamDecoder:
         try:
             chunks = self._chunks(self._sse.close())  # a last event without its blank line
         except StreamError as exc:
-            raise StreamError(f"{incomplete} ({exc.message})") from exc
+            raise carried(StreamError(f"{incomplete} ({exc.message})"), exc.decoded) from exc
         if not self._finished or set(self._calls) - self._finished:
-            raise StreamError(incomplete)
+            raise carried(StreamError(incomplete), chunks)
         if self._usage is not None:
             chunks.append(ChatChunk(self._id, self._model, self._created, usage=self._usage))
         return chunks
 
     def _chunks(self, events: list[SSEEvent]) -> list[ChatChunk]:
         out: list[ChatChunk] = []
-        for event in events:
-            raw = stream_event_object(event.data)
-            if raw.get("error") is not None:
-                message, code, _, _ = _error_fields(event.data)
-                raise StreamError(f"upstream stream error: {message or code or 'unknown'}")
-            blocked = prompt_blocked(raw)
-            if blocked is not None:
-                raise blocked
-            try:
-                out.extend(self._event(raw))
-            except (KeyError, TypeError, AttributeError, ValueError) as exc:
-                raise StreamError(f"upstream sent an unexpected stream event: {exc!r}") from exc
+        with carrying(out):
+            for event in events:
+                raw = stream_event_object(event.data)
+                if raw.get("error") is not None:
+                    message, code, _, _ = _error_fields(event.data)
+                    raise StreamError(f"upstream stream error: {message or code or 'unknown'}")
+                blocked = prompt_blocked(raw)
+                if blocked is not None:
+                    raise blocked
+                try:
+                    out.extend(self._event(raw))
+                except (KeyError, TypeError, AttributeError, ValueError) as exc:
+                    raise StreamError(f"upstream sent an unexpected stream event: {exc!r}") from exc
         return out
 
     def _event(self, raw: dict[str, Any]) -> list[ChatChunk]:

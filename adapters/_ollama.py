@@ -30,6 +30,7 @@ from ._base import (
     upstream_json,
 )
 from ._configs import OLLAMA_URL
+from ._decoded import carried, carrying
 from ._embeddings import (
     MAX_INPUTS,
     refuse_extra,
@@ -224,8 +225,9 @@ class OllamaStreamDecoder:
 
     def feed(self, data: bytes) -> list[ChatChunk]:
         out: list[ChatChunk] = []
-        for line in self._lines.feed(data):
-            out.extend(self._line(line))
+        with carrying(out):
+            for line in self._lines.feed(data):
+                out.extend(self._line(line))
         return out
 
     @property
@@ -236,7 +238,7 @@ class OllamaStreamDecoder:
         """Raises StreamError unless the ``done: true`` line arrived."""
         out = self._line(self._lines.rest())
         if not self._done:
-            raise StreamError("Ollama's stream ended before its done line")
+            raise carried(StreamError("Ollama's stream ended before its done line"), out)
         return out
 
     def _chunk(self, delta: Delta | None = None, finish: str | None = None) -> ChatChunk:

@@ -19,6 +19,7 @@ from ._base import (
     with_upstream_detail,
 )
 from ._compat import IDENTITY, Fixups
+from ._decoded import carried, carrying
 from ._embeddings import MAX_INPUTS, refuse_dimensions
 from ._errors import GatewayError, SerializationError, StreamError, UnsupportedCapability
 from ._openai_embeddings import embedding_request_to_wire, embedding_response_from_wire
@@ -278,46 +279,48 @@ class OpenAIStreamDecoder:
     def close(self) -> list[ChatChunk]:
         chunks = self._chunks(self._sse.close())
         if not (self._done or self._finished):
-            raise StreamError("upstream stream ended before the answer was complete")
+            incomplete = "upstream stream ended before the answer was complete"
+            raise carried(StreamError(incomplete), chunks)
         return chunks
 
     def _chunks(self, events: list[Any]) -> list[ChatChunk]:
         out: list[ChatChunk] = []
-        for event in events:
-            data = event.data
-            if self._done:
-                continue  # nothing after [DONE] is part of the answer
-            if data == "[DONE]":
-                self._done = True
-                continue
-            try:
-                raw = orjson.loads(data)
-            except orjson.JSONDecodeError as exc:
-                raise StreamError(f"upstream sent a malformed stream event: {exc}") from exc
-            if isinstance(raw, dict) and raw.get("error") is not None:
-                message, code = _error_fields(data.encode())
-                err = error_for_status(500, message or "upstream stream error", code=code)
-                raise StreamError(err.message) from err
-            if isinstance(raw, dict):
-                fixed = self._identified(self._fixups.chunk(raw))
-                if fixed is not raw:
-                    data = orjson.dumps(fixed).decode() if self._passthrough else data
-                    raw = fixed
-            try:
-                chunk = chunk_from_wire(raw)
-            except SerializationError as exc:
-                raise StreamError(exc.message) from exc
-            if any(c.finish_reason for c in chunk.choices):
-                self._finished = True
-            wire = sse_bytes(data) if self._passthrough else None
-            if chunk.choices and chunk.usage is not None:
-                # Usage riding on a content chunk (Groq's x_groq.usage on the finish
-                # chunk) goes out as OpenAI's own usage-only chunk after it.
-                out.append(attrs.evolve(chunk, usage=None, raw=wire))
-                chunk = attrs.evolve(chunk, choices=(), raw=b"" if wire is not None else None)
-            elif wire is not None:
-                chunk = attrs.evolve(chunk, raw=wire)
-            out.append(chunk)
+        with carrying(out):
+            for event in events:
+                data = event.data
+                if self._done:
+                    continue  # nothing after [DONE] is part of the answer
+                if data == "[DONE]":
+                    self._done = True
+                    continue
+                try:
+                    raw = orjson.loads(data)
+                except orjson.JSONDecodeError as exc:
+                    raise StreamError(f"upstream sent a malformed stream event: {exc}") from exc
+                if isinstance(raw, dict) and raw.get("error") is not None:
+                    message, code = _error_fields(data.encode())
+                    err = error_for_status(500, message or "upstream stream error", code=code)
+                    raise StreamError(err.message) from err
+                if isinstance(raw, dict):
+                    fixed = self._identified(self._fixups.chunk(raw))
+                    if fixed is not raw:
+                        data = orjson.dumps(fixed).decode() if self._passthrough else data
+                        raw = fixed
+                try:
+                    chunk = chunk_from_wire(raw)
+                except SerializationError as exc:
+                    raise StreamError(exc.message) from exc
+                if any(c.finish_reason for c in chunk.choices):
+                    self._finished = True
+                wire = sse_bytes(data) if self._passthrough else None
+                if chunk.choices and chunk.usage is not None:
+                    # Usage riding on a content chunk (Groq's x_groq.usage on the finish
+                    # chunk) goes out as OpenAI's own usage-only chunk after it.
+                    out.append(attrs.evolve(chunk, usage=None, raw=wire))
+                    chunk = attrs.evolve(chunk, choices=(), raw=b"" if wire is not None else None)
+                elif wire is not None:
+                    chunk = attrs.evolve(chunk, raw=wire)
+                out.append(chunk)
         return out
 
     def _identified(self, raw: dict[str, Any]) -> dict[str, Any]:

@@ -60,6 +60,8 @@ from ._types import ChatChunk, GatewayRequest, UpstreamRequest, Usage
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ._sse import SSEEvent
+
 __all__ = ["ReplicateAdapter", "ReplicateStreamDecoder", "make_adapter"]
 
 _STATES: dict[str, JobState] = {
@@ -259,25 +261,20 @@ class ReplicateStreamDecoder(TextEventDecoder):
 
     INCOMPLETE = "Replicate's stream ended before its done event"
 
-    def _chunks(self, events: list[Any]) -> list[ChatChunk]:
-        out: list[ChatChunk] = []
-        for event in events:
-            if self._done:
-                continue
-            if event.event in ("output", "done"):
-                self._start(out)
-            if event.event == "output" and event.data:
-                out.append(text_chunk(event.data))
-            elif event.event == "error":
-                detail = error_object(event.data).get("detail") or event.data
-                raise StreamError(f"Replicate reported an error mid-stream: {detail}")
-            elif event.event == "done":
-                reason = error_object(event.data).get("reason") if event.data else None
-                if reason:  # "canceled", "error": the answer is not whole
-                    raise StreamError(f"Replicate's stream ended early ({reason})")
-                self._done = True
-                out.append(finish_chunk("stop"))
-        return out
+    def _event(self, event: SSEEvent, out: list[ChatChunk]) -> None:
+        if event.event in ("output", "done"):
+            self._start(out)
+        if event.event == "output" and event.data:
+            out.append(text_chunk(event.data))
+        elif event.event == "error":
+            detail = error_object(event.data).get("detail") or event.data
+            raise StreamError(f"Replicate reported an error mid-stream: {detail}")
+        elif event.event == "done":
+            reason = error_object(event.data).get("reason") if event.data else None
+            if reason:  # "canceled", "error": the answer is not whole
+                raise StreamError(f"Replicate's stream ended early ({reason})")
+            self._done = True
+            out.append(finish_chunk("stop"))
 
 
 def make_adapter(name: str, settings: Mapping[str, Any]) -> ReplicateAdapter:

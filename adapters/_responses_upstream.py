@@ -16,10 +16,11 @@ from typing import Any
 
 import orjson
 
+from ._decoded import carried, carrying
 from ._errors import GatewayError, SerializationError, StreamError
 from ._passthrough import sse_bytes
 from ._responses_response import error_code
-from ._sse import SSEDecoder
+from ._sse import SSEDecoder, SSEEvent
 from ._types import (
     ChatChunk,
     Choice,
@@ -133,17 +134,25 @@ class ResponsesEventDecoder:
         self._calls: dict[int, int] = {}
 
     def feed(self, data: bytes) -> list[ChatChunk]:
-        return [self._chunk(e.event, e.data) for e in self._sse.feed(data)]
+        return self._chunks(self._sse.feed(data))
 
     @property
     def buffered(self) -> int:
         return self._sse.buffered
 
     def close(self) -> list[ChatChunk]:
-        chunks = [self._chunk(e.event, e.data) for e in self._sse.close()]
+        chunks = self._chunks(self._sse.close())
         if not self._finished:
-            raise StreamError("upstream stream ended before the answer was complete")
+            incomplete = "upstream stream ended before the answer was complete"
+            raise carried(StreamError(incomplete), chunks)
         return chunks
+
+    def _chunks(self, events: list[SSEEvent]) -> list[ChatChunk]:
+        out: list[ChatChunk] = []
+        with carrying(out):
+            for event in events:
+                out.append(self._chunk(event.event, event.data))
+        return out
 
     def _chunk(self, name: str, data: str) -> ChatChunk:
         try:

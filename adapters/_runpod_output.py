@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._base import stream_event_object
+from ._decoded import carried, carrying
 from ._errors import ProviderInternalError, SerializationError, StreamError
 from ._openai import OpenAIStreamDecoder
 from ._textgen import finish_chunk, start_chunk, text_chunk, text_response, usage_chunk
@@ -114,27 +115,33 @@ class RunPodStreamDecoder:
         raw = stream_event_object(data)
         self._status = str(raw.get("status") or "")
         out: list[ChatChunk] = []
-        for item in raw.get("stream") or ():
-            output = item.get("output") if isinstance(item, dict) else None
-            if isinstance(output, str) and (self._sse is not None or _is_sse(output)):
-                self._sse = self._sse or OpenAIStreamDecoder()
-                out.extend(self._sse.feed(output.encode()))
-                continue
-            try:
-                text, finish, usage = _part(output)
-            except (SerializationError, ProviderInternalError, TypeError, ValueError) as exc:
-                raise StreamError(f"RunPod sent an unreadable stream part: {exc}") from exc
-            if not self._started:
-                self._started = True
-                out.append(start_chunk())
-            if text:
-                out.append(text_chunk(text))
-            self._finish = finish or self._finish
-            self._usage = usage or self._usage
+        with carrying(out):
+            for item in raw.get("stream") or ():
+                self._item(item, out)
         if self._status in ("FAILED", "CANCELLED", "TIMED_OUT"):
             error = raw.get("error") or self._status.lower()
-            raise StreamError(f"the RunPod job ended without its answer: {error}")
+            failed = StreamError(f"the RunPod job ended without its answer: {error}")
+            raise carried(failed, out)
         return out
+
+    def _item(self, item: Any, out: list[ChatChunk]) -> None:
+        """Put the chunks of one part of the stream on ``out``."""
+        output = item.get("output") if isinstance(item, dict) else None
+        if isinstance(output, str) and (self._sse is not None or _is_sse(output)):
+            self._sse = self._sse or OpenAIStreamDecoder()
+            out.extend(self._sse.feed(output.encode()))
+            return
+        try:
+            text, finish, usage = _part(output)
+        except (SerializationError, ProviderInternalError, TypeError, ValueError) as exc:
+            raise StreamError(f"RunPod sent an unreadable stream part: {exc}") from exc
+        if not self._started:
+            self._started = True
+            out.append(start_chunk())
+        if text:
+            out.append(text_chunk(text))
+        self._finish = finish or self._finish
+        self._usage = usage or self._usage
 
     def close(self) -> list[ChatChunk]:
         """Raises StreamError unless the job COMPLETED with a whole answer."""

@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 
+from ._decoded import carried_through
 from ._errors import InvalidRequest, UnsupportedParameter
 from ._types import (
     ChatChunk,
@@ -146,10 +147,15 @@ class JsonToolDecoder:
         return int(getattr(self._inner, "buffered", 0))
 
     def feed(self, data: bytes) -> list[ChatChunk]:
-        return [self._chunk(c) for c in self._inner.feed(data)]
+        with carried_through(self._chunks):
+            return self._chunks(self._inner.feed(data))
 
     def close(self) -> list[ChatChunk]:
-        return [self._chunk(c) for c in self._inner.close()]
+        with carried_through(self._chunks):
+            return self._chunks(self._inner.close())
+
+    def _chunks(self, chunks: list[ChatChunk]) -> list[ChatChunk]:
+        return [self._chunk(c) for c in chunks]
 
     def _chunk(self, chunk: ChatChunk) -> ChatChunk:
         if not chunk.choices:

@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 import orjson
 
+from ._decoded import carried, carrying
 from ._errors import InvalidRequest, SerializationError, StreamError
 from ._openai_request import client_body, number_param
 from ._openai_response import usage_from_wire
@@ -214,18 +215,20 @@ class TextStreamDecoder:
     def close(self) -> list[ChatChunk]:
         chunks = self._chunks(self._sse.close())
         if not (self._done or self._finished):
-            raise StreamError("upstream stream ended before the answer was complete")
+            incomplete = "upstream stream ended before the answer was complete"
+            raise carried(StreamError(incomplete), chunks)
         return chunks
 
     def _chunks(self, events: list[Any]) -> list[ChatChunk]:
         out: list[ChatChunk] = []
-        for event in events:
-            if self._done:
-                continue  # nothing after [DONE] is part of the answer
-            if event.data == "[DONE]":
-                self._done = True
-                continue
-            out.append(self._chunk(event.data))
+        with carrying(out):
+            for event in events:
+                if self._done:
+                    continue  # nothing after [DONE] is part of the answer
+                if event.data == "[DONE]":
+                    self._done = True
+                    continue
+                out.append(self._chunk(event.data))
         return out
 
     def _chunk(self, data: str) -> ChatChunk:

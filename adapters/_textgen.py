@@ -8,10 +8,9 @@ layers above (the ingress names the answer, the upstream names the model).
 
 from __future__ import annotations
 
-from typing import Any
-
+from ._decoded import carried, carrying
 from ._errors import StreamError
-from ._sse import SSEDecoder
+from ._sse import SSEDecoder, SSEEvent
 from ._types import ChatChunk, Choice, ChunkChoice, Delta, GatewayResponse, Message, Usage
 
 __all__ = [
@@ -55,9 +54,9 @@ def usage_chunk(usage: Usage, id: str = "") -> ChatChunk:
 class TextEventDecoder:
     """An SSE stream of text pieces -> chunks, whole once its last event came.
 
-    A subclass turns events into chunks (:meth:`_chunks`), opens the answer once with
-    :meth:`_start`, and sets ``_done`` at its stream's last event; :attr:`INCOMPLETE`
-    says what a stream cut before it lacks.
+    A subclass turns an event into chunks (:meth:`_event`), opens the answer once with
+    :meth:`_start`, and sets ``_done`` at its stream's last event (events after it are
+    not read); :attr:`INCOMPLETE` says what a stream cut before it lacks.
     """
 
     INCOMPLETE = "the stream ended before its last event"
@@ -77,7 +76,7 @@ class TextEventDecoder:
     def close(self) -> list[ChatChunk]:
         chunks = self._chunks(self._sse.close())
         if not self._done:
-            raise StreamError(self.INCOMPLETE)
+            raise carried(StreamError(self.INCOMPLETE), chunks)
         return chunks
 
     def _start(self, out: list[ChatChunk]) -> None:
@@ -85,5 +84,14 @@ class TextEventDecoder:
             self._started = True
             out.append(start_chunk())
 
-    def _chunks(self, events: list[Any]) -> list[ChatChunk]:
+    def _chunks(self, events: list[SSEEvent]) -> list[ChatChunk]:
+        out: list[ChatChunk] = []
+        with carrying(out):
+            for event in events:
+                if not self._done:
+                    self._event(event, out)
+        return out
+
+    def _event(self, event: SSEEvent, out: list[ChatChunk]) -> None:
+        """Put the chunks of ``event`` on ``out``. Raises StreamError."""
         raise NotImplementedError

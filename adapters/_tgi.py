@@ -55,6 +55,8 @@ from ._types import ChatChunk, GatewayRequest, GatewayResponse, UpstreamRequest,
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ._sse import SSEEvent
+
 __all__ = ["TGIAdapter", "TGIStreamDecoder"]
 
 _FINISH = {"length": "length", "eos_token": "stop", "stop_sequence": "stop"}
@@ -175,26 +177,23 @@ class TGIStreamDecoder(TextEventDecoder):
 
     INCOMPLETE = "TGI's stream ended before its last event (with details)"
 
-    def _chunks(self, events: list[Any]) -> list[ChatChunk]:
-        out: list[ChatChunk] = []
-        for event in events:
-            if self._done or not event.data.strip():
-                continue
-            raw = stream_event_object(event.data)
-            if raw.get("error"):
-                raise StreamError(f"TGI reported an error mid-stream: {raw['error']}")
-            self._start(out)
-            token = raw.get("token")
-            if isinstance(token, dict) and token.get("text") and not token.get("special"):
-                out.append(text_chunk(str(token["text"])))
-            details = raw.get("details")
-            if details is not None:
-                self._done = True
-                out.append(finish_chunk(finish_reason(details)))
-                try:
-                    usage = usage_from_details(details)
-                except (TypeError, ValueError) as exc:
-                    raise StreamError(f"TGI sent malformed details: {exc!r}") from exc
-                if usage is not None:
-                    out.append(usage_chunk(usage))
-        return out
+    def _event(self, event: SSEEvent, out: list[ChatChunk]) -> None:
+        if not event.data.strip():
+            return
+        raw = stream_event_object(event.data)
+        if raw.get("error"):
+            raise StreamError(f"TGI reported an error mid-stream: {raw['error']}")
+        self._start(out)
+        token = raw.get("token")
+        if isinstance(token, dict) and token.get("text") and not token.get("special"):
+            out.append(text_chunk(str(token["text"])))
+        details = raw.get("details")
+        if details is not None:
+            self._done = True
+            out.append(finish_chunk(finish_reason(details)))
+            try:
+                usage = usage_from_details(details)
+            except (TypeError, ValueError) as exc:
+                raise StreamError(f"TGI sent malformed details: {exc!r}") from exc
+            if usage is not None:
+                out.append(usage_chunk(usage))

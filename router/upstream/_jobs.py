@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, cast
 import attrs
 import trio
 
-from adapters import ChatChunk, GatewayError, SerializationError, UnsupportedCapability
+from adapters import (
+    ChatChunk,
+    GatewayError,
+    SerializationError,
+    UnsupportedCapability,
+    take_decoded,
+)
 
 from ._upstream import HTTPUpstream
 
@@ -145,14 +151,24 @@ class JobUpstream(HTTPUpstream):
         try:
             async with aclosing(response.aiter_bytes()) as body:
                 async for data in body:
-                    batch = decoder.feed(data)
+                    try:
+                        batch = decoder.feed(data)
+                    except GatewayError as exc:  # its chunks go out first
+                        if carried := take_decoded(exc):
+                            yield _named(carried, model)
+                        raise
                     if decoder.buffered > self._max_response:
                         raise SerializationError(
                             "upstream sent a stream event larger than server.max_response"
                         )
                     if batch:
                         yield _named(batch, model)
-            batch = decoder.close()
+            try:
+                batch = decoder.close()
+            except GatewayError as exc:
+                if carried := take_decoded(exc):
+                    yield _named(carried, model)
+                raise
         except GatewayError as exc:
             raise self._scrubbed(exc) from None
         progress.done = True
@@ -183,13 +199,23 @@ class JobUpstream(HTTPUpstream):
         try:
             while not finished:
                 _, body = await self.send_whole(await self.signed(job.stream))
-                batch = decoder.feed(body)
+                try:
+                    batch = decoder.feed(body)
+                except GatewayError as exc:  # its chunks go out first
+                    if carried := take_decoded(exc):
+                        yield _named(carried, model)
+                    raise
                 finished = bool(getattr(decoder, "finished", True))
                 if batch:
                     yield _named(batch, model)
                 elif not finished:
                     await trio.sleep(self.jobs.poll_interval)
-            batch = decoder.close()
+            try:
+                batch = decoder.close()
+            except GatewayError as exc:
+                if carried := take_decoded(exc):
+                    yield _named(carried, model)
+                raise
         except GatewayError as exc:
             raise self._scrubbed(exc) from None
         progress.done = True

@@ -30,6 +30,7 @@ from adapters import (
     refuse_untaken,
     response_for,
     stream_decoder_for,
+    take_decoded,
 )
 
 from ._embed import embed_over_http
@@ -293,7 +294,12 @@ class HTTPUpstream:
                     try:
                         async with aclosing(response.aiter_bytes()) as body:
                             async for data in body:
-                                batch = decoder.feed(data)
+                                try:
+                                    batch = decoder.feed(data)
+                                except GatewayError as exc:  # its chunks go out first
+                                    if carried := take_decoded(exc):
+                                        yield _named(carried, model)
+                                    raise
                                 unread = 0 if batch else unread + len(data)
                                 if getattr(decoder, "buffered", unread) > self._max_response:
                                     # Raised inside the body's loop: the connection closes.
@@ -303,7 +309,13 @@ class HTTPUpstream:
                                     )
                                 if batch:
                                     yield _named(batch, model)
-                        if batch := decoder.close():
+                        try:
+                            batch = decoder.close()
+                        except GatewayError as exc:
+                            if carried := take_decoded(exc):
+                                yield _named(carried, model)
+                            raise
+                        if batch:
                             yield _named(batch, model)
                     except GatewayError as exc:  # in-band errors carry upstream text too
                         raise self._scrubbed(exc) from None

@@ -83,6 +83,7 @@ PUBLIC = {
     "response_for",
     "retry_after",
     "stream_decoder_for",
+    "take_decoded",
     # OpenAI wire format and adapter
     "OpenAIAdapter",
     "OpenAIStreamDecoder",

@@ -5,7 +5,9 @@ Anthropic, Gemini, Cohere, TGI and Replicate, NDJSON for Ollama, AWS event-strea
 for Bedrock) from hypothesis-chosen text, tool calls and usage, and remembers the text
 it holds. Then, for a prefix of that stream (most often all of it) fed in chunks cut at
 hypothesis-chosen points, the decoder gives exactly what it gives for the prefix in one
-piece: the same chunks, or the same StreamError. A whole stream decodes to its text.
+piece: the same chunks, and the same StreamError if one ended it. So does a stream with
+a bad event put in anywhere: the chunks before it are the same however the bytes came
+(those an error carries included). A whole stream decodes to its text.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from adapters._ollama import OllamaStreamDecoder
 from adapters._openai_response import chunk_to_wire
 from adapters._replicate import ReplicateStreamDecoder
 from adapters._tgi import TGIStreamDecoder
+from tests.fakes._base import frame
 from tests.fakes.bedrock_upstream import event_frame
 from tests.strategies import FINISH, TEXT, USAGE, chat_chunks, chunkings
 
@@ -227,16 +230,26 @@ CASES: dict[str, tuple[Callable[[], StreamDecoder], st.SearchStrategy[Stream]]] 
 }
 
 
-def decode(decoder: StreamDecoder, chunks: list[bytes]) -> list[ChatChunk] | str:
-    """The chunks of a stream fed in ``chunks``, or the StreamError that ended it."""
+#: A bad event in each kind's framing (Replicate's events are plain text: its error).
+GARBAGE = {
+    **{kind: b'data: {"unfinished\n\n' for kind in CASES},
+    "ollama": b'{"message": {"content": "unfin\n',
+    "bedrock": frame({":event-type": "contentBlockDelta", ":message-type": "event"}, b"{"),
+    "replicate": b'event: error\ndata: {"detail": "boom"}\n\n',
+}
+
+
+def decode(decoder: StreamDecoder, chunks: list[bytes]) -> tuple[list[ChatChunk], str | None]:
+    """The chunks of a stream fed in ``chunks`` (with those the error that ended it
+    carried), and that StreamError, if one did."""
     out: list[ChatChunk] = []
     try:
         for chunk in chunks:
             out += decoder.feed(chunk)
         out += decoder.close()
     except StreamError as exc:
-        return f"StreamError: {exc}"
-    return out
+        return [*out, *exc.decoded], f"StreamError: {exc}"
+    return out, None
 
 
 def text_of(chunks: list[ChatChunk]) -> str:
@@ -255,10 +268,23 @@ def test_any_chunking_of_any_prefix_decodes_like_the_whole(kind: str, data: st.D
 
 @pytest.mark.parametrize("kind", CASES)
 @given(data=st.data())
+def test_any_chunking_of_a_broken_stream_decodes_like_the_whole(
+    kind: str, data: st.DataObject
+) -> None:
+    new_decoder, streams = CASES[kind]
+    raw, _ = data.draw(streams)
+    at = data.draw(st.integers(0, len(raw)))
+    broken = raw[:at] + GARBAGE[kind] + raw[at:]
+    chunks = data.draw(chunkings(broken))
+    assert decode(new_decoder(), chunks) == decode(new_decoder(), [broken])
+
+
+@pytest.mark.parametrize("kind", CASES)
+@given(data=st.data())
 def test_a_whole_stream_decodes_to_its_text_and_finishes(kind: str, data: st.DataObject) -> None:
     new_decoder, streams = CASES[kind]
     raw, text = data.draw(streams)
-    chunks = decode(new_decoder(), data.draw(chunkings(raw)))
-    assert not isinstance(chunks, str), chunks
+    chunks, error = decode(new_decoder(), data.draw(chunkings(raw)))
+    assert error is None, error
     assert text_of(chunks) == text
     assert [c.finish_reason for ch in chunks for c in ch.choices if c.finish_reason]

@@ -15,6 +15,7 @@ from tests.conformance._case import ProviderCase
 from tests.conformance._cases import CASES
 from tests.conftest import RouterFactory, anthropic_client, openai_client
 from tests.fakes._base import FakeServer, Received, running
+from tests.fakes._writes import Coalescing
 
 if TYPE_CHECKING:
     import anthropic
@@ -101,14 +102,17 @@ Gateway = Callable[..., AbstractAsyncContextManager[Served]]
 @pytest.fixture
 def gateway(start_router: RouterFactory, monkeypatch: pytest.MonkeyPatch) -> Gateway:
     """``async with gateway(case, *tables, extra=...) as served``: the daemon to a fresh
-    fake of the case's kind, with the config of :func:`config`."""
+    fake of the case's kind, with the config of :func:`config`; with ``one_write``, the
+    fake sends each answer's body in one write (as TCP may coalesce its parts)."""
 
     @asynccontextmanager
-    async def serve(case: ProviderCase, *tables: str, extra: str = "") -> AsyncIterator[Served]:
+    async def serve(
+        case: ProviderCase, *tables: str, extra: str = "", one_write: bool = False
+    ) -> AsyncIterator[Served]:
         for name, value in case.credentials.env.items():
             monkeypatch.setenv(name, value)
         fake = case.fake()
-        async with running(fake) as address:
+        async with running(Coalescing(fake) if one_write else fake) as address:
             fake.url = address + case.base
             toml = config(case, fake.url, *tables, extra=extra)
             async with start_router(toml) as url, openai_client(url) as client:

@@ -121,12 +121,23 @@ async def test_openai_compatible_hosts_that_continue_a_prefill(gateway: Gateway,
 
 @kinds()
 @pytest.mark.parametrize(
-    ("cut", "words"), [("story-break-40", 40), ("story-corrupt-10", 9), ("story-end-30", 30)]
+    ("cut", "words", "one_write"),
+    [
+        ("story-break-40", 40, False),
+        ("story-corrupt-10", 9, False),
+        ("story-corrupt-10", 9, True),
+        ("story-end-30", 30, False),
+    ],
+    ids=["story-break-40", "story-corrupt-10", "story-corrupt-10-one-write", "story-end-30"],
 )
-async def test_story_cuts(gateway: Gateway, case: ProviderCase, cut: str, words: int) -> None:
-    """The story stops short where its name says (the 10th word's event is garbage)."""
+async def test_story_cuts(
+    gateway: Gateway, case: ProviderCase, cut: str, words: int, one_write: bool
+) -> None:
+    """The story stops short where its name says (the 10th word's event is garbage):
+    the words before the garbage reach the client even when they came in the same read
+    as it (``one_write``: the whole body in one write)."""
     model = f"p:{case.story.replace('story', cut)}"
-    async with gateway(case) as served:
+    async with gateway(case, one_write=one_write) as served:
         chunks = await served.client.chat.completions.create(
             model=model, messages=[ASK], stream=True
         )

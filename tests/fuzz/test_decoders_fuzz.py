@@ -37,15 +37,16 @@ if TYPE_CHECKING:
 
 
 def decode(new_decoder: Callable[[], StreamDecoder], chunks: list[bytes]) -> list[ChatChunk]:
-    """Feed ``chunks`` and close; a GatewayError ends the stream as the router ends it."""
+    """Feed ``chunks`` and close; a GatewayError ends the stream as the router ends it
+    (after the chunks it carries)."""
     decoder = new_decoder()
     out: list[ChatChunk] = []
     try:
         for chunk in chunks:
             out += decoder.feed(chunk)
         out += decoder.close()
-    except GatewayError:
-        pass
+    except GatewayError as exc:
+        out += exc.decoded
     return out
 
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 import trio
 
-from adapters import GatewayRequest, Message, ProviderInternalError
+from adapters import ChatChunk, GatewayRequest, Message, ProviderInternalError, StreamError
 from adapters._runpod import RunPodAdapter
 from router.upstream._jobs import CANCEL_TIMEOUT, JobUpstream
 from router.upstream._transport import UpstreamResponse
@@ -134,3 +134,26 @@ async def test_a_stream_left_early_cancels_its_job(autojump_clock: trio.abc.Cloc
         ("GET", "/ep/stream/j1"),
         ("POST", "/ep/cancel/j1"),
     ]
+
+
+async def test_the_parts_of_a_poll_that_says_the_job_failed_come_before_the_error(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    def answer(method: str, path: str) -> object | None:
+        if path == "/ep/run":
+            return {"id": "j1", "status": "IN_QUEUE"}
+        stream = [{"output": "Hello"}, {"output": " world"}]
+        return {"id": "j1", "status": "FAILED", "stream": stream, "error": "worker died"}
+
+    received: list[ChatChunk] = []
+
+    async def read() -> None:
+        async with upstream(Scripted(answer)).stream(attrs.evolve(REQ, stream=True), "m") as got:
+            async for batch in got:
+                received.extend(batch)
+
+    with pytest.raises(StreamError, match="worker died"):
+        await read()
+    assert "".join(c.delta.content or "" for chunk in received for c in chunk.choices) == (
+        "Hello world"
+    )

@@ -14,6 +14,7 @@ import trio
 
 from tests.conftest import openai_client
 from tests.fakes._base import running
+from tests.fakes._writes import Coalescing
 from tests.fakes.replicate_upstream import FakeReplicate
 
 if TYPE_CHECKING:
@@ -45,12 +46,17 @@ ASK: Any = [{"role": "system", "content": "Be brief."}, {"role": "user", "conten
 
 @asynccontextmanager
 async def served(
-    start_router: RouterFactory, monkeypatch: pytest.MonkeyPatch, extra: str = ""
+    start_router: RouterFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    extra: str = "",
+    one_write: bool = False,
 ) -> AsyncIterator[tuple[FakeReplicate, openai.AsyncOpenAI, str]]:
+    """The daemon before a fake Replicate; with ``one_write``, each of its answers'
+    bodies goes out in one write (as TCP may coalesce a stream's events)."""
     monkeypatch.setenv("REPLICATE_TEST_TOKEN", TOKEN)
     monkeypatch.setenv("REPLICATE_WRONG_TOKEN", "r8_wrong_token_5678")
     fake = FakeReplicate(token=TOKEN)
-    async with running(fake) as address:
+    async with running(Coalescing(fake) if one_write else fake) as address:
         fake.url = address + "/v1"
         async with (
             start_router((CONFIG + extra).replace("{url}", fake.url)) as url,
@@ -189,6 +195,24 @@ async def test_a_stream_cut_or_failing_mid_way_raises(
             stream = await client.chat.completions.create(model=model, messages=ASK, stream=True)
             with pytest.raises(openai.APIError):
                 _ = [chunk async for chunk in stream]
+
+
+async def test_the_words_that_came_with_an_error_event_reach_the_client_first(
+    start_router: RouterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The prediction's first word and its error event come in one read.
+    received: list[Any] = []
+    async with served(start_router, monkeypatch, one_write=True) as (_, client, _url):
+
+        async def read() -> None:
+            create = client.chat.completions.create
+            stream = await create(model="rep:meta/error-mid-stream", messages=ASK, stream=True)
+            async for chunk in stream:
+                received.append(chunk)
+
+        with pytest.raises(openai.APIError, match="the model crashed"):
+            await read()
+    assert "".join(c.choices[0].delta.content or "" for c in received if c.choices) == "echo:"
 
 
 async def _hang_up(url: str, body: dict[str, Any], until: trio.Event) -> None:
