@@ -67,6 +67,9 @@ class GatewayError(Exception):
         decoded: A stream decoder's error: the chunks it decoded before the error in
             the same ``feed`` or ``close`` (events that came in the same read as the bad
             one). They are part of the answer; the caller passes them on first.
+        incident: Failures of one event share it: every stream of an HTTP/2
+            connection that died fails with the same one, and a circuit breaker counts
+            them as one failure (one connection lost, not a hundred upstream faults).
     """
 
     status_hint: ClassVar[int] = 500
@@ -79,6 +82,7 @@ class GatewayError(Exception):
     #: The name used in a route's ``on = [...]`` list, if this failure can fall back.
     fallback_reason: ClassVar[str | None] = None
     decoded: tuple[ChatChunk, ...] = ()
+    incident: object | None = None
 
     def __init__(
         self,

@@ -300,7 +300,7 @@ class LeafRunner:
         """Count ``exc`` against the target (if it is the target's fault)."""
         now = trio.current_time()
         if exc.fallback_reason in _BREAKER_REASONS:
-            state.breaker.record_failure(now)
+            state.breaker.record_failure(now, exc.incident)
             state.stats.observe_failure(now - started)
             state.failures += 1
             state.last_error = f"{type(exc).__name__}: {exc.message}"

@@ -51,6 +51,7 @@ class CircuitBreaker:
         self._opened_at: float | None = None
         self._consecutive_failures = 0
         self._consecutive_successes = 0  # counted while half-open only
+        self._incident: object | None = None  # the last failure's, if it had one
         self._probe_in_flight = False
 
     def configure(self, failures: int, successes: int, open_for: float) -> None:
@@ -127,8 +128,13 @@ class CircuitBreaker:
             if self._consecutive_successes >= self.successes:
                 self._close()
 
-    def record_failure(self, now: float) -> None:
-        """An attempt on the target failed at ``now``."""
+    def record_failure(self, now: float, incident: object | None = None) -> None:
+        """An attempt on the target failed at ``now``. Failures of one ``incident``
+        (the streams of one lost HTTP/2 connection) count once."""
+        if incident is not None:
+            if incident is self._incident:
+                return
+            self._incident = incident
         state = self.state(now)
         if state == "closed":
             self._consecutive_failures += 1

@@ -35,7 +35,7 @@ import trio
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
-from adapters import NetworkError, StreamError, Timeout
+from adapters import GatewayError, NetworkError, StreamError, Timeout
 
 from ._h2stream import H2Stream, Unprocessed
 from ._h2wire import ClientState, error_name, response_head
@@ -178,11 +178,13 @@ class H2Connection:
         self.closed = True
         if not self.ready:
             self.failure = Timeout(reason) if timeout else NetworkError(reason)
+        incident = object()  # one loss, however many streams it ends
         for stream in self.streams.values():
-            if stream.status:
-                stream.fail(StreamError(f"{reason} mid-body"))
-            else:
-                stream.fail(NetworkError(reason))
+            err: GatewayError = (
+                StreamError(f"{reason} mid-body") if stream.status else NetworkError(reason)
+            )
+            err.incident = incident
+            stream.fail(err)
         self._scope.cancel()
         if self.ready:  # else the pool hears it as a failed connect, when run() returns
             self._on_change()

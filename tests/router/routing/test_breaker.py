@@ -187,3 +187,16 @@ def test_configure_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="open_for"):
         breaker.configure(3, 2, 0.0)
     assert breaker.open_for == 30.0
+
+
+def test_failures_of_one_incident_count_once() -> None:
+    """The streams of one lost HTTP/2 connection fail together: one failure."""
+    breaker = CircuitBreaker(failures=3, successes=2, open_for=30.0)
+    lost_connection = object()
+    for _ in range(50):
+        breaker.record_failure(1.0, lost_connection)
+    assert breaker.state(1.0) == "closed"
+    assert breaker.consecutive_failures == 1
+    breaker.record_failure(2.0, object())  # another connection lost
+    breaker.record_failure(3.0)  # and a failure of its own
+    assert breaker.state(3.0) == "open"

@@ -376,3 +376,31 @@ async def test_a_new_connection_resumes_the_tls_session_of_the_last() -> None:
         for _ in range(3):
             assert await fetch(pool, post(url)) == (200, b"hello")
     assert resumed == [False, True, True]
+
+
+async def test_the_streams_of_a_lost_connection_fail_as_one_incident() -> None:
+    """A hundred streams on one connection that drops are one loss, not a hundred
+    upstream faults: their errors share an incident, which a breaker counts once."""
+    everyone_in = trio.Event()
+
+    async def respond(request: Request, reply: Reply) -> None:
+        if len(server.requests) == 8:
+            everyone_in.set()
+        await everyone_in.wait()
+        await reply.conn.close()  # the peer drops the connection under every stream
+
+    server = H2Upstream(respond)
+    errors: list[NetworkError] = []
+    async with over_tcp(server) as url, running(H2Pool()) as pool:
+
+        async def one(tag: str) -> None:
+            with pytest.raises(NetworkError) as caught:
+                await fetch(pool, post(url, tag=tag))
+            errors.append(caught.value)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(8):
+                nursery.start_soon(one, str(i))
+    assert len(errors) == 8
+    assert errors[0].incident is not None
+    assert all(err.incident is errors[0].incident for err in errors)
