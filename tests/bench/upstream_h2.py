@@ -97,7 +97,13 @@ class H2Upstream(asyncio.Protocol):
                 self.transport.close()
             return
         for event in events:
-            self.on_event(event)
+            try:
+                self.on_event(event)
+            except h2.exceptions.StreamClosedError as exc:
+                # The client reset the stream in the bytes just read (it gave up on the
+                # request): that stream is over, the connection goes on, as a real
+                # server's does. Uncaught, asyncio would abort the whole connection.
+                self.forget(exc.stream_id)
         self.flush_wire()
 
     def on_event(self, event: h2.events.Event) -> None:
@@ -160,7 +166,9 @@ class H2Upstream(asyncio.Protocol):
         try:
             if head is not None:
                 self.conn.send_headers(sid, head)
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:
+            # The client reset the stream meanwhile (h2 then says closed, or, once it
+            # has forgotten the stream, "stream id too low"): nothing to answer.
             self.forget(sid)
             return
         out = self.outbound.setdefault(sid, Outbound())
