@@ -1,4 +1,4 @@
-"""Overload by the wait requests see: a window's mean wait before admission past half of
+"""Overload by the wait requests see: a window's mean wait before admission past ten times
 ``overload_lag`` refuses new connections that cannot start at once (inline at intake),
 and the learned limit shrinks; what starts at once, kept-alive requests (paced) and what
 is in flight go on."""
