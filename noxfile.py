@@ -13,8 +13,8 @@ PACKAGES = ["router", "adapters", "rules"]
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The whole test suite, with coverage."""
-    session.install("-e", ".[test]")
+    """The whole test suite, with coverage (OTLP export included: its tests send spans)."""
+    session.install("-e", ".[test,otlp]")
     session.run("coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "report", "--fail-under=95")
 

@@ -73,10 +73,20 @@ async def sleeper(*setup: str) -> trio.Process:
     Returned once its shell has run ``setup`` (a trap set after a signal came is a race).
     """
     script = f"{' '.join(setup)} echo ready; exec sleep 60"
-    process = await trio.lowlevel.open_process(["sh", "-c", script], stdout=subprocess.PIPE)
+    process = await trio.lowlevel.open_process(
+        ["sh", "-c", script], stdout=subprocess.PIPE, preexec_fn=_default_signals
+    )
     assert process.stdout is not None
     assert await process.stdout.receive_some(16) == b"ready\n"
+    await process.stdout.aclose()
     return process
+
+
+def _default_signals() -> None:
+    """In the child: SIGHUP and SIGTERM as a shell expects them, even when the tests
+    run under ``nohup`` (a signal ignored on entry cannot be trapped or reset by sh)."""
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 async def test_systemd_hears_ready_once_every_worker_is_then_each_reload(
