@@ -62,7 +62,7 @@ GROUPS_TEXT = (
     "`redis-server`, two on one Redis: non-stream c=16 and c=256, req/s, added p50 and "
     "router CPU per request), `hooks` (c=16 without and with a `pii` and a `regex` "
     "content hook: short and 1 KiB-prompt requests and streams, the router's CPU per "
-    "request), `simulate` (the shipped `router.toml` served by the daemon under 30 s of "
+    "request), `simulate` (the shipped `router.toml` served by the daemon under 90 s of "
     "`rate=10/s,stream=0.3,prompt=50` over loopback, against `llm-router simulate` on "
     "the same traffic: p50/p99 of latency and TTFT per route) and `soak` (`--soak-duration`, 600 s by default: "
     "c=64, half streams, the router's RSS and descriptors every 10 s; RSS at start, "
