@@ -151,25 +151,17 @@ class JobUpstream(HTTPUpstream):
         try:
             async with aclosing(response.aiter_bytes()) as body:
                 async for data in body:
-                    try:
-                        batch = decoder.feed(data)
-                    except GatewayError as exc:  # its chunks go out first
-                        if carried := take_decoded(exc):
-                            yield _named(carried, model)
-                        raise
+                    batch = decoder.feed(data)
                     if decoder.buffered > self._max_response:
                         raise SerializationError(
                             "upstream sent a stream event larger than server.max_response"
                         )
                     if batch:
                         yield _named(batch, model)
-            try:
-                batch = decoder.close()
-            except GatewayError as exc:
-                if carried := take_decoded(exc):
-                    yield _named(carried, model)
-                raise
-        except GatewayError as exc:
+            batch = decoder.close()
+        except GatewayError as exc:  # a decoder's error: its chunks go out first
+            if carried := take_decoded(exc):
+                yield _named(carried, model)
             raise self._scrubbed(exc) from None
         progress.done = True
         if batch:
@@ -199,24 +191,16 @@ class JobUpstream(HTTPUpstream):
         try:
             while not finished:
                 _, body = await self.send_whole(await self.signed(job.stream))
-                try:
-                    batch = decoder.feed(body)
-                except GatewayError as exc:  # its chunks go out first
-                    if carried := take_decoded(exc):
-                        yield _named(carried, model)
-                    raise
+                batch = decoder.feed(body)
                 finished = bool(getattr(decoder, "finished", True))
                 if batch:
                     yield _named(batch, model)
                 elif not finished:
                     await trio.sleep(self.jobs.poll_interval)
-            try:
-                batch = decoder.close()
-            except GatewayError as exc:
-                if carried := take_decoded(exc):
-                    yield _named(carried, model)
-                raise
-        except GatewayError as exc:
+            batch = decoder.close()
+        except GatewayError as exc:  # a decoder's error: its chunks go out first
+            if carried := take_decoded(exc):
+                yield _named(carried, model)
             raise self._scrubbed(exc) from None
         progress.done = True
         if batch:

@@ -294,12 +294,7 @@ class HTTPUpstream:
                     try:
                         async with aclosing(response.aiter_bytes()) as body:
                             async for data in body:
-                                try:
-                                    batch = decoder.feed(data)
-                                except GatewayError as exc:  # its chunks go out first
-                                    if carried := take_decoded(exc):
-                                        yield _named(carried, model)
-                                    raise
+                                batch = decoder.feed(data)
                                 unread = 0 if batch else unread + len(data)
                                 if getattr(decoder, "buffered", unread) > self._max_response:
                                     # Raised inside the body's loop: the connection closes.
@@ -309,15 +304,12 @@ class HTTPUpstream:
                                     )
                                 if batch:
                                     yield _named(batch, model)
-                        try:
-                            batch = decoder.close()
-                        except GatewayError as exc:
-                            if carried := take_decoded(exc):
-                                yield _named(carried, model)
-                            raise
+                        batch = decoder.close()
                         if batch:
                             yield _named(batch, model)
                     except GatewayError as exc:  # in-band errors carry upstream text too
+                        if carried := take_decoded(exc):  # a decoder's: they go out first
+                            yield _named(carried, model)
                         raise self._scrubbed(exc) from None
 
                 async with aclosing(chunks()) as iterator:
