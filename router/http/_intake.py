@@ -128,12 +128,14 @@ class Waiting:
         wall: The same on the wall clock (``time.perf_counter``).
         api: Its request is to an API endpoint (True), to another (False), or its
             first bytes have not come yet (None).
+        out: It has left the queue (started, answered or refused).
     """
 
     conn: socket.socket
     since: float
     wall: float
     api: bool | None = None
+    out: bool = False
 
 
 @attrs.define
@@ -146,12 +148,15 @@ class Intake:
         api_paths: Request-line prefixes of the endpoints a refusal may answer
             (``b"POST /v1/"`` and the like); others always get a handler.
         waiting: Connections taken and not started, oldest first.
+        unsorted: Those of them whose first bytes have not come yet (and, until the
+            next pass, any of those started meanwhile).
         settling: Connections started whose first answer is not sent yet.
     """
 
     overload: Overload
     api_paths: tuple[bytes, ...] = (b"POST /",)
     waiting: collections.deque[Waiting] = attrs.field(factory=collections.deque)
+    unsorted: list[Waiting] = attrs.field(factory=list)
     settling: int = 0
     _idle: trio.CancelScope | None = None
 
@@ -184,7 +189,9 @@ class Intake:
                 self.overload.refused["connections"] += 1
                 answer_inline(conn, TOO_MANY_CONNECTIONS)
             else:
-                self.waiting.append(Waiting(conn, now, wall))
+                waiting = Waiting(conn, now, wall)
+                self.waiting.append(waiting)
+                self.unsorted.append(waiting)
         return None
 
     def sort(self, now: float) -> None:
@@ -193,19 +200,23 @@ class Intake:
 
         A client's request comes a moment after its connection, so this runs on every
         pass while connections wait, and reads each connection's first bytes until
-        they have come.
+        they have come: only those, so that a pass costs the connections still silent,
+        not the thousands already sorted and waiting for a place.
         """
-        kept: collections.deque[Waiting] = collections.deque()
-        for waiting in self.waiting:
-            if waiting.api is None:
-                first = _first_bytes(waiting.conn)
-                if is_health_probe(first):
-                    answer_inline(waiting.conn, HEALTHY)
-                    continue
-                if first:
-                    waiting.api = first.startswith(self.api_paths)
-            kept.append(waiting)
-        self.waiting = kept
+        silent: list[Waiting] = []
+        for waiting in self.unsorted:
+            if waiting.out:
+                continue  # started, silent still, by start()
+            first = _first_bytes(waiting.conn)
+            if is_health_probe(first):
+                waiting.out = True
+                self.waiting.remove(waiting)  # rare: a probe among the waiting
+                answer_inline(waiting.conn, HEALTHY)
+            elif first:
+                waiting.api = first.startswith(self.api_paths)
+            else:
+                silent.append(waiting)
+        self.unsorted = silent
 
     def start(
         self,
@@ -242,7 +253,7 @@ class Intake:
                     overload.hold_back()
                     break
             overload.connections += 1  # the handler counts itself out
-            self.waiting.popleft()
+            self.waiting.popleft().out = True
             spawn(head.conn, self._place(), (head.since, head.wall))
         if overload.overloaded and self.settling >= overload.concurrency.limit:
             self._refuse_api()
@@ -264,17 +275,20 @@ class Intake:
 
     def _refuse_api(self) -> None:
         """Tell the API requests waiting, oldest first, to come back later (at most
-        :data:`REFUSALS_PER_PASS`: a thousand at once would make one long pass)."""
-        kept: collections.deque[Waiting] = collections.deque()
+        :data:`REFUSALS_PER_PASS`: a thousand at once would make one long pass). The
+        walk past others is bounded as well: a pass never walks the whole queue."""
+        passed: list[Waiting] = []
         budget = REFUSALS_PER_PASS
-        for waiting in self.waiting:
-            if waiting.api and budget:
+        while self.waiting and budget and len(passed) < REFUSALS_PER_PASS:
+            waiting = self.waiting.popleft()
+            if waiting.api:
                 budget -= 1
+                waiting.out = True
                 self.overload.refused["lag"] += 1
                 answer_inline(waiting.conn, BEHIND)
             else:
-                kept.append(waiting)
-        self.waiting = kept
+                passed.append(waiting)
+        self.waiting.extendleft(reversed(passed))
 
     def _place(self) -> Callable[[], None]:
         """Take a place; the function returned gives it back (once, however often called)."""
@@ -299,6 +313,7 @@ class Intake:
         """Close the connections never started (the daemon is stopping)."""
         while self.waiting:
             self.waiting.popleft().conn.close()
+        self.unsorted.clear()
 
 
 #: Request lines of the API endpoints, which intake may refuse when the daemon is behind.

@@ -3,6 +3,7 @@ probes and refusals are answered without a handler, at once."""
 
 from __future__ import annotations
 
+import collections
 import json
 import socket
 from typing import TYPE_CHECKING
@@ -10,12 +11,15 @@ from typing import TYPE_CHECKING
 import trio
 import trio.testing
 
+from router.http import _intake
 from router.http._admission import INITIAL, SUSTAINED, ConcurrencyLimit
-from router.http._intake import HEALTHY, Intake
+from router.http._intake import HEALTHY, Intake, Waiting
 from router.http._overload import Overload
 from tests.conftest import openai_client
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import pytest
 
     from tests.conftest import RouterFactory
@@ -90,6 +94,59 @@ def test_a_health_probe_is_answered_without_a_handler_even_with_no_place_free() 
     finally:
         for conn in started:
             conn.close()
+        listener.close()
+
+
+class _CountedWalks(collections.deque[Waiting]):
+    """A queue that counts the walks over it."""
+
+    walks = 0
+
+    def __iter__(self) -> Iterator[Waiting]:
+        self.walks += 1
+        return super().__iter__()
+
+
+def test_a_pass_walks_only_the_connections_whose_first_bytes_have_not_come(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Thousands of sorted connections waiting for a place cost a pass nothing: each
+    connection's first bytes are looked at until they come, and the queue of those
+    waiting is not walked (or rebuilt) on every pass."""
+    overload = Overload()
+    overload.concurrency.value = 1.0
+    intake = Intake(overload, (b"POST /v1/",))
+    intake.waiting = queue = _CountedWalks()
+    listener = _Listener()
+    started: list[socket.socket] = []
+    peeks: list[socket.socket] = []
+    peek = _intake._first_bytes
+
+    def counted(conn: socket.socket) -> bytes:
+        peeks.append(conn)
+        return peek(conn)
+
+    monkeypatch.setattr(_intake, "_first_bytes", counted)
+    try:
+        for _ in range(20):
+            listener.connect(_post())
+        silent = listener.connect()
+        intake.take(listener.sock, now=0.0)
+        intake.sort(now=0.0)
+        intake.start(0.0, lambda conn, settled, arrived: started.append(conn))
+        assert (len(peeks), len(started), len(intake.waiting)) == (21, 1, 20)
+        peeks.clear()
+        walks = queue.walks
+        for _ in range(5):  # later passes: only the silent one is looked at
+            intake.sort(now=0.0)
+            intake.start(0.0, lambda conn, settled, arrived: started.append(conn))
+        assert [conn.getpeername() for conn in peeks] == [silent.getsockname()] * 5
+        assert intake.waiting is queue  # not rebuilt either
+        assert queue.walks == walks
+    finally:
+        for conn in started:
+            conn.close()
+        intake.close()
         listener.close()
 
 
