@@ -306,20 +306,18 @@ class OpenAIStreamDecoder:
                     if fixed is not raw:
                         data = orjson.dumps(fixed).decode() if self._passthrough else data
                         raw = fixed
+                wire = sse_bytes(data) if self._passthrough else None
                 try:
-                    chunk = chunk_from_wire(raw)
+                    chunk = chunk_from_wire(raw, wire)
                 except SerializationError as exc:
                     raise StreamError(exc.message) from exc
                 if any(c.finish_reason for c in chunk.choices):
                     self._finished = True
-                wire = sse_bytes(data) if self._passthrough else None
                 if chunk.choices and chunk.usage is not None:
                     # Usage riding on a content chunk (Groq's x_groq.usage on the finish
                     # chunk) goes out as OpenAI's own usage-only chunk after it.
-                    out.append(attrs.evolve(chunk, usage=None, raw=wire))
+                    out.append(attrs.evolve(chunk, usage=None))
                     chunk = attrs.evolve(chunk, choices=(), raw=b"" if wire is not None else None)
-                elif wire is not None:
-                    chunk = attrs.evolve(chunk, raw=wire)
                 out.append(chunk)
         return out
 

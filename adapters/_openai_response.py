@@ -179,8 +179,9 @@ def _usage_to_wire(u: Usage) -> dict[str, Any]:
 # -- stream chunks ----------------------------------------------------------------------
 
 
-def chunk_from_wire(raw: Any) -> ChatChunk:
-    """An upstream's parsed ``chat.completion.chunk`` -> ChatChunk.
+def chunk_from_wire(raw: Any, wire: bytes | None = None) -> ChatChunk:
+    """An upstream's parsed ``chat.completion.chunk`` -> ChatChunk (``wire``: its own
+    event bytes, for a passthrough stream: :attr:`ChatChunk.raw`).
 
     Raises:
         SerializationError: the event is not a chunk.
@@ -194,6 +195,7 @@ def chunk_from_wire(raw: Any) -> ChatChunk:
             usage=usage_from_wire(raw.get("usage")),
             system_fingerprint=_said(raw.get("system_fingerprint")),
             service_tier=_said(raw.get("service_tier")),
+            raw=wire,
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise SerializationError(f"not a chat completion chunk: {exc!r}") from exc

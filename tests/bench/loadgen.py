@@ -143,8 +143,10 @@ class Load:
             self.server_hostname = self.host
         self.addr = socket.gethostbyname(self.host)
         path = parts.path or "/"
-        self.plain = build_request(args.method, self.host, self.port, path, args.body or CHAT_BODY)
-        self.streamed = build_request(args.method, self.host, self.port, path, STREAM_BODY)
+        extra = "".join(f"{h}\r\n" for h in args.header)
+        plain = args.body or CHAT_BODY
+        self.plain = build_request(args.method, self.host, self.port, path, plain, extra)
+        self.streamed = build_request(args.method, self.host, self.port, path, STREAM_BODY, extra)
         self.mix = 1.0 if args.stream else args.mix
         self.rng = random.Random(args.seed)
         self.timeout = args.timeout
@@ -401,9 +403,11 @@ async def open_loop(load: Load, every: float) -> None:
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-def build_request(method: str, host: str, port: int, path: str, body: str) -> bytes:
+def build_request(
+    method: str, host: str, port: int, path: str, body: str, extra: str = ""
+) -> bytes:
     """Return the request bytes (a POST of ``body``, or a GET without one)."""
-    head = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}"
     if method == "GET":
         return (head + "\r\n").encode()
     data = body.encode()
@@ -444,6 +448,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mix", type=float, default=0.0, help="share of stream requests")
     p.add_argument("--body", help="request body (default: the bench chat request)")
     p.add_argument("--method", default="POST", choices=("POST", "GET"))
+    p.add_argument(
+        "--header", action="append", default=[], help="an extra request header, 'Name: value'"
+    )
     p.add_argument("--ca", help="CA file to trust for https URLs")
     p.add_argument("--timeout", type=float, default=0.0, help="answer timeout (0: none)")
     p.add_argument("--connect-timeout", type=float, default=10.0, help="connect + TLS timeout")
