@@ -54,6 +54,8 @@ class Context:
     warmup: float
     direct_only: bool
     certs: Certs | None = None
+    #: How the router is started, after the interpreter (a profiling wrapper may stand in).
+    router_module: tuple[str, ...] = ("-m", "router")
 
     def direct_url(self, up: Upstream, port: int) -> str:
         """The chat URL of the upstream itself (by address: the load tools need no DNS)."""
@@ -139,7 +141,7 @@ def start_router(
     ca_file = ctx.certs.ca if ctx.certs is not None else None
     config.write_text(router_config(up, upstream_port, server, ca_file, routes, provider, route))
     port = free_port()
-    cmd = [ctx.python, "-m", "router", "serve", "--config", str(config)]
+    cmd = [ctx.python, *ctx.router_module, "serve", "--config", str(config)]
     cmd += ["--listen", f"127.0.0.1:{port}", *args]
     env = {**os.environ, "BENCH_KEY": "sk-bench"}
     log_path = ctx.tmp / f"router-{tag}.log"
