@@ -114,9 +114,9 @@ def trimmer() -> Callable[[], bool] | None:
     """glibc's ``malloc_trim(0)``: freed pages of the C heap go back to the system. None
     where the C library has none (musl, macOS)."""
     try:
-        libc = ctypes.CDLL(None)
+        libc = ctypes.CDLL(None)  # the process's own symbols: its C library's
         trim = libc.malloc_trim
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):  # TypeError: no CDLL(None) on Windows
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
