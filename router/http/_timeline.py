@@ -85,7 +85,11 @@ class Sample:
 
     @json.default
     def _encode(self) -> bytes:
-        return orjson.dumps({"t": round(self.t, 3), "x": self.targets, "g": self.totals})
+        # orjson's bytes keep the buffer they were written into: 4 KiB for a sample of
+        # under 100 bytes (orjson 3.13). The ring keeps 900 samples, 3.7 MB of such
+        # buffers, filled over a daemon's first 15 minutes; an exact copy is what stays.
+        encoded = orjson.dumps({"t": round(self.t, 3), "x": self.targets, "g": self.totals})
+        return bytes(memoryview(encoded))
 
 
 class Timeline:

@@ -1,7 +1,7 @@
 """The daemon's lifecycle: load the rules, open upstreams, serve, drain, close.
 
 Everything runs in one top nursery: hypercorn's server, the signal watcher, health
-probes, the config watcher and the status page's sampler. SIGTERM or SIGINT stops accepting, lets requests
+probes, the config watcher, the status page's sampler and the memory housekeeping. SIGTERM or SIGINT stops accepting, lets requests
 in flight finish for up to ``server.drain_timeout``, then closes every upstream pool.
 """
 
@@ -30,6 +30,7 @@ from ._accesslog import AccessLog
 from ._assemble import build_runtime
 from ._ledger import Ledger
 from ._logsafe import install as one_line_logs
+from ._memory import MemoryKeeper, trimmer
 from ._metrics import Metrics
 from ._observability import Observability
 from ._reload import Reloader
@@ -164,10 +165,17 @@ async def run_daemon(
     )
     app.reload = reloader.reload
     metrics.registry.register(StateCollector(lambda: app.runtime, app.controls.budgets))
-    app.status_extra = lambda: {**reloader.status(), **remote.status()}
+    # A full collection once a burst of connections is over, or when one is due.
+    memory = MemoryKeeper(lambda: app.overload.connections, trim=trimmer())
+    app.status_extra = lambda: {**reloader.status(), **remote.status(), "memory": memory.status()}
     if worker is not None:
         app.reload = reload_everywhere(reloader.reload, notifier)
-        app.status_extra = lambda: {**reloader.status(), **remote.status(), **worker.status()}
+        app.status_extra = lambda: {
+            **reloader.status(),
+            **remote.status(),
+            **worker.status(),
+            "memory": memory.status(),
+        }
     stop = trio.Event()
     state = None
     try:
@@ -190,6 +198,7 @@ async def run_daemon(
             await nursery.start(remote.run, partial(_in_force, app), reloader.reload)
             nursery.start_soon(app.overload.watch_lag)
             nursery.start_soon(app.timeline.run, app.gauges)  # the status page's samples
+            nursery.start_soon(memory.run)
             # In the outer nursery: the watchdog keeps pinging while hypercorn drains.
             nursery.start_soon(notifier.watchdog_loop)
             if config.server.watch:
@@ -302,7 +311,9 @@ def _tune_gc() -> None:
     Every request allocates many short-lived trio objects; at high concurrency the
     default gen-0 threshold (700) runs a collection every few requests, each walking
     all live request state. What exists at start (modules, the rules) is frozen out of
-    collections for good.
+    collections for good. Serving frees most of what it allocates by reference
+    counting, so at this threshold hardly any collection runs: the full collections
+    are the memory housekeeping's (:mod:`._memory`), once a burst is over or when due.
     """
     gc.collect()
     gc.freeze()

@@ -10,10 +10,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from _fmt import fmt_mb
 from _load import CpuWatch, LoadSpec, run_loadgen, run_wrk
 from _model import FAST, SLOW, Measured, Point, Scenario, Upstream
-from _procs import free_port, hwm_mb, spawn, stop, wait_healthy
+from _procs import free_port, hwm_mb, rss_mb, spawn, stop, wait_healthy
 from _report import summary_line
+from _sections import HELD_SETTLE_S
 from _servers import HERE, ROUTER_START_LIMIT_S, router_url, servers, short_error
 
 if TYPE_CHECKING:
@@ -132,7 +134,9 @@ def bench_ceiling(ctx: Context, run: Run) -> None:
 def bench_held(ctx: Context, run: Run, concurrencies: tuple[int, ...], procs: int) -> None:
     """Slow streams held by ``c`` clients at once, each point on a fresh router.
 
-    No warm-up: the connection burst at the start is part of what is measured.
+    No warm-up: the connection burst at the start is part of what is measured. The
+    router's RSS ``HELD_SETTLE_S`` after the clients have gone is kept beside its idle
+    RSS at start (after the probes): how much of the burst's memory it gives back.
     """
     for c in concurrencies:
         label = f"c={c}"
@@ -148,8 +152,14 @@ def bench_held(ctx: Context, run: Run, concurrencies: tuple[int, ...], procs: in
                     procs=procs,
                 )
                 result = run_loadgen(spec, ctx.load_cpus, s.router.pid)
+                time.sleep(HELD_SETTLE_S)
                 alive = s.router.poll() is None
-            run.held.append(Measured(label, c, result, None if alive else "router exited"))
+                rss = {
+                    "idle_rss_mb": s.start.idle_rss_mb if s.start else None,
+                    "after_rss_mb": rss_mb(s.router.pid) if alive else None,
+                }
+            error = None if alive else "router exited"
+            run.held.append(Measured(label, c, result, error, rss))
         except RuntimeError as exc:
             run.held.append(Measured(label, c, None, short_error(exc)))
         print(held_line(run.held[-1]), flush=True)
@@ -162,10 +172,12 @@ def held_line(m: Measured) -> str:
         return f"held   {m.label}: {m.error}"
     conn = r["connect_errors"] + r["read_errors"] + r["timeouts"]
     told = r["told_100ms"]
+    idle, after = m.extra.get("idle_rss_mb"), m.extra.get("after_rss_mb")
     return (
         f"held   {m.label:7} {r['rps']:7.0f} streams/s, conn errors {conn}, incomplete "
         f"{r['incomplete']}, 503 {r['status_503']}, told<100ms "
-        f"{'-' if told is None else f'{told:.1%}'}, client cpu {r['client_cpu'] or 0:.0%}"
+        f"{'-' if told is None else f'{told:.1%}'}, client cpu {r['client_cpu'] or 0:.0%}, "
+        f"RSS idle {fmt_mb(idle)} -> {fmt_mb(after)} MB after"
     )
 
 

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from _model import Measured, Result, Run, Soak
 
 HELD_THROUGHPUT_SHARE = 0.90
+#: RSS after a burst of held streams, as a share of the idle RSS, that is back.
+HELD_RSS_BACK = 1.20
+HELD_RSS_BURST = 2000
+#: The router's RSS is read this long after a held point's clients are all gone.
+HELD_SETTLE_S = 5.0
 TLS_SHARE = 0.90
 HEALTHZ_MAX_MS = 50.0
 
@@ -121,7 +126,27 @@ def held_targets(run: Run) -> list[Target]:
         lambda r: r["told_100ms"] == 1.0,
     )
     out.append(dataclasses.replace(told, goal="100 % at every c"))
+    out.append(_rss_back(run))
     return out
+
+
+def _rss_back(run: Run) -> Target:
+    """The router's RSS after the burst of 2,000 held streams, against its idle RSS."""
+    name = f"RSS back within 20 % of idle after the burst of {HELD_RSS_BURST:,} streams"
+    goal = f"≤ 120 % of idle, {HELD_SETTLE_S:g} s after the clients left"
+    m = next((m for m in run.held if m.concurrency == HELD_RSS_BURST), None)
+    if m is None:
+        return Target(name, goal, "not measured", None)
+    idle, after = m.extra.get("idle_rss_mb"), m.extra.get("after_rss_mb")
+    if m.error or not idle or after is None:
+        return Target(name, goal, f"failed: {m.error}" if m.error else "not measured", False)
+    share = after / idle
+    measured = f"{fmt_mb(idle)} → {fmt_mb(after)} MB ({share:.0%})"
+    return Target(name, goal, measured, share <= HELD_RSS_BACK)
+
+
+def _idle_after(m: Measured) -> str:
+    return f"{fmt_mb(m.extra.get('idle_rss_mb'))} → {fmt_mb(m.extra.get('after_rss_mb'))}"
 
 
 def held_section(run: Run) -> str:
@@ -140,6 +165,7 @@ def held_section(run: Run) -> str:
         "told ≤ 100 ms",
         "router CPU",
         "router peak RSS MB",
+        "router RSS MB idle → after",
         "client CPU",
     ]
     rows = []
@@ -164,6 +190,7 @@ def held_section(run: Run) -> str:
                     fmt_share(r["told_100ms"]),
                     fmt_share(r["router_cpu"]),
                     fmt_mb(r["rss_peak_mb"]),
+                    _idle_after(m),
                     fmt_share(r["client_cpu"]),
                 ]
             )
@@ -176,7 +203,9 @@ def held_section(run: Run) -> str:
         f"with `[server] backlog = 4096`; {run.held_duration_s:g} s per row, no warm-up "
         "(the connection burst is part of it). After a 503 a client waits its "
         "Retry-After (1 s) and asks again. First byte and told are timed from the "
-        "request's start (the connect, for a connection's first request).\n\n"
+        "request's start (the connect, for a connection's first request). The router's "
+        f"RSS *after* is read {HELD_SETTLE_S:g} s after the row's clients have all gone; "
+        "*idle* is its RSS at start, after one plain and one streamed request.\n\n"
         + "| " + " | ".join(head) + " |\n|" + " --- |" * len(head) + "\n"
         + "\n".join(rows) + "\n\n" + target_rows(held_targets(run))
     )  # fmt: skip

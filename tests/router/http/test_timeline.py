@@ -4,6 +4,7 @@ clock, how many are kept, and how readers are woken."""
 from __future__ import annotations
 
 import math
+import tracemalloc
 from typing import Any
 
 import orjson
@@ -96,6 +97,21 @@ def test_the_ring_keeps_the_span_and_readers_find_what_they_missed() -> None:
     assert [s.t for s in timeline.since(0)] == list(range(15, 25))  # older ones are gone
     assert [s.t for s in timeline.since(22)] == [22, 23, 24]
     assert timeline.since(25) == []
+
+
+def test_a_full_ring_holds_its_samples_not_the_encoders_buffers() -> None:
+    timeline = Timeline(step=1.0, span=100.0)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(100):
+            timeline.tick(IDLE)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(timeline.samples) == 100
+    # A sample is about 0.6 KB; orjson's own buffer was 4 KB of each.
+    assert held < 100 * 1500
 
 
 async def test_samples_close_on_a_fixed_grid_of_the_clock(
