@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import platform
+import warnings
 import weakref
 from typing import TYPE_CHECKING
 
@@ -70,8 +71,14 @@ def sampled(policy: Housekeeping, steps: list[tuple[int, int]]) -> list[tuple[in
 
 @pytest.fixture
 def daemon_gc() -> Iterator[None]:
-    """The collector as the daemon sets it (``_tune_gc``), restored after."""
+    """The collector as the daemon sets it (``_tune_gc``), restored after.
+
+    Earlier tests' garbage is collected first, its ResourceWarnings silenced: what they
+    left unclosed (a client library's event loop, say) is theirs, not this test's."""
     thresholds = gc.get_threshold()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
     _tune_gc()
     yield
     gc.unfreeze()
