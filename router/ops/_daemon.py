@@ -1,8 +1,9 @@
 """The daemon's lifecycle: load the rules, open upstreams, serve, drain, close.
 
 Everything runs in one top nursery: hypercorn's server, the signal watcher, health
-probes, the config watcher, the status page's sampler and the memory housekeeping. SIGTERM or SIGINT stops accepting, lets requests
-in flight finish for up to ``server.drain_timeout``, then closes every upstream pool.
+probes, the config watcher, the status page's sampler and the memory housekeeping.
+SIGTERM or SIGINT stops accepting, lets requests in flight finish for up to
+``server.drain_timeout``, then closes every upstream pool.
 """
 
 from __future__ import annotations
@@ -167,15 +168,14 @@ async def run_daemon(
     metrics.registry.register(StateCollector(lambda: app.runtime, app.controls.budgets))
     # A full collection once a burst of connections is over, or when one is due.
     memory = MemoryKeeper(lambda: app.overload.connections, trim=trimmer())
-    app.status_extra = lambda: {**reloader.status(), **remote.status(), "memory": memory.status()}
+    extra = [reloader.status, remote.status]
     if worker is not None:
         app.reload = reload_everywhere(reloader.reload, notifier)
-        app.status_extra = lambda: {
-            **reloader.status(),
-            **remote.status(),
-            **worker.status(),
-            "memory": memory.status(),
-        }
+        extra.append(worker.status)
+    app.status_extra = lambda: {
+        **{key: value for part in extra for key, value in part().items()},
+        "memory": memory.status(),
+    }
     stop = trio.Event()
     state = None
     try:
